@@ -1,0 +1,266 @@
+//! Audit records: one per verdict, to syslog (authpriv, ident pam_ticket) as key=value
+//! pairs and, when AuditLogFile is set, as one JSON object per line. Neither may ever hold
+//! a password or a bypass code, and neither may ever change a decision: a missing syslog
+//! socket or an unwritable file is reported where possible and otherwise ignored.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+/// The verdict of one answer (or of the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+    Bypass,
+    Failsafe,
+    Unavailable,
+    Error,
+}
+
+impl Decision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Bypass => "bypass",
+            Decision::Failsafe => "failsafe",
+            Decision::Unavailable => "unavailable",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// One audit record. Optional fields are left out when empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub time: DateTime<Utc>,
+    pub decision: Decision,
+    pub user: String,
+    pub rhost: Option<String>,
+    pub service: Option<String>,
+    /// Only for answers that passed the ID rules; a refused answer is never logged.
+    pub ticket: Option<String>,
+    pub ticket_type: Option<&'static str>,
+    pub system: Option<String>,
+    pub reason: String,
+    pub elapsed_ms: u64,
+    /// Extra facts: `answer_length`, `bypass_entry`, `target_user`, `error_code` …
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl AuditRecord {
+    /// The fields in their documented order, leaving out empty optional ones.
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut fields = vec![
+            (
+                "time",
+                json!(self.time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            ),
+            ("decision", json!(self.decision.name())),
+            ("user", json!(self.user)),
+        ];
+        let optional = [
+            ("rhost", self.rhost.as_deref()),
+            ("service", self.service.as_deref()),
+            ("ticket", self.ticket.as_deref()),
+            ("type", self.ticket_type),
+            ("system", self.system.as_deref()),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                fields.push((key, json!(value)));
+            }
+        }
+        fields.push(("reason", json!(self.reason)));
+        fields.push(("elapsed_ms", json!(self.elapsed_ms)));
+        for (key, value) in &self.extra {
+            fields.push((key, json!(value)));
+        }
+        fields
+    }
+
+    pub fn to_json(&self) -> Value {
+        let object: Map<String, Value> = self
+            .fields()
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect();
+        Value::Object(object)
+    }
+
+    /// The syslog line: `decision=deny user=alice … reason="…"` (syslog stamps the time).
+    pub fn to_key_values(&self) -> String {
+        self.fields()
+            .into_iter()
+            .filter(|(key, _)| *key != "time")
+            .map(|(key, value)| {
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                format!("{key}={}", quote_if_needed(&text))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn quote_if_needed(text: &str) -> String {
+    let needs_quotes = text.is_empty()
+        || text
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '=');
+    if needs_quotes {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// Where records go. The flow only knows this trait, so tests can collect records.
+pub trait AuditSink {
+    fn record(&mut self, record: &AuditRecord);
+    /// A debug line, written only when the `debug` argument is given.
+    fn debug(&mut self, message: &str);
+}
+
+/// The real sink: syslog plus the optional JSON-lines file.
+pub struct SystemAudit {
+    file: Option<PathBuf>,
+    debug: bool,
+}
+
+impl SystemAudit {
+    pub fn new(file: Option<PathBuf>, debug: bool) -> SystemAudit {
+        SystemAudit { file, debug }
+    }
+}
+
+impl AuditSink for SystemAudit {
+    fn record(&mut self, record: &AuditRecord) {
+        let line = record.to_key_values();
+        syslog_line(record.decision, &line);
+        if let Some(path) = &self.file
+            && let Err(problem) = append_json_line(path, &record.to_json())
+        {
+            syslog_line(
+                Decision::Error,
+                &format!("audit file not written: {problem}"),
+            );
+        }
+    }
+
+    fn debug(&mut self, message: &str) {
+        if self.debug {
+            syslog_debug(message);
+        }
+    }
+}
+
+fn logger() -> Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>> {
+    syslog::unix(syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_AUTHPRIV,
+        hostname: None,
+        process: "pam_ticket".to_string(),
+        pid: std::process::id(),
+    })
+    .ok()
+}
+
+/// Writes one line to syslog at the level the decision deserves. Failures are ignored: a
+/// missing syslog socket must never change a decision.
+pub fn syslog_line(decision: Decision, line: &str) {
+    let Some(mut logger) = logger() else {
+        return;
+    };
+    let _ = match decision {
+        Decision::Allow => logger.info(line),
+        Decision::Deny => logger.notice(line),
+        Decision::Bypass | Decision::Failsafe => logger.warning(line),
+        Decision::Unavailable | Decision::Error => logger.err(line),
+    };
+}
+
+fn syslog_debug(line: &str) {
+    if let Some(mut logger) = logger() {
+        let _ = logger.debug(line);
+    }
+}
+
+/// Appends one JSON object as a line to a root-only file (created 0600 if missing). An
+/// existing file that others could read or write is not written to.
+pub fn append_json_line(path: &Path, value: &Value) -> Result<(), String> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|io_error| format!("cannot open {}: {io_error}", path.display()))?;
+    let metadata = file
+        .metadata()
+        .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
+    if !metadata.is_file() || metadata.uid() != 0 || metadata.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} must be a regular file owned by root with mode 0600 (uid {}, mode {:04o})",
+            path.display(),
+            metadata.uid(),
+            metadata.mode() & 0o7777
+        ));
+    }
+    let mut line = value.to_string();
+    line.push('\n');
+    // One write call, so that concurrent logins never interleave within a line.
+    file.write_all(line.as_bytes())
+        .map_err(|io_error| format!("cannot write {}: {io_error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn record() -> AuditRecord {
+        AuditRecord {
+            time: Utc
+                .with_ymd_and_hms(2026, 11, 30, 10, 0, 0)
+                .single()
+                .expect("time"),
+            decision: Decision::Deny,
+            user: "alice".to_string(),
+            rhost: Some("10.0.0.1".to_string()),
+            service: Some("sshd".to_string()),
+            ticket: Some("INC0010002".to_string()),
+            ticket_type: Some("incident"),
+            system: Some("ServiceNow".to_string()),
+            reason: "Ticket INC0010002 is Closed".to_string(),
+            elapsed_ms: 12,
+            extra: vec![],
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let value = record().to_json();
+        assert_eq!(value["time"], "2026-11-30T10:00:00.000Z");
+        assert_eq!(value["decision"], "deny");
+        assert_eq!(value["ticket"], "INC0010002");
+        assert_eq!(value["type"], "incident");
+        assert_eq!(value["elapsed_ms"], 12);
+    }
+
+    #[test]
+    fn key_values_quote_spaces() {
+        let line = record().to_key_values();
+        assert!(line.starts_with("decision=deny user=alice"), "{line}");
+        assert!(
+            line.contains("reason=\"Ticket INC0010002 is Closed\""),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! ServiceNow through the Table API: one GET per ticket, stored values only.
+
+use serde_json::Value;
+
+use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
+use crate::config::{BaseUrl, Credentials};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, retry_after};
+use crate::login::Login;
+use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
+
+pub struct ServiceNow {
+    client: HttpClient,
+    base_url: BaseUrl,
+    account: Credentials,
+}
+
+impl ServiceNow {
+    pub fn new(client: HttpClient, base_url: BaseUrl, account: Credentials) -> ServiceNow {
+        ServiceNow {
+            client,
+            base_url,
+            account,
+        }
+    }
+
+    /// The Table API URL for one ticket. `sysparm_display_value=all` returns each field as
+    /// `{display_value, value}`: the label for messages, the stored value for matching and
+    /// dates (stored in UTC, whereas display values are in the API user's time zone).
+    pub fn query_url(&self, id: &TicketId) -> String {
+        let (table, fields) = match id.kind {
+            TicketKind::Incident => (
+                "incident",
+                "number,state,caller_id.user_name,opened_by.user_name",
+            ),
+            TicketKind::Change => (
+                "change_request",
+                "number,state,approval,start_date,end_date,requested_by.user_name",
+            ),
+        };
+        format!(
+            "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
+            self.base_url.join(&format!("/api/now/table/{table}")),
+            percent_encode(&format!("number={}", id.text)),
+            percent_encode(fields),
+        )
+    }
+}
+
+impl TicketSource for ServiceNow {
+    fn system_name(&self) -> &str {
+        "ServiceNow"
+    }
+
+    fn lookup(
+        &mut self,
+        id: &TicketId,
+        _login: &Login,
+        deadline: Deadline,
+    ) -> Result<Lookup, LookupError> {
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        let response = self.client.send_with_retry(
+            "GET",
+            &self.query_url(id),
+            &headers,
+            &Body::Empty,
+            deadline,
+        )?;
+        interpret(id, &response).map(Lookup::Found)
+    }
+}
+
+/// Turns the Table API's answer into a ticket or an error.
+pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, LookupError> {
+    let detail = error_detail(&response.body);
+    match response.status {
+        200 => {}
+        401 | 403 => {
+            return Err(LookupError::Unavailable(Unavailable::AccountRejected {
+                status: response.status,
+                detail,
+            }));
+        }
+        // The v1 API answered 404 for "no match"; keep reading it as such.
+        404 if detail.contains("No Record found") => return Err(LookupError::NotFound),
+        429 => {
+            return Err(LookupError::Unavailable(Unavailable::RateLimited {
+                retry_after: retry_after(response),
+            }));
+        }
+        status if status >= 500 => {
+            return Err(LookupError::Unavailable(Unavailable::ServerError {
+                status,
+                detail,
+            }));
+        }
+        status => {
+            return Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+                status,
+                detail,
+            }));
+        }
+    }
+    let bad = |what: &str| {
+        LookupError::Unavailable(Unavailable::BadResponse {
+            detail: what.to_string(),
+        })
+    };
+    let document: Value =
+        serde_json::from_slice(&response.body).map_err(|_| bad("body is not JSON"))?;
+    let records = document
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no result list"))?;
+    let record = match records.as_slice() {
+        [] => return Err(LookupError::NotFound),
+        [record] => record,
+        more => {
+            return Err(LookupError::Ambiguous {
+                records: more.len(),
+            });
+        }
+    };
+    // The query asked for number=ID; anything else coming back means the query did not
+    // mean what we sent, so trust nothing in it.
+    if field_value(record, "number").as_deref() != Some(id.text.as_str()) {
+        return Err(LookupError::Ambiguous { records: 1 });
+    }
+    let requester_fields: &[&str] = match id.kind {
+        TicketKind::Incident => &["caller_id.user_name", "opened_by.user_name"],
+        TicketKind::Change => &["requested_by.user_name"],
+    };
+    Ok(Ticket {
+        id: id.text.clone(),
+        kind: id.kind,
+        state: field_choice(record, "state"),
+        approval: match id.kind {
+            TicketKind::Change => field_choice(record, "approval"),
+            TicketKind::Incident => None,
+        },
+        planned_start: field_value(record, "start_date").and_then(|text| parse_glide_date(&text)),
+        planned_end: field_value(record, "end_date").and_then(|text| parse_glide_date(&text)),
+        requesters: requester_fields
+            .iter()
+            .filter_map(|field| field_value(record, field))
+            .filter(|login| !login.is_empty())
+            .collect(),
+    })
+}
+
+/// The stored value of a field, whichever display mode the answer used: a plain string,
+/// `{"value": …}` (display_value=all, or a reference link), or absent.
+fn field_value(record: &Value, field: &str) -> Option<String> {
+    match record.get(field)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(object) => object
+            .get("value")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+/// A choice field: its label (display value) and stored value.
+fn field_choice(record: &Value, field: &str) -> Option<Choice> {
+    let value = field_value(record, field)?;
+    let label = record
+        .get(field)
+        .and_then(|field| field.get("display_value"))
+        .and_then(Value::as_str)
+        .map_or_else(|| value.clone(), str::to_string);
+    if value.is_empty() && label.is_empty() {
+        return None;
+    }
+    Some(Choice::new(sanitise(&label), sanitise(&value)))
+}
+
+/// ServiceNow's stored date-time: `YYYY-MM-DD HH:MM:SS` in UTC; `""` when empty.
+pub fn parse_glide_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+/// The `error.message` and `error.detail` of a ServiceNow error body, sanitised.
+fn error_detail(body: &[u8]) -> String {
+    let Ok(document) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    let error = document.get("error");
+    let part = |name: &str| {
+        error
+            .and_then(|error| error.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let joined = [part("message"), part("detail")]
+        .into_iter()
+        .filter(|text| !text.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    sanitise(&joined)
+}
+
+pub fn basic_authorization(account: &Credentials) -> String {
+    let mut raw = account.username.as_bytes().to_vec();
+    raw.push(b':');
+    raw.extend_from_slice(account.password.as_bytes());
+    let encoded = format!("Basic {}", base64(&raw));
+    crate::secret::wipe(&mut raw);
+    encoded
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let triple = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for position in 0..4 {
+            if position <= chunk.len() {
+                let index = (triple >> (18 - 6 * position)) & 0x3f;
+                out.push(char::from(ALPHABET[index as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn response(status: u16, body: Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Retry-After".to_string(), "7".to_string())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn id(text: &str, kind: TicketKind) -> TicketId {
+        TicketId {
+            text: text.to_string(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn reads_display_value_all_records() {
+        let body = json!({"result": [{
+            "number": {"display_value": "CHG0030001", "value": "CHG0030001"},
+            "state": {"display_value": "Implement", "value": "-1"},
+            "approval": {"display_value": "Approved", "value": "approved"},
+            "start_date": {"display_value": "2026-11-30 05:00:00", "value": "2026-11-30 10:00:00"},
+            "end_date": {"display_value": "", "value": ""},
+            "requested_by.user_name": {"display_value": "alice", "value": "alice"}
+        }]});
+        let ticket =
+            interpret(&id("CHG0030001", TicketKind::Change), &response(200, body)).expect("ticket");
+        assert_eq!(ticket.state, Some(Choice::new("Implement", "-1")));
+        assert_eq!(ticket.approval, Some(Choice::new("Approved", "approved")));
+        assert_eq!(
+            ticket.planned_start.map(|date| date.to_rfc3339()),
+            Some("2026-11-30T10:00:00+00:00".to_string())
+        );
+        assert_eq!(ticket.planned_end, None);
+        assert_eq!(ticket.requesters, vec!["alice".to_string()]);
+    }
+
+    #[test]
+    fn reads_plain_string_records() {
+        let body = json!({"result": [{"number": "INC0010001", "state": "2", "caller_id.user_name": "alice"}]});
+        let ticket = interpret(
+            &id("INC0010001", TicketKind::Incident),
+            &response(200, body),
+        )
+        .expect("ticket");
+        assert_eq!(ticket.state, Some(Choice::new("2", "2")));
+        assert_eq!(ticket.requesters, vec!["alice".to_string()]);
+    }
+
+    #[test]
+    fn anything_but_exactly_the_ticket_is_refused() {
+        let incident = id("INC0010001", TicketKind::Incident);
+        assert_eq!(
+            interpret(&incident, &response(200, json!({"result": []}))),
+            Err(LookupError::NotFound)
+        );
+        let two = json!({"result": [{"number": "INC0010001"}, {"number": "INC0010002"}]});
+        assert_eq!(
+            interpret(&incident, &response(200, two)),
+            Err(LookupError::Ambiguous { records: 2 })
+        );
+        let other = json!({"result": [{"number": "INC0010002"}]});
+        assert_eq!(
+            interpret(&incident, &response(200, other)),
+            Err(LookupError::Ambiguous { records: 1 })
+        );
+    }
+
+    #[test]
+    fn errors_are_unavailable_not_invalid() {
+        let incident = id("INC0010001", TicketKind::Incident);
+        let unauthenticated = json!({"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"}, "status": "failure"});
+        assert_eq!(
+            interpret(&incident, &response(401, unauthenticated)),
+            Err(LookupError::Unavailable(Unavailable::AccountRejected {
+                status: 401,
+                detail: "User Not Authenticated: Required to provide Auth information".to_string()
+            }))
+        );
+        assert_eq!(
+            interpret(&incident, &response(429, json!({}))),
+            Err(LookupError::Unavailable(Unavailable::RateLimited {
+                retry_after: Some(7)
+            }))
+        );
+        assert!(matches!(
+            interpret(&incident, &response(503, json!({}))),
+            Err(LookupError::Unavailable(Unavailable::ServerError {
+                status: 503,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            interpret(
+                &incident,
+                &HttpResponse {
+                    status: 200,
+                    headers: vec![],
+                    body: b"<html>".to_vec()
+                }
+            ),
+            Err(LookupError::Unavailable(Unavailable::BadResponse { .. }))
+        ));
+    }
+
+    #[test]
+    fn percent_encoding_covers_query_syntax() {
+        assert_eq!(percent_encode("number=INC1^NQ"), "number%3DINC1%5ENQ");
+    }
+}

@@ -1,0 +1,336 @@
+//! The one HTTPS client every backend uses: explicit trust roots, an optional CONNECT
+//! proxy from the configuration (never from the environment), one deadline for the whole
+//! check, and errors that say what happened.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use crate::config::ProxyUrl;
+
+/// The largest response body the module reads; ticket lookups are a few hundred bytes.
+const MAX_BODY_BYTES: u64 = 1 << 20;
+
+/// The point in time by which the whole check must be over.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    end: Instant,
+}
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Deadline {
+        Deadline {
+            end: Instant::now() + budget,
+        }
+    }
+
+    /// Time left, or `None` once the deadline has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.end
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+}
+
+/// Why a request got no HTTP answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportError {
+    TimedOut,
+    ConnectionRefused,
+    ConnectionReset,
+    NameResolution,
+    /// The server's certificate did not verify against the trusted CAs.
+    UntrustedCertificate(String),
+    /// Another TLS failure (protocol version, handshake).
+    Tls(String),
+    Proxy(String),
+    Protocol(String),
+    Other(String),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::TimedOut => write!(f, "timed out"),
+            TransportError::ConnectionRefused => write!(f, "connection refused"),
+            TransportError::ConnectionReset => write!(f, "connection reset or closed"),
+            TransportError::NameResolution => write!(f, "host name not found"),
+            TransportError::UntrustedCertificate(detail) => {
+                write!(f, "server certificate not trusted: {detail}")
+            }
+            TransportError::Tls(detail) => write!(f, "TLS failure: {detail}"),
+            TransportError::Proxy(detail) => write!(f, "proxy failure: {detail}"),
+            TransportError::Protocol(detail) => write!(f, "HTTP protocol error: {detail}"),
+            TransportError::Other(detail) => write!(f, "{detail}"),
+        }
+    }
+}
+
+impl TransportError {
+    /// Whether one retry may help (the spec allows one, for refused or reset connections).
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            TransportError::ConnectionRefused | TransportError::ConnectionReset
+        )
+    }
+}
+
+/// Why the client could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetupError {
+    NoCaBundle,
+    UnreadableCaFile(String),
+    BadProxy(String),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::NoCaBundle => write!(
+                f,
+                "no CA bundle: set CAFile, or install one at {}",
+                crate::config::SYSTEM_CA_BUNDLES.join(" or ")
+            ),
+            SetupError::UnreadableCaFile(detail) => write!(f, "CA bundle unusable: {detail}"),
+            SetupError::BadProxy(detail) => write!(f, "HTTPSProxy unusable: {detail}"),
+        }
+    }
+}
+
+/// A request body.
+pub enum Body<'a> {
+    Empty,
+    Form(&'a [(&'a str, &'a str)]),
+    Json(&'a serde_json::Value),
+}
+
+/// What came back.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Parses every certificate in a PEM bundle; other PEM items are skipped.
+pub fn parse_pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
+    ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(certificate)) => Some(certificate),
+            _ => None,
+        })
+        .collect()
+}
+
+pub struct HttpClient {
+    agent: ureq::Agent,
+}
+
+impl HttpClient {
+    /// Builds the client: trusts exactly the certificates in `ca_file`, tunnels through
+    /// `proxy` when given, follows no redirects, and reports HTTP errors as responses.
+    pub fn new(ca_file: Option<&Path>, proxy: Option<&ProxyUrl>) -> Result<HttpClient, SetupError> {
+        let ca_file = ca_file.ok_or(SetupError::NoCaBundle)?;
+        let pem = std::fs::read(ca_file).map_err(|io_error| {
+            SetupError::UnreadableCaFile(format!("{}: {io_error}", ca_file.display()))
+        })?;
+        let roots = parse_pem_certificates(&pem);
+        if roots.is_empty() {
+            return Err(SetupError::UnreadableCaFile(format!(
+                "{} holds no PEM certificate",
+                ca_file.display()
+            )));
+        }
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .build();
+        let proxy = proxy
+            .map(|proxy| {
+                ureq::Proxy::new(&proxy.to_string())
+                    .map_err(|error| SetupError::BadProxy(error.to_string()))
+            })
+            .transpose()?;
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            // Set explicitly: ureq would otherwise read https_proxy from the environment,
+            // which under su or sudo belongs to the very user being checked.
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("pam_ticket/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(HttpClient { agent })
+    }
+
+    /// Sends one request, finishing before `deadline` or failing with `TimedOut`.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Body<'_>,
+        deadline: Deadline,
+    ) -> Result<HttpResponse, TransportError> {
+        let budget = deadline.remaining().ok_or(TransportError::TimedOut)?;
+        let result = match method {
+            "GET" => {
+                let mut request = self
+                    .agent
+                    .get(url)
+                    .config()
+                    .timeout_global(Some(budget))
+                    .build();
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            _ => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .config()
+                    .timeout_global(Some(budget))
+                    .build();
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                match body {
+                    Body::Empty => request.send_empty(),
+                    Body::Form(fields) => request.send_form(fields.iter().copied()),
+                    Body::Json(value) => request
+                        .header("Content-Type", "application/json")
+                        .send(value.to_string().as_bytes()),
+                }
+            }
+        };
+        let mut response = result.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(classify)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends a request, retrying at most once, and only inside the deadline: after a
+    /// refused or reset connection or a 5xx, or after a 429 whose Retry-After fits in the
+    /// time left.
+    pub fn send_with_retry(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Body<'_>,
+        deadline: Deadline,
+    ) -> Result<HttpResponse, TransportError> {
+        let first = self.send(method, url, headers, body, deadline);
+        let wait = match &first {
+            Err(error) if error.is_retryable() => Duration::ZERO,
+            Ok(response) if response.status >= 500 => Duration::ZERO,
+            Ok(response) if response.status == 429 => match retry_after(response) {
+                Some(seconds) => Duration::from_secs(seconds),
+                None => return first,
+            },
+            _ => return first,
+        };
+        match deadline.remaining() {
+            Some(left) if left > wait => {
+                std::thread::sleep(wait);
+                self.send(method, url, headers, body, deadline)
+            }
+            _ => first,
+        }
+    }
+}
+
+/// The Retry-After of a response, in seconds (the HTTP-date form is not used by the APIs
+/// we talk to, and is treated as absent).
+pub fn retry_after(response: &HttpResponse) -> Option<u64> {
+    response.header("Retry-After")?.trim().parse().ok()
+}
+
+/// Maps ureq's error to what happened. A certificate that does not verify is kept apart
+/// from every other failure, because it is denied even in FailMode=safe.
+fn classify(error: ureq::Error) -> TransportError {
+    match error {
+        ureq::Error::Timeout(_) => TransportError::TimedOut,
+        ureq::Error::HostNotFound => TransportError::NameResolution,
+        ureq::Error::Io(io_error) => classify_io(&io_error),
+        ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
+        ureq::Error::Tls(detail) => TransportError::Tls(detail.to_string()),
+        ureq::Error::ConnectProxyFailed(detail) => TransportError::Proxy(detail),
+        ureq::Error::InvalidProxyUrl => TransportError::Proxy("invalid proxy URL".to_string()),
+        ureq::Error::Protocol(protocol) => TransportError::Protocol(protocol.to_string()),
+        ureq::Error::ConnectionFailed => TransportError::ConnectionRefused,
+        ureq::Error::BodyExceedsLimit(limit) => {
+            TransportError::Protocol(format!("response body larger than {limit} bytes"))
+        }
+        other => TransportError::Other(other.to_string()),
+    }
+}
+
+fn classify_io(io_error: &io::Error) -> TransportError {
+    if let Some(tls_error) = io_error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return classify_tls(tls_error);
+    }
+    match io_error.kind() {
+        io::ErrorKind::ConnectionRefused => TransportError::ConnectionRefused,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => TransportError::ConnectionReset,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportError::TimedOut,
+        _ => TransportError::Other(io_error.to_string()),
+    }
+}
+
+fn classify_tls(tls_error: &rustls::Error) -> TransportError {
+    match tls_error {
+        rustls::Error::InvalidCertificate(reason) => {
+            TransportError::UntrustedCertificate(format!("{reason:?}"))
+        }
+        rustls::Error::NoCertificatesPresented => {
+            TransportError::UntrustedCertificate("no certificate presented".to_string())
+        }
+        other => TransportError::Tls(other.to_string()),
+    }
+}

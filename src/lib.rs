@@ -1,0 +1,206 @@
+//! pam_ticket: a PAM module that asks the person logging in for an IT ticket ID and lets
+//! them in only if the ticketing system says the ticket is real and fit for the job.
+//!
+//! This file holds the PAM entry points only: guard against panics, read the PAM items,
+//! run the flow, map its outcome to a PAM return code. The FFI details live in
+//! `pam_glue.rs`; the logic in `flow.rs` and below is plain, unit-tested Rust.
+
+pub mod audit;
+pub mod backend;
+pub mod bypass;
+pub mod config;
+pub mod flow;
+pub mod http;
+pub mod login;
+mod pam_glue;
+pub mod policy;
+pub mod secret;
+pub mod ticket;
+
+use std::ffi::CStr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use pam::constants::{PamFlag, PamResultCode};
+use pam::module::{PamHandle, PamHooks};
+use pam::pam_hooks;
+
+use crate::audit::{AuditRecord, AuditSink, Decision, SystemAudit};
+use crate::flow::{Flow, Outcome, SystemClock};
+use crate::login::Login;
+
+struct PamTicket;
+pam_hooks!(PamTicket);
+
+impl PamHooks for PamTicket {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        guarded(|| authenticate(pamh, &args))
+    }
+
+    /// sshd drops the session when the stack's setcred fails, and this module has no
+    /// credentials to set, so it always succeeds.
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+
+    fn acct_mgmt(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_IGNORE
+    }
+
+    fn sm_open_session(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_IGNORE
+    }
+
+    fn sm_close_session(
+        _pamh: &mut PamHandle,
+        _args: Vec<&CStr>,
+        _flags: PamFlag,
+    ) -> PamResultCode {
+        PamResultCode::PAM_IGNORE
+    }
+
+    fn sm_chauthtok(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_IGNORE
+    }
+}
+
+/// Runs a hook body, turning a panic into PAM_ABORT after logging it. pam-bindings
+/// guards each hook too; this inner guard is ours so that the panic is also logged.
+fn guarded(body: impl FnOnce() -> PamResultCode) -> PamResultCode {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(code) => code,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            audit::syslog_line(
+                Decision::Error,
+                &format!(
+                    "decision=error reason=\"internal error (panic): {}\"",
+                    backend::sanitise(&message)
+                ),
+            );
+            PamResultCode::PAM_ABORT
+        }
+    }
+}
+
+fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    let service = pam_glue::service(pamh);
+    let service_label = service.clone().unwrap_or_else(|| "unknown".to_string());
+    let arguments: Vec<String> = args
+        .iter()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+
+    let loaded = config::parse_module_arguments(&arguments, &service_label)
+        .and_then(|parsed| Ok((config::load(&parsed)?, parsed.panic_probe)));
+    let (config, panic_probe) = match loaded {
+        Ok(loaded) => loaded,
+        Err(problem) => return configuration_failed(pamh, &arguments, &service_label, &problem),
+    };
+    if panic_probe {
+        panic!("panic probe requested by the test suite");
+    }
+    if !config.enter_ticketing_info {
+        return PamResultCode::PAM_IGNORE;
+    }
+
+    let user = match pam_glue::user(pamh) {
+        Ok(user) => user,
+        Err(code) => return code,
+    };
+    let login = Login::new(&user, pam_glue::rhost(pamh), service);
+    let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
+
+    let mut source = if config.validate_ticket_number {
+        match backend::from_config(&config) {
+            Ok(source) => Some(source),
+            Err(problem) => {
+                let record = error_record(
+                    &login.pam_user,
+                    &login.service,
+                    format!("cannot set up the ticket source: {problem}"),
+                );
+                audit.record(&record);
+                if let Some(mut conversation) = pam_glue::PamConversation::from_handle(pamh) {
+                    flow::Conversation::show_error(&mut conversation, flow::MISCONFIGURED_MESSAGE);
+                }
+                return PamResultCode::PAM_SERVICE_ERR;
+            }
+        }
+    } else {
+        None
+    };
+
+    let outcome = match pam_glue::PamConversation::from_handle(pamh) {
+        Some(mut conversation) => Flow {
+            config: &config,
+            login: &login,
+            conversation: &mut conversation,
+            source: source
+                .as_deref_mut()
+                .map(|source| source as &mut dyn backend::TicketSource),
+            audit: &mut audit,
+            clock: &SystemClock,
+        }
+        .run(),
+        None => return PamResultCode::PAM_CONV_ERR,
+    };
+    drop(source);
+
+    match outcome {
+        Outcome::Granted { exports } => {
+            for (name, value) in &exports {
+                if pam_glue::putenv(pamh, name, value).is_err() {
+                    return PamResultCode::PAM_BUF_ERR;
+                }
+            }
+            PamResultCode::PAM_SUCCESS
+        }
+        Outcome::NotApplicable => PamResultCode::PAM_IGNORE,
+        Outcome::AttemptsExhausted => PamResultCode::PAM_MAXTRIES,
+        Outcome::Unavailable => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Outcome::Refused => PamResultCode::PAM_AUTH_ERR,
+        Outcome::ServiceError => PamResultCode::PAM_SERVICE_ERR,
+    }
+}
+
+/// A configuration error: logged with file:line (and written to the audit file when the
+/// configuration names one), a short message to the user, PAM_SERVICE_ERR.
+fn configuration_failed(
+    pamh: &mut PamHandle,
+    arguments: &[String],
+    service: &str,
+    problem: &config::ConfigError,
+) -> PamResultCode {
+    let user = pam_glue::user(pamh).unwrap_or_default();
+    let record = error_record(
+        &user,
+        &Some(service.to_string()),
+        format!("configuration error: {problem}"),
+    );
+    let audit_file = config::audit_file_hint(arguments, service);
+    SystemAudit::new(audit_file, false).record(&record);
+    if let Some(mut conversation) = pam_glue::PamConversation::from_handle(pamh) {
+        flow::Conversation::show_error(&mut conversation, flow::MISCONFIGURED_MESSAGE);
+    }
+    PamResultCode::PAM_SERVICE_ERR
+}
+
+fn error_record(user: &str, service: &Option<String>, reason: String) -> AuditRecord {
+    AuditRecord {
+        time: chrono::Utc::now(),
+        decision: Decision::Error,
+        user: backend::sanitise(user),
+        rhost: None,
+        service: service.clone(),
+        ticket: None,
+        ticket_type: None,
+        system: None,
+        reason,
+        elapsed_ms: 0,
+        extra: Vec::new(),
+    }
+}

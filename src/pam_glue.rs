@@ -1,0 +1,88 @@
+//! The libpam side: reading PAM items, the conversation, and pam_putenv. This file and
+//! lib.rs are the only places that touch libpam; everything else is plain Rust.
+
+use std::ffi::{CString, c_char, c_int};
+
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamResultCode};
+use pam::conv::Conv;
+use pam::items::{RHost, Service};
+use pam::module::PamHandle;
+
+use crate::flow::{Conversation, ConversationFailed};
+use crate::secret::Secret;
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    /// Not wrapped by pam-bindings. `name_value` is `NAME=value`; libpam copies it.
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
+}
+
+/// The conversation the application registered.
+pub struct PamConversation<'a> {
+    conv: Conv<'a>,
+}
+
+impl<'a> PamConversation<'a> {
+    /// `None` when the application registered no conversation.
+    pub fn from_handle(handle: &'a PamHandle) -> Option<PamConversation<'a>> {
+        handle
+            .get_item::<Conv>()
+            .ok()
+            .flatten()
+            .map(|conv| PamConversation { conv })
+    }
+
+    fn say(&self, style: c_int, message: &str) {
+        // A message that cannot be shown changes no decision; the audit has the reason.
+        let _ = self.conv.send(style, message);
+    }
+}
+
+impl Conversation for PamConversation<'_> {
+    fn ask(&mut self, prompt: &str) -> Result<Secret, ConversationFailed> {
+        match self.conv.send(PAM_PROMPT_ECHO_ON, prompt) {
+            Ok(Some(answer)) => Ok(Secret::new(answer.as_bytes().to_vec())),
+            Ok(None) => Ok(Secret::default()),
+            Err(_) => Err(ConversationFailed),
+        }
+    }
+
+    fn show_error(&mut self, message: &str) {
+        self.say(PAM_ERROR_MSG, message);
+    }
+
+    fn show_info(&mut self, message: &str) {
+        self.say(PAM_TEXT_INFO, message);
+    }
+}
+
+/// PAM_USER, asking libpam to obtain it if the application did not set it.
+pub fn user(handle: &mut PamHandle) -> Result<String, PamResultCode> {
+    handle.get_user(None)
+}
+
+/// PAM_RHOST, when set and valid UTF-8.
+pub fn rhost(handle: &PamHandle) -> Option<String> {
+    let item = handle.get_item::<RHost>().ok().flatten()?;
+    item.0.to_str().ok().map(str::to_string)
+}
+
+/// PAM_SERVICE, when set and valid UTF-8.
+pub fn service(handle: &PamHandle) -> Option<String> {
+    let item = handle.get_item::<Service>().ok().flatten()?;
+    item.0.to_str().ok().map(str::to_string)
+}
+
+/// Sets `name=value` in the PAM environment, so later modules and the session see it.
+pub fn putenv(handle: &mut PamHandle, name: &str, value: &str) -> Result<(), PamResultCode> {
+    let pair = CString::new(format!("{name}={value}")).map_err(|_| PamResultCode::PAM_BUF_ERR)?;
+    // SAFETY: `handle` is the live handle libpam passed to this hook, so the pointer is
+    // valid for the call; `pair` is a NUL-terminated string that outlives the call, and
+    // libpam copies it rather than keeping the pointer.
+    let code = unsafe { pam_putenv(std::ptr::from_mut(handle), pair.as_ptr()) };
+    if code == PamResultCode::PAM_SUCCESS as c_int {
+        Ok(())
+    } else {
+        Err(PamResultCode::PAM_BUF_ERR)
+    }
+}

@@ -1,0 +1,360 @@
+//! The validations: pure functions over the configuration, a ticket, the person and the
+//! current time. No I/O here, so every rule is unit-tested directly.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::ticket::{Choice, Ticket, TicketKind};
+
+/// The result of one enabled check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Short name for the admin tool and the audit (`state`, `approval`, …).
+    pub check: &'static str,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Passed; the text says what was seen.
+    Pass(String),
+    /// Failed; the text is the message shown to the user.
+    Fail(String),
+}
+
+/// Runs every enabled check, in a fixed order, and returns them all.
+pub fn evaluate(
+    config: &Config,
+    ticket: &Ticket,
+    person: &str,
+    now: DateTime<Utc>,
+) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    let allowed_states = match ticket.kind {
+        TicketKind::Incident => config.allowed_incident_states.as_deref(),
+        TicketKind::Change => config.allowed_change_states.as_deref(),
+    };
+    if let Some(allowed) = allowed_states {
+        results.push(CheckResult {
+            check: "state",
+            verdict: check_state(ticket, allowed),
+        });
+    }
+    if ticket.kind == TicketKind::Change {
+        if let Some(allowed) = config.allowed_approval_statuses.as_deref() {
+            results.push(CheckResult {
+                check: "approval",
+                verdict: check_approval(ticket, allowed),
+            });
+        }
+        if config.validate_operation_time {
+            results.push(CheckResult {
+                check: "window",
+                verdict: check_window(ticket, now),
+            });
+        }
+    }
+    if config.validate_requesting_user {
+        results.push(CheckResult {
+            check: "requester",
+            verdict: check_requester(ticket, person),
+        });
+    }
+    results
+}
+
+/// The first failed check's message, if any.
+pub fn first_failure(results: &[CheckResult]) -> Option<(&'static str, &str)> {
+    results.iter().find_map(|result| match &result.verdict {
+        Verdict::Fail(message) => Some((result.check, message.as_str())),
+        Verdict::Pass(_) => None,
+    })
+}
+
+fn describe(choice: Option<&Choice>) -> String {
+    choice.map_or_else(|| "(none)".to_string(), |choice| choice.label.clone())
+}
+
+fn check_state(ticket: &Ticket, allowed: &[String]) -> Verdict {
+    let state = ticket.state.as_ref();
+    if state.is_some_and(|state| allowed.iter().any(|entry| state.is_named_by(entry))) {
+        return Verdict::Pass(format!("state {}", describe(state)));
+    }
+    Verdict::Fail(format!(
+        "{} {} is {}; allowed states: {}",
+        ticket.kind.noun(),
+        ticket.id,
+        describe(state),
+        allowed.join(", ")
+    ))
+}
+
+fn check_approval(ticket: &Ticket, allowed: &[String]) -> Verdict {
+    let approval = ticket.approval.as_ref();
+    if approval.is_some_and(|approval| allowed.iter().any(|entry| approval.is_named_by(entry))) {
+        return Verdict::Pass(format!("approval {}", describe(approval)));
+    }
+    Verdict::Fail(format!(
+        "Change {} is not approved (approval: {}); allowed: {}",
+        ticket.id,
+        describe(approval),
+        allowed.join(", ")
+    ))
+}
+
+fn check_window(ticket: &Ticket, now: DateTime<Utc>) -> Verdict {
+    let (Some(start), Some(end)) = (ticket.planned_start, ticket.planned_end) else {
+        let missing = match (ticket.planned_start, ticket.planned_end) {
+            (None, None) => "planned start and end",
+            (None, Some(_)) => "planned start",
+            _ => "planned end",
+        };
+        return Verdict::Fail(format!(
+            "Change {} has no {missing} date, so it has no planned window to work in",
+            ticket.id
+        ));
+    };
+    let window = format_window(start, end);
+    if start <= now && now <= end {
+        Verdict::Pass(format!("inside its planned window ({window})"))
+    } else {
+        Verdict::Fail(format!(
+            "Change {} is outside its planned window ({window})",
+            ticket.id
+        ))
+    }
+}
+
+/// `2026-11-30 10:00 to 12:00 UTC`, or with both dates when they differ.
+pub fn format_window(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let end_text = if start.date_naive() == end.date_naive() {
+        end.format("%H:%M").to_string()
+    } else {
+        end.format("%Y-%m-%d %H:%M").to_string()
+    };
+    format!("{} to {end_text} UTC", start.format("%Y-%m-%d %H:%M"))
+}
+
+fn check_requester(ticket: &Ticket, person: &str) -> Verdict {
+    if ticket
+        .requesters
+        .iter()
+        .any(|requester| !requester.is_empty() && requester.eq_ignore_ascii_case(person))
+    {
+        return Verdict::Pass(format!("requested by {person}"));
+    }
+    Verdict::Fail(format!(
+        "{} {} was not requested by {person}",
+        ticket.kind.noun(),
+        ticket.id
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_entries;
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    fn config(extra: &str) -> Config {
+        let text = format!("TicketingSystem=ServiceNow\nValidateTicketNumber=No\n{extra}");
+        let entries = crate::config::parse_entries(&text, Path::new("/t.conf")).expect("parse");
+        from_entries(Path::new("/t.conf"), entries, Vec::new()).expect("valid")
+    }
+
+    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, hour, minute, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn change() -> Ticket {
+        Ticket {
+            id: "CHG0030001".to_string(),
+            kind: TicketKind::Change,
+            state: Some(Choice::new("Implement", "-1")),
+            approval: Some(Choice::new("Approved", "approved")),
+            planned_start: Some(at(10, 0)),
+            planned_end: Some(at(12, 0)),
+            requesters: vec!["Alice".to_string()],
+        }
+    }
+
+    fn incident(state: Choice) -> Ticket {
+        Ticket {
+            id: "INC0010002".to_string(),
+            kind: TicketKind::Incident,
+            state: Some(state),
+            approval: None,
+            planned_start: None,
+            planned_end: None,
+            requesters: vec!["alice".to_string(), "carol".to_string()],
+        }
+    }
+
+    #[test]
+    fn nothing_enabled_means_no_checks() {
+        assert!(evaluate(&config(""), &change(), "alice", at(11, 0)).is_empty());
+    }
+
+    #[test]
+    fn state_check_names_state_and_allowed_list() {
+        let config = config(
+            "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New, In Progress\"\n",
+        );
+        let results = evaluate(
+            &config,
+            &incident(Choice::new("Closed", "7")),
+            "alice",
+            at(11, 0),
+        );
+        assert_eq!(
+            first_failure(&results),
+            Some((
+                "state",
+                "Ticket INC0010002 is Closed; allowed states: New, In Progress"
+            ))
+        );
+        let results = evaluate(
+            &config,
+            &incident(Choice::new("In  progress", "2")),
+            "alice",
+            at(11, 0),
+        );
+        assert_eq!(first_failure(&results), None);
+        let by_value = config_with_values();
+        assert_eq!(
+            first_failure(&evaluate(
+                &by_value,
+                &incident(Choice::new("In Progress", "2")),
+                "alice",
+                at(11, 0)
+            )),
+            None
+        );
+    }
+
+    fn config_with_values() -> Config {
+        config("ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"1,2\"\n")
+    }
+
+    #[test]
+    fn cancelled_spellings_are_one_state() {
+        let config =
+            config("ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=Cancelled\n");
+        let results = evaluate(
+            &config,
+            &incident(Choice::new("Canceled", "8")),
+            "alice",
+            at(11, 0),
+        );
+        assert_eq!(first_failure(&results), None);
+    }
+
+    #[test]
+    fn approval_check() {
+        let config = config("ValidateApprovalStatus=Yes\nAllowedApprovalStatuses=Approved\n");
+        let mut ticket = change();
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            None
+        );
+        ticket.approval = Some(Choice::new("Requested", "requested"));
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            Some((
+                "approval",
+                "Change CHG0030001 is not approved (approval: Requested); allowed: Approved"
+            ))
+        );
+        ticket.approval = None;
+        assert!(first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))).is_some());
+        // Incidents have no approval: the check does not apply to them.
+        assert!(
+            evaluate(
+                &config,
+                &incident(Choice::new("New", "1")),
+                "alice",
+                at(11, 0)
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn not_requested_matches_not_yet_requested() {
+        let config =
+            config("ValidateApprovalStatus=Yes\nAllowedApprovalStatuses=\"Not Yet Requested\"\n");
+        let mut ticket = change();
+        ticket.approval = Some(Choice::new("not requested", "not requested"));
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            None
+        );
+    }
+
+    #[test]
+    fn window_check_inclusive_bounds_and_missing_dates() {
+        let config = config("ValidateOperationTime=Yes\n");
+        let ticket = change();
+        for (hour, minute, inside) in [(9, 59, false), (10, 0, true), (12, 0, true), (12, 1, false)]
+        {
+            let failed =
+                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute))).is_some();
+            assert_eq!(failed, !inside, "{hour}:{minute}");
+        }
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "alice", at(13, 0))),
+            Some((
+                "window",
+                "Change CHG0030001 is outside its planned window (2026-11-30 10:00 to 12:00 UTC)"
+            ))
+        );
+        let mut missing = change();
+        missing.planned_start = None;
+        let failure = first_failure(&evaluate(&config, &missing, "alice", at(11, 0)))
+            .map(|(_, text)| text.to_string());
+        assert_eq!(
+            failure.as_deref(),
+            Some(
+                "Change CHG0030001 has no planned start date, so it has no planned window to work in"
+            )
+        );
+    }
+
+    #[test]
+    fn window_across_days_shows_both_dates() {
+        let start = at(22, 0);
+        let end = start + chrono::Duration::hours(4);
+        assert_eq!(
+            format_window(start, end),
+            "2026-11-30 22:00 to 2026-12-01 02:00 UTC"
+        );
+    }
+
+    #[test]
+    fn requester_check_is_case_insensitive_and_any_of() {
+        let config = config("ValidateRequestingUser=Yes\n");
+        assert_eq!(
+            first_failure(&evaluate(&config, &change(), "ALICE", at(11, 0))),
+            None
+        );
+        assert_eq!(
+            first_failure(&evaluate(
+                &config,
+                &incident(Choice::new("New", "1")),
+                "carol",
+                at(11, 0)
+            )),
+            None
+        );
+        assert_eq!(
+            first_failure(&evaluate(&config, &change(), "bob", at(11, 0))),
+            Some(("requester", "Change CHG0030001 was not requested by bob"))
+        );
+        let mut nobody = change();
+        nobody.requesters = vec![String::new()];
+        assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0))).is_some());
+    }
+}

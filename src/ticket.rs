@@ -1,0 +1,197 @@
+//! The normalised ticket every backend returns, and the ID rules that run before any
+//! request is made.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+
+/// The longest ticket ID the module accepts.
+pub const MAX_ID_LENGTH: usize = 64;
+
+/// Incident or change: decided from the ID by the identification regexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketKind {
+    Incident,
+    Change,
+}
+
+impl TicketKind {
+    /// The name used in audit records.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            TicketKind::Incident => "incident",
+            TicketKind::Change => "change",
+        }
+    }
+
+    /// How messages to the user name a ticket of this kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            TicketKind::Incident => "Ticket",
+            TicketKind::Change => "Change",
+        }
+    }
+}
+
+/// A ticket ID that passed the charset, length and format rules: safe to put in a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketId {
+    pub text: String,
+    pub kind: TicketKind,
+}
+
+/// Why an answer is not acceptable as a ticket ID. None of these carries the answer itself,
+/// which may be a mistyped bypass code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdRefusal {
+    Empty,
+    TooLong { length: usize },
+    BadCharacters,
+    FormatMismatch,
+    UnknownKind,
+    BothKinds,
+}
+
+impl IdRefusal {
+    /// The message shown to the user.
+    pub fn user_message(&self) -> String {
+        match self {
+            IdRefusal::Empty => "No ticket ID was entered".to_string(),
+            IdRefusal::TooLong { length } => {
+                format!("A ticket ID has at most {MAX_ID_LENGTH} characters; this answer has {length}")
+            }
+            IdRefusal::BadCharacters => {
+                "A ticket ID may only contain letters, digits, '-' and '_'".to_string()
+            }
+            IdRefusal::FormatMismatch => "That is not a valid ticket ID format".to_string(),
+            IdRefusal::UnknownKind => {
+                "That ticket ID is neither an incident nor a change ticket".to_string()
+            }
+            IdRefusal::BothKinds => {
+                "That ticket ID matches both the incident and the change format; ask your administrator to fix the identification rules".to_string()
+            }
+        }
+    }
+
+    /// The reason written to the audit.
+    pub fn audit_reason(&self) -> String {
+        match self {
+            IdRefusal::Empty => "empty answer".to_string(),
+            IdRefusal::TooLong { length } => format!("answer too long ({length} characters)"),
+            IdRefusal::BadCharacters => "answer has characters outside [A-Za-z0-9_-]".to_string(),
+            IdRefusal::FormatMismatch => "answer does not match TicketFormatRegex".to_string(),
+            IdRefusal::UnknownKind => "answer matches neither identification regex".to_string(),
+            IdRefusal::BothKinds => "answer matches both identification regexes".to_string(),
+        }
+    }
+}
+
+impl TicketId {
+    /// Checks an answer (already trimmed) against every rule that must hold before the
+    /// network is touched: at most 64 ASCII letters, digits, `-` and `_`; TicketFormatRegex
+    /// when set; exactly one of the identification regexes.
+    pub fn parse(answer: &[u8], config: &Config) -> Result<TicketId, IdRefusal> {
+        if answer.is_empty() {
+            return Err(IdRefusal::Empty);
+        }
+        if answer.len() > MAX_ID_LENGTH {
+            return Err(IdRefusal::TooLong {
+                length: answer.len(),
+            });
+        }
+        if !answer
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-' || *byte == b'_')
+        {
+            return Err(IdRefusal::BadCharacters);
+        }
+        // Every byte is ASCII by now, so this conversion cannot fail.
+        let text = String::from_utf8_lossy(answer).into_owned();
+        if let Some(format) = &config.ticket_format
+            && !format.is_match(&text)
+        {
+            return Err(IdRefusal::FormatMismatch);
+        }
+        let incident = config.incident_identification.is_match(&text);
+        let change = config.change_identification.is_match(&text);
+        let kind = match (incident, change) {
+            (true, false) => TicketKind::Incident,
+            (false, true) => TicketKind::Change,
+            (false, false) => return Err(IdRefusal::UnknownKind),
+            (true, true) => return Err(IdRefusal::BothKinds),
+        };
+        Ok(TicketId { text, kind })
+    }
+}
+
+/// A choice field as the ticketing system stores it and as people read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// What people read (`In Progress`).
+    pub label: String,
+    /// What the system stores (`2` in ServiceNow; the label itself in Remedy).
+    pub value: String,
+}
+
+impl Choice {
+    pub fn new(label: impl Into<String>, value: impl Into<String>) -> Choice {
+        Choice {
+            label: label.into(),
+            value: value.into(),
+        }
+    }
+
+    /// Whether an Allowed* entry names this choice, by label or stored value.
+    pub fn is_named_by(&self, entry: &str) -> bool {
+        let entry = normalise_label(entry);
+        entry == normalise_label(&self.label) || entry == normalise_label(&self.value)
+    }
+}
+
+/// Folds case and runs of white space, and treats spellings that mean the same as one:
+/// `Cancelled` = `Canceled`, ServiceNow's `not requested` = `Not Yet Requested`.
+pub fn normalise_label(text: &str) -> String {
+    let folded = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    match folded.as_str() {
+        "cancelled" => "canceled".to_string(),
+        "not requested" => "not yet requested".to_string(),
+        _ => folded,
+    }
+}
+
+/// What a backend found, normalised. Policy only ever sees this.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: String,
+    pub kind: TicketKind,
+    pub state: Option<Choice>,
+    /// Change tickets only.
+    pub approval: Option<Choice>,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    /// Logins of the people who count as the ticket's requester.
+    pub requesters: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_fold_case_space_and_spelling() {
+        assert_eq!(normalise_label("  In   PROGRESS "), "in progress");
+        assert_eq!(normalise_label("Cancelled"), normalise_label("canceled"));
+        assert_eq!(
+            normalise_label("not requested"),
+            normalise_label("Not Yet Requested")
+        );
+        let state = Choice::new("In Progress", "2");
+        assert!(state.is_named_by("in progress"));
+        assert!(state.is_named_by("2"));
+        assert!(!state.is_named_by("New"));
+    }
+}

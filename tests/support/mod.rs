@@ -1,0 +1,15 @@
+//! Test infrastructure shared by the integration tests and the demo: certificates made at
+//! run time (`pki`), an HTTPS server with named faults (`https`), a CONNECT proxy (`proxy`),
+//! a real-libpam client (`pam`), temporary directories (`tmp`), and the ServiceNow
+//! simulator (`servicenow`).
+
+// Each integration test uses only part of this; unused helpers are expected.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod https;
+pub mod pam;
+pub mod pki;
+pub mod proxy;
+pub mod servicenow;
+pub mod tmp;

@@ -1,0 +1,1749 @@
+//! A ServiceNow Table API simulator: a pure request → response [`Handler`] that the
+//! HTTPS test server drives.
+//!
+//! It answers `GET [<prefix>]/api/now/[v1/|v2/]table/<table>[/<sys_id>]` the way an
+//! instance does (status codes, error bodies, value rendering in the three
+//! `sysparm_display_value` modes, `X-Total-Count`) and really evaluates encoded queries
+//! (`^`, `^OR`, `^NQ`, the common operators, dot-walking, unknown fields dropped), so a
+//! test can prove that an injected `^NQ` or `^OR` would widen the match.
+//!
+//! Every setter goes through a `Mutex`, so a test can change the instance while the
+//! server thread is answering.
+//!
+//! # Default fixture
+//!
+//! [`ServiceNowSim::new`] loads [`default_fixture`] built around the current time. Users
+//! (`sys_user`, display value = `name`):
+//!
+//! | user_name | name          | sys_id const |
+//! |-----------|---------------|--------------|
+//! | alice     | Alice Anders  | [`ALICE`]    |
+//! | bob       | Bob Baker     | [`BOB`]      |
+//! | carol     | Carol Chen    | [`CAROL`]    |
+//! | dave      | Dave Dunn     | [`DAVE`] (has no tickets) |
+//!
+//! Incidents (`incident`); each differs from INC0010001 in one way only:
+//!
+//! | number     | state            | caller_id | opened_by | what it is for |
+//! |------------|------------------|-----------|-----------|----------------|
+//! | INC0010001 | 2 In Progress    | alice     | carol     | the valid incident; caller ≠ opener |
+//! | INC0010002 | 7 Closed         | alice     | alice     | refused state |
+//! | INC0010003 | 1 New            | bob       | alice     | someone else's ticket (alice only opened it) |
+//! | INC0010004 | 8 Canceled       | alice     | alice     | refused state |
+//! | INC0010005 | 3 On Hold        | alice     | alice     | a state a site may or may not allow |
+//!
+//! Changes (`change_request`); all but CHG0030007 are in state -1 Implement, so each
+//! fails at most one check:
+//!
+//! | number     | state       | approval  | window (start .. end)   | requested_by | what it is for |
+//! |------------|-------------|-----------|-------------------------|--------------|----------------|
+//! | CHG0030001 | -1 Implement| approved  | now-1h .. now+1h        | alice | the valid change |
+//! | CHG0030002 | -1 Implement| requested | now-1h .. now+1h        | alice | not approved |
+//! | CHG0030003 | -1 Implement| approved  | now+2d .. now+3d        | alice | window not yet open |
+//! | CHG0030004 | -1 Implement| approved  | now-3d .. now-2d        | alice | window over |
+//! | CHG0030005 | -1 Implement| approved  | now-1h .. now+1h        | bob   | someone else's change |
+//! | CHG0030006 | -1 Implement| approved  | "" .. now+1h            | alice | start date missing |
+//! | CHG0030007 | 3 Closed    | approved  | now-1h .. now+1h        | alice | refused state |
+//!
+//! Every change is `opened_by` carol and `assigned_to` dave; incidents have an empty
+//! `assigned_to` except INC0010001 (dave), so both empty and set references are rendered.
+//! Dates are stored in UTC, truncated to the second.
+//!
+//! # Behaviour worth knowing
+//!
+//! * String comparisons in queries are case-insensitive, as on a MySQL-backed instance
+//!   (`number=inc0010001` finds INC0010001).
+//! * A condition on an unknown field, or one the parser cannot read, is dropped (the
+//!   default `glide.invalid_query.returns_no_rows=false`); a `^NQ` group left with no
+//!   condition matches everything. [`ServiceNowSim::set_invalid_query_returns_no_rows`]
+//!   switches to the strict behaviour.
+//! * `display_value=true` renders dates in the API user's time zone, by default a fixed
+//!   -05:00 (New York without DST), so a module that reads display values fails.
+//! * `sysparm_no_count=true` omits `X-Total-Count` (unverified against an instance).
+
+// Each integration test compiles its own copy of tests/support and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::http::{Handler, Request, Response};
+
+/// One stored record: field name → stored value, always a JSON string.
+pub type Record = Map<String, Value>;
+
+pub const ALICE: &str = "a11ce000000000000000000000000001";
+pub const BOB: &str = "b0b00000000000000000000000000002";
+pub const CAROL: &str = "ca201000000000000000000000000003";
+pub const DAVE: &str = "da7e0000000000000000000000000004";
+
+/// The stored-date format ServiceNow uses on the wire with `display_value=false`.
+pub const DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// What the simulator saw for one request whose path is a table route, refused or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedQuery {
+    pub method: String,
+    /// Whatever stood before `/api/now/` (a reverse-proxy prefix), `""` when nothing.
+    pub prefix: String,
+    /// `"v1"`, `"v2"` or `""` when the path named no version.
+    pub api_version: String,
+    pub table: String,
+    /// The `/<sys_id>` path segment of a single-record GET.
+    pub sys_id: Option<String>,
+    pub sysparm_query: Option<String>,
+    /// Non-`sysparm_` parameters (the name-value query form), in order.
+    pub name_value: Vec<(String, String)>,
+    pub fields: Option<String>,
+    pub display_value: Option<String>,
+    pub exclude_reference_link: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+    /// The status the simulator answered.
+    pub status: u16,
+    /// Records that matched, before offset and limit (0 for an error answer).
+    pub matched: usize,
+}
+
+/// The simulated instance. Cheap to share: wrap it in an `Arc` for the server.
+pub struct ServiceNowSim {
+    state: Mutex<State>,
+}
+
+struct State {
+    user: String,
+    password: String,
+    db: Db,
+    received: Vec<ReceivedQuery>,
+    rate_limited: Option<u64>,
+    forbidden: bool,
+    invalid_query_returns_no_rows: bool,
+    user_offset: FixedOffset,
+}
+
+impl ServiceNowSim {
+    /// An instance holding [`default_fixture`] around the current time.
+    pub fn new(account_user: &str, account_password: &str) -> ServiceNowSim {
+        ServiceNowSim::with_records(account_user, account_password, default_fixture(Utc::now()))
+    }
+
+    /// An instance holding exactly these `(table, record)` pairs.
+    pub fn with_records(
+        account_user: &str,
+        account_password: &str,
+        records: Vec<(&str, Record)>,
+    ) -> ServiceNowSim {
+        let sim = ServiceNowSim {
+            state: Mutex::new(State {
+                user: account_user.to_string(),
+                password: account_password.to_string(),
+                db: Db::default(),
+                received: Vec::new(),
+                rate_limited: None,
+                forbidden: false,
+                invalid_query_returns_no_rows: false,
+                user_offset: FixedOffset::west_opt(5 * 3600).expect("-05:00 is a valid offset"),
+            }),
+        };
+        for (table, record) in records {
+            sim.insert(table, record);
+        }
+        sim
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not hide the simulator from the others.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Adds a record. Values must be strings, as on the wire; a missing `sys_id` is
+    /// derived from the table, `number` (or `user_name`) and position.
+    pub fn insert(&self, table: &str, mut record: Record) {
+        for (field, value) in &record {
+            assert!(
+                value.is_string(),
+                "{table}.{field} must be a string, ServiceNow stores every value as one"
+            );
+        }
+        let mut state = self.lock();
+        let rows = state.db.tables.entry(table.to_string()).or_default();
+        if !record.contains_key("sys_id") {
+            // The row count keeps two records with the same number apart.
+            let seed = format!(
+                "{table}/{}{}/{}",
+                text(&record, "number"),
+                text(&record, "user_name"),
+                rows.len()
+            );
+            record.insert("sys_id".into(), json!(derived_sys_id(&seed)));
+        }
+        rows.push(record);
+    }
+
+    /// Sets one field of the record whose `number`, `user_name` or `sys_id` is `key`.
+    pub fn set_record_field(&self, table: &str, key: &str, field: &str, value: &str) {
+        let mut state = self.lock();
+        let record = state
+            .db
+            .find_mut(table, key)
+            .unwrap_or_else(|| panic!("no {table} record {key} in the simulator"));
+        record.insert(field.to_string(), json!(value));
+    }
+
+    /// Removes the record whose `number`, `user_name` or `sys_id` is `key`.
+    pub fn remove(&self, table: &str, key: &str) {
+        let mut state = self.lock();
+        let rows = state.db.tables.get_mut(table).expect("table exists");
+        let before = rows.len();
+        rows.retain(|record| !record_has_key(record, key));
+        assert!(rows.len() < before, "no {table} record {key} to remove");
+    }
+
+    /// Every table request seen so far, oldest first.
+    pub fn received(&self) -> Vec<ReceivedQuery> {
+        self.lock().received.clone()
+    }
+
+    pub fn query_count(&self) -> usize {
+        self.lock().received.len()
+    }
+
+    pub fn clear_received(&self) {
+        self.lock().received.clear();
+    }
+
+    /// `Some(seconds)`: answer 429 with `Retry-After: seconds`; `None`: serve normally.
+    pub fn set_rate_limited(&self, retry_after: Option<u64>) {
+        self.lock().rate_limited = retry_after;
+    }
+
+    /// `true`: the account authenticates but fails the table ACL (403).
+    pub fn set_forbidden(&self, forbidden: bool) {
+        self.lock().forbidden = forbidden;
+    }
+
+    /// `true`: a query naming an unknown field returns no rows instead of dropping the
+    /// condition (the instance property `glide.invalid_query.returns_no_rows`).
+    pub fn set_invalid_query_returns_no_rows(&self, strict: bool) {
+        self.lock().invalid_query_returns_no_rows = strict;
+    }
+
+    /// The API user's time zone, used for dates in `display_value=true|all`.
+    pub fn set_user_utc_offset(&self, offset: FixedOffset) {
+        self.lock().user_offset = offset;
+    }
+
+    pub fn set_credentials(&self, user: &str, password: &str) {
+        let mut state = self.lock();
+        state.user = user.to_string();
+        state.password = password.to_string();
+    }
+}
+
+impl Handler for ServiceNowSim {
+    fn handle(&self, request: &Request) -> Response {
+        let mut state = self.lock();
+        state.answer(request)
+    }
+}
+
+impl State {
+    /// Answers and, for a table route, records what was asked, even when refused (so a
+    /// test can count the attempts a module made with bad credentials).
+    fn answer(&mut self, request: &Request) -> Response {
+        let route = Route::parse(&request.path);
+        let (response, matched) = if !self.authenticated(request) {
+            let response = error(
+                401,
+                "User Not Authenticated",
+                json!("Required to provide Auth information"),
+            )
+            .with_header("WWW-Authenticate", "BASIC realm=\"Service-now\"");
+            (response, 0)
+        } else if let Some(route) = &route {
+            self.serve(request, route)
+        } else {
+            let response = error(
+                400,
+                "Requested URI does not represent any resource",
+                Value::Null,
+            );
+            (response, 0)
+        };
+        if let Some(route) = route {
+            self.received.push(ReceivedQuery {
+                method: request.method.clone(),
+                prefix: route.prefix,
+                api_version: route.api_version,
+                table: route.table,
+                sys_id: route.sys_id,
+                sysparm_query: request.param("sysparm_query").map(str::to_string),
+                name_value: request
+                    .query
+                    .iter()
+                    .filter(|(name, _)| !name.starts_with("sysparm_"))
+                    .cloned()
+                    .collect(),
+                fields: request.param("sysparm_fields").map(str::to_string),
+                display_value: request.param("sysparm_display_value").map(str::to_string),
+                exclude_reference_link: request
+                    .param("sysparm_exclude_reference_link")
+                    .map(str::to_string),
+                limit: request.param("sysparm_limit").map(str::to_string),
+                offset: request.param("sysparm_offset").map(str::to_string),
+                status: response.status,
+                matched,
+            });
+        }
+        response
+    }
+
+    fn authenticated(&self, request: &Request) -> bool {
+        let Some(header) = request.header("authorization") else {
+            return false;
+        };
+        let Some((scheme, encoded)) = header.trim().split_once(' ') else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return false;
+        }
+        let Some(decoded) = base64_decode(encoded.trim()) else {
+            return false;
+        };
+        let expected = format!("{}:{}", self.user, self.password);
+        decoded == expected.as_bytes()
+    }
+
+    /// The answer and the number of records matched.
+    fn serve(&self, request: &Request, route: &Route) -> (Response, usize) {
+        if request.method != "GET" {
+            let detail = format!(
+                "Method {} is not supported by the simulator",
+                request.method
+            );
+            return (error(405, "Method not Supported", json!(detail)), 0);
+        }
+        if let Some(retry_after) = self.rate_limited {
+            let reset = Utc::now().timestamp() + i64::try_from(retry_after).unwrap_or(i64::MAX);
+            let detail = format!(
+                "The maximum number of requests per hour for this user has been exceeded; retry after {retry_after} seconds"
+            );
+            let response = error(429, "Rate limit exceeded", json!(detail))
+                .with_header("X-RateLimit-Limit", "100")
+                .with_header("X-RateLimit-Reset", &reset.to_string())
+                .with_header("Retry-After", &retry_after.to_string());
+            return (response, 0);
+        }
+        if self.forbidden {
+            let response = error(
+                403,
+                "User Not Authorized",
+                json!("Failed API level ACL Validation"),
+            );
+            return (response, 0);
+        }
+        let Some(rows) = self.db.tables.get(&route.table) else {
+            let message = format!("Invalid table {}", route.table);
+            return (error(400, &message, Value::Null), 0);
+        };
+        let options = render::Options::from_request(request, self.user_offset);
+
+        if let Some(sys_id) = &route.sys_id {
+            let found = rows
+                .iter()
+                .find(|record| text(record, "sys_id").eq_ignore_ascii_case(sys_id));
+            return match found {
+                Some(record) => {
+                    let rendered = render::record(&self.db, &route.table, record, &options);
+                    (Response::json(200, &json!({ "result": rendered })), 1)
+                }
+                None => (
+                    error(
+                        404,
+                        "No Record found",
+                        json!("Record doesn't exist or ACL restricts the record retrieval"),
+                    ),
+                    0,
+                ),
+            };
+        }
+
+        let query = self.query_for(request, &route.table);
+        let mut matched: Vec<&Record> = if self.invalid_query_returns_no_rows
+            && !query
+                .invalid_terms(&|path| self.db.is_known_path(&route.table, path))
+                .is_empty()
+        {
+            Vec::new()
+        } else {
+            rows.iter()
+                .filter(|record| query.matches(&|path| self.db.resolve(&route.table, record, path)))
+                .collect()
+        };
+        self.sort(&route.table, &query.order, &mut matched);
+
+        let total = matched.len();
+        let offset = number_param(request, "sysparm_offset").unwrap_or(0);
+        let limit = number_param(request, "sysparm_limit").unwrap_or(10_000);
+        let page: Vec<Value> = matched
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|record| Value::Object(render::record(&self.db, &route.table, record, &options)))
+            .collect();
+        let mut response = Response::json(200, &json!({ "result": page }));
+        let no_count = request
+            .param("sysparm_no_count")
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+        if !no_count {
+            response = response.with_header("X-Total-Count", &total.to_string());
+        }
+        (response, total)
+    }
+
+    /// `sysparm_query` when present and non-empty, otherwise the name-value form (every
+    /// non-`sysparm_` parameter is an equality condition).
+    fn query_for(&self, request: &Request, table: &str) -> query::EncodedQuery {
+        match request.param("sysparm_query") {
+            Some(encoded) if !encoded.is_empty() => query::EncodedQuery::parse(encoded),
+            _ => {
+                let conditions: Vec<String> = request
+                    .query
+                    .iter()
+                    .filter(|(name, _)| {
+                        !name.starts_with("sysparm_") && self.db.is_known_path(table, name)
+                    })
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
+                query::EncodedQuery::from_and_conditions(&conditions)
+            }
+        }
+    }
+
+    fn sort(&self, table: &str, order: &[query::Order], rows: &mut [&Record]) {
+        for key in order.iter().rev() {
+            if !self.db.is_known_path(table, &key.field) {
+                continue;
+            }
+            // Stable sorts applied from the last key to the first give a lexicographic
+            // order with the first ORDERBY as the primary key.
+            rows.sort_by(|a, b| {
+                let left = self.db.resolve(table, a, &key.field).unwrap_or_default();
+                let right = self.db.resolve(table, b, &key.field).unwrap_or_default();
+                let ordering = query::compare_values(&left, &right);
+                if key.descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                }
+            });
+        }
+    }
+}
+
+/// `[prefix]/api/now/[v1/|v2/]table/<table>[/<sys_id>]`.
+struct Route {
+    prefix: String,
+    api_version: String,
+    table: String,
+    sys_id: Option<String>,
+}
+
+impl Route {
+    fn parse(path: &str) -> Option<Route> {
+        let at = path.find("/api/now/")?;
+        let prefix = path[..at].to_string();
+        let mut rest = &path[at + "/api/now/".len()..];
+        let mut api_version = String::new();
+        for version in ["v1/", "v2/"] {
+            if let Some(stripped) = rest.strip_prefix(version) {
+                api_version = version.trim_end_matches('/').to_string();
+                rest = stripped;
+            }
+        }
+        let rest = rest.strip_prefix("table/")?;
+        let mut segments = rest.trim_end_matches('/').split('/');
+        let table = segments
+            .next()
+            .filter(|table| !table.is_empty())?
+            .to_string();
+        let sys_id = segments.next().map(str::to_string);
+        if segments.next().is_some() {
+            return None;
+        }
+        Some(Route {
+            prefix,
+            api_version,
+            table,
+            sys_id,
+        })
+    }
+}
+
+/// ServiceNow's error envelope.
+fn error(status: u16, message: &str, detail: Value) -> Response {
+    Response::json(
+        status,
+        &json!({"error": {"message": message, "detail": detail}, "status": "failure"}),
+    )
+}
+
+fn number_param(request: &Request, name: &str) -> Option<usize> {
+    request.param(name)?.trim().parse().ok()
+}
+
+/// The stored string of a field, `""` when absent.
+fn text<'a>(record: &'a Record, field: &str) -> &'a str {
+    record.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn record_has_key(record: &Record, key: &str) -> bool {
+    ["number", "user_name", "sys_id"]
+        .iter()
+        .any(|field| text(record, field) == key)
+}
+
+/// 32 hex characters, stable for a given seed, like a real sys_id.
+fn derived_sys_id(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(seed)
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Standard base64 (with or without padding); `None` when the text is not base64.
+fn base64_decode(encoded: &str) -> Option<Vec<u8>> {
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in encoded.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The field types the simulator knows; a field only present in inserted records is
+/// plain text.
+mod schema {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Kind {
+        Text,
+        DateTime,
+        /// A reference to a record of this table.
+        Reference(&'static str),
+        /// A choice list: stored value → label.
+        Choice(&'static [(&'static str, &'static str)]),
+    }
+
+    const INCIDENT_STATE: &[(&str, &str)] = &[
+        ("1", "New"),
+        ("2", "In Progress"),
+        ("3", "On Hold"),
+        ("6", "Resolved"),
+        ("7", "Closed"),
+        ("8", "Canceled"),
+    ];
+    const CHANGE_STATE: &[(&str, &str)] = &[
+        ("-5", "New"),
+        ("-4", "Assess"),
+        ("-3", "Authorize"),
+        ("-2", "Scheduled"),
+        ("-1", "Implement"),
+        ("0", "Review"),
+        ("3", "Closed"),
+        ("4", "Canceled"),
+    ];
+    const APPROVAL: &[(&str, &str)] = &[
+        ("not requested", "Not Yet Requested"),
+        ("requested", "Requested"),
+        ("approved", "Approved"),
+        ("rejected", "Rejected"),
+    ];
+    const PRIORITY: &[(&str, &str)] = &[
+        ("1", "1 - Critical"),
+        ("2", "2 - High"),
+        ("3", "3 - Moderate"),
+        ("4", "4 - Low"),
+        ("5", "5 - Planning"),
+    ];
+
+    const USER: Kind = Kind::Reference("sys_user");
+
+    const INCIDENT: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("number", Kind::Text),
+        ("short_description", Kind::Text),
+        ("state", Kind::Choice(INCIDENT_STATE)),
+        ("priority", Kind::Choice(PRIORITY)),
+        ("active", Kind::Text),
+        ("caller_id", USER),
+        ("opened_by", USER),
+        ("assigned_to", USER),
+        ("opened_at", Kind::DateTime),
+        ("sys_created_on", Kind::DateTime),
+        ("sys_updated_on", Kind::DateTime),
+    ];
+    const CHANGE_REQUEST: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("number", Kind::Text),
+        ("short_description", Kind::Text),
+        ("state", Kind::Choice(CHANGE_STATE)),
+        ("approval", Kind::Choice(APPROVAL)),
+        ("type", Kind::Text),
+        ("active", Kind::Text),
+        ("start_date", Kind::DateTime),
+        ("end_date", Kind::DateTime),
+        ("requested_by", USER),
+        ("opened_by", USER),
+        ("assigned_to", USER),
+        ("opened_at", Kind::DateTime),
+        ("sys_created_on", Kind::DateTime),
+        ("sys_updated_on", Kind::DateTime),
+    ];
+    const SYS_USER: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("user_name", Kind::Text),
+        ("name", Kind::Text),
+        ("first_name", Kind::Text),
+        ("last_name", Kind::Text),
+        ("email", Kind::Text),
+        ("active", Kind::Text),
+    ];
+
+    /// The declared fields of a table, in output order.
+    pub fn fields(table: &str) -> &'static [(&'static str, Kind)] {
+        match table {
+            "incident" => INCIDENT,
+            "change_request" => CHANGE_REQUEST,
+            "sys_user" => SYS_USER,
+            _ => &[],
+        }
+    }
+
+    pub fn kind(table: &str, field: &str) -> Option<Kind> {
+        fields(table)
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, kind)| *kind)
+    }
+
+    /// The field whose value stands for a record when another record references it.
+    pub fn display_field(table: &str) -> &'static str {
+        match table {
+            "sys_user" => "name",
+            _ => "number",
+        }
+    }
+}
+
+/// The record store plus field resolution (known fields, dot-walking).
+#[derive(Default)]
+struct Db {
+    tables: BTreeMap<String, Vec<Record>>,
+}
+
+/// Where a (possibly dot-walked) field path ends.
+struct Resolved<'a> {
+    table: String,
+    field: String,
+    kind: schema::Kind,
+    /// The record holding the final field, `None` when a reference on the way is empty.
+    record: Option<&'a Record>,
+}
+
+impl Resolved<'_> {
+    fn stored(&self) -> String {
+        self.record
+            .map(|record| text(record, &self.field).to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Db {
+    fn find_mut(&mut self, table: &str, key: &str) -> Option<&mut Record> {
+        self.tables
+            .get_mut(table)?
+            .iter_mut()
+            .find(|record| record_has_key(record, key))
+    }
+
+    fn by_sys_id(&self, table: &str, sys_id: &str) -> Option<&Record> {
+        if sys_id.is_empty() {
+            return None;
+        }
+        self.tables
+            .get(table)?
+            .iter()
+            .find(|record| text(record, "sys_id").eq_ignore_ascii_case(sys_id))
+    }
+
+    /// A field exists when the schema declares it or some stored record carries it.
+    fn kind(&self, table: &str, field: &str) -> Option<schema::Kind> {
+        schema::kind(table, field).or_else(|| {
+            let stored = self
+                .tables
+                .get(table)?
+                .iter()
+                .any(|record| record.contains_key(field));
+            stored.then_some(schema::Kind::Text)
+        })
+    }
+
+    fn is_known_path(&self, table: &str, path: &str) -> bool {
+        self.walk(table, None, path).is_some()
+    }
+
+    /// The stored value at `path` for `record`; `None` when the path names an unknown
+    /// field (the condition is then dropped).
+    fn resolve(&self, table: &str, record: &Record, path: &str) -> Option<String> {
+        self.walk(table, Some(record), path)
+            .map(|resolved| resolved.stored())
+    }
+
+    /// Follows `a.b.c` through reference fields. Validity depends on the schema only, so
+    /// an empty reference on the way still resolves (to an empty value).
+    fn walk<'a>(
+        &'a self,
+        table: &str,
+        record: Option<&'a Record>,
+        path: &str,
+    ) -> Option<Resolved<'a>> {
+        let mut table = table.to_string();
+        let mut record = record;
+        let mut segments = path.split('.').peekable();
+        while let Some(field) = segments.next() {
+            let kind = self.kind(&table, field)?;
+            if segments.peek().is_none() {
+                return Some(Resolved {
+                    table,
+                    field: field.to_string(),
+                    kind,
+                    record,
+                });
+            }
+            let schema::Kind::Reference(target) = kind else {
+                return None;
+            };
+            record = record.and_then(|current| self.by_sys_id(target, text(current, field)));
+            table = target.to_string();
+        }
+        None
+    }
+
+    /// The display value of a stored value of this kind.
+    fn display(&self, kind: schema::Kind, stored: &str, offset: FixedOffset) -> String {
+        match kind {
+            schema::Kind::Text => stored.to_string(),
+            schema::Kind::Choice(labels) => labels
+                .iter()
+                .find(|(value, _)| *value == stored)
+                .map_or(stored, |(_, label)| label)
+                .to_string(),
+            schema::Kind::DateTime => NaiveDateTime::parse_from_str(stored, DATE_FORMAT)
+                .map(|utc| {
+                    (utc.and_utc().with_timezone(&offset))
+                        .format(DATE_FORMAT)
+                        .to_string()
+                })
+                .unwrap_or_else(|_| stored.to_string()),
+            schema::Kind::Reference(target) => self
+                .by_sys_id(target, stored)
+                .map(|referenced| text(referenced, schema::display_field(target)).to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Turning stored records into the JSON an instance sends.
+mod render {
+    use super::{Db, Record, Request, schema};
+    use chrono::FixedOffset;
+    use serde_json::{Map, Value, json};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mode {
+        Stored,
+        Display,
+        All,
+    }
+
+    pub struct Options {
+        pub mode: Mode,
+        pub exclude_reference_link: bool,
+        /// `None`: every field.
+        pub fields: Option<Vec<String>>,
+        /// Host used in reference links (the instance's own name, without any prefix).
+        pub host: String,
+        pub offset: FixedOffset,
+    }
+
+    impl Options {
+        pub fn from_request(request: &Request, offset: FixedOffset) -> Options {
+            let flag = |name: &str| {
+                request
+                    .param(name)
+                    .map(|value| value.trim().to_ascii_lowercase())
+            };
+            let mode = match flag("sysparm_display_value").as_deref() {
+                Some("true") => Mode::Display,
+                Some("all") => Mode::All,
+                _ => Mode::Stored,
+            };
+            let fields = request
+                .param("sysparm_fields")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|field| !field.is_empty())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|list| !list.is_empty());
+            Options {
+                mode,
+                exclude_reference_link: flag("sysparm_exclude_reference_link").as_deref()
+                    == Some("true"),
+                fields,
+                host: request
+                    .header("host")
+                    .unwrap_or("instance.service-now.com")
+                    .to_string(),
+                offset,
+            }
+        }
+    }
+
+    pub fn record(db: &Db, table: &str, record: &Record, options: &Options) -> Map<String, Value> {
+        let names: Vec<String> = match &options.fields {
+            Some(fields) => fields.clone(),
+            None => {
+                let mut names: Vec<String> = schema::fields(table)
+                    .iter()
+                    .map(|(name, _)| name.to_string())
+                    .collect();
+                for name in record.keys() {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+                names
+            }
+        };
+        let mut out = Map::new();
+        for name in names {
+            // Unknown fields are left out, as the instance does.
+            if let Some(value) = field(db, table, record, &name, options) {
+                out.insert(name, value);
+            }
+        }
+        out
+    }
+
+    fn field(
+        db: &Db,
+        table: &str,
+        record: &Record,
+        path: &str,
+        options: &Options,
+    ) -> Option<Value> {
+        let resolved = db.walk(table, Some(record), path)?;
+        let stored = resolved.stored();
+        let display = db.display(resolved.kind, &stored, options.offset);
+        if path.contains('.') {
+            // A dot-walked field comes back flat: a string, never a link object.
+            return Some(match options.mode {
+                Mode::Stored => json!(stored),
+                Mode::Display => json!(display),
+                Mode::All => json!({"display_value": display, "value": stored}),
+            });
+        }
+        if let schema::Kind::Reference(target) = resolved.kind
+            && !stored.is_empty()
+        {
+            return Some(reference(target, &stored, &display, options));
+        }
+        Some(match options.mode {
+            Mode::Stored => json!(stored),
+            Mode::Display => json!(display),
+            Mode::All => json!({"display_value": display, "value": stored}),
+        })
+    }
+
+    fn reference(target: &str, sys_id: &str, display: &str, options: &Options) -> Value {
+        let link = format!("https://{}/api/now/table/{target}/{sys_id}", options.host);
+        let mut object = Map::new();
+        match options.mode {
+            Mode::Stored if options.exclude_reference_link => return json!(sys_id),
+            Mode::Display if options.exclude_reference_link => return json!(display),
+            Mode::Stored => {
+                object.insert("value".into(), json!(sys_id));
+            }
+            Mode::Display => {
+                object.insert("display_value".into(), json!(display));
+            }
+            Mode::All => {
+                object.insert("display_value".into(), json!(display));
+                object.insert("value".into(), json!(sys_id));
+            }
+        }
+        if !options.exclude_reference_link {
+            object.insert("link".into(), json!(link));
+        }
+        Value::Object(object)
+    }
+}
+
+/// Encoded queries: parse into groups of clauses, evaluate against a field lookup.
+///
+/// `a^b^ORc^NQd` is `(a AND (b OR c)) OR d`: `^NQ` separates OR'd groups, `^` separates
+/// AND'd clauses, and `^OR` adds an alternative to the clause before it.
+pub mod query {
+    use std::cmp::Ordering;
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Op {
+        Eq,
+        Ne,
+        Like,
+        NotLike,
+        StartsWith,
+        EndsWith,
+        In,
+        NotIn,
+        IsEmpty,
+        IsNotEmpty,
+        EmptyString,
+        Anything,
+        Lt,
+        Le,
+        Gt,
+        Ge,
+    }
+
+    /// Longest first, so `NOT LIKE` wins over nothing and `ISNOTEMPTY` over `IN`.
+    const OPERATORS: &[(&str, Op)] = &[
+        ("ISNOTEMPTY", Op::IsNotEmpty),
+        ("ISEMPTY", Op::IsEmpty),
+        ("EMPTYSTRING", Op::EmptyString),
+        ("ANYTHING", Op::Anything),
+        ("NOT LIKE", Op::NotLike),
+        ("NOT IN", Op::NotIn),
+        ("STARTSWITH", Op::StartsWith),
+        ("ENDSWITH", Op::EndsWith),
+        ("LIKE", Op::Like),
+        ("IN", Op::In),
+        ("!=", Op::Ne),
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("=", Op::Eq),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ];
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Condition {
+        Compare {
+            field: String,
+            op: Op,
+            value: String,
+        },
+        /// A term the parser could not read; the instance drops those.
+        Unreadable(String),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Order {
+        pub field: String,
+        pub descending: bool,
+    }
+
+    /// AND of clauses, each an OR of conditions.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Group {
+        pub clauses: Vec<Vec<Condition>>,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct EncodedQuery {
+        /// OR'd groups; no group at all matches everything.
+        pub groups: Vec<Group>,
+        pub order: Vec<Order>,
+    }
+
+    impl EncodedQuery {
+        pub fn parse(encoded: &str) -> EncodedQuery {
+            let mut query = EncodedQuery::default();
+            for part in encoded.split("^NQ") {
+                let mut group = Group::default();
+                for term in part.split('^') {
+                    if term.is_empty() || term == "EQ" {
+                        continue;
+                    }
+                    if let Some(field) = term.strip_prefix("ORDERBYDESC") {
+                        query.order.push(Order {
+                            field: field.to_string(),
+                            descending: true,
+                        });
+                    } else if let Some(field) = term.strip_prefix("ORDERBY") {
+                        query.order.push(Order {
+                            field: field.to_string(),
+                            descending: false,
+                        });
+                    } else if let Some(alternative) = term.strip_prefix("OR") {
+                        let condition = Condition::parse(alternative);
+                        match group.clauses.last_mut() {
+                            Some(clause) => clause.push(condition),
+                            None => group.clauses.push(vec![condition]),
+                        }
+                    } else {
+                        group.clauses.push(vec![Condition::parse(term)]);
+                    }
+                }
+                query.groups.push(group);
+            }
+            // A query of only ORDERBY terms filters nothing.
+            if query.groups.iter().all(|group| group.clauses.is_empty()) {
+                query.groups.clear();
+            }
+            query
+        }
+
+        /// `field=value` conditions AND'd together (the name-value query form).
+        pub fn from_and_conditions(conditions: &[String]) -> EncodedQuery {
+            if conditions.is_empty() {
+                return EncodedQuery::default();
+            }
+            let clauses = conditions
+                .iter()
+                .map(|condition| vec![Condition::parse(condition)])
+                .collect();
+            EncodedQuery {
+                groups: vec![Group { clauses }],
+                order: Vec::new(),
+            }
+        }
+
+        /// `lookup(path)` gives the record's stored value, `None` for an unknown field.
+        /// Conditions on unknown fields and unreadable terms are dropped; a clause or
+        /// group left empty matches.
+        pub fn matches(&self, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+            if self.groups.is_empty() {
+                return true;
+            }
+            self.groups.iter().any(|group| {
+                group.clauses.iter().all(|clause| {
+                    let verdicts: Vec<bool> = clause
+                        .iter()
+                        .filter_map(|condition| condition.eval(lookup))
+                        .collect();
+                    verdicts.is_empty() || verdicts.into_iter().any(|verdict| verdict)
+                })
+            })
+        }
+
+        /// The terms an instance would call invalid: unreadable ones and those naming a
+        /// field `known` rejects.
+        pub fn invalid_terms(&self, known: &dyn Fn(&str) -> bool) -> Vec<String> {
+            self.groups
+                .iter()
+                .flat_map(|group| group.clauses.iter().flatten())
+                .filter_map(|condition| match condition {
+                    Condition::Compare { field, .. } if known(field) => None,
+                    Condition::Compare { field, .. } => Some(field.clone()),
+                    Condition::Unreadable(term) => Some(term.clone()),
+                })
+                .collect()
+        }
+    }
+
+    impl Condition {
+        /// `field` is lower-case letters, digits, `_` and `.` (dot-walks); the operator
+        /// follows immediately, then the value.
+        pub fn parse(term: &str) -> Condition {
+            let split = term
+                .find(|c: char| {
+                    !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+                })
+                .unwrap_or(term.len());
+            let (field, rest) = term.split_at(split);
+            if field.is_empty() {
+                return Condition::Unreadable(term.to_string());
+            }
+            for (token, op) in OPERATORS {
+                if let Some(value) = rest.strip_prefix(token) {
+                    return Condition::Compare {
+                        field: field.to_string(),
+                        op: op.clone(),
+                        value: value.to_string(),
+                    };
+                }
+            }
+            Condition::Unreadable(term.to_string())
+        }
+
+        /// `None` when the condition is dropped (unknown field, unreadable term).
+        pub fn eval(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Option<bool> {
+            let Condition::Compare { field, op, value } = self else {
+                return None;
+            };
+            let actual = lookup(field)?.to_lowercase();
+            let wanted = value.to_lowercase();
+            Some(match op {
+                Op::Eq => actual == wanted,
+                // An instance's `!=` also matches empty values.
+                Op::Ne => actual != wanted,
+                Op::Like => actual.contains(&wanted),
+                Op::NotLike => !actual.contains(&wanted),
+                Op::StartsWith => actual.starts_with(&wanted),
+                Op::EndsWith => actual.ends_with(&wanted),
+                Op::In => wanted.split(',').any(|item| item.trim() == actual),
+                Op::NotIn => !wanted.split(',').any(|item| item.trim() == actual),
+                Op::IsEmpty | Op::EmptyString => actual.is_empty(),
+                Op::IsNotEmpty => !actual.is_empty(),
+                Op::Anything => true,
+                // Empty values never satisfy an ordering, like NULL in SQL.
+                Op::Lt => !actual.is_empty() && compare_values(&actual, &wanted).is_lt(),
+                Op::Le => !actual.is_empty() && compare_values(&actual, &wanted).is_le(),
+                Op::Gt => !actual.is_empty() && compare_values(&actual, &wanted).is_gt(),
+                Op::Ge => !actual.is_empty() && compare_values(&actual, &wanted).is_ge(),
+            })
+        }
+    }
+
+    /// Numbers compare as numbers (choice values like `-5`), everything else as text,
+    /// which orders `YYYY-MM-DD HH:MM:SS` dates correctly.
+    pub fn compare_values(left: &str, right: &str) -> Ordering {
+        match (left.trim().parse::<f64>(), right.trim().parse::<f64>()) {
+            (Ok(left), Ok(right)) => left.partial_cmp(&right).unwrap_or(Ordering::Equal),
+            _ => left.cmp(right),
+        }
+    }
+}
+
+fn user(sys_id: &str, user_name: &str, first: &str, last: &str) -> Record {
+    record(&[
+        ("sys_id", sys_id),
+        ("user_name", user_name),
+        ("name", &format!("{first} {last}")),
+        ("first_name", first),
+        ("last_name", last),
+        ("email", &format!("{user_name}@example.com")),
+        ("active", "true"),
+    ])
+}
+
+fn record(fields: &[(&str, &str)]) -> Record {
+    fields
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value)))
+        .collect()
+}
+
+/// The records described in the module documentation, dated around `now`.
+pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Record)> {
+    let at = |offset: Duration| (now + offset).format(DATE_FORMAT).to_string();
+    let opened = at(Duration::days(-1));
+    let mut records = vec![
+        ("sys_user", user(ALICE, "alice", "Alice", "Anders")),
+        ("sys_user", user(BOB, "bob", "Bob", "Baker")),
+        ("sys_user", user(CAROL, "carol", "Carol", "Chen")),
+        ("sys_user", user(DAVE, "dave", "Dave", "Dunn")),
+    ];
+
+    let incidents = [
+        (10001, "2", ALICE, CAROL, DAVE, "VPN drops every hour"),
+        (10002, "7", ALICE, ALICE, "", "Printer jammed (closed)"),
+        (10003, "1", BOB, ALICE, "", "Bob's laptop will not boot"),
+        (10004, "8", ALICE, ALICE, "", "Duplicate of INC0010001"),
+        (10005, "3", ALICE, ALICE, "", "Waiting for a vendor"),
+    ];
+    for (serial, state, caller, opener, assignee, summary) in incidents {
+        let active = if ["7", "8"].contains(&state) {
+            "false"
+        } else {
+            "true"
+        };
+        records.push((
+            "incident",
+            record(&[
+                ("sys_id", &format!("1c1de{serial:027}")),
+                ("number", &format!("INC{serial:07}")),
+                ("short_description", summary),
+                ("state", state),
+                ("priority", "3"),
+                ("active", active),
+                ("caller_id", caller),
+                ("opened_by", opener),
+                ("assigned_to", assignee),
+                ("opened_at", &opened),
+                ("sys_created_on", &opened),
+                ("sys_updated_on", &opened),
+            ]),
+        ));
+    }
+
+    let hour = Duration::hours(1);
+    let in_window = (at(-hour), at(hour));
+    let changes = [
+        (
+            30001,
+            "-1",
+            "approved",
+            in_window.clone(),
+            ALICE,
+            "Patch web servers",
+        ),
+        (
+            30002,
+            "-1",
+            "requested",
+            in_window.clone(),
+            ALICE,
+            "Awaiting approval",
+        ),
+        (
+            30003,
+            "-1",
+            "approved",
+            (at(Duration::days(2)), at(Duration::days(3))),
+            ALICE,
+            "Window not open yet",
+        ),
+        (
+            30004,
+            "-1",
+            "approved",
+            (at(Duration::days(-3)), at(Duration::days(-2))),
+            ALICE,
+            "Window already over",
+        ),
+        (
+            30005,
+            "-1",
+            "approved",
+            in_window.clone(),
+            BOB,
+            "Bob's change",
+        ),
+        (
+            30006,
+            "-1",
+            "approved",
+            (String::new(), at(hour)),
+            ALICE,
+            "No planned start",
+        ),
+        (30007, "3", "approved", in_window, ALICE, "Closed change"),
+    ];
+    for (serial, state, approval, (start, end), requester, summary) in changes {
+        let active = if state == "3" { "false" } else { "true" };
+        records.push((
+            "change_request",
+            record(&[
+                ("sys_id", &format!("c4a9e{serial:027}")),
+                ("number", &format!("CHG{serial:07}")),
+                ("short_description", summary),
+                ("state", state),
+                ("approval", approval),
+                ("type", "normal"),
+                ("active", active),
+                ("start_date", &start),
+                ("end_date", &end),
+                ("requested_by", requester),
+                ("opened_by", CAROL),
+                ("assigned_to", DAVE),
+                ("opened_at", &opened),
+                ("sys_created_on", &opened),
+                ("sys_updated_on", &opened),
+            ]),
+        ));
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query::{Condition, EncodedQuery, Op};
+    use super::*;
+
+    const USER: &str = "svc_pam";
+    const PASSWORD: &str = "s3cret";
+
+    fn sim() -> ServiceNowSim {
+        ServiceNowSim::new(USER, PASSWORD)
+    }
+
+    fn get(sim: &ServiceNowSim, path: &str, params: &[(&str, &str)]) -> Response {
+        let mut request = Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: params
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            ..Request::default()
+        };
+        request
+            .headers
+            .insert("authorization".into(), basic(USER, PASSWORD));
+        request.headers.insert("host".into(), "sn.test:8443".into());
+        sim.handle(&request)
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let input = format!("{user}:{password}").into_bytes();
+        let mut out = String::from("Basic ");
+        for chunk in input.chunks(3) {
+            let bytes = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    fn body(response: &Response) -> Value {
+        serde_json::from_slice(&response.body).expect("the simulator answers JSON")
+    }
+
+    fn numbers(sim: &ServiceNowSim, table: &str, query: &str) -> Vec<String> {
+        let response = get(
+            sim,
+            &format!("/api/now/table/{table}"),
+            &[("sysparm_query", query), ("sysparm_fields", "number")],
+        );
+        assert_eq!(response.status, 200);
+        body(&response)["result"]
+            .as_array()
+            .expect("result is a list")
+            .iter()
+            .map(|row| row["number"].as_str().expect("number").to_string())
+            .collect()
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+        response
+            .headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    const ALL_INCIDENTS: [&str; 5] = [
+        "INC0010001",
+        "INC0010002",
+        "INC0010003",
+        "INC0010004",
+        "INC0010005",
+    ];
+
+    #[test]
+    fn nq_opens_a_new_or_group_that_widens_the_match() {
+        let sim = sim();
+        assert_eq!(
+            numbers(&sim, "incident", "number=INC0010001"),
+            ["INC0010001"]
+        );
+        assert_eq!(
+            numbers(&sim, "incident", "number=INC0010001^NQnumberISNOTEMPTY"),
+            ALL_INCIDENTS
+        );
+    }
+
+    #[test]
+    fn or_binds_tighter_than_and() {
+        let sim = sim();
+        // caller alice AND (state 7 OR state 8)
+        assert_eq!(
+            numbers(
+                &sim,
+                "incident",
+                &format!("caller_id={ALICE}^state=7^ORstate=8")
+            ),
+            ["INC0010002", "INC0010004"]
+        );
+        // An injected ^OR after the number widens to every incident of that state.
+        assert_eq!(
+            numbers(&sim, "incident", "number=INC0010009^ORstate=1"),
+            ["INC0010003"]
+        );
+        let parsed = EncodedQuery::parse("a=1^b=2^ORc=3");
+        assert_eq!(parsed.groups.len(), 1);
+        assert_eq!(parsed.groups[0].clauses.len(), 2);
+        assert_eq!(parsed.groups[0].clauses[1].len(), 2);
+    }
+
+    #[test]
+    fn unknown_fields_and_unreadable_terms_are_dropped() {
+        let sim = sim();
+        assert_eq!(
+            numbers(&sim, "incident", "number=INC0010001^u_nonsense=1"),
+            ["INC0010001"]
+        );
+        assert_eq!(numbers(&sim, "incident", "u_nonsense=1"), ALL_INCIDENTS);
+        assert_eq!(
+            numbers(&sim, "incident", "number=INC0010001^ORu_nonsense=1"),
+            ["INC0010001"]
+        );
+        assert_eq!(numbers(&sim, "incident", "numberBOGUSOP1"), ALL_INCIDENTS);
+        sim.set_invalid_query_returns_no_rows(true);
+        assert!(numbers(&sim, "incident", "number=INC0010001^u_nonsense=1").is_empty());
+    }
+
+    #[test]
+    fn dot_walks_follow_references() {
+        let sim = sim();
+        assert_eq!(
+            numbers(&sim, "incident", "caller_id.user_name=bob"),
+            ["INC0010003"]
+        );
+        assert_eq!(
+            numbers(&sim, "incident", "opened_by.name=Carol Chen"),
+            ["INC0010001"]
+        );
+        // An empty reference walks to an empty value, not to an unknown field.
+        assert_eq!(
+            numbers(&sim, "incident", "assigned_to.user_nameISNOTEMPTY"),
+            ["INC0010001"]
+        );
+        assert_eq!(numbers(&sim, "incident", "caller_id.u_nonsense=1").len(), 5);
+    }
+
+    #[test]
+    fn operators() {
+        let sim = sim();
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "number!=INC0010001^numberSTARTSWITHINC00100",
+                &ALL_INCIDENTS[1..],
+            ),
+            ("numberENDSWITH3", &["INC0010003"]),
+            ("short_descriptionLIKEvpn", &["INC0010001"]),
+            ("short_descriptionNOT LIKEe", &["INC0010003"]),
+            ("stateIN7,8", &["INC0010002", "INC0010004"]),
+            ("stateNOT IN1,2,3", &["INC0010002", "INC0010004"]),
+            ("assigned_toISEMPTY^state<3", &["INC0010003"]),
+            ("state>=7", &["INC0010002", "INC0010004"]),
+            ("state>6^state<=7", &["INC0010002"]),
+            ("number=inc0010005", &["INC0010005"]),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(&numbers(&sim, "incident", query), expected, "{query}");
+        }
+        assert_eq!(
+            numbers(&sim, "change_request", "start_dateISEMPTY"),
+            ["CHG0030006"]
+        );
+        assert_eq!(
+            numbers(&sim, "change_request", "state<0^ORDERBYDESCnumber").len(),
+            6
+        );
+        assert_eq!(
+            numbers(&sim, "change_request", "approval=approved^state=3"),
+            ["CHG0030007"]
+        );
+    }
+
+    #[test]
+    fn order_by_sorts() {
+        let sim = sim();
+        assert_eq!(
+            numbers(&sim, "incident", "ORDERBYDESCnumber"),
+            ALL_INCIDENTS.iter().rev().copied().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            numbers(&sim, "incident", "ORDERBYstate^ORDERBYDESCnumber"),
+            [
+                "INC0010003",
+                "INC0010001",
+                "INC0010005",
+                "INC0010002",
+                "INC0010004"
+            ]
+        );
+    }
+
+    #[test]
+    fn parser_shapes() {
+        assert_eq!(
+            query::Condition::parse("caller_id.user_name=bob"),
+            Condition::Compare {
+                field: "caller_id.user_name".into(),
+                op: Op::Eq,
+                value: "bob".into()
+            }
+        );
+        assert!(matches!(Condition::parse("=x"), Condition::Unreadable(_)));
+        assert!(EncodedQuery::parse("").groups.is_empty());
+        assert!(EncodedQuery::parse("ORDERBYnumber").groups.is_empty());
+        assert_eq!(EncodedQuery::parse("a=1^EQ").groups[0].clauses.len(), 1);
+    }
+
+    #[test]
+    fn name_value_form_when_no_sysparm_query() {
+        let sim = sim();
+        let response = get(&sim, "/api/now/table/incident", &[("number", "INC0010003")]);
+        let rows = body(&response)["result"].clone();
+        assert_eq!(rows.as_array().expect("list").len(), 1);
+        assert_eq!(rows[0]["number"], "INC0010003");
+        assert_eq!(
+            sim.received()[0].name_value,
+            [("number".into(), "INC0010003".into())]
+        );
+    }
+
+    #[test]
+    fn stored_values_and_reference_links() {
+        let sim = sim();
+        let response = get(
+            &sim,
+            "/api/now/table/incident",
+            &[
+                ("sysparm_query", "number=INC0010001"),
+                (
+                    "sysparm_fields",
+                    "number,state,caller_id,assigned_to,u_none,caller_id.user_name,opened_at",
+                ),
+            ],
+        );
+        assert_eq!(header(&response, "X-Total-Count"), Some("1"));
+        let row = &body(&response)["result"][0];
+        assert_eq!(row["state"], "2");
+        assert_eq!(
+            row["caller_id"],
+            json!({"link": format!("https://sn.test:8443/api/now/table/sys_user/{ALICE}"), "value": ALICE})
+        );
+        assert_eq!(row["caller_id.user_name"], "alice");
+        assert!(row.get("u_none").is_none());
+        assert_eq!(row.as_object().expect("object").len(), 6);
+
+        let response = get(
+            &sim,
+            "/api/now/table/incident",
+            &[
+                ("sysparm_query", "number=INC0010002"),
+                ("sysparm_exclude_reference_link", "true"),
+            ],
+        );
+        let row = &body(&response)["result"][0];
+        assert_eq!(row["caller_id"], ALICE);
+        assert_eq!(row["assigned_to"], "");
+    }
+
+    #[test]
+    fn display_values_use_labels_names_and_the_user_time_zone() {
+        let now = DateTime::parse_from_rfc3339("2030-01-15T12:00:00Z")
+            .expect("valid date")
+            .with_timezone(&Utc);
+        let sim = ServiceNowSim::with_records(USER, PASSWORD, default_fixture(now));
+        let fields = (
+            "sysparm_fields",
+            "state,approval,start_date,requested_by,requested_by.user_name",
+        );
+        let query = ("sysparm_query", "number=CHG0030001");
+        let display = get(
+            &sim,
+            "/api/now/v2/table/change_request",
+            &[query, fields, ("sysparm_display_value", "true")],
+        );
+        let row = &body(&display)["result"][0];
+        assert_eq!(row["state"], "Implement");
+        assert_eq!(row["approval"], "Approved");
+        assert_eq!(row["start_date"], "2030-01-15 06:00:00");
+        assert_eq!(row["requested_by"]["display_value"], "Alice Anders");
+        assert!(row["requested_by"]["link"].is_string());
+        assert_eq!(row["requested_by.user_name"], "alice");
+
+        let all = get(
+            &sim,
+            "/api/now/table/change_request",
+            &[
+                query,
+                fields,
+                ("sysparm_display_value", "all"),
+                ("sysparm_exclude_reference_link", "true"),
+            ],
+        );
+        let row = &body(&all)["result"][0];
+        assert_eq!(
+            row["state"],
+            json!({"display_value": "Implement", "value": "-1"})
+        );
+        assert_eq!(
+            row["start_date"],
+            json!({"display_value": "2030-01-15 06:00:00", "value": "2030-01-15 11:00:00"})
+        );
+        assert_eq!(
+            row["requested_by"],
+            json!({"display_value": "Alice Anders", "value": ALICE})
+        );
+        assert_eq!(
+            row["requested_by.user_name"],
+            json!({"display_value": "alice", "value": "alice"})
+        );
+    }
+
+    #[test]
+    fn errors_have_the_instance_shape() {
+        let sim = sim();
+        let mut request = Request {
+            method: "GET".into(),
+            path: "/api/now/table/incident".into(),
+            ..Request::default()
+        };
+        let response = sim.handle(&request);
+        assert_eq!(response.status, 401);
+        assert_eq!(
+            body(&response),
+            json!({"error":{"message":"User Not Authenticated","detail":"Required to provide Auth information"},"status":"failure"})
+        );
+        request
+            .headers
+            .insert("authorization".into(), basic(USER, "wrong"));
+        assert_eq!(sim.handle(&request).status, 401);
+
+        let response = get(&sim, "/api/now/table/u_tickets", &[]);
+        assert_eq!(response.status, 400);
+        assert_eq!(
+            body(&response),
+            json!({"error":{"message":"Invalid table u_tickets","detail":null},"status":"failure"})
+        );
+
+        sim.set_forbidden(true);
+        let response = get(&sim, "/api/now/table/incident", &[]);
+        assert_eq!(response.status, 403);
+        assert_eq!(
+            body(&response),
+            json!({"error":{"message":"User Not Authorized","detail":"Failed API level ACL Validation"},"status":"failure"})
+        );
+        sim.set_forbidden(false);
+
+        sim.set_rate_limited(Some(30));
+        let response = get(&sim, "/api/now/table/incident", &[]);
+        assert_eq!(response.status, 429);
+        assert_eq!(body(&response)["error"]["message"], "Rate limit exceeded");
+        assert_eq!(header(&response, "Retry-After"), Some("30"));
+        assert!(header(&response, "X-RateLimit-Limit").is_some());
+        let reset: i64 = header(&response, "X-RateLimit-Reset")
+            .expect("reset header")
+            .parse()
+            .expect("unix time");
+        assert!(reset >= Utc::now().timestamp() + 29);
+        sim.set_rate_limited(None);
+
+        request.method = "POST".into();
+        request
+            .headers
+            .insert("authorization".into(), basic(USER, PASSWORD));
+        let response = sim.handle(&request);
+        assert_eq!(response.status, 405);
+        assert_eq!(body(&response)["status"], "failure");
+    }
+
+    #[test]
+    fn prefix_paging_and_recording() {
+        let sim = sim();
+        let response = get(
+            &sim,
+            "/sn/proxy/api/now/table/change_request",
+            &[
+                ("sysparm_query", "ORDERBYnumber"),
+                ("sysparm_limit", "2"),
+                ("sysparm_offset", "2"),
+            ],
+        );
+        assert_eq!(header(&response, "X-Total-Count"), Some("7"));
+        let rows = body(&response)["result"].clone();
+        assert_eq!(rows[0]["number"], "CHG0030003");
+        assert_eq!(rows.as_array().expect("list").len(), 2);
+
+        let response = get(
+            &sim,
+            "/api/now/table/incident",
+            &[
+                ("sysparm_query", "number=INC9"),
+                ("sysparm_no_count", "true"),
+            ],
+        );
+        assert_eq!(body(&response), json!({"result": []}));
+        assert_eq!(header(&response, "X-Total-Count"), None);
+
+        let received = sim.received();
+        assert_eq!(sim.query_count(), 2);
+        assert_eq!(received[0].prefix, "/sn/proxy");
+        assert_eq!(received[0].table, "change_request");
+        assert_eq!(received[0].limit.as_deref(), Some("2"));
+        assert_eq!(received[0].matched, 7);
+        assert_eq!(received[1].matched, 0);
+        assert_eq!(received[1].status, 200);
+    }
+
+    #[test]
+    fn single_record_by_sys_id() {
+        let sim = sim();
+        let response = get(&sim, &format!("/api/now/table/sys_user/{BOB}"), &[]);
+        assert_eq!(body(&response)["result"]["user_name"], "bob");
+        let response = get(
+            &sim,
+            "/api/now/table/sys_user/ffffffffffffffffffffffffffffffff",
+            &[],
+        );
+        assert_eq!(response.status, 404);
+    }
+
+    #[test]
+    fn tests_can_change_the_instance() {
+        let sim = sim();
+        sim.set_record_field("incident", "INC0010001", "state", "6");
+        assert_eq!(numbers(&sim, "incident", "state=6"), ["INC0010001"]);
+        let mut extra = Record::new();
+        extra.insert("number".into(), json!("INC0010099"));
+        extra.insert("caller_id".into(), json!(DAVE));
+        sim.insert("incident", extra);
+        assert_eq!(
+            numbers(&sim, "incident", "caller_id.user_name=dave"),
+            ["INC0010099"]
+        );
+        sim.remove("incident", "INC0010099");
+        assert!(numbers(&sim, "incident", "caller_id.user_name=dave").is_empty());
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        assert_eq!(base64_decode("c3ZjOnB3").as_deref(), Some(&b"svc:pw"[..]));
+        assert_eq!(base64_decode("YQ==").as_deref(), Some(&b"a"[..]));
+        assert_eq!(base64_decode("a b"), None);
+    }
+}
