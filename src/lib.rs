@@ -5,6 +5,7 @@
 //! run the flow, map its outcome to a PAM return code. The FFI details live in
 //! `pam_glue.rs`; the logic in `flow.rs` and below is plain, unit-tested Rust.
 
+pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod bypass;

@@ -1,6 +1,33 @@
-//! `pam-ticket`: the admin tool. Subcommands arrive with their own issues.
+//! `pam-ticket`: the admin tool for pam_ticket.
+
+use pam_ticket::admin;
+
+const USAGE: &str = "usage: pam-ticket <command> [options]
+
+commands:
+  check [--config PATH]                    parse the configuration as the module does and test the account and TLS trust
+  test --user NAME [--rhost HOST] TICKET   run the whole validation for one ticket, without PAM
+  hash-code [--generate]                   hash a failsafe bypass code for FailsafeBypassCode
+  ca add CERT [--bundle PATH]              append a CA certificate to the trusted bundle, after a backup
+  ca check URL [--config PATH]             say whether a server's certificate chain verifies
+
+Run `pam-ticket <command> --help` for a command's options.";
 
 fn main() {
-    eprintln!("usage: pam-ticket <command>");
-    std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("check") => admin::check::run(&args[1..]),
+        Some("test") => admin::test_ticket::run(&args[1..]),
+        Some("hash-code") => admin::hash_code::run(&args[1..]),
+        Some("ca") => admin::ca::run(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            0
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
 }
