@@ -1,7 +1,7 @@
 //! Test infrastructure shared by the integration tests and the demo: certificates made at
 //! run time (`pki`), an HTTPS server with named faults (`https`), a CONNECT proxy (`proxy`),
-//! a real-libpam client (`pam`), temporary directories (`tmp`), and the ServiceNow
-//! simulator (`servicenow`).
+//! a real-libpam client (`pam`), temporary directories (`tmp`), the ServiceNow simulator
+//! (`servicenow`), and a private sshd with a real ssh client (`sshd`).
 
 // Each integration test uses only part of this; unused helpers are expected.
 #![allow(dead_code)]
@@ -12,4 +12,5 @@ pub mod pam;
 pub mod pki;
 pub mod proxy;
 pub mod servicenow;
+pub mod sshd;
 pub mod tmp;

@@ -1,0 +1,360 @@
+//! End to end with real OpenSSH: a private sshd (the system's binary, its own PAM service
+//! file loading the built module), the real `ssh` client driven through a pseudo-terminal
+//! by `expect`, and the ServiceNow simulator over HTTPS. Needs root; without root or
+//! OpenSSH each test says why and passes without running (CI runs as root).
+//!
+//! sshd_config: `UsePAM yes`, `KbdInteractiveAuthentication yes`,
+//! `PasswordAuthentication no`, `AuthenticationMethods publickey,keyboard-interactive:pam`.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pam_ticket::bypass::BypassHash;
+use serde_json::Value;
+use support::https::{TestServer, refusing_port};
+use support::pam::{module_path, system_module};
+use support::pki::{ServerCert, TestPki};
+use support::servicenow::ServiceNowSim;
+use support::sshd::{Client, SshRun, Sshd, TEST_USER, report, unavailable_reason};
+use support::tmp::TestDir;
+
+const ACCOUNT_USER: &str = "svc_pam";
+const ACCOUNT_PASSWORD: &str = "s3cret-e2e";
+const BYPASS_CODE: &str = "break-glass-7Qz4-e2e-2026";
+const CLOSED_REASON: &str = "Ticket INC0010002 is Closed; allowed states: New, In Progress";
+const UNAVAILABLE: &str =
+    "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
+
+/// One gateway: simulator, configuration, private sshd. Fields drop in order: sshd (and
+/// its /etc/pam.d file) first, the directory last.
+struct Gateway {
+    sshd: Sshd,
+    _server: Option<TestServer>,
+    sim: Arc<ServiceNowSim>,
+    audit_log: PathBuf,
+    _dir: TestDir,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Up,
+    /// SystemURL points at a loopback port where nothing listens.
+    Down,
+}
+
+fn gateway(label: &str, backend: Backend, extra_config: &str) -> Option<Gateway> {
+    if let Some(reason) = unavailable_reason() {
+        report(&format!("sshd_e2e {label}: SKIPPED: {reason}"));
+        return None;
+    }
+    let dir = TestDir::new(&format!("sshd-{label}"));
+    let pki = TestPki::generate(&dir.join("pki"));
+    let sim = Arc::new(ServiceNowSim::new(ACCOUNT_USER, ACCOUNT_PASSWORD));
+    let (server, url) = match backend {
+        Backend::Up => {
+            let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
+            let url = server.base_url();
+            (Some(server), url)
+        }
+        Backend::Down => (None, format!("https://localhost:{}", refusing_port())),
+    };
+
+    let account = dir.join("account.conf");
+    write_root_only(
+        &account,
+        &format!("Username=\"{ACCOUNT_USER}\"\nPassword=\"{ACCOUNT_PASSWORD}\"\n"),
+    );
+    let audit_log = dir.join("audit.log");
+    let bypass = BypassHash::create(BYPASS_CODE.as_bytes(), b"e2e-salt-1234567");
+    let config = dir.join("pam_ticket.conf");
+    write_root_only(
+        &config,
+        &format!(
+            "TicketingSystem=\"ServiceNow\"\n\
+             SystemURL=\"{url}\"\n\
+             ConnectionAccountFile=\"{account}\"\n\
+             CAFile=\"{ca}\"\n\
+             ValidateIncidentTicketState=\"Yes\"\n\
+             AllowedIncidentTicketStates=\"New,In Progress\"\n\
+             FailsafeBypassCode=\"{bypass}\"\n\
+             Timeout=\"5\"\n\
+             AuditLogFile=\"{audit}\"\n\
+             {extra_config}",
+            account = account.display(),
+            ca = pki.ca_pem_path().display(),
+            audit = audit_log.display(),
+        ),
+    );
+    let stack = format!(
+        "# pam_ticket end-to-end test; removed when the test ends.\n\
+         auth     required {module} config={config}\n\
+         account  required {permit}\n\
+         session  required {permit}\n\
+         password required {deny}\n",
+        module = module_path().display(),
+        config = config.display(),
+        permit = system_module("pam_permit.so").display(),
+        deny = system_module("pam_deny.so").display(),
+    );
+    let sshd = Sshd::start(dir.path(), label, &stack);
+    Some(Gateway {
+        sshd,
+        _server: server,
+        sim,
+        audit_log,
+        _dir: dir,
+    })
+}
+
+fn write_root_only(path: &Path, text: &str) {
+    fs::write(path, text).expect("write a root-only file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
+}
+
+impl Gateway {
+    fn ssh(&self, client: &Client) -> SshRun {
+        let run = self.sshd.ssh(client);
+        report(&format!(
+            "---- ssh transcript ({}) ----\n{}\n---- end ----",
+            self.sshd.service(),
+            run.transcript.trim_end()
+        ));
+        run
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
+            .collect()
+    }
+
+    fn decisions(&self) -> Vec<String> {
+        self.audit()
+            .iter()
+            .map(|record| record["decision"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn queries(&self) -> usize {
+        self.sim.query_count()
+    }
+
+    /// Context for a failed assertion: what the client saw and what sshd logged.
+    fn context(&self, run: &SshRun) -> String {
+        format!(
+            "transcript:\n{}\ndriver:\n{}\nsshd log:\n{}\naudit:\n{}",
+            run.transcript,
+            run.driver_log,
+            self.sshd.log_text(),
+            fs::read_to_string(&self.audit_log).unwrap_or_default()
+        )
+    }
+}
+
+fn report_timings(case: &str, run: &SshRun) {
+    let (to_prompt, to_shell) = run.timings();
+    let show = |value: Option<u64>| value.map_or("-".to_string(), |ms| format!("{ms} ms"));
+    report(&format!(
+        "sshd_e2e timing [{case}]: connect->prompt {}, answer->shell {}, prompts {}, total {} ms",
+        show(to_prompt),
+        show(to_shell),
+        run.prompt_at_ms.len(),
+        run.total.as_millis()
+    ));
+}
+
+#[test]
+fn valid_ticket_logs_in_and_reaches_the_session() {
+    let Some(gate) = gateway("valid", Backend::Up, "") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010001"]));
+    report_timings("valid ticket", &run);
+    let context = gate.context(&run);
+    assert!(run.got_shell(), "no session:\n{context}");
+    assert_eq!(run.exit_status, 0, "{context}");
+    assert_eq!(run.prompt_at_ms.len(), 1, "{context}");
+    assert_eq!(
+        run.session_value("TICKET_ID").as_deref(),
+        Some("INC0010001"),
+        "{context}"
+    );
+    assert_eq!(
+        run.session_value("TICKETING_SYSTEM").as_deref(),
+        Some("ServiceNow")
+    );
+    assert_eq!(
+        run.session_value("TICKET_DECISION").as_deref(),
+        Some("allow")
+    );
+    assert_eq!(gate.queries(), 1);
+    let audit = gate.audit();
+    assert_eq!(gate.decisions(), vec!["allow"], "{context}");
+    assert_eq!(audit[0]["ticket"], "INC0010001");
+    assert_eq!(audit[0]["user"], TEST_USER);
+    assert_eq!(audit[0]["rhost"], "127.0.0.1");
+    assert_eq!(audit[0]["service"], gate.sshd.service());
+    assert!(
+        gate.sshd.log_text().contains(&format!(
+            "Accepted keyboard-interactive/pam for {TEST_USER}"
+        )),
+        "{context}"
+    );
+}
+
+/// MaxAttempts=1: the module shows the reason and returns PAM_MAXTRIES at once, so there
+/// is no later prompt to carry the message (OpenSSH bug 2876). sshd still sends it: a
+/// failing PAM_MAXTRIES/PAM_AUTH_ERR with pending messages is turned into one last
+/// keyboard-interactive request with no prompts, whose instruction the client prints.
+#[test]
+fn closed_ticket_is_refused_with_the_reason() {
+    let Some(gate) = gateway("closed", Backend::Up, "MaxAttempts=\"1\"\n") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010002"]));
+    report_timings("closed ticket", &run);
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert_eq!(run.prompt_at_ms.len(), 1, "{context}");
+    assert!(run.transcript.contains(CLOSED_REASON), "{context}");
+    assert!(run.transcript.contains("Permission denied"), "{context}");
+    assert_eq!(gate.queries(), 1);
+    assert_eq!(gate.decisions(), vec!["deny"], "{context}");
+    assert_eq!(gate.audit()[0]["reason"], CLOSED_REASON);
+}
+
+/// MaxAttempts=3 (the default): three refused answers, each reason shown, then
+/// PAM_MAXTRIES makes sshd stop offering keyboard-interactive, so the connection ends
+/// after exactly three prompts even though the client would retype forever.
+#[test]
+fn three_wrong_answers_end_the_connection() {
+    let Some(gate) = gateway("maxtries", Backend::Up, "") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010002", "INC0099999", "INC0010004"]).repeating());
+    report_timings("three wrong answers", &run);
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert_eq!(run.prompt_at_ms.len(), 3, "{context}");
+    assert!(run.transcript.contains(CLOSED_REASON), "{context}");
+    assert!(
+        run.transcript.contains("Ticket INC0099999 was not found"),
+        "{context}"
+    );
+    assert!(
+        run.transcript
+            .contains("Ticket INC0010004 is Canceled; allowed states: New, In Progress"),
+        "{context}"
+    );
+    assert_eq!(gate.queries(), 3);
+    assert_eq!(gate.decisions(), vec!["deny", "deny", "deny"], "{context}");
+}
+
+#[test]
+fn bypass_code_logs_in_without_a_request() {
+    let Some(gate) = gateway("bypass", Backend::Up, "") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&[BYPASS_CODE]));
+    report_timings("bypass code", &run);
+    let context = gate.context(&run);
+    assert!(run.got_shell(), "{context}");
+    assert_eq!(
+        run.session_value("TICKET_DECISION").as_deref(),
+        Some("bypass")
+    );
+    assert_eq!(run.session_value("TICKET_ID").as_deref(), Some(""));
+    assert_eq!(gate.queries(), 0);
+    assert_eq!(gate.decisions(), vec!["bypass"], "{context}");
+    let audit_text = fs::read_to_string(&gate.audit_log).unwrap_or_default();
+    assert!(
+        !audit_text.contains(BYPASS_CODE),
+        "the code leaked: {audit_text}"
+    );
+}
+
+/// FailMode=secure with the ticketing system down: the unavailable message, no login.
+/// PAM_AUTHINFO_UNAVAIL is not PAM_MAXTRIES, so a stock client starts keyboard-interactive
+/// again (NumberOfPasswordPrompts, 3 by default): the test retypes and counts the rounds.
+#[test]
+fn system_down_in_secure_mode_shows_unavailable_and_denies() {
+    let Some(gate) = gateway("down-secure", Backend::Down, "FailMode=\"secure\"\n") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010001"]).repeating());
+    report_timings("system down, secure", &run);
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert!(run.transcript.contains(UNAVAILABLE), "{context}");
+    let rounds = run.prompt_at_ms.len();
+    assert!((1..=3).contains(&rounds), "{rounds} prompts\n{context}");
+    assert_eq!(gate.decisions(), vec!["unavailable"; rounds], "{context}");
+    report(&format!(
+        "sshd_e2e: system down, secure mode: {rounds} keyboard-interactive round(s) before ssh gave up"
+    ));
+}
+
+#[test]
+fn system_down_in_safe_mode_logs_in_as_failsafe() {
+    let Some(gate) = gateway("down-safe", Backend::Down, "FailMode=\"safe\"\n") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010001"]));
+    report_timings("system down, safe", &run);
+    let context = gate.context(&run);
+    assert!(run.got_shell(), "{context}");
+    assert_eq!(
+        run.session_value("TICKET_DECISION").as_deref(),
+        Some("failsafe")
+    );
+    assert_eq!(
+        run.session_value("TICKET_ID").as_deref(),
+        Some("INC0010001")
+    );
+    assert_eq!(gate.decisions(), vec!["failsafe"], "{context}");
+}
+
+/// The key alone is not enough, and keyboard-interactive is not even offered before it.
+#[test]
+fn publickey_alone_is_not_let_through() {
+    let Some(gate) = gateway("pubkey-only", Backend::Up, "") else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&[]).methods("publickey"));
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert!(run.prompt_at_ms.is_empty(), "{context}");
+    assert!(
+        run.transcript
+            .contains("Permission denied (keyboard-interactive)"),
+        "{context}"
+    );
+    assert!(
+        gate.sshd
+            .log_text()
+            .contains("Partial publickey for pamticket-e2e"),
+        "{context}"
+    );
+
+    let run = gate.ssh(&Client::answering(&["INC0010001"]).methods("keyboard-interactive"));
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert!(run.prompt_at_ms.is_empty(), "{context}");
+    assert!(
+        run.transcript.contains("Permission denied (publickey)"),
+        "{context}"
+    );
+    assert_eq!(gate.queries(), 0);
+    assert!(gate.audit().is_empty(), "{context}");
+}
