@@ -1,7 +1,195 @@
-//! `pam-ticket` subcommand (to be written).
+//! `pam-ticket hash-code`: turns a failsafe bypass code into the
+//! `sha256:<salt-hex>:<hex>` line that FailsafeBypassCode holds, so that the code itself
+//! is never stored on the gateway.
+
+use std::io::{IsTerminal, Read, Write};
+
+use super::args::{self, EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
+use crate::bypass::BypassHash;
+use crate::secret::{Secret, wipe};
+
+const HELP: &str = "usage: pam-ticket hash-code [--generate]
+
+Prints the line to put in FailsafeBypassCode (several are separated by commas):
+  sha256:<salt-hex>:<hex of sha256(salt bytes followed by the code)>
+with a fresh random 16-byte salt from /dev/urandom.
+
+Without --generate the code is read from standard input (the first line; leading and
+trailing white space is dropped, as the module drops it from an answer). On a terminal
+the code is not echoed.
+
+  --generate   make a random code of 24 characters (about 120 bits) from /dev/urandom,
+               print it once on standard output, then its hash line. Keep the code
+               offline (e.g. sealed in a safe); it cannot be recovered from the hash.
+
+The hash line is always the last line on standard output.
+";
+
+/// Letters and digits without look-alikes (0/O, 1/I/l): 32 symbols, so 5 random bits
+/// pick one without bias.
+const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// Characters in a generated code (grouped by four with `-`).
+const GENERATED_LENGTH: usize = 24;
+/// Below this a code is easier to guess than a ticket ID is to find; warn.
+const RECOMMENDED_LENGTH: usize = 20;
+const SALT_LENGTH: usize = 16;
 
 /// Runs the subcommand; returns the process exit code.
-pub fn run(_args: &[String]) -> i32 {
-    eprintln!("pam-ticket: this command is not available yet");
-    2
+pub fn run(arguments: &[String]) -> i32 {
+    let options = match args::parse(arguments, &[], &[], &["generate"]) {
+        Ok(Parsed::Help) => {
+            println!("{HELP}\n{EXIT_CODES}");
+            return EXIT_OK;
+        }
+        Ok(Parsed::Run(options)) => options,
+        Err(problem) => {
+            eprintln!("pam-ticket hash-code: {problem}\n\n{HELP}");
+            return EXIT_USAGE;
+        }
+    };
+    if !options.positional.is_empty() {
+        // A code on the command line would sit in the shell history and in `ps`.
+        eprintln!(
+            "pam-ticket hash-code: the code is read from standard input, never from the command line"
+        );
+        return EXIT_USAGE;
+    }
+    let code = if options.switch("generate") {
+        match generate_code() {
+            Ok(code) => {
+                // Printed once, here; nothing else keeps it.
+                println!("bypass code: {}", String::from_utf8_lossy(code.as_bytes()));
+                code
+            }
+            Err(problem) => {
+                eprintln!("pam-ticket hash-code: {problem}");
+                return EXIT_FAILED;
+            }
+        }
+    } else {
+        match read_code() {
+            Ok(code) => code,
+            Err(problem) => {
+                eprintln!("pam-ticket hash-code: {problem}");
+                return EXIT_FAILED;
+            }
+        }
+    };
+    if code.as_bytes().len() < RECOMMENDED_LENGTH {
+        eprintln!(
+            "pam-ticket hash-code: warning: this code has {} characters; use at least {RECOMMENDED_LENGTH} (--generate makes one)",
+            code.as_bytes().len()
+        );
+    }
+    let salt = match args::random_bytes(SALT_LENGTH) {
+        Ok(salt) => salt,
+        Err(problem) => {
+            eprintln!("pam-ticket hash-code: {problem}");
+            return EXIT_FAILED;
+        }
+    };
+    println!("{}", BypassHash::create(code.as_bytes(), &salt));
+    EXIT_OK
+}
+
+/// A random code such as `K7QX-M2ZD-…`, 24 symbols from [`ALPHABET`].
+pub fn generate_code() -> Result<Secret, String> {
+    let mut random = args::random_bytes(GENERATED_LENGTH)?;
+    let mut code = Vec::with_capacity(GENERATED_LENGTH + GENERATED_LENGTH / 4);
+    for (index, byte) in random.iter().enumerate() {
+        if index > 0 && index % 4 == 0 {
+            code.push(b'-');
+        }
+        code.push(ALPHABET[usize::from(byte & 0x1f)]);
+    }
+    wipe(&mut random);
+    Ok(Secret::new(code))
+}
+
+/// Reads the first line of standard input, without echo on a terminal, trimmed.
+fn read_code() -> Result<Secret, String> {
+    let stdin = std::io::stdin();
+    let on_terminal = stdin.is_terminal();
+    let echo = if on_terminal {
+        eprint!("Bypass code: ");
+        let _ = std::io::stderr().flush();
+        EchoOff::new()
+    } else {
+        None
+    };
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut handle = stdin.lock();
+    // Byte by byte up to the first newline: nothing after it is read or kept.
+    loop {
+        match handle.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => raw.push(byte[0]),
+            Err(io_error) => {
+                wipe(&mut raw);
+                return Err(format!("cannot read standard input: {io_error}"));
+            }
+        }
+    }
+    drop(echo);
+    if on_terminal {
+        eprintln!();
+    }
+    let secret = Secret::new(raw.trim_ascii().to_vec());
+    wipe(&mut raw);
+    if secret.is_empty() {
+        return Err("no code on standard input (or use --generate)".to_string());
+    }
+    Ok(secret)
+}
+
+/// Turns terminal echo off for standard input and back on when dropped.
+struct EchoOff {
+    saved: libc::termios,
+}
+
+impl EchoOff {
+    fn new() -> Option<EchoOff> {
+        // SAFETY: termios is plain data; tcgetattr fills it completely on success and we
+        // use it only then.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd 0 is standard input; `saved` is a valid, writable termios.
+        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
+            return None;
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: `quiet` is a valid termios derived from the current settings.
+        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &quiet) } != 0 {
+            return None;
+        }
+        Some(EchoOff { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings tcgetattr returned for this same descriptor.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &self.saved) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_are_long_grouped_and_different() {
+        let first = generate_code().expect("urandom");
+        let second = generate_code().expect("urandom");
+        let text = first.as_str().expect("ASCII");
+        assert_eq!(text.len(), 29);
+        assert_eq!(text.split('-').count(), 6);
+        assert!(
+            text.bytes()
+                .all(|byte| byte == b'-' || ALPHABET.contains(&byte))
+        );
+        assert_ne!(first, second);
+    }
 }

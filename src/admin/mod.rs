@@ -1,6 +1,7 @@
 //! The admin tool's subcommands. Each runs the same code the module runs (configuration,
 //! HTTP client, backends, policy), so what the tool reports is what a login would see.
 
+pub mod args;
 pub mod ca;
 pub mod check;
 pub mod hash_code;

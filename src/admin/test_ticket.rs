@@ -1,7 +1,392 @@
-//! `pam-ticket` subcommand (to be written).
+//! `pam-ticket test`: runs the module's login flow (the same `Flow`, backend and policy)
+//! for one user and one answer, without PAM, and prints every step with its verdict.
+
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+
+use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
+use crate::audit::{AuditRecord, AuditSink, SystemAudit};
+use crate::backend::{self, Lookup, LookupError, TicketSource};
+use crate::bypass;
+use crate::flow::{Clock, Conversation, ConversationFailed, Flow, Outcome};
+use crate::http::Deadline;
+use crate::login::Login;
+use crate::policy::{self, Verdict};
+use crate::secret::Secret;
+use crate::ticket::{Ticket, TicketId};
+
+const HELP: &str =
+    "usage: pam-ticket test --user NAME [--rhost HOST] [--service NAME] [--config PATH]
+                        [--arg MODULE-ARGUMENT]... [--audit] TICKET
+
+Runs the whole validation the module would run when NAME logs in and answers TICKET at the
+prompt: bypass codes, the ID rules, the request to the ticketing system (a real request),
+every enabled check, the fail mode. Prints each step with its verdict, the messages the
+user would see, the final decision with its PAM return code, and the audit record.
+
+TICKET `-` reads the answer from the first line of standard input (use it for a bypass
+code, which should not appear in `ps` or the shell history).
+
+The module would ask again after a refused answer, up to MaxAttempts; this runs one answer.
+
+  --user NAME            PAM_USER (a PSM for SSH connection string is split as the module does)
+  --rhost HOST           PAM_RHOST, as sshd would set it (default: none)
+  --service NAME         PAM_SERVICE (default: pam-ticket)
+  --config PATH          the configuration file (as config=PATH on the pam.d line)
+  --arg MODULE-ARGUMENT  an argument as written on the pam.d line (debug, Key=Value); repeatable
+  --audit                also write the audit record (syslog and AuditLogFile); by default
+                         nothing is written
+";
 
 /// Runs the subcommand; returns the process exit code.
-pub fn run(_args: &[String]) -> i32 {
-    eprintln!("pam-ticket: this command is not available yet");
-    2
+pub fn run(arguments: &[String]) -> i32 {
+    let options = match args::parse(
+        arguments,
+        &["user", "rhost", "service", "config"],
+        &["arg"],
+        &["audit"],
+    ) {
+        Ok(Parsed::Help) => {
+            println!("{HELP}\n{EXIT_CODES}");
+            return EXIT_OK;
+        }
+        Ok(Parsed::Run(options)) => options,
+        Err(problem) => {
+            eprintln!("pam-ticket test: {problem}\n\n{HELP}");
+            return EXIT_USAGE;
+        }
+    };
+    let (Some(user), [ticket]) = (options.value("user"), options.positional.as_slice()) else {
+        eprintln!("pam-ticket test: give --user NAME and exactly one TICKET\n\n{HELP}");
+        return EXIT_USAGE;
+    };
+    let answer = if ticket == "-" {
+        let mut text = String::new();
+        if let Err(io_error) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("pam-ticket test: cannot read standard input: {io_error}");
+            return EXIT_USAGE;
+        }
+        let first = Secret::new(text.lines().next().unwrap_or("").as_bytes().to_vec());
+        crate::secret::wipe_string(&mut text);
+        first
+    } else {
+        Secret::new(ticket.as_bytes().to_vec())
+    };
+
+    let module_arguments = options.all("arg");
+    let path = args::config_path_shown(options.value("config"), &module_arguments);
+    let mut config = match args::load_config(options.value("config"), &module_arguments) {
+        Ok(config) => config,
+        Err(problem) => {
+            println!("configuration  ERROR {problem}");
+            println!("decision       ERROR: the module would return PAM_SERVICE_ERR");
+            return EXIT_CONFIG;
+        }
+    };
+    println!("configuration  OK    {path}");
+    // One answer: a refused answer ends the run instead of prompting again.
+    let max_attempts = config.max_attempts;
+    config.max_attempts = 1;
+
+    let login = Login::new(
+        user,
+        options.value("rhost").map(str::to_string),
+        Some(options.value("service").unwrap_or("pam-ticket").to_string()),
+    );
+    print_login(&login);
+    let trimmed = answer.as_bytes().trim_ascii().to_vec();
+    let trimmed = Secret::new(trimmed);
+    print_answer_checks(&config, &trimmed);
+
+    let mut source = if config.enter_ticketing_info && config.validate_ticket_number {
+        match backend::from_config(&config) {
+            Ok(source) => Some(source),
+            Err(problem) => {
+                println!("ticket source  ERROR {problem}");
+                println!("decision       ERROR: the module would return PAM_SERVICE_ERR");
+                return EXIT_CONFIG;
+            }
+        }
+    } else {
+        None
+    };
+    let mut recording = source
+        .as_deref_mut()
+        .map(|inner| Recording { inner, seen: None });
+    let now = Utc::now();
+    let mut conversation = OneAnswer {
+        answer: Some(answer),
+        shown: Vec::new(),
+    };
+    let mut audit = Capture {
+        records: Vec::new(),
+        forward: options
+            .switch("audit")
+            .then(|| SystemAudit::new(config.audit_log_file.clone(), config.debug)),
+    };
+    let outcome = Flow {
+        config: &config,
+        login: &login,
+        conversation: &mut conversation,
+        source: recording
+            .as_mut()
+            .map(|recording| recording as &mut dyn TicketSource),
+        audit: &mut audit,
+        clock: &FixedClock(now),
+    }
+    .run();
+
+    if let Some(recording) = &recording {
+        print_lookup(&config, &login, recording, now);
+    } else if config.enter_ticketing_info && !config.validate_ticket_number {
+        println!("lookup         SKIP  ValidateTicketNumber=No: no request");
+    }
+    for (kind, message) in &conversation.shown {
+        println!("user sees      {kind}: {message}");
+    }
+    let code = print_decision(&outcome, max_attempts);
+    for record in &audit.records {
+        let written = if audit.forward.is_some() {
+            "written"
+        } else {
+            "not written; --audit writes it"
+        };
+        println!("audit ({written}) {}", record.to_json());
+    }
+    code
+}
+
+fn print_login(login: &Login) {
+    let mut line = format!("login          user {}", login.pam_user);
+    if login.person != login.pam_user {
+        line.push_str(&format!(" (person {})", login.person));
+    }
+    if let Some(target) = &login.target {
+        line.push_str(&format!(
+            ", target {}@{}{}",
+            target.user,
+            target.address,
+            target
+                .port
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(rhost) = &login.rhost {
+        line.push_str(&format!(", rhost {rhost}"));
+    }
+    println!("{line}");
+}
+
+/// The steps before any request: bypass codes, then the ID rules. Display only; the
+/// decision is the Flow's.
+fn print_answer_checks(config: &crate::config::Config, trimmed: &Secret) {
+    if !config.enter_ticketing_info {
+        println!("prompt         SKIP  EnterTicketingInfo=No: the module does not apply");
+        return;
+    }
+    println!(
+        "prompt         {:?} answered with {} character(s)",
+        config.prompt,
+        trimmed.as_bytes().len()
+    );
+    if let Some(entry) = bypass::find_match(&config.bypass_codes, trimmed.as_bytes()) {
+        println!("bypass code    MATCH FailsafeBypassCode entry {entry}");
+        return;
+    }
+    if !config.bypass_codes.is_empty() {
+        println!(
+            "bypass code    no    matches none of {} code(s)",
+            config.bypass_codes.len()
+        );
+    }
+    match TicketId::parse(trimmed.as_bytes(), config) {
+        Ok(id) => println!("ID rules       PASS  {} {}", id.kind.audit_name(), id.text),
+        Err(refusal) => println!("ID rules       FAIL  {}", refusal.user_message()),
+    }
+}
+
+fn print_lookup(
+    config: &crate::config::Config,
+    login: &Login,
+    recording: &Recording<'_>,
+    now: DateTime<Utc>,
+) {
+    let Some(result) = &recording.seen else {
+        return;
+    };
+    let system = recording.inner.system_name();
+    match result {
+        Ok(Lookup::Found(ticket)) => {
+            println!("lookup         FOUND {system}: {}", describe(ticket));
+            // The same pure function the Flow ran, on the same ticket, person and time.
+            let results = policy::evaluate(config, ticket, &login.person, now);
+            if results.is_empty() {
+                println!("checks         none enabled: the ticket exists, which is enough");
+            }
+            for result in results {
+                let label = format!("check {}", result.check);
+                match result.verdict {
+                    Verdict::Pass(text) => println!("{label:<14} PASS  {text}"),
+                    Verdict::Fail(text) => println!("{label:<14} FAIL  {text}"),
+                }
+            }
+        }
+        Ok(Lookup::AcceptedByPortal { detail }) => {
+            println!("lookup         PASS  {system} accepted the ticket: {detail}")
+        }
+        Err(LookupError::Unavailable(why)) => {
+            println!("lookup         UNAVAILABLE {system}: {why}")
+        }
+        Err(LookupError::UntrustedServer { detail }) => {
+            println!("lookup         UNTRUSTED {system}: certificate did not verify: {detail}")
+        }
+        Err(error) => println!("lookup         FAIL  {system}: {}", lookup_error(error)),
+    }
+}
+
+fn lookup_error(error: &LookupError) -> String {
+    match error {
+        LookupError::NotFound => "no such ticket".to_string(),
+        LookupError::Ambiguous { records } => {
+            format!("{records} record(s), or one with another number")
+        }
+        LookupError::RefusedByPortal { code, message } => match code {
+            Some(code) => format!("refused ({code}): {message}"),
+            None => format!("refused: {message}"),
+        },
+        LookupError::NotCheckable { message } => message.clone(),
+        LookupError::Misconfigured { detail } => format!("misconfigured: {detail}"),
+        LookupError::Unavailable(why) => why.to_string(),
+        LookupError::UntrustedServer { detail } => detail.clone(),
+    }
+}
+
+fn describe(ticket: &Ticket) -> String {
+    let mut parts = vec![format!("{} {}", ticket.kind.audit_name(), ticket.id)];
+    if let Some(state) = &ticket.state {
+        parts.push(format!("state {}", state.label));
+    }
+    if let Some(approval) = &ticket.approval {
+        parts.push(format!("approval {}", approval.label));
+    }
+    if let (Some(start), Some(end)) = (ticket.planned_start, ticket.planned_end) {
+        parts.push(format!("window {}", policy::format_window(start, end)));
+    }
+    if !ticket.requesters.is_empty() {
+        parts.push(format!("requesters {}", ticket.requesters.join("/")));
+    }
+    parts.join(", ")
+}
+
+fn print_decision(outcome: &Outcome, max_attempts: u32) -> i32 {
+    match outcome {
+        Outcome::Granted { exports } => {
+            let exported: Vec<String> = exports
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            println!(
+                "decision       ALLOW (PAM_SUCCESS); exports {}",
+                exported.join(" ")
+            );
+            EXIT_OK
+        }
+        Outcome::NotApplicable => {
+            println!(
+                "decision       NOT APPLICABLE (PAM_IGNORE): no prompt, the rest of the stack decides"
+            );
+            EXIT_OK
+        }
+        Outcome::AttemptsExhausted => {
+            println!(
+                "decision       DENY: answer refused; the module asks again (MaxAttempts={max_attempts}), \
+                 then returns PAM_MAXTRIES"
+            );
+            EXIT_FAILED
+        }
+        Outcome::Unavailable => {
+            println!("decision       DENY: ticket validation unavailable (PAM_AUTHINFO_UNAVAIL)");
+            EXIT_FAILED
+        }
+        Outcome::Refused => {
+            println!("decision       DENY (PAM_AUTH_ERR)");
+            EXIT_FAILED
+        }
+        Outcome::ServiceError => {
+            println!("decision       ERROR (PAM_SERVICE_ERR)");
+            EXIT_CONFIG
+        }
+    }
+}
+
+/// Answers the first prompt with the given answer; any further prompt fails, which the
+/// Flow counts as a refused attempt (MaxAttempts is 1 here, so there is none).
+struct OneAnswer {
+    answer: Option<Secret>,
+    shown: Vec<(&'static str, String)>,
+}
+
+impl Conversation for OneAnswer {
+    fn ask(&mut self, _prompt: &str) -> Result<Secret, ConversationFailed> {
+        self.answer.take().ok_or(ConversationFailed)
+    }
+    fn show_error(&mut self, message: &str) {
+        self.shown.push(("error", message.to_string()));
+    }
+    fn show_info(&mut self, message: &str) {
+        self.shown.push(("info", message.to_string()));
+    }
+}
+
+/// Forwards to the real backend and keeps what it answered, for the report.
+struct Recording<'a> {
+    inner: &'a mut dyn TicketSource,
+    seen: Option<Result<Lookup, LookupError>>,
+}
+
+impl TicketSource for Recording<'_> {
+    fn system_name(&self) -> &str {
+        self.inner.system_name()
+    }
+    fn lookup(
+        &mut self,
+        id: &TicketId,
+        login: &Login,
+        deadline: Deadline,
+    ) -> Result<Lookup, LookupError> {
+        let result = self.inner.lookup(id, login, deadline);
+        self.seen = Some(result.clone());
+        result
+    }
+}
+
+/// Keeps every record for the report; writes them for real only with --audit.
+struct Capture {
+    records: Vec<AuditRecord>,
+    forward: Option<SystemAudit>,
+}
+
+impl AuditSink for Capture {
+    fn record(&mut self, record: &AuditRecord) {
+        self.records.push(record.clone());
+        if let Some(sink) = &mut self.forward {
+            sink.record(record);
+        }
+    }
+    fn debug(&mut self, message: &str) {
+        if let Some(sink) = &mut self.forward {
+            sink.debug(message);
+        }
+    }
+}
+
+/// One "now" for the Flow and the report's re-evaluation, so both see the same window.
+struct FixedClock(DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
 }

@@ -11,7 +11,10 @@ commands:
   ca add CERT [--bundle PATH]              append a CA certificate to the trusted bundle, after a backup
   ca check URL [--config PATH]             say whether a server's certificate chain verifies
 
-Run `pam-ticket <command> --help` for a command's options.";
+Run `pam-ticket <command> --help` for a command's options.
+
+exit status: 0 all is well (test: the login would be let in), 1 a check failed (test: the
+login would be refused), 2 usage error, 3 configuration error.";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
