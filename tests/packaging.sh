@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Packaging checks, run by `make test`:
+#  1. the man pages format without a single warning (groff -ww, man --warnings);
+#  2. `make install DESTDIR=...` lays out every file, keeps an existing configuration, and
+#     `make uninstall` removes them again;
+#  3. as root: `make deb` builds the package, `dpkg -i` installs it (configuration as a
+#     conffile), a PAM login through the installed module works (pamtester), and the
+#     package is purged again. Skipped, with the reason, when not root or when this
+#     machine already has a pam_ticket configuration of its own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "packaging: FAIL: $*" >&2; exit 1; }
+step() { echo "packaging: $*"; }
+
+work=$(mktemp -d /tmp/pam_ticket-packaging.XXXXXX)
+service="pam_ticket-packaging-$$"
+cleanup() {
+    rm -rf "$work"
+    rm -f "/etc/pam.d/$service"
+}
+trap cleanup EXIT
+
+# --- 1. man pages ------------------------------------------------------------------------
+for page in man/pam_ticket.8 man/pam_ticket.conf.5; do
+    warnings=$(groff -man -ww -z "$page" 2>&1) || fail "groff failed on $page: $warnings"
+    [ -z "$warnings" ] || fail "groff warns about $page:
+$warnings"
+    warnings=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null) || fail "man -l failed on $page"
+    [ -z "$warnings" ] || fail "man warns about $page:
+$warnings"
+done
+# Every configuration key the parser knows is documented.
+keys=$(sed -n '/^const KNOWN_KEYS/,/^];/p' src/config.rs | grep -o '"[A-Za-z]*"' | tr -d '"')
+for key in $keys; do
+    grep -q "$key" man/pam_ticket.conf.5 || fail "pam_ticket.conf(5) does not document $key"
+done
+step "man pages: no warnings, all $(echo "$keys" | wc -w) keys documented"
+
+# --- 2. make install / uninstall ---------------------------------------------------------
+pamdir=$(scripts/pam-module-dir.sh)
+dest="$work/root"
+make --no-print-directory install DESTDIR="$dest" >"$work/install.log" 2>&1 \
+    || { cat "$work/install.log"; fail "make install"; }
+for file in "$pamdir/pam_ticket.so" /usr/sbin/pam-ticket /usr/share/man/man8/pam_ticket.8 \
+    /usr/share/man/man5/pam_ticket.conf.5 /etc/security/pam_ticket.conf \
+    /usr/share/doc/pam_ticket/examples/pam.d-sshd; do
+    [ -f "$dest$file" ] || fail "make install did not create $file"
+done
+[ "$(stat -c %a "$dest/etc/security/pam_ticket.conf")" = 600 ] || fail "configuration is not 0600"
+[ -x "$dest/usr/sbin/pam-ticket" ] || fail "pam-ticket is not executable"
+nm -D --defined-only "$dest$pamdir/pam_ticket.so" | grep -q pam_sm_authenticate \
+    || fail "the installed module has no pam_sm_authenticate"
+
+# An admin's configuration survives both a second install and uninstall.
+echo '# edited by the admin' >>"$dest/etc/security/pam_ticket.conf"
+make --no-print-directory install DESTDIR="$dest" >"$work/install2.log" 2>&1 || fail "second make install"
+grep -q 'edited by the admin' "$dest/etc/security/pam_ticket.conf" || fail "install overwrote the configuration"
+make --no-print-directory uninstall DESTDIR="$dest" >"$work/uninstall.log" 2>&1 || fail "make uninstall"
+[ ! -e "$dest$pamdir/pam_ticket.so" ] && [ ! -e "$dest/usr/sbin/pam-ticket" ] \
+    || fail "make uninstall left files"
+[ -e "$dest/etc/security/pam_ticket.conf" ] || fail "uninstall removed a changed configuration"
+# With PREFIX, the module still goes where libpam looks.
+make --no-print-directory install DESTDIR="$dest-local" PREFIX=/usr/local >/dev/null 2>&1 || fail "install with PREFIX"
+[ -f "$dest-local$pamdir/pam_ticket.so" ] && [ -f "$dest-local/usr/local/sbin/pam-ticket" ] \
+    || fail "install with PREFIX=/usr/local"
+rm -rf "$dest-local"
+step "make install/uninstall: layout under $pamdir, /usr/sbin, man5, man8; configuration kept"
+
+# --- 3. the Debian package ---------------------------------------------------------------
+if [ "$(id -u)" -ne 0 ]; then
+    step "SKIPPED dpkg -i: not root"
+    exit 0
+fi
+if [ -e /etc/security/pam_ticket.conf ] && ! dpkg -S /etc/security/pam_ticket.conf >/dev/null 2>&1; then
+    step "SKIPPED dpkg -i: this machine has its own /etc/security/pam_ticket.conf"
+    exit 0
+fi
+started=$(date +%s)
+make --no-print-directory deb >"$work/deb.log" 2>&1 || { tail -30 "$work/deb.log"; fail "make deb"; }
+deb=$(ls -t target/debian/libpam-ticket_*.deb | head -1)
+[ -f "$deb" ] || fail "make deb made no package"
+dpkg-deb --info "$deb" conffiles | grep -qx /etc/security/pam_ticket.conf || fail "the configuration is not a conffile"
+contents=$(dpkg-deb --contents "$deb")
+for file in security/pam_ticket.so usr/sbin/pam-ticket man8/pam_ticket.8 man5/pam_ticket.conf.5 etc/security/pam_ticket.conf; do
+    grep -q "$file" <<<"$contents" || fail "the package lacks $file"
+done
+
+purge() { dpkg --purge libpam-ticket >/dev/null 2>&1 || true; }
+trap 'purge; cleanup' EXIT
+DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
+installed=$(dpkg -L libpam-ticket | grep '/pam_ticket.so$')
+[ -f "$installed" ] || fail "dpkg -i did not install the module"
+/usr/sbin/pam-ticket --help >/dev/null || fail "the installed pam-ticket does not run"
+man -w pam_ticket >/dev/null 2>&1 || fail "man pam_ticket finds no page"
+
+# A login through the installed module, named bare as an admin would name it, with a
+# configuration that needs no network: format checks only.
+cat >"$work/pam_ticket.conf" <<EOF
+TicketingSystem="ServiceNow"
+SystemURL="https://ticketing.invalid"
+ValidateTicketNumber="No"
+MaxAttempts="1"
+AuditLogFile="$work/audit.log"
+EOF
+printf 'auth required pam_ticket.so config=%s\naccount required pam_permit.so\n' \
+    "$work/pam_ticket.conf" >"/etc/pam.d/$service"
+echo INC0010001 | pamtester "$service" root authenticate >"$work/pam-ok.log" 2>&1 \
+    || { cat "$work/pam-ok.log"; fail "a valid ticket was refused by the installed module"; }
+if echo 'INC1^NQ' | pamtester "$service" root authenticate >"$work/pam-bad.log" 2>&1; then
+    fail "a malformed ticket was let in by the installed module"
+fi
+grep -q "may only contain letters" "$work/pam-bad.log" || { cat "$work/pam-bad.log"; fail "no reason shown"; }
+grep -q '"decision":"allow"' "$work/audit.log" && grep -q '"decision":"deny"' "$work/audit.log" \
+    || fail "the installed module wrote no audit records"
+purge
+[ ! -e "$installed" ] || fail "dpkg --purge left the module"
+step "deb: $(basename "$deb") installs ($installed), logs in through PAM, purges ($(($(date +%s) - started)) s)"
