@@ -98,10 +98,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             return Outcome::NotApplicable;
         }
         if self.config.portal.is_some() && self.login.target.is_none() {
-            let message = format!(
-                "This gateway needs a target: connect as <you>@<target user>@<target address> (got {})",
-                crate::backend::sanitise(&self.login.pam_user)
-            );
+            let message = crate::backend::portal::no_target_message(&self.login.pam_user);
             self.conversation.show_error(&message);
             self.write_audit(
                 Decision::Deny,
