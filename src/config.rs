@@ -1083,6 +1083,36 @@ pub fn read_root_only_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// The AuditLogFile a broken configuration would have used, found leniently (line by
+/// line, ignoring every other problem), so that a configuration error can still be
+/// written to the audit file once that file is known.
+pub fn audit_file_hint(arguments: &[String]) -> Option<PathBuf> {
+    // Arguments are scanned one by one, so that one bad argument does not hide the others.
+    let argument_value = |key: &str| {
+        arguments
+            .iter()
+            .filter_map(|argument| argument.split_once('='))
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| PathBuf::from(value.trim()))
+    };
+    let path = argument_value("AuditLogFile").or_else(|| {
+        let config_path =
+            argument_value("config").unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let text = fs::read_to_string(&config_path).ok()?;
+        let origin = Origin::Whole {
+            path: config_path.clone(),
+        };
+        text.lines().find_map(|line| {
+            let (key, value) = split_key_value(line.trim(), &origin).ok()?;
+            if key != "AuditLogFile" {
+                return None;
+            }
+            parse_value(value, &origin).ok().map(PathBuf::from)
+        })
+    })?;
+    path.is_absolute().then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1304,35 +1334,4 @@ mod tests {
         }
         let _ = fs::remove_dir_all(&dir);
     }
-}
-
-/// The AuditLogFile a broken configuration would have used, found leniently (line by
-/// line, ignoring every other problem), so that a configuration error can still be
-/// written to the audit file once that file is known.
-pub fn audit_file_hint(arguments: &[String], service: &str) -> Option<PathBuf> {
-    let parsed = parse_module_arguments(arguments, service).ok();
-    let from_arguments = parsed.as_ref().and_then(|parsed| {
-        parsed
-            .overrides
-            .iter()
-            .find(|entry| entry.key == "AuditLogFile")
-            .map(|entry| PathBuf::from(entry.value.trim()))
-    });
-    let path = from_arguments.or_else(|| {
-        let config_path = parsed
-            .and_then(|parsed| parsed.config_path)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let text = fs::read_to_string(&config_path).ok()?;
-        text.lines().find_map(|line| {
-            let origin = Origin::Whole {
-                path: config_path.clone(),
-            };
-            let (key, value) = split_key_value(line.trim(), &origin).ok()?;
-            if key != "AuditLogFile" {
-                return None;
-            }
-            parse_value(value, &origin).ok().map(PathBuf::from)
-        })
-    })?;
-    path.is_absolute().then_some(path)
 }
