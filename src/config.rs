@@ -1046,6 +1046,15 @@ pub fn read_account_file(path: &Path, origin: &Origin) -> Result<Credentials, Co
     })
 }
 
+/// Whether a secret file's owner may be trusted: root always; another user only when the
+/// module itself runs as that user (a PAM application that is not root, such as the demo,
+/// can only ever read its own files). Under sshd, su or sudo the module runs as root, so
+/// there only root-owned files pass.
+pub fn is_trusted_owner(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
 /// Reads a secret file only if it is a regular file owned by root with no group or other
 /// permission bits. The checks run on the opened file, so a swap between check and read
 /// does not help an attacker.
