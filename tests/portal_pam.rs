@@ -709,3 +709,44 @@ fn syslog_child() {
     println!("CHILD_CODE={}", outcome.code);
     println!("{}", outcome.transcript());
 }
+
+/// The shipped example, with only its site-specific paths overridden on the pam.d line,
+/// runs the whole exchange.
+#[test]
+fn shipped_portal_example_configuration_works() {
+    let rig = Rig::start("portal-example");
+    rig.service("", &[]); // writes the gateway account file
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/pam_ticket.portal.conf");
+    let arguments = vec![
+        format!("config={}", example.display()),
+        format!("PortalURL={}", rig.portal_url()),
+        format!(
+            "PortalAccountFile={}",
+            rig.dir.join("portal-account").display()
+        ),
+        format!("CAFile={}", rig.pki.ca_pem_path().display()),
+        format!("AuditLogFile={}", rig.audit_path().display()),
+    ];
+    let service = PamService::new(
+        &rig.dir.join("pam.d"),
+        "example",
+        &module_path(),
+        &arguments,
+    );
+    let outcome = authenticate(
+        &service,
+        &login("alice@root@db01.example.com", &["INC0010001"]),
+    );
+    assert_code(&outcome, PAM_SUCCESS);
+    assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
+    rig.assert_logged_off();
+    let call = &rig.portal.retrieve_calls()[0];
+    assert_eq!(
+        call.body["reason"],
+        "SSH connection by alice to root@db01.example.com"
+    );
+    let records = rig.audit();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["decision"], "allow");
+    assert_eq!(records[0]["system"], "portal");
+}
