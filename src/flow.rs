@@ -14,7 +14,7 @@ use crate::http::Deadline;
 use crate::login::Login;
 use crate::policy;
 use crate::secret::Secret;
-use crate::ticket::{TicketId, TicketKind};
+use crate::ticket::TicketId;
 
 /// The message shown when the ticketing system cannot be asked (FailMode=secure).
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -367,11 +367,6 @@ pub fn system_name(config: &Config) -> String {
     config
         .ticketing_system
         .map_or_else(|| "none".to_string(), |system| system.name().to_string())
-}
-
-/// Kept for callers that want the incident/change noun without a ticket.
-pub fn noun(kind: TicketKind) -> &'static str {
-    kind.noun()
 }
 
 #[cfg(test)]
