@@ -268,7 +268,15 @@ fn probe(config: &Config) -> i32 {
         text: PROBE_TICKET.to_string(),
         kind: TicketKind::Incident,
     };
-    let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
+    // In portal mode the probe needs a target; this one names an account no vault holds,
+    // so after the logon the account search answers "none" and no password is retrieved.
+    let portal = config.portal.is_some();
+    let pam_user = if portal {
+        "pam-ticket-check@pam-ticket-probe@probe.invalid"
+    } else {
+        "pam-ticket-check"
+    };
+    let login = Login::new(pam_user, None, Some("pam-ticket".to_string()));
     let started = Instant::now();
     let result = source.lookup(&probe_id, &login, Deadline::after(config.timeout));
     let elapsed = started.elapsed().as_millis();
@@ -296,6 +304,9 @@ fn probe(config: &Config) -> i32 {
         Ok(Lookup::AcceptedByPortal { .. }) | Err(LookupError::RefusedByPortal { .. }) => {
             ok("logged on to the portal; it answered the ticket check")
         }
+        Err(LookupError::NotCheckable { .. }) if portal => ok(
+            "logged on to the portal; the account search answered (no probe account, as expected)",
+        ),
         Err(LookupError::NotCheckable { message }) => fail(true, message),
         Err(LookupError::UntrustedServer { detail }) => fail(
             false,
