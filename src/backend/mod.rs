@@ -2,6 +2,7 @@
 //! Whether a failure is "the ticket is not valid" or "we could not ask" is decided here,
 //! by the variant a backend returns, never guessed later from a message.
 
+pub mod remedy;
 pub mod servicenow;
 
 use std::fmt;
@@ -186,8 +187,12 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         crate::config::TicketingSystem::ServiceNow => {
             Ok(Box::new(servicenow::ServiceNow::new(client, url, account)))
         }
-        crate::config::TicketingSystem::BmcRemedy => {
-            Err("TicketingSystem BMCRemedy is not available in this build".to_string())
-        }
+        crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
+            client,
+            url,
+            account,
+            config.remedy.clone(),
+            config.cache_directory.clone(),
+        ))),
     }
 }
