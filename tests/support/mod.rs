@@ -1,7 +1,7 @@
 //! Test infrastructure shared by the integration tests and the demo: certificates made at
 //! run time (`pki`), an HTTPS server with named faults (`https`), a CONNECT proxy (`proxy`),
-//! a real-libpam client (`pam`), temporary directories (`tmp`), and the ServiceNow
-//! simulator (`servicenow`).
+//! a real-libpam client (`pam`), temporary directories (`tmp`), and the ServiceNow and
+//! Remedy simulators (`servicenow`, `remedy`).
 
 // Each integration test uses only part of this; unused helpers are expected.
 #![allow(dead_code)]
@@ -11,5 +11,6 @@ pub mod https;
 pub mod pam;
 pub mod pki;
 pub mod proxy;
+pub mod remedy;
 pub mod servicenow;
 pub mod tmp;

@@ -1,0 +1,3 @@
+//! Remedy-only behaviour through the real libpam: the shared token cache.
+
+mod support;
