@@ -28,7 +28,10 @@ demo: deps
 	$(CARGO) build
 	$(CARGO) run --quiet --example demo
 
+# `cargo build` refreshes target/debug/libpam_ticket.so, which the tests load through
+# libpam; `cargo test` alone would not.
 test: deps probe
+	$(CARGO) build
 	$(CARGO) test --no-fail-fast -- --test-threads=4
 	tests/pysnc_check.sh
 

@@ -205,7 +205,10 @@ pub fn append_json_line(path: &Path, value: &Value) -> Result<(), String> {
     let metadata = file
         .metadata()
         .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
-    if !metadata.is_file() || metadata.uid() != 0 || metadata.mode() & 0o077 != 0 {
+    if !metadata.is_file()
+        || !crate::config::is_trusted_owner(metadata.uid())
+        || metadata.mode() & 0o077 != 0
+    {
         return Err(format!(
             "{} must be a regular file owned by root with mode 0600 (uid {}, mode {:04o})",
             path.display(),

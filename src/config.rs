@@ -1046,6 +1046,15 @@ pub fn read_account_file(path: &Path, origin: &Origin) -> Result<Credentials, Co
     })
 }
 
+/// Whether a secret file's owner may be trusted: root always; another user only when the
+/// module itself runs as that user (a PAM application that is not root, such as the demo,
+/// can only ever read its own files). Under sshd, su or sudo the module runs as root, so
+/// there only root-owned files pass.
+pub fn is_trusted_owner(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
 /// Reads a secret file only if it is a regular file owned by root with no group or other
 /// permission bits. The checks run on the opened file, so a swap between check and read
 /// does not help an attacker.
@@ -1081,6 +1090,36 @@ pub fn read_root_only_file(path: &Path) -> Result<String, String> {
     file.read_to_string(&mut text)
         .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
     Ok(text)
+}
+
+/// The AuditLogFile a broken configuration would have used, found leniently (line by
+/// line, ignoring every other problem), so that a configuration error can still be
+/// written to the audit file once that file is known.
+pub fn audit_file_hint(arguments: &[String]) -> Option<PathBuf> {
+    // Arguments are scanned one by one, so that one bad argument does not hide the others.
+    let argument_value = |key: &str| {
+        arguments
+            .iter()
+            .filter_map(|argument| argument.split_once('='))
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| PathBuf::from(value.trim()))
+    };
+    let path = argument_value("AuditLogFile").or_else(|| {
+        let config_path =
+            argument_value("config").unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let text = fs::read_to_string(&config_path).ok()?;
+        let origin = Origin::Whole {
+            path: config_path.clone(),
+        };
+        text.lines().find_map(|line| {
+            let (key, value) = split_key_value(line.trim(), &origin).ok()?;
+            if key != "AuditLogFile" {
+                return None;
+            }
+            parse_value(value, &origin).ok().map(PathBuf::from)
+        })
+    })?;
+    path.is_absolute().then_some(path)
 }
 
 #[cfg(test)]
@@ -1304,35 +1343,4 @@ mod tests {
         }
         let _ = fs::remove_dir_all(&dir);
     }
-}
-
-/// The AuditLogFile a broken configuration would have used, found leniently (line by
-/// line, ignoring every other problem), so that a configuration error can still be
-/// written to the audit file once that file is known.
-pub fn audit_file_hint(arguments: &[String], service: &str) -> Option<PathBuf> {
-    let parsed = parse_module_arguments(arguments, service).ok();
-    let from_arguments = parsed.as_ref().and_then(|parsed| {
-        parsed
-            .overrides
-            .iter()
-            .find(|entry| entry.key == "AuditLogFile")
-            .map(|entry| PathBuf::from(entry.value.trim()))
-    });
-    let path = from_arguments.or_else(|| {
-        let config_path = parsed
-            .and_then(|parsed| parsed.config_path)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let text = fs::read_to_string(&config_path).ok()?;
-        text.lines().find_map(|line| {
-            let origin = Origin::Whole {
-                path: config_path.clone(),
-            };
-            let (key, value) = split_key_value(line.trim(), &origin).ok()?;
-            if key != "AuditLogFile" {
-                return None;
-            }
-            parse_value(value, &origin).ok().map(PathBuf::from)
-        })
-    })?;
-    path.is_absolute().then_some(path)
 }

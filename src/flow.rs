@@ -445,9 +445,11 @@ mod tests {
         }
     }
 
+    type Answer = Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>;
+
     /// A source that answers from a closure and counts lookups.
     struct FakeSource {
-        answer: Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>,
+        answer: Answer,
         lookups: usize,
     }
 

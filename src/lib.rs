@@ -182,7 +182,7 @@ fn configuration_failed(
         &Some(service.to_string()),
         format!("configuration error: {problem}"),
     );
-    let audit_file = config::audit_file_hint(arguments, service);
+    let audit_file = config::audit_file_hint(arguments);
     SystemAudit::new(audit_file, false).record(&record);
     if let Some(mut conversation) = pam_glue::PamConversation::from_handle(pamh) {
         flow::Conversation::show_error(&mut conversation, flow::MISCONFIGURED_MESSAGE);

@@ -149,20 +149,6 @@ pub fn sanitise(text: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitise_strips_control_characters() {
-        assert_eq!(
-            sanitise("bad\x1b[31m red\r\nline\0end"),
-            "bad [31m red line end"
-        );
-        assert_eq!(sanitise(&"x".repeat(400)).chars().count(), 301);
-    }
-}
-
 /// Builds the ticket source the configuration asks for.
 pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSource>, String> {
     let client =
@@ -194,5 +180,19 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
             config.remedy.clone(),
             config.cache_directory.clone(),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitise_strips_control_characters() {
+        assert_eq!(
+            sanitise("bad\x1b[31m red\r\nline\0end"),
+            "bad [31m red line end"
+        );
+        assert_eq!(sanitise(&"x".repeat(400)).chars().count(), 301);
     }
 }

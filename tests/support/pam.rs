@@ -590,15 +590,51 @@ unsafe fn free_replies(replies: *mut pam_response, count: usize) {
 
 /// The module under test: `$PAM_TICKET_SO` if set, else `libpam_ticket.so` next to the
 /// `deps/` directory holding the running test executable (`target/<profile>/`).
+///
+/// `cargo test` does not refresh that file (only `cargo build` does), so a module older
+/// than the sources would test yesterday's code: that is refused here, loudly.
 pub fn module_path() -> PathBuf {
     if let Some(path) = std::env::var_os("PAM_TICKET_SO") {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("path of the test executable");
-    exe.parent()
+    let path = exe
+        .parent()
         .and_then(Path::parent)
         .expect("test executables live in target/<profile>/deps/")
-        .join("libpam_ticket.so")
+        .join("libpam_ticket.so");
+    let built = fs::metadata(&path)
+        .and_then(|metadata| metadata.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo build` (make test does)",
+                path.display()
+            )
+        });
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Some(newest) = newest_modification(&sources) {
+        assert!(
+            built >= newest,
+            "{} is older than the sources: run `cargo build` first (make test does)",
+            path.display()
+        );
+    }
+    path
+}
+
+fn newest_modification(dir: &Path) -> Option<std::time::SystemTime> {
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                newest_modification(&path)
+            } else {
+                entry.metadata().ok()?.modified().ok()
+            }
+        })
+        .max()
 }
 
 /// Where the system keeps a Linux-PAM module such as `pam_permit.so`. A service file may

@@ -1,0 +1,1047 @@
+//! The ticket gate through the real libpam: the built `libpam_ticket.so` is loaded by
+//! `pam_start_confdir` with a scripted conversation, against a ticketing-system simulator
+//! over real HTTPS with certificates made at test time.
+//!
+//! The case list is one table (`CASES`) that runs against every simulated system; a
+//! system contributes its simulator, its configuration lines and the IDs and labels that
+//! the placeholders in the table stand for. Every case asserts the PAM code, what the user
+//! saw, how many ticket queries the backend received, and the audit records.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::http::Handler;
+use support::https::{Fault, TestServer, refusing_port};
+use support::pam::{
+    self, Login, PAM_ABORT, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_PERM_DENIED,
+    PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
+};
+use support::pki::{ServerCert, TestPki};
+use support::proxy::ConnectProxy;
+use support::servicenow::ServiceNowSim;
+use support::tmp::TestDir;
+
+const ACCOUNT_USER: &str = "svc_pam_ticket";
+const ACCOUNT_PASSWORD: &str = "S3rvice-Passw0rd!";
+const UNAVAILABLE: &str =
+    "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
+const UNTRUSTED: &str = "Ticket validation is unavailable: the ticketing system's certificate could not be verified; contact your administrator";
+const MISCONFIGURED: &str =
+    "Ticket validation is misconfigured on this gateway; contact your administrator";
+
+/// A simulated ticketing system, as the shared case table needs it.
+pub trait SimulatedSystem: Send + Sync {
+    /// `TicketingSystem` value and audit `system` name.
+    fn name(&self) -> &'static str;
+    /// The simulator the HTTPS server drives.
+    fn handler(self: Arc<Self>) -> Arc<dyn Handler>;
+    /// Ticket queries received so far (logins and log-offs not counted).
+    fn queries(&self) -> usize;
+    /// Values for the `{placeholders}` of the case table.
+    fn placeholders(&self) -> Vec<(&'static str, &'static str)>;
+    /// Configuration lines beyond TicketingSystem/SystemURL/ConnectionAccountFile.
+    fn extra_config(&self, _gate: &GateFiles) -> String {
+        String::new()
+    }
+}
+
+/// Paths a system's configuration may need.
+pub struct GateFiles {
+    pub dir: PathBuf,
+}
+
+struct ServiceNow {
+    sim: ServiceNowSim,
+}
+
+impl SimulatedSystem for ServiceNow {
+    fn name(&self) -> &'static str {
+        "ServiceNow"
+    }
+    fn handler(self: Arc<Self>) -> Arc<dyn Handler> {
+        Arc::new(SimHandler(self))
+    }
+    fn queries(&self) -> usize {
+        self.sim.query_count()
+    }
+    fn placeholders(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("{valid_incident}", "INC0010001"),
+            ("{closed_incident}", "INC0010002"),
+            ("{bobs_incident}", "INC0010003"),
+            ("{unknown_incident}", "INC0099999"),
+            ("{valid_change}", "CHG0030001"),
+            ("{unapproved_change}", "CHG0030002"),
+            ("{future_change}", "CHG0030003"),
+            ("{past_change}", "CHG0030004"),
+            ("{bobs_change}", "CHG0030005"),
+            ("{startless_change}", "CHG0030006"),
+            ("{change_states}", "Implement"),
+            ("{unapproved_label}", "Requested"),
+        ]
+    }
+}
+
+/// Lets an `Arc<ServiceNow>` serve while the test keeps a handle for counting.
+struct SimHandler(Arc<ServiceNow>);
+
+impl Handler for SimHandler {
+    fn handle(&self, request: &support::http::Request) -> support::http::Response {
+        self.0.sim.handle(request)
+    }
+}
+
+fn servicenow_system() -> Arc<dyn SimulatedSystem> {
+    servicenow()
+}
+
+/// Every simulated system the case table runs against; each call makes a fresh simulator.
+const SYSTEMS: &[fn() -> Arc<dyn SimulatedSystem>] = &[servicenow_system];
+
+/// One test's world: a PKI, a simulator behind an HTTPS server, an account file, an audit
+/// file, and PAM service files in a private directory.
+struct Gate {
+    dir: TestDir,
+    pki: TestPki,
+    server: TestServer,
+    system: Arc<dyn SimulatedSystem>,
+}
+
+impl Gate {
+    fn new(system: Arc<dyn SimulatedSystem>) -> Gate {
+        Gate::with_cert(system, ServerCert::Good)
+    }
+
+    fn with_cert(system: Arc<dyn SimulatedSystem>, cert: ServerCert) -> Gate {
+        let dir = TestDir::new(&format!("gate-{}", system.name()));
+        let pki = TestPki::generate(&dir.join("pki"));
+        let server = TestServer::start(pki.server_config(cert), Arc::clone(&system).handler());
+        let gate = Gate {
+            dir,
+            pki,
+            server,
+            system,
+        };
+        gate.write_secret(
+            "account.conf",
+            &format!("Username=\"{ACCOUNT_USER}\"\nPassword=\"{ACCOUNT_PASSWORD}\"\n"),
+        );
+        gate
+    }
+
+    fn write_secret(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        fs::write(&path, text).expect("write secret file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        path
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.jsonl")
+    }
+
+    /// The configuration every case starts from, for a given SystemURL.
+    fn base_config(&self, system_url: &str) -> String {
+        let files = GateFiles {
+            dir: self.dir.path().to_path_buf(),
+        };
+        format!(
+            "# written by tests/ticket_gate.rs\nTicketingSystem=\"{}\"\nSystemURL=\"{system_url}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nTimeout=\"3\"\n{}",
+            self.system.name(),
+            self.dir.join("account.conf").display(),
+            self.pki.ca_pem_path().display(),
+            self.audit_path().display(),
+            self.system.extra_config(&files),
+        )
+    }
+
+    fn expand(&self, text: &str) -> String {
+        self.system
+            .placeholders()
+            .iter()
+            .fold(text.to_string(), |text, (key, value)| {
+                text.replace(key, value)
+            })
+    }
+
+    /// Writes `pam_ticket.conf` (base + `extra`) and a service file for it.
+    fn service(&self, extra: &str, args: &[&str]) -> PamService {
+        self.service_for_url(&self.server.base_url(), extra, args)
+    }
+
+    fn service_for_url(&self, system_url: &str, extra: &str, args: &[&str]) -> PamService {
+        let config_path = self.dir.join("pam_ticket.conf");
+        let text = format!("{}{}", self.base_config(system_url), self.expand(extra));
+        fs::write(&config_path, text).expect("write config");
+        let mut arguments = vec![format!("config={}", config_path.display())];
+        arguments.extend(args.iter().map(|arg| self.expand(arg)));
+        PamService::new(
+            &self.dir.join("pam.d"),
+            "ticket-test",
+            &pam::module_path(),
+            &arguments,
+        )
+    }
+
+    fn login(&self, service: &PamService, user: &str, answers: &[&str]) -> PamOutcome {
+        let login = answers
+            .iter()
+            .fold(Login::new(user).rhost("192.0.2.10"), |login, answer| {
+                login.answer(&self.expand(answer))
+            });
+        pam::authenticate(service, &login)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.audit_path()).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
+            .collect()
+    }
+
+    fn decisions(&self) -> Vec<String> {
+        self.audit()
+            .iter()
+            .map(|record| record["decision"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+}
+
+/// One row of the shared case table. Placeholders (`{valid_incident}` …) are replaced by
+/// each system's own IDs and labels.
+struct Case {
+    name: &'static str,
+    /// Extra configuration lines.
+    config: &'static str,
+    user: &'static str,
+    answers: &'static [&'static str],
+    code: i32,
+    /// The PAM_ERROR_MSG texts the user saw, in order.
+    errors: &'static [&'static str],
+    /// Ticket queries the backend received.
+    queries: usize,
+    /// Audit decisions, in order.
+    decisions: &'static [&'static str],
+}
+
+const ALL_CHECKS: &str = "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New, In Progress\"\nValidateChangeTicketState=Yes\nAllowedChangeTicketStates=\"{change_states}\"\nValidateApprovalStatus=Yes\nAllowedApprovalStatuses=Approved\nValidateOperationTime=Yes\nValidateRequestingUser=Yes\nMaxAttempts=1\n";
+
+const CASES: &[Case] = &[
+    Case {
+        name: "valid incident",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{valid_incident}"],
+        code: PAM_SUCCESS,
+        errors: &[],
+        queries: 1,
+        decisions: &["allow"],
+    },
+    Case {
+        name: "valid change: approved, in window, right requester",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{valid_change}"],
+        code: PAM_SUCCESS,
+        errors: &[],
+        queries: 1,
+        decisions: &["allow"],
+    },
+    Case {
+        name: "a ticket in a state that is not allowed",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{closed_incident}"],
+        code: PAM_MAXTRIES,
+        errors: &["Ticket {closed_incident} is Closed; allowed states: New, In Progress"],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "an unapproved change",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{unapproved_change}"],
+        code: PAM_MAXTRIES,
+        errors: &[
+            "Change {unapproved_change} is not approved (approval: {unapproved_label}); allowed: Approved",
+        ],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "a change whose window is over",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{past_change}"],
+        code: PAM_MAXTRIES,
+        errors: &["Change {past_change} is outside its planned window ("],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "a change whose window has not opened",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{future_change}"],
+        code: PAM_MAXTRIES,
+        errors: &["Change {future_change} is outside its planned window ("],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "a change without a planned start",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{startless_change}"],
+        code: PAM_MAXTRIES,
+        errors: &[
+            "Change {startless_change} has no planned start date, so it has no planned window to work in",
+        ],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "someone else's incident (bob's, opened by alice)",
+        config: ALL_CHECKS,
+        user: "carol",
+        answers: &["{bobs_incident}"],
+        code: PAM_MAXTRIES,
+        errors: &["Ticket {bobs_incident} was not requested by carol"],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "someone else's change",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{bobs_change}"],
+        code: PAM_MAXTRIES,
+        errors: &["Change {bobs_change} was not requested by alice"],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "the opener of an incident counts as its requester too",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{bobs_incident}"],
+        code: PAM_SUCCESS,
+        errors: &[],
+        queries: 1,
+        decisions: &["allow"],
+    },
+    Case {
+        name: "the requester of a PSM for SSH connection string is its vault user",
+        config: ALL_CHECKS,
+        user: "bob@root@db01.example.com",
+        answers: &["{bobs_change}"],
+        code: PAM_SUCCESS,
+        errors: &[],
+        queries: 1,
+        decisions: &["allow"],
+    },
+    Case {
+        name: "an unknown ticket",
+        config: ALL_CHECKS,
+        user: "alice",
+        answers: &["{unknown_incident}"],
+        code: PAM_MAXTRIES,
+        errors: &["Ticket {unknown_incident} was not found"],
+        queries: 1,
+        decisions: &["deny"],
+    },
+    Case {
+        name: "hostile answers never reach the backend",
+        config: "MaxAttempts=7\n",
+        user: "alice",
+        answers: &[
+            "{valid_incident}^NQnumberISNOTEMPTY",
+            "{valid_incident}^ORnumber=INC0010002",
+            "{valid_incident}\" OR 'Status' != \"x",
+            "{valid_incident} OR 1=1",
+            "{valid_incident}\u{1b}[2J",
+            "INC0010001INC0010001INC0010001INC0010001INC0010001INC0010001INC0010001",
+            "",
+        ],
+        code: PAM_MAXTRIES,
+        errors: &[
+            "A ticket ID may only contain letters, digits, '-' and '_'",
+            "A ticket ID may only contain letters, digits, '-' and '_'",
+            "A ticket ID may only contain letters, digits, '-' and '_'",
+            "A ticket ID may only contain letters, digits, '-' and '_'",
+            "A ticket ID may only contain letters, digits, '-' and '_'",
+            "A ticket ID has at most 64 characters; this answer has 70",
+            "No ticket ID was entered",
+        ],
+        queries: 0,
+        decisions: &["deny", "deny", "deny", "deny", "deny", "deny", "deny"],
+    },
+    Case {
+        name: "an ID of neither kind, or not in TicketFormatRegex, is refused before any request",
+        config: "MaxAttempts=2\nTicketFormatRegex=\"INC[0-9]{7}|CHG[0-9]{7}|INC[0-9]{12}|CRQ[0-9]{12}\"\n",
+        user: "alice",
+        answers: &["PRB0040001", "INC12"],
+        code: PAM_MAXTRIES,
+        errors: &[
+            "That is not a valid ticket ID format",
+            "That is not a valid ticket ID format",
+        ],
+        queries: 0,
+        decisions: &["deny", "deny"],
+    },
+    Case {
+        name: "a wrong answer, then a right one",
+        config: "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New, In Progress\"\n",
+        user: "alice",
+        answers: &["{closed_incident}", "{valid_incident}"],
+        code: PAM_SUCCESS,
+        errors: &["Ticket {closed_incident} is Closed; allowed states: New, In Progress"],
+        queries: 2,
+        decisions: &["deny", "allow"],
+    },
+    Case {
+        name: "MaxAttempts wrong answers give exactly MaxAttempts prompts and PAM_MAXTRIES",
+        config: "MaxAttempts=3\n",
+        user: "alice",
+        answers: &[
+            "{unknown_incident}",
+            "{unknown_incident}",
+            "{unknown_incident}",
+        ],
+        code: PAM_MAXTRIES,
+        errors: &[
+            "Ticket {unknown_incident} was not found",
+            "Ticket {unknown_incident} was not found",
+            "Ticket {unknown_incident} was not found",
+        ],
+        queries: 3,
+        decisions: &["deny", "deny", "deny"],
+    },
+    Case {
+        name: "ValidateTicketNumber=No checks the format only",
+        config: "ValidateTicketNumber=No\n",
+        user: "alice",
+        answers: &["{unknown_incident}"],
+        code: PAM_SUCCESS,
+        errors: &[],
+        queries: 0,
+        decisions: &["allow"],
+    },
+];
+
+fn run_case(system: &Arc<dyn SimulatedSystem>, case: &Case) {
+    let gate = Gate::new(Arc::clone(system));
+    let service = gate.service(case.config, &[]);
+    let outcome = gate.login(&service, case.user, case.answers);
+    let context = format!(
+        "{} / {}:\n{}\naudit: {:?}",
+        system.name(),
+        case.name,
+        outcome.transcript(),
+        gate.audit()
+    );
+    assert_eq!(
+        pam::code_name(outcome.code),
+        pam::code_name(case.code),
+        "{context}"
+    );
+    assert_eq!(outcome.prompts().len(), case.answers.len(), "{context}");
+    assert!(
+        outcome
+            .prompts()
+            .iter()
+            .all(|prompt| *prompt == "Ticket ID: "),
+        "{context}"
+    );
+    assert_eq!(outcome.unanswered, 0, "{context}");
+    let errors = outcome.errors();
+    assert_eq!(errors.len(), case.errors.len(), "{context}");
+    for (seen, expected) in errors.iter().zip(case.errors) {
+        let expected = gate.expand(expected);
+        assert!(
+            seen.starts_with(&expected),
+            "{context}\nexpected {expected:?}, saw {seen:?}"
+        );
+    }
+    assert_eq!(system.queries(), case.queries, "{context}");
+    assert_eq!(gate.decisions(), case.decisions, "{context}");
+    for record in gate.audit() {
+        assert_eq!(record["user"], case.user, "{context}");
+        assert_eq!(record["rhost"], "192.0.2.10", "{context}");
+        assert_eq!(record["service"], "ticket-test", "{context}");
+        assert_eq!(record["system"], system.name(), "{context}");
+        assert!(record["elapsed_ms"].is_u64(), "{context}");
+        if record["decision"] == "deny" && case.queries == 0 {
+            // A refused answer may be a mistyped bypass code: only its length is logged.
+            assert!(record.get("ticket").is_none(), "{context}");
+            assert!(record["answer_length"].is_string(), "{context}");
+        }
+    }
+    if case.code == PAM_SUCCESS {
+        let last = case.answers.last().map(|answer| gate.expand(answer));
+        assert_eq!(outcome.env.get("TICKET_ID"), last.as_ref(), "{context}");
+        assert_eq!(
+            outcome.env.get("TICKETING_SYSTEM").map(String::as_str),
+            Some(system.name()),
+            "{context}"
+        );
+        assert_eq!(
+            gate.audit().last().map(|r| r["ticket"].clone()),
+            last.map(Value::from),
+            "{context}"
+        );
+    } else {
+        assert!(!outcome.env.contains_key("TICKET_ID"), "{context}");
+    }
+}
+
+#[test]
+fn the_case_table_against_every_system() {
+    for make_system in SYSTEMS {
+        for case in CASES {
+            // A fresh simulator per case keeps the request counts exact.
+            run_case(&make_system(), case);
+        }
+    }
+}
+
+fn servicenow() -> Arc<ServiceNow> {
+    Arc::new(ServiceNow {
+        sim: ServiceNowSim::new(ACCOUNT_USER, ACCOUNT_PASSWORD),
+    })
+}
+
+fn assert_single_audit(gate: &Gate, decision: &str, reason_part: &str) -> Value {
+    let audit = gate.audit();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["decision"], decision, "{audit:?}");
+    let reason = audit[0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains(reason_part),
+        "reason {reason:?} lacks {reason_part:?}"
+    );
+    audit[0].clone()
+}
+
+#[test]
+fn bypass_code_lets_in_without_any_request_and_is_never_logged() {
+    let code = "break-glass-7731-ocelot";
+    let hash = pam_ticket::bypass::BypassHash::create(code.as_bytes(), b"\x5a\x11\x7e\x42");
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let service = gate.service(
+        &format!(
+            "FailsafeBypassCode=\"sha256:00:{},{hash}\"\n",
+            "00".repeat(32)
+        ),
+        &[],
+    );
+    let outcome = gate.login(&service, "alice", &[code]);
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(
+        outcome.infos(),
+        vec!["Failsafe bypass code accepted; this login is audited."]
+    );
+    assert_eq!(gate.server.request_count(), 0);
+    let record = assert_single_audit(&gate, "bypass", "entry 2");
+    assert_eq!(record["bypass_entry"], "2");
+    assert_eq!(
+        outcome.env.get("TICKET_DECISION").map(String::as_str),
+        Some("bypass")
+    );
+    let audit_text = fs::read_to_string(gate.audit_path()).expect("audit file");
+    assert!(!audit_text.contains(code));
+}
+
+#[test]
+fn a_wrong_bypass_code_is_refused_and_not_logged() {
+    let hash = pam_ticket::bypass::BypassHash::create(b"right-code-123", b"salt");
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let service = gate.service(
+        &format!("FailsafeBypassCode=\"{hash}\"\nMaxAttempts=1\n"),
+        &[],
+    );
+    let outcome = gate.login(&service, "alice", &["wrong-code-123"]);
+    assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
+    assert_eq!(
+        outcome.errors(),
+        vec!["That ticket ID is neither an incident nor a change ticket"]
+    );
+    assert_eq!(gate.server.request_count(), 0);
+    let record = assert_single_audit(&gate, "deny", "neither identification regex");
+    assert_eq!(record["answer_length"], "14");
+    let audit_text = fs::read_to_string(gate.audit_path()).expect("audit file");
+    assert!(!audit_text.contains("wrong-code"));
+}
+
+/// Each backend failure, in both fail modes: secure denies with the unavailable
+/// message, safe lets in and audits failsafe. Both are decided within Timeout + 1 s.
+#[test]
+fn backend_down_in_both_fail_modes() {
+    for (label, fault) in [
+        ("refused", None),
+        ("hang after request", Some(Fault::Hang)),
+        ("hang before TLS", Some(Fault::HangBeforeTls)),
+        (
+            "drip",
+            Some(Fault::Drip {
+                byte_every: Duration::from_millis(700),
+            }),
+        ),
+        (
+            "503",
+            Some(Fault::Status(
+                503,
+                "{\"error\":{\"message\":\"Service Unavailable\"}}".to_string(),
+            )),
+        ),
+        ("close mid-response", Some(Fault::CloseMidResponse)),
+    ] {
+        for (mode, code, decision) in [
+            ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+            ("safe", PAM_SUCCESS, "failsafe"),
+        ] {
+            let system = servicenow();
+            let gate = Gate::new(system.clone());
+            let url = match &fault {
+                None => format!("https://localhost:{}", refusing_port()),
+                Some(fault) => {
+                    gate.server.set_fault(fault.clone());
+                    gate.server.base_url()
+                }
+            };
+            let service = gate.service_for_url(&url, &format!("FailMode={mode}\n"), &["Timeout=2"]);
+            let outcome = gate.login(&service, "alice", &["INC0010001"]);
+            let context = format!("{label}/{mode}: {}", outcome.transcript());
+            assert_eq!(
+                pam::code_name(outcome.code),
+                pam::code_name(code),
+                "{context}"
+            );
+            assert!(
+                outcome.elapsed < Duration::from_secs(3),
+                "{context}: took {:?}",
+                outcome.elapsed
+            );
+            match mode {
+                "secure" => assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}"),
+                _ => assert_eq!(
+                    outcome.infos(),
+                    vec![
+                        "Ticket validation is unavailable; access is granted under the failsafe policy and audited."
+                    ],
+                    "{context}"
+                ),
+            }
+            // Only the drip fault lets the simulator answer (one byte at a time).
+            let answered = usize::from(label == "drip");
+            assert_eq!(system.queries(), answered, "{context}");
+            let expected_requests = match label {
+                "refused" | "hang before TLS" => 0,
+                // One retry is allowed for a 5xx or a dropped connection.
+                "503" | "close mid-response" => 2,
+                _ => 1,
+            };
+            assert_eq!(gate.server.request_count(), expected_requests, "{context}");
+            let record = assert_single_audit(&gate, decision, "");
+            let reason = record["reason"].as_str().unwrap_or("");
+            let expected_reason = match label {
+                "refused" => "connection refused",
+                "hang after request" | "hang before TLS" | "drip" => "timed out",
+                "503" => "server error HTTP 503",
+                _ => "connection reset or closed",
+            };
+            assert!(reason.contains(expected_reason), "{context}: {reason}");
+        }
+    }
+}
+
+#[test]
+fn a_503_then_an_answer_is_retried_once() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    gate.server.set_fault(Fault::FailFirst(1));
+    let service = gate.service("", &[]);
+    let outcome = gate.login(&service, "alice", &["INC0010001"]);
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(gate.server.request_count(), 2);
+    assert_eq!(system.queries(), 1);
+    assert_single_audit(&gate, "allow", "ticket exists");
+}
+
+#[test]
+fn rate_limited_beyond_the_timeout_is_unavailable() {
+    let system = servicenow();
+    system.sim.set_rate_limited(Some(30));
+    let gate = Gate::new(system.clone());
+    let service = gate.service("", &[]);
+    let outcome = gate.login(&service, "alice", &["INC0010001"]);
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(outcome.errors(), vec![UNAVAILABLE]);
+    assert_eq!(gate.server.request_count(), 1);
+    assert_single_audit(
+        &gate,
+        "unavailable",
+        "rate limited (HTTP 429, Retry-After 30s)",
+    );
+}
+
+#[test]
+fn a_401_for_the_module_account_is_unavailable_not_invalid() {
+    for (mode, code, decision) in [
+        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+        ("safe", PAM_SUCCESS, "failsafe"),
+    ] {
+        let system = servicenow();
+        system
+            .sim
+            .set_credentials(ACCOUNT_USER, "a-password-that-changed");
+        let gate = Gate::new(system.clone());
+        let service = gate.service(&format!("FailMode={mode}\n"), &[]);
+        let outcome = gate.login(&service, "alice", &["INC0010001"]);
+        assert_eq!(
+            pam::code_name(outcome.code),
+            pam::code_name(code),
+            "{}",
+            outcome.transcript()
+        );
+        assert_eq!(gate.server.request_count(), 1);
+        assert_eq!(
+            system.queries(),
+            1,
+            "the simulator saw and refused the query"
+        );
+        let record = assert_single_audit(
+            &gate,
+            decision,
+            "the module's account was rejected (HTTP 401): User Not Authenticated",
+        );
+        assert_eq!(record["ticket"], "INC0010001");
+        let audit_text = fs::read_to_string(gate.audit_path()).expect("audit");
+        assert!(!audit_text.contains(ACCOUNT_PASSWORD));
+    }
+}
+
+/// A certificate that does not verify may be an attack: denied in both fail modes, and
+/// never a failsafe login.
+#[test]
+fn untrusted_certificates_are_denied_in_both_fail_modes() {
+    for cert in [
+        ServerCert::UntrustedCa,
+        ServerCert::WrongHost,
+        ServerCert::Expired,
+    ] {
+        for mode in ["secure", "safe"] {
+            let system = servicenow();
+            let gate = Gate::with_cert(system.clone(), cert);
+            let service = gate.service(&format!("FailMode={mode}\n"), &[]);
+            let outcome = gate.login(&service, "alice", &["INC0010001"]);
+            let context = format!("{cert:?}/{mode}: {}", outcome.transcript());
+            assert_eq!(
+                pam::code_name(outcome.code),
+                "PAM_AUTHINFO_UNAVAIL",
+                "{context}"
+            );
+            assert_eq!(outcome.errors(), vec![UNTRUSTED], "{context}");
+            assert_eq!(gate.server.request_count(), 0, "{context}");
+            assert!(!outcome.env.contains_key("TICKET_ID"));
+            assert_single_audit(&gate, "unavailable", "server certificate not trusted");
+        }
+    }
+}
+
+#[test]
+fn a_check_through_a_connect_proxy() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let proxy = ConnectProxy::start();
+    let service = gate.service(&format!("HTTPSProxy=\"{}\"\n", proxy.url()), &[]);
+    let outcome = gate.login(&service, "alice", &["INC0010001"]);
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(proxy.connect_count(), 1);
+    assert_eq!(
+        proxy.targets(),
+        vec![format!("localhost:{}", gate.server.port())]
+    );
+    assert_eq!(system.queries(), 1);
+    assert_single_audit(&gate, "allow", "ticket exists");
+}
+
+#[test]
+fn a_dead_proxy_is_unavailable() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let service = gate.service(
+        &format!("HTTPSProxy=\"http://127.0.0.1:{}\"\n", refusing_port()),
+        &[],
+    );
+    let outcome = gate.login(&service, "alice", &["INC0010001"]);
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(gate.server.request_count(), 0);
+    assert_single_audit(&gate, "unavailable", "unavailable: ");
+}
+
+/// "Does not apply" is PAM_IGNORE, never PAM_SUCCESS: under `sufficient` a SUCCESS would
+/// skip the rest of the stack (the pam_duo / google-authenticator bug).
+#[test]
+fn enter_ticketing_info_no_is_ignored_without_a_prompt() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let alone = gate.service("EnterTicketingInfo=No\n", &[]);
+    let outcome = gate.login(&alone, "alice", &[]);
+    // A stack whose only module ignores the request fails: libpam's "no decision".
+    assert_eq!(outcome.code, PAM_PERM_DENIED, "{}", outcome.transcript());
+    assert!(outcome.events.is_empty(), "{}", outcome.transcript());
+
+    let stacked_text = format!(
+        "auth sufficient {}\nauth required pam_deny.so\n",
+        pam::module_line(
+            &pam::module_path(),
+            &[format!(
+                "config={}",
+                gate.dir.join("pam_ticket.conf").display()
+            )]
+        )
+    );
+    let stacked = PamService::with_text(&gate.dir.join("pam.d"), "ticket-stacked", &stacked_text);
+    let outcome = gate.login(&stacked, "alice", &[]);
+    assert_eq!(
+        outcome.code,
+        PAM_AUTH_ERR,
+        "pam_deny must decide: {}",
+        outcome.transcript()
+    );
+    assert!(outcome.events.is_empty());
+    assert_eq!(gate.server.request_count(), 0);
+    assert!(gate.audit().is_empty());
+}
+
+/// Enabling the check per service with a module argument, the way the portal enables it
+/// per platform.
+#[test]
+fn module_arguments_override_the_file() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let service = gate.service(
+        "EnterTicketingInfo=No\n",
+        &[
+            "EnterTicketingInfo=Yes",
+            "ValidateIncidentTicketState=Yes",
+            "AllowedIncidentTicketStates=New,In Progress",
+            "MaxAttempts=1",
+        ],
+    );
+    let outcome = gate.login(&service, "alice", &["INC0010002"]);
+    assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
+    assert_eq!(
+        outcome.errors(),
+        vec!["Ticket INC0010002 is Closed; allowed states: New, In Progress"]
+    );
+    assert_eq!(system.queries(), 1);
+    assert_single_audit(&gate, "deny", "is Closed");
+}
+
+#[test]
+fn configuration_errors_are_service_errors_with_file_and_line() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "ValidateRequestngUser=Yes\n",
+            &[],
+            "pam_ticket.conf:8: unknown key ValidateRequestngUser (did you mean ValidateRequestingUser?)",
+        ),
+        (
+            "Timeout=5\n",
+            &[],
+            "pam_ticket.conf:8: Timeout is set twice (first at ",
+        ),
+        (
+            "FailMode=open\n",
+            &[],
+            "pam_ticket.conf:8: FailMode must be secure or safe",
+        ),
+        (
+            "TicketFormatRegex=\"INC[0-9\"\n",
+            &[],
+            "pam_ticket.conf:8: TicketFormatRegex is not a valid regex",
+        ),
+        (
+            "ValidateChangeTicketState=Yes\n",
+            &[],
+            "pam_ticket.conf:8: ValidateChangeTicketState is Yes but AllowedChangeTicketStates is empty",
+        ),
+        (
+            "FailsafeBypassCode=\"letmein\"\n",
+            &[],
+            "pam_ticket.conf:8: FailsafeBypassCode entry 1 is not a hash",
+        ),
+        (
+            "",
+            &["MaxAtempts=2"],
+            "pam.d/ticket-test argument 2: unknown key MaxAtempts",
+        ),
+        (
+            "",
+            &["nodebug"],
+            "pam.d/ticket-test argument 2: unknown module argument \"nodebug\"",
+        ),
+    ];
+    for (extra, args, expected) in cases {
+        let system = servicenow();
+        let gate = Gate::new(system.clone());
+        let service = gate.service(extra, args);
+        let outcome = gate.login(&service, "alice", &[]);
+        let context = format!("{extra}{args:?}: {}", outcome.transcript());
+        assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
+        assert!(outcome.prompts().is_empty(), "{context}");
+        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+        assert_eq!(gate.server.request_count(), 0);
+        let record = assert_single_audit(&gate, "error", expected);
+        assert!(record.get("ticket").is_none());
+        if extra.contains("letmein") {
+            let audit_text = fs::read_to_string(gate.audit_path()).expect("audit");
+            assert!(
+                !audit_text.contains("letmein"),
+                "a plain bypass code must not be logged"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_http_system_url_is_a_configuration_error() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let plain = gate.server.base_url().replace("https://", "http://");
+    let service = gate.service_for_url(&plain, "", &[]);
+    let outcome = gate.login(&service, "alice", &[]);
+    assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
+    assert_eq!(gate.server.request_count(), 0);
+    assert_single_audit(&gate, "error", "pam_ticket.conf:3: SystemURL: \"http://");
+}
+
+#[test]
+fn loosely_permissioned_or_missing_account_files_are_configuration_errors() {
+    for (mode, expected) in [
+        (
+            0o640,
+            "must not be readable or writable by group or others (mode is 0640",
+        ),
+        (0o604, "mode is 0604"),
+    ] {
+        let system = servicenow();
+        let gate = Gate::new(system.clone());
+        let account = gate.dir.join("account.conf");
+        fs::set_permissions(&account, fs::Permissions::from_mode(mode)).expect("chmod");
+        let service = gate.service("", &[]);
+        let outcome = gate.login(&service, "alice", &[]);
+        assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
+        assert_eq!(gate.server.request_count(), 0);
+        assert_single_audit(&gate, "error", expected);
+    }
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    fs::remove_file(gate.dir.join("account.conf")).expect("remove");
+    let service = gate.service("", &[]);
+    let outcome = gate.login(&service, "alice", &[]);
+    assert_eq!(outcome.code, PAM_SERVICE_ERR);
+    assert_single_audit(&gate, "error", "pam_ticket.conf:4: cannot open");
+}
+
+/// The simulator must really widen the match for an injected `^NQ`, or the hostile-input
+/// cases above would prove nothing. This asks it directly, as an unguarded module would.
+#[test]
+fn the_simulator_really_widens_an_injected_query() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let client =
+        pam_ticket::http::HttpClient::new(Some(&gate.pki.ca_pem_path()), None).expect("client");
+    let account = pam_ticket::config::Credentials {
+        username: ACCOUNT_USER.to_string(),
+        password: pam_ticket::secret::Secret::from_string(ACCOUNT_PASSWORD.to_string()),
+        source: PathBuf::from("/dev/null"),
+    };
+    let authorization = pam_ticket::backend::servicenow::basic_authorization(&account);
+    let count = |query: &str| {
+        let url = format!(
+            "{}/api/now/table/incident?sysparm_query={}&sysparm_fields=number",
+            gate.server.base_url(),
+            pam_ticket::backend::servicenow::percent_encode(query)
+        );
+        let response = client
+            .send(
+                "GET",
+                &url,
+                &[("Authorization", &authorization)],
+                &pam_ticket::http::Body::Empty,
+                pam_ticket::http::Deadline::after(Duration::from_secs(5)),
+            )
+            .expect("answer");
+        let document: Value = serde_json::from_slice(&response.body).expect("json");
+        document["result"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(count("number=INC0010001"), 1);
+    assert_eq!(count("number=INC0010001^NQnumberISNOTEMPTY"), 5);
+    assert_eq!(count("number=INC0010001^ORnumber=INC0010002"), 2);
+}
+
+/// A panic inside the module becomes PAM_ABORT and never unwinds into the application.
+/// Uses the module built with the `panic-probe` feature (`make probe`).
+#[test]
+fn a_panic_never_crosses_into_the_application() {
+    let probe = std::env::var("PAM_TICKET_PANIC_SO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let mut path = pam::module_path();
+            path.pop();
+            path.pop();
+            path.join("panic-probe/libpam_ticket.so")
+        });
+    assert!(
+        probe.exists(),
+        "{} is missing: run `make probe` (make test does) before cargo test",
+        probe.display()
+    );
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    gate.service("", &[]);
+    let text = format!(
+        "auth required {} config={} panic_probe\n",
+        probe.display(),
+        gate.dir.join("pam_ticket.conf").display()
+    );
+    let service = PamService::with_text(&gate.dir.join("pam.d"), "ticket-panic", &text);
+    let outcome = gate.login(&service, "alice", &["INC0010001"]);
+    assert_eq!(outcome.code, PAM_ABORT, "{}", outcome.transcript());
+    assert!(outcome.events.is_empty());
+    assert_eq!(gate.server.request_count(), 0);
+    // The panic happens before the audit file is known to the flow.
+    assert!(gate.audit().is_empty());
+    // And the released module has no such switch: the same argument is refused.
+    let text = text.replace(
+        &probe.display().to_string(),
+        &pam::module_path().display().to_string(),
+    );
+    let service = PamService::with_text(&gate.dir.join("pam.d"), "ticket-noprobe", &text);
+    let outcome = gate.login(&service, "alice", &[]);
+    assert_eq!(outcome.code, PAM_SERVICE_ERR);
+    assert_single_audit(&gate, "error", "unknown module argument \"panic_probe\"");
+}
