@@ -615,3 +615,65 @@ fn the_simulator_really_widens_an_injected_qualification() {
         1
     );
 }
+
+/// `conf/pam_ticket.remedy.conf`, pointed at the simulator, is a working configuration.
+#[test]
+fn the_example_configuration_works() {
+    let gate = RemedyGate::new();
+    let example = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/pam_ticket.remedy.conf"
+    ))
+    .expect("the example configuration");
+    let text = example
+        .replace(
+            "SystemURL=\"https://remedy.example.com:8443\"",
+            &format!("SystemURL=\"{}\"", gate.server.base_url()),
+        )
+        .replace(
+            "/etc/security/pam_ticket.account",
+            &gate.dir.join("account.conf").display().to_string(),
+        )
+        .replace(
+            "/var/log/pam_ticket.audit.jsonl",
+            &gate.audit_path().display().to_string(),
+        )
+        .replace(
+            "#CAFile=\"/etc/pki/tls/certs/ca-bundle.crt\"",
+            &format!("CAFile=\"{}\"", gate.pki.ca_pem_path().display()),
+        )
+        .replace(
+            "#CacheDirectory=\"/run/pam_ticket\"",
+            &format!("CacheDirectory=\"{}\"", gate.cache_dir().display()),
+        );
+    let config_path = gate.dir.join("example.conf");
+    fs::write(&config_path, text).expect("write");
+    let service = PamService::new(
+        &gate.dir.join("pam.d"),
+        "remedy-example",
+        &pam::module_path(),
+        &[format!("config={}", config_path.display())],
+    );
+    for ticket in ["INC000000000001", "CRQ000000000001"] {
+        let outcome = gate.login(&service, ticket);
+        assert_allowed(&gate, &outcome, ticket);
+    }
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice")
+            .answer("CRQ000000000007")
+            .answer("CRQ000000000002")
+            .answer("INC0010001"),
+    );
+    assert_eq!(
+        outcome.errors(),
+        vec![
+            "Change CRQ000000000007 is Closed; allowed states: Scheduled, Implementation In Progress",
+            "Change CRQ000000000002 is not approved (approval: Requested); allowed: Approved",
+            "That ticket ID is neither an incident nor a change ticket",
+        ]
+    );
+    assert_eq!(pam::code_name(outcome.code), "PAM_MAXTRIES");
+    assert_eq!(gate.sim.login_count(), 1);
+    assert_eq!(gate.sim.query_count(), 4);
+}
