@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEBUG_SO := target/debug/libpam_ticket.so
 PROBE_SO := target/panic-probe/libpam_ticket.so
 
-.PHONY: all build release deps demo test test-unit probe clippy fmt clean
+.PHONY: all build release deps demo test probe clippy fmt clean bench
 
 all: release
 
@@ -43,3 +43,8 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+# Module vs. curl against the same simulator, in one run (release build of the module).
+bench: deps
+	$(CARGO) build --release
+	PAM_TICKET_SO=$(CURDIR)/target/release/libpam_ticket.so $(CARGO) run --release --quiet --example bench

@@ -3,7 +3,7 @@
 # As root it installs the missing ones; otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
 
-packages=(libpam0g-dev pkg-config pamtester libpam-wrapper openssh-server openssh-client expect man-db groff-base python3-venv)
+packages=(libpam0g-dev pkg-config binutils pamtester libpam-wrapper openssh-server openssh-client expect man-db groff-base python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -14,7 +14,7 @@ use crate::http::Deadline;
 use crate::login::Login;
 use crate::policy;
 use crate::secret::Secret;
-use crate::ticket::{TicketId, TicketKind};
+use crate::ticket::TicketId;
 
 /// The message shown when the ticketing system cannot be asked (FailMode=secure).
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -98,10 +98,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             return Outcome::NotApplicable;
         }
         if self.config.portal.is_some() && self.login.target.is_none() {
-            let message = format!(
-                "This gateway needs a target: connect as <you>@<target user>@<target address> (got {})",
-                crate::backend::sanitise(&self.login.pam_user)
-            );
+            let message = crate::backend::portal::no_target_message(&self.login.pam_user);
             self.conversation.show_error(&message);
             self.write_audit(
                 Decision::Deny,
@@ -370,11 +367,6 @@ pub fn system_name(config: &Config) -> String {
     config
         .ticketing_system
         .map_or_else(|| "none".to_string(), |system| system.name().to_string())
-}
-
-/// Kept for callers that want the incident/change noun without a ticket.
-pub fn noun(kind: TicketKind) -> &'static str {
-    kind.noun()
 }
 
 #[cfg(test)]

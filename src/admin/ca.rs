@@ -1,7 +1,624 @@
-//! `pam-ticket` subcommand (to be written).
+//! `pam-ticket ca`: the CA trust a gateway needs for its portal or ticketing system,
+//! made safe and checkable.
+//!
+//! * `ca add CERT [--bundle PATH]` appends a CA certificate (DER `.cer` or PEM) to the
+//!   trusted bundle after a timestamped backup; it refuses anything that is not a CA
+//!   certificate or that carries a private key, and adds nothing twice.
+//! * `ca check URL [--config PATH]` connects with the module's trust settings and says
+//!   whether the server's chain verifies, and if not, which issuer is missing.
 
-/// Runs the subcommand; returns the process exit code.
-pub fn run(_args: &[String]) -> i32 {
-    eprintln!("pam-ticket: this command is not available yet");
-    2
+use std::fs;
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::x509::{CertificateFacts, ParseError, parse_certificate, to_pem};
+use crate::config::{DEFAULT_CONFIG_PATH, SYSTEM_CA_BUNDLES};
+
+const USAGE: &str = "usage: pam-ticket ca add CERT [--bundle PATH]
+       pam-ticket ca check URL [--config PATH]
+
+Run `pam-ticket ca add --help` or `pam-ticket ca check --help` for details.";
+
+const ADD_HELP: &str = "usage: pam-ticket ca add CERT [--bundle PATH]
+
+Appends the CA certificate in CERT (DER, e.g. a .cer exported from Windows, or PEM) to a
+PEM bundle of trusted CAs, so that the module trusts servers whose certificates it issued.
+
+  --bundle PATH   the bundle to append to (default: the first existing of
+                  /etc/pki/tls/certs/ca-bundle.crt, /etc/ssl/certs/ca-certificates.crt,
+                  /etc/ssl/ca-bundle.pem); use the module's CAFile if it sets one
+
+Refuses a certificate that is not a CA (basicConstraints CA:TRUE) and any file that holds
+a private key. Copies the bundle to PATH.pam-ticket-<UTC time> before changing it, appends
+(never rewrites), and adds nothing when the certificate is already there.
+Exit status: 0 added or already present, 1 refused, 2 usage or I/O error.";
+
+const CHECK_HELP: &str = "usage: pam-ticket ca check URL [--config PATH]
+
+Connects to URL (https://host[:port]) the way the module does, trusting CAFile from the
+configuration (default /etc/security/pam_ticket.conf, when it exists and sets one) or
+else the system bundle, and says whether the server's certificate chain verifies. When
+it does not, names the issuer that no trusted CA vouches for.
+Exit status: 0 verifies, 1 does not verify, 2 usage error or no TLS answer at all.";
+
+/// Runs `ca`; returns the process exit code.
+pub fn run(args: &[String]) -> i32 {
+    match args.first().map(String::as_str) {
+        Some("add") => add(&args[1..]),
+        Some("check") => check(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            0
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    }
+}
+
+/// One positional argument and one optional `--flag VALUE`.
+enum Parsed {
+    Run {
+        positional: String,
+        option: Option<String>,
+    },
+    Help,
+    Bad(String),
+}
+
+fn parse_args(args: &[String], flag: &str) -> Parsed {
+    let mut positional = None;
+    let mut option = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Parsed::Help,
+            _ if arg == flag => match iter.next() {
+                Some(value) if option.is_none() => option = Some(value.clone()),
+                Some(_) => return Parsed::Bad(format!("{flag} is given twice")),
+                None => return Parsed::Bad(format!("{flag} needs a value")),
+            },
+            _ if arg.starts_with('-') => return Parsed::Bad(format!("unknown option {arg}")),
+            _ if positional.is_none() => positional = Some(arg.clone()),
+            _ => return Parsed::Bad(format!("unexpected argument {arg}")),
+        }
+    }
+    match positional {
+        Some(positional) => Parsed::Run { positional, option },
+        None => Parsed::Bad("missing argument".to_string()),
+    }
+}
+
+// ---------------------------------------------------------------- ca add
+
+fn add(args: &[String]) -> i32 {
+    let (cert_path, bundle) = match parse_args(args, "--bundle") {
+        Parsed::Help => {
+            println!("{ADD_HELP}");
+            return 0;
+        }
+        Parsed::Bad(problem) => {
+            eprintln!("pam-ticket ca add: {problem}\n\n{ADD_HELP}");
+            return 2;
+        }
+        Parsed::Run { positional, option } => (PathBuf::from(positional), option),
+    };
+    let bundle = match bundle {
+        Some(path) => PathBuf::from(path),
+        None => match SYSTEM_CA_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file())
+        {
+            Some(path) => path,
+            None => {
+                eprintln!(
+                    "pam-ticket ca add: no system CA bundle found ({}); name one with --bundle",
+                    SYSTEM_CA_BUNDLES.join(", ")
+                );
+                return 2;
+            }
+        },
+    };
+    let input = match fs::read(&cert_path) {
+        Ok(bytes) => bytes,
+        Err(io_error) => {
+            eprintln!(
+                "pam-ticket ca add: cannot read {}: {io_error}",
+                cert_path.display()
+            );
+            return 2;
+        }
+    };
+    let certificates = match read_ca_certificates(&input) {
+        Ok(certificates) => certificates,
+        Err(refusal) => {
+            eprintln!(
+                "pam-ticket ca add: refused {}: {refusal}",
+                cert_path.display()
+            );
+            return 1;
+        }
+    };
+    match append_to_bundle(&bundle, &certificates) {
+        Ok(report) => {
+            print!("{report}");
+            0
+        }
+        Err(problem) => {
+            eprintln!("pam-ticket ca add: {problem}");
+            2
+        }
+    }
+}
+
+/// The CA certificates in a DER or PEM file. Anything else is refused with the reason.
+pub fn read_ca_certificates(input: &[u8]) -> Result<Vec<CertificateFacts>, String> {
+    let text = String::from_utf8_lossy(input);
+    // Checked on the raw text as well as through the PEM parser, so that key types the
+    // parser does not know (ENCRYPTED PRIVATE KEY, OpenSSH keys) are refused too.
+    if text.contains("PRIVATE KEY-----") {
+        return Err(
+            "the file holds a private key; export the CA certificate alone (never copy a key around)"
+                .to_string(),
+        );
+    }
+    let ders: Vec<Vec<u8>> = if text.contains("-----BEGIN") {
+        let mut ders = Vec::new();
+        for item in ureq::tls::parse_pem(input) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(certificate)) => {
+                    ders.push(certificate.der().to_vec())
+                }
+                Ok(ureq::tls::PemItem::PrivateKey(_)) => {
+                    return Err("the file holds a private key".to_string());
+                }
+                Ok(_) => {}
+                Err(problem) => return Err(format!("unreadable PEM: {problem}")),
+            }
+        }
+        if ders.is_empty() {
+            return Err("no CERTIFICATE block in this PEM file".to_string());
+        }
+        ders
+    } else {
+        vec![input.to_vec()]
+    };
+    let mut facts = Vec::new();
+    for der in ders {
+        let certificate = parse_certificate(&der).map_err(|problem| match problem {
+            ParseError::LooksLikeKeyOrKeyStore => format!("{problem}; it may hold a private key"),
+            other => other.to_string(),
+        })?;
+        if !certificate.is_ca {
+            return Err(format!(
+                "{} is not a CA certificate (no basicConstraints CA:TRUE); add the CA that issued it ({}), not the server's own certificate",
+                certificate.subject, certificate.issuer
+            ));
+        }
+        facts.push(certificate);
+    }
+    Ok(facts)
+}
+
+/// Appends the certificates the bundle does not hold yet, after a backup. Returns what to
+/// tell the admin.
+pub fn append_to_bundle(
+    bundle: &Path,
+    certificates: &[CertificateFacts],
+) -> Result<String, String> {
+    let existing = match fs::read(bundle) {
+        Ok(bytes) => Some(bytes),
+        Err(io_error) if io_error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(io_error) => return Err(format!("cannot read {}: {io_error}", bundle.display())),
+    };
+    let present: Vec<Vec<u8>> = existing
+        .as_deref()
+        .map(crate::http::parse_pem_certificates)
+        .unwrap_or_default()
+        .iter()
+        .map(|certificate| certificate.der().to_vec())
+        .collect();
+    let mut report = String::new();
+    let mut new = Vec::new();
+    for certificate in certificates {
+        if present.contains(&certificate.der)
+            || new
+                .iter()
+                .any(|n: &&CertificateFacts| n.der == certificate.der)
+        {
+            report.push_str(&format!(
+                "Already trusted, nothing added: {} (in {})\n",
+                certificate.subject,
+                bundle.display()
+            ));
+        } else {
+            new.push(certificate);
+        }
+    }
+    if new.is_empty() {
+        return Ok(report);
+    }
+
+    let now = chrono::Utc::now();
+    let backup = match &existing {
+        Some(_) => Some(backup_copy(
+            bundle,
+            &now.format("%Y%m%dT%H%M%SZ").to_string(),
+        )?),
+        None => None,
+    };
+    let mut text = String::new();
+    if existing
+        .as_deref()
+        .is_some_and(|bytes| !bytes.is_empty() && !bytes.ends_with(b"\n"))
+    {
+        text.push('\n');
+    }
+    for certificate in &new {
+        text.push_str(&format!(
+            "# {} (added by pam-ticket ca add, {})\n",
+            certificate.subject,
+            now.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+        text.push_str(&to_pem(&certificate.der));
+    }
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(bundle)
+        .map_err(|io_error| format!("cannot open {} to append: {io_error}", bundle.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|io_error| format!("cannot append to {}: {io_error}", bundle.display()))?;
+
+    for certificate in &new {
+        report.push_str(&format!(
+            "Added: {}\n  issued by {}\n  to {}\n",
+            certificate.subject,
+            certificate.issuer,
+            bundle.display()
+        ));
+    }
+    match backup {
+        Some(backup) => report.push_str(&format!(
+            "Backup of the previous bundle: {}\nTo undo: cp -p '{}' '{}'\n",
+            backup.display(),
+            backup.display(),
+            bundle.display()
+        )),
+        None => report.push_str(&format!(
+            "{} did not exist and was created; to undo: rm '{}'\n",
+            bundle.display(),
+            bundle.display()
+        )),
+    }
+    if SYSTEM_CA_BUNDLES
+        .iter()
+        .any(|system| Path::new(system) == bundle)
+    {
+        report.push_str(
+            "Note: update-ca-trust (RHEL) and update-ca-certificates (Debian) rebuild this file; to keep the CA across updates also place its PEM in /etc/pki/ca-trust/source/anchors/ or /usr/local/share/ca-certificates/ (as NAME.crt).\n",
+        );
+    }
+    Ok(report)
+}
+
+/// Copies the bundle to `<bundle>.pam-ticket-<stamp>` (plus `-N` if that exists), keeping
+/// its permissions; never overwrites an earlier backup.
+fn backup_copy(bundle: &Path, stamp: &str) -> Result<PathBuf, String> {
+    let name = bundle
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".to_string());
+    for attempt in 0..100 {
+        let suffix = if attempt == 0 {
+            String::new()
+        } else {
+            format!("-{attempt}")
+        };
+        let backup = bundle.with_file_name(format!("{name}.pam-ticket-{stamp}{suffix}"));
+        if backup.exists() {
+            continue;
+        }
+        fs::copy(bundle, &backup).map_err(|io_error| {
+            format!(
+                "cannot back up {} to {}: {io_error}",
+                bundle.display(),
+                backup.display()
+            )
+        })?;
+        return Ok(backup);
+    }
+    Err(format!(
+        "too many backups of {} with stamp {stamp}",
+        bundle.display()
+    ))
+}
+
+// ---------------------------------------------------------------- ca check
+
+fn check(args: &[String]) -> i32 {
+    let (url, config) = match parse_args(args, "--config") {
+        Parsed::Help => {
+            println!("{CHECK_HELP}");
+            return 0;
+        }
+        Parsed::Bad(problem) => {
+            eprintln!("pam-ticket ca check: {problem}\n\n{CHECK_HELP}");
+            return 2;
+        }
+        Parsed::Run { positional, option } => (positional, option),
+    };
+    let url = match crate::config::parse_https_url(&url) {
+        Ok(url) => url,
+        Err(problem) => {
+            eprintln!("pam-ticket ca check: {problem}");
+            return 2;
+        }
+    };
+    let bundle = match trust_bundle(config.as_deref()) {
+        Ok(bundle) => bundle,
+        Err(problem) => {
+            eprintln!("pam-ticket ca check: {problem}");
+            return 2;
+        }
+    };
+    println!("Trusting: {}", bundle.display());
+    match check_chain(&url.host, url.port, &bundle, Duration::from_secs(10)) {
+        Ok(verdict) => {
+            print!("{}", verdict.report);
+            if verdict.verified { 0 } else { 1 }
+        }
+        Err(problem) => {
+            eprintln!("pam-ticket ca check: {problem}");
+            2
+        }
+    }
+}
+
+/// The bundle the module would trust: CAFile from the configuration, else the system's.
+fn trust_bundle(config: Option<&str>) -> Result<PathBuf, String> {
+    let path = match config {
+        Some(path) => Some(PathBuf::from(path)),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|path| path.is_file()),
+    };
+    if let Some(path) = path {
+        let text = fs::read_to_string(&path)
+            .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
+        let entries = crate::config::parse_entries(&text, &path).map_err(|e| e.to_string())?;
+        if let Some(entry) = entries.iter().rev().find(|entry| entry.key == "CAFile") {
+            return Ok(PathBuf::from(&entry.value));
+        }
+    }
+    SYSTEM_CA_BUNDLES
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no CAFile set and no system bundle ({})",
+                SYSTEM_CA_BUNDLES.join(", ")
+            )
+        })
+}
+
+/// What `ca check` found.
+pub struct Verdict {
+    pub verified: bool,
+    pub report: String,
+}
+
+/// Connects, runs the TLS handshake with webpki verification against `bundle`, and
+/// explains the result.
+pub fn check_chain(
+    host: &str,
+    port: u16,
+    bundle: &Path,
+    timeout: Duration,
+) -> Result<Verdict, String> {
+    let pem = fs::read(bundle)
+        .map_err(|io_error| format!("cannot read {}: {io_error}", bundle.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut trusted = Vec::new();
+    for certificate in crate::http::parse_pem_certificates(&pem) {
+        if let Ok(facts) = parse_certificate(certificate.der()) {
+            trusted.push(facts);
+        }
+        // A certificate webpki cannot use as an anchor is skipped, as the module does.
+        let _ = roots.add(CertificateDer::from(certificate.der().to_vec()));
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "{} holds no usable CA certificate",
+            bundle.display()
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|problem| format!("cannot build the verifier: {problem}"))?;
+    let recorder = Arc::new(Recorder {
+        inner,
+        chain: Mutex::new(Vec::new()),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|problem| problem.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| format!("{host} is not a valid host name"))?;
+    let address = (host, port)
+        .to_socket_addrs()
+        .map_err(|io_error| format!("cannot resolve {host}: {io_error}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let mut socket = TcpStream::connect_timeout(&address, timeout)
+        .map_err(|io_error| format!("cannot connect to {host}:{port}: {io_error}"))?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    socket
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut connection = rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|problem| problem.to_string())?;
+    let mut outcome = Ok(());
+    while connection.is_handshaking() {
+        if let Err(io_error) = connection.complete_io(&mut socket) {
+            outcome = Err(io_error);
+            break;
+        }
+    }
+    let chain: Vec<CertificateFacts> = recorder
+        .chain
+        .lock()
+        .map(|chain| chain.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|der| parse_certificate(der).ok())
+        .collect();
+    let mut report = String::new();
+    if let Some(leaf) = chain.first() {
+        report.push_str(&format!(
+            "Server certificate: {}\n  issued by {}\n",
+            leaf.subject, leaf.issuer
+        ));
+        for extra in &chain[1..] {
+            report.push_str(&format!(
+                "Also sent: {}\n  issued by {}\n",
+                extra.subject, extra.issuer
+            ));
+        }
+    }
+    match outcome {
+        Ok(()) => {
+            report.push_str(&format!(
+                "OK: the chain of {host}:{port} verifies against {}\n",
+                bundle.display()
+            ));
+            Ok(Verdict {
+                verified: true,
+                report,
+            })
+        }
+        Err(io_error) => {
+            let tls_error = io_error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .cloned();
+            let Some(rustls::Error::InvalidCertificate(reason)) = tls_error else {
+                if chain.is_empty() {
+                    return Err(format!("no TLS answer from {host}:{port}: {io_error}"));
+                }
+                report.push_str(&format!("NOT VERIFIED: {io_error}\n"));
+                return Ok(Verdict {
+                    verified: false,
+                    report,
+                });
+            };
+            report.push_str(&format!("NOT VERIFIED: {reason:?}\n"));
+            if let Some(missing) = missing_issuer(&chain, &trusted) {
+                report.push_str(&format!(
+                    "Missing issuer: {missing}\n  No CA in {} vouches for it. Get that CA's certificate from the server's administrators and add it with:\n  pam-ticket ca add CA-CERT --bundle {}\n",
+                    bundle.display(),
+                    bundle.display()
+                ));
+            }
+            Ok(Verdict {
+                verified: false,
+                report,
+            })
+        }
+    }
+}
+
+/// Walks up from the leaf through the certificates the server sent; the first issuer that
+/// is neither trusted nor sent (or a sent self-signed root that is not trusted) is missing.
+/// `None` when the chain reaches a trusted CA (then the failure is something else: the
+/// name, the dates, the key usage).
+fn missing_issuer(chain: &[CertificateFacts], trusted: &[CertificateFacts]) -> Option<String> {
+    let mut current = chain.first()?;
+    for _ in 0..chain.len() + 1 {
+        if trusted
+            .iter()
+            .any(|ca| ca.subject_der == current.issuer_der)
+        {
+            return None;
+        }
+        if current.is_self_issued() {
+            return Some(format!(
+                "{} (a self-signed root the server sent, not trusted here)",
+                current.subject
+            ));
+        }
+        match chain
+            .iter()
+            .find(|next| next.subject_der == current.issuer_der && next.der != current.der)
+        {
+            Some(next) => current = next,
+            None => return Some(current.issuer.clone()),
+        }
+    }
+    None
+}
+
+/// Delegates to webpki and keeps the chain the server presented, so that a failure can be
+/// explained by name.
+#[derive(Debug)]
+struct Recorder {
+    inner: Arc<WebPkiServerVerifier>,
+    chain: Mutex<Vec<Vec<u8>>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut chain) = self.chain.lock() {
+            chain.clear();
+            chain.push(end_entity.as_ref().to_vec());
+            chain.extend(intermediates.iter().map(|der| der.as_ref().to_vec()));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

@@ -5,3 +5,4 @@ pub mod ca;
 pub mod check;
 pub mod hash_code;
 pub mod test_ticket;
+pub mod x509;

@@ -2,6 +2,7 @@
 //! Whether a failure is "the ticket is not valid" or "we could not ask" is decided here,
 //! by the variant a backend returns, never guessed later from a message.
 
+pub mod portal;
 pub mod remedy;
 pub mod servicenow;
 
@@ -154,11 +155,8 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
     let client =
         crate::http::HttpClient::new(config.ca_file.as_deref(), config.https_proxy.as_ref())
             .map_err(|problem| problem.to_string())?;
-    if config.portal.is_some() {
-        return Err(
-            "portal mode (FetchCredentialsThroughPVWA=Yes) is not available in this build"
-                .to_string(),
-        );
+    if let Some(settings) = &config.portal {
+        return Ok(Box::new(portal::Portal::new(client, settings.clone())));
     }
     let (Some(system), Some(url), Some(account)) = (
         config.ticketing_system,

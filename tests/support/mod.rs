@@ -10,6 +10,7 @@ pub mod http;
 pub mod https;
 pub mod pam;
 pub mod pki;
+pub mod portal;
 pub mod proxy;
 pub mod remedy;
 pub mod servicenow;

@@ -1,0 +1,534 @@
+//! Portal mode (FetchCredentialsThroughPVWA=Yes): the gateway holds no ticketing
+//! credentials; it asks the CyberArk PVWA / Privilege Cloud portal to retrieve the target
+//! account's password with the ticket attached, and the portal validates the ticket with
+//! its own ticketing integration. A 200 from Retrieve means "accepted"; the password it
+//! carries is wiped at once and never used.
+//!
+//! One exchange per answer, all inside the one deadline:
+//! 1. `POST {PortalURL}/API/auth/{method}/Logon/` → session token (a JSON string);
+//! 2. `GET {PortalURL}/API/Accounts?search=<user> <address>&limit=50` → the one account;
+//! 3. `POST {PortalURL}/API/Accounts/{id}/Password/Retrieve` with the ticket;
+//! 4. `POST {PortalURL}/API/Auth/Logoff/`, whatever happened after a successful logon.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::servicenow::percent_encode;
+use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
+use crate::config::PortalSettings;
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, retry_after};
+use crate::login::{Login, Target};
+use crate::secret::Secret;
+use crate::ticket::TicketId;
+
+/// The page size of the account search; the exact match is looked for in this page.
+const SEARCH_LIMIT: usize = 50;
+/// Time kept back from the exchange so that the logoff can still be sent inside the
+/// deadline (a fifth of the budget when that is less).
+const LOGOFF_RESERVE: Duration = Duration::from_millis(500);
+
+pub struct Portal {
+    client: HttpClient,
+    settings: PortalSettings,
+}
+
+/// The account the portal returned for the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub user_name: String,
+    pub address: String,
+}
+
+impl Portal {
+    pub fn new(client: HttpClient, settings: PortalSettings) -> Portal {
+        Portal { client, settings }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.settings.url.join(path)
+    }
+
+    /// Logs the gateway user on; the token is kept in a wiped buffer.
+    fn logon(&self, deadline: Deadline) -> Result<Secret, LookupError> {
+        let account = &self.settings.account;
+        let password = account
+            .password
+            .as_str()
+            .ok_or_else(|| LookupError::Misconfigured {
+                detail: format!("the password in {} is not UTF-8", account.source.display()),
+            })?;
+        let mut body = json!({
+            "username": account.username,
+            "password": password,
+            "concurrentSession": true,
+        });
+        let url = self.url(&format!(
+            "/API/auth/{}/Logon/",
+            self.settings.auth_method.path_segment()
+        ));
+        let result = self.client.send_with_retry(
+            "POST",
+            &url,
+            &[("Accept", "application/json")],
+            &Body::Json(&body),
+            deadline,
+        );
+        // The JSON value holds a copy of the password; wipe it before anything else.
+        if let Some(Value::String(text)) = body.get_mut("password") {
+            crate::secret::wipe_string(text);
+        }
+        let response = result?;
+        interpret_logon(response)
+    }
+
+    /// Ends the session. Best effort: its outcome changes nothing, but it is only started
+    /// while time is left, so that it never stretches the check past the deadline.
+    fn logoff(&self, token: &Secret, deadline: Deadline) {
+        let Some(token) = token.as_str() else {
+            return;
+        };
+        if deadline.remaining().is_none() {
+            return;
+        }
+        let _ = self.client.send(
+            "POST",
+            &self.url("/API/Auth/Logoff/"),
+            &[("Accept", "application/json"), ("Authorization", token)],
+            &Body::Empty,
+            deadline,
+        );
+    }
+
+    /// Everything between logon and logoff.
+    fn in_session(
+        &self,
+        token: &str,
+        id: &TicketId,
+        login: &Login,
+        target: &Target,
+        deadline: Deadline,
+    ) -> Result<Lookup, LookupError> {
+        let headers = [("Accept", "application/json"), ("Authorization", token)];
+        let wanted_address = account_address(target);
+        let search = format!("{} {}", target.user, wanted_address);
+        let url = format!(
+            "{}?search={}&limit={SEARCH_LIMIT}",
+            self.url("/API/Accounts"),
+            percent_encode(&search)
+        );
+        let response =
+            self.client
+                .send_with_retry("GET", &url, &headers, &Body::Empty, deadline)?;
+        let account = pick_account(&response, &target.user, wanted_address)?;
+
+        let reason = expand_reason(&self.settings.reason_template, login, target);
+        let body = json!({
+            "reason": reason,
+            "TicketingSystem": self.settings.ticketing_system_name,
+            "TicketId": id.text,
+            "ActionType": "connect",
+            "isUse": true,
+            "Machine": target.address,
+        });
+        let url = self.url(&format!(
+            "/API/Accounts/{}/Password/Retrieve",
+            percent_encode(&account.id)
+        ));
+        // No retry here: the portal may have validated the ticket, retrieved the password
+        // and audited both before the answer was lost; a second Retrieve would be a second
+        // password release in the vault's audit for one login.
+        let response = self
+            .client
+            .send("POST", &url, &headers, &Body::Json(&body), deadline)?;
+        interpret_retrieve(response, &account, &self.settings.ticketing_system_name)
+    }
+}
+
+impl TicketSource for Portal {
+    fn system_name(&self) -> &str {
+        "portal"
+    }
+
+    fn lookup(
+        &mut self,
+        id: &TicketId,
+        login: &Login,
+        deadline: Deadline,
+    ) -> Result<Lookup, LookupError> {
+        // The flow refuses a login without a target before it prompts; this is the same
+        // refusal for any other caller.
+        let Some(target) = &login.target else {
+            return Err(LookupError::NotCheckable {
+                message: no_target_message(&login.pam_user),
+            });
+        };
+        let token = self.logon(deadline)?;
+        let Some(token_text) = token.as_str() else {
+            return Err(LookupError::Unavailable(Unavailable::BadResponse {
+                detail: "the logon token is not text".to_string(),
+            }));
+        };
+        let exchange_deadline = keep_back(deadline);
+        let result = self.in_session(token_text, id, login, target, exchange_deadline);
+        self.logoff(&token, deadline);
+        result
+    }
+}
+
+/// The message for a PAM_USER that names no target.
+pub fn no_target_message(pam_user: &str) -> String {
+    format!(
+        "This gateway needs a target: connect as <you>@<target user>[#domain]@<target address>[#port] (got {})",
+        sanitise(pam_user)
+    )
+}
+
+/// The deadline for the exchange: the real one, less a reserve for the logoff.
+fn keep_back(deadline: Deadline) -> Deadline {
+    match deadline.remaining() {
+        Some(left) => Deadline::after(left.saturating_sub(LOGOFF_RESERVE.min(left / 5))),
+        None => deadline,
+    }
+}
+
+/// The address the vault account carries. For `user#domain@machine` (a domain account
+/// used on a machine, as PSM for SSH reads it) that is the domain; otherwise the target
+/// address itself. The machine always goes to Retrieve as `Machine`.
+fn account_address(target: &Target) -> &str {
+    target.domain.as_deref().unwrap_or(&target.address)
+}
+
+/// `PortalReason` with `%u` (vault user), `%t` (target user), `%h` (target address) and
+/// `%%` expanded; any other `%x` is kept as written.
+pub fn expand_reason(template: &str, login: &Login, target: &Target) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => out.push_str(&login.person),
+            Some('t') => out.push_str(&target.user),
+            Some('h') => out.push_str(&target.address),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    sanitise(&out)
+}
+
+/// The `ErrorCode` and `ErrorMessage` of a PVWA error body, sanitised.
+fn portal_error(body: &[u8]) -> Option<(String, String)> {
+    let document: Value = serde_json::from_slice(body).ok()?;
+    let code = document.get("ErrorCode").and_then(Value::as_str)?;
+    let message = document
+        .get("ErrorMessage")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Some((sanitise(code), sanitise(message)))
+}
+
+fn error_detail(body: &[u8]) -> String {
+    portal_error(body)
+        .map(|(code, message)| format!("{code}: {message}"))
+        .unwrap_or_default()
+}
+
+/// Statuses that mean "the portal could not be asked", shared by every call.
+fn unavailable(response: &HttpResponse) -> LookupError {
+    let detail = error_detail(&response.body);
+    LookupError::Unavailable(match response.status {
+        401 | 403 => Unavailable::AccountRejected {
+            status: response.status,
+            detail,
+        },
+        429 => Unavailable::RateLimited {
+            retry_after: retry_after(response),
+        },
+        status if status >= 500 => Unavailable::ServerError { status, detail },
+        status => Unavailable::UnexpectedStatus { status, detail },
+    })
+}
+
+/// The logon answer: the token as a JSON string. Any refusal of the gateway user is the
+/// gateway's problem, not the ticket's: unavailable.
+pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
+    if response.status != 200 {
+        return Err(unavailable(&response));
+    }
+    let body = Secret::new(response.body);
+    let token = serde_json::from_slice::<Value>(body.as_bytes())
+        .ok()
+        .and_then(|value| {
+            value
+                .as_str()
+                .map(|text| Secret::from_string(text.to_string()))
+        })
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            LookupError::Unavailable(Unavailable::BadResponse {
+                detail: "the logon answer is not a token string".to_string(),
+            })
+        })?;
+    Ok(token)
+}
+
+/// Finds the one account whose `userName` and `address` equal the target's
+/// (case-insensitively) in the search answer.
+///
+/// None or several is `NotCheckable`: the account does not depend on the ticket, so
+/// asking for another ticket could never help. The flow ends at once with PAM_AUTH_ERR and
+/// a message naming the target, instead of spending the person's remaining attempts.
+pub fn pick_account(
+    response: &HttpResponse,
+    user: &str,
+    address: &str,
+) -> Result<Account, LookupError> {
+    if response.status != 200 {
+        return Err(unavailable(response));
+    }
+    let bad = |what: &str| {
+        LookupError::Unavailable(Unavailable::BadResponse {
+            detail: what.to_string(),
+        })
+    };
+    let document: Value =
+        serde_json::from_slice(&response.body).map_err(|_| bad("account search is not JSON"))?;
+    let listed = document
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("account search has no value list"))?;
+    let text = |account: &Value, field: &str| {
+        account
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let matching: Vec<Account> = listed
+        .iter()
+        .filter(|account| {
+            text(account, "userName").eq_ignore_ascii_case(user)
+                && text(account, "address").eq_ignore_ascii_case(address)
+        })
+        .map(|account| Account {
+            id: match account.get("id") {
+                Some(Value::String(id)) => id.clone(),
+                Some(Value::Number(id)) => id.to_string(),
+                _ => String::new(),
+            },
+            user_name: text(account, "userName"),
+            address: text(account, "address"),
+        })
+        .collect();
+    let target = format!("{}@{}", sanitise(user), sanitise(address));
+    match matching.as_slice() {
+        [account] if !account.id.is_empty() => Ok(account.clone()),
+        [_] => Err(bad("the matching account has no id")),
+        [] => {
+            let total = document
+                .get("count")
+                .and_then(Value::as_u64)
+                .unwrap_or(listed.len() as u64);
+            let message = if total > listed.len() as u64 {
+                format!(
+                    "The vault search for {target} returned more than {SEARCH_LIMIT} accounts and none matched exactly; ask your vault administrator"
+                )
+            } else {
+                format!(
+                    "No vault account {target} is available to this gateway; check the target user and address"
+                )
+            };
+            Err(LookupError::NotCheckable { message })
+        }
+        several => Err(LookupError::NotCheckable {
+            message: format!(
+                "{} vault accounts match {target}; the target is ambiguous, ask your vault administrator",
+                several.len()
+            ),
+        }),
+    }
+}
+
+/// The Retrieve answer. 200: accepted (the password in the body is wiped here, unread).
+/// A 4xx other than 401/429 that carries `ErrorCode`: the portal refused the ticket.
+pub fn interpret_retrieve(
+    response: HttpResponse,
+    account: &Account,
+    system: &str,
+) -> Result<Lookup, LookupError> {
+    let HttpResponse {
+        status,
+        headers,
+        body,
+    } = response;
+    // Into a wiped buffer at once: on 200 this body is the target's password.
+    let body = Secret::new(body);
+    match status {
+        200 => {
+            drop(body);
+            Ok(Lookup::AcceptedByPortal {
+                detail: format!(
+                    "accepted by the portal (account id {}, {}@{}, ticketing system {})",
+                    sanitise(&account.id),
+                    sanitise(&account.user_name),
+                    sanitise(&account.address),
+                    sanitise(system)
+                ),
+            })
+        }
+        400..=499 if status != 401 && status != 429 => match portal_error(body.as_bytes()) {
+            Some((code, message)) => Err(LookupError::RefusedByPortal {
+                code: Some(code),
+                message: if message.is_empty() {
+                    "no reason given".to_string()
+                } else {
+                    message
+                },
+            }),
+            // A 4xx without the portal's error shape came from something in between (a
+            // proxy, a load balancer): we did not hear the portal's verdict.
+            None => Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+                status,
+                detail: String::new(),
+            })),
+        },
+        _ => Err(unavailable(&HttpResponse {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn account() -> Account {
+        Account {
+            id: "12_3".to_string(),
+            user_name: "root".to_string(),
+            address: "db01.example.com".to_string(),
+        }
+    }
+
+    #[test]
+    fn reason_expands_placeholders() {
+        let login = Login::new("alice@root@db01.example.com", None, None);
+        let target = login.target.clone().expect("target");
+        assert_eq!(
+            expand_reason("SSH by %u as %t on %h (100%% %x)", &login, &target),
+            "SSH by alice as root on db01.example.com (100% %x)"
+        );
+    }
+
+    #[test]
+    fn domain_accounts_are_searched_by_domain() {
+        let login = Login::new("alice@admin#corp.example.com@web01", None, None);
+        let target = login.target.expect("target");
+        assert_eq!(account_address(&target), "corp.example.com");
+    }
+
+    #[test]
+    fn logon_token_is_a_json_string() {
+        let token = interpret_logon(response(200, "\"tok-123\"")).expect("token");
+        assert_eq!(token.as_str(), Some("tok-123"));
+        assert!(matches!(
+            interpret_logon(response(200, "{\"a\":1}")),
+            Err(LookupError::Unavailable(Unavailable::BadResponse { .. }))
+        ));
+        assert_eq!(
+            interpret_logon(response(
+                403,
+                r#"{"ErrorCode":"PASWS013E","ErrorMessage":"Authentication failure for User [gw]."}"#
+            ))
+            .err(),
+            Some(LookupError::Unavailable(Unavailable::AccountRejected {
+                status: 403,
+                detail: "PASWS013E: Authentication failure for User [gw].".to_string()
+            }))
+        );
+    }
+
+    #[test]
+    fn exactly_one_account_must_match() {
+        let body = r#"{"value":[
+            {"id":"12_3","userName":"ROOT","address":"db01.example.com"},
+            {"id":"12_4","userName":"root","address":"db01.example.com.old"},
+            {"id":"12_5","userName":"rootx","address":"db01.example.com"}],"count":3}"#;
+        assert_eq!(
+            pick_account(&response(200, body), "root", "DB01.example.com"),
+            Ok(Account {
+                id: "12_3".to_string(),
+                user_name: "ROOT".to_string(),
+                address: "db01.example.com".to_string()
+            })
+        );
+        let none = pick_account(&response(200, r#"{"value":[],"count":0}"#), "root", "x");
+        assert!(
+            matches!(none, Err(LookupError::NotCheckable { ref message }) if message.contains("No vault account root@x")),
+            "{none:?}"
+        );
+        let two = r#"{"value":[{"id":"1","userName":"a","address":"h"},{"id":"2","userName":"A","address":"H"}],"count":2}"#;
+        assert!(matches!(
+            pick_account(&response(200, two), "a", "h"),
+            Err(LookupError::NotCheckable { ref message }) if message.starts_with("2 vault accounts match a@h")
+        ));
+    }
+
+    #[test]
+    fn retrieve_verdicts() {
+        assert!(matches!(
+            interpret_retrieve(response(200, "\"s3cr3t\""), &account(), "ServiceNow"),
+            Ok(Lookup::AcceptedByPortal { ref detail }) if !detail.contains("s3cr3t")
+        ));
+        assert_eq!(
+            interpret_retrieve(
+                response(
+                    403,
+                    "{\"ErrorCode\":\"ITATS542E\",\"ErrorMessage\":\"Ticket INC1 is not valid:\\u001b[31m closed\"}"
+                ),
+                &account(),
+                "ServiceNow"
+            ),
+            Err(LookupError::RefusedByPortal {
+                code: Some("ITATS542E".to_string()),
+                message: "Ticket INC1 is not valid: [31m closed".to_string()
+            })
+        );
+        for status in [401, 429, 500, 503] {
+            assert!(matches!(
+                interpret_retrieve(
+                    response(status, r#"{"ErrorCode":"X","ErrorMessage":"y"}"#),
+                    &account(),
+                    "ServiceNow"
+                ),
+                Err(LookupError::Unavailable(_))
+            ));
+        }
+        assert!(matches!(
+            interpret_retrieve(response(404, "<html>"), &account(), "ServiceNow"),
+            Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+                status: 404,
+                ..
+            }))
+        ));
+    }
+}

@@ -1,0 +1,188 @@
+//! What the module leaves outside the PAM conversation: its syslog lines (facility
+//! authpriv, ident pam_ticket, key=value pairs), the panic log line, and the symbols the
+//! shared object exports. Kept in its own test binary because the syslog test binds
+//! `/dev/log` for a moment, and no other test should run meanwhile.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::https::TestServer;
+use support::pam::{self, Login, PAM_ABORT, PAM_MAXTRIES, PAM_SUCCESS, PamService};
+use support::pki::{ServerCert, TestPki};
+use support::servicenow::ServiceNowSim;
+use support::tmp::TestDir;
+
+/// syslog's facility authpriv is 10; a record's priority is facility * 8 + severity.
+const AUTHPRIV: u32 = 10;
+
+/// Removes the socket file even when the test fails.
+struct BoundSyslog {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl Drop for BoundSyslog {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl BoundSyslog {
+    /// Collects datagrams until one contains every needle, or the time is up.
+    fn wait_for(&self, needles: &[&str]) -> Option<String> {
+        let started = Instant::now();
+        let mut buffer = [0u8; 8192];
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(length) = self.socket.recv(&mut buffer) {
+                let line = String::from_utf8_lossy(&buffer[..length]).into_owned();
+                if needles.iter().all(|needle| line.contains(needle)) {
+                    return Some(line);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn priority(line: &str) -> Option<u32> {
+    line.strip_prefix('<')?.split_once('>')?.0.parse().ok()
+}
+
+struct World {
+    dir: TestDir,
+    pki: TestPki,
+    server: TestServer,
+}
+
+fn world() -> World {
+    let dir = TestDir::new("syslog");
+    let pki = TestPki::generate(&dir.join("pki"));
+    let server = TestServer::start(
+        pki.server_config(ServerCert::Good),
+        Arc::new(ServiceNowSim::new("svc", "pw")),
+    );
+    let account = dir.join("account.conf");
+    fs::write(&account, "Username=\"svc\"\nPassword=\"pw\"\n").expect("account");
+    fs::set_permissions(&account, fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::write(
+        dir.join("pam_ticket.conf"),
+        format!(
+            "TicketingSystem=ServiceNow\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nMaxAttempts=1\nValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"In Progress\"\n",
+            server.base_url(),
+            account.display(),
+            pki.ca_pem_path().display()
+        ),
+    )
+    .expect("config");
+    World { dir, pki, server }
+}
+
+#[test]
+fn decisions_and_panics_reach_syslog_as_authpriv_key_values() {
+    let world = world();
+    let config = world.dir.join("pam_ticket.conf");
+    let service = PamService::new(
+        &world.dir.join("pam.d"),
+        "ticket-syslog",
+        &pam::module_path(),
+        &[format!("config={}", config.display())],
+    );
+    let log_path = Path::new("/dev/log");
+    if log_path.exists() {
+        // A running syslog owns the socket; the decision must not depend on it either way.
+        let outcome = pam::authenticate(&service, &Login::new("syslogprobe").answer("INC0010001"));
+        assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+        eprintln!("/dev/log belongs to a running syslog daemon: its lines were not captured");
+        return;
+    }
+    let syslog = BoundSyslog {
+        socket: UnixDatagram::bind(log_path).expect("bind /dev/log"),
+        path: log_path.to_path_buf(),
+    };
+    syslog
+        .socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("syslogprobe")
+            .rhost("198.51.100.7")
+            .answer("INC0010002"),
+    );
+    assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
+    assert_eq!(world.server.request_count(), 1);
+    let line = syslog
+        .wait_for(&["decision=deny user=syslogprobe"])
+        .expect("a syslog line for the refused login");
+    assert!(line.contains("pam_ticket["), "{line}");
+    assert!(
+        line.contains("rhost=198.51.100.7 service=ticket-syslog ticket=INC0010002 type=incident system=ServiceNow reason=\"Ticket INC0010002 is Closed; allowed states: In Progress\""),
+        "{line}"
+    );
+    // notice (5) for a refusal.
+    assert_eq!(priority(&line), Some(AUTHPRIV * 8 + 5), "{line}");
+    assert!(!line.contains("pw"), "no password in syslog: {line}");
+
+    let outcome = pam::authenticate(&service, &Login::new("syslogprobe").answer("INC0010001"));
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    let line = syslog
+        .wait_for(&["decision=allow user=syslogprobe"])
+        .expect("a syslog line for the allowed login");
+    // info (6) for an allow.
+    assert_eq!(priority(&line), Some(AUTHPRIV * 8 + 6), "{line}");
+
+    // A panic is logged as an internal error at err (3), and the application gets PAM_ABORT.
+    let mut probe = pam::module_path();
+    probe.pop();
+    probe.pop();
+    let probe = probe.join("panic-probe/libpam_ticket.so");
+    assert!(probe.exists(), "run `make probe` first");
+    let text = format!(
+        "auth required {} config={} panic_probe\n",
+        probe.display(),
+        config.display()
+    );
+    let service = PamService::with_text(&world.dir.join("pam.d"), "ticket-panic", &text);
+    let outcome = pam::authenticate(&service, &Login::new("syslogprobe").answer("INC0010001"));
+    assert_eq!(outcome.code, PAM_ABORT);
+    let line = syslog
+        .wait_for(&["internal error (panic): panic probe requested by the test suite"])
+        .expect("the panic is logged");
+    assert_eq!(priority(&line), Some(AUTHPRIV * 8 + 3), "{line}");
+    drop(world.pki);
+}
+
+/// The shared object exports the six PAM hooks and nothing else.
+#[test]
+fn the_module_exports_only_the_pam_hooks() {
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(pam::module_path())
+        .output()
+        .expect("nm (binutils) runs");
+    assert!(output.status.success());
+    let mut symbols: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().last().map(str::to_string))
+        .collect();
+    symbols.sort();
+    assert_eq!(
+        symbols,
+        [
+            "pam_sm_acct_mgmt",
+            "pam_sm_authenticate",
+            "pam_sm_chauthtok",
+            "pam_sm_close_session",
+            "pam_sm_open_session",
+            "pam_sm_setcred"
+        ]
+    );
+}
