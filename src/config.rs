@@ -726,6 +726,7 @@ impl Settings {
             },
         };
         let portal = if portal_mode {
+            self.refuse_gateway_checks_in_portal_mode()?;
             Some(self.portal()?)
         } else {
             None
@@ -792,6 +793,32 @@ impl Settings {
                 .collect(),
         };
         psmp.yes_no("FetchCredentialsThroughPVWA", false)
+    }
+
+    /// In portal mode the portal validates the ticket; the gateway's own ticket checks
+    /// would never run. Switching one on there is refused rather than silently ignored,
+    /// so that an admin never believes a check is in force when it is not.
+    fn refuse_gateway_checks_in_portal_mode(&self) -> Result<(), ConfigError> {
+        for switch in [
+            "ValidateIncidentTicketState",
+            "ValidateChangeTicketState",
+            "ValidateApprovalStatus",
+            "ValidateOperationTime",
+            "ValidateRequestingUser",
+        ] {
+            if self.yes_no(switch, false)? {
+                let origin = self
+                    .get(switch)
+                    .map_or_else(|| self.whole(), |entry| entry.origin.clone());
+                return Err(error(
+                    &origin,
+                    format!(
+                        "{switch} has no effect in portal mode (FetchCredentialsThroughPVWA=Yes): the portal validates the ticket; configure the check in the portal and remove it here"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn portal(&self) -> Result<PortalSettings, ConfigError> {
@@ -1304,6 +1331,19 @@ mod tests {
         let remedy = build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n").expect("valid");
         assert!(remedy.incident_identification.is_match("INC000000000701"));
         assert!(!remedy.incident_identification.is_match("INC0010001"));
+    }
+
+    #[test]
+    fn gateway_checks_are_refused_in_portal_mode() {
+        let problem = build("FetchCredentialsThroughPVWA=Yes\nValidateRequestingUser=Yes\n")
+            .expect_err("portal");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:2");
+        assert!(
+            problem
+                .problem
+                .starts_with("ValidateRequestingUser has no effect in portal mode"),
+            "{problem}"
+        );
     }
 
     #[test]

@@ -1150,3 +1150,34 @@ fn a_panic_never_crosses_into_the_application() {
     assert_eq!(outcome.code, PAM_SERVICE_ERR);
     assert_single_audit(&gate, "error", "unknown module argument \"panic_probe\"");
 }
+
+/// The shipped example configuration parses as it stands, once its paths point at files
+/// that exist here.
+#[test]
+fn the_example_configuration_is_valid() {
+    let system = servicenow();
+    let gate = Gate::new(system);
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf/pam_ticket.conf");
+    let overrides = [
+        format!(
+            "ConnectionAccountFile={}",
+            gate.dir.join("account.conf").display()
+        ),
+        format!("AuditLogFile={}", gate.audit_path().display()),
+        format!("CAFile={}", gate.pki.ca_pem_path().display()),
+    ];
+    let mut arguments = vec![format!("config={}", example.display())];
+    arguments.extend(overrides);
+    let parsed = pam_ticket::config::parse_module_arguments(&arguments, "sshd").expect("arguments");
+    let config = pam_ticket::config::load(&parsed).expect("conf/pam_ticket.conf is valid");
+    assert_eq!(
+        config.ticketing_system,
+        Some(pam_ticket::config::TicketingSystem::ServiceNow)
+    );
+    assert_eq!(
+        config.allowed_incident_states,
+        Some(vec!["New".to_string(), "In Progress".to_string()])
+    );
+    assert!(config.validate_requesting_user && config.validate_operation_time);
+    assert!(config.portal.is_none());
+}
