@@ -40,7 +40,7 @@ probe: deps
 
 demo: deps
 	$(CARGO) build
-	$(CARGO) run --quiet --example demo
+	$(CARGO) run --quiet --example demo -- $(SYSTEM)
 
 # `cargo build` refreshes target/debug/libpam_ticket.so, which the tests load through
 # libpam; `cargo test` alone would not.

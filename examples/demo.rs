@@ -1,5 +1,7 @@
 //! `make demo`: the module, loaded by the real libpam, asking for tickets and checking them
 //! against a ServiceNow simulator over HTTPS on loopback, with a CA made for this run.
+//! `make demo SYSTEM=remedy` (`cargo run --example demo -- remedy`) does the same against
+//! the BMC Remedy AR REST simulator.
 //!
 //! It prints what the person sees and the audit lines each login writes. Runs as any
 //! user; nothing outside a temporary directory is touched.
@@ -11,17 +13,51 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+use support::http::Handler;
 use support::https::TestServer;
 use support::pam::{self, Login, PamService};
 use support::pki::{ServerCert, TestPki};
+use support::remedy::RemedySim;
 use support::servicenow::ServiceNowSim;
 use support::tmp::TestDir;
 
 fn main() {
     let dir = TestDir::new("demo");
     let pki = TestPki::generate(&dir.join("pki"));
-    let simulator = Arc::new(ServiceNowSim::new("svc_gateway", "demo-password"));
-    let server = TestServer::start(pki.server_config(ServerCert::Good), simulator.clone());
+    let remedy = std::env::args()
+        .nth(1)
+        .is_some_and(|arg| arg.eq_ignore_ascii_case("remedy"));
+    let servicenow = Arc::new(ServiceNowSim::new("svc_gateway", "demo-password"));
+    let remedy_sim = Arc::new(RemedySim::new("svc_gateway", "demo-password"));
+    let handler: Arc<dyn Handler> = if remedy {
+        remedy_sim.clone()
+    } else {
+        servicenow.clone()
+    };
+    let query_count = || {
+        if remedy {
+            remedy_sim.query_count()
+        } else {
+            servicenow.query_count()
+        }
+    };
+    // Remedy IDs are a prefix and 12 digits; the scenarios are the same tickets.
+    let (system, api, valid, closed) = if remedy {
+        (
+            "BMCRemedy",
+            "Remedy AR REST API",
+            "INC000000000001",
+            "INC000000000002",
+        )
+    } else {
+        (
+            "ServiceNow",
+            "ServiceNow Table API",
+            "INC0010001",
+            "INC0010002",
+        )
+    };
+    let server = TestServer::start(pki.server_config(ServerCert::Good), handler);
 
     let account = dir.join("account.conf");
     fs::write(
@@ -35,11 +71,16 @@ fn main() {
     fs::write(
         &config,
         format!(
-            "TicketingSystem=\"ServiceNow\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New, In Progress\"\nValidateRequestingUser=\"Yes\"\nMaxAttempts=\"2\"\nTimeout=\"5\"\n",
+            "TicketingSystem=\"{system}\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New, In Progress\"\nValidateRequestingUser=\"Yes\"\nMaxAttempts=\"2\"\nTimeout=\"5\"\n{}",
             server.base_url(),
             account.display(),
             pki.ca_pem_path().display(),
-            audit.display()
+            audit.display(),
+            if remedy {
+                format!("CacheDirectory=\"{}\"\n", dir.join("token-cache").display())
+            } else {
+                String::new()
+            }
         ),
     )
     .expect("write the configuration");
@@ -52,22 +93,27 @@ fn main() {
 
     println!("pam_ticket demo");
     println!("  module:    {}", pam::module_path().display());
-    println!("  simulator: ServiceNow Table API at {}", server.base_url());
+    println!("  simulator: {api} at {}", server.base_url());
     println!("  config:    {}\n", config.display());
     println!("{}", fs::read_to_string(&config).unwrap_or_default());
 
-    let scenarios: [(&str, &[&str]); 3] = [
+    let hostile = if remedy {
+        format!("{valid}\" OR 'Status' != \"x")
+    } else {
+        format!("{valid}^NQnumberISNOTEMPTY")
+    };
+    let scenarios: [(String, Vec<&str>); 3] = [
         (
-            "a valid incident (INC0010001, In Progress, caller alice)",
-            &["INC0010001"],
+            format!("a valid incident ({valid}, In Progress, caller alice)"),
+            vec![valid],
         ),
         (
-            "a closed incident, then nothing better",
-            &["INC0010002", "INC0010002"],
+            "a closed incident, then nothing better".to_string(),
+            vec![closed, closed],
         ),
         (
-            "a malformed answer that tries to widen the query",
-            &["INC0010001^NQnumberISNOTEMPTY", "INC0010001"],
+            "a malformed answer that tries to widen the query".to_string(),
+            vec![hostile.as_str(), valid],
         ),
     ];
     for (title, answers) in scenarios {
@@ -78,7 +124,7 @@ fn main() {
                 login.answer(answer)
             });
         let before = fs::read_to_string(&audit).unwrap_or_default();
-        let queries_before = simulator.query_count();
+        let queries_before = query_count();
         let outcome = pam::authenticate(&service, &login);
         let mut answers = answers.iter();
         for event in &outcome.events {
@@ -95,8 +141,8 @@ fn main() {
             println!("  -> PAM environment: TICKET_ID={ticket}");
         }
         println!(
-            "  -> ticket queries sent to ServiceNow: {}",
-            simulator.query_count() - queries_before
+            "  -> ticket queries sent to {system}: {}",
+            query_count() - queries_before
         );
         let after = fs::read_to_string(&audit).unwrap_or_default();
         for line in after

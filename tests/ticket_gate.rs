@@ -25,6 +25,7 @@ use support::pam::{
 };
 use support::pki::{ServerCert, TestPki};
 use support::proxy::ConnectProxy;
+use support::remedy::RemedySim;
 use support::servicenow::ServiceNowSim;
 use support::tmp::TestDir;
 
@@ -44,6 +45,15 @@ pub trait SimulatedSystem: Send + Sync {
     fn handler(self: Arc<Self>) -> Arc<dyn Handler>;
     /// Ticket queries received so far (logins and log-offs not counted).
     fn queries(&self) -> usize;
+    /// Every request the simulator answered (queries, and logins and log-offs where the
+    /// system has them).
+    fn handled(&self) -> usize {
+        self.queries()
+    }
+    /// Makes the simulator refuse the module's account from now on.
+    fn reject_account(&self);
+    /// What the audit reason says after `reject_account`.
+    fn account_rejected_reason(&self) -> &'static str;
     /// Values for the `{placeholders}` of the case table.
     fn placeholders(&self) -> Vec<(&'static str, &'static str)>;
     /// Configuration lines beyond TicketingSystem/SystemURL/ConnectionAccountFile.
@@ -70,6 +80,13 @@ impl SimulatedSystem for ServiceNow {
     }
     fn queries(&self) -> usize {
         self.sim.query_count()
+    }
+    fn reject_account(&self) {
+        self.sim
+            .set_credentials(ACCOUNT_USER, "a-password-that-changed");
+    }
+    fn account_rejected_reason(&self) -> &'static str {
+        "the module's account was rejected (HTTP 401): User Not Authenticated"
     }
     fn placeholders(&self) -> Vec<(&'static str, &'static str)> {
         vec![
@@ -102,8 +119,76 @@ fn servicenow_system() -> Arc<dyn SimulatedSystem> {
     servicenow()
 }
 
+/// BMC Remedy through the AR REST simulator. Its token cache lives in the test's own
+/// directory; every Gate starts with an empty one.
+struct Remedy {
+    sim: RemedySim,
+}
+
+impl SimulatedSystem for Remedy {
+    fn name(&self) -> &'static str {
+        "BMCRemedy"
+    }
+    fn handler(self: Arc<Self>) -> Arc<dyn Handler> {
+        Arc::new(RemedyHandler(self))
+    }
+    fn queries(&self) -> usize {
+        self.sim.query_count()
+    }
+    fn handled(&self) -> usize {
+        self.sim.request_count()
+    }
+    fn reject_account(&self) {
+        self.sim
+            .set_credentials(ACCOUNT_USER, "a-password-that-changed");
+    }
+    fn account_rejected_reason(&self) -> &'static str {
+        "the module's account was rejected (HTTP 401): ARERR 623 Authentication failed"
+    }
+    fn placeholders(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("{valid_incident}", "INC000000000001"),
+            ("{closed_incident}", "INC000000000002"),
+            ("{bobs_incident}", "INC000000000003"),
+            ("{unknown_incident}", "INC000000099999"),
+            ("{valid_change}", "CRQ000000000001"),
+            ("{unapproved_change}", "CRQ000000000002"),
+            ("{future_change}", "CRQ000000000003"),
+            ("{past_change}", "CRQ000000000004"),
+            ("{bobs_change}", "CRQ000000000005"),
+            ("{startless_change}", "CRQ000000000006"),
+            ("{change_states}", "Implementation In Progress"),
+            ("{unapproved_label}", "Requested"),
+        ]
+    }
+    fn extra_config(&self, gate: &GateFiles) -> String {
+        format!(
+            "CacheDirectory=\"{}\"\n",
+            gate.dir.join("token-cache").display()
+        )
+    }
+}
+
+struct RemedyHandler(Arc<Remedy>);
+
+impl Handler for RemedyHandler {
+    fn handle(&self, request: &support::http::Request) -> support::http::Response {
+        self.0.sim.handle(request)
+    }
+}
+
+fn remedy() -> Arc<Remedy> {
+    Arc::new(Remedy {
+        sim: RemedySim::new(ACCOUNT_USER, ACCOUNT_PASSWORD),
+    })
+}
+
+fn remedy_system() -> Arc<dyn SimulatedSystem> {
+    remedy()
+}
+
 /// Every simulated system the case table runs against; each call makes a fresh simulator.
-const SYSTEMS: &[fn() -> Arc<dyn SimulatedSystem>] = &[servicenow_system];
+const SYSTEMS: &[fn() -> Arc<dyn SimulatedSystem>] = &[servicenow_system, remedy_system];
 
 /// One test's world: a PKI, a simulator behind an HTTPS server, an account file, an audit
 /// file, and PAM service files in a private directory.
@@ -583,10 +668,17 @@ fn a_wrong_bypass_code_is_refused_and_not_logged() {
     assert!(!audit_text.contains("wrong-code"));
 }
 
-/// Each backend failure, in both fail modes: secure denies with the unavailable
-/// message, safe lets in and audits failsafe. Both are decided within Timeout + 1 s.
+/// Each backend failure, in both fail modes, against every system: secure denies with the
+/// unavailable message, safe lets in and audits failsafe. Both are decided within
+/// Timeout + 1 s. (For Remedy the failing request is the log-on, which comes first.)
 #[test]
 fn backend_down_in_both_fail_modes() {
+    for make_system in SYSTEMS {
+        backend_down_in_both_fail_modes_against(make_system);
+    }
+}
+
+fn backend_down_in_both_fail_modes_against(make_system: &fn() -> Arc<dyn SimulatedSystem>) {
     for (label, fault) in [
         ("refused", None),
         ("hang after request", Some(Fault::Hang)),
@@ -610,7 +702,7 @@ fn backend_down_in_both_fail_modes() {
             ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
             ("safe", PAM_SUCCESS, "failsafe"),
         ] {
-            let system = servicenow();
+            let system = make_system();
             let gate = Gate::new(system.clone());
             let url = match &fault {
                 None => format!("https://localhost:{}", refusing_port()),
@@ -620,8 +712,8 @@ fn backend_down_in_both_fail_modes() {
                 }
             };
             let service = gate.service_for_url(&url, &format!("FailMode={mode}\n"), &["Timeout=2"]);
-            let outcome = gate.login(&service, "alice", &["INC0010001"]);
-            let context = format!("{label}/{mode}: {}", outcome.transcript());
+            let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+            let context = format!("{}/{label}/{mode}: {}", system.name(), outcome.transcript());
             assert_eq!(
                 pam::code_name(outcome.code),
                 pam::code_name(code),
@@ -644,7 +736,7 @@ fn backend_down_in_both_fail_modes() {
             }
             // Only the drip fault lets the simulator answer (one byte at a time).
             let answered = usize::from(label == "drip");
-            assert_eq!(system.queries(), answered, "{context}");
+            assert_eq!(system.handled(), answered, "{context}");
             let expected_requests = match label {
                 "refused" | "hang before TLS" => 0,
                 // One retry is allowed for a 5xx or a dropped connection.
@@ -667,15 +759,18 @@ fn backend_down_in_both_fail_modes() {
 
 #[test]
 fn a_503_then_an_answer_is_retried_once() {
-    let system = servicenow();
-    let gate = Gate::new(system.clone());
-    gate.server.set_fault(Fault::FailFirst(1));
-    let service = gate.service("", &[]);
-    let outcome = gate.login(&service, "alice", &["INC0010001"]);
-    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
-    assert_eq!(gate.server.request_count(), 2);
-    assert_eq!(system.queries(), 1);
-    assert_single_audit(&gate, "allow", "ticket exists");
+    for make_system in SYSTEMS {
+        let system = make_system();
+        let gate = Gate::new(system.clone());
+        gate.server.set_fault(Fault::FailFirst(1));
+        let service = gate.service("", &[]);
+        let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+        assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+        // The failed request plus every request the system needs (Remedy: log-on, query).
+        assert_eq!(gate.server.request_count(), 1 + system.handled());
+        assert_eq!(system.queries(), 1);
+        assert_single_audit(&gate, "allow", "ticket exists");
+    }
 }
 
 #[test]
@@ -702,17 +797,18 @@ fn rate_limited_beyond_the_timeout_is_unavailable() {
 
 #[test]
 fn a_401_for_the_module_account_is_unavailable_not_invalid() {
-    for (mode, code, decision) in [
-        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
-        ("safe", PAM_SUCCESS, "failsafe"),
-    ] {
-        let system = servicenow();
-        system
-            .sim
-            .set_credentials(ACCOUNT_USER, "a-password-that-changed");
+    for (make_system, (mode, code, decision)) in SYSTEMS.iter().flat_map(|make_system| {
+        [
+            ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+            ("safe", PAM_SUCCESS, "failsafe"),
+        ]
+        .map(|mode| (make_system, mode))
+    }) {
+        let system = make_system();
+        system.reject_account();
         let gate = Gate::new(system.clone());
         let service = gate.service(&format!("FailMode={mode}\n"), &[]);
-        let outcome = gate.login(&service, "alice", &["INC0010001"]);
+        let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
         assert_eq!(
             pam::code_name(outcome.code),
             pam::code_name(code),
@@ -720,17 +816,14 @@ fn a_401_for_the_module_account_is_unavailable_not_invalid() {
             outcome.transcript()
         );
         assert_eq!(gate.server.request_count(), 1);
+        // ServiceNow: the query was refused; Remedy: the log-on was, so no query followed.
         assert_eq!(
-            system.queries(),
+            system.handled(),
             1,
-            "the simulator saw and refused the query"
+            "the simulator saw and refused the request"
         );
-        let record = assert_single_audit(
-            &gate,
-            decision,
-            "the module's account was rejected (HTTP 401): User Not Authenticated",
-        );
-        assert_eq!(record["ticket"], "INC0010001");
+        let record = assert_single_audit(&gate, decision, system.account_rejected_reason());
+        assert_eq!(record["ticket"], gate.expand("{valid_incident}"));
         let audit_text = fs::read_to_string(gate.audit_path()).expect("audit");
         assert!(!audit_text.contains(ACCOUNT_PASSWORD));
     }
@@ -740,17 +833,24 @@ fn a_401_for_the_module_account_is_unavailable_not_invalid() {
 /// never a failsafe login.
 #[test]
 fn untrusted_certificates_are_denied_in_both_fail_modes() {
-    for cert in [
-        ServerCert::UntrustedCa,
-        ServerCert::WrongHost,
-        ServerCert::Expired,
-    ] {
+    for (make_system, cert) in SYSTEMS.iter().flat_map(|make_system| {
+        [
+            ServerCert::UntrustedCa,
+            ServerCert::WrongHost,
+            ServerCert::Expired,
+        ]
+        .map(|cert| (make_system, cert))
+    }) {
         for mode in ["secure", "safe"] {
-            let system = servicenow();
+            let system = make_system();
             let gate = Gate::with_cert(system.clone(), cert);
             let service = gate.service(&format!("FailMode={mode}\n"), &[]);
-            let outcome = gate.login(&service, "alice", &["INC0010001"]);
-            let context = format!("{cert:?}/{mode}: {}", outcome.transcript());
+            let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+            let context = format!(
+                "{}/{cert:?}/{mode}: {}",
+                system.name(),
+                outcome.transcript()
+            );
             assert_eq!(
                 pam::code_name(outcome.code),
                 "PAM_AUTHINFO_UNAVAIL",
@@ -766,19 +866,24 @@ fn untrusted_certificates_are_denied_in_both_fail_modes() {
 
 #[test]
 fn a_check_through_a_connect_proxy() {
-    let system = servicenow();
-    let gate = Gate::new(system.clone());
-    let proxy = ConnectProxy::start();
-    let service = gate.service(&format!("HTTPSProxy=\"{}\"\n", proxy.url()), &[]);
-    let outcome = gate.login(&service, "alice", &["INC0010001"]);
-    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
-    assert_eq!(proxy.connect_count(), 1);
-    assert_eq!(
-        proxy.targets(),
-        vec![format!("localhost:{}", gate.server.port())]
-    );
-    assert_eq!(system.queries(), 1);
-    assert_single_audit(&gate, "allow", "ticket exists");
+    for make_system in SYSTEMS {
+        let system = make_system();
+        let gate = Gate::new(system.clone());
+        let proxy = ConnectProxy::start();
+        let service = gate.service(&format!("HTTPSProxy=\"{}\"\n", proxy.url()), &[]);
+        let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+        assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+        // Every connection the server saw came through the proxy (Remedy's log-on and
+        // query share one kept-alive tunnel).
+        assert_eq!(proxy.connect_count(), 1);
+        assert_eq!(gate.server.connection_count(), 1);
+        assert_eq!(
+            proxy.targets(),
+            vec![format!("localhost:{}", gate.server.port())]
+        );
+        assert_eq!(system.queries(), 1);
+        assert_single_audit(&gate, "allow", "ticket exists");
+    }
 }
 
 #[test]

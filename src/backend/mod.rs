@@ -3,6 +3,7 @@
 //! by the variant a backend returns, never guessed later from a message.
 
 pub mod portal;
+pub mod remedy;
 pub mod servicenow;
 
 use std::fmt;
@@ -170,9 +171,13 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         crate::config::TicketingSystem::ServiceNow => {
             Ok(Box::new(servicenow::ServiceNow::new(client, url, account)))
         }
-        crate::config::TicketingSystem::BmcRemedy => {
-            Err("TicketingSystem BMCRemedy is not available in this build".to_string())
-        }
+        crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
+            client,
+            url,
+            account,
+            config.remedy.clone(),
+            config.cache_directory.clone(),
+        ))),
     }
 }
 

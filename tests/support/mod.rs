@@ -1,7 +1,8 @@
 //! Test infrastructure shared by the integration tests and the demo: certificates made at
 //! run time (`pki`), an HTTPS server with named faults (`https`), a CONNECT proxy (`proxy`),
-//! a real-libpam client (`pam`), temporary directories (`tmp`), the ServiceNow simulator
-//! (`servicenow`), and a private sshd with a real ssh client (`sshd`).
+//! a real-libpam client (`pam`), temporary directories (`tmp`), the ServiceNow, Remedy and
+//! portal simulators (`servicenow`, `remedy`, `portal`), and a private sshd with a real ssh
+//! client (`sshd`).
 
 // Each integration test uses only part of this; unused helpers are expected.
 #![allow(dead_code)]
@@ -12,6 +13,7 @@ pub mod pam;
 pub mod pki;
 pub mod portal;
 pub mod proxy;
+pub mod remedy;
 pub mod servicenow;
 pub mod sshd;
 pub mod tmp;
