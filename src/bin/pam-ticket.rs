@@ -17,6 +17,11 @@ exit status: 0 all is well (test: the login would be let in), 1 a check failed (
 login would be refused), 2 usage error, 3 configuration error.";
 
 fn main() {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`pam-ticket check | head`) instead of panicking on a broken pipe.
+    // SAFETY: resetting SIGPIPE to its default disposition at start-up, before any other
+    // thread exists, has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("check") => admin::check::run(&args[1..]),
