@@ -625,6 +625,19 @@ impl Settings {
         list_key: &str,
     ) -> Result<Option<Vec<String>>, ConfigError> {
         if !self.yes_no(switch, false)? {
+            // A list without its switch would look like a check in force and never run
+            // (an admin adding `[AllowedIncidentTicketStates=…]` to one pam.d line, say).
+            if let Some(entry) = self
+                .get(list_key)
+                .filter(|entry| !split_list(&entry.value).is_empty())
+            {
+                return Err(error(
+                    &entry.origin,
+                    format!(
+                        "{list_key} is set but {switch} is not Yes, so the list would never be checked; set {switch}=Yes or remove the list"
+                    ),
+                ));
+            }
             return Ok(None);
         }
         let allowed = self.list(list_key);
@@ -1037,25 +1050,38 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
 /// Reads `Username="…"` and `Password="…"` from an account file, after checking that it is
 /// a regular file owned by root that neither group nor others may read or write.
 pub fn read_account_file(path: &Path, origin: &Origin) -> Result<Credentials, ConfigError> {
-    let text = read_root_only_file(path).map_err(|problem| error(origin, problem))?;
-    let entries = parse_entries(&text, path)?;
+    let mut text = read_root_only_file(path).map_err(|problem| error(origin, problem))?;
+    let parsed = parse_account_text(&text, path);
+    crate::secret::wipe_string(&mut text);
+    parsed
+}
+
+/// Username and Password from an account file's text. Errors name the line only: the
+/// parser's usual messages quote the offending text, which here may be part of the
+/// password, and they end up in syslog and the audit file.
+fn parse_account_text(text: &str, path: &Path) -> Result<Credentials, ConfigError> {
+    let entries = parse_entries(text, path).map_err(|problem| {
+        error(
+            &problem.origin,
+            "not a Key=\"Value\" line (the text is not repeated because it may hold the password)",
+        )
+    })?;
     let mut username = None;
-    let mut password = None;
+    let mut password: Option<Secret> = None;
     for entry in entries {
-        let slot = match entry.key.as_str() {
-            "Username" => &mut username,
-            "Password" => &mut password,
+        match entry.key.as_str() {
+            "Username" if username.is_none() => username = Some(entry.value),
+            "Password" if password.is_none() => password = Some(Secret::from_string(entry.value)),
+            "Username" | "Password" => {
+                return Err(error(&entry.origin, format!("{} is set twice", entry.key)));
+            }
             _ => {
                 return Err(error(
                     &entry.origin,
-                    format!("unknown key {} in an account file", entry.key),
+                    "an account file holds only Username and Password",
                 ));
             }
-        };
-        if slot.is_some() {
-            return Err(error(&entry.origin, format!("{} is set twice", entry.key)));
         }
-        *slot = Some(entry.value);
     }
     let whole = Origin::Whole {
         path: path.to_path_buf(),
@@ -1068,7 +1094,7 @@ pub fn read_account_file(path: &Path, origin: &Origin) -> Result<Credentials, Co
         .ok_or_else(|| error(&whole, "Password is missing"))?;
     Ok(Credentials {
         username,
-        password: Secret::from_string(password),
+        password,
         source: path.to_path_buf(),
     })
 }
@@ -1233,6 +1259,10 @@ mod tests {
             ("HTTPSProxy=\"https://proxy:3128\"", "http://host:port"),
             ("FailsafeBypassCode=\"letmein\"", "sha256:"),
             ("AuditLogFile=\"relative.log\"", "absolute path"),
+            (
+                "AllowedApprovalStatuses=\"Approved\"",
+                "ValidateApprovalStatus is not Yes",
+            ),
         ] {
             let problem = build(&format!("{MINIMAL}{line}\n")).expect_err(line);
             assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{line}");
@@ -1280,6 +1310,7 @@ mod tests {
             "config=/etc/x.conf",
             "debug",
             "MaxAttempts=5",
+            "ValidateIncidentTicketState=Yes",
             "AllowedIncidentTicketStates=New,In Progress",
         ]
         .iter()
@@ -1357,6 +1388,19 @@ mod tests {
                 .problem
                 .contains("ConnectionAccountFile is required")
         );
+    }
+
+    #[test]
+    fn account_file_errors_never_quote_the_text() {
+        for text in [
+            "Username=\"svc\"\nPassword=\"hun\"ter2\"\n",
+            "Password \"hunter2\n",
+            "hunter2=\"x\"\n",
+        ] {
+            let problem = parse_account_text(text, Path::new("/etc/acct")).expect_err(text);
+            assert!(!problem.to_string().contains("ter2"), "{problem}");
+            assert!(problem.to_string().starts_with("/etc/acct:"), "{problem}");
+        }
     }
 
     #[test]

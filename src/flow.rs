@@ -266,19 +266,8 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 self.write_audit(Decision::Deny, Some(id), message, started, vec![]);
                 AnswerVerdict::Done(Outcome::Refused)
             }
-            Err(LookupError::Unavailable(why)) => match self.config.fail_mode {
-                FailMode::Secure => {
-                    self.conversation.show_error(UNAVAILABLE_MESSAGE);
-                    self.write_audit(
-                        Decision::Unavailable,
-                        Some(id),
-                        format!("unavailable: {why}"),
-                        started,
-                        vec![],
-                    );
-                    AnswerVerdict::Done(Outcome::Unavailable)
-                }
-                FailMode::Safe => {
+            Err(LookupError::Unavailable(why)) => {
+                if self.config.fail_mode == FailMode::Safe && why.is_outage() {
                     self.conversation.show_info(
                         "Ticket validation is unavailable; access is granted under the failsafe policy and audited.",
                     );
@@ -289,9 +278,20 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                         started,
                         vec![],
                     );
-                    AnswerVerdict::Done(self.granted(id, "failsafe"))
+                    return AnswerVerdict::Done(self.granted(id, "failsafe"));
                 }
-            },
+                // Secure mode, or an answer that is not an outage: an unexpected status or
+                // body points at the request or the configuration (a wrong URL prefix, a
+                // renamed field, an SSO redirect) and would let every ID in for good.
+                let reason = if why.is_outage() {
+                    format!("unavailable: {why}")
+                } else {
+                    format!("unavailable (not an outage, so never failsafe): {why}")
+                };
+                self.conversation.show_error(UNAVAILABLE_MESSAGE);
+                self.write_audit(Decision::Unavailable, Some(id), reason, started, vec![]);
+                AnswerVerdict::Done(Outcome::Unavailable)
+            }
             Err(LookupError::UntrustedServer { detail }) => {
                 // Never failsafe: a certificate that does not verify may be an attacker
                 // who made the real system unreachable on purpose.
@@ -678,6 +678,28 @@ mod tests {
             matches!(outcome, Outcome::Granted { ref exports } if exports.contains(&("TICKET_DECISION".to_string(), "failsafe".to_string())))
         );
         assert_eq!(records[0].decision, Decision::Failsafe);
+    }
+
+    #[test]
+    fn an_unexpected_answer_is_never_failsafe() {
+        let mut source = FakeSource {
+            answer: Box::new(|_| {
+                Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+                    status: 404,
+                    detail: String::new(),
+                }))
+            }),
+            lookups: 0,
+        };
+        let mut script = Script::new(&["INC0010001"]);
+        let (outcome, records) = run(&config("FailMode=safe\n"), &mut script, &mut source);
+        assert_eq!(outcome, Outcome::Unavailable);
+        assert_eq!(script.errors, vec![UNAVAILABLE_MESSAGE.to_string()]);
+        assert_eq!(records[0].decision, Decision::Unavailable);
+        assert_eq!(
+            records[0].reason,
+            "unavailable (not an outage, so never failsafe): unexpected HTTP 404"
+        );
     }
 
     #[test]

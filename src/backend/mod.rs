@@ -73,6 +73,22 @@ pub enum Unavailable {
     },
 }
 
+impl Unavailable {
+    /// Whether this is what FailMode=safe exists for: the system is down, overloaded, or
+    /// refuses the module's own account (step 9 of the login flow). An unexpected status
+    /// or an answer that is not the API's is not: it comes from the request or the
+    /// configuration, so letting logins through would last as long as the mistake.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Unavailable::Transport(_)
+            | Unavailable::ServerError { .. }
+            | Unavailable::RateLimited { .. }
+            | Unavailable::AccountRejected { .. } => true,
+            Unavailable::BadResponse { .. } | Unavailable::UnexpectedStatus { .. } => false,
+        }
+    }
+}
+
 impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
