@@ -1007,3 +1007,29 @@ fn test_portal_asks_for_a_connection_string() {
     assert!(out.contains("decision       DENY (PAM_AUTH_ERR)"), "{out}");
     assert_eq!(setup.portal.counts(), (0, 0, 0, 0));
 }
+
+#[test]
+fn check_remedy_names_a_missing_form_and_still_logs_off() {
+    let setup = RemedySetup::new("check-form");
+    setup.sim.remove_form("CHG:Infrastructure Change");
+    let config = setup.config(REMEDY_PASSWORD, "");
+    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "  FAIL  setup: Remedy form \"CHG:Infrastructure Change\" does not exist (ARERR 303"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("result: FAILED\n"), "{out}");
+    assert_eq!(
+        setup.endpoints(),
+        vec![
+            Endpoint::Login,
+            Endpoint::Query,
+            Endpoint::Query,
+            Endpoint::Logout
+        ]
+    );
+    assert!(setup.sim.live_tokens().is_empty());
+}
