@@ -1,17 +1,20 @@
-//! The `pam-ticket` admin tool, run as a process against the ServiceNow simulator.
+//! The `pam-ticket` admin tool, run as a process against the ServiceNow, BMC Remedy and
+//! portal (PVWA) simulators over HTTPS.
 
 mod support;
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use pam_ticket::bypass::{self, BypassHash};
 use support::https::{TestServer, refusing_port};
 use support::pki::{ServerCert, TestPki};
+use support::portal::{PortalSim, ROOT_PASSWORD, TicketingLink};
+use support::remedy::{Endpoint, RemedySim};
 use support::servicenow::ServiceNowSim;
 use support::tmp::TestDir;
 
@@ -155,7 +158,10 @@ fn check_reports_settings_masked_and_a_working_account() {
     assert!(out.contains("Password=********"), "{out}");
     assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{out}");
     assert!(out.contains("OK    TLS"), "{out}");
-    assert!(out.contains("OK    account: logged on"), "{out}");
+    assert!(
+        out.contains("OK    logged on; the probe ticket PAMTICKETCHECK0 was not found"),
+        "{out}"
+    );
     assert!(out.ends_with("result: OK\n"), "{out}");
     assert_eq!(setup.server.request_count(), 1);
     let queries = setup.sim.received();
@@ -455,4 +461,575 @@ fn hash_code_generates_a_code_and_its_hash() {
     assert_eq!(bypass::find_match(&[parsed], generated.as_bytes()), Some(1));
     let (_, other, _) = tool(&["hash-code", "--generate"], "");
     assert_ne!(other.lines().next(), Some(lines[0]));
+}
+
+// ---------------------------------------------------------------------------------------
+// BMC Remedy
+
+const REMEDY_USER: &str = "svc_pam_ticket";
+const REMEDY_PASSWORD: &str = "S3rvice-Passw0rd!";
+
+fn write_root_only(path: &Path, text: &str) {
+    fs::write(path, text).expect("write a root-only file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
+}
+
+/// A Remedy simulator behind HTTPS, an account file, a token cache directory (not created
+/// in advance: the module creates it) and an audit file, all in a private directory.
+struct RemedySetup {
+    server: TestServer,
+    sim: Arc<RemedySim>,
+    pki: TestPki,
+    dir: TestDir,
+}
+
+impl RemedySetup {
+    fn new(label: &str) -> RemedySetup {
+        let dir = TestDir::new(&format!("admin-remedy-{label}"));
+        let pki = TestPki::generate(&dir.join("pki"));
+        let sim = Arc::new(RemedySim::new(REMEDY_USER, REMEDY_PASSWORD));
+        let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
+        RemedySetup {
+            server,
+            sim,
+            pki,
+            dir,
+        }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.join("token-cache")
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// The account file (with `password`) and a BMCRemedy configuration; returns its path.
+    fn config(&self, password: &str, extra: &str) -> PathBuf {
+        let account = self.dir.join("remedy-account.conf");
+        write_root_only(
+            &account,
+            &format!("Username=\"{REMEDY_USER}\"\nPassword=\"{password}\"\n"),
+        );
+        let path = self.dir.join("pam_ticket.conf");
+        fs::write(
+            &path,
+            format!(
+                "TicketingSystem=\"BMCRemedy\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\n\
+                 CAFile=\"{}\"\nCacheDirectory=\"{}\"\nAuditLogFile=\"{}\"\nTimeout=\"3\"\n{extra}",
+                self.server.base_url(),
+                account.display(),
+                self.pki.ca_pem_path().display(),
+                self.cache_dir().display(),
+                self.audit_path().display(),
+            ),
+        )
+        .expect("write the configuration");
+        path
+    }
+
+    /// Every file in the cache directory with its contents and modification time.
+    fn cache_snapshot(&self) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+        let Ok(entries) = fs::read_dir(self.cache_dir()) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
+            .map(|entry| entry.expect("cache entry").path())
+            .map(|path| {
+                let contents = fs::read(&path).expect("read a cache file");
+                let modified = fs::metadata(&path)
+                    .and_then(|metadata| metadata.modified())
+                    .expect("mtime");
+                (path, contents, modified)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        self.sim
+            .received()
+            .into_iter()
+            .map(|received| received.endpoint)
+            .collect()
+    }
+}
+
+fn run_test(config: &Path, user: &str, ticket: &str) -> (i32, String, String) {
+    tool(
+        &[
+            "test",
+            "--user",
+            user,
+            "--config",
+            &path_arg(config),
+            ticket,
+        ],
+        "",
+    )
+}
+
+#[test]
+fn check_remedy_logs_on_queries_both_forms_logs_off_and_leaves_the_cache_alone() {
+    let setup = RemedySetup::new("check-ok");
+    let config = setup.config(REMEDY_PASSWORD, "");
+    let (code, out, err) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("TicketingSystem                BMCRemedy"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RemedyIncidentForm             HPD:Help Desk"),
+        "{out}"
+    );
+    assert!(!out.contains(REMEDY_PASSWORD) && !err.contains(REMEDY_PASSWORD));
+    assert!(
+        out.contains(&format!(
+            "connection: asking BMCRemedy at {} for PAMTICKETCHECK0",
+            setup.server.base_url()
+        )),
+        "{out}"
+    );
+    for line in [
+        "  OK    TLS: the server's certificate verified against the trusted CAs",
+        "  OK    logged on as svc_pam_ticket (POST /api/jwt/login)",
+        "  OK    form \"HPD:Help Desk\" answered a query on \"Incident Number\" (no entry PAMTICKETCHECK0, as expected)",
+        "  OK    form \"CHG:Infrastructure Change\" answered a query on \"Infrastructure Change ID\" (no entry PAMTICKETCHECK0, as expected)",
+        "  OK    logged off (POST /api/jwt/logout)",
+    ] {
+        assert!(
+            out.contains(&format!("{line}\n")),
+            "missing {line:?} in\n{out}"
+        );
+    }
+    assert!(out.ends_with("result: OK\n"), "{out}");
+    assert_eq!(
+        setup.endpoints(),
+        vec![
+            Endpoint::Login,
+            Endpoint::Query,
+            Endpoint::Query,
+            Endpoint::Logout
+        ]
+    );
+    let queries: Vec<_> = setup
+        .sim
+        .received()
+        .into_iter()
+        .filter(|received| received.endpoint == Endpoint::Query)
+        .collect();
+    assert_eq!(
+        queries[0].q.as_deref(),
+        Some("'Incident Number' = \"PAMTICKETCHECK0\"")
+    );
+    assert_eq!(queries[0].status, 200);
+    assert_eq!(
+        queries[1].form.as_deref(),
+        Some("CHG:Infrastructure Change")
+    );
+    assert!(
+        setup.sim.live_tokens().is_empty(),
+        "check logs its token off"
+    );
+    assert!(
+        !setup.cache_dir().exists(),
+        "check does not even create the cache directory"
+    );
+    assert!(
+        fs::read_to_string(setup.audit_path())
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    // With a token cached by a login, check still logs on by itself and leaves the cache
+    // file exactly as it was (same bytes, same mtime) and its token alive.
+    let (code, out, _) = run_test(&config, "alice", "INC000000000001");
+    assert_eq!(code, 0, "{out}");
+    let before = setup.cache_snapshot();
+    assert_eq!(before.len(), 2, "the token file and its lock: {before:?}");
+    let live = setup.sim.live_tokens();
+    assert_eq!(live.len(), 1);
+    setup.sim.clear_received();
+    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(setup.sim.login_count(), 1, "a log-on of its own");
+    assert_eq!(setup.sim.logout_count(), 1);
+    assert_eq!(setup.cache_snapshot(), before, "the cache is untouched");
+    assert_eq!(
+        setup.sim.live_tokens(),
+        live,
+        "the cached token is still alive"
+    );
+}
+
+#[test]
+fn check_remedy_names_a_rejected_account_even_with_a_live_cached_token() {
+    let setup = RemedySetup::new("check-401");
+    let config = setup.config(REMEDY_PASSWORD, "");
+    // A login caches a token; then the account's password is changed on the server but
+    // not in the account file. Logins go on working on the cached token for a while;
+    // check must say at once that the next log-on will fail.
+    let (code, out, _) = run_test(&config, "alice", "INC000000000001");
+    assert_eq!(code, 0, "{out}");
+    let before = setup.cache_snapshot();
+    setup
+        .sim
+        .set_credentials(REMEDY_USER, "rotated-on-the-server");
+    setup.sim.clear_received();
+    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("  OK    TLS"), "{out}");
+    assert!(
+        out.contains(
+            "  FAIL  the ticketing system is unavailable: the module's account was rejected \
+             (HTTP 401): ARERR 623 Authentication failed (check Username and Password in the \
+             account file, and the account's roles)\n"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("result: FAILED\n"), "{out}");
+    assert_eq!(
+        setup.endpoints(),
+        vec![Endpoint::Login],
+        "no query without a token"
+    );
+    assert_eq!(setup.cache_snapshot(), before, "the cache is untouched");
+}
+
+#[test]
+fn test_remedy_allows_a_valid_incident_through_the_token_cache() {
+    let setup = RemedySetup::new("test-valid");
+    let config = setup.config(
+        REMEDY_PASSWORD,
+        "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n\
+         ValidateRequestingUser=Yes\n",
+    );
+    let (code, out, err) = run_test(&config, "alice", "INC000000000001");
+    assert_eq!(code, 0, "{out}{err}");
+    for line in [
+        "login          user alice",
+        "ID rules       PASS  incident INC000000000001",
+        "lookup         FOUND BMCRemedy: incident INC000000000001, state In Progress, requesters alice/carol",
+        "check state    PASS  state In Progress",
+        "decision       ALLOW (PAM_SUCCESS); exports TICKET_ID=INC000000000001",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    assert!(out.contains("check requester PASS"), "{out}");
+    assert!(out.contains("TICKETING_SYSTEM=BMCRemedy"), "{out}");
+    // As the module does: one log-on, the token kept in the cache (not logged off).
+    assert_eq!(setup.endpoints(), vec![Endpoint::Login, Endpoint::Query]);
+    assert_eq!(setup.sim.live_tokens().len(), 1);
+    assert!(setup.cache_snapshot().iter().any(|(path, contents, _)| {
+        path.extension().is_some_and(|ext| ext == "token")
+            && String::from_utf8_lossy(contents).contains(&setup.sim.live_tokens()[0])
+    }));
+    assert!(
+        fs::read_to_string(setup.audit_path())
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    // A second run uses the cached token: no new log-on.
+    let (code, out, _) = run_test(&config, "alice", "INC000000000001");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(setup.sim.login_count(), 1);
+    assert_eq!(setup.sim.query_count(), 2);
+}
+
+#[test]
+fn test_remedy_refuses_a_closed_incident() {
+    let setup = RemedySetup::new("test-closed");
+    let config = setup.config(
+        REMEDY_PASSWORD,
+        "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n",
+    );
+    let (code, out, _) = run_test(&config, "alice", "INC000000000002");
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "lookup         FOUND BMCRemedy: incident INC000000000002, state Closed",
+        "check state    FAIL  Ticket INC000000000002 is Closed; allowed states: New, In Progress",
+        "user sees      error: Ticket INC000000000002 is Closed; allowed states: New, In Progress",
+        "decision       DENY: answer refused",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    assert!(out.contains("PAM_MAXTRIES"), "{out}");
+    assert!(out.contains("\"decision\":\"deny\""), "{out}");
+    assert_eq!(setup.endpoints(), vec![Endpoint::Login, Endpoint::Query]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Portal mode (FetchCredentialsThroughPVWA=Yes)
+
+const GATEWAY_USER: &str = "PSMPGateway01";
+const GATEWAY_PASSWORD: &str = "Gw-Pass-4412";
+
+/// The portal simulator, which validates tickets by asking the ServiceNow simulator.
+struct PortalSetup {
+    servicenow_server: TestServer,
+    servicenow: Arc<ServiceNowSim>,
+    server: TestServer,
+    portal: Arc<PortalSim>,
+    pki: TestPki,
+    dir: TestDir,
+}
+
+impl PortalSetup {
+    fn new(label: &str) -> PortalSetup {
+        let dir = TestDir::new(&format!("admin-portal-{label}"));
+        let pki = TestPki::generate(&dir.join("pki"));
+        let servicenow = Arc::new(ServiceNowSim::new("portal.integration", "Sn-Int-Pass"));
+        let servicenow_server =
+            TestServer::start(pki.server_config(ServerCert::Good), servicenow.clone());
+        let link = TicketingLink {
+            url: servicenow_server.base_url(),
+            ca_file: pki.ca_pem_path(),
+            username: "portal.integration".to_string(),
+            password: "Sn-Int-Pass".to_string(),
+        };
+        let portal = Arc::new(PortalSim::new(GATEWAY_USER, GATEWAY_PASSWORD, link));
+        let server = TestServer::start(pki.server_config(ServerCert::Good), portal.clone());
+        PortalSetup {
+            servicenow_server,
+            servicenow,
+            server,
+            portal,
+            pki,
+            dir,
+        }
+    }
+
+    fn portal_url(&self) -> String {
+        format!("{}/PasswordVault", self.server.base_url())
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    fn config(&self, password: &str, extra: &str) -> PathBuf {
+        let account = self.dir.join("portal-account");
+        write_root_only(
+            &account,
+            &format!("Username=\"{GATEWAY_USER}\"\nPassword=\"{password}\"\n"),
+        );
+        let path = self.dir.join("pam_ticket.conf");
+        fs::write(
+            &path,
+            format!(
+                "FetchCredentialsThroughPVWA=\"Yes\"\nPortalURL=\"{}\"\nPortalAccountFile=\"{}\"\n\
+                 CAFile=\"{}\"\nAuditLogFile=\"{}\"\nTimeout=\"3\"\n{extra}",
+                self.portal_url(),
+                account.display(),
+                self.pki.ca_pem_path().display(),
+                self.audit_path().display(),
+            ),
+        )
+        .expect("write the configuration");
+        path
+    }
+
+    /// Every session opened was logged off again.
+    fn assert_logged_off(&self) {
+        assert_eq!(self.portal.sessions_opened(), self.portal.sessions_closed());
+        assert_eq!(self.portal.open_sessions(), 0);
+    }
+}
+
+#[test]
+fn check_portal_logs_on_lists_accounts_and_logs_off_without_retrieving() {
+    let setup = PortalSetup::new("check-ok");
+    let config = setup.config(GATEWAY_PASSWORD, "");
+    let (code, out, err) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("FetchCredentialsThroughPVWA    Yes"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "PortalAccountFile              {} (Username={GATEWAY_USER}, Password=********)",
+            setup.dir.join("portal-account").display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(GATEWAY_PASSWORD) && !err.contains(GATEWAY_PASSWORD));
+    assert!(
+        out.contains(&format!(
+            "connection: logging on to the portal at {}",
+            setup.portal_url()
+        )),
+        "{out}"
+    );
+    for line in [
+        "  OK    TLS: the server's certificate verified against the trusted CAs",
+        "  OK    logged on to the portal as PSMPGateway01 (CyberArk authentication)",
+        "  OK    the account list answered: 7 vault account(s) visible to this gateway user (no password retrieved)",
+        "  OK    logged off (POST /API/Auth/Logoff/)",
+        "  not checked: PortalTicketingSystemName \"ServiceNow\"",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    assert!(out.ends_with("result: OK\n"), "{out}");
+    assert_eq!(setup.portal.counts(), (1, 1, 0, 1), "logon, list, logoff");
+    setup.assert_logged_off();
+    let listing: Vec<_> = setup
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "GET")
+        .map(|request| (request.path, request.query))
+        .collect();
+    assert_eq!(
+        listing,
+        vec![(
+            "/PasswordVault/API/Accounts".to_string(),
+            vec![("limit".to_string(), "1".to_string())]
+        )],
+        "one account listing, with no search"
+    );
+    assert_eq!(
+        setup.servicenow_server.request_count(),
+        0,
+        "no ticket check"
+    );
+    assert!(
+        fs::read_to_string(setup.audit_path())
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[test]
+fn check_portal_names_a_rejected_gateway_user() {
+    let setup = PortalSetup::new("check-403");
+    let config = setup.config("wrong-password", "");
+    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("  OK    TLS"), "{out}");
+    assert!(
+        out.contains(
+            "  FAIL  the portal is unavailable: the module's account was rejected (HTTP 403): \
+             PASWS013E: Authentication failure for User [PSMPGateway01]. (check Username and \
+             Password in PortalAccountFile, and PortalAuthMethod)\n"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("result: FAILED\n"), "{out}");
+    assert_eq!(
+        setup.portal.counts(),
+        (1, 0, 0, 0),
+        "nothing after a refused logon"
+    );
+    assert_eq!(setup.portal.sessions_opened(), 0);
+}
+
+#[test]
+fn test_portal_allows_a_valid_ticket_for_a_connection_string_user() {
+    let setup = PortalSetup::new("test-valid");
+    let config = setup.config(GATEWAY_PASSWORD, "");
+    let (code, out, err) = tool(
+        &[
+            "test",
+            "--user",
+            "alice@root@db01.example.com",
+            "--rhost",
+            "192.0.2.7",
+            "--config",
+            &path_arg(&config),
+            "INC0010001",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for line in [
+        "login          user alice@root@db01.example.com (person alice), target root@db01.example.com, rhost 192.0.2.7",
+        "ID rules       PASS  incident INC0010001",
+        "lookup         PASS  portal accepted the ticket: accepted by the portal (account id 12_1, root@db01.example.com, ticketing system ServiceNow)",
+        "decision       ALLOW (PAM_SUCCESS); exports TICKET_ID=INC0010001",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    assert!(!out.contains(ROOT_PASSWORD) && !err.contains(ROOT_PASSWORD));
+    assert_eq!(setup.portal.counts(), (1, 1, 1, 1));
+    setup.assert_logged_off();
+    assert_eq!(
+        setup.servicenow.query_count(),
+        1,
+        "the portal asked ServiceNow"
+    );
+    let retrieve = &setup.portal.retrieve_calls()[0];
+    assert_eq!(retrieve.account_id, "12_1");
+    assert_eq!(retrieve.body["TicketId"], "INC0010001");
+    assert_eq!(retrieve.status, 200);
+}
+
+#[test]
+fn test_portal_shows_the_portals_refusal() {
+    let setup = PortalSetup::new("test-closed");
+    let config = setup.config(GATEWAY_PASSWORD, "");
+    let (code, out, _) = run_test(&config, "alice@root@db01.example.com", "INC0010002");
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "lookup         FAIL  portal: refused (ITATS542E): Ticket INC0010002 is not valid: incident state Closed is not allowed",
+        "user sees      error: Ticket INC0010002 was refused: Ticket INC0010002 is not valid: incident state Closed is not allowed",
+        "decision       DENY: answer refused",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    assert_eq!(setup.portal.counts(), (1, 1, 1, 1));
+    setup.assert_logged_off();
+}
+
+#[test]
+fn test_portal_asks_for_a_connection_string() {
+    let setup = PortalSetup::new("test-no-target");
+    let config = setup.config(GATEWAY_PASSWORD, "");
+    let (code, out, _) = run_test(&config, "alice", "INC0010001");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "target         FAIL  portal mode needs a PSM for SSH connection string: \
+             --user <you>@<target user>[#domain]@<target address>[#port], \
+             e.g. --user alice@root@db01.example.com"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("prompt "),
+        "the module would not prompt: {out}"
+    );
+    assert!(
+        out.contains("user sees      error: This gateway needs a target"),
+        "{out}"
+    );
+    assert!(out.contains("decision       DENY (PAM_AUTH_ERR)"), "{out}");
+    assert_eq!(setup.portal.counts(), (0, 0, 0, 0));
+}
+
+#[test]
+fn check_remedy_names_a_missing_form_and_still_logs_off() {
+    let setup = RemedySetup::new("check-form");
+    setup.sim.remove_form("CHG:Infrastructure Change");
+    let config = setup.config(REMEDY_PASSWORD, "");
+    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "  FAIL  setup: Remedy form \"CHG:Infrastructure Change\" does not exist (ARERR 303"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("result: FAILED\n"), "{out}");
+    assert_eq!(
+        setup.endpoints(),
+        vec![
+            Endpoint::Login,
+            Endpoint::Query,
+            Endpoint::Query,
+            Endpoint::Logout
+        ]
+    );
+    assert!(setup.sim.live_tokens().is_empty());
 }

@@ -5,11 +5,9 @@
 use std::time::Instant;
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
-use crate::backend::{self, Lookup, LookupError, Unavailable};
+use crate::backend::{self, LookupError, PROBE_TICKET, ProbeLine, Unavailable};
 use crate::config::{Config, Credentials, FailMode};
 use crate::http::{Deadline, TransportError};
-use crate::login::Login;
-use crate::ticket::{TicketId, TicketKind};
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
@@ -18,17 +16,19 @@ reports any error with file:line, prints the effective settings with secrets mas
 logs on to the ticketing system (or the portal) once, with the module's own HTTP client,
 and says whether the connection account and the TLS trust work.
 
-The request looks up an incident that does not exist (PAMTICKETCHECK0); a \"not found\"
-answer proves that the server's certificate verified and that the account may read
-tickets. Nothing is written to the audit log.
+What it asks, by ticketing system (nothing is written to the audit log):
+  ServiceNow  looks up an incident that does not exist (PAMTICKETCHECK0); \"not found\"
+              proves that the certificate verified and that the account may read tickets.
+  BMCRemedy   logs on (its own token: the token cache is neither read nor written),
+              queries PAMTICKETCHECK0 on the incident form and on the change form, logs off.
+  portal      (FetchCredentialsThroughPVWA=Yes) logs on, counts the vault accounts the
+              gateway user may list, logs off; no password is retrieved, so the portal's
+              ticketing integration is not exercised (use `pam-ticket test` for that).
 
   --config PATH          the configuration file (as config=PATH on the pam.d line)
   --arg MODULE-ARGUMENT  an argument as written on the pam.d line (debug, Key=Value);
                          repeat it for several, e.g. --arg FailMode=safe
 ";
-
-/// The ticket the probe asks for: valid in a query, absent from any real system.
-const PROBE_TICKET: &str = "PAMTICKETCHECK0";
 
 /// Runs the subcommand; returns the process exit code.
 pub fn run(arguments: &[String]) -> i32 {
@@ -235,7 +235,8 @@ fn account(credentials: Option<&Credentials>) -> String {
     )
 }
 
-/// One request through the module's backend; interprets the answer for an admin.
+/// One exchange through the module's backend (`TicketSource::probe`); interprets the
+/// answer for an admin.
 fn probe(config: &Config) -> i32 {
     if !config.enter_ticketing_info {
         println!("connection: not tried: EnterTicketingInfo=No (the module returns PAM_IGNORE)");
@@ -255,41 +256,25 @@ fn probe(config: &Config) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let target = config.portal.as_ref().map_or_else(
-        || optional(config.system_url.as_ref()),
-        |portal| portal.url.to_string(),
-    );
-    println!(
-        "connection: asking {} at {target} for {PROBE_TICKET} (Timeout {} s)",
-        source.system_name(),
-        config.timeout.as_secs_f64()
-    );
-    let probe_id = TicketId {
-        text: PROBE_TICKET.to_string(),
-        kind: TicketKind::Incident,
-    };
-    // In portal mode the probe needs a target; this one names an account no vault holds,
-    // so after the logon the account search answers "none" and no password is retrieved.
-    let portal = config.portal.is_some();
-    let pam_user = if portal {
-        "pam-ticket-check@pam-ticket-probe@probe.invalid"
-    } else {
-        "pam-ticket-check"
-    };
-    let login = Login::new(pam_user, None, Some("pam-ticket".to_string()));
+    let timeout = config.timeout.as_secs_f64();
+    match &config.portal {
+        Some(portal) => println!(
+            "connection: logging on to the portal at {} (Timeout {timeout} s)",
+            portal.url
+        ),
+        None => println!(
+            "connection: asking {} at {} for {PROBE_TICKET} (Timeout {timeout} s)",
+            source.system_name(),
+            optional(config.system_url.as_ref()),
+        ),
+    }
     let started = Instant::now();
-    let result = source.lookup(&probe_id, &login, Deadline::after(config.timeout));
+    let result = source.probe(Deadline::after(config.timeout));
     let elapsed = started.elapsed().as_millis();
-    let ok = |what: &str| {
-        println!("  OK    TLS: the server's certificate verified against the trusted CAs");
-        println!("  OK    account: {what}");
-        println!("  answered in {elapsed} ms");
-        println!("result: OK");
-        EXIT_OK
-    };
-    let fail = |tls_ok: bool, what: String| {
-        if tls_ok {
-            println!("  OK    TLS: the server's certificate verified against the trusted CAs");
+    let tls_ok = "  OK    TLS: the server's certificate verified against the trusted CAs";
+    let fail = |tls_verified: bool, what: String| {
+        if tls_verified {
+            println!("{tls_ok}");
         }
         println!("  FAIL  {what}");
         println!("  after {elapsed} ms");
@@ -297,16 +282,36 @@ fn probe(config: &Config) -> i32 {
         EXIT_FAILED
     };
     match result {
-        Err(LookupError::NotFound) => ok("logged on; the probe ticket was not found, as expected"),
-        Ok(Lookup::Found(_)) | Err(LookupError::Ambiguous { .. }) => {
-            ok("logged on; the server answered the query")
+        Ok(lines) => {
+            println!("{tls_ok}");
+            let mut problems = 0;
+            for line in lines {
+                match line {
+                    ProbeLine::Ok(text) => println!("  OK    {text}"),
+                    ProbeLine::Problem(text) => {
+                        problems += 1;
+                        println!("  FAIL  {text}");
+                    }
+                }
+            }
+            println!("  answered in {elapsed} ms");
+            if let Some(portal) = &config.portal {
+                // Only a Retrieve with a real ticket exercises the portal's ticketing
+                // integration, and check never retrieves a password.
+                println!(
+                    "  not checked: PortalTicketingSystemName {:?} (only a real ticket tests it: \
+                     pam-ticket test --user <you>@<target user>@<target address> TICKET)",
+                    portal.ticketing_system_name
+                );
+            }
+            if problems == 0 {
+                println!("result: OK");
+                EXIT_OK
+            } else {
+                println!("result: FAILED");
+                EXIT_FAILED
+            }
         }
-        Ok(Lookup::AcceptedByPortal { .. }) | Err(LookupError::RefusedByPortal { .. }) => {
-            ok("logged on to the portal; it answered the ticket check")
-        }
-        Err(LookupError::NotCheckable { .. }) if portal => ok(
-            "logged on to the portal; the account search answered (no probe account, as expected)",
-        ),
         Err(LookupError::NotCheckable { message }) => fail(true, message),
         Err(LookupError::UntrustedServer { detail }) => fail(
             false,
@@ -318,8 +323,11 @@ fn probe(config: &Config) -> i32 {
         ),
         Err(LookupError::Misconfigured { detail }) => fail(false, format!("setup: {detail}")),
         Err(LookupError::Unavailable(why)) => {
-            let tls_ok = !matches!(why, Unavailable::Transport(_));
+            let tls_verified = !matches!(why, Unavailable::Transport(_));
             let hint = match &why {
+                Unavailable::AccountRejected { .. } if config.portal.is_some() => {
+                    " (check Username and Password in PortalAccountFile, and PortalAuthMethod)"
+                }
                 Unavailable::AccountRejected { .. } => {
                     " (check Username and Password in the account file, and the account's roles)"
                 }
@@ -330,10 +338,19 @@ fn probe(config: &Config) -> i32 {
                 Unavailable::Transport(_) => " (check the URL, port, firewall and HTTPSProxy)",
                 _ => "",
             };
-            fail(
-                tls_ok,
-                format!("the ticketing system is unavailable: {why}{hint}"),
-            )
+            let what = if config.portal.is_some() {
+                "the portal is unavailable"
+            } else {
+                "the ticketing system is unavailable"
+            };
+            fail(tls_verified, format!("{what}: {why}{hint}"))
         }
+        // The probes map every answer about the ticket itself to a finding; these remain
+        // only if a backend passed one on, and then the server did answer.
+        Err(
+            error @ (LookupError::NotFound
+            | LookupError::Ambiguous { .. }
+            | LookupError::RefusedByPortal { .. }),
+        ) => fail(true, format!("unexpected answer to the probe: {error:?}")),
     }
 }

@@ -29,8 +29,13 @@ TICKET `-` reads the answer from the first line of standard input (use it for a 
 code, which should not appear in `ps` or the shell history).
 
 The module would ask again after a refused answer, up to MaxAttempts; this runs one answer.
+With TicketingSystem=BMCRemedy the token cache in CacheDirectory is used as the module uses
+it (run as root, like sshd, so that the cache's owner check passes).
 
-  --user NAME            PAM_USER (a PSM for SSH connection string is split as the module does)
+  --user NAME            PAM_USER; in portal mode (FetchCredentialsThroughPVWA=Yes) a PSM for
+                         SSH connection string such as alice@root@db01.example.com, split as
+                         the module does (the portal is asked to retrieve that account's
+                         password with the ticket; the password is wiped unread)
   --rhost HOST           PAM_RHOST, as sshd would set it (default: none)
   --service NAME         PAM_SERVICE (default: pam-ticket)
   --config PATH          the configuration file (as config=PATH on the pam.d line)
@@ -97,7 +102,17 @@ pub fn run(arguments: &[String]) -> i32 {
     print_login(&login);
     let trimmed = answer.as_bytes().trim_ascii().to_vec();
     let trimmed = Secret::new(trimmed);
-    print_answer_checks(&config, &trimmed);
+    if config.enter_ticketing_info && config.portal.is_some() && login.target.is_none() {
+        // The Flow refuses this login before it prompts: nothing else is looked at.
+        println!(
+            "target         FAIL  portal mode needs a PSM for SSH connection string: \
+             --user <you>@<target user>[#domain]@<target address>[#port], \
+             e.g. --user {}@root@db01.example.com",
+            login.pam_user
+        );
+    } else {
+        print_answer_checks(&config, &trimmed);
+    }
 
     let mut source = if config.enter_ticketing_info && config.validate_ticket_number {
         match backend::from_config(&config) {
@@ -164,8 +179,13 @@ fn print_login(login: &Login) {
     }
     if let Some(target) = &login.target {
         line.push_str(&format!(
-            ", target {}@{}{}",
+            ", target {}{}@{}{}",
             target.user,
+            target
+                .domain
+                .as_ref()
+                .map(|domain| format!("#{domain}"))
+                .unwrap_or_default(),
             target.address,
             target
                 .port

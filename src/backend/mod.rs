@@ -10,7 +10,20 @@ use std::fmt;
 
 use crate::http::{Deadline, TransportError};
 use crate::login::Login;
-use crate::ticket::{Ticket, TicketId};
+use crate::ticket::{Ticket, TicketId, TicketKind};
+
+/// The ticket `pam-ticket check` asks for: valid in a query, absent from any real system.
+pub const PROBE_TICKET: &str = "PAMTICKETCHECK0";
+
+/// One finding of [`TicketSource::probe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeLine {
+    /// A step that worked.
+    Ok(String),
+    /// Something the exchange survived but a login would suffer from (e.g. a failed
+    /// logoff, which leaves a session open on the server after every login).
+    Problem(String),
+}
 
 /// What a backend established about a ticket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +158,45 @@ pub trait TicketSource {
         login: &Login,
         deadline: Deadline,
     ) -> Result<Lookup, LookupError>;
+
+    /// For `pam-ticket check`: one exchange that proves that the account and the TLS trust
+    /// work, and the lines that say what it proved. It must log on afresh (a cached
+    /// session proves nothing about the password), must release nothing (no password
+    /// retrieval), and must leave nothing behind that a login would use.
+    ///
+    /// The default looks up [`PROBE_TICKET`], which fits a source that authenticates every
+    /// request and only reads; a source with sessions, a cache or side effects overrides it.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
+        let found = probe_answer(self.lookup(&probe_id(TicketKind::Incident), &login, deadline))?;
+        Ok(vec![ProbeLine::Ok(found)])
+    }
+}
+
+/// The probe ticket, as an ID of the given kind.
+pub fn probe_id(kind: TicketKind) -> TicketId {
+    TicketId {
+        text: PROBE_TICKET.to_string(),
+        kind,
+    }
+}
+
+/// What an answer to a lookup of [`PROBE_TICKET`] proves: any answer about the ticket
+/// means that the account was let in; only the errors that are not about the ticket are
+/// passed on.
+pub fn probe_answer(result: Result<Lookup, LookupError>) -> Result<String, LookupError> {
+    match result {
+        Err(LookupError::NotFound) => Ok(format!(
+            "logged on; the probe ticket {PROBE_TICKET} was not found, as expected"
+        )),
+        Ok(Lookup::Found(_)) | Err(LookupError::Ambiguous { .. }) => {
+            Ok("logged on; the server answered the query".to_string())
+        }
+        Ok(Lookup::AcceptedByPortal { .. }) | Err(LookupError::RefusedByPortal { .. }) => {
+            Ok("logged on; the server answered the ticket check".to_string())
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Text from a server, made safe to show and log: control characters removed, length

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::servicenow::percent_encode;
-use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
+use super::{Lookup, LookupError, ProbeLine, TicketSource, Unavailable, sanitise};
 use crate::config::PortalSettings;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, retry_after};
 use crate::login::{Login, Target};
@@ -83,22 +83,56 @@ impl Portal {
         interpret_logon(response)
     }
 
-    /// Ends the session. Best effort: its outcome changes nothing, but it is only started
-    /// while time is left, so that it never stretches the check past the deadline.
-    fn logoff(&self, token: &Secret, deadline: Deadline) {
+    /// Ends the session. Best effort: its outcome changes nothing for a login (it is
+    /// returned only for `pam-ticket check` to report), but it is only started while time
+    /// is left, so that it never stretches the check past the deadline.
+    fn logoff(&self, token: &Secret, deadline: Deadline) -> Result<(), String> {
         let Some(token) = token.as_str() else {
-            return;
+            return Err("the session token is not text".to_string());
         };
         if deadline.remaining().is_none() {
-            return;
+            return Err("no time left before the deadline".to_string());
         }
-        let _ = self.client.send(
-            "POST",
-            &self.url("/API/Auth/Logoff/"),
-            &[("Accept", "application/json"), ("Authorization", token)],
-            &Body::Empty,
-            deadline,
-        );
+        let response = self
+            .client
+            .send(
+                "POST",
+                &self.url("/API/Auth/Logoff/"),
+                &[("Accept", "application/json"), ("Authorization", token)],
+                &Body::Empty,
+                deadline,
+            )
+            .map_err(|error| error.to_string())?;
+        if (200..300).contains(&response.status) {
+            return Ok(());
+        }
+        let detail = error_detail(&response.body);
+        Err(if detail.is_empty() {
+            format!("HTTP {}", response.status)
+        } else {
+            format!("HTTP {}: {detail}", response.status)
+        })
+    }
+
+    /// `GET /API/Accounts?limit=1` with no search: the `count` is every account the
+    /// gateway user may list. Only the count is read; no password is ever asked for.
+    fn count_accounts(&self, token: &str, deadline: Deadline) -> Result<u64, LookupError> {
+        let headers = [("Accept", "application/json"), ("Authorization", token)];
+        let url = format!("{}?limit=1", self.url("/API/Accounts"));
+        let response =
+            self.client
+                .send_with_retry("GET", &url, &headers, &Body::Empty, deadline)?;
+        if response.status != 200 {
+            return Err(unavailable(&response));
+        }
+        serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|document| document.get("count").and_then(Value::as_u64))
+            .ok_or_else(|| {
+                LookupError::Unavailable(Unavailable::BadResponse {
+                    detail: "account list without a count".to_string(),
+                })
+            })
     }
 
     /// Everything between logon and logoff.
@@ -172,8 +206,49 @@ impl TicketSource for Portal {
         };
         let exchange_deadline = keep_back(deadline);
         let result = self.in_session(token_text, id, login, target, exchange_deadline);
-        self.logoff(&token, deadline);
+        let _ = self.logoff(&token, deadline);
         result
+    }
+
+    /// Logon, a count of the accounts the gateway user may list, logoff. No ticket and no
+    /// target are involved and Retrieve is never called, so the check cannot release a
+    /// password or leave a line in the vault's password audit.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let token = self.logon(deadline)?;
+        let Some(token_text) = token.as_str() else {
+            return Err(LookupError::Unavailable(Unavailable::BadResponse {
+                detail: "the logon token is not text".to_string(),
+            }));
+        };
+        let counted = self.count_accounts(token_text, keep_back(deadline));
+        let logged_off = self.logoff(&token, deadline);
+        let mut lines = vec![ProbeLine::Ok(format!(
+            "logged on to the portal as {} ({} authentication)",
+            sanitise(&self.settings.account.username),
+            self.settings.auth_method.path_segment()
+        ))];
+        match counted? {
+            0 => {
+                return Err(LookupError::NotCheckable {
+                    message: format!(
+                        "logged on as {}, but the account list is empty: this gateway user \
+                         may list no vault account, so every login would be refused (make it \
+                         a member of the targets' safes with List accounts and Retrieve)",
+                        sanitise(&self.settings.account.username)
+                    ),
+                });
+            }
+            count => lines.push(ProbeLine::Ok(format!(
+                "the account list answered: {count} vault account(s) visible to this gateway user (no password retrieved)"
+            ))),
+        }
+        lines.push(match logged_off {
+            Ok(()) => ProbeLine::Ok("logged off (POST /API/Auth/Logoff/)".to_string()),
+            Err(problem) => ProbeLine::Problem(format!(
+                "the logoff failed ({problem}); every login would leave a session open on the portal until it times out"
+            )),
+        });
+        Ok(lines)
     }
 }
 

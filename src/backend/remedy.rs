@@ -21,7 +21,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::servicenow::percent_encode;
-use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
+use super::{
+    Lookup, LookupError, PROBE_TICKET, ProbeLine, TicketSource, Unavailable, probe_answer,
+    probe_id, sanitise,
+};
 use crate::config::{BaseUrl, Credentials, RemedySettings};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, TransportError, retry_after};
 use crate::login::Login;
@@ -179,21 +182,37 @@ impl Remedy {
         read_token(&response)
     }
 
-    /// `POST /api/jwt/logout`, best effort: its outcome changes nothing.
-    fn log_off(&self, token: &Secret, deadline: Deadline) {
+    /// `POST /api/jwt/logout`, best effort: its outcome changes nothing for a login, and
+    /// is returned only for `pam-ticket check` to report.
+    fn log_off(&self, token: &Secret, deadline: Deadline) -> Result<(), String> {
         let Some(left) = deadline.remaining() else {
-            return;
+            return Err("no time left before the deadline".to_string());
         };
         let Some(authorization) = authorization(token) else {
-            return;
+            return Err("the token is not valid text".to_string());
         };
-        let _ = self.client.send(
-            "POST",
-            &self.base_url.join("/api/jwt/logout"),
-            &[("Authorization", authorization.as_str())],
-            &Body::Empty,
-            Deadline::after(left.min(LOGOFF_BUDGET)),
-        );
+        let response = self
+            .client
+            .send(
+                "POST",
+                &self.base_url.join("/api/jwt/logout"),
+                &[("Authorization", authorization.as_str())],
+                &Body::Empty,
+                Deadline::after(left.min(LOGOFF_BUDGET)),
+            )
+            .map_err(|error| error.to_string())?;
+        if (200..300).contains(&response.status) {
+            Ok(())
+        } else {
+            Err(format!(
+                "HTTP {}{}",
+                response.status,
+                match error_detail(&response) {
+                    detail if detail.is_empty() => String::new(),
+                    detail => format!(": {detail}"),
+                }
+            ))
+        }
     }
 
     fn query(
@@ -219,10 +238,10 @@ impl Remedy {
     /// Logs off whatever this lookup replaced or could not cache.
     fn finish(&self, session: Session, deadline: Deadline) {
         for token in &session.retired {
-            self.log_off(token, deadline);
+            let _ = self.log_off(token, deadline);
         }
         if !session.cached {
-            self.log_off(&session.token, deadline);
+            let _ = self.log_off(&session.token, deadline);
         }
     }
 }
@@ -271,6 +290,56 @@ impl TicketSource for Remedy {
         });
         self.finish(session, deadline);
         result
+    }
+
+    /// A log-on of its own (never the cached token: a token cached before the password
+    /// changed would prove nothing), a query of [`PROBE_TICKET`] on the incident form and
+    /// on the change form (so that a misspelt form name shows here, not at a login), and
+    /// a log-off. The token cache is neither read nor written, nor its directory created,
+    /// so a check run by hand, perhaps by another user or with another account file, can
+    /// never leave a token or a wrongly owned file for the module to trip over.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let token = self.log_on(deadline)?;
+        let mut lines = vec![ProbeLine::Ok(format!(
+            "logged on as {} (POST /api/jwt/login)",
+            sanitise(&self.account.username)
+        ))];
+        let mut outcome = Ok(());
+        for kind in [TicketKind::Incident, TicketKind::Change] {
+            let id = probe_id(kind);
+            let (form, id_field, _) = form_for(&self.settings, kind);
+            let answer = self
+                .query(&self.query_url(&id), &token, deadline)
+                .and_then(|answer| interpret(&id, &self.settings, form, id_field, &answer))
+                .map(Lookup::Found);
+            match answer {
+                Err(LookupError::NotFound) => lines.push(ProbeLine::Ok(format!(
+                    "form {form:?} answered a query on {id_field:?} (no entry {PROBE_TICKET}, as expected)"
+                ))),
+                other => match probe_answer(other) {
+                    Ok(_) => lines.push(ProbeLine::Ok(format!(
+                        "form {form:?} answered a query on {id_field:?}"
+                    ))),
+                    Err(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                },
+            }
+        }
+        let logged_off = self.log_off(&token, deadline);
+        outcome?;
+        lines.push(match logged_off {
+            Ok(()) => ProbeLine::Ok("logged off (POST /api/jwt/logout)".to_string()),
+            Err(problem) => ProbeLine::Problem(format!(
+                "the log-off failed ({problem}); replaced tokens would stay alive on the server until they expire"
+            )),
+        });
+        lines.push(ProbeLine::Ok(format!(
+            "token cache in {} neither read nor written",
+            self.cache.directory.display()
+        )));
+        Ok(lines)
     }
 }
 
