@@ -5,7 +5,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -199,23 +199,14 @@ pub fn append_json_line(path: &Path, value: &Value) -> Result<(), String> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        // O_NONBLOCK: a FIFO planted at the path must not stall the login.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|io_error| format!("cannot open {}: {io_error}", path.display()))?;
     let metadata = file
         .metadata()
         .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
-    if !metadata.is_file()
-        || !crate::config::is_trusted_owner(metadata.uid())
-        || metadata.mode() & 0o077 != 0
-    {
-        return Err(format!(
-            "{} must be a regular file owned by root with mode 0600 (uid {}, mode {:04o})",
-            path.display(),
-            metadata.uid(),
-            metadata.mode() & 0o7777
-        ));
-    }
+    crate::secure_file::check(path, &metadata, crate::secure_file::Readers::OwnerOnly)?;
     let mut line = value.to_string();
     line.push('\n');
     // One write call, so that concurrent logins never interleave within a line.

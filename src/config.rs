@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use regex::Regex;
 
 use crate::bypass::BypassHash;
 use crate::secret::Secret;
+use crate::secure_file::{self, Readers};
 
 /// Where the module looks for its configuration unless `config=PATH` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/security/pam_ticket.conf";
@@ -417,16 +417,43 @@ pub fn load(arguments: &ModuleArguments) -> Result<Config, ConfigError> {
         .config_path
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-    let text = fs::read_to_string(&path).map_err(|io_error| {
+    // Others may read the configuration, but never change it: it decides whether and
+    // how tickets are checked. When it holds bypass code hashes, it is a secret (see
+    // `check_bypass_file_mode`).
+    let text = secure_file::read_text(&path, Readers::Anyone, true).map_err(|problem| {
         error(
             &Origin::Whole { path: path.clone() },
-            format!("cannot read the configuration: {io_error}"),
+            format!("cannot use the configuration: {problem}"),
         )
     })?;
     let file_entries = parse_entries(&text, &path)?;
+    check_bypass_file_mode(&path, &file_entries)?;
     let mut config = from_entries(&path, file_entries, arguments.overrides.clone())?;
     config.debug = arguments.debug;
     Ok(config)
+}
+
+/// Bypass code hashes are one fast SHA-256 each: anyone who can read them can try
+/// guesses offline. A configuration that holds them must be readable by root only.
+fn check_bypass_file_mode(path: &Path, entries: &[Entry]) -> Result<(), ConfigError> {
+    let Some(entry) = entries
+        .iter()
+        .find(|entry| entry.key == "FailsafeBypassCode")
+    else {
+        return Ok(());
+    };
+    let metadata = fs::metadata(path).map_err(|io_error| {
+        error(
+            &entry.origin,
+            format!("cannot stat {}: {io_error}", path.display()),
+        )
+    })?;
+    secure_file::check(path, &metadata, Readers::OwnerOnly).map_err(|problem| {
+        error(
+            &entry.origin,
+            format!("FailsafeBypassCode is set here, so {problem}"),
+        )
+    })
 }
 
 /// Merges file entries and argument overrides into a map, refusing unknown and duplicate
@@ -788,15 +815,8 @@ impl Settings {
         let Some((path, origin)) = self.absolute_path("PSMPServerConfig")? else {
             return Ok(false);
         };
-        let text = fs::read_to_string(&path).map_err(|io_error| {
-            error(
-                &origin,
-                format!(
-                    "cannot read PSMPServerConfig {}: {io_error}",
-                    path.display()
-                ),
-            )
-        })?;
+        let text = secure_file::read_text(&path, Readers::Anyone, true)
+            .map_err(|problem| error(&origin, format!("cannot use PSMPServerConfig: {problem}")))?;
         let psmp = Settings {
             path: path.clone(),
             entries: parse_entries(&text, &path)?
@@ -908,26 +928,29 @@ impl Settings {
         })
     }
 
+    /// CAFile, or the first system bundle that exists. Either must be a file nobody but
+    /// root can change: whoever can add a CA to it can impersonate the ticketing system.
     fn ca_file(&self) -> Result<Option<PathBuf>, ConfigError> {
-        if let Some((path, origin)) = self.absolute_path("CAFile")? {
-            let pem = fs::read(&path).map_err(|io_error| {
-                error(
-                    &origin,
-                    format!("cannot read CAFile {}: {io_error}", path.display()),
-                )
-            })?;
-            if crate::http::parse_pem_certificates(&pem).is_empty() {
-                return Err(error(
-                    &origin,
-                    format!("CAFile {} holds no PEM certificate", path.display()),
-                ));
-            }
-            return Ok(Some(path));
+        let (path, origin) = match self.absolute_path("CAFile")? {
+            Some(configured) => configured,
+            None => match SYSTEM_CA_BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|path| path.is_file())
+            {
+                Some(path) => (path, self.whole()),
+                None => return Ok(None),
+            },
+        };
+        let pem = secure_file::read(&path, Readers::Anyone, true)
+            .map_err(|problem| error(&origin, format!("cannot use the CA bundle: {problem}")))?;
+        if crate::http::parse_pem_certificates(&pem).is_empty() {
+            return Err(error(
+                &origin,
+                format!("CA bundle {} holds no PEM certificate", path.display()),
+            ));
         }
-        Ok(SYSTEM_CA_BUNDLES
-            .iter()
-            .map(PathBuf::from)
-            .find(|path| path.is_file()))
+        Ok(Some(path))
     }
 
     fn bypass_codes(&self) -> Result<Vec<BypassHash>, ConfigError> {
@@ -1099,50 +1122,9 @@ fn parse_account_text(text: &str, path: &Path) -> Result<Credentials, ConfigErro
     })
 }
 
-/// Whether a secret file's owner may be trusted: root always; another user only when the
-/// module itself runs as that user (a PAM application that is not root, such as the demo,
-/// can only ever read its own files). Under sshd, su or sudo the module runs as root, so
-/// there only root-owned files pass.
-pub fn is_trusted_owner(uid: u32) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    uid == 0 || uid == unsafe { libc::geteuid() }
-}
-
-/// Reads a secret file only if it is a regular file owned by root with no group or other
-/// permission bits. The checks run on the opened file, so a swap between check and read
-/// does not help an attacker.
+/// Reads a secret file (an account file): see [`crate::secure_file`] for the policy.
 pub fn read_root_only_file(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|io_error| format!("cannot open {}: {io_error}", path.display()))?;
-    let metadata = file
-        .metadata()
-        .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
-    if !metadata.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if metadata.uid() != 0 {
-        return Err(format!(
-            "{} must be owned by root (owner uid is {})",
-            path.display(),
-            metadata.uid()
-        ));
-    }
-    if metadata.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} must not be readable or writable by group or others (mode is {:04o}; run chmod 600)",
-            path.display(),
-            metadata.mode() & 0o7777
-        ));
-    }
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
-    Ok(text)
+    secure_file::read_text(path, Readers::OwnerOnly, false)
 }
 
 /// The AuditLogFile a broken configuration would have used, found leniently (line by

@@ -16,6 +16,7 @@ pub mod login;
 mod pam_glue;
 pub mod policy;
 pub mod secret;
+pub mod secure_file;
 pub mod ticket;
 
 use std::ffi::CStr;

@@ -65,6 +65,8 @@ impl Setup {
             ),
         )
         .expect("write the configuration");
+        // It may hold bypass code hashes, which the module accepts only in a root-only file.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         path
     }
 

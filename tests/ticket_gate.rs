@@ -265,6 +265,8 @@ impl Gate {
         let config_path = self.dir.join("pam_ticket.conf");
         let text = format!("{}{}", self.base_config(system_url), self.expand(extra));
         fs::write(&config_path, text).expect("write config");
+        // It may hold bypass code hashes, which the module accepts only in a root-only file.
+        fs::set_permissions(&config_path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
         let mut arguments = vec![format!("config={}", config_path.display())];
         arguments.extend(args.iter().map(|arg| self.expand(arg)));
         PamService::new(
@@ -1180,4 +1182,55 @@ fn the_example_configuration_is_valid() {
     );
     assert!(config.validate_requesting_user && config.validate_operation_time);
     assert!(config.portal.is_none());
+}
+
+/// Files that decide security must not be changeable by anyone but root: the
+/// configuration, the CA bundle; and a configuration holding bypass code hashes must not
+/// be readable by others either.
+#[test]
+fn files_others_could_change_or_read_are_configuration_errors() {
+    let hash = pam_ticket::bypass::BypassHash::create(b"right-code-123", b"salt");
+    let cases: [(&str, &str, u32, &str); 3] = [
+        (
+            "pam_ticket.conf",
+            "",
+            0o664,
+            "cannot use the configuration: ",
+        ),
+        (
+            "pki/ca.pem",
+            "",
+            0o666,
+            "pam_ticket.conf:5: cannot use the CA bundle: ",
+        ),
+        (
+            "pam_ticket.conf",
+            "with bypass",
+            0o644,
+            "pam_ticket.conf:8: FailsafeBypassCode is set here, so ",
+        ),
+    ];
+    for (file, variant, mode, expected) in cases {
+        let system = servicenow();
+        let gate = Gate::new(system.clone());
+        let extra = if variant.is_empty() {
+            String::new()
+        } else {
+            format!("FailsafeBypassCode=\"{hash}\"\n")
+        };
+        let service = gate.service(&extra, &[]);
+        fs::set_permissions(gate.dir.join(file), fs::Permissions::from_mode(mode)).expect("chmod");
+        let outcome = gate.login(&service, "alice", &["right-code-123"]);
+        let context = format!("{file} {mode:o}: {}", outcome.transcript());
+        assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
+        assert!(outcome.prompts().is_empty(), "{context}");
+        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+        assert_eq!(gate.server.request_count(), 0, "{context}");
+        let record = assert_single_audit(&gate, "error", expected);
+        let reason = record["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains(&format!("(mode is {mode:04o}")),
+            "{context}: {reason}"
+        );
+    }
 }

@@ -1,0 +1,119 @@
+//! Reading files that decide security: account files, the configuration, CA bundles. One
+//! policy for all of them, checked on the opened file (so swapping the path between check
+//! and read gains nothing): a regular file, owned by root (or by the user the module runs
+//! as, when that is not root), not writable by group or others, and for secrets not
+//! readable by them either.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Who besides the owner may read the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    /// Secrets: mode must have no group or other bits at all.
+    OwnerOnly,
+    /// Public but security-relevant (a CA bundle): others may read, not write.
+    Anyone,
+}
+
+/// Whether a file's owner may be trusted: root always; another user only when the module
+/// itself runs as that user (a PAM application that is not root, such as the demo, can
+/// only ever read its own files). Under sshd, su or sudo the module runs as root, so there
+/// only root-owned files pass.
+pub fn is_trusted_owner(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
+/// Checks an opened file's metadata against the policy.
+pub fn check(path: &Path, metadata: &fs::Metadata, readers: Readers) -> Result<(), String> {
+    if !metadata.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if !is_trusted_owner(metadata.uid()) {
+        return Err(format!(
+            "{} must be owned by root (owner uid is {})",
+            path.display(),
+            metadata.uid()
+        ));
+    }
+    let mode = metadata.mode() & 0o7777;
+    let forbidden = match readers {
+        Readers::OwnerOnly => 0o077,
+        Readers::Anyone => 0o022,
+    };
+    if mode & forbidden != 0 {
+        let (what, fix) = match readers {
+            Readers::OwnerOnly => ("readable or writable by group or others", "chmod 600"),
+            Readers::Anyone => ("writable by group or others", "chmod go-w"),
+        };
+        return Err(format!(
+            "{} must not be {what} (mode is {mode:04o}; run {fix})",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Opens and reads a file after checking it. `follow_symlinks` is false for secrets, so a
+/// link planted in their place is refused; a CA bundle is a link on RHEL, and the checks
+/// then apply to the file it points at.
+pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<u8>, String> {
+    let flags = if follow_symlinks { 0 } else { libc::O_NOFOLLOW };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|io_error| format!("cannot open {}: {io_error}", path.display()))?;
+    let metadata = file
+        .metadata()
+        .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
+    check(path, &metadata, readers)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
+    Ok(bytes)
+}
+
+/// `read` for text files.
+pub fn read_text(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<String, String> {
+    let bytes = read(path, readers, follow_symlinks)?;
+    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn modes_are_checked_per_policy() {
+        let dir =
+            std::env::temp_dir().join(format!("pam_ticket_secure_file_{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("file");
+        fs::write(&path, "x").expect("write");
+        for (mode, readers, ok) in [
+            (0o600, Readers::OwnerOnly, true),
+            (0o640, Readers::OwnerOnly, false),
+            (0o644, Readers::Anyone, true),
+            (0o664, Readers::Anyone, false),
+            (0o646, Readers::Anyone, false),
+        ] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            assert_eq!(
+                read(&path, readers, false).is_ok(),
+                ok,
+                "{mode:o} {readers:?}"
+            );
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        assert!(read(&link, Readers::Anyone, false).is_err());
+        assert!(read(&link, Readers::Anyone, true).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
