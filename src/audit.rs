@@ -110,16 +110,29 @@ impl AuditRecord {
     }
 }
 
+/// Quotes a value for the syslog line when it needs it, and escapes control characters
+/// whatever it holds: PAM_USER, PAM_RHOST and server text reach this line, and a newline
+/// in any of them must not forge a second record.
 fn quote_if_needed(text: &str) -> String {
     let needs_quotes = text.is_empty()
         || text
             .chars()
-            .any(|c| c.is_whitespace() || c == '"' || c == '=');
-    if needs_quotes {
-        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        text.to_string()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=');
+    if !needs_quotes {
+        return text.to_string();
     }
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '"' => quoted.push_str("\\\""),
+            c if c.is_control() => quoted.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Where records go. The flow only knows this trait, so tests can collect records.
@@ -246,6 +259,20 @@ mod tests {
         assert_eq!(value["ticket"], "INC0010002");
         assert_eq!(value["type"], "incident");
         assert_eq!(value["elapsed_ms"], 12);
+    }
+
+    #[test]
+    fn key_values_escape_control_characters() {
+        let mut forged = record();
+        forged.user = "mallory\ndecision=allow user=alice".to_string();
+        forged.rhost = Some("h\u{1b}[2J".to_string());
+        let line = forged.to_key_values();
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert!(
+            line.contains("user=\"mallory\\x0adecision=allow user=alice\""),
+            "{line}"
+        );
+        assert!(line.contains("rhost=\"h\\x1b[2J\""), "{line}");
     }
 
     #[test]

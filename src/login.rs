@@ -10,6 +10,43 @@ pub struct Target {
     pub port: Option<u16>,
 }
 
+impl Target {
+    /// Whether the target can be sent to a portal as it stands. PAM_USER is chosen by the
+    /// person connecting, so before it goes into a search the way a ticket ID is checked
+    /// before a query: a user or domain of at most 64 letters, digits, `.`, `_`, `-`, `$`;
+    /// an address that is a host name or IP address of at most 253 characters. Anything
+    /// else could make the portal answer with an error, and an error must never be a way
+    /// to the failsafe.
+    pub fn check_well_formed(&self) -> Result<(), String> {
+        let name_like = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '$'))
+        };
+        let address_like = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 253
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        };
+        if !name_like(&self.user) {
+            return Err("the target user".to_string());
+        }
+        if let Some(domain) = &self.domain
+            && !address_like(domain)
+        {
+            return Err("the target domain".to_string());
+        }
+        if !address_like(&self.address) {
+            return Err("the target address".to_string());
+        }
+        Ok(())
+    }
+}
+
 /// Everything the flow knows about the login being checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Login {
@@ -112,6 +149,35 @@ mod tests {
             simple.target.map(|target| target.user),
             Some("oracle".to_string())
         );
+    }
+
+    #[test]
+    fn targets_are_checked_before_they_reach_a_portal() {
+        let good = Login::new(
+            "alice@root#corp.example.com@db01.example.com#22",
+            None,
+            None,
+        );
+        assert_eq!(
+            good.target.map(|target| target.check_well_formed()),
+            Some(Ok(()))
+        );
+        for (user, part) in [
+            ("alice@ro ot@db01", "the target user"),
+            ("alice@<script>@db01", "the target user"),
+            ("alice@root@db01/../x", "the target address"),
+            ("alice@root#c%rp@db01", "the target domain"),
+        ] {
+            let target = Login::new(user, None, None)
+                .target
+                .expect("a connection string");
+            assert_eq!(target.check_well_formed(), Err(part.to_string()), "{user}");
+        }
+        let long = format!("alice@root@{}", "a".repeat(254));
+        let target = Login::new(&long, None, None)
+            .target
+            .expect("a connection string");
+        assert!(target.check_well_formed().is_err());
     }
 
     #[test]

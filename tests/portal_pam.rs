@@ -750,3 +750,34 @@ fn shipped_portal_example_configuration_works() {
     assert_eq!(records[0]["decision"], "allow");
     assert_eq!(records[0]["system"], "portal");
 }
+
+/// PAM_USER is chosen by the person connecting: a target that could make the portal's
+/// search fail (and so reach the failsafe in safe mode) is refused before any request.
+#[test]
+fn a_malformed_target_is_refused_before_any_request_even_in_safe_mode() {
+    let rig = Rig::start("portal-badtarget");
+    let service = rig.service("FailMode=\"safe\"\n", &[]);
+    let long_address = format!("alice@root@{}", "d".repeat(300));
+    for (user, part) in [
+        ("alice@<script>@db01.example.com", "the target user"),
+        (long_address.as_str(), "the target address"),
+    ] {
+        let outcome = authenticate(&service, &login(user, &["INC0010001"]));
+        assert_code(&outcome, PAM_AUTH_ERR);
+        let errors = outcome.errors();
+        assert_eq!(errors.len(), 1, "{}", outcome.transcript());
+        assert!(
+            errors[0].starts_with(&format!(
+                "{part} in your login name is not a valid name or address"
+            )),
+            "{}",
+            outcome.transcript()
+        );
+        assert!(outcome.env.get("TICKET_ID").is_none());
+    }
+    assert_eq!(rig.portal.counts(), (0, 0, 0, 0));
+    assert_eq!(rig.servicenow.query_count(), 0);
+    let records = rig.audit();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|record| record["decision"] == "deny"));
+}

@@ -198,6 +198,14 @@ impl TicketSource for Portal {
                 message: no_target_message(&login.pam_user),
             });
         };
+        if let Err(part) = target.check_well_formed() {
+            return Err(LookupError::NotCheckable {
+                message: format!(
+                    "{part} in your login name is not a valid name or address; {}",
+                    no_target_message(&login.pam_user)
+                ),
+            });
+        }
         let token = self.logon(deadline)?;
         let Some(token_text) = token.as_str() else {
             return Err(LookupError::Unavailable(Unavailable::BadResponse {
