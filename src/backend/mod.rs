@@ -8,7 +8,7 @@ pub mod servicenow;
 
 use std::fmt;
 
-use crate::http::{Deadline, TransportError};
+use crate::http::{Deadline, HttpResponse, TransportError, retry_after};
 use crate::login::Login;
 use crate::ticket::{Ticket, TicketId, TicketKind};
 
@@ -87,6 +87,20 @@ pub enum Unavailable {
 }
 
 impl Unavailable {
+    /// How every backend reads an error status the API does not give a meaning of its
+    /// own: 401/403 is the module's own account refused, 429 rate limiting, 5xx a server
+    /// error, anything else unexpected. `detail` is the backend's sanitised error text.
+    pub fn from_status(response: &HttpResponse, detail: String) -> Unavailable {
+        match response.status {
+            status @ (401 | 403) => Unavailable::AccountRejected { status, detail },
+            429 => Unavailable::RateLimited {
+                retry_after: retry_after(response),
+            },
+            status if status >= 500 => Unavailable::ServerError { status, detail },
+            status => Unavailable::UnexpectedStatus { status, detail },
+        }
+    }
+
     /// Whether this is what FailMode=safe exists for: the system is down, overloaded, or
     /// refuses the module's own account (step 9 of the login flow). An unexpected status
     /// or an answer that is not the API's is not: it comes from the request or the

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::servicenow::percent_encode;
 use super::{Lookup, LookupError, ProbeLine, TicketSource, Unavailable, sanitise};
 use crate::config::PortalSettings;
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, retry_after};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse};
 use crate::login::{Login, Target};
 use crate::secret::Secret;
 use crate::ticket::TicketId;
@@ -327,18 +327,10 @@ fn error_detail(body: &[u8]) -> String {
 
 /// Statuses that mean "the portal could not be asked", shared by every call.
 fn unavailable(response: &HttpResponse) -> LookupError {
-    let detail = error_detail(&response.body);
-    LookupError::Unavailable(match response.status {
-        401 | 403 => Unavailable::AccountRejected {
-            status: response.status,
-            detail,
-        },
-        429 => Unavailable::RateLimited {
-            retry_after: retry_after(response),
-        },
-        status if status >= 500 => Unavailable::ServerError { status, detail },
-        status => Unavailable::UnexpectedStatus { status, detail },
-    })
+    LookupError::Unavailable(Unavailable::from_status(
+        response,
+        error_detail(&response.body),
+    ))
 }
 
 /// The logon answer: the token as a JSON string. Any refusal of the gateway user is the

@@ -26,7 +26,7 @@ use super::{
     probe_id, sanitise,
 };
 use crate::config::{BaseUrl, Credentials, RemedySettings};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, TransportError, retry_after};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, TransportError};
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
@@ -493,13 +493,7 @@ fn error_detail(response: &HttpResponse) -> String {
 pub fn read_token(response: &HttpResponse) -> Result<Secret, LookupError> {
     match response.status {
         200 => {}
-        401 | 403 => {
-            return Err(LookupError::Unavailable(Unavailable::AccountRejected {
-                status: response.status,
-                detail: error_detail(response),
-            }));
-        }
-        status => return Err(status_error(status, response)),
+        _ => return Err(status_error(response)),
     }
     let body = Secret::new(response.body.clone());
     let token = body.as_bytes().trim_ascii();
@@ -515,17 +509,8 @@ pub fn read_token(response: &HttpResponse) -> Result<Secret, LookupError> {
 }
 
 /// The error for a status that is neither success nor the account being refused.
-fn status_error(status: u16, response: &HttpResponse) -> LookupError {
-    let detail = error_detail(response);
-    match status {
-        429 => LookupError::Unavailable(Unavailable::RateLimited {
-            retry_after: retry_after(response),
-        }),
-        status if status >= 500 => {
-            LookupError::Unavailable(Unavailable::ServerError { status, detail })
-        }
-        status => LookupError::Unavailable(Unavailable::UnexpectedStatus { status, detail }),
-    }
+fn status_error(response: &HttpResponse) -> LookupError {
+    LookupError::Unavailable(Unavailable::from_status(response, error_detail(response)))
 }
 
 /// Turns the answer to an entry query into a ticket or an error.
@@ -552,13 +537,7 @@ pub fn interpret(
             }
             _ => {}
         }
-        return Err(match response.status {
-            401 | 403 => LookupError::Unavailable(Unavailable::AccountRejected {
-                status: response.status,
-                detail: error_detail(response),
-            }),
-            status => status_error(status, response),
-        });
+        return Err(status_error(response));
     }
     let bad = |what: &str| {
         LookupError::Unavailable(Unavailable::BadResponse {

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
 use crate::config::{BaseUrl, Credentials};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, retry_after};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse};
 use crate::login::Login;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
@@ -78,30 +78,12 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
     let detail = error_detail(&response.body);
     match response.status {
         200 => {}
-        401 | 403 => {
-            return Err(LookupError::Unavailable(Unavailable::AccountRejected {
-                status: response.status,
-                detail,
-            }));
-        }
         // The v1 API answered 404 for "no match"; keep reading it as such.
         404 if detail.contains("No Record found") => return Err(LookupError::NotFound),
-        429 => {
-            return Err(LookupError::Unavailable(Unavailable::RateLimited {
-                retry_after: retry_after(response),
-            }));
-        }
-        status if status >= 500 => {
-            return Err(LookupError::Unavailable(Unavailable::ServerError {
-                status,
-                detail,
-            }));
-        }
-        status => {
-            return Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
-                status,
-                detail,
-            }));
+        _ => {
+            return Err(LookupError::Unavailable(Unavailable::from_status(
+                response, detail,
+            )));
         }
     }
     let bad = |what: &str| {
