@@ -216,10 +216,30 @@ impl HttpClient {
                 }
                 match body {
                     Body::Empty => request.send_empty(),
-                    Body::Form(fields) => request.send_form(fields.iter().copied()),
-                    Body::Json(value) => request
-                        .header("Content-Type", "application/json")
-                        .send(value.to_string().as_bytes()),
+                    // Both bodies may hold a password: they are built here, sent, and
+                    // wiped, rather than left in a buffer the client dropped unwiped.
+                    Body::Form(fields) => {
+                        let mut encoded = fields
+                            .iter()
+                            .map(|(name, value)| {
+                                format!("{}={}", percent_encode(name), percent_encode(value))
+                            })
+                            .collect::<Vec<_>>()
+                            .join("&");
+                        let sent = request
+                            .header("Content-Type", "application/x-www-form-urlencoded")
+                            .send(encoded.as_bytes());
+                        crate::secret::wipe_string(&mut encoded);
+                        sent
+                    }
+                    Body::Json(value) => {
+                        let mut encoded = value.to_string();
+                        let sent = request
+                            .header("Content-Type", "application/json")
+                            .send(encoded.as_bytes());
+                        crate::secret::wipe_string(&mut encoded);
+                        sent
+                    }
                 }
             }
         };
@@ -333,4 +353,37 @@ fn classify_tls(tls_error: &rustls::Error) -> TransportError {
         }
         other => TransportError::Tls(other.to_string()),
     }
+}
+
+/// Standard base64 (RFC 4648, with padding), for Basic authorization and PEM.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let triple = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for position in 0..4 {
+            if position <= chunk.len() {
+                let index = (triple >> (18 - 6 * position)) & 0x3f;
+                out.push(char::from(ALPHABET[index as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
 }

@@ -588,7 +588,7 @@ fn the_simulator_really_widens_an_injected_qualification() {
         let url = format!(
             "{}/api/arsys/v1/entry/HPD%3AHelp%20Desk?q={}&fields=values(Incident%20Number)",
             gate.server.base_url(),
-            pam_ticket::backend::servicenow::percent_encode(q)
+            pam_ticket::http::percent_encode(q)
         );
         let response = client
             .send(

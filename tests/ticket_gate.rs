@@ -1091,7 +1091,7 @@ fn the_simulator_really_widens_an_injected_query() {
         let url = format!(
             "{}/api/now/table/incident?sysparm_query={}&sysparm_fields=number",
             gate.server.base_url(),
-            pam_ticket::backend::servicenow::percent_encode(query)
+            pam_ticket::http::percent_encode(query)
         );
         let response = client
             .send(

@@ -238,7 +238,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// PEM text for one DER certificate, 64 characters a line.
 pub fn to_pem(der: &[u8]) -> String {
-    let encoded = crate::backend::servicenow::base64(der);
+    let encoded = crate::http::base64(der);
     let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in encoded.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(line));

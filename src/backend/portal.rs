@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::servicenow::percent_encode;
 use super::{Lookup, LookupError, ProbeLine, TicketSource, Unavailable, sanitise};
 use crate::config::PortalSettings;
+use crate::http::percent_encode;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse};
 use crate::login::{Login, Target};
 use crate::secret::Secret;

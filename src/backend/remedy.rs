@@ -20,12 +20,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::servicenow::percent_encode;
 use super::{
     Lookup, LookupError, PROBE_TICKET, ProbeLine, TicketSource, Unavailable, probe_answer,
     probe_id, sanitise,
 };
 use crate::config::{BaseUrl, Credentials, RemedySettings};
+use crate::http::percent_encode;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, TransportError};
 use crate::login::Login;
 use crate::secret::Secret;

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
 use crate::config::{BaseUrl, Credentials};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, percent_encode};
 use crate::login::Login;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
@@ -57,7 +57,7 @@ impl TicketSource for ServiceNow {
         _login: &Login,
         deadline: Deadline,
     ) -> Result<Lookup, LookupError> {
-        let authorization = basic_authorization(&self.account);
+        let mut authorization = basic_authorization(&self.account);
         let headers = [
             ("Accept", "application/json"),
             ("Authorization", authorization.as_str()),
@@ -68,8 +68,10 @@ impl TicketSource for ServiceNow {
             &headers,
             &Body::Empty,
             deadline,
-        )?;
-        interpret(id, &response).map(Lookup::Found)
+        );
+        // The header decodes to the password: wipe our copy as soon as it is sent.
+        crate::secret::wipe_string(&mut authorization);
+        interpret(id, &response?).map(Lookup::Found)
     }
 }
 
@@ -191,41 +193,9 @@ pub fn basic_authorization(account: &Credentials) -> String {
     let mut raw = account.username.as_bytes().to_vec();
     raw.push(b':');
     raw.extend_from_slice(account.password.as_bytes());
-    let encoded = format!("Basic {}", base64(&raw));
+    let encoded = format!("Basic {}", crate::http::base64(&raw));
     crate::secret::wipe(&mut raw);
     encoded
-}
-
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let triple = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                let index = (triple >> (18 - 6 * position)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-                char::from(byte).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -257,7 +227,7 @@ mod tests {
             ("foo", "Zm9v"),
             ("foobar", "Zm9vYmFy"),
         ] {
-            assert_eq!(base64(input.as_bytes()), expected);
+            assert_eq!(crate::http::base64(input.as_bytes()), expected);
         }
     }
 

@@ -455,7 +455,7 @@ impl PortalSim {
         let url = format!(
             "{}/api/now/table/{table}?sysparm_query={}&sysparm_fields={fields}&sysparm_limit=2",
             self.link.url,
-            pam_ticket::backend::servicenow::percent_encode(&format!("number={ticket}"))
+            pam_ticket::http::percent_encode(&format!("number={ticket}"))
         );
         let account = Credentials {
             username: self.link.username.clone(),
