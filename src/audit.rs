@@ -176,13 +176,26 @@ impl AuditSink for SystemAudit {
 }
 
 fn logger() -> Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>> {
-    syslog::unix(syslog::Formatter3164 {
+    let logger = syslog::unix(syslog::Formatter3164 {
         facility: syslog::Facility::LOG_AUTHPRIV,
         hostname: None,
         process: "pam_ticket".to_string(),
         pid: std::process::id(),
     })
-    .ok()
+    .ok()?;
+    // A stalled syslog daemon must not stall the login: a line that cannot be sent
+    // within this time is dropped (the JSON audit file, when set, still has it).
+    let limit = Some(std::time::Duration::from_millis(500));
+    match &logger.backend {
+        syslog::LoggerBackend::Unix(socket) => {
+            let _ = socket.set_write_timeout(limit);
+        }
+        syslog::LoggerBackend::UnixStream(stream) => {
+            let _ = stream.get_ref().set_write_timeout(limit);
+        }
+        _ => {}
+    }
+    Some(logger)
 }
 
 /// Writes one line to syslog at the level the decision deserves. Failures are ignored: a
