@@ -387,17 +387,41 @@ fn check(args: &[String]) -> i32 {
 }
 
 /// The bundle the module would trust: CAFile from the configuration, else the system's.
+///
+/// The configuration is loaded exactly as the module loads it, so the answer is the
+/// module's. During set-up it may not load yet (no account file, say): then CAFile is
+/// taken as written, with a warning that a login would fail on the configuration first.
 fn trust_bundle(config: Option<&str>) -> Result<PathBuf, String> {
     let path = match config {
         Some(path) => Some(PathBuf::from(path)),
         None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|path| path.is_file()),
     };
     if let Some(path) = path {
-        let text = fs::read_to_string(&path)
-            .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
-        let entries = crate::config::parse_entries(&text, &path).map_err(|e| e.to_string())?;
-        if let Some(entry) = entries.iter().rev().find(|entry| entry.key == "CAFile") {
-            return Ok(PathBuf::from(&entry.value));
+        let arguments = crate::config::ModuleArguments {
+            config_path: Some(path.clone()),
+            ..crate::config::ModuleArguments::default()
+        };
+        match crate::config::load(&arguments) {
+            Ok(loaded) => {
+                return loaded.ca_file.ok_or_else(|| {
+                    format!(
+                        "no CAFile set and no system bundle ({})",
+                        SYSTEM_CA_BUNDLES.join(", ")
+                    )
+                });
+            }
+            Err(problem) => {
+                eprintln!(
+                    "warning: the configuration does not load, so a login would fail before TLS: {problem}"
+                );
+                let text = fs::read_to_string(&path)
+                    .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
+                let entries =
+                    crate::config::parse_entries(&text, &path).map_err(|e| e.to_string())?;
+                if let Some(entry) = entries.iter().find(|entry| entry.key == "CAFile") {
+                    return Ok(PathBuf::from(entry.value.trim()));
+                }
+            }
         }
     }
     SYSTEM_CA_BUNDLES
