@@ -102,6 +102,13 @@ impl fmt::Display for SetupError {
     }
 }
 
+/// The HTTP methods the APIs we talk to need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
 /// A request body.
 pub enum Body<'a> {
     Empty,
@@ -184,7 +191,7 @@ impl HttpClient {
     /// Sends one request, finishing before `deadline` or failing with `TimedOut`.
     pub fn send(
         &self,
-        method: &str,
+        method: Method,
         url: &str,
         headers: &[(&str, &str)],
         body: &Body<'_>,
@@ -192,7 +199,7 @@ impl HttpClient {
     ) -> Result<HttpResponse, TransportError> {
         let budget = deadline.remaining().ok_or(TransportError::TimedOut)?;
         let result = match method {
-            "GET" => {
+            Method::Get => {
                 let mut request = self
                     .agent
                     .get(url)
@@ -204,7 +211,7 @@ impl HttpClient {
                 }
                 request.call()
             }
-            _ => {
+            Method::Post => {
                 let mut request = self
                     .agent
                     .post(url)
@@ -273,7 +280,7 @@ impl HttpClient {
     /// time left.
     pub fn send_with_retry(
         &self,
-        method: &str,
+        method: Method,
         url: &str,
         headers: &[(&str, &str)],
         body: &Body<'_>,

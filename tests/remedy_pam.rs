@@ -573,7 +573,7 @@ fn the_simulator_really_widens_an_injected_qualification() {
     let deadline = || pam_ticket::http::Deadline::after(Duration::from_secs(5));
     let login = client
         .send(
-            "POST",
+            pam_ticket::http::Method::Post,
             &format!("{}/api/jwt/login", gate.server.base_url()),
             &[],
             &pam_ticket::http::Body::Form(&[
@@ -592,7 +592,7 @@ fn the_simulator_really_widens_an_injected_qualification() {
         );
         let response = client
             .send(
-                "GET",
+                pam_ticket::http::Method::Get,
                 &url,
                 &[("Authorization", &authorization)],
                 &pam_ticket::http::Body::Empty,

@@ -1095,7 +1095,7 @@ fn the_simulator_really_widens_an_injected_query() {
         );
         let response = client
             .send(
-                "GET",
+                pam_ticket::http::Method::Get,
                 &url,
                 &[("Authorization", &authorization)],
                 &pam_ticket::http::Body::Empty,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{Lookup, LookupError, ProbeLine, TicketSource, Unavailable, sanitise};
 use crate::config::PortalSettings;
 use crate::http::percent_encode;
-use crate::http::{Body, Deadline, HttpClient, HttpResponse};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method};
 use crate::login::{Login, Target};
 use crate::secret::Secret;
 use crate::ticket::TicketId;
@@ -69,7 +69,7 @@ impl Portal {
             self.settings.auth_method.path_segment()
         ));
         let result = self.client.send_with_retry(
-            "POST",
+            Method::Post,
             &url,
             &[("Accept", "application/json")],
             &Body::Json(&body),
@@ -96,7 +96,7 @@ impl Portal {
         let response = self
             .client
             .send(
-                "POST",
+                Method::Post,
                 &self.url("/API/Auth/Logoff/"),
                 &[("Accept", "application/json"), ("Authorization", token)],
                 &Body::Empty,
@@ -121,7 +121,7 @@ impl Portal {
         let url = format!("{}?limit=1", self.url("/API/Accounts"));
         let response =
             self.client
-                .send_with_retry("GET", &url, &headers, &Body::Empty, deadline)?;
+                .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline)?;
         if response.status != 200 {
             return Err(unavailable(&response));
         }
@@ -154,7 +154,7 @@ impl Portal {
         );
         let response =
             self.client
-                .send_with_retry("GET", &url, &headers, &Body::Empty, deadline)?;
+                .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline)?;
         let account = pick_account(&response, &target.user, wanted_address)?;
 
         let reason = expand_reason(&self.settings.reason_template, login, target);
@@ -173,9 +173,9 @@ impl Portal {
         // No retry here: the portal may have validated the ticket, retrieved the password
         // and audited both before the answer was lost; a second Retrieve would be a second
         // password release in the vault's audit for one login.
-        let response = self
-            .client
-            .send("POST", &url, &headers, &Body::Json(&body), deadline)?;
+        let response =
+            self.client
+                .send(Method::Post, &url, &headers, &Body::Json(&body), deadline)?;
         interpret_retrieve(response, &account, &self.settings.ticketing_system_name)
     }
 }

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::config::{BaseUrl, Credentials, RemedySettings};
 use crate::http::percent_encode;
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, TransportError};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, TransportError};
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
@@ -173,7 +173,7 @@ impl Remedy {
             ("password", password),
         ];
         let response = self.client.send_with_retry(
-            "POST",
+            Method::Post,
             &self.base_url.join("/api/jwt/login"),
             &[("Accept", "text/plain, application/json")],
             &Body::Form(&form),
@@ -194,7 +194,7 @@ impl Remedy {
         let response = self
             .client
             .send(
-                "POST",
+                Method::Post,
                 &self.base_url.join("/api/jwt/logout"),
                 &[("Authorization", authorization.as_str())],
                 &Body::Empty,
@@ -232,7 +232,7 @@ impl Remedy {
         ];
         Ok(self
             .client
-            .send_with_retry("GET", url, &headers, &Body::Empty, deadline)?)
+            .send_with_retry(Method::Get, url, &headers, &Body::Empty, deadline)?)
     }
 
     /// Logs off whatever this lookup replaced or could not cache.

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
 use crate::config::{BaseUrl, Credentials};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, percent_encode};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, percent_encode};
 use crate::login::Login;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
@@ -63,7 +63,7 @@ impl TicketSource for ServiceNow {
             ("Authorization", authorization.as_str()),
         ];
         let response = self.client.send_with_retry(
-            "GET",
+            Method::Get,
             &self.query_url(id),
             &headers,
             &Body::Empty,

@@ -465,7 +465,7 @@ impl PortalSim {
         let authorization = pam_ticket::backend::servicenow::basic_authorization(&account);
         let response = client
             .send(
-                "GET",
+                pam_ticket::http::Method::Get,
                 &url,
                 &[
                     ("Accept", "application/json"),
