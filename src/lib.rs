@@ -177,7 +177,8 @@ fn configuration_failed(
     service: &str,
     problem: &config::ConfigError,
 ) -> PamResultCode {
-    let user = pam_glue::user(pamh).unwrap_or_default();
+    // The item only: a broken configuration must not start a conversation for a user name.
+    let user = pam_glue::user_item(pamh).unwrap_or_default();
     let record = error_record(
         &user,
         &Some(service.to_string()),

@@ -5,7 +5,7 @@ use std::ffi::{CString, c_char, c_int};
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamResultCode};
 use pam::conv::Conv;
-use pam::items::{RHost, Service};
+use pam::items::{RHost, Service, User};
 use pam::module::PamHandle;
 
 use crate::flow::{Conversation, ConversationFailed};
@@ -59,6 +59,12 @@ impl Conversation for PamConversation<'_> {
 /// PAM_USER, asking libpam to obtain it if the application did not set it.
 pub fn user(handle: &mut PamHandle) -> Result<String, PamResultCode> {
     handle.get_user(None)
+}
+
+/// PAM_USER as the application set it, without prompting; `None` when unset.
+pub fn user_item(handle: &PamHandle) -> Option<String> {
+    let item = handle.get_item::<User>().ok().flatten()?;
+    item.0.to_str().ok().map(str::to_string)
 }
 
 /// PAM_RHOST, when set and valid UTF-8.
