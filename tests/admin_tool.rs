@@ -13,7 +13,7 @@ use std::sync::Arc;
 use pam_ticket::bypass::{self, BypassHash};
 use support::https::{TestServer, refusing_port};
 use support::pki::{ServerCert, TestPki};
-use support::portal::{PortalSim, ROOT_PASSWORD, TicketingLink};
+use support::portal::{PortalChain, ROOT_PASSWORD};
 use support::remedy::{Endpoint, RemedySim};
 use support::servicenow::ServiceNowSim;
 use support::tmp::TestDir;
@@ -771,42 +771,22 @@ const GATEWAY_USER: &str = "PSMPGateway01";
 const GATEWAY_PASSWORD: &str = "Gw-Pass-4412";
 
 /// The portal simulator, which validates tickets by asking the ServiceNow simulator.
-struct PortalSetup {
-    servicenow_server: TestServer,
-    servicenow: Arc<ServiceNowSim>,
-    server: TestServer,
-    portal: Arc<PortalSim>,
-    pki: TestPki,
-    dir: TestDir,
+struct PortalSetup(PortalChain);
+
+impl std::ops::Deref for PortalSetup {
+    type Target = PortalChain;
+    fn deref(&self) -> &PortalChain {
+        &self.0
+    }
 }
 
 impl PortalSetup {
     fn new(label: &str) -> PortalSetup {
-        let dir = TestDir::new(&format!("admin-portal-{label}"));
-        let pki = TestPki::generate(&dir.join("pki"));
-        let servicenow = Arc::new(ServiceNowSim::new("portal.integration", "Sn-Int-Pass"));
-        let servicenow_server =
-            TestServer::start(pki.server_config(ServerCert::Good), servicenow.clone());
-        let link = TicketingLink {
-            url: servicenow_server.base_url(),
-            ca_file: pki.ca_pem_path(),
-            username: "portal.integration".to_string(),
-            password: "Sn-Int-Pass".to_string(),
-        };
-        let portal = Arc::new(PortalSim::new(GATEWAY_USER, GATEWAY_PASSWORD, link));
-        let server = TestServer::start(pki.server_config(ServerCert::Good), portal.clone());
-        PortalSetup {
-            servicenow_server,
-            servicenow,
-            server,
-            portal,
-            pki,
-            dir,
-        }
-    }
-
-    fn portal_url(&self) -> String {
-        format!("{}/PasswordVault", self.server.base_url())
+        PortalSetup(PortalChain::start(
+            &format!("admin-portal-{label}"),
+            GATEWAY_USER,
+            GATEWAY_PASSWORD,
+        ))
     }
 
     fn audit_path(&self) -> PathBuf {

@@ -9,20 +9,16 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use support::https::{Fault, TestServer, refusing_port};
+use support::https::{Fault, refusing_port};
 use support::pam::{
     Login, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS, PamOutcome, PamService,
     authenticate, module_path,
 };
-use support::pki::{ServerCert, TestPki};
-use support::portal::{PortalSim, ROOT_PASSWORD, TicketingLink};
-use support::servicenow::ServiceNowSim;
-use support::tmp::TestDir;
+use support::portal::{PortalChain, ROOT_PASSWORD};
 
 const GATEWAY_USER: &str = "PSMPGateway01";
 const GATEWAY_PASSWORD: &str = "Gw-Pass-4412";
@@ -30,42 +26,18 @@ const UNAVAILABLE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
 
 /// The two simulators, the PKI and the files of one test.
-struct Rig {
-    dir: TestDir,
-    pki: TestPki,
-    servicenow_server: TestServer,
-    servicenow: Arc<ServiceNowSim>,
-    server: TestServer,
-    portal: Arc<PortalSim>,
+struct Rig(PortalChain);
+
+impl std::ops::Deref for Rig {
+    type Target = PortalChain;
+    fn deref(&self) -> &PortalChain {
+        &self.0
+    }
 }
 
 impl Rig {
     fn start(label: &str) -> Rig {
-        let dir = TestDir::new(label);
-        let pki = TestPki::generate(&dir.join("pki"));
-        let servicenow = Arc::new(ServiceNowSim::new("portal.integration", "Sn-Int-Pass"));
-        let servicenow_server =
-            TestServer::start(pki.server_config(ServerCert::Good), servicenow.clone());
-        let link = TicketingLink {
-            url: servicenow_server.base_url(),
-            ca_file: pki.ca_pem_path(),
-            username: "portal.integration".to_string(),
-            password: "Sn-Int-Pass".to_string(),
-        };
-        let portal = Arc::new(PortalSim::new(GATEWAY_USER, GATEWAY_PASSWORD, link));
-        let server = TestServer::start(pki.server_config(ServerCert::Good), portal.clone());
-        Rig {
-            dir,
-            pki,
-            servicenow_server,
-            servicenow,
-            server,
-            portal,
-        }
-    }
-
-    fn portal_url(&self) -> String {
-        format!("{}/PasswordVault", self.server.base_url())
+        Rig(PortalChain::start(label, GATEWAY_USER, GATEWAY_PASSWORD))
     }
 
     fn audit_path(&self) -> PathBuf {

@@ -567,3 +567,54 @@ impl Handler for PortalSim {
         }
     }
 }
+
+/// The whole chain a portal-mode login runs through: a portal simulator in front of a
+/// ServiceNow simulator (which it asks to validate tickets), both over HTTPS with one
+/// test PKI, and a directory for the test's files.
+pub struct PortalChain {
+    pub dir: super::tmp::TestDir,
+    pub pki: super::pki::TestPki,
+    pub servicenow_server: super::https::TestServer,
+    pub servicenow: std::sync::Arc<super::servicenow::ServiceNowSim>,
+    pub server: super::https::TestServer,
+    pub portal: std::sync::Arc<PortalSim>,
+}
+
+impl PortalChain {
+    /// Starts both simulators; the portal accepts `gateway_user` / `gateway_password`.
+    pub fn start(label: &str, gateway_user: &str, gateway_password: &str) -> PortalChain {
+        use super::pki::ServerCert;
+        let dir = super::tmp::TestDir::new(label);
+        let pki = super::pki::TestPki::generate(&dir.join("pki"));
+        let servicenow = std::sync::Arc::new(super::servicenow::ServiceNowSim::new(
+            "portal.integration",
+            "Sn-Int-Pass",
+        ));
+        let servicenow_server = super::https::TestServer::start(
+            pki.server_config(ServerCert::Good),
+            servicenow.clone(),
+        );
+        let link = TicketingLink {
+            url: servicenow_server.base_url(),
+            ca_file: pki.ca_pem_path(),
+            username: "portal.integration".to_string(),
+            password: "Sn-Int-Pass".to_string(),
+        };
+        let portal = std::sync::Arc::new(PortalSim::new(gateway_user, gateway_password, link));
+        let server =
+            super::https::TestServer::start(pki.server_config(ServerCert::Good), portal.clone());
+        PortalChain {
+            dir,
+            pki,
+            servicenow_server,
+            servicenow,
+            server,
+            portal,
+        }
+    }
+
+    /// `PortalURL` for the module: the server's base URL plus `/PasswordVault`.
+    pub fn portal_url(&self) -> String {
+        format!("{}/PasswordVault", self.server.base_url())
+    }
+}
