@@ -2,6 +2,7 @@
 //! proxy from the configuration (never from the environment), one deadline for the whole
 //! check, and errors that say what happened.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::path::Path;
@@ -19,12 +20,27 @@ const MAX_BODY_BYTES: u64 = 1 << 20;
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline {
     end: Instant,
+    /// When the check this deadline belongs to started: the key of its one retry.
+    check: Instant,
 }
 
 impl Deadline {
+    /// A new check that must be over within `budget`.
     pub fn after(budget: Duration) -> Deadline {
+        let now = Instant::now();
         Deadline {
-            end: Instant::now() + budget,
+            end: now + budget,
+            check: now,
+        }
+    }
+
+    /// The same check, ending `reserve` earlier (never before now): room kept back for a
+    /// last request such as a log-off.
+    pub fn keep_back(&self, reserve: Duration) -> Deadline {
+        let earlier = self.end.checked_sub(reserve).unwrap_or(self.end);
+        Deadline {
+            end: earlier.max(Instant::now()),
+            check: self.check,
         }
     }
 
@@ -149,6 +165,9 @@ pub fn parse_pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
 
 pub struct HttpClient {
     agent: ureq::Agent,
+    /// The check (see `Deadline`) that has spent its one retry, whichever request of the
+    /// check spent it: a log-on and a query each failing must not make two retries.
+    retried_check: Cell<Option<Instant>>,
 }
 
 impl HttpClient {
@@ -185,7 +204,10 @@ impl HttpClient {
             .user_agent(concat!("pam_ticket/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        Ok(HttpClient { agent })
+        Ok(HttpClient {
+            agent,
+            retried_check: Cell::new(None),
+        })
     }
 
     /// Sends one request, finishing before `deadline` or failing with `TimedOut`.
@@ -275,9 +297,9 @@ impl HttpClient {
         })
     }
 
-    /// Sends a request, retrying at most once, and only inside the deadline: after a
-    /// refused or reset connection or a 5xx, or after a 429 whose Retry-After fits in the
-    /// time left.
+    /// Sends a request, retrying at most once per check, and only inside the deadline:
+    /// after a refused or reset connection or a 5xx, or after a 429 whose Retry-After fits
+    /// in the time left.
     pub fn send_with_retry(
         &self,
         method: Method,
@@ -296,8 +318,12 @@ impl HttpClient {
             },
             _ => return first,
         };
+        if self.retried_check.get() == Some(deadline.check) {
+            return first;
+        }
         match deadline.remaining() {
             Some(left) if left > wait => {
+                self.retried_check.set(Some(deadline.check));
                 std::thread::sleep(wait);
                 self.send(method, url, headers, body, deadline)
             }

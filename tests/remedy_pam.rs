@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
     self, Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
@@ -40,10 +41,15 @@ struct RemedyGate {
 
 impl RemedyGate {
     fn new() -> RemedyGate {
+        RemedyGate::with_handler(|sim| sim)
+    }
+
+    /// A gate whose server runs `wrap(simulator)`, for faults the server has no name for.
+    fn with_handler(wrap: impl FnOnce(Arc<RemedySim>) -> Arc<dyn Handler>) -> RemedyGate {
         let dir = TestDir::new("remedy-pam");
         let pki = TestPki::generate(&dir.join("pki"));
         let sim = Arc::new(RemedySim::new(ACCOUNT_USER, ACCOUNT_PASSWORD));
-        let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
+        let server = TestServer::start(pki.server_config(ServerCert::Good), wrap(sim.clone()));
         let account = dir.join("account.conf");
         fs::write(
             &account,
@@ -676,4 +682,60 @@ fn the_example_configuration_works() {
     assert_eq!(pam::code_name(outcome.code), "PAM_MAXTRIES");
     assert_eq!(gate.sim.login_count(), 1);
     assert_eq!(gate.sim.query_count(), 4);
+}
+
+/// Answers 503 to the requests whose 1-based numbers are listed, and passes the rest on.
+struct FailOn {
+    inner: Arc<RemedySim>,
+    numbers: &'static [usize],
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl Handler for FailOn {
+    fn handle(&self, request: &Request) -> Response {
+        let number = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.numbers.contains(&number) {
+            return Response::json(
+                503,
+                &serde_json::json!([{"messageType": "ERROR", "messageText": "busy", "messageNumber": 9999}]),
+            );
+        }
+        self.inner.handle(request)
+    }
+}
+
+/// One retry per check, whichever request spends it: the log-on fails once and is retried,
+/// then the query fails once and is not retried again.
+#[test]
+fn one_retry_per_check_across_log_on_and_query() {
+    let gate = RemedyGate::with_handler(|sim| {
+        Arc::new(FailOn {
+            inner: sim,
+            numbers: &[1, 3],
+            seen: std::sync::atomic::AtomicUsize::new(0),
+        })
+    });
+    let service = gate.service("");
+    let outcome = gate.login(&service, "INC000000000001");
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(
+        gate.server.request_count(),
+        3,
+        "log-on, its retry, the query: no fourth"
+    );
+    assert_eq!(gate.sim.login_count(), 1);
+    let records = gate.audit();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["decision"], "unavailable");
+    assert!(
+        records[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("server error HTTP 503")
+    );
 }

@@ -270,10 +270,10 @@ pub fn no_target_message(pam_user: &str) -> String {
 
 /// The deadline for the exchange: the real one, less a reserve for the logoff.
 fn keep_back(deadline: Deadline) -> Deadline {
-    match deadline.remaining() {
-        Some(left) => Deadline::after(left.saturating_sub(LOGOFF_RESERVE.min(left / 5))),
-        None => deadline,
-    }
+    let reserve = deadline
+        .remaining()
+        .map_or(Duration::ZERO, |left| LOGOFF_RESERVE.min(left / 5));
+    deadline.keep_back(reserve)
 }
 
 /// The address the vault account carries. For `user#domain@machine` (a domain account
