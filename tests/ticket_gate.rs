@@ -14,6 +14,7 @@ use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -1246,22 +1247,27 @@ fn files_others_could_change_or_read_are_configuration_errors() {
         } else {
             format!("FailsafeBypassCode=\"{hash}\"\n")
         };
-        // The configuration names gate.audit_path(); the pam.d line names another file.
+        // The configuration names gate.audit_path(); the pam.d line names none, then
+        // another file.
         let argument_audit = gate.dir.join("pam-d-audit.jsonl");
         let argument = format!("AuditLogFile={}", argument_audit.display());
-        let service = gate.service(&extra, &[&argument]);
-        fs::set_permissions(gate.dir.join(file), fs::Permissions::from_mode(mode)).expect("chmod");
-        let outcome = gate.login(&service, "alice", &["right-code-123"]);
-        let context = format!("{file} {mode:o}: {}", outcome.transcript());
-        assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
-        assert!(outcome.prompts().is_empty(), "{context}");
-        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
-        assert_eq!(gate.server.request_count(), 0, "{context}");
-        assert!(
-            !gate.audit_path().exists(),
-            "{context}: the refused configuration's AuditLogFile was written: {:?}",
-            fs::read_to_string(gate.audit_path())
-        );
+        for arguments in [vec![], vec![argument.as_str()]] {
+            let service = gate.service(&extra, &arguments);
+            fs::set_permissions(gate.dir.join(file), fs::Permissions::from_mode(mode))
+                .expect("chmod");
+            let outcome = gate.login(&service, "alice", &["right-code-123"]);
+            let context = format!("{file} {mode:o} {arguments:?}: {}", outcome.transcript());
+            assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
+            assert!(outcome.prompts().is_empty(), "{context}");
+            assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+            assert_eq!(gate.server.request_count(), 0, "{context}");
+            assert!(
+                !gate.audit_path().exists(),
+                "{context}: the refused configuration's AuditLogFile was written: {:?}",
+                fs::read_to_string(gate.audit_path())
+            );
+        }
+        let context = format!("{file} {mode:o}");
         let records = audit_records(&argument_audit);
         assert_eq!(records.len(), 1, "{context}: {records:?}");
         assert_eq!(records[0]["decision"], "error", "{context}");
@@ -1355,35 +1361,44 @@ fn a_refused_configuration_never_chooses_where_root_writes() {
 }
 
 /// A configuration path that is a FIFO is refused at once: it is opened without blocking,
-/// found not to be a regular file, and never read again (which would wait for a writer
-/// for ever). Only the pam.d line's audit file gets the error.
+/// found not to be a regular file, and never read again (a second, plain read would wait
+/// for a writer for ever). Only the pam.d line's audit file, when there is one, gets the
+/// error.
 #[test]
 fn a_configuration_that_is_a_fifo_is_refused_at_once() {
     let system = servicenow();
     let gate = Gate::new(system.clone());
     let fifo = gate.dir.join("pam_ticket.conf.fifo");
     mkfifo(&fifo);
-    let service = PamService::new(
-        &gate.dir.join("pam.d"),
-        "ticket-fifo",
-        &pam::module_path(),
-        &[format!("config={}", fifo.display()), gate.audit_argument()],
-    );
-    let outcome = login_within(
-        Duration::from_secs(10),
-        &service,
-        Login::new("alice").answer("INC0010001"),
-    );
-    assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
-    assert!(
-        outcome.elapsed < Duration::from_secs(2),
-        "{:?}",
-        outcome.elapsed
-    );
-    assert!(outcome.prompts().is_empty());
-    assert_eq!(outcome.errors(), vec![MISCONFIGURED]);
-    assert_eq!(gate.server.request_count(), 0);
-    assert_single_audit(&gate, "error", "is not a regular file");
+    let config_argument = format!("config={}", fifo.display());
+    for with_audit_argument in [false, true] {
+        let mut arguments = vec![config_argument.clone()];
+        if with_audit_argument {
+            arguments.push(gate.audit_argument());
+        }
+        let service = PamService::new(
+            &gate.dir.join("pam.d"),
+            "ticket-fifo",
+            &pam::module_path(),
+            &arguments,
+        );
+        let outcome = login_within(
+            Duration::from_secs(10),
+            &service,
+            Login::new("alice").answer("INC0010001"),
+        );
+        let context = format!("{arguments:?}: {}", outcome.transcript());
+        assert_eq!(outcome.code, PAM_SERVICE_ERR, "{context}");
+        assert!(outcome.elapsed < Duration::from_secs(2), "{context}");
+        assert!(outcome.prompts().is_empty(), "{context}");
+        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+        assert_eq!(gate.server.request_count(), 0, "{context}");
+        if with_audit_argument {
+            assert_single_audit(&gate, "error", "is not a regular file");
+        } else {
+            assert!(gate.audit().is_empty(), "{context}");
+        }
+    }
 }
 
 /// An audit file that is a FIFO never stalls a login and never receives a record, with or
@@ -1426,7 +1441,7 @@ fn an_audit_fifo_gets_nothing_and_never_stalls_the_login() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
         .expect("open the FIFO's reader end");
-    let broken = gate.service("Timeout=ten\n", &[&argument]);
+    let broken = gate.service("FailMode=open\n", &[&argument]);
     let outcome = login_within(Duration::from_secs(10), &broken, Login::new("alice"));
     assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
     assert!(
@@ -1448,7 +1463,7 @@ fn a_symlinked_audit_file_is_not_followed() {
     let link = gate.dir.join("audit-link.jsonl");
     std::os::unix::fs::symlink(&target, &link).expect("symlink");
     let argument = format!("AuditLogFile={}", link.display());
-    for (extra, code) in [("", PAM_SUCCESS), ("Timeout=ten\n", PAM_SERVICE_ERR)] {
+    for (extra, code) in [("", PAM_SUCCESS), ("FailMode=open\n", PAM_SERVICE_ERR)] {
         let service = gate.service(extra, &[&argument]);
         let outcome = gate.login(&service, "alice", &["INC0010001"]);
         assert_eq!(outcome.code, code, "{extra}: {}", outcome.transcript());
@@ -1489,7 +1504,7 @@ fn an_audit_folder_others_can_write_to_gets_no_audit_file() {
         let audit = folder.join("audit.jsonl");
         let argument = format!("AuditLogFile={}", audit.display());
         let trusted = mode & 0o022 == 0 && owner == 0;
-        for (extra, code) in [("", PAM_SUCCESS), ("Timeout=ten\n", PAM_SERVICE_ERR)] {
+        for (extra, code) in [("", PAM_SUCCESS), ("FailMode=open\n", PAM_SERVICE_ERR)] {
             let service = gate.service(extra, &[&argument]);
             let outcome = gate.login(&service, "alice", &["INC0010001"]);
             let context = format!("{mode:o} uid {owner} {extra}: {}", outcome.transcript());
@@ -1593,4 +1608,52 @@ fn a_bypass_code_as_a_module_argument_is_a_configuration_error() {
         !record.to_string().contains(hash_hex),
         "the hash must not be repeated: {record}"
     );
+}
+
+/// The CA bundle is read once, when it is checked, and the HTTPS client trusts what that
+/// read returned, never the path again. Here the bundle is swapped between the check and
+/// the first request (at libpam's `login:` prompt, which comes after the configuration has
+/// loaded and before the client is built) for another CA's, left world-writable as an
+/// attacker's file would be, and the server presents a certificate from that other CA.
+/// Reading the path again would trust the swapped file and let the login in.
+#[test]
+fn the_ca_bundle_trusted_is_the_one_that_was_checked() {
+    let system = servicenow();
+    let gate = Gate::with_cert(system.clone(), ServerCert::UntrustedCa);
+    let service = gate.service("", &[]);
+    let bundle = gate.pki.ca_pem_path();
+    let other_ca = fs::read(gate.pki.untrusted_ca_pem_path()).expect("the other CA");
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let login = Login::new("alice")
+        .rhost("192.0.2.10")
+        .answer("INC0010001")
+        .user_from_prompt()
+        .on_prompt({
+            let bundle = bundle.clone();
+            let swaps = Arc::clone(&swaps);
+            move |prompt| {
+                if prompt.starts_with("login") && swaps.fetch_add(1, Ordering::SeqCst) == 0 {
+                    fs::write(&bundle, &other_ca).expect("swap the bundle");
+                    fs::set_permissions(&bundle, fs::Permissions::from_mode(0o666)).expect("chmod");
+                }
+            }
+        });
+    let outcome = pam::authenticate(&service, &login);
+    assert_eq!(swaps.load(Ordering::SeqCst), 1, "{}", outcome.transcript());
+    assert_eq!(
+        outcome.prompts()[0].trim_end(),
+        "login:",
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(
+        pam::code_name(outcome.code),
+        "PAM_AUTHINFO_UNAVAIL",
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(outcome.errors(), vec![UNTRUSTED]);
+    assert_eq!(gate.server.request_count(), 0);
+    assert!(!outcome.env.contains_key("TICKET_ID"));
+    assert_single_audit(&gate, "unavailable", "server certificate not trusted");
 }
