@@ -444,6 +444,53 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_file_is_written_only_in_a_root_only_folder_and_only_as_a_regular_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pam_ticket_audit_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        let value = record().to_json();
+        let path = dir.join("audit.jsonl");
+        append_json_line(&path, &value).expect("a root-only folder");
+        let mode = fs::metadata(&path).expect("created").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let link = dir.join("link.jsonl");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        let problem = append_json_line(&link, &value).expect_err("a link");
+        assert!(problem.to_string().contains("symbolic link"), "{problem}");
+
+        let folder = dir.join("shared");
+        fs::create_dir(&folder).expect("mkdir");
+        for loose in [0o770, 0o707, 0o1777] {
+            fs::set_permissions(&folder, fs::Permissions::from_mode(loose)).expect("chmod");
+            let problem = append_json_line(&folder.join("a.jsonl"), &value).expect_err("loose");
+            assert!(
+                matches!(problem, AuditFileError::DirectoryNotRootOnly { .. }),
+                "{loose:o}: {problem}"
+            );
+            assert!(!folder.join("a.jsonl").exists());
+        }
+        assert!(matches!(
+            append_json_line(Path::new("/"), &value),
+            Err(AuditFileError::NotAFilePath(_))
+        ));
+        // A folder in place of the file: openat refuses to open it for writing.
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(matches!(
+            append_json_line(&folder, &value),
+            Err(AuditFileError::Open { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(&path).expect("audit").lines().count(),
+            1,
+            "only the first record was written"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn key_values_quote_spaces() {
         let line = record().to_key_values();
         assert!(line.starts_with("decision=deny user=alice"), "{line}");
