@@ -184,13 +184,17 @@ fn check_names_a_rejected_account() {
     let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("OK    TLS"), "{out}");
-    assert!(
-        out.contains(
-            "FAIL  the ticketing system is unavailable: the module's account was rejected (HTTP 401"
-        ),
-        "{out}"
+    // Who was refused, by whom, what to check, and that it is not an outage.
+    let expected = format!(
+        "  FAIL  the module's account {USER} was refused by {} (HTTP 401: User Not \
+         Authenticated: Required to provide Auth information): check ConnectionAccountFile \
+         ({}) and the account's password, lock state and roles. This is not an outage: every \
+         login is denied, in both fail modes, until the account is fixed\n",
+        setup.server.base_url(),
+        setup.dir.join("account.conf").display()
     );
-    assert!(out.contains("check Username and Password"), "{out}");
+    assert!(out.contains(&expected), "{out}");
+    assert!(out.ends_with("result: FAILED\n"), "{out}");
     assert_eq!(setup.server.request_count(), 1);
 }
 
@@ -684,14 +688,15 @@ fn check_remedy_names_a_rejected_account_even_with_a_live_cached_token() {
     let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("  OK    TLS"), "{out}");
-    assert!(
-        out.contains(
-            "  FAIL  the ticketing system is unavailable: the module's account was rejected \
-             (HTTP 401): ARERR 623 Authentication failed (check Username and Password in the \
-             account file, and the account's roles)\n"
-        ),
-        "{out}"
+    let expected = format!(
+        "  FAIL  the module's account {REMEDY_USER} was refused by {} (HTTP 401: ARERR 623 \
+         Authentication failed): check ConnectionAccountFile ({}) and the account's password, \
+         lock state and roles. This is not an outage: every login is denied, in both fail \
+         modes, until the account is fixed\n",
+        setup.server.base_url(),
+        setup.dir.join("remedy-account.conf").display()
     );
+    assert!(out.contains(&expected), "{out}");
     assert!(out.ends_with("result: FAILED\n"), "{out}");
     assert_eq!(
         setup.endpoints(),
@@ -890,14 +895,15 @@ fn check_portal_names_a_rejected_gateway_user() {
     let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("  OK    TLS"), "{out}");
-    assert!(
-        out.contains(
-            "  FAIL  the portal is unavailable: the module's account was rejected (HTTP 403): \
-             PASWS013E: Authentication failure for User [PSMPGateway01]. (check Username and \
-             Password in PortalAccountFile, and PortalAuthMethod)\n"
-        ),
-        "{out}"
+    let expected = format!(
+        "  FAIL  the module's account {GATEWAY_USER} was refused by {} (HTTP 403: PASWS013E: \
+         Authentication failure for User [PSMPGateway01].): check PortalAccountFile ({}) and \
+         the account's password, lock state and roles, and PortalAuthMethod. This is not an \
+         outage: every login is denied, in both fail modes, until the account is fixed\n",
+        setup.portal_url(),
+        setup.dir.join("portal-account").display()
     );
+    assert!(out.contains(&expected), "{out}");
     assert!(out.ends_with("result: FAILED\n"), "{out}");
     assert_eq!(
         setup.portal.counts(),
