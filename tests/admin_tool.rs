@@ -399,6 +399,46 @@ fn test_reports_unavailable_by_fail_mode() {
     assert!(out.contains("TICKET_DECISION=failsafe"), "{out}");
 }
 
+/// A refused account is no outage: `pam-ticket test` says so, and the login would be
+/// refused in safe mode too.
+#[test]
+fn test_reports_a_refused_account_as_denied_in_both_fail_modes() {
+    let setup = Setup::new("test-refused");
+    let config = setup.config(
+        "wrong-password",
+        &setup.server.base_url(),
+        setup.pki.ca_pem_path(),
+        "",
+    );
+    for mode in ["FailMode=secure", "FailMode=safe"] {
+        let (code, out, _) = tool(
+            &[
+                "test",
+                "--user",
+                "alice",
+                "--config",
+                &path_arg(&config),
+                "--arg",
+                mode,
+                "INC0010001",
+            ],
+            "",
+        );
+        assert_eq!(code, 1, "{mode}: {out}");
+        assert!(
+            out.contains(&format!(
+                "lookup         REFUSED ACCOUNT ServiceNow: the module's account {USER} was \
+                 refused by {} (HTTP 401",
+                setup.server.base_url()
+            )),
+            "{mode}: {out}"
+        );
+        assert!(out.contains("(denied in both fail modes)"), "{mode}: {out}");
+        assert!(out.contains("PAM_AUTHINFO_UNAVAIL"), "{mode}: {out}");
+        assert!(!out.contains("TICKET_DECISION"), "{mode}: {out}");
+    }
+}
+
 #[test]
 fn test_accepts_a_bypass_code_from_stdin_without_a_request() {
     let setup = Setup::new("test-bypass");
