@@ -9,6 +9,8 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use zeroize::Zeroize;
+
 /// Who besides the owner may read the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readers {
@@ -71,16 +73,24 @@ pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<
         .metadata()
         .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
     check(path, &metadata, readers)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
+    // Sized from the file, so that reading an account file does not grow the buffer and
+    // leave copies of the password behind (bounded: the size is only a hint).
+    let size_hint = usize::try_from(metadata.len()).unwrap_or(0).min(1 << 24);
+    let mut bytes = Vec::with_capacity(size_hint);
+    if let Err(io_error) = file.read_to_end(&mut bytes) {
+        bytes.zeroize();
+        return Err(format!("cannot read {}: {io_error}", path.display()));
+    }
     Ok(bytes)
 }
 
 /// `read` for text files.
 pub fn read_text(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<String, String> {
     let bytes = read(path, readers, follow_symlinks)?;
-    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+    String::from_utf8(bytes).map_err(|refused| {
+        refused.into_bytes().zeroize();
+        format!("{} is not UTF-8 text", path.display())
+    })
 }
 
 #[cfg(test)]
