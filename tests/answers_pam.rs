@@ -166,9 +166,18 @@ fn assert_denied_for_duplicate(
     fail_mode: &str,
 ) {
     let context = format!("{ticket} in FailMode={fail_mode}");
-    assert_eq!(outcome.code, PAM_AUTHINFO_UNAVAIL, "{context}: {}", outcome.transcript());
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{context}: {}",
+        outcome.transcript()
+    );
     assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}");
-    assert!(outcome.infos().is_empty(), "{context}: {}", outcome.transcript());
+    assert!(
+        outcome.infos().is_empty(),
+        "{context}: {}",
+        outcome.transcript()
+    );
     assert!(outcome.env.get("TICKET_ID").is_none(), "{context}");
     assert_eq!(records.len(), 1, "{context}: {records:?}");
     let record = &records[0];
@@ -276,7 +285,10 @@ fn a_duplicate_key_in_a_remedy_answer_is_denied_in_both_fail_modes() {
         rewrite(sim.clone(), remedy_duplicates),
     );
     for fail_mode in FAIL_MODES {
-        for (ticket, key) in [("INC000000000002", "Status"), ("INC000000000001", "entries")] {
+        for (ticket, key) in [
+            ("INC000000000002", "Status"),
+            ("INC000000000001", "entries"),
+        ] {
             let service = world.service(
                 "BMCRemedy",
                 &format!(
@@ -398,7 +410,11 @@ fn a_duplicate_key_in_a_portal_answer_is_denied_in_both_fail_modes() {
             &login("alice@root@db01.example.com", "INC0010001"),
         );
         assert_eq!(world.portal.searches(), searches + 1);
-        assert_eq!(world.portal.retrieves(), 0, "no password retrieval is asked for");
+        assert_eq!(
+            world.portal.retrieves(),
+            0,
+            "no password retrieval is asked for"
+        );
         world.assert_logged_off();
         assert_denied_for_duplicate(
             &outcome,
@@ -452,7 +468,12 @@ fn a_control_character_in_a_state_is_a_mismatch_in_both_fail_modes() {
             );
             let outcome = pam::authenticate(&service, &login("alice", ticket));
             let context = format!("{system} in FailMode={fail_mode}");
-            assert_eq!(outcome.code, PAM_MAXTRIES, "{context}: {}", outcome.transcript());
+            assert_eq!(
+                outcome.code,
+                PAM_MAXTRIES,
+                "{context}: {}",
+                outcome.transcript()
+            );
             let message = format!(
                 "Ticket {ticket} is In Progress (with control or invisible characters); allowed states: In Progress"
             );
@@ -492,8 +513,7 @@ fn servicenow_hidden_text(request: &Request, response: Response) -> Response {
     match request.param("sysparm_query") {
         Some("number=INC0010002") if response.status == 200 => {
             let mut document = body_json(&response);
-            document["result"][0]["state"]["display_value"] =
-                json!(format!("Clo{HIDDEN}sed"));
+            document["result"][0]["state"]["display_value"] = json!(format!("Clo{HIDDEN}sed"));
             Response::json(200, &document)
         }
         Some("number=INC0010005") => Response::json(
@@ -508,7 +528,11 @@ fn servicenow_hidden_text(request: &Request, response: Response) -> Response {
 
 /// The portal refuses every ticket with an ErrorMessage that carries `HIDDEN`.
 fn portal_hidden_refusal(request: &Request, response: Response) -> Response {
-    if request.path.to_ascii_lowercase().ends_with("/password/retrieve") {
+    if request
+        .path
+        .to_ascii_lowercase()
+        .ends_with("/password/retrieve")
+    {
         return pvwa_error(
             403,
             &format!("ITATS542E{HIDDEN}"),
@@ -582,7 +606,10 @@ fn hidden_characters_from_servers_reach_neither_the_user_nor_the_audit() {
     assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
     assert_user_saw_nothing_hidden(&outcome);
     assert_audit_clean(&world.audit_path());
-    let reason = world.audit()[0]["reason"].as_str().unwrap_or_default().to_string();
+    let reason = world.audit()[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         reason.contains("server error HTTP 500: Maintenance [2J window: back [2J soon"),
         "{reason}"
