@@ -178,7 +178,7 @@ fn assert_denied_for_duplicate(
         "{context}: {}",
         outcome.transcript()
     );
-    assert!(outcome.env.get("TICKET_ID").is_none(), "{context}");
+    assert!(!outcome.env.contains_key("TICKET_ID"), "{context}");
     assert_eq!(records.len(), 1, "{context}: {records:?}");
     let record = &records[0];
     assert_eq!(record["decision"], "unavailable", "{context}: {record}");
@@ -478,7 +478,7 @@ fn a_control_character_in_a_state_is_a_mismatch_in_both_fail_modes() {
                 "Ticket {ticket} is In Progress (with control or invisible characters); allowed states: In Progress"
             );
             assert_eq!(outcome.errors(), vec![message.as_str()], "{context}");
-            assert!(outcome.env.get("TICKET_ID").is_none(), "{context}");
+            assert!(!outcome.env.contains_key("TICKET_ID"), "{context}");
             let records = world.audit();
             assert_eq!(records.len(), 1, "{context}: {records:?}");
             assert_eq!(records[0]["decision"], "deny", "{context}");
