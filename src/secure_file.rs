@@ -73,10 +73,9 @@ pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<
         .metadata()
         .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
     check(path, &metadata, readers)?;
-    // Sized from the file, so that reading an account file does not grow the buffer and
-    // leave copies of the password behind (bounded: the size is only a hint).
-    let size_hint = usize::try_from(metadata.len()).unwrap_or(0).min(1 << 24);
-    let mut bytes = Vec::with_capacity(size_hint);
+    // File::read_to_end reserves the file's size before it reads, so the buffer does not
+    // grow (which would leave copies of an account file's password behind unwiped).
+    let mut bytes = Vec::new();
     if let Err(io_error) = file.read_to_end(&mut bytes) {
         bytes.zeroize();
         return Err(format!("cannot read {}: {io_error}", path.display()));

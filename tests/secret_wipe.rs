@@ -120,8 +120,10 @@ fn secrets_are_wiped_before_their_memory_is_freed() {
 
     // ServiceNow's Basic header: the raw user:password and the base64 text.
     let account = credentials();
+    // The base64 text alone: a copy of it without the "Basic " in front is a leak too.
     let header = servicenow::basic_authorization(&account).to_string();
-    let header: &'static [u8] = header.into_bytes().leak();
+    let encoded = header.strip_prefix("Basic ").expect("a Basic header");
+    let header: &'static [u8] = encoded.as_bytes().to_vec().leak();
     assert_eq!(
         freed_with(header, || drop(servicenow::basic_authorization(&account))),
         0,
@@ -227,5 +229,23 @@ fn secrets_are_wiped_before_their_memory_is_freed() {
         0,
         "account file"
     );
+
+    // Account files the module refuses: the password read before the problem is wiped too.
+    for text in [
+        format!("Password=\"{MARKER}\"\nnot a Key=Value line\n"),
+        format!("Password=\"{MARKER}\"\nUsername=\"a\"\nUsername=\"b\"\n"),
+        format!("Username=\"svc\"\nPassword=\"{MARKER}\"\nColour=\"blue\"\n"),
+        format!("Username=\"svc\"\nPassword=\"{MARKER}"),
+    ] {
+        fs::write(&path, &text).expect("an account file");
+        drop(text);
+        assert_eq!(
+            freed_with(start, || {
+                assert!(read_account_file(&path, &origin).is_err());
+            }),
+            0,
+            "refused account file"
+        );
+    }
     let _ = fs::remove_dir_all(&directory);
 }
