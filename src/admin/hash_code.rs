@@ -17,9 +17,9 @@ Prints the line to put in FailsafeBypassCode (several are separated by commas):
   sha256:<salt-hex>:<hex of sha256(salt bytes followed by the code)>
 with a fresh random 16-byte salt from /dev/urandom.
 
-Without --generate the code is read from standard input (the first line; leading and
-trailing white space is dropped, as the module drops it from an answer). On a terminal
-the code is not echoed.
+Without --generate the code is read from standard input (the first line, at most 1024
+bytes; leading and trailing white space is dropped, as the module drops it from an
+answer). On a terminal the code is not echoed.
 
   --generate   make a random code of 24 characters (about 120 bits) from /dev/urandom,
                print it once on standard output, then its hash line. Keep the code
