@@ -555,3 +555,85 @@ fn portal_login_without_target_is_refused_once_and_disconnected() {
     );
     assert_eq!(gate.decisions(), vec!["deny"], "{context}");
 }
+
+/// Runs `pam-ticket doctor` on a gateway's own sshd_config and PAM service.
+fn doctor(gate: &Gateway) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pam-ticket"))
+        .arg("doctor")
+        .arg("--sshd-config")
+        .arg(gate.sshd.config_path())
+        .arg("--pam-service")
+        .arg(gate.sshd.service())
+        .output()
+        .expect("run pam-ticket doctor");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    report(&format!("---- pam-ticket doctor ----\n{out}---- end ----"));
+    (output.status.code().unwrap_or(-1), out)
+}
+
+/// Issue 11, items 2 and 3, on a real sshd. The README's layout passes doctor. Debian's
+/// `@include common-auth` kept above the ticket: a stock client is asked `Password:` in
+/// each of its three keyboard-interactive rounds and never sees the ticket prompt; doctor
+/// names the line and says to remove it.
+#[test]
+fn doctor_passes_the_readme_layout_and_names_common_auth_kept_above_the_ticket() {
+    let Some(gate) = gateway("doctor-ok", Backend::Up, "") else {
+        return;
+    };
+    let (code, out) = doctor(&gate);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("result: OK, 0 warning(s)\n"), "{out}");
+    drop(gate);
+
+    if !Path::new("/etc/pam.d/common-auth").is_file() {
+        report("sshd_e2e common-auth: SKIPPED: no /etc/pam.d/common-auth (not Debian)");
+        return;
+    }
+    let layout = Layout {
+        auth_above: "@include common-auth\n",
+        ..Layout::default()
+    };
+    let Some(gate) = gateway_with("doctor-common-auth", Backend::Up, "", layout) else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010001"]).stock().repeating());
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert!(
+        run.prompt_at_ms.is_empty(),
+        "never a ticket prompt:\n{context}"
+    );
+    assert_eq!(run.pam_password_prompts, 3, "{context}");
+    assert_eq!(run.password_prompts, 0, "{context}");
+    assert!(
+        run.transcript.replace('\r', "").ends_with(&format!(
+            "{TEST_USER}@127.0.0.1: Permission denied (keyboard-interactive).\n"
+        )),
+        "{context}"
+    );
+    assert_eq!(gate.queries(), 0);
+    assert!(gate.audit().is_empty(), "{context}");
+
+    let (code, out) = doctor(&gate);
+    let pam_file = format!("/etc/pam.d/{}", gate.sshd.service());
+    let expected = format!(
+        "ERROR {pam_file}:2: `@include common-auth` brings pam_unix.so \
+         (/etc/pam.d/common-auth:{}) into the auth stack: people are asked `Password:` before \
+         the ticket, and a password they do not type ends the login there: they never see the \
+         ticket prompt",
+        fs::read_to_string("/etc/pam.d/common-auth")
+            .unwrap_or_default()
+            .lines()
+            .position(|line| !line.starts_with('#') && line.contains("pam_unix.so"))
+            .map_or(0, |index| index + 1)
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|line| line.starts_with("ERROR") || line.starts_with("WARN"))
+            .collect::<Vec<_>>(),
+        vec![expected.as_str()],
+        "{out}"
+    );
+}
