@@ -649,8 +649,8 @@ fn debian_common_auth_kept_above_the_ticket() {
         |layout| {
             vec![format!(
                 "ERROR {}: `@include common-auth` brings pam_unix.so ({}) into the auth stack: \
-                 people are asked `Password:` before the ticket, and a password they do not \
-                 type ends the login there: they never see the ticket prompt",
+                 people are asked `Password:` before the ticket, and without the right \
+                 password the stack ends there: they never see the ticket prompt",
                 layout.place(PAM, "@include common-auth"),
                 layout.place("etc/pam.d/common-auth", "pam_unix.so"),
             )]
@@ -673,9 +673,8 @@ fn rhel_password_auth_substack_kept_above_the_ticket() {
         |layout| {
             vec![format!(
                 "ERROR {}: `auth       substack     password-auth` brings pam_unix.so ({}) into \
-                 the auth stack: people are asked `Password:` before the ticket, and a \
-                 password they do not type ends the login there: they never see the ticket \
-                 prompt",
+                 the auth stack: people are asked `Password:` before the ticket, and without \
+                 the right password the login fails whatever ticket they give",
                 layout.place(PAM, "substack     password-auth"),
                 layout.place("etc/pam.d/password-auth", "pam_unix.so nullok"),
             )]

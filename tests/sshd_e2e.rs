@@ -620,7 +620,7 @@ fn doctor_passes_the_readme_layout_and_names_common_auth_kept_above_the_ticket()
     let expected = format!(
         "ERROR {pam_file}:2: `@include common-auth` brings pam_unix.so \
          (/etc/pam.d/common-auth:{}) into the auth stack: people are asked `Password:` before \
-         the ticket, and a password they do not type ends the login there: they never see the \
+         the ticket, and without the right password the stack ends there: they never see the \
          ticket prompt",
         fs::read_to_string("/etc/pam.d/common-auth")
             .unwrap_or_default()

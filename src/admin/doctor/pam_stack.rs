@@ -513,23 +513,150 @@ fn ticket_line_findings(entry: &Entry) -> Vec<Finding> {
     findings
 }
 
+/// The lines libpam counts in the service's own stack (for jumps, and for the order of
+/// evaluation): each of its own lines, and each substack as a whole. Each unit lists its
+/// entries' indices.
+fn units(stack: &AuthStack) -> Vec<Vec<usize>> {
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    for (index, entry) in stack.entries.iter().enumerate() {
+        let same_substack = index > 0
+            && entry.substack.is_some()
+            && stack.entries[index - 1].substack == entry.substack;
+        match units.last_mut() {
+            Some(unit) if same_substack => unit.push(index),
+            _ => units.push(vec![index]),
+        }
+    }
+    units
+}
+
+/// How a run of the stack up to pam_ticket goes when every password module fails (the
+/// accounts on a key-only gateway have no password), `pam_deny` fails, and every other
+/// module succeeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// pam_ticket is reached; `failed` when an earlier failure already decides the login.
+    ReachesTicket { failed: bool },
+    /// The stack ends before pam_ticket, with success or not.
+    EndsBefore { success: bool },
+}
+
+fn predicted_success(line: &PamLine) -> bool {
+    let module = line.module_name();
+    !(PASSWORD_MODULES.contains(&module) || module == "pam_deny")
+}
+
+/// What a control does with a result: `None` to go on, `Some(success)` to end the stack,
+/// plus how many units to jump and whether the login has failed.
+fn apply(control: &Control, success: bool, failed: &mut bool) -> (Option<bool>, usize) {
+    let action = match control {
+        Control::Required => {
+            if success {
+                "ok"
+            } else {
+                "bad"
+            }
+        }
+        Control::Requisite => {
+            if success {
+                "ok"
+            } else {
+                "die"
+            }
+        }
+        Control::Sufficient => {
+            if success {
+                "done"
+            } else {
+                "ignore"
+            }
+        }
+        Control::Optional => {
+            if success {
+                "ok"
+            } else {
+                "ignore"
+            }
+        }
+        Control::Include | Control::Substack => {
+            if success {
+                "ok"
+            } else {
+                "bad"
+            }
+        }
+        Control::Unknown(_) => "bad",
+        Control::Actions(actions) => {
+            let wanted = if success { "success" } else { "auth_err" };
+            actions
+                .iter()
+                .find(|(value, _)| value == wanted)
+                .or_else(|| actions.iter().find(|(value, _)| value == "default"))
+                .map_or("ignore", |(_, action)| action.as_str())
+        }
+    };
+    match action {
+        "ok" => {
+            *failed |= !success;
+            (None, 0)
+        }
+        "bad" => {
+            *failed = true;
+            (None, 0)
+        }
+        "die" => (Some(false), 0),
+        "done" if success && !*failed => (Some(true), 0),
+        "done" => (Some(false), 0),
+        "ignore" | "" => (None, 0),
+        jump => (None, jump.parse::<usize>().unwrap_or(0)),
+    }
+}
+
+/// Runs the units of a substack (entries deeper than the service's own stack): its result.
+fn substack_succeeds(stack: &AuthStack, indices: &[usize]) -> bool {
+    let mut failed = false;
+    let mut position = 0;
+    while let Some(&index) = indices.get(position) {
+        let line = &stack.entries[index].line;
+        let (ended, jump) = apply(&line.control, predicted_success(line), &mut failed);
+        if let Some(success) = ended {
+            return success;
+        }
+        position += 1 + jump;
+    }
+    !failed
+}
+
+/// Runs the service's own stack up to `ticket` (an index of a depth-0 entry).
+fn run_to_ticket(stack: &AuthStack, ticket: usize) -> Run {
+    let units = units(stack);
+    let mut failed = false;
+    let mut position = 0;
+    while let Some(unit) = units.get(position) {
+        let first = &stack.entries[unit[0]];
+        if unit[0] == ticket {
+            return Run::ReachesTicket { failed };
+        }
+        let (control, success) = match &first.substack {
+            Some(_) => (Control::Substack, substack_succeeds(stack, unit)),
+            None => (first.line.control.clone(), predicted_success(&first.line)),
+        };
+        let (ended, jump) = apply(&control, success, &mut failed);
+        if let Some(success) = ended {
+            return Run::EndsBefore { success };
+        }
+        position += 1 + jump;
+    }
+    Run::EndsBefore { success: !failed }
+}
+
 /// Lines before the first pam_ticket entry (in the service's own stack) that end the stack
 /// on success or jump over pam_ticket. A pam_ticket inside a substack is not judged here.
 fn skip_findings(stack: &AuthStack, first_ticket: usize) -> Vec<Finding> {
     if stack.entries[first_ticket].depth != 0 {
         return Vec::new();
     }
-    // The lines libpam counts for a jump in the service's own stack: each of its own
-    // lines, and each substack as a whole.
-    let mut units: Vec<usize> = Vec::new();
-    for (index, entry) in stack.entries.iter().enumerate() {
-        let same_substack = index > 0
-            && entry.substack.is_some()
-            && stack.entries[index - 1].substack == entry.substack;
-        if !same_substack {
-            units.push(index);
-        }
-    }
+    let units: Vec<usize> = units(stack).iter().map(|unit| unit[0]).collect();
     let Some(ticket_unit) = units.iter().position(|index| *index == first_ticket) else {
         return Vec::new();
     };
@@ -603,10 +730,20 @@ fn password_findings(stack: &AuthStack, first_ticket: Option<usize>) -> Vec<Find
         }
         reported.push(entry.origin.place.clone());
         let effect = match first_ticket {
-            Some(ticket) if index < ticket => {
-                "people are asked `Password:` before the ticket, and a password they do not \
-                 type ends the login there: they never see the ticket prompt"
+            Some(ticket) if index < ticket && stack.entries[ticket].depth == 0 => {
+                match run_to_ticket(stack, ticket) {
+                    Run::EndsBefore { success: false } => {
+                        "people are asked `Password:` before the ticket, and without the \
+                         right password the stack ends there: they never see the ticket prompt"
+                    }
+                    Run::ReachesTicket { failed: true } => {
+                        "people are asked `Password:` before the ticket, and without the \
+                         right password the login fails whatever ticket they give"
+                    }
+                    _ => "people are asked `Password:` before the ticket",
+                }
             }
+            Some(ticket) if index < ticket => "people are asked `Password:` before the ticket",
             Some(_) => "people are asked `Password:` after the ticket",
             None => "people are asked `Password:` instead of a ticket",
         };
@@ -689,7 +826,75 @@ mod tests {
         assert_eq!(lines[3].arguments, vec!["a", "b", "c]d"]);
         assert!(!lines[3].unterminated_bracket);
         let open = parse("auth required pam_ticket.so [A=b c", Path::new("/p"));
+        assert!(matches!(
+            parse("auth requried pam_x.so", Path::new("/p"))[0].control,
+            Control::Unknown(_)
+        ));
         assert!(open[0].unterminated_bracket);
         assert_eq!(open[0].arguments, vec!["A=b c"]);
+    }
+
+    /// A stack from service-file text, included files given by name.
+    fn stack(service: &str, included: &[(&str, &str)]) -> AuthStack {
+        let dir = std::env::temp_dir().join(format!(
+            "pam_ticket-pam-stack-{}-{}",
+            std::process::id(),
+            service.len()
+        ));
+        fs::create_dir_all(&dir).expect("mkdir");
+        for (name, text) in included {
+            fs::write(dir.join(name), text).expect("write");
+        }
+        fs::write(dir.join("sshd"), service).expect("write");
+        let built = auth_stack(&dir.join("sshd"), std::slice::from_ref(&dir)).expect("stack");
+        let _ = fs::remove_dir_all(&dir);
+        built
+    }
+
+    fn ticket_index(stack: &AuthStack) -> usize {
+        stack
+            .entries
+            .iter()
+            .position(|entry| entry.line.is_pam_ticket())
+            .expect("a ticket line")
+    }
+
+    #[test]
+    fn a_failed_password_is_followed_to_the_ticket_as_libpam_would() {
+        let debian = stack(
+            "@include common-auth\nauth required pam_ticket.so\n",
+            &[(
+                "common-auth",
+                "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n\
+                 auth required pam_permit.so\n",
+            )],
+        );
+        assert_eq!(
+            run_to_ticket(&debian, ticket_index(&debian)),
+            Run::EndsBefore { success: false }
+        );
+        let rhel = stack(
+            "auth substack password-auth\nauth include postlogin\nauth required pam_ticket.so\n",
+            &[
+                (
+                    "password-auth",
+                    "auth required pam_env.so\nauth sufficient pam_unix.so nullok\n\
+                     auth required pam_deny.so\n",
+                ),
+                ("postlogin", "session optional pam_umask.so\n"),
+            ],
+        );
+        assert_eq!(
+            run_to_ticket(&rhel, ticket_index(&rhel)),
+            Run::ReachesTicket { failed: true }
+        );
+        let optional = stack(
+            "auth optional pam_unix.so\nauth required pam_ticket.so\n",
+            &[],
+        );
+        assert_eq!(
+            run_to_ticket(&optional, ticket_index(&optional)),
+            Run::ReachesTicket { failed: false }
+        );
     }
 }
