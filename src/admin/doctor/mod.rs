@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::args::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
 use crate::config::{self, Config, TicketingSystem};
 
-pub use pam_stack::{AuthStack, PamLine};
+pub use pam_stack::PamLine;
 pub use sshd::{MAX_AUTH_TRIES_FOR_A_CLEAN_END, SshdSettings, checked_keywords};
 
 const HELP: &str =
@@ -141,11 +141,16 @@ pub fn run(arguments: &[String]) -> i32 {
 
     let sshd_settings = match options.value("sshd-config") {
         Some(file) => SshdSettings::from_file(Path::new(file)),
-        None => SshdSettings::from_sshd_test(None).map_err(|problem| {
-            format!(
-                "{problem}\n(run as root, or name the file: --sshd-config /etc/ssh/sshd_config)"
-            )
-        }),
+        None => SshdSettings::from_sshd_test(None)
+            .map(|mut settings| {
+                settings.add_match_blocks_of(Path::new("/etc/ssh/sshd_config"));
+                settings
+            })
+            .map_err(|problem| {
+                format!(
+                    "{problem}\n(run as root, or name the file: --sshd-config /etc/ssh/sshd_config)"
+                )
+            }),
     };
     let sshd_settings = match sshd_settings {
         Ok(settings) => settings,

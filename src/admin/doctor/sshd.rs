@@ -131,6 +131,14 @@ impl SshdSettings {
         ))
     }
 
+    /// `sshd -T` without `-C` does not apply Match blocks either; the system's file is read
+    /// for them only, so that settings made for some connections are still reported.
+    pub fn add_match_blocks_of(&mut self, file: &Path) {
+        if let Ok(read) = SshdSettings::from_file(file) {
+            self.in_match_blocks = read.in_match_blocks;
+        }
+    }
+
     /// Reads `sshd -T` output: one lower-case keyword and its value per line.
     pub fn from_sshd_test_output(output: &str, source: String) -> SshdSettings {
         let mut settings = SshdSettings::with_defaults(source.clone(), source);
