@@ -360,8 +360,21 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         .as_ref()
         .map(|portal| &portal.url)
         .or(config.system_url.as_ref());
-    if let (Some(url), Some(bundle), None) = (url, &config.ca_file, &config.https_proxy) {
-        findings.extend(trust_findings(url, bundle, config.timeout, &source));
+    match (url, &config.ca_file, &config.https_proxy) {
+        (Some(url), Some(bundle), None) => {
+            findings.extend(trust_findings(url, bundle, config.timeout, &source));
+        }
+        (Some(url), Some(_), Some(proxy)) => findings.push(Finding::new(
+            Severity::Warning,
+            source.clone(),
+            format!(
+                "the CA trust was not checked: the module reaches {} through HTTPSProxy {proxy}, \
+                 which doctor does not use",
+                url.base
+            ),
+            "run `pam-ticket check`, which goes through the proxy as the module does",
+        )),
+        _ => {}
     }
     if config.portal.is_none() && config.ticketing_system == Some(TicketingSystem::BmcRemedy) {
         findings.extend(cache_directory_findings(&config.cache_directory, &source));
