@@ -72,7 +72,9 @@ fn main() {
     println!(
         "             UsePAM yes, KbdInteractiveAuthentication yes, PasswordAuthentication no,"
     );
-    println!("             AuthenticationMethods publickey,keyboard-interactive:pam");
+    println!(
+        "             AuthenticationMethods publickey,keyboard-interactive:pam, MaxAuthTries 4"
+    );
     println!("  PAM:       /etc/pam.d/{}:", sshd.service());
     for line in stack.lines() {
         println!("               {line}");

@@ -66,7 +66,9 @@ pub enum Outcome {
     /// The ticketing system could not be asked, or could not be trusted:
     /// PAM_AUTHINFO_UNAVAIL.
     Unavailable,
-    /// This login can never pass (e.g. no target in portal mode): PAM_AUTH_ERR.
+    /// This login can never pass, whatever ticket is typed (portal mode: no target, a
+    /// malformed target, no vault account or several for it): PAM_MAXTRIES, like the last
+    /// refused ticket, so that sshd does not start the prompts again.
     Refused,
     /// The module cannot run as configured: PAM_SERVICE_ERR.
     ServiceError,
@@ -106,6 +108,25 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 Decision::Deny,
                 None,
                 "no target in PAM_USER (portal mode)".to_string(),
+                Instant::now(),
+                vec![],
+            );
+            return Outcome::Refused;
+        }
+        if self.config.portal.is_some()
+            && let Some(target) = &self.login.target
+            && let Err(part) = target.check_well_formed()
+        {
+            // No ticket can make a malformed target valid: refuse before asking for one.
+            let message = format!(
+                "{part} in your login name is not a valid name or address; {}",
+                crate::backend::portal::no_target_message(&self.login.pam_user)
+            );
+            self.conversation.show_error(&message);
+            self.write_audit(
+                Decision::Deny,
+                None,
+                format!("malformed target in PAM_USER (portal mode): {part}"),
                 Instant::now(),
                 vec![],
             );

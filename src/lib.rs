@@ -167,7 +167,10 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
         Outcome::NotApplicable => PamResultCode::PAM_IGNORE,
         Outcome::AttemptsExhausted => PamResultCode::PAM_MAXTRIES,
         Outcome::Unavailable => PamResultCode::PAM_AUTHINFO_UNAVAIL,
-        Outcome::Refused => PamResultCode::PAM_AUTH_ERR,
+        // A refusal no other ticket can fix ends the exchange the way the last refused
+        // ticket does: PAM_MAXTRIES makes sshd stop offering keyboard-interactive, where
+        // PAM_AUTH_ERR would let a stock client run the whole prompt loop up to 3 more times.
+        Outcome::Refused => PamResultCode::PAM_MAXTRIES,
         Outcome::ServiceError => PamResultCode::PAM_SERVICE_ERR,
     }
 }

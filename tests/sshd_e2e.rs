@@ -3,8 +3,10 @@
 //! by `expect`, and the ServiceNow simulator over HTTPS. Needs root; without root or
 //! OpenSSH each test says why and passes without running (CI runs as root).
 //!
-//! sshd_config: `UsePAM yes`, `KbdInteractiveAuthentication yes`,
-//! `PasswordAuthentication no`, `AuthenticationMethods publickey,keyboard-interactive:pam`.
+//! sshd_config (the README's): `UsePAM yes`, `KbdInteractiveAuthentication yes`,
+//! `PasswordAuthentication no`, `AuthenticationMethods publickey,keyboard-interactive:pam`,
+//! `MaxAuthTries 4`; a test may change one (`Layout`). Clients offer `publickey,
+//! keyboard-interactive` unless a test runs a stock client (`Client::stock`).
 
 mod support;
 
@@ -46,7 +48,27 @@ enum Backend {
     Down,
 }
 
+/// What differs from the README's layout in a test.
+#[derive(Default)]
+struct Layout<'a> {
+    /// sshd_config settings replacing the README's (see `support::sshd::README_SETTINGS`).
+    sshd_changes: &'a [(&'a str, &'a str)],
+    /// pam.d lines above the module's `auth` line.
+    auth_above: &'a str,
+    /// Portal mode (FetchCredentialsThroughPVWA) instead of ServiceNow.
+    portal: bool,
+}
+
 fn gateway(label: &str, backend: Backend, extra_config: &str) -> Option<Gateway> {
+    gateway_with(label, backend, extra_config, Layout::default())
+}
+
+fn gateway_with(
+    label: &str,
+    backend: Backend,
+    extra_config: &str,
+    layout: Layout,
+) -> Option<Gateway> {
     if let Some(reason) = unavailable_reason() {
         report(&format!("sshd_e2e {label}: SKIPPED: {reason}"));
         return None;
@@ -71,26 +93,39 @@ fn gateway(label: &str, backend: Backend, extra_config: &str) -> Option<Gateway>
     let audit_log = dir.join("audit.log");
     let bypass = BypassHash::create(BYPASS_CODE.as_bytes(), b"e2e-salt-1234567");
     let config = dir.join("pam_ticket.conf");
-    write_root_only(
-        &config,
-        &format!(
+    let system = if layout.portal {
+        format!(
+            "FetchCredentialsThroughPVWA=\"Yes\"\n\
+             PortalURL=\"{url}/PasswordVault\"\n\
+             PortalAccountFile=\"{account}\"\n",
+            account = account.display(),
+        )
+    } else {
+        format!(
             "TicketingSystem=\"ServiceNow\"\n\
              SystemURL=\"{url}\"\n\
              ConnectionAccountFile=\"{account}\"\n\
-             CAFile=\"{ca}\"\n\
              ValidateIncidentTicketState=\"Yes\"\n\
-             AllowedIncidentTicketStates=\"New,In Progress\"\n\
+             AllowedIncidentTicketStates=\"New,In Progress\"\n",
+            account = account.display(),
+        )
+    };
+    write_root_only(
+        &config,
+        &format!(
+            "{system}\
+             CAFile=\"{ca}\"\n\
              FailsafeBypassCode=\"{bypass}\"\n\
              Timeout=\"5\"\n\
              AuditLogFile=\"{audit}\"\n\
              {extra_config}",
-            account = account.display(),
             ca = pki.ca_pem_path().display(),
             audit = audit_log.display(),
         ),
     );
     let stack = format!(
         "# pam_ticket end-to-end test; removed when the test ends.\n\
+         {above}\
          auth     required {module} config={config}\n\
          account  required {permit}\n\
          session  required {permit}\n\
@@ -99,8 +134,9 @@ fn gateway(label: &str, backend: Backend, extra_config: &str) -> Option<Gateway>
         config = config.display(),
         permit = system_module("pam_permit.so").display(),
         deny = system_module("pam_deny.so").display(),
+        above = layout.auth_above,
     );
-    let sshd = Sshd::start(dir.path(), label, &stack);
+    let sshd = Sshd::start_with(dir.path(), label, &stack, layout.sshd_changes);
     Some(Gateway {
         sshd,
         _server: server,
@@ -139,6 +175,18 @@ impl Gateway {
             .iter()
             .map(|record| record["decision"].as_str().unwrap_or("").to_string())
             .collect()
+    }
+
+    /// Whether sshd's log has `text`, waiting briefly: the pre-authentication child's
+    /// lines reach the log through the monitor, after the client has already gone.
+    fn sshd_logged(&self, text: &str) -> bool {
+        for _ in 0..50 {
+            if self.sshd.log_text().contains(text) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(40));
+        }
+        false
     }
 
     fn queries(&self) -> usize {
@@ -212,6 +260,8 @@ fn valid_ticket_logs_in_and_reaches_the_session() {
 /// is no later prompt to carry the message (OpenSSH bug 2876). sshd still sends it: a
 /// failing PAM_MAXTRIES/PAM_AUTH_ERR with pending messages is turned into one last
 /// keyboard-interactive request with no prompts, whose instruction the client prints.
+/// Then the client's remaining attempts (publickey again, keyboard-interactive twice) reach
+/// the README's `MaxAuthTries 4` and sshd disconnects.
 #[test]
 fn closed_ticket_is_refused_with_the_reason() {
     let Some(gate) = gateway("closed", Backend::Up, "MaxAttempts=\"1\"\n") else {
@@ -224,7 +274,11 @@ fn closed_ticket_is_refused_with_the_reason() {
     assert_eq!(run.exit_status, 255, "{context}");
     assert_eq!(run.prompt_at_ms.len(), 1, "{context}");
     assert!(run.transcript.contains(CLOSED_REASON), "{context}");
-    assert!(run.transcript.contains("Permission denied"), "{context}");
+    assert_eq!(
+        after_last(&run, CLOSED_REASON),
+        too_many_failures(gate.sshd.port()),
+        "{context}"
+    );
     assert_eq!(gate.queries(), 1);
     assert_eq!(gate.decisions(), vec!["deny"], "{context}");
     assert_eq!(gate.audit()[0]["reason"], CLOSED_REASON);
@@ -357,4 +411,229 @@ fn publickey_alone_is_not_let_through() {
     );
     assert_eq!(gate.queries(), 0);
     assert!(gate.audit().is_empty(), "{context}");
+}
+
+/// What the terminal shows after the last `last_message`: the client's lines, with the
+/// carriage returns (which move the cursor, and show nothing) taken out.
+fn after_last(run: &SshRun, last_message: &str) -> String {
+    let screen = run.transcript.replace('\r', "");
+    match screen.rfind(last_message) {
+        Some(at) => screen[at + last_message.len()..].to_string(),
+        None => String::new(),
+    }
+}
+
+/// sshd's disconnect as the client prints it.
+fn too_many_failures(port: u16) -> String {
+    format!(
+        "\n\nReceived disconnect from 127.0.0.1 port {port}:2: Too many authentication failures\n\
+         Disconnected from 127.0.0.1 port {port}\n"
+    )
+}
+
+const CANCELED_REASON: &str = "Ticket INC0010004 is Canceled; allowed states: New, In Progress";
+
+/// Issue 11, item 1. After PAM_MAXTRIES sshd turns keyboard-interactive and password off
+/// and answers with an empty list of methods that can continue; a stock client then falls
+/// back to its own order (publickey, keyboard-interactive, password). Each of those
+/// attempts is a failure for sshd, and with the README's `MaxAuthTries 4` the fourth
+/// (publickey again, keyboard-interactive twice) ends the connection before the client
+/// gets to `password:`.
+#[test]
+fn stock_client_after_the_last_refused_ticket_is_disconnected_without_a_password_prompt() {
+    let Some(gate) = gateway("stock-end", Backend::Up, "") else {
+        return;
+    };
+    let client = Client::answering(&["INC0010002", "INC0099999", "INC0010004"]).stock();
+    let run = gate.ssh(&client.repeating());
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert_eq!(run.prompt_at_ms.len(), 3, "{context}");
+    assert_eq!(run.password_prompts, 0, "{context}");
+    assert_eq!(
+        after_last(&run, CANCELED_REASON),
+        too_many_failures(gate.sshd.port()),
+        "{context}"
+    );
+    assert_eq!(gate.queries(), 3);
+    assert_eq!(gate.decisions(), vec!["deny", "deny", "deny"], "{context}");
+    assert!(
+        gate.sshd_logged("maximum authentication attempts exceeded"),
+        "{context}"
+    );
+}
+
+/// The same stock client against sshd's default `MaxAuthTries 6`: what the issue saw, and
+/// what `pam-ticket doctor` warns about. The two failures left after keyboard-interactive
+/// are spent on `password:` prompts that can never succeed.
+#[test]
+fn stock_client_is_asked_for_a_password_when_max_auth_tries_is_the_default() {
+    let layout = Layout {
+        sshd_changes: &[("MaxAuthTries", "6")],
+        ..Layout::default()
+    };
+    let Some(gate) = gateway_with("stock-6", Backend::Up, "", layout) else {
+        return;
+    };
+    let client = Client::answering(&["INC0010002", "INC0099999", "INC0010004"]).stock();
+    let run = gate.ssh(&client.repeating());
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert_eq!(run.prompt_at_ms.len(), 3, "{context}");
+    assert_eq!(run.password_prompts, 2, "{context}");
+    let port = gate.sshd.port();
+    assert_eq!(
+        after_last(&run, CANCELED_REASON),
+        format!(
+            "\n\n{TEST_USER}@127.0.0.1's password: \n\
+             Permission denied, please try again.\n\
+             {TEST_USER}@127.0.0.1's password: \n\
+             Received disconnect from 127.0.0.1 port {port}:2: Too many authentication failures\n\
+             Disconnected from 127.0.0.1 port {port}\n"
+        ),
+        "{context}"
+    );
+    assert_eq!(gate.queries(), 3);
+}
+
+/// The client-side setting the README documents: with `PasswordAuthentication no` the
+/// client has nothing left to try and says so, whatever the server's MaxAuthTries.
+#[test]
+fn client_without_password_authentication_ends_with_permission_denied() {
+    let layout = Layout {
+        sshd_changes: &[("MaxAuthTries", "6")],
+        ..Layout::default()
+    };
+    let Some(gate) = gateway_with("client-nopw", Backend::Up, "MaxAttempts=\"1\"\n", layout) else {
+        return;
+    };
+    let client = Client::answering(&["INC0010002"])
+        .stock()
+        .option("PasswordAuthentication=no");
+    let run = gate.ssh(&client.repeating());
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert_eq!(run.prompt_at_ms.len(), 1, "{context}");
+    assert_eq!(run.password_prompts, 0, "{context}");
+    assert_eq!(
+        after_last(&run, CLOSED_REASON),
+        format!("\n\n{TEST_USER}@127.0.0.1: Permission denied ().\n"),
+        "{context}"
+    );
+}
+
+/// Portal mode, and the login names no target (PAM_USER is a plain user): no ticket can
+/// fix that, so the module ends the exchange as the last refused ticket does. With
+/// PAM_AUTH_ERR the stock client started keyboard-interactive again and showed the same
+/// message three times.
+#[test]
+fn portal_login_without_target_is_refused_once_and_disconnected() {
+    let layout = Layout {
+        portal: true,
+        ..Layout::default()
+    };
+    let Some(gate) = gateway_with("portal-notarget", Backend::Down, "", layout) else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010001"]).stock().repeating());
+    let context = gate.context(&run);
+    let message = format!(
+        "This gateway needs a target: connect as <you>@<target user>[#domain]@<target address>[#port] (got {TEST_USER})"
+    );
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert!(run.prompt_at_ms.is_empty(), "{context}");
+    assert_eq!(run.password_prompts, 0, "{context}");
+    assert_eq!(run.transcript.matches(&message).count(), 1, "{context}");
+    assert_eq!(
+        after_last(&run, &message),
+        too_many_failures(gate.sshd.port()),
+        "{context}"
+    );
+    assert_eq!(gate.decisions(), vec!["deny"], "{context}");
+}
+
+/// Runs `pam-ticket doctor` on a gateway's own sshd_config and PAM service.
+fn doctor(gate: &Gateway) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pam-ticket"))
+        .arg("doctor")
+        .arg("--sshd-config")
+        .arg(gate.sshd.config_path())
+        .arg("--pam-service")
+        .arg(gate.sshd.service())
+        .output()
+        .expect("run pam-ticket doctor");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    report(&format!("---- pam-ticket doctor ----\n{out}---- end ----"));
+    (output.status.code().unwrap_or(-1), out)
+}
+
+/// Issue 11, items 2 and 3, on a real sshd. The README's layout passes doctor. Debian's
+/// `@include common-auth` kept above the ticket: a stock client is asked `Password:` in
+/// each of its three keyboard-interactive rounds and never sees the ticket prompt; doctor
+/// names the line and says to remove it.
+#[test]
+fn doctor_passes_the_readme_layout_and_names_common_auth_kept_above_the_ticket() {
+    let Some(gate) = gateway("doctor-ok", Backend::Up, "") else {
+        return;
+    };
+    let (code, out) = doctor(&gate);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("result: OK, 0 warning(s)\n"), "{out}");
+    drop(gate);
+
+    if !Path::new("/etc/pam.d/common-auth").is_file() {
+        report("sshd_e2e common-auth: SKIPPED: no /etc/pam.d/common-auth (not Debian)");
+        return;
+    }
+    let layout = Layout {
+        auth_above: "@include common-auth\n",
+        ..Layout::default()
+    };
+    let Some(gate) = gateway_with("doctor-common-auth", Backend::Up, "", layout) else {
+        return;
+    };
+    let run = gate.ssh(&Client::answering(&["INC0010001"]).stock().repeating());
+    let context = gate.context(&run);
+    assert!(!run.got_shell(), "{context}");
+    assert_eq!(run.exit_status, 255, "{context}");
+    assert!(
+        run.prompt_at_ms.is_empty(),
+        "never a ticket prompt:\n{context}"
+    );
+    assert_eq!(run.pam_password_prompts, 3, "{context}");
+    assert_eq!(run.password_prompts, 0, "{context}");
+    assert!(
+        run.transcript.replace('\r', "").ends_with(&format!(
+            "{TEST_USER}@127.0.0.1: Permission denied (keyboard-interactive).\n"
+        )),
+        "{context}"
+    );
+    assert_eq!(gate.queries(), 0);
+    assert!(gate.audit().is_empty(), "{context}");
+
+    let (code, out) = doctor(&gate);
+    let pam_file = format!("/etc/pam.d/{}", gate.sshd.service());
+    let expected = format!(
+        "ERROR {pam_file}:2: `@include common-auth` brings pam_unix.so \
+         (/etc/pam.d/common-auth:{}) into the auth stack: people are asked `Password:` before \
+         the ticket, and without the right password the stack ends there: they never see the \
+         ticket prompt",
+        fs::read_to_string("/etc/pam.d/common-auth")
+            .unwrap_or_default()
+            .lines()
+            .position(|line| !line.starts_with('#') && line.contains("pam_unix.so"))
+            .map_or(0, |index| index + 1)
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|line| line.starts_with("ERROR") || line.starts_with("WARN"))
+            .collect::<Vec<_>>(),
+        vec![expected.as_str()],
+        "{out}"
+    );
 }

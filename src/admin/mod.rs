@@ -4,6 +4,7 @@
 pub mod args;
 pub mod ca;
 pub mod check;
+pub mod doctor;
 pub mod hash_code;
 pub mod test_ticket;
 pub mod x509;

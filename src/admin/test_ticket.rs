@@ -352,7 +352,10 @@ fn print_decision(outcome: &Outcome, max_attempts: u32) -> i32 {
             EXIT_FAILED
         }
         Outcome::Refused => {
-            println!("decision       DENY (PAM_AUTH_ERR)");
+            println!(
+                "decision       DENY: no ticket can make this login pass; the module returns \
+                 PAM_MAXTRIES, so sshd does not ask again"
+            );
             EXIT_FAILED
         }
         Outcome::ServiceError => {

@@ -357,7 +357,7 @@ pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
 /// (case-insensitively) in the search answer.
 ///
 /// None or several is `NotCheckable`: the account does not depend on the ticket, so
-/// asking for another ticket could never help. The flow ends at once with PAM_AUTH_ERR and
+/// asking for another ticket could never help. The flow ends at once with PAM_MAXTRIES and
 /// a message naming the target, instead of spending the person's remaining attempts.
 pub fn pick_account(
     response: &HttpResponse,

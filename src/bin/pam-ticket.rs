@@ -10,6 +10,9 @@ commands:
   hash-code [--generate]                   hash a failsafe bypass code for FailsafeBypassCode
   ca add CERT [--bundle PATH]              append a CA certificate to the trusted bundle, after a backup
   ca check URL [--config PATH]             say whether a server's certificate chain verifies
+  doctor [--sshd-config FILE] [--pam-service NAME | --pam-file FILE] [--config FILE]
+                                           find the sshd and pam.d mistakes that lock people out
+                                           or let them around the ticket, each with its fix
 
 Run `pam-ticket <command> --help` for a command's options.
 
@@ -28,6 +31,7 @@ fn main() {
         Some("test") => admin::test_ticket::run(&args[1..]),
         Some("hash-code") => admin::hash_code::run(&args[1..]),
         Some("ca") => admin::ca::run(&args[1..]),
+        Some("doctor") => admin::doctor::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             0

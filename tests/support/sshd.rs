@@ -109,12 +109,49 @@ pub struct Sshd {
     link: PathBuf,
     log: PathBuf,
     client_key: PathBuf,
+    config: PathBuf,
+}
+
+/// The authentication settings of the README's sshd_config, in its order. PubkeyAuthentication
+/// is sshd's default, written out so that a test can turn it off.
+pub const README_SETTINGS: [(&str, &str); 6] = [
+    ("UsePAM", "yes"),
+    ("KbdInteractiveAuthentication", "yes"),
+    ("PasswordAuthentication", "no"),
+    ("PubkeyAuthentication", "yes"),
+    (
+        "AuthenticationMethods",
+        "publickey,keyboard-interactive:pam",
+    ),
+    ("MaxAuthTries", "4"),
+];
+
+/// [`README_SETTINGS`] with `changes` applied, as sshd_config lines.
+fn authentication_settings(changes: &[(&str, &str)]) -> String {
+    let mut settings: Vec<(&str, &str)> = README_SETTINGS.to_vec();
+    for (keyword, value) in changes {
+        match settings.iter_mut().find(|(known, _)| known == keyword) {
+            Some(setting) => setting.1 = value,
+            None => settings.push((keyword, value)),
+        }
+    }
+    settings
+        .iter()
+        .map(|(keyword, value)| format!("{keyword} {value}\n"))
+        .collect()
 }
 
 impl Sshd {
     /// Starts sshd on a free loopback port with its files in `dir` (which must exist) and
     /// `pam_stack` as its PAM service file. `label` makes the service name unique per test.
+    /// The authentication settings are the README's ([`README_SETTINGS`]).
     pub fn start(dir: &Path, label: &str, pam_stack: &str) -> Sshd {
+        Sshd::start_with(dir, label, pam_stack, &[])
+    }
+
+    /// Like [`Sshd::start`], with some of [`README_SETTINGS`] replaced (or others added):
+    /// `changes` holds `(keyword, value)` pairs, e.g. `("MaxAuthTries", "6")`.
+    pub fn start_with(dir: &Path, label: &str, pam_stack: &str, changes: &[(&str, &str)]) -> Sshd {
         ensure_test_user();
         ensure_privsep_dir();
         let service = format!("sshd-pamticket-{}-{label}", std::process::id());
@@ -143,17 +180,14 @@ impl Sshd {
                  # The key file sits under /tmp, which StrictModes would reject.\n\
                  StrictModes no\n\
                  AllowUsers {TEST_USER}\n\
-                 UsePAM yes\n\
-                 KbdInteractiveAuthentication yes\n\
-                 PasswordAuthentication no\n\
-                 PubkeyAuthentication yes\n\
-                 AuthenticationMethods publickey,keyboard-interactive:pam\n\
+                 {authentication}\
                  PermitRootLogin no\n\
                  UseDNS no\n\
                  LogLevel VERBOSE\n",
                 host_key = host_key.display(),
                 pid = dir.join("sshd.pid").display(),
                 authorized_keys = authorized_keys.display(),
+                authentication = authentication_settings(changes),
             ),
         )
         .expect("write sshd_config");
@@ -190,6 +224,7 @@ impl Sshd {
             link,
             log,
             client_key,
+            config,
         };
         sshd.wait_until_listening();
         sshd
@@ -216,6 +251,11 @@ impl Sshd {
     /// The PAM service name, i.e. the name of `/etc/pam.d/<service>`.
     pub fn service(&self) -> &str {
         &self.service
+    }
+
+    /// The sshd_config this server runs with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// The private key the test user's authorized_keys accepts.
@@ -262,8 +302,10 @@ fn free_port() -> u16 {
 pub struct Client {
     /// Answers to the ticket prompts, in order.
     pub answers: Vec<String>,
-    /// `-o PreferredAuthentications=...`.
-    pub methods: String,
+    /// `-o PreferredAuthentications=...`; `None` leaves the client's default.
+    pub methods: Option<String>,
+    /// Further `-o` options, e.g. `PasswordAuthentication=no`.
+    pub options: Vec<String>,
     /// The command run in the session.
     pub command: String,
     /// What to type when asked more often than `answers` holds; `None` hangs up instead.
@@ -276,7 +318,8 @@ impl Client {
     pub fn answering(answers: &[&str]) -> Client {
         Client {
             answers: answers.iter().map(|answer| answer.to_string()).collect(),
-            methods: "publickey,keyboard-interactive".to_string(),
+            methods: Some("publickey,keyboard-interactive".to_string()),
+            options: Vec::new(),
             command: format!(
                 "echo {SESSION_MARKER}; echo \"TICKET_ID=$TICKET_ID\"; \
                  echo \"TICKETING_SYSTEM=$TICKETING_SYSTEM\"; \
@@ -293,7 +336,21 @@ impl Client {
     }
 
     pub fn methods(mut self, methods: &str) -> Client {
-        self.methods = methods.to_string();
+        self.methods = Some(methods.to_string());
+        self
+    }
+
+    /// A stock client: no PreferredAuthentications and no NumberOfPasswordPrompts, so it
+    /// falls back to its built-in method order (gssapi-with-mic, publickey,
+    /// keyboard-interactive, password) and asks for a password three times.
+    pub fn stock(mut self) -> Client {
+        self.methods = None;
+        self
+    }
+
+    /// Adds `-o OPTION` to the command line.
+    pub fn option(mut self, option: &str) -> Client {
+        self.options.push(option.to_string());
         self
     }
 
@@ -323,9 +380,16 @@ impl Client {
                 "GlobalKnownHostsFile=/dev/null",
                 "-o",
                 "ConnectTimeout=10",
-                "-o",
-            ])
-            .arg(format!("PreferredAuthentications={}", self.methods))
+            ]);
+        if let Some(methods) = &self.methods {
+            command
+                .arg("-o")
+                .arg(format!("PreferredAuthentications={methods}"));
+        }
+        for option in &self.options {
+            command.arg("-o").arg(option);
+        }
+        command
             .arg(format!("{TEST_USER}@127.0.0.1"))
             .arg(&self.command)
             // The client must not pick up an agent or settings from the test's environment.
@@ -350,6 +414,11 @@ pub struct SshRun {
     pub prompt_at_ms: Vec<u64>,
     /// Milliseconds from spawning ssh to each answer sent.
     pub answer_at_ms: Vec<u64>,
+    /// The client's own password prompts (`user@host's password: `).
+    pub password_prompts: usize,
+    /// `Password: ` prompts that came through keyboard-interactive (a password module in
+    /// the PAM stack).
+    pub pam_password_prompts: usize,
     /// Milliseconds from spawning ssh to the session's first output, if it started.
     pub shell_at_ms: Option<u64>,
     /// ssh's exit status (255: connection or authentication failure).
@@ -364,6 +433,8 @@ impl SshRun {
             transcript: stdout.replace("\r\n", "\n"),
             prompt_at_ms: Vec::new(),
             answer_at_ms: Vec::new(),
+            password_prompts: 0,
+            pam_password_prompts: 0,
             shell_at_ms: None,
             exit_status: -1,
             driver_log: stderr.to_string(),
@@ -382,6 +453,8 @@ impl SshRun {
                 "@@prompt" => run.prompt_at_ms.push(ms),
                 "@@answer" => run.answer_at_ms.push(ms),
                 "@@shell" => run.shell_at_ms = Some(ms),
+                "@@password" => run.password_prompts += 1,
+                "@@pam_password" => run.pam_password_prompts += 1,
                 "@@exit" => run.exit_status = i32::try_from(value).unwrap_or(-1),
                 _ => {}
             }
@@ -423,7 +496,10 @@ pub fn report(line: &str) {
 
 /// The expect driver. argv: `repeat|hangup N answer1 .. answerN ssh-command...`.
 /// The terminal goes to standard output; timing markers (`@@prompt <ms>`, `@@answer <ms>`,
-/// `@@shell <ms>`, `@@exit <status>`) to standard error.
+/// `@@shell <ms>`, `@@password <ms>`, `@@pam_password <ms>`, `@@exit <status>`) to
+/// standard error. A password prompt (the client's own, or `Password: ` from a PAM module)
+/// is answered with a string no account has, up to 12 times, so that the test sees what
+/// comes after it.
 const EXPECT_SCRIPT: &str = r#"
 set mode [lindex $argv 0]
 set count [lindex $argv 1]
@@ -438,6 +514,7 @@ proc stamp {tag} {
 log_user 1
 spawn -noecho {*}$command
 set asked 0
+set passwords 0
 expect {
     -re {Ticket ID: $} {
         stamp @@prompt
@@ -455,6 +532,20 @@ expect {
         incr asked
         send -- "$answer\r"
         stamp @@answer
+        exp_continue
+    }
+    -re {'s password: $} {
+        stamp @@password
+        incr passwords
+        if {$passwords > 12} { exit 4 }
+        send -- "not-the-password\r"
+        exp_continue
+    }
+    -re {Password: $} {
+        stamp @@pam_password
+        incr passwords
+        if {$passwords > 12} { exit 4 }
+        send -- "not-the-password\r"
         exp_continue
     }
     "PAMTICKET-SESSION-STARTED" {
