@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::keys::{Argument, Key};
 use super::syntax::{ConfigError, Entry, Origin, error};
 
 /// The module arguments, split into the config path, the debug switch and key overrides.
@@ -39,13 +40,14 @@ pub fn parse_module_arguments(
                 format!("unknown module argument {argument:?}"),
             ));
         };
-        if key == "FailsafeBypassCode" {
-            // Not echoed: the value is a hash that must not spread to more logs.
+        if let Some(Argument::Refused(reason)) =
+            Key::from_name(key).map(|known| known.spec().argument)
+        {
+            // Not echoed: the value may be one that must not spread to more logs (for
+            // FailsafeBypassCode, a hash).
             return Err(error(
                 &origin,
-                "FailsafeBypassCode must not be a module argument: files in /etc/pam.d are \
-                 readable by every local user, who could then guess the codes offline from \
-                 their hashes; set it in the configuration file (mode 0600) instead",
+                format!("{key} must not be a module argument: {reason}"),
             ));
         }
         if key == "config" {
@@ -74,7 +76,7 @@ pub fn audit_file_from_arguments(arguments: &[String]) -> Option<PathBuf> {
     let mut given = arguments
         .iter()
         .filter_map(|argument| argument.split_once('='))
-        .filter(|(name, _)| *name == "AuditLogFile")
+        .filter(|(name, _)| *name == Key::AuditLogFile.name())
         .map(|(_, value)| PathBuf::from(value.trim()));
     let path = given.next()?;
     if given.next().is_some() {

@@ -10,11 +10,15 @@
 //! The files, one concern each:
 //! - `syntax`: `Key="Value"` lines, where each came from, and the error that names it;
 //! - `arguments`: the pam.d line (`config=`, `debug`, `Key=Value` overrides);
-//! - `settings`: unknown and duplicate keys refused, typed accessors, the [`Config`] built;
+//! - `keys`: the one table of keys (name, default, modes, pam.d or not, description);
+//! - `settings`: unknown and duplicate keys refused, typed accessors keyed by the table;
+//! - `build`: the typed [`Config`], built key by key through those accessors;
 //! - `account`: the root-only account files.
 
 mod account;
 mod arguments;
+mod build;
+mod keys;
 mod settings;
 mod syntax;
 
@@ -30,6 +34,7 @@ use crate::trust::CaBundle;
 
 pub use account::{Credentials, read_account_file, read_root_only_file};
 pub use arguments::{ModuleArguments, audit_file_from_arguments, parse_module_arguments};
+pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
 pub use settings::from_entries;
 pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};
 // The URL types live in their own leaf module, shared with the HTTP client; named here too
@@ -150,6 +155,19 @@ pub struct Config {
     pub debug: bool,
 }
 
+impl Config {
+    /// The mode the module runs in, which decides the keys that have an effect (see
+    /// [`KEYS`]): portal mode, else the ticketing system asked directly (which a direct
+    /// configuration always names).
+    pub fn mode(&self) -> Mode {
+        match (&self.portal, self.ticketing_system) {
+            (Some(_), _) => Mode::Portal,
+            (None, Some(TicketingSystem::BmcRemedy)) => Mode::Remedy,
+            (None, Some(TicketingSystem::ServiceNow) | None) => Mode::ServiceNow,
+        }
+    }
+}
+
 /// Reads the configuration file named by the arguments (or the default), applies the
 /// overrides and validates the result.
 pub fn load(arguments: &ModuleArguments) -> Result<Config, ConfigError> {
@@ -178,7 +196,7 @@ pub fn load(arguments: &ModuleArguments) -> Result<Config, ConfigError> {
 fn check_bypass_file_mode(path: &Path, entries: &[Entry]) -> Result<(), ConfigError> {
     let Some(entry) = entries
         .iter()
-        .find(|entry| entry.key == "FailsafeBypassCode")
+        .find(|entry| entry.key == Key::FailsafeBypassCode.name())
     else {
         return Ok(());
     };
