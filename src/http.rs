@@ -13,9 +13,9 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use zeroize::Zeroizing;
 
-use crate::config::ProxyUrl;
 use crate::secret::{SecretText, secret_text};
 use crate::trust::CaBundle;
+use crate::url::ProxyUrl;
 
 /// The largest response body the module reads; ticket lookups are a few hundred bytes.
 const MAX_BODY_BYTES: u64 = 1 << 20;

@@ -21,6 +21,7 @@ pub mod secret;
 pub mod secure_file;
 pub mod ticket;
 pub mod trust;
+pub mod url;
 
 use std::ffi::CStr;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
 use crate::backend::{self, BadAnswer, LookupError, Outage, PROBE_TICKET, ProbeLine};
-use crate::config::{Config, Credentials, FailMode};
+use crate::config::{Config, Credentials, FailMode, KEYS, Key};
 use crate::http::{Deadline, TransportError, Unreachable};
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
 Reads the configuration exactly as the module does (default /etc/security/pam_ticket.conf),
-reports any error with file:line, prints the effective settings with secrets masked, then
-logs on to the ticketing system (or the portal) once, with the module's own HTTP client,
-and says whether the connection account and the TLS trust work.
+reports any error with file:line, prints the effective settings of the keys that have an
+effect in its mode (ServiceNow, BMCRemedy or portal) with secrets masked, then logs on to
+the ticketing system (or the portal) once, with the module's own HTTP client, and says
+whether the connection account and the TLS trust work.
 
 What it asks, by ticketing system (nothing is written to the audit log):
   ServiceNow  looks up an incident that does not exist (PAMTICKETCHECK0); \"not found\"
@@ -71,151 +72,94 @@ pub fn run(arguments: &[String]) -> i32 {
     probe(&config)
 }
 
-/// Every setting as `(key, shown value)`; account passwords are never shown, and bypass
-/// codes only as a count.
+/// Every setting that has an effect in this configuration's mode, in the order of the
+/// key table, as `(key, shown value)`; account passwords are never shown, and bypass codes
+/// only as a count.
 pub fn settings(config: &Config) -> Vec<(&'static str, String)> {
-    let yes_no = |flag: bool| if flag { "Yes" } else { "No" }.to_string();
+    let mode = config.mode();
+    let mut shown: Vec<(&'static str, String)> = KEYS
+        .iter()
+        .filter(|spec| spec.modes.allows(mode))
+        .filter_map(|spec| shown_value(config, spec.key).map(|value| (spec.name, value)))
+        .collect();
+    shown.push(("debug", yes_no(config.debug)));
+    shown
+}
+
+/// How one key's effective value is shown; `None` for a key shown on another key's line.
+fn shown_value(config: &Config, key: Key) -> Option<String> {
     let list = |allowed: &Option<Vec<String>>| match allowed {
         Some(entries) => format!("Yes: {}", entries.join(", ")),
         None => "No".to_string(),
     };
-    let mut shown = vec![
-        (
-            "TicketingSystem",
-            config
-                .ticketing_system
-                .map_or_else(|| "(none)".to_string(), |system| system.name().to_string()),
+    let portal = config.portal.as_ref();
+    let remedy = &config.remedy;
+    Some(match key {
+        Key::TicketingSystem => config
+            .ticketing_system
+            .map_or_else(|| "(none)".to_string(), |system| system.name().to_string()),
+        Key::SystemURL => optional(config.system_url.as_ref()),
+        Key::ConnectionAccountFile => account(config.connection_account.as_ref()),
+        Key::CAFile => config.ca_bundle.as_ref().map_or_else(
+            || "(none found: set CAFile)".to_string(),
+            |bundle| bundle.path().display().to_string(),
         ),
-        ("SystemURL", optional(config.system_url.as_ref())),
-        (
-            "ConnectionAccountFile",
-            account(config.connection_account.as_ref()),
+        Key::EnterTicketingInfo => yes_no(config.enter_ticketing_info),
+        Key::ValidateTicketNumber => yes_no(config.validate_ticket_number),
+        Key::TicketFormatRegex => optional(config.ticket_format.as_ref()),
+        Key::IncidentTicketIdentification => config.incident_identification.to_string(),
+        Key::ChangeTicketIdentification => config.change_identification.to_string(),
+        Key::ValidateIncidentTicketState => list(&config.allowed_incident_states),
+        Key::ValidateChangeTicketState => list(&config.allowed_change_states),
+        Key::ValidateApprovalStatus => list(&config.allowed_approval_statuses),
+        // Shown with their switch, as "Yes: the list".
+        Key::AllowedIncidentTicketStates
+        | Key::AllowedChangeTicketStates
+        | Key::AllowedApprovalStatuses => return None,
+        Key::ValidateOperationTime => yes_no(config.validate_operation_time),
+        Key::ValidateRequestingUser => yes_no(config.validate_requesting_user),
+        Key::FailsafeBypassCode => {
+            format!("{} hashed code(s) (not shown)", config.bypass_codes.len())
+        }
+        Key::FailMode => match config.fail_mode {
+            FailMode::Secure => "secure",
+            FailMode::Safe => "safe",
+        }
+        .to_string(),
+        Key::Timeout => format!("{} s", config.timeout.as_secs_f64()),
+        Key::HTTPSProxy => optional(config.https_proxy.as_ref()),
+        Key::MaxAttempts => config.max_attempts.to_string(),
+        Key::Prompt => format!("{:?}", config.prompt),
+        Key::AuditLogFile => config.audit_log_file.as_ref().map_or_else(
+            || "(none: syslog only)".to_string(),
+            |path| path.display().to_string(),
         ),
-        (
-            "CAFile",
-            config.ca_bundle.as_ref().map_or_else(
-                || "(none found: set CAFile)".to_string(),
-                |bundle| bundle.path().display().to_string(),
-            ),
-        ),
-        ("EnterTicketingInfo", yes_no(config.enter_ticketing_info)),
-        (
-            "ValidateTicketNumber",
-            yes_no(config.validate_ticket_number),
-        ),
-        ("TicketFormatRegex", optional(config.ticket_format.as_ref())),
-        (
-            "IncidentTicketIdentification",
-            config.incident_identification.to_string(),
-        ),
-        (
-            "ChangeTicketIdentification",
-            config.change_identification.to_string(),
-        ),
-        (
-            "ValidateIncidentTicketState",
-            list(&config.allowed_incident_states),
-        ),
-        (
-            "ValidateChangeTicketState",
-            list(&config.allowed_change_states),
-        ),
-        (
-            "ValidateApprovalStatus",
-            list(&config.allowed_approval_statuses),
-        ),
-        (
-            "ValidateOperationTime",
-            yes_no(config.validate_operation_time),
-        ),
-        (
-            "ValidateRequestingUser",
-            yes_no(config.validate_requesting_user),
-        ),
-        (
-            "FailsafeBypassCode",
-            format!("{} hashed code(s) (not shown)", config.bypass_codes.len()),
-        ),
-        (
-            "FailMode",
-            match config.fail_mode {
-                FailMode::Secure => "secure",
-                FailMode::Safe => "safe",
-            }
-            .to_string(),
-        ),
-        ("Timeout", format!("{} s", config.timeout.as_secs_f64())),
-        ("HTTPSProxy", optional(config.https_proxy.as_ref())),
-        ("MaxAttempts", config.max_attempts.to_string()),
-        ("Prompt", format!("{:?}", config.prompt)),
-        (
-            "AuditLogFile",
-            config.audit_log_file.as_ref().map_or_else(
-                || "(none: syslog only)".to_string(),
-                |path| path.display().to_string(),
-            ),
-        ),
-        (
-            "FetchCredentialsThroughPVWA",
-            yes_no(config.portal.is_some()),
-        ),
-    ];
-    if let Some(portal) = &config.portal {
-        shown.extend([
-            ("PortalURL", portal.url.to_string()),
-            (
-                "PortalAuthMethod",
-                portal.auth_method.path_segment().to_string(),
-            ),
-            ("PortalAccountFile", account(Some(&portal.account))),
-            (
-                "PortalTicketingSystemName",
-                portal.ticketing_system_name.clone(),
-            ),
-            ("PortalReason", format!("{:?}", portal.reason_template)),
-        ]);
-    }
-    if config.ticketing_system == Some(crate::config::TicketingSystem::BmcRemedy) {
-        let remedy = &config.remedy;
-        shown.extend([
-            ("RemedyIncidentForm", remedy.incident_form.clone()),
-            ("RemedyIncidentIDField", remedy.incident_id_field.clone()),
-            (
-                "RemedyIncidentStatusField",
-                remedy.incident_status_field.clone(),
-            ),
-            (
-                "RemedyIncidentRequesterFields",
-                remedy.incident_requester_fields.join(", "),
-            ),
-            ("RemedyChangeForm", remedy.change_form.clone()),
-            ("RemedyChangeIDField", remedy.change_id_field.clone()),
-            (
-                "RemedyChangeStatusField",
-                remedy.change_status_field.clone(),
-            ),
-            (
-                "RemedyChangeApprovalField",
-                remedy.change_approval_field.clone(),
-            ),
-            ("RemedyChangeStartField", remedy.change_start_field.clone()),
-            ("RemedyChangeEndField", remedy.change_end_field.clone()),
-            (
-                "RemedyChangeRequesterFields",
-                remedy.change_requester_fields.join(", "),
-            ),
-            (
-                "RemedyTokenLifetime",
-                format!("{} s", remedy.token_lifetime.as_secs()),
-            ),
-        ]);
-    }
-    shown.push((
-        "CacheDirectory",
-        config.cache_directory.display().to_string(),
-    ));
-    shown.push(("debug", yes_no(config.debug)));
-    shown
+        Key::FetchCredentialsThroughPVWA => yes_no(portal.is_some()),
+        // Its one effect is FetchCredentialsThroughPVWA, shown above.
+        Key::PSMPServerConfig => return None,
+        Key::PortalURL => portal?.url.to_string(),
+        Key::PortalAuthMethod => portal?.auth_method.path_segment().to_string(),
+        Key::PortalAccountFile => account(Some(&portal?.account)),
+        Key::PortalTicketingSystemName => portal?.ticketing_system_name.clone(),
+        Key::PortalReason => format!("{:?}", portal?.reason_template),
+        Key::RemedyIncidentForm => remedy.incident_form.clone(),
+        Key::RemedyIncidentIDField => remedy.incident_id_field.clone(),
+        Key::RemedyIncidentStatusField => remedy.incident_status_field.clone(),
+        Key::RemedyIncidentRequesterFields => remedy.incident_requester_fields.join(", "),
+        Key::RemedyChangeForm => remedy.change_form.clone(),
+        Key::RemedyChangeIDField => remedy.change_id_field.clone(),
+        Key::RemedyChangeStatusField => remedy.change_status_field.clone(),
+        Key::RemedyChangeApprovalField => remedy.change_approval_field.clone(),
+        Key::RemedyChangeStartField => remedy.change_start_field.clone(),
+        Key::RemedyChangeEndField => remedy.change_end_field.clone(),
+        Key::RemedyChangeRequesterFields => remedy.change_requester_fields.join(", "),
+        Key::RemedyTokenLifetime => format!("{} s", remedy.token_lifetime.as_secs()),
+        Key::CacheDirectory => config.cache_directory.display().to_string(),
+    })
+}
+
+fn yes_no(flag: bool) -> String {
+    if flag { "Yes" } else { "No" }.to_string()
 }
 
 fn optional(value: Option<&impl std::fmt::Display>) -> String {
@@ -409,5 +353,49 @@ fn probe(config: &Config) -> i32 {
             | LookupError::Ambiguous { .. }
             | LookupError::RefusedByPortal { .. }),
         ) => fail(true, format!("unexpected answer to the probe: {error:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Mode, from_entries, parse_entries};
+
+    fn shown_keys(text: &str) -> Vec<&'static str> {
+        let path = Path::new("/etc/test.conf");
+        let entries = parse_entries(text, path).expect("valid syntax");
+        let config = from_entries(path, entries, Vec::new()).expect("valid");
+        settings(&config).into_iter().map(|(key, _)| key).collect()
+    }
+
+    #[test]
+    fn the_dump_shows_the_keys_the_table_gives_the_mode_in_its_order() {
+        for (mode, text) in [
+            (
+                Mode::ServiceNow,
+                "TicketingSystem=ServiceNow\nValidateTicketNumber=No\n",
+            ),
+            (
+                Mode::Remedy,
+                "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n",
+            ),
+        ] {
+            let shown = shown_keys(text);
+            // Allowed* lists are shown on their switch's line; PSMPServerConfig's one
+            // effect is FetchCredentialsThroughPVWA.
+            let expected: Vec<&str> = KEYS
+                .iter()
+                .filter(|spec| spec.modes.allows(mode))
+                .map(|spec| spec.name)
+                .filter(|name| !name.starts_with("Allowed") && *name != "PSMPServerConfig")
+                .chain(["debug"])
+                .collect();
+            assert_eq!(shown, expected, "{mode:?}");
+        }
+        let service_now = shown_keys("TicketingSystem=ServiceNow\nValidateTicketNumber=No\n");
+        assert!(!service_now.contains(&"RemedyTokenLifetime"));
+        assert!(!service_now.contains(&"PortalURL"));
     }
 }

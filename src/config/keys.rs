@@ -1,0 +1,524 @@
+//! The one table of configuration keys: name, default, the systems or modes it is for,
+//! whether the pam.d line may set it, and what it does.
+//!
+//! Everything that knows a key reads it from here: the unknown-key check and its "did you
+//! mean" hint, the module-argument check, the typed accessors of [`super::settings`]
+//! (which take a [`Key`], never a string, and take their defaults from this table),
+//! `pam-ticket check`'s dump, and the test that holds pam_ticket.conf(5) to the table.
+//! A key read by the code but missing here does not compile; a key listed here but never
+//! read fails `build::tests::every_key_in_the_table_is_read_in_each_mode_it_is_for`.
+
+use std::fmt;
+
+use super::syntax::{ConfigError, Entry, error};
+use crate::config::TicketingSystem;
+
+/// A key's value when the configuration does not set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// No default: the key must be set where its description says.
+    Required,
+    /// Not set means what the text says (a check off, nothing used).
+    Unset(&'static str),
+    /// A Yes/No switch.
+    Flag(bool),
+    /// A whole number, and the range a set value must lie in.
+    Number {
+        default: u64,
+        min: u64,
+        max: u64,
+    },
+    Text(&'static str),
+    /// A comma-separated list.
+    List(&'static [&'static str]),
+    /// A text that depends on TicketingSystem (ServiceNow also when it is not set).
+    PerSystem {
+        service_now: &'static str,
+        remedy: &'static str,
+    },
+}
+
+impl DefaultValue {
+    /// The default text for `system`, for the kinds that have one.
+    pub fn text(self, system: Option<TicketingSystem>) -> Option<&'static str> {
+        match self {
+            DefaultValue::Text(text) => Some(text),
+            DefaultValue::PerSystem {
+                service_now,
+                remedy,
+            } => Some(match system {
+                Some(TicketingSystem::BmcRemedy) => remedy,
+                Some(TicketingSystem::ServiceNow) | None => service_now,
+            }),
+            DefaultValue::Required
+            | DefaultValue::Unset(_)
+            | DefaultValue::Flag(_)
+            | DefaultValue::Number { .. }
+            | DefaultValue::List(_) => None,
+        }
+    }
+}
+
+/// The ways the module can run: against ServiceNow or BMC Remedy directly, or through a
+/// portal (FetchCredentialsThroughPVWA=Yes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    ServiceNow,
+    Remedy,
+    Portal,
+}
+
+/// The modes a key has an effect in. Outside them it is still parsed and checked; a
+/// Yes/No switch that is not for portal mode is refused there when set to Yes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    pub service_now: bool,
+    pub remedy: bool,
+    pub portal: bool,
+}
+
+impl Modes {
+    pub const ALL: Modes = Modes {
+        service_now: true,
+        remedy: true,
+        portal: true,
+    };
+    /// The gateway asks the ticketing system itself.
+    pub const DIRECT: Modes = Modes {
+        service_now: true,
+        remedy: true,
+        portal: false,
+    };
+    pub const REMEDY: Modes = Modes {
+        service_now: false,
+        remedy: true,
+        portal: false,
+    };
+    pub const PORTAL: Modes = Modes {
+        service_now: false,
+        remedy: false,
+        portal: true,
+    };
+
+    pub fn allows(self, mode: Mode) -> bool {
+        match mode {
+            Mode::ServiceNow => self.service_now,
+            Mode::Remedy => self.remedy,
+            Mode::Portal => self.portal,
+        }
+    }
+}
+
+impl fmt::Display for Modes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [
+            (self.service_now, "ServiceNow"),
+            (self.remedy, "BMCRemedy"),
+            (self.portal, "portal"),
+        ]
+        .into_iter()
+        .filter_map(|(allowed, name)| allowed.then_some(name))
+        .collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+/// Whether a key may be given as `Key=Value` on the pam.d line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Argument {
+    Allowed,
+    /// Refused there, for the reason given (said in the error).
+    Refused(&'static str),
+}
+
+/// One row of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct KeySpec {
+    pub key: Key,
+    pub name: &'static str,
+    pub default: DefaultValue,
+    pub modes: Modes,
+    pub argument: Argument,
+    /// One line: what the key does.
+    pub about: &'static str,
+}
+
+/// Declares [`Key`] and [`KEYS`] from one list, so that the two cannot disagree: the
+/// variant is the key's name, and `KEYS[key as usize]` is its row.
+macro_rules! key_table {
+    ($($key:ident: $default:expr, $modes:expr, $argument:expr, $about:literal;)*) => {
+        /// A configuration key. Its name in the file is the variant's name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Key {
+            $($key,)*
+        }
+
+        /// Every key the module knows, in the order `pam-ticket check` shows them.
+        /// Anything else is an error.
+        pub const KEYS: &[KeySpec] = &[$(KeySpec {
+            key: Key::$key,
+            name: stringify!($key),
+            default: $default,
+            modes: $modes,
+            argument: $argument,
+            about: $about,
+        },)*];
+    };
+}
+
+use Argument::Allowed;
+use DefaultValue::{Flag, List, Number, PerSystem, Required, Text, Unset};
+
+key_table! {
+    TicketingSystem: Required, Modes::ALL, Allowed,
+        "ServiceNow or BMCRemedy; required except in portal mode";
+    SystemURL: Required, Modes::DIRECT, Allowed,
+        "https base URL of the ticketing system's API; required when ValidateTicketNumber=Yes";
+    ConnectionAccountFile: Required, Modes::DIRECT, Allowed,
+        "root-only file with the Username and Password the module queries with";
+    CAFile: Unset("the first system CA bundle that exists"), Modes::ALL, Allowed,
+        "PEM bundle of the CAs trusted for the ticketing system and the portal";
+    EnterTicketingInfo: Flag(true), Modes::ALL, Allowed,
+        "Yes: ask for a ticket; No: return PAM_IGNORE without asking";
+    ValidateTicketNumber: Flag(true), Modes::ALL, Allowed,
+        "Yes: look the ticket up; No: check the ID's form only";
+    TicketFormatRegex: Unset("no format check"), Modes::ALL, Allowed,
+        "regular expression the whole ticket ID must match";
+    IncidentTicketIdentification:
+        PerSystem { service_now: "^INC[0-9]+$", remedy: "^INC[0-9]{12}$" }, Modes::ALL, Allowed,
+        "regular expression that makes an ID an incident";
+    ChangeTicketIdentification:
+        PerSystem { service_now: "^CHG[0-9]+$", remedy: "^CRQ[0-9]{12}$" }, Modes::ALL, Allowed,
+        "regular expression that makes an ID a change";
+    ValidateIncidentTicketState: Flag(false), Modes::DIRECT, Allowed,
+        "check an incident's state against AllowedIncidentTicketStates";
+    AllowedIncidentTicketStates: Unset("none"), Modes::DIRECT, Allowed,
+        "the incident states that pass";
+    ValidateChangeTicketState: Flag(false), Modes::DIRECT, Allowed,
+        "check a change's state against AllowedChangeTicketStates";
+    AllowedChangeTicketStates: Unset("none"), Modes::DIRECT, Allowed,
+        "the change states that pass";
+    ValidateApprovalStatus: Flag(false), Modes::DIRECT, Allowed,
+        "check a change's approval against AllowedApprovalStatuses";
+    AllowedApprovalStatuses: Unset("none"), Modes::DIRECT, Allowed,
+        "the approval statuses that pass";
+    ValidateOperationTime: Flag(false), Modes::DIRECT, Allowed,
+        "a change passes only between its planned start and end";
+    ValidateRequestingUser: Flag(false), Modes::DIRECT, Allowed,
+        "the ticket's requester must be the person logging in";
+    FailsafeBypassCode: Unset("no bypass codes"), Modes::ALL,
+        Argument::Refused(
+            "files in /etc/pam.d are readable by every local user, who could then guess the \
+             codes offline from their hashes; set it in the configuration file (mode 0600) \
+             instead",
+        ),
+        "salted SHA-256 hashes of codes accepted instead of a ticket when the system is down";
+    FailMode: Text("secure"), Modes::ALL, Allowed,
+        "on an outage, secure: deny; safe: allow and audit as failsafe";
+    Timeout: Number { default: 10, min: 1, max: 120 }, Modes::ALL, Allowed,
+        "seconds for the whole check: resolution, connect, TLS and every request";
+    HTTPSProxy: Unset("direct connections"), Modes::ALL, Allowed,
+        "http://host:port of a proxy to tunnel through with CONNECT";
+    MaxAttempts: Number { default: 3, min: 1, max: 10 }, Modes::ALL, Allowed,
+        "answers per login before PAM_MAXTRIES";
+    Prompt: Text("Ticket ID: "), Modes::ALL, Allowed,
+        "the prompt text";
+    AuditLogFile: Unset("syslog only"), Modes::ALL, Allowed,
+        "file that gets one JSON line per decision, besides syslog";
+    FetchCredentialsThroughPVWA: Flag(false), Modes::ALL, Allowed,
+        "Yes: portal mode, the portal validates the ticket";
+    PSMPServerConfig: Unset("none"), Modes::ALL, Allowed,
+        "basic_psmpserver.conf to read FetchCredentialsThroughPVWA from when unset here";
+    PortalURL: Required, Modes::PORTAL, Allowed,
+        "https base URL of the portal's REST API; required in portal mode";
+    PortalAuthMethod: Text("CyberArk"), Modes::PORTAL, Allowed,
+        "how the gateway user logs on: CyberArk, LDAP or RADIUS";
+    PortalAccountFile: Required, Modes::PORTAL, Allowed,
+        "root-only file with the gateway user's Username and Password; required in portal mode";
+    PortalTicketingSystemName:
+        PerSystem { service_now: "ServiceNow", remedy: "BMC Remedy" }, Modes::PORTAL, Allowed,
+        "the ticketing system's name as configured in the portal";
+    PortalReason: Text("SSH connection by %u"), Modes::PORTAL, Allowed,
+        "reason sent to the portal; %u, %t and %h expand to vault user, target user, address";
+    RemedyIncidentForm: Text("HPD:Help Desk"), Modes::REMEDY, Allowed,
+        "the incident form";
+    RemedyIncidentIDField: Text("Incident Number"), Modes::REMEDY, Allowed,
+        "the incident form's ID field";
+    RemedyIncidentStatusField: Text("Status"), Modes::REMEDY, Allowed,
+        "the incident form's status field";
+    RemedyIncidentRequesterFields: List(&["Customer Login ID", "Submitter"]), Modes::REMEDY,
+        Allowed, "the incident fields that name a requester";
+    RemedyChangeForm: Text("CHG:Infrastructure Change"), Modes::REMEDY, Allowed,
+        "the change form";
+    RemedyChangeIDField: Text("Infrastructure Change ID"), Modes::REMEDY, Allowed,
+        "the change form's ID field";
+    RemedyChangeStatusField: Text("Change Request Status"), Modes::REMEDY, Allowed,
+        "the change form's status field";
+    RemedyChangeApprovalField: Text("Approval Status"), Modes::REMEDY, Allowed,
+        "the change form's approval field";
+    RemedyChangeStartField: Text("Scheduled Start Date"), Modes::REMEDY, Allowed,
+        "the change form's planned start field";
+    RemedyChangeEndField: Text("Scheduled End Date"), Modes::REMEDY, Allowed,
+        "the change form's planned end field";
+    RemedyChangeRequesterFields: List(&["Requested By", "Submitter"]), Modes::REMEDY,
+        Allowed, "the change fields that name a requester";
+    RemedyTokenLifetime: Number { default: 3300, min: 60, max: 86_400 }, Modes::REMEDY,
+        Allowed, "seconds a logon token is reused before the module logs on again";
+    CacheDirectory: Text("/run/pam_ticket"), Modes::REMEDY, Allowed,
+        "where the token cache lives (folder 0700, file 0600, owned by root)";
+}
+
+impl Key {
+    /// This key's row of the table.
+    pub fn spec(self) -> &'static KeySpec {
+        // The macro writes KEYS in the order of the variants, so the index is in range.
+        &KEYS[self as usize]
+    }
+
+    /// The name written in the configuration.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The key spelt exactly `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Key> {
+        KEYS.iter()
+            .find(|spec| spec.name == name)
+            .map(|spec| spec.key)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The entry's key, or an unknown-key error that suggests the nearest known one.
+pub fn known(entry: &Entry) -> Result<Key, ConfigError> {
+    if let Some(key) = Key::from_name(&entry.key) {
+        return Ok(key);
+    }
+    let hint = KEYS
+        .iter()
+        .find(|known| {
+            known.name.eq_ignore_ascii_case(&entry.key)
+                || edit_distance(known.name, &entry.key) <= 2
+        })
+        .map(|known| format!(" (did you mean {}?)", known.name))
+        .unwrap_or_default();
+    Err(error(
+        &entry.origin,
+        format!("unknown key {}{hint}", entry.key),
+    ))
+}
+
+/// The Yes/No switches that have no effect in portal mode, where the portal validates the
+/// ticket: switching one on there is refused rather than silently ignored.
+pub fn gateway_switches() -> impl Iterator<Item = Key> {
+    KEYS.iter()
+        .filter(|spec| !spec.modes.portal && matches!(spec.default, DefaultValue::Flag(_)))
+        .map(|spec| spec.key)
+}
+
+/// Levenshtein distance, for the "did you mean" hint on a mistyped key.
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    for (i, left_char) in left.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, right_char) in right.iter().enumerate() {
+            let substitution = previous[j] + usize::from(left_char != *right_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[right.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn each_row_is_at_its_keys_index_and_names_are_unique() {
+        for (index, spec) in KEYS.iter().enumerate() {
+            assert_eq!(spec.key as usize, index, "{}", spec.name);
+            assert_eq!(Key::from_name(spec.name), Some(spec.key));
+            assert_eq!(spec.key.to_string(), spec.name);
+            assert!(!spec.about.is_empty() && !spec.about.contains('\n'));
+        }
+        assert_eq!(Key::from_name("ticketingsystem"), None, "names are exact");
+    }
+
+    #[test]
+    fn only_the_bypass_codes_are_refused_on_the_pam_d_line() {
+        let refused: Vec<&str> = KEYS
+            .iter()
+            .filter(|spec| matches!(spec.argument, Argument::Refused(_)))
+            .map(|spec| spec.name)
+            .collect();
+        assert_eq!(refused, ["FailsafeBypassCode"]);
+    }
+
+    #[test]
+    fn the_switches_refused_in_portal_mode_are_the_gateways_own_checks() {
+        let switches: Vec<&str> = gateway_switches().map(Key::name).collect();
+        assert_eq!(
+            switches,
+            [
+                "ValidateIncidentTicketState",
+                "ValidateChangeTicketState",
+                "ValidateApprovalStatus",
+                "ValidateOperationTime",
+                "ValidateRequestingUser",
+            ]
+        );
+    }
+
+    #[test]
+    fn modes_read_as_the_systems_they_name() {
+        assert_eq!(Modes::ALL.to_string(), "ServiceNow, BMCRemedy, portal");
+        assert_eq!(Modes::DIRECT.to_string(), "ServiceNow, BMCRemedy");
+        assert!(Modes::REMEDY.allows(Mode::Remedy) && !Modes::REMEDY.allows(Mode::ServiceNow));
+        assert!(Modes::PORTAL.allows(Mode::Portal) && !Modes::DIRECT.allows(Mode::Portal));
+    }
+
+    /// pam_ticket.conf(5) as plain text, item by item: the keys named in each `.TP` tag
+    /// (set in bold) with the text of the item, up to the next tag or paragraph.
+    fn man_page_items() -> Vec<(Vec<String>, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/pam_ticket.conf.5");
+        let page = std::fs::read_to_string(path).expect("man/pam_ticket.conf.5 is readable");
+        let mut items: Vec<(Vec<String>, String)> = Vec::new();
+        let mut lines = page.lines().peekable();
+        while let Some(line) = lines.next() {
+            if line != ".TP" {
+                continue;
+            }
+            let Some(tag) = lines.next() else { break };
+            let names = match tag.split_once(' ') {
+                Some((".B" | ".BR", arguments)) => roff_arguments(arguments)
+                    .into_iter()
+                    .filter(|word| {
+                        word.starts_with(|c: char| c.is_ascii_uppercase())
+                            && word.chars().all(|c| c.is_ascii_alphanumeric())
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut text = Vec::new();
+            while let Some(next) = lines.peek() {
+                if [".TP", ".PP", ".SH"]
+                    .iter()
+                    .any(|end| next.starts_with(end))
+                {
+                    break;
+                }
+                text.push(plain_text(next));
+                lines.next();
+            }
+            if !names.is_empty() {
+                items.push((names, text.join(" ")));
+            }
+        }
+        items
+    }
+
+    /// The arguments of a roff request: words, or "quoted words".
+    fn roff_arguments(arguments: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut rest = arguments.trim();
+        while !rest.is_empty() {
+            let (word, after) = match rest.strip_prefix('"') {
+                Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+                None => rest.split_once(' ').unwrap_or((rest, "")),
+            };
+            words.push(word.to_string());
+            rest = after.trim_start();
+        }
+        words
+    }
+
+    /// One line of roff as the reader sees it: font requests applied, escapes resolved.
+    fn plain_text(line: &str) -> String {
+        let text = match line.split_once(' ') {
+            Some((".B" | ".I", arguments)) => roff_arguments(arguments).join(" "),
+            Some((".BR" | ".RB" | ".IR" | ".RI" | ".BI" | ".IB", arguments)) => {
+                roff_arguments(arguments).concat()
+            }
+            _ if line.starts_with('.') => String::new(),
+            _ => line.to_string(),
+        };
+        text.replace("\\(dq", "\"")
+            .replace("\\(ga", "`")
+            .replace("\\-", "-")
+            .replace("\\fI", "")
+            .replace("\\fR", "")
+            .replace("\\fB", "")
+            .replace("\\e", "\\")
+    }
+
+    #[test]
+    fn the_man_page_documents_every_key_of_the_table_and_no_other() {
+        let documented: BTreeSet<String> = man_page_items()
+            .into_iter()
+            .flat_map(|(names, _)| names)
+            .collect();
+        let listed: BTreeSet<String> = KEYS.iter().map(|spec| spec.name.to_string()).collect();
+        let undocumented: Vec<&String> = listed.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "pam_ticket.conf(5) has no item for {undocumented:?}"
+        );
+        let unknown: Vec<&String> = documented.difference(&listed).collect();
+        assert!(
+            unknown.is_empty(),
+            "pam_ticket.conf(5) documents {unknown:?}, which the key table does not list"
+        );
+    }
+
+    #[test]
+    fn the_man_page_states_the_default_of_the_table() {
+        for (names, text) in man_page_items() {
+            for spec in names
+                .iter()
+                .filter_map(|name| Key::from_name(name))
+                .map(Key::spec)
+            {
+                let after_default = text.split_once("Default").map(|(_, after)| after);
+                let first_word = after_default
+                    .unwrap_or_default()
+                    .trim_start_matches(['s', ':'])
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .find(|word| !word.is_empty())
+                    .unwrap_or_default()
+                    .to_string();
+                let stated = match spec.default {
+                    DefaultValue::Required => text.contains("Required"),
+                    // What "not set" means is said in words of the page's own.
+                    DefaultValue::Unset(_) => true,
+                    DefaultValue::Flag(flag) => first_word == if flag { "Yes" } else { "No" },
+                    DefaultValue::Number { default, .. } => first_word == default.to_string(),
+                    DefaultValue::Text(default) => {
+                        after_default.is_some_and(|after| after.contains(default))
+                    }
+                    DefaultValue::List(items) => {
+                        after_default.is_some_and(|after| after.contains(&items.join(", ")))
+                    }
+                    DefaultValue::PerSystem {
+                        service_now,
+                        remedy,
+                    } => after_default
+                        .is_some_and(|after| after.contains(service_now) && after.contains(remedy)),
+                };
+                assert!(
+                    stated,
+                    "pam_ticket.conf(5) does not state {}'s default {:?}: {text}",
+                    spec.name, spec.default
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The configuration: a `Key="Value"` file in the style of PSM for SSH's
+//! basic_psmpserver.conf, overridden per pam.d line by `Key=Value` module arguments, turned
+//! into a typed [`Config`].
+//!
+//! Parsing is strict on purpose: an unknown or duplicate key, a bad value, a regex that does
+//! not compile, a plain-http URL, or a Validate* switch without its Allowed* list is an error
+//! that names file:line. A typo must never quietly switch a check off.
+
+//!
+//! The files, one concern each:
+//! - `syntax`: `Key="Value"` lines, where each came from, and the error that names it;
+//! - `arguments`: the pam.d line (`config=`, `debug`, `Key=Value` overrides);
+//! - `keys`: the one table of keys (name, default, modes, pam.d or not, description);
+//! - `settings`: unknown and duplicate keys refused, typed accessors keyed by the table;
+//! - `build`: the typed [`Config`], built key by key through those accessors;
+//! - `account`: the root-only account files.
+
+mod account;
+mod arguments;
+mod build;
+mod keys;
+mod settings;
+mod syntax;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::bypass::BypassHash;
+use crate::secure_file::{self, Readers};
+use crate::trust::CaBundle;
+
+pub use account::{Credentials, read_account_file, read_root_only_file};
+pub use arguments::{ModuleArguments, audit_file_from_arguments, parse_module_arguments};
+pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
+pub use settings::from_entries;
+pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};
+// The URL types live in their own leaf module, shared with the HTTP client; named here too
+// because the backends and admin tools know them as part of the configuration.
+pub use crate::url::{BaseUrl, ProxyUrl, parse_https_url};
+
+use syntax::error;
+
+/// Where the module looks for its configuration unless `config=PATH` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/security/pam_ticket.conf";
+
+/// Which ticketing system the module talks to directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketingSystem {
+    ServiceNow,
+    BmcRemedy,
+}
+
+impl TicketingSystem {
+    /// The name used in configuration, audit records and `TICKETING_SYSTEM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TicketingSystem::ServiceNow => "ServiceNow",
+            TicketingSystem::BmcRemedy => "BMCRemedy",
+        }
+    }
+}
+
+/// What to do when the ticketing system cannot be asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Deny with PAM_AUTHINFO_UNAVAIL.
+    Secure,
+    /// Allow, and audit the login as failsafe.
+    Safe,
+}
+
+/// How the gateway user logs on to the portal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortalAuthMethod {
+    CyberArk,
+    Ldap,
+    Radius,
+}
+
+impl PortalAuthMethod {
+    /// The path segment of the portal's logon endpoint.
+    pub fn path_segment(self) -> &'static str {
+        match self {
+            PortalAuthMethod::CyberArk => "CyberArk",
+            PortalAuthMethod::Ldap => "LDAP",
+            PortalAuthMethod::Radius => "RADIUS",
+        }
+    }
+}
+
+/// Settings for portal mode (FetchCredentialsThroughPVWA=Yes).
+#[derive(Clone, Debug)]
+pub struct PortalSettings {
+    pub url: BaseUrl,
+    pub auth_method: PortalAuthMethod,
+    pub account: Credentials,
+    pub ticketing_system_name: String,
+    pub reason_template: String,
+}
+
+/// Remedy forms and fields; sites customise them, so each can be overridden.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemedySettings {
+    pub incident_form: String,
+    pub incident_id_field: String,
+    pub incident_status_field: String,
+    pub incident_requester_fields: Vec<String>,
+    pub change_form: String,
+    pub change_id_field: String,
+    pub change_status_field: String,
+    pub change_approval_field: String,
+    pub change_start_field: String,
+    pub change_end_field: String,
+    pub change_requester_fields: Vec<String>,
+    pub token_lifetime: Duration,
+}
+
+/// The validated configuration the login flow runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file the configuration came from.
+    pub source: PathBuf,
+    /// `None` only in portal mode, where the gateway never talks to the ticketing system.
+    pub ticketing_system: Option<TicketingSystem>,
+    pub system_url: Option<BaseUrl>,
+    pub connection_account: Option<Credentials>,
+    /// The CA bundle to trust, read and checked once when the configuration loaded;
+    /// `None` when CAFile is not set and no system bundle exists either (an error when
+    /// the ticket source is set up, reported as such).
+    pub ca_bundle: Option<CaBundle>,
+    pub enter_ticketing_info: bool,
+    pub validate_ticket_number: bool,
+    pub ticket_format: Option<Regex>,
+    pub incident_identification: Regex,
+    pub change_identification: Regex,
+    /// `Some(list)` when the incident state is checked.
+    pub allowed_incident_states: Option<Vec<String>>,
+    pub allowed_change_states: Option<Vec<String>>,
+    pub allowed_approval_statuses: Option<Vec<String>>,
+    pub validate_operation_time: bool,
+    pub validate_requesting_user: bool,
+    pub bypass_codes: Vec<BypassHash>,
+    pub fail_mode: FailMode,
+    pub timeout: Duration,
+    pub https_proxy: Option<ProxyUrl>,
+    pub max_attempts: u32,
+    pub prompt: String,
+    pub audit_log_file: Option<PathBuf>,
+    pub portal: Option<PortalSettings>,
+    pub remedy: RemedySettings,
+    pub cache_directory: PathBuf,
+    pub debug: bool,
+}
+
+impl Config {
+    /// The mode the module runs in, which decides the keys that have an effect (see
+    /// [`KEYS`]): portal mode, else the ticketing system asked directly (which a direct
+    /// configuration always names).
+    pub fn mode(&self) -> Mode {
+        match (&self.portal, self.ticketing_system) {
+            (Some(_), _) => Mode::Portal,
+            (None, Some(TicketingSystem::BmcRemedy)) => Mode::Remedy,
+            (None, Some(TicketingSystem::ServiceNow) | None) => Mode::ServiceNow,
+        }
+    }
+}
+
+/// Reads the configuration file named by the arguments (or the default), applies the
+/// overrides and validates the result.
+pub fn load(arguments: &ModuleArguments) -> Result<Config, ConfigError> {
+    let path = arguments
+        .config_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    // Others may read the configuration, but never change it: it decides whether and
+    // how tickets are checked. When it holds bypass code hashes, it is a secret (see
+    // `check_bypass_file_mode`).
+    let text = secure_file::read_text(&path, Readers::Anyone, true).map_err(|problem| {
+        error(
+            &Origin::Whole { path: path.clone() },
+            format!("cannot use the configuration: {problem}"),
+        )
+    })?;
+    let file_entries = parse_entries(&text, &path)?;
+    check_bypass_file_mode(&path, &file_entries)?;
+    let mut config = from_entries(&path, file_entries, arguments.overrides.clone())?;
+    config.debug = arguments.debug;
+    Ok(config)
+}
+
+/// Bypass code hashes are one fast SHA-256 each: anyone who can read them can try
+/// guesses offline. A configuration that holds them must be readable by root only.
+fn check_bypass_file_mode(path: &Path, entries: &[Entry]) -> Result<(), ConfigError> {
+    let Some(entry) = entries
+        .iter()
+        .find(|entry| entry.key == Key::FailsafeBypassCode.name())
+    else {
+        return Ok(());
+    };
+    let metadata = fs::metadata(path).map_err(|io_error| {
+        error(
+            &entry.origin,
+            format!("cannot stat {}: {io_error}", path.display()),
+        )
+    })?;
+    secure_file::check(path, &metadata, Readers::OwnerOnly).map_err(|problem| {
+        error(
+            &entry.origin,
+            format!("FailsafeBypassCode is set here, so {problem}"),
+        )
+    })
+}

@@ -1,0 +1,173 @@
+//! The URLs the module talks to: the https base URL of a ticketing system or portal, and
+//! the http CONNECT proxy in front of them. A leaf module: the configuration parses them
+//! and the HTTP client takes them, so neither has to import the other.
+
+use std::fmt;
+
+/// An https base URL, split so that requests can be built from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `https://host[:port]` plus any path prefix, without a trailing slash.
+    pub base: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BaseUrl {
+    /// `base` joined with an absolute `path` (which starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+/// An HTTP proxy that the module tunnels through with CONNECT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+/// Parses `https://host[:port][/prefix]`.
+///
+/// The URL is first parsed by the URI parser the HTTP client itself uses (`http::Uri`,
+/// through ureq), so that a URL the client would refuse at request time (a space, a tab,
+/// `<`, `>`, a backtick, e.g. a leftover `<instance>` placeholder) is a configuration
+/// error here, never a request failure that could pass for an outage; characters RFC 3986
+/// does not allow unencoded (`{`, `}`, `|`, `\`, `^`, `"`, non-ASCII) are refused too.
+/// Beyond that, anything but https, user info, a query or a fragment is refused: the
+/// module only ever sends credentials over verified TLS.
+pub fn parse_https_url(raw: &str) -> Result<BaseUrl, String> {
+    let raw = raw.trim();
+    check_uri_syntax(raw)?;
+    let Some(rest) = raw.strip_prefix("https://") else {
+        return Err(format!("{raw:?} is not an https:// URL"));
+    };
+    if rest.contains(['?', '#', '@']) {
+        return Err(format!(
+            "{raw:?} must not contain a query, fragment or user info"
+        ));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(authority, 443)?;
+    let port_text = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    Ok(BaseUrl {
+        base: format!("https://{host}{port_text}{path}"),
+        host,
+        port,
+    })
+}
+
+/// Refuses a URL that the HTTP client's URI parser would refuse (`invalid uri
+/// character`), naming the reason, and then, stricter than that parser, any character
+/// RFC 3986 does not allow unencoded: the parser lets `"`, `{`, `}`, `|`, `\`, `^` and
+/// non-ASCII text through in a path, which a server may read differently or refuse. The
+/// scheme, host and port are checked by the callers' own rules.
+fn check_uri_syntax(raw: &str) -> Result<(), String> {
+    raw.parse::<ureq::http::Uri>().map_err(|uri_error| {
+        format!(
+            "{raw:?} is not a URL the HTTP client accepts ({uri_error}); is a placeholder \
+             such as <instance> left over?"
+        )
+    })?;
+    let bytes = raw.as_bytes();
+    for (index, character) in raw.char_indices() {
+        let allowed = character.is_ascii_alphanumeric()
+            || "-._~:/?#[]@!$&'()*+,;=".contains(character)
+            || (character == '%'
+                && bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit));
+        if !allowed {
+            return Err(format!(
+                "{raw:?} holds {character:?}, which a URL must not hold unencoded \
+                 (percent-encode it; a % must start a %XX escape)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `http://host:port`, the only form of proxy the module tunnels through.
+pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
+    check_uri_syntax(raw)?;
+    let Some(authority) = raw.strip_prefix("http://") else {
+        return Err(format!("{raw:?} must look like http://host:port"));
+    };
+    let authority = authority.trim_end_matches('/');
+    if authority.contains(['/', '?', '#', '@']) || !authority.contains(':') {
+        return Err(format!("{raw:?} must look like http://host:port"));
+    }
+    let (host, port) = split_host_port(authority, 0)?;
+    Ok(ProxyUrl { host, port })
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err(format!("bad IPv6 address in {authority:?}"));
+        };
+        (format!("[{host}]"), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), Some(port)),
+            None => (authority.to_string(), None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    if !valid_host {
+        return Err(format!("bad host name in {authority:?}"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(format!("bad port in {authority:?}")),
+        },
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_urls_keep_port_and_prefix() {
+        let url = parse_https_url("https://sn.example.com:8443/proxy/sn/").expect("valid");
+        assert_eq!(url.base, "https://sn.example.com:8443/proxy/sn");
+        assert_eq!(url.port, 8443);
+        assert_eq!(
+            url.join("/api/now/table/incident"),
+            "https://sn.example.com:8443/proxy/sn/api/now/table/incident"
+        );
+        assert_eq!(
+            parse_https_url("https://sn.example.com/")
+                .expect("valid")
+                .base,
+            "https://sn.example.com"
+        );
+        assert!(parse_https_url("https://user:pw@sn.example.com").is_err());
+        assert!(parse_https_url("https://sn.example.com:99999").is_err());
+    }
+}
