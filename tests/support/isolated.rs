@@ -19,8 +19,10 @@
 //! ```
 //!
 //! The parent reaps the child with `wait4`, which gives the exit status (signal or code)
-//! and the child's own `rusage` (`ru_maxrss`, its peak resident set). A child that outlives
-//! its limit is killed and reported as hung.
+//! and its `rusage`. A child that outlives its limit is killed and reported as hung. The
+//! child reports its own peak resident set (`VmHWM`) after the login: `ru_maxrss` would
+//! count the parent's memory too, since Linux carries the pre-exec image's high-water
+//! mark over into it.
 //!
 //! With `capture_syslog`, the child first moves into a private mount namespace, mounts a
 //! small tmpfs on `/dev` (with `null`, `zero`, `random`, `urandom`) and binds `/dev/log`
@@ -66,6 +68,8 @@ pub struct ChildOutcome {
     pub elapsed: Duration,
     /// The syslog datagrams, or why they could not be captured.
     pub syslog: Result<Vec<String>, String>,
+    /// The login process's own peak resident set (`VmHWM`), in KiB, read after `pam_end`.
+    pub peak_rss_kib: Option<i64>,
 }
 
 impl ChildOutcome {
@@ -92,8 +96,11 @@ pub struct ChildReport {
     /// The signal that ended the child, if one did.
     pub signal: Option<i32>,
     pub exit_code: Option<i32>,
-    /// The child's peak resident set (`ru_maxrss`), in KiB.
-    pub max_rss_kib: i64,
+    /// `ru_maxrss` from `wait4`, in KiB. Linux counts in it the memory the child had
+    /// before `exec`, which is the parent's (std spawns with vfork semantics), so for a big
+    /// parent it says more about the parent than about the login: judge the login by
+    /// [`ChildOutcome::peak_rss_kib`], the high-water mark of the exec'd image alone.
+    pub rusage_max_rss_kib: i64,
     /// From spawn to reaping.
     pub wall: Duration,
     /// The child outlived its limit and was killed with SIGKILL.
@@ -170,7 +177,7 @@ pub fn run(test_name: &str, child: &ChildLogin<'_>, limit: Duration) -> ChildRep
         outcome,
         signal,
         exit_code,
-        max_rss_kib: usage.ru_maxrss,
+        rusage_max_rss_kib: usage.ru_maxrss,
         wall,
         hung,
         output: fs::read_to_string(&output_path).unwrap_or_default(),
@@ -241,7 +248,16 @@ fn outcome_from_json(value: &Value) -> ChildOutcome {
         env,
         elapsed: Duration::from_micros(value["elapsed_us"].as_u64().unwrap_or(u64::MAX)),
         syslog,
+        peak_rss_kib: value["peak_rss_kib"].as_i64(),
     }
+}
+
+/// `VmHWM` of this process from `/proc/self/status`: the peak resident set of the current
+/// program image, in KiB.
+fn own_peak_rss_kib() -> Option<i64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// In a login child (see the module documentation): runs the login, writes the result and
@@ -294,6 +310,7 @@ pub fn serve_if_child() -> bool {
         "env": outcome.env,
         "elapsed_us": u64::try_from(outcome.elapsed.as_micros()).unwrap_or(u64::MAX),
         "syslog": syslog,
+        "peak_rss_kib": own_peak_rss_kib(),
     });
     let result_path = PathBuf::from(text_of("result"));
     fs::write(&result_path, result.to_string()).expect("write the child's result");
