@@ -443,7 +443,8 @@ fn table() -> Vec<Row> {
             .verdict_on(System::Portal, Denied),
         status_row("503 for the ticket request", Ticket, 503, None, Outage)
             .verdict_on(System::Portal, Denied),
-        status_row("401 for the ticket request", Ticket, 401, None, AccountRefused),
+        status_row("401 for the ticket request", Ticket, 401, None, AccountRefused)
+            .verdict_on(System::Portal, Denied),
         row("duplicate key: an empty list, then the real one", AccountSearch,
             rewrite(r#"{"result":["#, r#"{"result":[],"result":["#), Denied)
             .on(System::Remedy, rewrite(r#"{"entries":["#, r#"{"entries":[],"entries":["#))
