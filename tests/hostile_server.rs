@@ -72,18 +72,30 @@ const FAILSAFE: &str =
     "Ticket validation is unavailable; access is granted under the failsafe policy and audited.";
 
 /// Server text (inside a JSON string) that must never reach a terminal or a log as it is:
-/// an ANSI colour, RLO, LRI, BEL, CR LF, NUL and the C1 CSI around a visible word.
-const HOSTILE_JSON_TEXT: &str = r"Down\u001b[31m\u202eevil\u2066\u0007\r\n\u0000\u009b(";
+/// an ANSI colour, RLO, LRI, RLM, ALM, a zero-width space, a BOM, a line separator, BEL,
+/// CR LF, NUL and the C1 CSI around a visible word.
+const HOSTILE_JSON_TEXT: &str =
+    r"Down\u001b[31m\u202eevil\u2066\u200f\u061c\u200b\ufeff\u2028\u0007\r\n\u0000\u009b(";
 /// The visible word of [`HOSTILE_JSON_TEXT`]: where the suite expects the server's text to
 /// be shown or logged, it looks for this, so the character check cannot pass by default.
 const SERVER_WORD: &str = "evil";
 
-/// A control character, or a bidi embedding, override or isolate (U+202A–U+202E,
-/// U+2066–U+2069), the characters of "Trojan Source" (CVE-2021-42574).
+/// What no server text may carry into what the user sees or what is logged: a control
+/// character (C0, DEL, C1), any bidi formatting character (the embeddings, overrides and
+/// isolates of "Trojan Source", CVE-2021-42574, and the LRM, RLM and ALM marks), a
+/// zero-width character, and the Unicode line and paragraph separators, which some
+/// viewers show as a new line.
 fn is_hostile_char(c: char) -> bool {
     c.is_control()
-        || ('\u{202A}'..='\u{202E}').contains(&c)
-        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
