@@ -424,6 +424,7 @@ fn table() -> Vec<Row> {
         row("hang after the request", First, M::HangAfterRequest, Outage),
         row("hang after the headers", First, M::HangAfterHeaders, Outage),
         row("reset after the request", First, M::ResetAfterRequest, Outage),
+        row("clean close after the request, no answer", First, M::CloseAfterRequest, Outage),
         row("reset mid-headers", First, M::ResetMidHeaders, Outage),
         row("reset mid-body", First, M::ResetMidBody, Outage),
         row("truncated body (Content-Length larger than sent)", First, M::TruncatedBody, Outage),

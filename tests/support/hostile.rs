@@ -79,6 +79,8 @@ pub enum Misbehaviour {
     HangAfterHeaders,
     /// Read the request, then reset.
     ResetAfterRequest,
+    /// Read the request, then close cleanly (TLS close_notify, FIN) without an answer.
+    CloseAfterRequest,
     /// Reset in the middle of the header block.
     ResetMidHeaders,
     /// Reset after half of the real body.
@@ -446,6 +448,7 @@ fn misbehave_on_answer(tls: &mut Tls, request: &Request, shared: &Shared) -> Nex
             reset(&tls.sock);
             Next::Abandon
         }
+        Misbehaviour::CloseAfterRequest => Next::CloseCleanly,
         Misbehaviour::ResetMidHeaders => {
             let _ = write_all(tls, b"HTTP/1.1 200 OK\r\nContent-Type: applica");
             reset(&tls.sock);
