@@ -21,6 +21,8 @@ pub const UNAVAILABLE_MESSAGE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
 /// The message shown when the ticketing system's certificate does not verify.
 pub const UNTRUSTED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system's certificate could not be verified; contact your administrator";
+/// The message shown when the ticketing system refuses the module's own account.
+pub const ACCOUNT_REFUSED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system refused this gateway's account; contact your administrator";
 /// The message shown when the module cannot run as configured.
 pub const MISCONFIGURED_MESSAGE: &str =
     "Ticket validation is misconfigured on this gateway; contact your administrator";
@@ -266,30 +268,62 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 self.write_audit(Decision::Deny, Some(id), message, started, vec![]);
                 AnswerVerdict::Done(Outcome::Refused)
             }
-            Err(LookupError::Unavailable(why)) => {
-                if self.config.fail_mode == FailMode::Safe && why.is_outage() {
+            Err(LookupError::Unavailable(outage)) => {
+                // The one path to a failsafe login: an `Outage` can only be a refused,
+                // reset or timed-out connection, a failed name lookup, a 5xx or a 429.
+                if self.config.fail_mode == FailMode::Safe {
                     self.conversation.show_info(
                         "Ticket validation is unavailable; access is granted under the failsafe policy and audited.",
                     );
                     self.write_audit(
                         Decision::Failsafe,
                         Some(id),
-                        format!("unavailable, allowed by FailMode=safe: {why}"),
+                        format!("unavailable, allowed by FailMode=safe: {outage}"),
                         started,
                         vec![],
                     );
                     return AnswerVerdict::Done(self.granted(id, "failsafe"));
                 }
-                // Secure mode, or an answer that is not an outage: an unexpected status or
-                // body points at the request or the configuration (a wrong URL prefix, a
-                // renamed field, an SSO redirect) and would let every ID in for good.
-                let reason = if why.is_outage() {
-                    format!("unavailable: {why}")
-                } else {
-                    format!("unavailable (not an outage, so never failsafe): {why}")
-                };
                 self.conversation.show_error(UNAVAILABLE_MESSAGE);
-                self.write_audit(Decision::Unavailable, Some(id), reason, started, vec![]);
+                self.write_audit(
+                    Decision::Unavailable,
+                    Some(id),
+                    format!("unavailable: {outage}"),
+                    started,
+                    vec![],
+                );
+                AnswerVerdict::Done(Outcome::Unavailable)
+            }
+            Err(LookupError::AccountRefused { status, detail }) => {
+                // Never failsafe: whoever can lock the module's account (systems lock it
+                // after failed logons) or let its password expire would open the gateway
+                // to everyone for as long as it lasts. The record says what to fix, and
+                // goes to syslog at err.
+                self.conversation.show_error(ACCOUNT_REFUSED_MESSAGE);
+                let what = crate::backend::account_refused_text(self.config, status, &detail);
+                self.write_audit(
+                    Decision::Unavailable,
+                    Some(id),
+                    format!("unavailable (not an outage, so never failsafe): {what}"),
+                    started,
+                    vec![],
+                );
+                AnswerVerdict::Done(Outcome::Unavailable)
+            }
+            Err(LookupError::BadAnswer(why)) => {
+                // Not an outage: an answer that is not the API's (an unexpected status or
+                // body, TLS that fails, bytes that are not HTTP, a body or header over the
+                // limit, a proxy that refuses) points at the request, the configuration or
+                // something in between, and letting logins through would last as long as
+                // the mistake, or the attack.
+                self.conversation.show_error(UNAVAILABLE_MESSAGE);
+                self.write_audit(
+                    Decision::Unavailable,
+                    Some(id),
+                    format!("unavailable (not an outage, so never failsafe): {why}"),
+                    started,
+                    vec![],
+                );
                 AnswerVerdict::Done(Outcome::Unavailable)
             }
             Err(LookupError::UntrustedServer { detail }) => {
@@ -372,10 +406,10 @@ pub fn system_name(config: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Unavailable;
+    use crate::backend::{BadAnswer, Outage};
     use crate::bypass::BypassHash;
     use crate::config::{from_entries, parse_entries};
-    use crate::http::TransportError;
+    use crate::http::{TransportError, Unreachable};
     use crate::ticket::{Choice, Ticket};
     use chrono::TimeZone;
     use std::collections::VecDeque;
@@ -659,8 +693,8 @@ mod tests {
     fn unavailable_follows_fail_mode() {
         let down = || FakeSource {
             answer: Box::new(|_| {
-                Err(LookupError::Unavailable(Unavailable::Transport(
-                    TransportError::ConnectionRefused,
+                Err(LookupError::Unavailable(Outage::Unreachable(
+                    Unreachable::ConnectionRefused,
                 )))
             }),
             lookups: 0,
@@ -684,7 +718,7 @@ mod tests {
     fn an_unexpected_answer_is_never_failsafe() {
         let mut source = FakeSource {
             answer: Box::new(|_| {
-                Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+                Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
                     status: 404,
                     detail: String::new(),
                 }))
@@ -700,6 +734,76 @@ mod tests {
             records[0].reason,
             "unavailable (not an outage, so never failsafe): unexpected HTTP 404"
         );
+    }
+
+    /// Every answer that is not the API's, below HTTP or above it, is denied in both
+    /// modes with the unavailable message; only an `Outage` reaches the failsafe.
+    #[test]
+    fn answers_that_are_not_the_apis_are_denied_in_both_modes() {
+        let failures = [
+            BadAnswer::Transport(TransportError::Tls("received fatal alert".to_string())),
+            BadAnswer::Transport(TransportError::Protocol("conflicting".to_string())),
+            BadAnswer::Transport(TransportError::BodyTooLarge { limit: 1 << 20 }),
+            BadAnswer::Transport(TransportError::HeaderTooLarge { limit: 65536 }),
+            BadAnswer::Transport(TransportError::ProxyRefused("407".to_string())),
+            BadAnswer::Transport(TransportError::InvalidRequest("char".to_string())),
+            BadAnswer::TicketCheckFailed {
+                what: "HTTP 503".to_string(),
+            },
+        ];
+        for failure in failures {
+            for mode in ["secure", "safe"] {
+                let answer = failure.clone();
+                let mut source = FakeSource {
+                    answer: Box::new(move |_| Err(LookupError::BadAnswer(answer.clone()))),
+                    lookups: 0,
+                };
+                let mut script = Script::new(&["INC0010001"]);
+                let config = config(&format!("FailMode={mode}\n"));
+                let (outcome, records) = run(&config, &mut script, &mut source);
+                assert_eq!(outcome, Outcome::Unavailable, "{failure:?} {mode}");
+                assert_eq!(script.errors, vec![UNAVAILABLE_MESSAGE.to_string()]);
+                assert!(script.infos.is_empty());
+                assert_eq!(records[0].decision, Decision::Unavailable);
+                assert_eq!(
+                    records[0].reason,
+                    format!("unavailable (not an outage, so never failsafe): {failure}")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_module_account_is_denied_in_both_modes_and_says_what_to_fix() {
+        for mode in ["secure", "safe"] {
+            let mut source = FakeSource {
+                answer: Box::new(|_| {
+                    Err(LookupError::AccountRefused {
+                        status: 401,
+                        detail: "User Not Authenticated".to_string(),
+                    })
+                }),
+                lookups: 0,
+            };
+            let mut script = Script::new(&["INC0010001"]);
+            let (outcome, records) = run(
+                &config(&format!("FailMode={mode}\n")),
+                &mut script,
+                &mut source,
+            );
+            assert_eq!(outcome, Outcome::Unavailable);
+            assert_eq!(script.errors, vec![ACCOUNT_REFUSED_MESSAGE.to_string()]);
+            assert_eq!(records[0].decision, Decision::Unavailable);
+            assert!(
+                records[0].reason.starts_with(
+                    "unavailable (not an outage, so never failsafe): the module's account (none) \
+                     was refused by the ticketing system (HTTP 401: User Not Authenticated): \
+                     check ConnectionAccountFile"
+                ),
+                "{}",
+                records[0].reason
+            );
+        }
     }
 
     #[test]

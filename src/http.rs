@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::ProxyUrl;
 
@@ -53,45 +55,98 @@ impl Deadline {
 }
 
 /// Why a request got no HTTP answer.
+///
+/// Only [`TransportError::Unreachable`] is an outage; every other variant means that
+/// something answered, but not with the API's answer, or that nothing could be sent at
+/// all. The backends turn these into a `LookupError` with a `match`, never by reading a
+/// message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransportError {
-    TimedOut,
-    ConnectionRefused,
-    ConnectionReset,
-    NameResolution,
+    /// The server could not be reached, or the connection broke: an outage.
+    Unreachable(Unreachable),
     /// The server's certificate did not verify against the trusted CAs.
     UntrustedCertificate(String),
-    /// Another TLS failure (protocol version, handshake).
+    /// Another TLS failure: an alert, a protocol version below TLS 1.2, or bytes that are
+    /// not TLS at all (plain HTTP or garbage on the HTTPS port).
     Tls(String),
-    Proxy(String),
+    /// An answer that is not well-formed HTTP/1.1: an unparsable status line or header,
+    /// more header lines than the client reads, conflicting Content-Length headers, broken
+    /// chunking, a redirect.
     Protocol(String),
+    /// A header block larger than the client reads.
+    HeaderTooLarge { limit: usize },
+    /// A body larger than the module reads.
+    BodyTooLarge { limit: u64 },
+    /// The CONNECT proxy answered, but did not open the tunnel (407, 403, 502 …). Only
+    /// its words are known, not the reason, so this is not read as an outage.
+    ProxyRefused(String),
+    /// The request could not be made, so nothing was sent: a URL with a character that a
+    /// URL cannot hold (`<`, a backtick, a tab), or a header value the client refuses.
+    InvalidRequest(String),
+    /// Anything else the HTTP client reports.
     Other(String),
+}
+
+/// The ways a server can be unreachable: the only transport failures that are outages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unreachable {
+    TimedOut,
+    ConnectionRefused,
+    /// Reset, aborted, or closed before the answer was complete.
+    ConnectionReset,
+    /// The host name did not resolve (including a DNS server that did not answer).
+    NameResolution,
+    /// No route to the host or its network.
+    NoRoute,
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unreachable::TimedOut => "timed out",
+            Unreachable::ConnectionRefused => "connection refused",
+            Unreachable::ConnectionReset => "connection reset or closed",
+            Unreachable::NameResolution => "host name not found",
+            Unreachable::NoRoute => "no route to the host",
+        })
+    }
 }
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransportError::TimedOut => write!(f, "timed out"),
-            TransportError::ConnectionRefused => write!(f, "connection refused"),
-            TransportError::ConnectionReset => write!(f, "connection reset or closed"),
-            TransportError::NameResolution => write!(f, "host name not found"),
+            TransportError::Unreachable(why) => write!(f, "{why}"),
             TransportError::UntrustedCertificate(detail) => {
                 write!(f, "server certificate not trusted: {detail}")
             }
             TransportError::Tls(detail) => write!(f, "TLS failure: {detail}"),
-            TransportError::Proxy(detail) => write!(f, "proxy failure: {detail}"),
             TransportError::Protocol(detail) => write!(f, "HTTP protocol error: {detail}"),
+            TransportError::HeaderTooLarge { limit } => {
+                write!(f, "response header larger than {limit} bytes")
+            }
+            TransportError::BodyTooLarge { limit } => {
+                write!(f, "response body larger than {limit} bytes")
+            }
+            TransportError::ProxyRefused(detail) => write!(f, "proxy refused: {detail}"),
+            TransportError::InvalidRequest(detail) => {
+                write!(f, "request not sent, it is invalid: {detail}")
+            }
             TransportError::Other(detail) => write!(f, "{detail}"),
         }
     }
 }
 
 impl TransportError {
+    /// A shorthand for the outage kinds.
+    pub const TIMED_OUT: TransportError = TransportError::Unreachable(Unreachable::TimedOut);
+
     /// Whether one retry may help (the spec allows one, for refused or reset connections).
     fn is_retryable(&self) -> bool {
         matches!(
             self,
-            TransportError::ConnectionRefused | TransportError::ConnectionReset
+            TransportError::Unreachable(
+                Unreachable::ConnectionRefused | Unreachable::ConnectionReset
+            )
         )
     }
 }
@@ -194,7 +249,7 @@ impl HttpClient {
                     .map_err(|error| SetupError::BadProxy(error.to_string()))
             })
             .transpose()?;
-        let agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .tls_config(tls)
             // Set explicitly: ureq would otherwise read https_proxy from the environment,
             // which under su or sudo belongs to the very user being checked.
@@ -202,8 +257,8 @@ impl HttpClient {
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("pam_ticket/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+            .build();
+        let agent = agent_with_named_lookups(agent_config);
         Ok(HttpClient {
             agent,
             retried_check: Cell::new(None),
@@ -219,7 +274,7 @@ impl HttpClient {
         body: &Body<'_>,
         deadline: Deadline,
     ) -> Result<HttpResponse, TransportError> {
-        let budget = deadline.remaining().ok_or(TransportError::TimedOut)?;
+        let budget = deadline.remaining().ok_or(TransportError::TIMED_OUT)?;
         let result = match method {
             Method::Get => {
                 let mut request = self
@@ -338,21 +393,36 @@ pub fn retry_after(response: &HttpResponse) -> Option<u64> {
     response.header("Retry-After")?.trim().parse().ok()
 }
 
-/// Maps ureq's error to what happened. A certificate that does not verify is kept apart
-/// from every other failure, because it is denied even in FailMode=safe.
+/// Maps ureq's error to what happened. Only a refused, reset or timed-out connection and
+/// a failed name lookup are `Unreachable`; a certificate that does not verify is kept
+/// apart from every other TLS failure, for the message. Each ureq variant is named, so
+/// that a new one is a compile-time decision rather than a silent outage.
 fn classify(error: ureq::Error) -> TransportError {
     match error {
-        ureq::Error::Timeout(_) => TransportError::TimedOut,
-        ureq::Error::HostNotFound => TransportError::NameResolution,
+        ureq::Error::Timeout(_) => TransportError::TIMED_OUT,
+        ureq::Error::HostNotFound => TransportError::Unreachable(Unreachable::NameResolution),
         ureq::Error::Io(io_error) => classify_io(&io_error),
         ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
         ureq::Error::Tls(detail) => TransportError::Tls(detail.to_string()),
-        ureq::Error::ConnectProxyFailed(detail) => TransportError::Proxy(detail),
-        ureq::Error::InvalidProxyUrl => TransportError::Proxy("invalid proxy URL".to_string()),
+        ureq::Error::TlsRequired => TransportError::Tls("the connection is not TLS".to_string()),
+        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(detail),
         ureq::Error::Protocol(protocol) => TransportError::Protocol(protocol.to_string()),
-        ureq::Error::ConnectionFailed => TransportError::ConnectionRefused,
-        ureq::Error::BodyExceedsLimit(limit) => {
-            TransportError::Protocol(format!("response body larger than {limit} bytes"))
+        ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => {
+            TransportError::Protocol("the server redirected the request".to_string())
+        }
+        ureq::Error::LargeResponseHeader(_, limit) => TransportError::HeaderTooLarge { limit },
+        ureq::Error::BodyExceedsLimit(limit) => TransportError::BodyTooLarge { limit },
+        ureq::Error::Http(detail) => TransportError::InvalidRequest(detail.to_string()),
+        ureq::Error::BadUri(detail) | ureq::Error::RequireHttpsOnly(detail) => {
+            TransportError::InvalidRequest(detail)
+        }
+        ureq::Error::InvalidProxyUrl => {
+            TransportError::InvalidRequest("invalid proxy URL".to_string())
+        }
+        // No connector took the connection: a fault of the client's set-up, not of the
+        // network, so not an outage.
+        ureq::Error::ConnectionFailed => {
+            TransportError::Other("no connection could be set up".to_string())
         }
         other => TransportError::Other(other.to_string()),
     }
@@ -365,15 +435,22 @@ fn classify_io(io_error: &io::Error) -> TransportError {
     {
         return classify_tls(tls_error);
     }
-    match io_error.kind() {
-        io::ErrorKind::ConnectionRefused => TransportError::ConnectionRefused,
+    let unreachable = match io_error.kind() {
+        io::ErrorKind::ConnectionRefused => Unreachable::ConnectionRefused,
+        // UnexpectedEof: the peer closed before the answer was complete (a crash, a cut
+        // link). Bytes that are not HTTP or not TLS are reported otherwise (Protocol,
+        // rustls), so this stays an outage only for a connection that just ended.
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof => TransportError::ConnectionReset,
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportError::TimedOut,
-        _ => TransportError::Other(io_error.to_string()),
-    }
+        | io::ErrorKind::UnexpectedEof => Unreachable::ConnectionReset,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Unreachable::TimedOut,
+        io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::NetworkDown => Unreachable::NoRoute,
+        _ => return TransportError::Other(io_error.to_string()),
+    };
+    TransportError::Unreachable(unreachable)
 }
 
 fn classify_tls(tls_error: &rustls::Error) -> TransportError {
@@ -386,6 +463,33 @@ fn classify_tls(tls_error: &rustls::Error) -> TransportError {
         }
         other => TransportError::Tls(other.to_string()),
     }
+}
+
+/// The system's name resolver, with every failure reported as `HostNotFound`. The
+/// standard library reports a failed `getaddrinfo` as an uncategorised I/O error, which
+/// could not be told from any other; a failed lookup is an outage, so it must be named.
+#[derive(Debug, Default)]
+struct NameLookup(DefaultResolver);
+
+impl Resolver for NameLookup {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0
+            .resolve(uri, config, timeout)
+            .map_err(|error| match error {
+                ureq::Error::Io(_) => ureq::Error::HostNotFound,
+                other => other,
+            })
+    }
+}
+
+/// The agent for a configuration: ureq's own connectors, the resolver above.
+fn agent_with_named_lookups(config: ureq::config::Config) -> ureq::Agent {
+    ureq::Agent::with_parts(config, DefaultConnector::default(), NameLookup::default())
 }
 
 /// Standard base64 (RFC 4648, with padding), for Basic authorization and PEM.
@@ -419,4 +523,103 @@ pub fn percent_encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A URL with a character a URL cannot hold (a leftover `<instance>` placeholder, a
+    /// backtick, a tab) is a request that was never sent, not an outage.
+    #[test]
+    fn an_invalid_url_is_an_invalid_request_not_an_outage() {
+        for url in [
+            "https://<instance>.service-now.com/api",
+            "https://localhost/a`b",
+            "https://localhost/a\tb",
+        ] {
+            let invalid = url
+                .parse::<ureq::http::Uri>()
+                .expect_err("the URL is invalid");
+            let classified = classify(ureq::Error::Http(ureq::http::Error::from(invalid)));
+            assert!(
+                matches!(classified, TransportError::InvalidRequest(_)),
+                "{url:?}: {classified:?}"
+            );
+        }
+    }
+
+    /// What ureq reports for each misbehaving server (see tests/ticket_gate.rs for the
+    /// same through libpam), mapped by variant. ureq's `Protocol` errors come from a crate
+    /// of its own and are covered there.
+    #[test]
+    fn only_unreachable_servers_are_outages() {
+        let io = |kind: io::ErrorKind| ureq::Error::Io(io::Error::from(kind));
+        let tls = |error: rustls::Error| {
+            ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, error))
+        };
+        let outages = [
+            (
+                io(io::ErrorKind::ConnectionRefused),
+                Unreachable::ConnectionRefused,
+            ),
+            (
+                io(io::ErrorKind::ConnectionReset),
+                Unreachable::ConnectionReset,
+            ),
+            (
+                io(io::ErrorKind::UnexpectedEof),
+                Unreachable::ConnectionReset,
+            ),
+            (io(io::ErrorKind::TimedOut), Unreachable::TimedOut),
+            (io(io::ErrorKind::HostUnreachable), Unreachable::NoRoute),
+            (ureq::Error::HostNotFound, Unreachable::NameResolution),
+            (
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                Unreachable::TimedOut,
+            ),
+        ];
+        for (error, expected) in outages {
+            assert_eq!(classify(error), TransportError::Unreachable(expected));
+        }
+        let not_outages = [
+            ureq::Error::BodyExceedsLimit(1 << 20),
+            ureq::Error::LargeResponseHeader(70_000, 65_536),
+            tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure,
+            )),
+            tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )),
+            tls(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13,
+            )),
+            ureq::Error::ConnectProxyFailed("proxy server responded 407/407".to_string()),
+            ureq::Error::ConnectionFailed,
+            io(io::ErrorKind::InvalidData),
+            io(io::ErrorKind::PermissionDenied),
+        ];
+        for error in not_outages {
+            let shown = format!("{error:?}");
+            let classified = classify(error);
+            assert!(
+                !matches!(classified, TransportError::Unreachable(_)),
+                "{shown} must not be an outage: {classified:?}"
+            );
+        }
+    }
+
+    /// std reports a failed getaddrinfo as an uncategorised I/O error; the resolver names it.
+    #[test]
+    fn a_failed_name_lookup_is_named() {
+        let uri: ureq::http::Uri = "https://nonexistent-host.invalid/"
+            .parse()
+            .expect("a valid URI");
+        let config = ureq::Agent::config_builder().build();
+        let result = NameLookup::default().resolve(&uri, &config, NextTimeout::default());
+        assert!(
+            matches!(result, Err(ureq::Error::HostNotFound)),
+            "{result:?}"
+        );
+    }
 }

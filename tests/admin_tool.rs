@@ -184,13 +184,17 @@ fn check_names_a_rejected_account() {
     let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("OK    TLS"), "{out}");
-    assert!(
-        out.contains(
-            "FAIL  the ticketing system is unavailable: the module's account was rejected (HTTP 401"
-        ),
-        "{out}"
+    // Who was refused, by whom, what to check, and that it is not an outage.
+    let expected = format!(
+        "  FAIL  the module's account {USER} was refused by {} (HTTP 401: User Not \
+         Authenticated: Required to provide Auth information): check ConnectionAccountFile \
+         ({}) and the account's password, lock state and roles. This is not an outage: every \
+         login is denied, in both fail modes, until the account is fixed\n",
+        setup.server.base_url(),
+        setup.dir.join("account.conf").display()
     );
-    assert!(out.contains("check Username and Password"), "{out}");
+    assert!(out.contains(&expected), "{out}");
+    assert!(out.ends_with("result: FAILED\n"), "{out}");
     assert_eq!(setup.server.request_count(), 1);
 }
 
@@ -393,6 +397,46 @@ fn test_reports_unavailable_by_fail_mode() {
     let (code, out, _) = tool(&safe, "");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("TICKET_DECISION=failsafe"), "{out}");
+}
+
+/// A refused account is no outage: `pam-ticket test` says so, and the login would be
+/// refused in safe mode too.
+#[test]
+fn test_reports_a_refused_account_as_denied_in_both_fail_modes() {
+    let setup = Setup::new("test-refused");
+    let config = setup.config(
+        "wrong-password",
+        &setup.server.base_url(),
+        setup.pki.ca_pem_path(),
+        "",
+    );
+    for mode in ["FailMode=secure", "FailMode=safe"] {
+        let (code, out, _) = tool(
+            &[
+                "test",
+                "--user",
+                "alice",
+                "--config",
+                &path_arg(&config),
+                "--arg",
+                mode,
+                "INC0010001",
+            ],
+            "",
+        );
+        assert_eq!(code, 1, "{mode}: {out}");
+        assert!(
+            out.contains(&format!(
+                "lookup         REFUSED ACCOUNT ServiceNow: the module's account {USER} was \
+                 refused by {} (HTTP 401",
+                setup.server.base_url()
+            )),
+            "{mode}: {out}"
+        );
+        assert!(out.contains("(denied in both fail modes)"), "{mode}: {out}");
+        assert!(out.contains("PAM_AUTHINFO_UNAVAIL"), "{mode}: {out}");
+        assert!(!out.contains("TICKET_DECISION"), "{mode}: {out}");
+    }
 }
 
 #[test]
@@ -684,14 +728,15 @@ fn check_remedy_names_a_rejected_account_even_with_a_live_cached_token() {
     let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("  OK    TLS"), "{out}");
-    assert!(
-        out.contains(
-            "  FAIL  the ticketing system is unavailable: the module's account was rejected \
-             (HTTP 401): ARERR 623 Authentication failed (check Username and Password in the \
-             account file, and the account's roles)\n"
-        ),
-        "{out}"
+    let expected = format!(
+        "  FAIL  the module's account {REMEDY_USER} was refused by {} (HTTP 401: ARERR 623 \
+         Authentication failed): check ConnectionAccountFile ({}) and the account's password, \
+         lock state and roles. This is not an outage: every login is denied, in both fail \
+         modes, until the account is fixed\n",
+        setup.server.base_url(),
+        setup.dir.join("remedy-account.conf").display()
     );
+    assert!(out.contains(&expected), "{out}");
     assert!(out.ends_with("result: FAILED\n"), "{out}");
     assert_eq!(
         setup.endpoints(),
@@ -890,14 +935,15 @@ fn check_portal_names_a_rejected_gateway_user() {
     let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("  OK    TLS"), "{out}");
-    assert!(
-        out.contains(
-            "  FAIL  the portal is unavailable: the module's account was rejected (HTTP 403): \
-             PASWS013E: Authentication failure for User [PSMPGateway01]. (check Username and \
-             Password in PortalAccountFile, and PortalAuthMethod)\n"
-        ),
-        "{out}"
+    let expected = format!(
+        "  FAIL  the module's account {GATEWAY_USER} was refused by {} (HTTP 403: PASWS013E: \
+         Authentication failure for User [PSMPGateway01].): check PortalAccountFile ({}) and \
+         the account's password, lock state and roles, and PortalAuthMethod. This is not an \
+         outage: every login is denied, in both fail modes, until the account is fixed\n",
+        setup.portal_url(),
+        setup.dir.join("portal-account").display()
     );
+    assert!(out.contains(&expected), "{out}");
     assert!(out.ends_with("result: FAILED\n"), "{out}");
     assert_eq!(
         setup.portal.counts(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use support::http::Response;
 use support::https::{Fault, refusing_port};
 use support::pam::{
     Login, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS, PamOutcome, PamService,
@@ -22,6 +23,7 @@ use support::portal::{PortalChain, ROOT_PASSWORD};
 
 const GATEWAY_USER: &str = "PSMPGateway01";
 const GATEWAY_PASSWORD: &str = "Gw-Pass-4412";
+const ACCOUNT_REFUSED: &str = "Ticket validation is unavailable: the ticketing system refused this gateway's account; contact your administrator";
 const UNAVAILABLE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
 
@@ -330,29 +332,25 @@ fn plain_user_without_target_is_refused_before_any_prompt() {
     assert_eq!(records[0]["reason"], "no target in PAM_USER (portal mode)");
 }
 
+/// A refused gateway user (PASWS013E) is not an outage: whoever can lock that account or
+/// let its password expire must not open a safe-mode gateway. Denied in both fail modes,
+/// with what to fix in the audit.
 #[test]
-fn bad_gateway_password_is_unavailable_not_an_invalid_ticket() {
+fn a_refused_gateway_account_is_denied_in_both_fail_modes() {
     let rig = Rig::start("portal-badgateway");
     rig.portal.set_gateway_password("rotated-elsewhere");
-    for (mode, code) in [("secure", PAM_AUTHINFO_UNAVAIL), ("safe", PAM_SUCCESS)] {
+    for mode in ["secure", "safe"] {
         let before = rig.portal.counts();
         let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
         let outcome = authenticate(
             &service,
             &login("alice@root@db01.example.com", &["INC0010001"]),
         );
-        assert_code(&outcome, code);
+        assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
         assert_eq!(outcome.prompts().len(), 1);
-        if mode == "secure" {
-            assert_eq!(outcome.errors(), vec![UNAVAILABLE]);
-        } else {
-            assert!(outcome.errors().is_empty());
-            assert_eq!(
-                outcome.env.get("TICKET_DECISION").map(String::as_str),
-                Some("failsafe")
-            );
-        }
-        assert!(!outcome.transcript().contains("refused"));
+        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
+        assert!(outcome.infos().is_empty());
+        assert!(!outcome.env.contains_key("TICKET_DECISION"));
         let after = rig.portal.counts();
         assert_eq!(
             (after.0 - before.0, after.1 - before.1, after.2, after.3),
@@ -363,17 +361,150 @@ fn bad_gateway_password_is_unavailable_not_an_invalid_ticket() {
     rig.assert_logged_off();
     let records = rig.audit();
     assert_eq!(records.len(), 2);
-    assert_eq!(records[0]["decision"], "unavailable");
-    assert_eq!(records[1]["decision"], "failsafe");
     for record in &records {
-        let reason = record["reason"].as_str().unwrap_or("");
-        assert!(
-            reason.contains("account was rejected (HTTP 403)")
-                && reason.contains("PASWS013E")
-                && reason.contains("Authentication failure for User [PSMPGateway01]"),
-            "{reason}"
+        assert_eq!(record["decision"], "unavailable");
+        let expected = format!(
+            "unavailable (not an outage, so never failsafe): the module's account \
+             {GATEWAY_USER} was refused by {} (HTTP 403: PASWS013E: Authentication failure for \
+             User [PSMPGateway01].): check PortalAccountFile ({}) and the account's password, \
+             lock state and roles, and PortalAuthMethod",
+            rig.portal_url(),
+            rig.dir.join("portal-account").display()
         );
+        assert_eq!(record["reason"], expected);
         assert!(record.get("error_code").is_none());
+    }
+}
+
+/// After a logon and an account search that worked, the portal is up: what Retrieve
+/// answers depends on the ticket. A 5xx there (the portal's ticketing integration failing
+/// on this ticket) is not an outage: denied in both modes, not retried, logged off.
+#[test]
+fn a_retrieve_server_error_is_denied_in_both_fail_modes() {
+    for (status, body, detail) in [
+        (
+            500,
+            r#"{"ErrorCode":"CAWS00001E","ErrorMessage":"Internal error in the ticketing plug-in."}"#,
+            "HTTP 500: CAWS00001E: Internal error in the ticketing plug-in.",
+        ),
+        (503, "<html>Service Unavailable</html>", "HTTP 503"),
+    ] {
+        for mode in ["secure", "safe"] {
+            let rig = Rig::start("portal-retrieve-5xx");
+            rig.portal.set_retrieve_override(Some(Response {
+                status,
+                headers: vec![],
+                body: body.as_bytes().to_vec(),
+            }));
+            let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
+            let outcome = authenticate(
+                &service,
+                &login("alice@root@db01.example.com", &["INC0010001"]),
+            );
+            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
+            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{status}/{mode}");
+            assert!(outcome.infos().is_empty(), "{status}/{mode}");
+            assert!(!outcome.env.contains_key("TICKET_DECISION"));
+            assert_eq!(rig.portal.counts(), (1, 1, 1, 1), "no second Retrieve");
+            rig.assert_logged_off();
+            let records = rig.audit();
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0]["decision"], "unavailable");
+            assert_eq!(
+                records[0]["reason"],
+                format!(
+                    "unavailable (not an outage, so never failsafe): the portal's ticket check \
+                     gave no verdict: {detail}"
+                )
+            );
+            assert_eq!(records[0]["target_user"], "root");
+        }
+    }
+}
+
+/// Retrieve's 200 is the password as a JSON string; any other 200 (a maintenance or WAF
+/// page, a JSON object, an empty body) is not the portal's verdict: denied in both modes.
+/// On main every 200 counted as accepted.
+#[test]
+fn a_retrieve_200_that_is_not_the_password_string_is_denied_in_both_fail_modes() {
+    for (label, content_type, body) in [
+        (
+            "maintenance page",
+            "text/html",
+            "<html><body>PVWA is down for maintenance</body></html>",
+        ),
+        (
+            "WAF page",
+            "text/html",
+            "<html><head><title>Request Rejected</title></head></html>",
+        ),
+        (
+            "JSON object",
+            "application/json",
+            r#"{"Password":"Vault-Pw-root-db01-Q7x9Zr2K"}"#,
+        ),
+        ("empty body", "application/json", ""),
+        ("empty string", "application/json", "\"\""),
+    ] {
+        for mode in ["secure", "safe"] {
+            let rig = Rig::start("portal-retrieve-200");
+            rig.portal.set_retrieve_override(Some(
+                Response::text(200, body).with_header("Content-Type", content_type),
+            ));
+            let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
+            let outcome = authenticate(
+                &service,
+                &login("alice@root@db01.example.com", &["INC0010001"]),
+            );
+            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
+            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{label}/{mode}");
+            assert!(!outcome.env.contains_key("TICKET_DECISION"));
+            assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
+            rig.assert_logged_off();
+            let records = rig.audit();
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0]["decision"], "unavailable");
+            assert_eq!(
+                records[0]["reason"],
+                "unavailable (not an outage, so never failsafe): unexpected answer: \
+                 Password/Retrieve answered 200 without the password string (a maintenance or \
+                 proxy page?)"
+            );
+            let audit_text = fs::read_to_string(rig.audit_path()).expect("audit");
+            assert!(!audit_text.contains(ROOT_PASSWORD));
+        }
+    }
+}
+
+/// A Retrieve that hangs past the deadline (a ticket check that never ends) is denied in
+/// both modes too, and the session is still logged off inside the deadline.
+#[test]
+fn a_retrieve_that_hangs_is_denied_in_both_fail_modes() {
+    for mode in ["secure", "safe"] {
+        let rig = Rig::start("portal-retrieve-hang");
+        rig.portal.set_retrieve_delay(Duration::from_secs(4));
+        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
+        let outcome = authenticate(
+            &service,
+            &login("alice@root@db01.example.com", &["INC0010001"]),
+        );
+        assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
+        assert!(
+            outcome.elapsed < Duration::from_secs(3),
+            "Timeout=2 must decide within 3 s, took {:?}",
+            outcome.elapsed
+        );
+        assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{mode}");
+        assert!(!outcome.env.contains_key("TICKET_DECISION"));
+        assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
+        rig.assert_logged_off();
+        let record = rig.audit().pop().expect("a record");
+        assert_eq!(record["decision"], "unavailable");
+        assert_eq!(
+            record["reason"],
+            "unavailable (not an outage, so never failsafe): the portal's ticket check gave \
+             no verdict: timed out"
+        );
     }
 }
 

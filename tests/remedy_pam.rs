@@ -27,6 +27,7 @@ const ACCOUNT_USER: &str = "svc_pam_ticket";
 const ACCOUNT_PASSWORD: &str = "S3rvice-Passw0rd!";
 const UNAVAILABLE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
+const ACCOUNT_REFUSED: &str = "Ticket validation is unavailable: the ticketing system refused this gateway's account; contact your administrator";
 const MISCONFIGURED: &str =
     "Ticket validation is misconfigured on this gateway; contact your administrator";
 
@@ -263,36 +264,89 @@ fn an_expired_token_is_replaced_after_one_401() {
     assert_eq!(gate.audit().len(), 2);
 }
 
+/// A query refused with a token from a fresh log-on is the account refused (its roles,
+/// or its lock state), not an outage: denied in both fail modes, after one log-on and
+/// one retry, never more.
 #[test]
-fn a_token_refused_twice_is_unavailable_not_invalid() {
-    let gate = RemedyGate::new();
-    let service = gate.service("");
-    assert_allowed(
-        &gate,
-        &gate.login(&service, "INC000000000001"),
-        "INC000000000001",
-    );
-    // Every token dies at once, so the retry is refused as well.
-    gate.sim.set_token_lifetime(Some(Duration::ZERO));
-    let outcome = gate.login(&service, "INC000000000001");
-    assert_eq!(
-        outcome.code,
-        PAM_AUTHINFO_UNAVAIL,
-        "{}",
-        outcome.transcript()
-    );
-    assert_eq!(outcome.errors(), vec![UNAVAILABLE]);
-    assert_eq!(gate.sim.login_count(), 2, "log on again once, not more");
-    assert_eq!(gate.sim.query_count(), 3, "retry the query once, not more");
-    let last = gate.audit().pop().expect("audit");
-    assert_eq!(last["decision"], "unavailable");
-    let reason = last["reason"].as_str().unwrap_or("");
-    assert!(
-        reason.contains(
-            "the module's account was rejected (HTTP 401): ARERR 623 Authentication failed"
-        ),
-        "{reason}"
-    );
+fn a_token_refused_twice_is_the_account_refused_in_both_fail_modes() {
+    for mode in ["secure", "safe"] {
+        let gate = RemedyGate::new();
+        let service = gate.service(&format!("FailMode={mode}\n"));
+        assert_allowed(
+            &gate,
+            &gate.login(&service, "INC000000000001"),
+            "INC000000000001",
+        );
+        // Every token dies at once, so the retry is refused as well.
+        gate.sim.set_token_lifetime(Some(Duration::ZERO));
+        let outcome = gate.login(&service, "INC000000000001");
+        assert_eq!(
+            outcome.code,
+            PAM_AUTHINFO_UNAVAIL,
+            "{mode}: {}",
+            outcome.transcript()
+        );
+        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
+        assert!(!outcome.env.contains_key("TICKET_DECISION"));
+        assert_eq!(gate.sim.login_count(), 2, "log on again once, not more");
+        assert_eq!(gate.sim.query_count(), 3, "retry the query once, not more");
+        let last = gate.audit().pop().expect("audit");
+        assert_eq!(last["decision"], "unavailable");
+        let reason = last["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains(&format!(
+                "unavailable (not an outage, so never failsafe): the module's account \
+                 {ACCOUNT_USER} was refused by {} (HTTP 401: ARERR 623 Authentication failed): \
+                 check ConnectionAccountFile",
+                gate.server.base_url()
+            )),
+            "{reason}"
+        );
+    }
+}
+
+/// A cached token that the server dropped still means one new log-on and one retry; when
+/// that log-on is refused (the password was changed on the server, the account locked),
+/// the account is refused: denied in both fail modes, never failsafe.
+#[test]
+fn a_refused_log_on_after_a_dropped_token_is_the_account_refused_in_both_fail_modes() {
+    for mode in ["secure", "safe"] {
+        let gate = RemedyGate::new();
+        let service = gate.service(&format!("FailMode={mode}\n"));
+        assert_allowed(
+            &gate,
+            &gate.login(&service, "INC000000000001"),
+            "INC000000000001",
+        );
+        gate.sim.expire_tokens();
+        gate.sim
+            .set_credentials(ACCOUNT_USER, "changed-on-the-server");
+        let outcome = gate.login(&service, "INC000000000001");
+        assert_eq!(
+            outcome.code,
+            PAM_AUTHINFO_UNAVAIL,
+            "{mode}: {}",
+            outcome.transcript()
+        );
+        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
+        assert!(!outcome.env.contains_key("TICKET_DECISION"));
+        // The refused query on the cached token, then one log-on, refused.
+        assert_eq!(gate.sim.query_count(), 2);
+        assert_eq!(gate.sim.login_count(), 2);
+        let last = gate.audit().pop().expect("audit");
+        assert_eq!(last["decision"], "unavailable");
+        let reason = last["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains(&format!(
+                "the module's account {ACCOUNT_USER} was refused by {} (HTTP 401: ARERR 623 \
+                 Authentication failed): check ConnectionAccountFile ({}) and the account's \
+                 password, lock state and roles",
+                gate.server.base_url(),
+                gate.dir.join("account.conf").display()
+            )),
+            "{reason}"
+        );
+    }
 }
 
 #[test]

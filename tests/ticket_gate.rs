@@ -34,6 +34,7 @@ const ACCOUNT_PASSWORD: &str = "S3rvice-Passw0rd!";
 const UNAVAILABLE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
 const UNTRUSTED: &str = "Ticket validation is unavailable: the ticketing system's certificate could not be verified; contact your administrator";
+const ACCOUNT_REFUSED: &str = "Ticket validation is unavailable: the ticketing system refused this gateway's account; contact your administrator";
 const MISCONFIGURED: &str =
     "Ticket validation is misconfigured on this gateway; contact your administrator";
 
@@ -52,8 +53,8 @@ pub trait SimulatedSystem: Send + Sync {
     }
     /// Makes the simulator refuse the module's account from now on.
     fn reject_account(&self);
-    /// What the audit reason says after `reject_account`.
-    fn account_rejected_reason(&self) -> &'static str;
+    /// The status and server text the audit names after `reject_account`.
+    fn account_refused_status(&self) -> &'static str;
     /// Values for the `{placeholders}` of the case table.
     fn placeholders(&self) -> Vec<(&'static str, &'static str)>;
     /// Configuration lines beyond TicketingSystem/SystemURL/ConnectionAccountFile.
@@ -85,8 +86,8 @@ impl SimulatedSystem for ServiceNow {
         self.sim
             .set_credentials(ACCOUNT_USER, "a-password-that-changed");
     }
-    fn account_rejected_reason(&self) -> &'static str {
-        "the module's account was rejected (HTTP 401): User Not Authenticated"
+    fn account_refused_status(&self) -> &'static str {
+        "HTTP 401: User Not Authenticated: Required to provide Auth information"
     }
     fn placeholders(&self) -> Vec<(&'static str, &'static str)> {
         vec![
@@ -142,8 +143,8 @@ impl SimulatedSystem for Remedy {
         self.sim
             .set_credentials(ACCOUNT_USER, "a-password-that-changed");
     }
-    fn account_rejected_reason(&self) -> &'static str {
-        "the module's account was rejected (HTTP 401): ARERR 623 Authentication failed"
+    fn account_refused_status(&self) -> &'static str {
+        "HTTP 401: ARERR 623 Authentication failed"
     }
     fn placeholders(&self) -> Vec<(&'static str, &'static str)> {
         vec![
@@ -759,6 +760,33 @@ fn backend_down_in_both_fail_modes_against(make_system: &fn() -> Arc<dyn Simulat
     }
 }
 
+/// A host name that does not resolve is an outage (the DNS server may be the part that
+/// is down): FailMode decides. `.invalid` never resolves (RFC 6761).
+#[test]
+fn a_host_name_that_does_not_resolve_is_an_outage_in_both_fail_modes() {
+    for (mode, code, decision) in [
+        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+        ("safe", PAM_SUCCESS, "failsafe"),
+    ] {
+        let system = servicenow();
+        let gate = Gate::new(system.clone());
+        let service = gate.service_for_url(
+            "https://nonexistent-host.invalid",
+            &format!("FailMode={mode}\n"),
+            &[],
+        );
+        let outcome = gate.login(&service, "alice", &["INC0010001"]);
+        assert_eq!(
+            pam::code_name(outcome.code),
+            pam::code_name(code),
+            "{mode}: {}",
+            outcome.transcript()
+        );
+        assert_eq!(gate.server.connection_count(), 0);
+        assert_single_audit(&gate, decision, "host name not found");
+    }
+}
+
 #[test]
 fn a_503_then_an_answer_is_retried_once() {
     for make_system in SYSTEMS {
@@ -797,37 +825,239 @@ fn rate_limited_beyond_the_timeout_is_unavailable() {
     );
 }
 
+/// A refusal of the module's own account is not an outage: whoever can lock the account
+/// (systems lock it after failed logons) or let its password expire must not open a
+/// safe-mode gateway to everyone. Denied in both fail modes, with what to fix in the
+/// audit (and so in syslog, at err).
 #[test]
-fn a_401_for_the_module_account_is_unavailable_not_invalid() {
-    for (make_system, (mode, code, decision)) in SYSTEMS.iter().flat_map(|make_system| {
-        [
-            ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
-            ("safe", PAM_SUCCESS, "failsafe"),
-        ]
-        .map(|mode| (make_system, mode))
-    }) {
+fn a_refused_module_account_is_denied_in_both_fail_modes() {
+    for (make_system, mode) in SYSTEMS
+        .iter()
+        .flat_map(|make_system| ["secure", "safe"].map(|mode| (make_system, mode)))
+    {
         let system = make_system();
         system.reject_account();
         let gate = Gate::new(system.clone());
         let service = gate.service(&format!("FailMode={mode}\n"), &[]);
         let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+        let context = format!("{}/{mode}: {}", system.name(), outcome.transcript());
         assert_eq!(
             pam::code_name(outcome.code),
-            pam::code_name(code),
-            "{}",
-            outcome.transcript()
+            "PAM_AUTHINFO_UNAVAIL",
+            "{context}"
         );
-        assert_eq!(gate.server.request_count(), 1);
-        // ServiceNow: the query was refused; Remedy: the log-on was, so no query followed.
-        assert_eq!(
-            system.handled(),
-            1,
-            "the simulator saw and refused the request"
+        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED], "{context}");
+        assert!(outcome.infos().is_empty(), "{context}");
+        assert!(!outcome.env.contains_key("TICKET_DECISION"), "{context}");
+        // One request, refused and not retried. ServiceNow: the query; Remedy: the log-on,
+        // so no query followed.
+        assert_eq!(gate.server.request_count(), 1, "{context}");
+        assert_eq!(system.handled(), 1, "{context}");
+        assert_eq!(system.queries(), usize::from(system.name() == "ServiceNow"));
+        let expected = format!(
+            "unavailable (not an outage, so never failsafe): the module's account {ACCOUNT_USER} \
+             was refused by {} ({}): check ConnectionAccountFile ({}) and the account's \
+             password, lock state and roles",
+            gate.server.base_url(),
+            system.account_refused_status(),
+            gate.dir.join("account.conf").display()
         );
-        let record = assert_single_audit(&gate, decision, system.account_rejected_reason());
+        let record = assert_single_audit(&gate, "unavailable", &expected);
+        assert_eq!(record["reason"], expected, "{context}");
         assert_eq!(record["ticket"], gate.expand("{valid_incident}"));
         let audit_text = fs::read_to_string(gate.audit_path()).expect("audit");
         assert!(!audit_text.contains(ACCOUNT_PASSWORD));
+    }
+}
+
+/// A 403 (an account without the roles to read tickets, or one an administrator
+/// disabled) is the module's account refused too, in both modes.
+#[test]
+fn a_403_for_the_module_account_is_denied_in_both_fail_modes() {
+    for (make_system, mode) in SYSTEMS
+        .iter()
+        .flat_map(|make_system| ["secure", "safe"].map(|mode| (make_system, mode)))
+    {
+        let system = make_system();
+        let gate = Gate::new(system.clone());
+        gate.server.set_fault(Fault::Status(
+            403,
+            r#"{"error":{"message":"User Not Authorized","detail":"Failed API level ACL Validation"},"status":"failure"}"#
+                .to_string(),
+        ));
+        let service = gate.service(&format!("FailMode={mode}\n"), &[]);
+        let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+        let context = format!("{}/{mode}: {}", system.name(), outcome.transcript());
+        assert_eq!(
+            pam::code_name(outcome.code),
+            "PAM_AUTHINFO_UNAVAIL",
+            "{context}"
+        );
+        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED], "{context}");
+        assert_eq!(gate.server.request_count(), 1, "{context}");
+        assert_eq!(system.handled(), 0, "{context}");
+        assert_single_audit(
+            &gate,
+            "unavailable",
+            &format!(
+                "never failsafe): the module's account {ACCOUNT_USER} was refused by {} (HTTP 403",
+                gate.server.base_url()
+            ),
+        );
+    }
+}
+
+/// Every misbehaviour that is not an outage (something answered, but not with the API's
+/// answer) is denied in both fail modes, against every system: PAM_AUTHINFO_UNAVAIL, the
+/// unavailable message, an audit record that says it is never failsafe, and no retry.
+/// On main each of these was let in as failsafe in safe mode. (For Remedy the failing
+/// request is the log-on, which comes first.)
+#[test]
+fn answers_that_are_not_the_apis_are_denied_in_both_fail_modes() {
+    for make_system in SYSTEMS {
+        answers_that_are_not_the_apis_are_denied_against(make_system);
+    }
+}
+
+fn answers_that_are_not_the_apis_are_denied_against(
+    make_system: &fn() -> Arc<dyn SimulatedSystem>,
+) {
+    // (label, fault, what the audit reason names, requests the server parsed, of which
+    // the simulator answered)
+    let faults: [(&str, Fault, &str, usize, usize); 8] = [
+        (
+            "body over the size limit",
+            Fault::OversizedBody,
+            "response body larger than 1048576 bytes",
+            1,
+            0,
+        ),
+        (
+            "header block over the limit",
+            Fault::OversizedHeader,
+            "response header larger than 65536 bytes",
+            1,
+            0,
+        ),
+        (
+            "too many headers",
+            Fault::TooManyHeaders,
+            "HTTP protocol error: http parse resulted in too many headers",
+            1,
+            0,
+        ),
+        (
+            "duplicate Content-Length",
+            Fault::DuplicateContentLength,
+            "HTTP protocol error: conflicting content-length headers",
+            1,
+            1,
+        ),
+        (
+            "plain HTTP on the TLS port",
+            Fault::PlainHttp,
+            "TLS failure: received corrupt message of type InvalidContentType",
+            0,
+            0,
+        ),
+        (
+            "garbage on the TLS port",
+            Fault::Garbage,
+            "TLS failure: received corrupt message of type InvalidContentType",
+            0,
+            0,
+        ),
+        (
+            "TLS 1.0 only",
+            Fault::OldTlsVersion,
+            "TLS failure: peer is incompatible: ServerDoesNotSupportTls12Or13",
+            0,
+            0,
+        ),
+        (
+            "TLS alert",
+            Fault::TlsAlert,
+            "TLS failure: received fatal alert: HandshakeFailure",
+            0,
+            0,
+        ),
+    ];
+    for (label, fault, reason_part, requests, handled) in faults {
+        for mode in ["secure", "safe"] {
+            let system = make_system();
+            let gate = Gate::new(system.clone());
+            gate.server.set_fault(fault.clone());
+            let service = gate.service(&format!("FailMode={mode}\n"), &["Timeout=2"]);
+            let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+            let context = format!("{}/{label}/{mode}: {}", system.name(), outcome.transcript());
+            assert_eq!(
+                pam::code_name(outcome.code),
+                "PAM_AUTHINFO_UNAVAIL",
+                "{context}"
+            );
+            assert!(
+                outcome.elapsed < Duration::from_secs(3),
+                "{context}: took {:?}",
+                outcome.elapsed
+            );
+            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}");
+            assert!(outcome.infos().is_empty(), "{context}");
+            assert!(!outcome.env.contains_key("TICKET_DECISION"), "{context}");
+            // Not an outage, so not retried: one connection, at most one request.
+            assert_eq!(gate.server.connection_count(), 1, "{context}");
+            assert_eq!(gate.server.request_count(), requests, "{context}");
+            assert_eq!(system.handled(), handled, "{context}");
+            // ServiceNow's one request is the query; Remedy's is the log-on.
+            let queries = if system.name() == "ServiceNow" {
+                handled
+            } else {
+                0
+            };
+            assert_eq!(system.queries(), queries, "{context}");
+            let record = assert_single_audit(
+                &gate,
+                "unavailable",
+                "unavailable (not an outage, so never failsafe): ",
+            );
+            let reason = record["reason"].as_str().unwrap_or("");
+            assert!(reason.contains(reason_part), "{context}: {reason}");
+            assert_eq!(record["ticket"], gate.expand("{valid_incident}"));
+        }
+    }
+}
+
+/// A SystemURL with a character that a URL cannot hold (here a leftover `<instance>`
+/// placeholder) never sends a request and is never failsafe. On main it let every login
+/// in as failsafe with zero requests sent. The configuration may refuse it when it loads
+/// (PAM_SERVICE_ERR), or the HTTP client when it is used (denied): either way nothing is
+/// sent and nobody is let in.
+#[test]
+fn a_url_that_cannot_be_sent_is_never_failsafe() {
+    for make_system in SYSTEMS {
+        for mode in ["secure", "safe"] {
+            let system = make_system();
+            let gate = Gate::new(system.clone());
+            let url = format!("{}/<instance>", gate.server.base_url());
+            let service = gate.service_for_url(&url, &format!("FailMode={mode}\n"), &[]);
+            let outcome = gate.login(&service, "alice", &["{valid_incident}"]);
+            let context = format!("{}/{mode}: {}", system.name(), outcome.transcript());
+            assert!(!outcome.env.contains_key("TICKET_DECISION"), "{context}");
+            assert_eq!(gate.server.connection_count(), 0, "{context}");
+            match pam::code_name(outcome.code) {
+                "PAM_AUTHINFO_UNAVAIL" => {
+                    assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}");
+                    assert_single_audit(
+                        &gate,
+                        "unavailable",
+                        "unavailable (not an outage, so never failsafe): request not sent, it is invalid: ",
+                    );
+                }
+                "PAM_SERVICE_ERR" => {
+                    assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+                }
+                other => panic!("{context}: {other}"),
+            }
+        }
     }
 }
 
@@ -888,23 +1118,78 @@ fn a_check_through_a_connect_proxy() {
     }
 }
 
+/// A proxy that cannot be reached is an outage like the system itself: FailMode decides.
 #[test]
-fn a_dead_proxy_is_unavailable() {
-    let system = servicenow();
-    let gate = Gate::new(system.clone());
-    let service = gate.service(
-        &format!("HTTPSProxy=\"http://127.0.0.1:{}\"\n", refusing_port()),
-        &[],
-    );
-    let outcome = gate.login(&service, "alice", &["INC0010001"]);
-    assert_eq!(
-        outcome.code,
-        PAM_AUTHINFO_UNAVAIL,
-        "{}",
-        outcome.transcript()
-    );
-    assert_eq!(gate.server.request_count(), 0);
-    assert_single_audit(&gate, "unavailable", "unavailable: ");
+fn a_dead_proxy_is_an_outage_in_both_fail_modes() {
+    for (mode, code, decision) in [
+        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+        ("safe", PAM_SUCCESS, "failsafe"),
+    ] {
+        let system = servicenow();
+        let gate = Gate::new(system.clone());
+        let service = gate.service(
+            &format!(
+                "HTTPSProxy=\"http://127.0.0.1:{}\"\nFailMode={mode}\n",
+                refusing_port()
+            ),
+            &[],
+        );
+        let outcome = gate.login(&service, "alice", &["INC0010001"]);
+        assert_eq!(
+            pam::code_name(outcome.code),
+            pam::code_name(code),
+            "{}",
+            outcome.transcript()
+        );
+        assert_eq!(gate.server.request_count(), 0);
+        assert_single_audit(&gate, decision, "connection refused");
+    }
+}
+
+/// A proxy that answers but does not open the tunnel (407 for credentials it wants, 403
+/// for a target it does not allow, 502 for a target it cannot reach) is not an outage:
+/// ureq reports only the proxy's words, not the reason, so it is denied in both modes.
+#[test]
+fn a_proxy_that_refuses_the_tunnel_is_denied_in_both_fail_modes() {
+    for (label, refusal) in [
+        ("407", Some("407 Proxy Authentication Required")),
+        ("403", Some("403 Forbidden")),
+        ("502 for an unreachable target", None),
+    ] {
+        for mode in ["secure", "safe"] {
+            let system = servicenow();
+            let gate = Gate::new(system.clone());
+            let proxy = ConnectProxy::start();
+            proxy.refuse_with(refusal);
+            let url = match refusal {
+                Some(_) => gate.server.base_url(),
+                None => format!("https://localhost:{}", refusing_port()),
+            };
+            let service = gate.service_for_url(
+                &url,
+                &format!("HTTPSProxy=\"{}\"\nFailMode={mode}\n", proxy.url()),
+                &[],
+            );
+            let outcome = gate.login(&service, "alice", &["INC0010001"]);
+            let context = format!("{label}/{mode}: {}", outcome.transcript());
+            assert_eq!(
+                pam::code_name(outcome.code),
+                "PAM_AUTHINFO_UNAVAIL",
+                "{context}"
+            );
+            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}");
+            assert_eq!(proxy.connect_count(), 1, "{context}");
+            assert_eq!(gate.server.request_count(), 0, "{context}");
+            let expected_status = label.split(' ').next().unwrap_or(label);
+            assert_single_audit(
+                &gate,
+                "unavailable",
+                &format!(
+                    "unavailable (not an outage, so never failsafe): proxy refused: proxy server responded {expected_status}"
+                ),
+            );
+        }
+    }
 }
 
 /// "Does not apply" is PAM_IGNORE, never PAM_SUCCESS: under `sufficient` a SUCCESS would

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
-use crate::backend::{self, LookupError, PROBE_TICKET, ProbeLine, Unavailable};
+use crate::backend::{self, BadAnswer, LookupError, Outage, PROBE_TICKET, ProbeLine};
 use crate::config::{Config, Credentials, FailMode};
-use crate::http::{Deadline, TransportError};
+use crate::http::{Deadline, TransportError, Unreachable};
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
@@ -322,28 +322,85 @@ fn probe(config: &Config) -> i32 {
             ),
         ),
         Err(LookupError::Misconfigured { detail }) => fail(false, format!("setup: {detail}")),
-        Err(LookupError::Unavailable(why)) => {
-            let tls_verified = !matches!(why, Unavailable::Transport(_));
-            let hint = match &why {
-                Unavailable::AccountRejected { .. } if config.portal.is_some() => {
-                    " (check Username and Password in PortalAccountFile, and PortalAuthMethod)"
-                }
-                Unavailable::AccountRejected { .. } => {
-                    " (check Username and Password in the account file, and the account's roles)"
-                }
-                Unavailable::Transport(TransportError::NameResolution) => " (check the host name)",
-                Unavailable::Transport(TransportError::TimedOut) => {
+        Err(LookupError::Unavailable(outage)) => {
+            let tls_verified =
+                !matches!(outage, Outage::Unreachable(_) | Outage::TokenLockTimedOut);
+            let hint = match &outage {
+                Outage::Unreachable(Unreachable::NameResolution) => " (check the host name)",
+                Outage::Unreachable(Unreachable::TimedOut) => {
                     " (check the firewall, HTTPSProxy and Timeout)"
                 }
-                Unavailable::Transport(_) => " (check the URL, port, firewall and HTTPSProxy)",
-                _ => "",
+                Outage::Unreachable(_) => " (check the URL, port, firewall and HTTPSProxy)",
+                Outage::ServerError { .. }
+                | Outage::RateLimited { .. }
+                | Outage::TokenLockTimedOut => "",
             };
             let what = if config.portal.is_some() {
                 "the portal is unavailable"
             } else {
                 "the ticketing system is unavailable"
             };
-            fail(tls_verified, format!("{what}: {why}{hint}"))
+            let mode = match config.fail_mode {
+                FailMode::Secure => "logins are refused while it lasts (FailMode=secure)",
+                FailMode::Safe => "logins are let in as failsafe while it lasts (FailMode=safe)",
+            };
+            fail(
+                tls_verified,
+                format!("{what}: {outage}{hint}; an outage: {mode}"),
+            )
+        }
+        Err(LookupError::AccountRefused { status, detail }) => fail(
+            true,
+            format!(
+                "{}. This is not an outage: every login is denied, in both fail modes, \
+                 until the account is fixed",
+                backend::account_refused_text(config, status, &detail)
+            ),
+        ),
+        Err(LookupError::BadAnswer(why)) => {
+            let (tls_verified, hint) = match &why {
+                BadAnswer::Transport(TransportError::Tls(_)) => (
+                    false,
+                    " (is the URL's port the server's HTTPS port, and does it speak TLS 1.2 or 1.3?)",
+                ),
+                BadAnswer::Transport(TransportError::InvalidRequest(_)) => (
+                    false,
+                    " (check the URL for a leftover placeholder or a stray character)",
+                ),
+                BadAnswer::Transport(TransportError::ProxyRefused(_)) => {
+                    (false, " (check HTTPSProxy and what the proxy lets through)")
+                }
+                // The answer came over TLS, unless a proxy may have sent it before the tunnel.
+                BadAnswer::Transport(
+                    TransportError::Protocol(_)
+                    | TransportError::HeaderTooLarge { .. }
+                    | TransportError::BodyTooLarge { .. },
+                ) => (
+                    config.https_proxy.is_none(),
+                    " (is the URL the API's, not a web page's?)",
+                ),
+                BadAnswer::Transport(
+                    TransportError::Other(_)
+                    | TransportError::Unreachable(_)
+                    | TransportError::UntrustedCertificate(_),
+                ) => (false, ""),
+                BadAnswer::UnexpectedStatus { .. } | BadAnswer::BadResponse { .. } => {
+                    (true, " (check the URL's path and the account's roles)")
+                }
+                BadAnswer::TicketCheckFailed { .. } => (true, ""),
+            };
+            let who = if config.portal.is_some() {
+                "the portal"
+            } else {
+                "the ticketing system"
+            };
+            fail(
+                tls_verified,
+                format!(
+                    "{who} did not give the API's answer: {why}{hint}; not an outage: every \
+                     login is denied, in both fail modes"
+                ),
+            )
         }
         // The probes map every answer about the ticket itself to a finding; these remain
         // only if a backend passed one on, and then the server did answer.

@@ -256,9 +256,16 @@ fn print_lookup(
         Ok(Lookup::AcceptedByPortal { detail }) => {
             println!("lookup         PASS  {system} accepted the ticket: {detail}")
         }
-        Err(LookupError::Unavailable(why)) => {
-            println!("lookup         UNAVAILABLE {system}: {why}")
+        Err(LookupError::Unavailable(outage)) => {
+            println!("lookup         UNAVAILABLE {system}: {outage} (an outage: FailMode decides)")
         }
+        Err(LookupError::AccountRefused { status, detail }) => println!(
+            "lookup         REFUSED ACCOUNT {system}: {} (denied in both fail modes)",
+            crate::backend::account_refused_text(config, *status, detail)
+        ),
+        Err(LookupError::BadAnswer(why)) => println!(
+            "lookup         BAD ANSWER {system}: {why} (not an outage: denied in both fail modes)"
+        ),
         Err(LookupError::UntrustedServer { detail }) => {
             println!("lookup         UNTRUSTED {system}: certificate did not verify: {detail}")
         }
@@ -278,7 +285,11 @@ fn lookup_error(error: &LookupError) -> String {
         },
         LookupError::NotCheckable { message } => message.clone(),
         LookupError::Misconfigured { detail } => format!("misconfigured: {detail}"),
-        LookupError::Unavailable(why) => why.to_string(),
+        LookupError::Unavailable(outage) => outage.to_string(),
+        LookupError::AccountRefused { status, detail } => {
+            format!("the module's account was refused (HTTP {status}): {detail}")
+        }
+        LookupError::BadAnswer(why) => why.to_string(),
         LookupError::UntrustedServer { detail } => detail.clone(),
     }
 }

@@ -8,7 +8,8 @@ pub mod servicenow;
 
 use std::fmt;
 
-use crate::http::{Deadline, HttpResponse, TransportError, retry_after};
+use crate::config::Config;
+use crate::http::{Deadline, HttpResponse, TransportError, Unreachable, retry_after};
 use crate::login::Login;
 use crate::ticket::{Ticket, TicketId, TicketKind};
 
@@ -35,6 +36,11 @@ pub enum Lookup {
 }
 
 /// Why a lookup gave no ticket.
+///
+/// Which variant a backend returns is the decision between "FailMode decides" and "denied
+/// in both modes": only [`LookupError::Unavailable`] ever reaches the failsafe, and it
+/// holds an [`Outage`], which can only be a refused, reset or timed-out connection, a
+/// failed name lookup, a 5xx or a 429.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LookupError {
     /// The system answered: no such ticket.
@@ -48,8 +54,16 @@ pub enum LookupError {
     },
     /// The login itself cannot be checked this way (e.g. no target in portal mode).
     NotCheckable { message: String },
-    /// The system could not be asked: FailMode decides.
-    Unavailable(Unavailable),
+    /// The system could not be asked: a real outage. FailMode decides.
+    Unavailable(Outage),
+    /// The system refused the module's own account (401/403, ARERR 623, PASWS013E). Not an
+    /// outage: whoever can lock that account, or let its password expire, would otherwise
+    /// open a safe-mode gateway to everyone. Denied in both fail modes.
+    AccountRefused { status: u16, detail: String },
+    /// Something answered, but not with the API's answer. It comes from the request, the
+    /// configuration or something in between, and would last as long as the mistake:
+    /// denied in both fail modes.
+    BadAnswer(BadAnswer),
     /// The server's certificate did not verify. Possibly an attack: denied in both fail
     /// modes, never let through as failsafe.
     UntrustedServer { detail: String },
@@ -57,90 +71,136 @@ pub enum LookupError {
     Misconfigured { detail: String },
 }
 
-/// The ways in which a ticketing system can be unreachable.
+/// The outages FailMode=safe exists for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Unavailable {
-    Transport(TransportError),
+pub enum Outage {
+    /// Refused, reset or timed-out connection, failed name lookup, no route.
+    Unreachable(Unreachable),
     /// HTTP 5xx.
-    ServerError {
-        status: u16,
-        detail: String,
-    },
+    ServerError { status: u16, detail: String },
     /// HTTP 429; `retry_after` is what the server asked for.
-    RateLimited {
-        retry_after: Option<u64>,
-    },
-    /// HTTP 401/403 for the module's own account.
-    AccountRejected {
-        status: u16,
-        detail: String,
-    },
-    /// A 2xx answer that is not what the API defines.
-    BadResponse {
-        detail: String,
-    },
-    /// Any other unexpected HTTP status.
-    UnexpectedStatus {
-        status: u16,
-        detail: String,
-    },
+    RateLimited { retry_after: Option<u64> },
+    /// Another login held the Remedy token cache lock until the deadline: it was waiting
+    /// on the system's log-on.
+    TokenLockTimedOut,
 }
 
-impl Unavailable {
-    /// How every backend reads an error status the API does not give a meaning of its
-    /// own: 401/403 is the module's own account refused, 429 rate limiting, 5xx a server
-    /// error, anything else unexpected. `detail` is the backend's sanitised error text.
-    pub fn from_status(response: &HttpResponse, detail: String) -> Unavailable {
-        match response.status {
-            status @ (401 | 403) => Unavailable::AccountRejected { status, detail },
-            429 => Unavailable::RateLimited {
-                retry_after: retry_after(response),
-            },
-            status if status >= 500 => Unavailable::ServerError { status, detail },
-            status => Unavailable::UnexpectedStatus { status, detail },
-        }
-    }
-
-    /// Whether this is what FailMode=safe exists for: the system is down, overloaded, or
-    /// refuses the module's own account (step 9 of the login flow). An unexpected status
-    /// or an answer that is not the API's is not: it comes from the request or the
-    /// configuration, so letting logins through would last as long as the mistake.
-    pub fn is_outage(&self) -> bool {
-        match self {
-            Unavailable::Transport(_)
-            | Unavailable::ServerError { .. }
-            | Unavailable::RateLimited { .. }
-            | Unavailable::AccountRejected { .. } => true,
-            Unavailable::BadResponse { .. } | Unavailable::UnexpectedStatus { .. } => false,
-        }
-    }
-}
-
-impl fmt::Display for Unavailable {
+impl fmt::Display for Outage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unavailable::Transport(error) => write!(f, "{error}"),
-            Unavailable::ServerError { status, detail } => {
+            Outage::Unreachable(why) => write!(f, "{why}"),
+            Outage::ServerError { status, detail } => {
                 write!(f, "server error HTTP {status}")?;
                 write_detail(f, detail)
             }
-            Unavailable::RateLimited {
+            Outage::RateLimited {
                 retry_after: Some(seconds),
             } => {
                 write!(f, "rate limited (HTTP 429, Retry-After {seconds}s)")
             }
-            Unavailable::RateLimited { retry_after: None } => write!(f, "rate limited (HTTP 429)"),
-            Unavailable::AccountRejected { status, detail } => {
-                write!(f, "the module's account was rejected (HTTP {status})")?;
-                write_detail(f, detail)
-            }
-            Unavailable::BadResponse { detail } => write!(f, "unexpected answer: {detail}"),
-            Unavailable::UnexpectedStatus { status, detail } => {
+            Outage::RateLimited { retry_after: None } => write!(f, "rate limited (HTTP 429)"),
+            Outage::TokenLockTimedOut => write!(
+                f,
+                "timed out waiting for another login to log on to Remedy (token cache lock)"
+            ),
+        }
+    }
+}
+
+/// Answers that are not the API's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadAnswer {
+    /// A failure below HTTP that is not an outage: TLS (alert, old version, not TLS at
+    /// all), not HTTP, a header or body over the limit, a proxy that refused the tunnel, a
+    /// request that could not be sent.
+    Transport(TransportError),
+    /// A 2xx answer that is not what the API defines.
+    BadResponse { detail: String },
+    /// An HTTP status the API gives no meaning for this call.
+    UnexpectedStatus { status: u16, detail: String },
+    /// Portal mode: the ticket check (Password/Retrieve) gave no verdict after the logon
+    /// and the account search had worked. The portal was up, and its answer depends on
+    /// the ticket, so it is never an outage.
+    TicketCheckFailed { what: String },
+}
+
+impl fmt::Display for BadAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadAnswer::Transport(error) => write!(f, "{error}"),
+            BadAnswer::BadResponse { detail } => write!(f, "unexpected answer: {detail}"),
+            BadAnswer::UnexpectedStatus { status, detail } => {
                 write!(f, "unexpected HTTP {status}")?;
                 write_detail(f, detail)
             }
+            BadAnswer::TicketCheckFailed { what } => {
+                write!(f, "the portal's ticket check gave no verdict: {what}")
+            }
         }
     }
+}
+
+/// How every backend reads an error status the API does not give a meaning of its own:
+/// 401/403 is the module's own account refused, 429 rate limiting, 5xx a server error,
+/// anything else unexpected. `detail` is the backend's sanitised error text.
+pub fn status_error(response: &HttpResponse, detail: String) -> LookupError {
+    match response.status {
+        status @ (401 | 403) => LookupError::AccountRefused { status, detail },
+        429 => LookupError::Unavailable(Outage::RateLimited {
+            retry_after: retry_after(response),
+        }),
+        status @ 500..=599 => LookupError::Unavailable(Outage::ServerError { status, detail }),
+        status => LookupError::BadAnswer(BadAnswer::UnexpectedStatus { status, detail }),
+    }
+}
+
+/// A 2xx answer that is not what the API defines.
+pub fn bad_response(detail: &str) -> LookupError {
+    LookupError::BadAnswer(BadAnswer::BadResponse {
+        detail: detail.to_string(),
+    })
+}
+
+/// What the admin reads when the system refuses the module's own account: who was
+/// refused, by whom, and what to check.
+pub fn account_refused_text(config: &Config, status: u16, detail: &str) -> String {
+    let (server, username, setting, file, more) = match &config.portal {
+        Some(portal) => (
+            portal.url.to_string(),
+            portal.account.username.as_str(),
+            "PortalAccountFile",
+            portal.account.source.display().to_string(),
+            ", and PortalAuthMethod",
+        ),
+        None => (
+            config
+                .system_url
+                .as_ref()
+                .map_or_else(|| "the ticketing system".to_string(), ToString::to_string),
+            config
+                .connection_account
+                .as_ref()
+                .map_or("(none)", |account| account.username.as_str()),
+            "ConnectionAccountFile",
+            config
+                .connection_account
+                .as_ref()
+                .map_or_else(String::new, |account| account.source.display().to_string()),
+            "",
+        ),
+    };
+    let mut text = format!(
+        "the module's account {} was refused by {server} (HTTP {status}",
+        sanitise(username)
+    );
+    if !detail.is_empty() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    text.push_str(&format!(
+        "): check {setting} ({file}) and the account's password, lock state and roles{more}"
+    ));
+    text
 }
 
 fn write_detail(f: &mut fmt::Formatter<'_>, detail: &str) -> fmt::Result {
@@ -152,10 +212,19 @@ fn write_detail(f: &mut fmt::Formatter<'_>, detail: &str) -> fmt::Result {
 }
 
 impl From<TransportError> for LookupError {
+    /// Only an unreachable server is an outage; a certificate that does not verify is
+    /// kept apart for its message; everything else is an answer that is not the API's.
     fn from(error: TransportError) -> LookupError {
         match error {
+            TransportError::Unreachable(why) => LookupError::Unavailable(Outage::Unreachable(why)),
             TransportError::UntrustedCertificate(detail) => LookupError::UntrustedServer { detail },
-            other => LookupError::Unavailable(Unavailable::Transport(other)),
+            error @ (TransportError::Tls(_)
+            | TransportError::Protocol(_)
+            | TransportError::HeaderTooLarge { .. }
+            | TransportError::BodyTooLarge { .. }
+            | TransportError::ProxyRefused(_)
+            | TransportError::InvalidRequest(_)
+            | TransportError::Other(_)) => LookupError::BadAnswer(BadAnswer::Transport(error)),
         }
     }
 }

@@ -14,8 +14,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Lookup, LookupError, ProbeLine, TicketSource, Unavailable, sanitise};
+use super::{
+    BadAnswer, Lookup, LookupError, ProbeLine, TicketSource, bad_response, sanitise, status_error,
+};
 use crate::config::PortalSettings;
+use crate::http::TransportError;
 use crate::http::percent_encode;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method};
 use crate::login::{Login, Target};
@@ -123,16 +126,12 @@ impl Portal {
             self.client
                 .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline)?;
         if response.status != 200 {
-            return Err(unavailable(&response));
+            return Err(error_for_status(&response));
         }
         serde_json::from_slice::<Value>(&response.body)
             .ok()
             .and_then(|document| document.get("count").and_then(Value::as_u64))
-            .ok_or_else(|| {
-                LookupError::Unavailable(Unavailable::BadResponse {
-                    detail: "account list without a count".to_string(),
-                })
-            })
+            .ok_or_else(|| bad_response("account list without a count"))
     }
 
     /// Everything between logon and logoff.
@@ -173,9 +172,10 @@ impl Portal {
         // No retry here: the portal may have validated the ticket, retrieved the password
         // and audited both before the answer was lost; a second Retrieve would be a second
         // password release in the vault's audit for one login.
-        let response =
-            self.client
-                .send(Method::Post, &url, &headers, &Body::Json(&body), deadline)?;
+        let response = self
+            .client
+            .send(Method::Post, &url, &headers, &Body::Json(&body), deadline)
+            .map_err(retrieve_failed)?;
         interpret_retrieve(response, &account, &self.settings.ticketing_system_name)
     }
 }
@@ -208,9 +208,7 @@ impl TicketSource for Portal {
         }
         let token = self.logon(deadline)?;
         let Some(token_text) = token.as_str() else {
-            return Err(LookupError::Unavailable(Unavailable::BadResponse {
-                detail: "the logon token is not text".to_string(),
-            }));
+            return Err(bad_response("the logon token is not text"));
         };
         let exchange_deadline = keep_back(deadline);
         let result = self.in_session(token_text, id, login, target, exchange_deadline);
@@ -224,9 +222,7 @@ impl TicketSource for Portal {
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
         let token = self.logon(deadline)?;
         let Some(token_text) = token.as_str() else {
-            return Err(LookupError::Unavailable(Unavailable::BadResponse {
-                detail: "the logon token is not text".to_string(),
-            }));
+            return Err(bad_response("the logon token is not text"));
         };
         let counted = self.count_accounts(token_text, keep_back(deadline));
         let logged_off = self.logoff(&token, deadline);
@@ -325,19 +321,30 @@ fn error_detail(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// Statuses that mean "the portal could not be asked", shared by every call.
-fn unavailable(response: &HttpResponse) -> LookupError {
-    LookupError::Unavailable(Unavailable::from_status(
-        response,
-        error_detail(&response.body),
-    ))
+/// The error for a status that Logon and the account search give no meaning of their
+/// own (see [`status_error`]).
+fn error_for_status(response: &HttpResponse) -> LookupError {
+    status_error(response, error_detail(&response.body))
 }
 
-/// The logon answer: the token as a JSON string. Any refusal of the gateway user is the
-/// gateway's problem, not the ticket's: unavailable.
+/// PVWA error codes of a refused logon (a wrong user, password or authentication method,
+/// a suspended or locked user), seen with 403, 400 and, on older versions, 500.
+const LOGON_REFUSALS: &[&str] = &["PASWS013E", "PASWS035E", "ITATS004E", "ITATS528E"];
+
+/// The logon answer: the token as a JSON string. A refusal of the gateway user (401/403,
+/// or a logon refusal code whatever the status) is the module's own account refused:
+/// denied in both fail modes, never "ticket invalid" and never an outage.
 pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
     if response.status != 200 {
-        return Err(unavailable(&response));
+        if let Some((code, message)) = portal_error(&response.body)
+            && LOGON_REFUSALS.contains(&code.as_str())
+        {
+            return Err(LookupError::AccountRefused {
+                status: response.status,
+                detail: format!("{code}: {message}"),
+            });
+        }
+        return Err(error_for_status(&response));
     }
     let body = Secret::new(response.body);
     let token = serde_json::from_slice::<Value>(body.as_bytes())
@@ -348,11 +355,7 @@ pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
                 .map(|text| Secret::from_string(text.to_string()))
         })
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| {
-            LookupError::Unavailable(Unavailable::BadResponse {
-                detail: "the logon answer is not a token string".to_string(),
-            })
-        })?;
+        .ok_or_else(|| bad_response("the logon answer is not a token string"))?;
     Ok(token)
 }
 
@@ -368,13 +371,9 @@ pub fn pick_account(
     address: &str,
 ) -> Result<Account, LookupError> {
     if response.status != 200 {
-        return Err(unavailable(response));
+        return Err(error_for_status(response));
     }
-    let bad = |what: &str| {
-        LookupError::Unavailable(Unavailable::BadResponse {
-            detail: what.to_string(),
-        })
-    };
+    let bad = bad_response;
     let document: Value =
         serde_json::from_slice(&response.body).map_err(|_| bad("account search is not JSON"))?;
     let listed = document
@@ -433,22 +432,43 @@ pub fn pick_account(
     }
 }
 
-/// The Retrieve answer. 200: accepted (the password in the body is wiped here, unread).
-/// A 4xx other than 401/429 that carries `ErrorCode`: the portal refused the ticket.
+/// What went wrong at Password/Retrieve when no answer came. The logon and the account
+/// search have just worked, so the portal is up: whatever happens now depends on the
+/// ticket (a ticket that makes the portal's ticketing integration hang or fail must not
+/// open a safe-mode gateway). Denied in both fail modes; a certificate that does not
+/// verify keeps its own message.
+fn retrieve_failed(error: TransportError) -> LookupError {
+    match error {
+        TransportError::UntrustedCertificate(detail) => LookupError::UntrustedServer { detail },
+        other => LookupError::BadAnswer(BadAnswer::TicketCheckFailed {
+            what: other.to_string(),
+        }),
+    }
+}
+
+/// Whether a body is exactly one JSON string (what Retrieve answers with the password).
+/// The string is skipped, never copied out: the password stays where it is, in the
+/// caller's wiped buffer.
+fn is_one_json_string(body: &[u8]) -> bool {
+    let starts_with_quote = body.trim_ascii_start().first() == Some(&b'"');
+    starts_with_quote && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
+/// The Retrieve answer. 200 with the password as a JSON string: accepted (the password is
+/// wiped here, unread). Any other 200 (an HTML maintenance or WAF page, a JSON object, an
+/// empty body) is not the portal's verdict: denied. A 4xx other than 401/429 that carries
+/// `ErrorCode`: the portal refused the ticket. Every other status is a ticket check that
+/// gave no verdict: denied in both fail modes (see [`retrieve_failed`]).
 pub fn interpret_retrieve(
     response: HttpResponse,
     account: &Account,
     system: &str,
 ) -> Result<Lookup, LookupError> {
-    let HttpResponse {
-        status,
-        headers,
-        body,
-    } = response;
+    let HttpResponse { status, body, .. } = response;
     // Into a wiped buffer at once: on 200 this body is the target's password.
     let body = Secret::new(body);
     match status {
-        200 => {
+        200 if is_one_json_string(body.as_bytes()) && body.as_bytes().trim_ascii() != b"\"\"" => {
             drop(body);
             Ok(Lookup::AcceptedByPortal {
                 detail: format!(
@@ -460,6 +480,9 @@ pub fn interpret_retrieve(
                 ),
             })
         }
+        200 => Err(bad_response(
+            "Password/Retrieve answered 200 without the password string (a maintenance or proxy page?)",
+        )),
         400..=499 if status != 401 && status != 429 => match portal_error(body.as_bytes()) {
             Some((code, message)) => Err(LookupError::RefusedByPortal {
                 code: Some(code),
@@ -471,16 +494,21 @@ pub fn interpret_retrieve(
             }),
             // A 4xx without the portal's error shape came from something in between (a
             // proxy, a load balancer): we did not hear the portal's verdict.
-            None => Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+            None => Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
                 status,
                 detail: String::new(),
             })),
         },
-        _ => Err(unavailable(&HttpResponse {
-            status,
-            headers,
-            body: body.as_bytes().to_vec(),
-        })),
+        _ => {
+            let detail = error_detail(body.as_bytes());
+            Err(LookupError::BadAnswer(BadAnswer::TicketCheckFailed {
+                what: if detail.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    format!("HTTP {status}: {detail}")
+                },
+            }))
+        }
     }
 }
 
@@ -527,7 +555,7 @@ mod tests {
         assert_eq!(token.as_str(), Some("tok-123"));
         assert!(matches!(
             interpret_logon(response(200, "{\"a\":1}")),
-            Err(LookupError::Unavailable(Unavailable::BadResponse { .. }))
+            Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
         ));
         assert_eq!(
             interpret_logon(response(
@@ -535,11 +563,25 @@ mod tests {
                 r#"{"ErrorCode":"PASWS013E","ErrorMessage":"Authentication failure for User [gw]."}"#
             ))
             .err(),
-            Some(LookupError::Unavailable(Unavailable::AccountRejected {
+            Some(LookupError::AccountRefused {
                 status: 403,
                 detail: "PASWS013E: Authentication failure for User [gw].".to_string()
-            }))
+            })
         );
+        // Older portals refuse a logon with a 500; the code says what it is.
+        assert!(matches!(
+            interpret_logon(response(
+                500,
+                r#"{"ErrorCode":"ITATS004E","ErrorMessage":"Authentication failure for User [gw]."}"#
+            )),
+            Err(LookupError::AccountRefused { status: 500, .. })
+        ));
+        assert!(matches!(
+            interpret_logon(response(503, r#"{"ErrorCode":"X","ErrorMessage":"down"}"#)),
+            Err(LookupError::Unavailable(
+                crate::backend::Outage::ServerError { status: 503, .. }
+            ))
+        ));
     }
 
     #[test]
@@ -588,22 +630,78 @@ mod tests {
                 message: "Ticket INC1 is not valid: [31m closed".to_string()
             })
         );
-        for status in [401, 429, 500, 503] {
-            assert!(matches!(
-                interpret_retrieve(
-                    response(status, r#"{"ErrorCode":"X","ErrorMessage":"y"}"#),
-                    &account(),
-                    "ServiceNow"
-                ),
-                Err(LookupError::Unavailable(_))
-            ));
+        // After a logon and a search that worked, no status but the verdict is an outage.
+        for status in [401, 429, 500, 502, 503] {
+            let answer = interpret_retrieve(
+                response(status, r#"{"ErrorCode":"X","ErrorMessage":"y"}"#),
+                &account(),
+                "ServiceNow",
+            );
+            assert_eq!(
+                answer,
+                Err(LookupError::BadAnswer(BadAnswer::TicketCheckFailed {
+                    what: format!("HTTP {status}: X: y")
+                }))
+            );
         }
         assert!(matches!(
             interpret_retrieve(response(404, "<html>"), &account(), "ServiceNow"),
-            Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+            Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
                 status: 404,
                 ..
             }))
+        ));
+    }
+
+    #[test]
+    fn retrieve_accepts_only_the_password_string() {
+        for body in [" \"s3cr3t\"\n", "\"with \\\"escapes\\\" \\u00e9\""] {
+            assert!(
+                matches!(
+                    interpret_retrieve(response(200, body), &account(), "ServiceNow"),
+                    Ok(Lookup::AcceptedByPortal { .. })
+                ),
+                "{body}"
+            );
+        }
+        for body in [
+            "",
+            "   ",
+            "\"\"",
+            "<html><body>Down for maintenance</body></html>",
+            "{\"password\":\"s3cr3t\"}",
+            "[\"s3cr3t\"]",
+            "\"s3cr3t\" trailing",
+            "\"unterminated",
+            "null",
+            "42",
+        ] {
+            assert_eq!(
+                interpret_retrieve(response(200, body), &account(), "ServiceNow"),
+                Err(bad_response(
+                    "Password/Retrieve answered 200 without the password string (a maintenance or proxy page?)"
+                )),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_retrieve_request_is_never_an_outage() {
+        use crate::http::Unreachable;
+        for why in [
+            Unreachable::TimedOut,
+            Unreachable::ConnectionReset,
+            Unreachable::ConnectionRefused,
+        ] {
+            assert!(matches!(
+                retrieve_failed(TransportError::Unreachable(why)),
+                LookupError::BadAnswer(BadAnswer::TicketCheckFailed { .. })
+            ));
+        }
+        assert!(matches!(
+            retrieve_failed(TransportError::UntrustedCertificate("x".to_string())),
+            LookupError::UntrustedServer { .. }
         ));
     }
 }

@@ -21,12 +21,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Lookup, LookupError, PROBE_TICKET, ProbeLine, TicketSource, Unavailable, probe_answer,
-    probe_id, sanitise,
+    Lookup, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource, bad_response, probe_answer,
+    probe_id, sanitise, status_error,
 };
 use crate::config::{BaseUrl, Credentials, RemedySettings};
 use crate::http::percent_encode;
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, TransportError};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method};
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
@@ -40,6 +40,7 @@ const LOGOFF_BUDGET: Duration = Duration::from_secs(2);
 /// AR System message numbers the module reacts to.
 const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
 const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
+const ARERR_AUTHENTICATION_FAILED: i64 = 623;
 
 pub struct Remedy {
     client: HttpClient,
@@ -99,12 +100,7 @@ impl Remedy {
         let guard = match self.cache.lock(deadline) {
             Ok(guard) => guard,
             Err(LockError::TimedOut) => {
-                return Err(LookupError::Unavailable(Unavailable::Transport(
-                    TransportError::Other(
-                        "timed out waiting for another login to log on to Remedy (token cache lock)"
-                            .to_string(),
-                    ),
-                )));
+                return Err(LookupError::Unavailable(Outage::TokenLockTimedOut));
             }
             Err(LockError::Unusable(problem)) => {
                 warn(&format!(
@@ -221,11 +217,8 @@ impl Remedy {
         token: &Secret,
         deadline: Deadline,
     ) -> Result<HttpResponse, LookupError> {
-        let authorization = authorization(token).ok_or_else(|| {
-            LookupError::Unavailable(Unavailable::BadResponse {
-                detail: "the token is not valid text".to_string(),
-            })
-        })?;
+        let authorization =
+            authorization(token).ok_or_else(|| bad_response("the token is not valid text"))?;
         let headers = [
             ("Accept", "application/json"),
             ("Authorization", authorization.as_str()),
@@ -488,12 +481,22 @@ fn error_detail(response: &HttpResponse) -> String {
         .unwrap_or_default()
 }
 
-/// The token from a log-on answer, or why there is none. A 401 here is the module's own
-/// account being refused (ARERR 623): unavailable, never "ticket invalid".
+/// The token from a log-on answer, or why there is none. A refused log-on (401/403, or
+/// ARERR 623 whatever the status) is the module's own account being refused: denied in
+/// both fail modes, never "ticket invalid" and never an outage.
 pub fn read_token(response: &HttpResponse) -> Result<Secret, LookupError> {
-    match response.status {
-        200 => {}
-        _ => return Err(status_error(response)),
+    if response.status != 200 {
+        let message = ar_error(&response.body);
+        if let Some(message) = message
+            .as_ref()
+            .filter(|message| message.number == Some(ARERR_AUTHENTICATION_FAILED))
+        {
+            return Err(LookupError::AccountRefused {
+                status: response.status,
+                detail: message.describe(),
+            });
+        }
+        return Err(status_error(response, error_detail(response)));
     }
     let body = Secret::new(response.body.clone());
     let token = body.as_bytes().trim_ascii();
@@ -501,16 +504,9 @@ pub fn read_token(response: &HttpResponse) -> Result<Secret, LookupError> {
         || token.len() > MAX_TOKEN_BYTES
         || !token.iter().all(|byte| byte.is_ascii_graphic())
     {
-        return Err(LookupError::Unavailable(Unavailable::BadResponse {
-            detail: "the log-on answer is not a token".to_string(),
-        }));
+        return Err(bad_response("the log-on answer is not a token"));
     }
     Ok(Secret::new(token.to_vec()))
-}
-
-/// The error for a status that is neither success nor the account being refused.
-fn status_error(response: &HttpResponse) -> LookupError {
-    LookupError::Unavailable(Unavailable::from_status(response, error_detail(response)))
 }
 
 /// Turns the answer to an entry query into a ticket or an error.
@@ -537,13 +533,9 @@ pub fn interpret(
             }
             _ => {}
         }
-        return Err(status_error(response));
+        return Err(status_error(response, error_detail(response)));
     }
-    let bad = |what: &str| {
-        LookupError::Unavailable(Unavailable::BadResponse {
-            detail: what.to_string(),
-        })
-    };
+    let bad = bad_response;
     let document: Value =
         serde_json::from_slice(&response.body).map_err(|_| bad("body is not JSON"))?;
     let entries = document
@@ -902,6 +894,7 @@ fn check_owner_and_mode(path: &Path, metadata: &fs::Metadata) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::BadAnswer;
     use serde_json::json;
 
     fn settings() -> RemedySettings {
@@ -1104,17 +1097,17 @@ mod tests {
                 &incident,
                 &response(401, &ar_body(623, "Authentication failed"))
             ),
-            Err(LookupError::Unavailable(Unavailable::AccountRejected {
+            Err(LookupError::AccountRefused {
                 status: 401,
                 detail: "ARERR 623 Authentication failed".to_string()
-            }))
+            })
         );
         assert_eq!(
             judge(
                 &incident,
                 &response(500, &ar_body(90, "Cannot establish a\nnetwork connection"))
             ),
-            Err(LookupError::Unavailable(Unavailable::ServerError {
+            Err(LookupError::Unavailable(Outage::ServerError {
                 status: 500,
                 detail: "ARERR 90 Cannot establish a network connection".to_string()
             }))
@@ -1124,7 +1117,7 @@ mod tests {
                 &incident,
                 &response(400, &ar_body(1587, "bad qualification"))
             ),
-            Err(LookupError::Unavailable(Unavailable::UnexpectedStatus {
+            Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
                 status: 400,
                 ..
             }))
@@ -1138,7 +1131,7 @@ mod tests {
                     body: b"<html>".to_vec()
                 }
             ),
-            Err(LookupError::Unavailable(Unavailable::BadResponse { .. }))
+            Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
         ));
     }
 
@@ -1174,12 +1167,17 @@ mod tests {
         );
         assert!(matches!(
             read_token(&response(401, &ar_body(623, "Authentication failed"))),
-            Err(LookupError::Unavailable(Unavailable::AccountRejected { status: 401, detail }))
+            Err(LookupError::AccountRefused { status: 401, detail })
                 if detail == "ARERR 623 Authentication failed"
+        ));
+        // A refused log-on is the account refused, whatever status carries it.
+        assert!(matches!(
+            read_token(&response(500, &ar_body(623, "Authentication failed"))),
+            Err(LookupError::AccountRefused { status: 500, .. })
         ));
         assert!(matches!(
             read_token(&response(503, &json!([]))),
-            Err(LookupError::Unavailable(Unavailable::ServerError {
+            Err(LookupError::Unavailable(Outage::ServerError {
                 status: 503,
                 ..
             }))
@@ -1192,7 +1190,7 @@ mod tests {
             };
             assert!(matches!(
                 read_token(&answer),
-                Err(LookupError::Unavailable(Unavailable::BadResponse { .. }))
+                Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
             ));
         }
     }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Lookup, LookupError, TicketSource, Unavailable, sanitise};
+use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_error};
 use crate::config::{BaseUrl, Credentials};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, percent_encode};
 use crate::login::Login;
@@ -82,17 +82,9 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
         200 => {}
         // The v1 API answered 404 for "no match"; keep reading it as such.
         404 if detail.contains("No Record found") => return Err(LookupError::NotFound),
-        _ => {
-            return Err(LookupError::Unavailable(Unavailable::from_status(
-                response, detail,
-            )));
-        }
+        _ => return Err(status_error(response, detail)),
     }
-    let bad = |what: &str| {
-        LookupError::Unavailable(Unavailable::BadResponse {
-            detail: what.to_string(),
-        })
-    };
+    let bad = bad_response;
     let document: Value =
         serde_json::from_slice(&response.body).map_err(|_| bad("body is not JSON"))?;
     let records = document
@@ -201,6 +193,7 @@ pub fn basic_authorization(account: &Credentials) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{BadAnswer, Outage};
     use serde_json::json;
 
     fn response(status: u16, body: Value) -> HttpResponse {
@@ -285,26 +278,38 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_unavailable_not_invalid() {
+    fn errors_are_outages_refusals_or_bad_answers_never_invalid() {
         let incident = id("INC0010001", TicketKind::Incident);
         let unauthenticated = json!({"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"}, "status": "failure"});
         assert_eq!(
             interpret(&incident, &response(401, unauthenticated)),
-            Err(LookupError::Unavailable(Unavailable::AccountRejected {
+            Err(LookupError::AccountRefused {
                 status: 401,
                 detail: "User Not Authenticated: Required to provide Auth information".to_string()
-            }))
+            })
         );
+        let acl = json!({"error": {"message": "User Not Authorized", "detail": "Failed API level ACL Validation"}, "status": "failure"});
+        assert!(matches!(
+            interpret(&incident, &response(403, acl)),
+            Err(LookupError::AccountRefused { status: 403, .. })
+        ));
         assert_eq!(
             interpret(&incident, &response(429, json!({}))),
-            Err(LookupError::Unavailable(Unavailable::RateLimited {
+            Err(LookupError::Unavailable(Outage::RateLimited {
                 retry_after: Some(7)
             }))
         );
         assert!(matches!(
             interpret(&incident, &response(503, json!({}))),
-            Err(LookupError::Unavailable(Unavailable::ServerError {
+            Err(LookupError::Unavailable(Outage::ServerError {
                 status: 503,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            interpret(&incident, &response(302, json!({}))),
+            Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
+                status: 302,
                 ..
             }))
         ));
@@ -317,7 +322,7 @@ mod tests {
                     body: b"<html>".to_vec()
                 }
             ),
-            Err(LookupError::Unavailable(Unavailable::BadResponse { .. }))
+            Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
         ));
     }
 

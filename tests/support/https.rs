@@ -53,7 +53,34 @@ pub enum Fault {
     /// The first n requests after `set_fault` get a 503 with a JSON error body; later ones
     /// are handled normally.
     FailFirst(usize),
+    /// Answer 200 with a well-formed JSON body of [`OVERSIZED_BODY_BYTES`], larger than
+    /// any client should read.
+    OversizedBody,
+    /// Answer 200 with one header line of [`OVERSIZED_HEADER_BYTES`].
+    OversizedHeader,
+    /// Answer 200 with [`TOO_MANY_HEADERS`] header lines.
+    TooManyHeaders,
+    /// Answer with the handler's response, framed by two Content-Length headers that
+    /// disagree (the real length and 5 more).
+    DuplicateContentLength,
+    /// Speak plain HTTP on the TLS port: read the ClientHello, answer `400 Bad Request`
+    /// in clear text, close (what an HTTP server on the wrong port does).
+    PlainHttp,
+    /// Read the ClientHello, answer bytes that are neither TLS nor HTTP, close.
+    Garbage,
+    /// Read the ClientHello, answer a ServerHello for TLS 1.0 (a server that speaks
+    /// nothing newer), then wait for the client to give up.
+    OldTlsVersion,
+    /// Read the ClientHello, answer a fatal `handshake_failure` alert, close.
+    TlsAlert,
 }
+
+/// The body size of `Fault::OversizedBody`: 2 MiB, twice what the module reads.
+pub const OVERSIZED_BODY_BYTES: usize = 2 << 20;
+/// The header line size of `Fault::OversizedHeader`, over ureq's 64 KiB head limit.
+pub const OVERSIZED_HEADER_BYTES: usize = 70_000;
+/// The header count of `Fault::TooManyHeaders`, over ureq's 128.
+pub const TOO_MANY_HEADERS: usize = 200;
 
 /// The JSON body sent by `FailFirst`, shaped like a ServiceNow error.
 pub const FAIL_FIRST_BODY: &str =
@@ -280,9 +307,34 @@ fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
         return;
     };
 
-    if *lock(&shared.fault) == Fault::HangBeforeTls {
-        hang_until_shutdown(&shared);
-        return;
+    let connection_fault = lock(&shared.fault).clone();
+    match connection_fault {
+        Fault::HangBeforeTls => {
+            hang_until_shutdown(&shared);
+            return;
+        }
+        Fault::PlainHttp => {
+            answer_before_tls(
+                tcp,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 31\r\n\
+                  Connection: close\r\n\r\n<html>Plain HTTP only</html>\r\n",
+            );
+            return;
+        }
+        Fault::Garbage => {
+            answer_before_tls(tcp, &[0x9f; 512]);
+            return;
+        }
+        Fault::TlsAlert => {
+            // Record type alert, TLS 1.2, length 2: level fatal, handshake_failure.
+            answer_before_tls(tcp, &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+            return;
+        }
+        Fault::OldTlsVersion => {
+            answer_before_tls(tcp, &tls10_server_hello());
+            return;
+        }
+        _ => {}
     }
 
     let Ok(conn) = rustls::ServerConnection::new(Arc::clone(&shared.tls)) else {
@@ -319,6 +371,23 @@ fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
                 return;
             }
             Fault::Status(status, body) => json_response(status, body),
+            Fault::OversizedBody
+            | Fault::OversizedHeader
+            | Fault::TooManyHeaders
+            | Fault::DuplicateContentLength => {
+                let bytes =
+                    malformed_response(&fault, &call_handler_if_framed(&shared, &request, &fault));
+                if tls.write_all(&bytes).is_err() || tls.flush().is_err() {
+                    return;
+                }
+                // The framing cannot be trusted, so the connection cannot be reused.
+                break;
+            }
+            // Connection-level faults, set after this connection's handshake: answer
+            // normally.
+            Fault::PlainHttp | Fault::Garbage | Fault::OldTlsVersion | Fault::TlsAlert => {
+                call_handler(&shared, &request)
+            }
             Fault::FailFirst(n) => {
                 let failed = shared
                     .failed_so_far
@@ -362,6 +431,91 @@ fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
     tls.conn.send_close_notify();
     let _ = tls.flush();
     let _ = tls.sock.shutdown(Shutdown::Both);
+}
+
+/// Reads what the client sends first (its ClientHello), writes `bytes` in clear, and
+/// closes, letting the client read them before it sees the close.
+fn answer_before_tls(mut tcp: TcpStream, bytes: &[u8]) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut hello = [0u8; 4096];
+    let _ = tcp.read(&mut hello);
+    let _ = tcp.write_all(bytes);
+    let _ = tcp.flush();
+    let _ = tcp.shutdown(Shutdown::Write);
+    // Wait for the client to close (it gives up at once), so that our close comes after
+    // it read the bytes, never as a reset that would hide them.
+    let _ = tcp.read(&mut hello);
+}
+
+/// A ServerHello record for TLS 1.0 with TLS_RSA_WITH_AES_128_CBC_SHA, no extensions: what
+/// a server that speaks nothing newer answers to any ClientHello.
+fn tls10_server_hello() -> Vec<u8> {
+    let mut hello = vec![0x03, 0x01];
+    hello.extend([0x5a; 32]); // random
+    hello.push(0); // no session id
+    hello.extend([0x00, 0x2f]); // cipher suite
+    hello.push(0); // no compression
+    let mut handshake = vec![0x02, 0x00, 0x00, hello.len() as u8];
+    handshake.extend(hello);
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+    record.extend(handshake);
+    record
+}
+
+/// The handler's answer for `DuplicateContentLength` (a real answer in a broken frame);
+/// none for the faults that send a body of their own.
+fn call_handler_if_framed(shared: &Shared, request: &Request, fault: &Fault) -> Response {
+    match fault {
+        Fault::DuplicateContentLength => call_handler(shared, request),
+        _ => Response::text(200, ""),
+    }
+}
+
+/// The bytes of a response that breaks HTTP framing or a client's limits, per `fault`.
+fn malformed_response(fault: &Fault, handled: &Response) -> Vec<u8> {
+    let mut head =
+        String::from("HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=UTF-8\r\n");
+    let body = match fault {
+        Fault::OversizedBody => {
+            let mut body = br#"{"result":[],"padding":""#.to_vec();
+            let close = br#""}"#;
+            body.resize(OVERSIZED_BODY_BYTES - close.len(), b'x');
+            body.extend_from_slice(close);
+            body
+        }
+        Fault::OversizedHeader => {
+            head.push_str(&format!(
+                "X-Padding: {}\r\n",
+                "x".repeat(OVERSIZED_HEADER_BYTES)
+            ));
+            br#"{"result":[]}"#.to_vec()
+        }
+        Fault::TooManyHeaders => {
+            for index in 0..TOO_MANY_HEADERS {
+                head.push_str(&format!("X-Header-{index}: {index}\r\n"));
+            }
+            br#"{"result":[]}"#.to_vec()
+        }
+        _ => {
+            head = format!("HTTP/1.1 {} {}\r\n", handled.status, reason(handled.status));
+            for (name, value) in &handled.headers {
+                if !name.eq_ignore_ascii_case("content-length") {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+            }
+            // Two lengths that disagree: a request-smuggling frame, which no client may
+            // read one way or the other.
+            head.push_str(&format!("Content-Length: {}\r\n", handled.body.len() + 5));
+            handled.body.clone()
+        }
+    };
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&body);
+    bytes
 }
 
 fn hang_until_shutdown(shared: &Shared) {

@@ -186,6 +186,11 @@ struct State {
     retrieve_calls: Vec<RetrieveCall>,
     ticketing_system_name: String,
     search_delay: Duration,
+    /// What every Retrieve gets instead of the portal's verdict (a ticketing integration
+    /// that fails, a maintenance page), after the session check.
+    retrieve_override: Option<Response>,
+    /// How long Retrieve sleeps before answering (a ticket check that hangs).
+    retrieve_delay: Duration,
     allowed_incident_states: Vec<String>,
     allowed_change_states: Vec<String>,
 }
@@ -205,6 +210,8 @@ impl PortalSim {
                 retrieve_calls: Vec::new(),
                 ticketing_system_name: "ServiceNow".to_string(),
                 search_delay: Duration::ZERO,
+                retrieve_override: None,
+                retrieve_delay: Duration::ZERO,
                 allowed_incident_states: vec!["1".to_string(), "2".to_string()],
                 allowed_change_states: vec!["-2".to_string(), "-1".to_string()],
             }),
@@ -263,6 +270,15 @@ impl PortalSim {
     /// after a successful logon).
     pub fn set_search_delay(&self, delay: Duration) {
         self.lock().search_delay = delay;
+    }
+    /// From now on every Retrieve with a live session gets `answer` instead of the
+    /// portal's verdict, and the ticketing system is not asked; `None` restores it.
+    pub fn set_retrieve_override(&self, answer: Option<Response>) {
+        self.lock().retrieve_override = answer;
+    }
+    /// Makes Retrieve sleep this long before answering (a ticket check that hangs).
+    pub fn set_retrieve_delay(&self, delay: Duration) {
+        self.lock().retrieve_delay = delay;
     }
     pub fn add_account(&self, account: Account) {
         self.lock().accounts.push(account);
@@ -378,8 +394,13 @@ impl PortalSim {
     }
 
     fn retrieve_answer(&self, account_id: &str, body: &Value, request: &Request) -> Response {
+        let delay = self.lock().retrieve_delay;
+        std::thread::sleep(delay);
         if let Err(refusal) = self.session(request) {
             return refusal;
+        }
+        if let Some(answer) = self.lock().retrieve_override.clone() {
+            return answer;
         }
         if !body.is_object() {
             return pvwa_error(400, "PASWS167E", "There are some invalid parameters.");

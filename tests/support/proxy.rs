@@ -7,7 +7,8 @@
 //! assert_eq!(proxy.targets(), vec![format!("localhost:{}", server.port())]);
 //! ```
 //!
-//! Anything but `CONNECT` gets `405`; a target that cannot be reached gets `502`.
+//! Anything but `CONNECT` gets `405`; a target that cannot be reached gets `502`; with
+//! [`ConnectProxy::refuse_with`], every `CONNECT` gets the status given.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -32,6 +33,9 @@ struct Shared {
     shutdown: AtomicBool,
     connect_count: AtomicUsize,
     targets: Mutex<Vec<String>>,
+    /// The status line (e.g. `407 Proxy Authentication Required`) every CONNECT gets
+    /// instead of a tunnel.
+    refusal: Mutex<Option<&'static str>>,
     /// Every socket the proxy holds, so `Drop` can unblock the splicing threads.
     sockets: Mutex<HashMap<u64, TcpStream>>,
     next_socket_id: AtomicU64,
@@ -49,6 +53,7 @@ impl ConnectProxy {
             shutdown: AtomicBool::new(false),
             connect_count: AtomicUsize::new(0),
             targets: Mutex::new(Vec::new()),
+            refusal: Mutex::new(None),
             sockets: Mutex::new(HashMap::new()),
             next_socket_id: AtomicU64::new(0),
         });
@@ -76,6 +81,12 @@ impl ConnectProxy {
     /// `CONNECT` requests received (whether or not the target could be reached).
     pub fn connect_count(&self) -> usize {
         self.shared.connect_count.load(Ordering::SeqCst)
+    }
+
+    /// From now on, answer every `CONNECT` with this status line (`407 Proxy
+    /// Authentication Required`) instead of opening the tunnel; `None` tunnels again.
+    pub fn refuse_with(&self, status_line: Option<&'static str>) {
+        *lock(&self.shared.refusal) = status_line;
     }
 
     /// The `host:port` of each `CONNECT`, oldest first.
@@ -170,6 +181,14 @@ fn tunnel(client: &mut TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
     }
     shared.connect_count.fetch_add(1, Ordering::SeqCst);
     lock(&shared.targets).push(target.clone());
+    let refusal = *lock(&shared.refusal);
+    if let Some(status_line) = refusal {
+        client.write_all(
+            format!("HTTP/1.1 {status_line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        return client.shutdown(Shutdown::Both);
+    }
 
     let mut upstream = match TcpStream::connect(target.as_str()) {
         Ok(upstream) => upstream,
