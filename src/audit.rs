@@ -3,9 +3,13 @@
 //! a password or a bypass code, and neither may ever change a decision: a missing syslog
 //! socket or an unwritable file is reported where possible and otherwise ignored.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::ffi::{CString, OsStr};
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -218,26 +222,177 @@ fn syslog_debug(line: &str) {
     }
 }
 
-/// Appends one JSON object as a line to a root-only file (created 0600 if missing). An
-/// existing file that others could read or write is not written to.
-pub fn append_json_line(path: &Path, value: &Value) -> Result<(), String> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        // O_NONBLOCK: a FIFO planted at the path must not stall the login.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|io_error| format!("cannot open {}: {io_error}", path.display()))?;
-    let metadata = file
+/// Why a record could not be appended to the audit file. Each says what to fix; none is
+/// ever fatal to a login (the record still reaches syslog).
+#[derive(Debug)]
+pub enum AuditFileError {
+    /// The path has no parent directory or no file name (e.g. `/`).
+    NotAFilePath(PathBuf),
+    /// The folder that holds the file cannot be opened or inspected.
+    DirectoryUnusable {
+        directory: PathBuf,
+        error: io::Error,
+    },
+    /// The folder is not a root-only folder: someone else could plant a link, a FIFO or a
+    /// file of their own there.
+    DirectoryNotRootOnly {
+        directory: PathBuf,
+        problem: String,
+    },
+    /// The file cannot be opened: a symbolic link (never followed), a FIFO without a reader,
+    /// a missing folder …
+    Open {
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// The opened file is a FIFO, a device or a folder: nothing is written to it.
+    NotARegularFile {
+        path: PathBuf,
+        kind: &'static str,
+    },
+    /// The opened file is owned by someone else, or others may read or write it.
+    UnsafeFile(String),
+    Write {
+        path: PathBuf,
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for AuditFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditFileError::NotAFilePath(path) => {
+                write!(f, "{} does not name a file in a folder", path.display())
+            }
+            AuditFileError::DirectoryUnusable { directory, error } => {
+                write!(f, "cannot open the folder {}: {error}", directory.display())
+            }
+            AuditFileError::DirectoryNotRootOnly { directory, problem } => write!(
+                f,
+                "the folder {} must be writable by root alone: {problem}",
+                directory.display()
+            ),
+            AuditFileError::Open { path, error } => {
+                let hint = match error.raw_os_error() {
+                    Some(libc::ELOOP) => " (a symbolic link, which is never followed)",
+                    Some(libc::ENXIO) => " (a FIFO, which is never written to)",
+                    _ => "",
+                };
+                write!(f, "cannot open {}: {error}{hint}", path.display())
+            }
+            AuditFileError::NotARegularFile { path, kind } => {
+                write!(f, "{} is {kind}, not a regular file", path.display())
+            }
+            AuditFileError::UnsafeFile(problem) => f.write_str(problem),
+            AuditFileError::Write { path, error } => {
+                write!(f, "cannot write {}: {error}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuditFileError {}
+
+/// Appends one JSON object as a line to the audit file.
+///
+/// Root writes this file, so where it writes must be beyond anyone else's reach. The folder
+/// that holds the file (not its ancestors) must be writable by root alone (or by the user
+/// the module runs as, when that is not root: see [`crate::secure_file`]), checked on the
+/// opened folder. The file is opened relative to that folder with `O_NOFOLLOW` (a link is
+/// refused) and `O_NONBLOCK` (a FIFO never stalls the login), created 0600 if missing, and
+/// written only if the opened file is a regular file that others can neither read nor
+/// write.
+pub fn append_json_line(path: &Path, value: &Value) -> Result<(), AuditFileError> {
+    let (Some(directory), Some(name)) = (
+        path.parent()
+            .filter(|parent| !parent.as_os_str().is_empty()),
+        path.file_name(),
+    ) else {
+        return Err(AuditFileError::NotAFilePath(path.to_path_buf()));
+    };
+    let folder = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(directory)
+        .map_err(|error| AuditFileError::DirectoryUnusable {
+            directory: directory.to_path_buf(),
+            error,
+        })?;
+    let folder_metadata = folder
         .metadata()
-        .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
-    crate::secure_file::check(path, &metadata, crate::secure_file::Readers::OwnerOnly)?;
+        .map_err(|error| AuditFileError::DirectoryUnusable {
+            directory: directory.to_path_buf(),
+            error,
+        })?;
+    crate::secure_file::check_directory(&folder_metadata).map_err(|problem| {
+        AuditFileError::DirectoryNotRootOnly {
+            directory: directory.to_path_buf(),
+            problem,
+        }
+    })?;
+    let mut file = open_in(&folder, name).map_err(|error| AuditFileError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let metadata = file.metadata().map_err(|error| AuditFileError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let file_type = metadata.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            "a device"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(AuditFileError::NotARegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    crate::secure_file::check(path, &metadata, crate::secure_file::Readers::OwnerOnly)
+        .map_err(AuditFileError::UnsafeFile)?;
     let mut line = value.to_string();
     line.push('\n');
     // One write call, so that concurrent logins never interleave within a line.
     file.write_all(line.as_bytes())
-        .map_err(|io_error| format!("cannot write {}: {io_error}", path.display()))
+        .map_err(|error| AuditFileError::Write {
+            path: path.to_path_buf(),
+            error,
+        })
+}
+
+/// `openat(folder, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600)`:
+/// the file is looked up in the folder that was checked, not through the path again.
+fn open_in(folder: &fs::File, name: &OsStr) -> io::Result<fs::File> {
+    let name = CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name holds a NUL"))?;
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_NOCTTY
+        | libc::O_CLOEXEC;
+    // SAFETY: `folder` is an open descriptor that outlives the call and `name` is a
+    // NUL-terminated string that outlives it too; openat keeps neither.
+    let descriptor = unsafe {
+        libc::openat(
+            folder.as_raw_fd(),
+            name.as_ptr(),
+            flags,
+            0o600 as libc::mode_t,
+        )
+    };
+    if descriptor < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `descriptor` was just returned by openat, is valid, and nothing else owns it.
+    Ok(unsafe { fs::File::from_raw_fd(descriptor) })
 }
 
 #[cfg(test)]
@@ -286,6 +441,53 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("rhost=\"h\\x1b[2J\""), "{line}");
+    }
+
+    #[test]
+    fn the_audit_file_is_written_only_in_a_root_only_folder_and_only_as_a_regular_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pam_ticket_audit_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        let value = record().to_json();
+        let path = dir.join("audit.jsonl");
+        append_json_line(&path, &value).expect("a root-only folder");
+        let mode = fs::metadata(&path).expect("created").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let link = dir.join("link.jsonl");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        let problem = append_json_line(&link, &value).expect_err("a link");
+        assert!(problem.to_string().contains("symbolic link"), "{problem}");
+
+        let folder = dir.join("shared");
+        fs::create_dir(&folder).expect("mkdir");
+        for loose in [0o770, 0o707, 0o1777] {
+            fs::set_permissions(&folder, fs::Permissions::from_mode(loose)).expect("chmod");
+            let problem = append_json_line(&folder.join("a.jsonl"), &value).expect_err("loose");
+            assert!(
+                matches!(problem, AuditFileError::DirectoryNotRootOnly { .. }),
+                "{loose:o}: {problem}"
+            );
+            assert!(!folder.join("a.jsonl").exists());
+        }
+        assert!(matches!(
+            append_json_line(Path::new("/"), &value),
+            Err(AuditFileError::NotAFilePath(_))
+        ));
+        // A folder in place of the file: openat refuses to open it for writing.
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(matches!(
+            append_json_line(&folder, &value),
+            Err(AuditFileError::Open { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(&path).expect("audit").lines().count(),
+            1,
+            "only the first record was written"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -17,16 +17,10 @@ use regex::Regex;
 use crate::bypass::BypassHash;
 use crate::secret::Secret;
 use crate::secure_file::{self, Readers};
+use crate::trust::{self, CaBundle};
 
 /// Where the module looks for its configuration unless `config=PATH` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/security/pam_ticket.conf";
-
-/// The system CA bundles tried in order when CAFile is not set.
-pub const SYSTEM_CA_BUNDLES: [&str; 3] = [
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/ssl/ca-bundle.pem",
-];
 
 /// Where a setting came from, so that every error can point at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -284,9 +278,10 @@ pub struct Config {
     pub ticketing_system: Option<TicketingSystem>,
     pub system_url: Option<BaseUrl>,
     pub connection_account: Option<Credentials>,
-    /// The CA bundle to trust; `None` when no system bundle exists either (an error at
-    /// request time, reported as such).
-    pub ca_file: Option<PathBuf>,
+    /// The CA bundle to trust, read and checked once when the configuration loaded;
+    /// `None` when CAFile is not set and no system bundle exists either (an error when
+    /// the ticket source is set up, reported as such).
+    pub ca_bundle: Option<CaBundle>,
     pub enter_ticketing_info: bool,
     pub validate_ticket_number: bool,
     pub ticket_format: Option<Regex>,
@@ -394,6 +389,15 @@ pub fn parse_module_arguments(
                 format!("unknown module argument {argument:?}"),
             ));
         };
+        if key == "FailsafeBypassCode" {
+            // Not echoed: the value is a hash that must not spread to more logs.
+            return Err(error(
+                &origin,
+                "FailsafeBypassCode must not be a module argument: files in /etc/pam.d are \
+                 readable by every local user, who could then guess the codes offline from \
+                 their hashes; set it in the configuration file (mode 0600) instead",
+            ));
+        }
         if key == "config" {
             if parsed.config_path.is_some() {
                 return Err(error(&origin, "config= is given twice"));
@@ -776,7 +780,7 @@ impl Settings {
             ticketing_system,
             system_url,
             connection_account,
-            ca_file: self.ca_file()?,
+            ca_bundle: self.ca_bundle()?,
             enter_ticketing_info: self.yes_no("EnterTicketingInfo", true)?,
             validate_ticket_number,
             ticket_format: self.regex("TicketFormatRegex", None, true)?,
@@ -928,29 +932,19 @@ impl Settings {
         })
     }
 
-    /// CAFile, or the first system bundle that exists. Either must be a file nobody but
-    /// root can change: whoever can add a CA to it can impersonate the ticketing system.
-    fn ca_file(&self) -> Result<Option<PathBuf>, ConfigError> {
+    /// CAFile, or the first system bundle that exists, read and parsed here once: the
+    /// roots that pass the checks are the ones the HTTPS client trusts.
+    fn ca_bundle(&self) -> Result<Option<CaBundle>, ConfigError> {
         let (path, origin) = match self.absolute_path("CAFile")? {
             Some(configured) => configured,
-            None => match SYSTEM_CA_BUNDLES
-                .iter()
-                .map(PathBuf::from)
-                .find(|path| path.is_file())
-            {
+            None => match trust::system_bundle() {
                 Some(path) => (path, self.whole()),
                 None => return Ok(None),
             },
         };
-        let pem = secure_file::read(&path, Readers::Anyone, true)
-            .map_err(|problem| error(&origin, format!("cannot use the CA bundle: {problem}")))?;
-        if crate::http::parse_pem_certificates(&pem).is_empty() {
-            return Err(error(
-                &origin,
-                format!("CA bundle {} holds no PEM certificate", path.display()),
-            ));
-        }
-        Ok(Some(path))
+        trust::load(&path)
+            .map(Some)
+            .map_err(|problem| error(&origin, problem.to_string()))
     }
 
     fn bypass_codes(&self) -> Result<Vec<BypassHash>, ConfigError> {
@@ -1000,16 +994,24 @@ pub fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses `https://host[:port][/prefix]`. Anything but https, user info, a query or a
-/// fragment is refused: the module only ever sends credentials over verified TLS.
+/// Parses `https://host[:port][/prefix]`.
+///
+/// The URL is first parsed by the URI parser the HTTP client itself uses (`http::Uri`,
+/// through ureq), so that a URL the client would refuse at request time (a space, a tab,
+/// `<`, `>`, a backtick, e.g. a leftover `<instance>` placeholder) is a configuration
+/// error here, never a request failure that could pass for an outage; characters RFC 3986
+/// does not allow unencoded (`{`, `}`, `|`, `\`, `^`, `"`, non-ASCII) are refused too.
+/// Beyond that, anything but https, user info, a query or a fragment is refused: the
+/// module only ever sends credentials over verified TLS.
 pub fn parse_https_url(raw: &str) -> Result<BaseUrl, String> {
     let raw = raw.trim();
+    check_uri_syntax(raw)?;
     let Some(rest) = raw.strip_prefix("https://") else {
         return Err(format!("{raw:?} is not an https:// URL"));
     };
-    if rest.contains(['?', '#', '@', ' ', '\\']) {
+    if rest.contains(['?', '#', '@']) {
         return Err(format!(
-            "{raw:?} must not contain a query, fragment, user info or spaces"
+            "{raw:?} must not contain a query, fragment or user info"
         ));
     }
     let (authority, path) = match rest.find('/') {
@@ -1029,7 +1031,37 @@ pub fn parse_https_url(raw: &str) -> Result<BaseUrl, String> {
     })
 }
 
+/// Refuses a URL that the HTTP client's URI parser would refuse (`invalid uri
+/// character`), naming the reason, and then, stricter than that parser, any character
+/// RFC 3986 does not allow unencoded: the parser lets `"`, `{`, `}`, `|`, `\`, `^` and
+/// non-ASCII text through in a path, which a server may read differently or refuse. The
+/// scheme, host and port are checked by the callers' own rules.
+fn check_uri_syntax(raw: &str) -> Result<(), String> {
+    raw.parse::<ureq::http::Uri>().map_err(|uri_error| {
+        format!(
+            "{raw:?} is not a URL the HTTP client accepts ({uri_error}); is a placeholder \
+             such as <instance> left over?"
+        )
+    })?;
+    let bytes = raw.as_bytes();
+    for (index, character) in raw.char_indices() {
+        let allowed = character.is_ascii_alphanumeric()
+            || "-._~:/?#[]@!$&'()*+,;=".contains(character)
+            || (character == '%'
+                && bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit));
+        if !allowed {
+            return Err(format!(
+                "{raw:?} holds {character:?}, which a URL must not hold unencoded \
+                 (percent-encode it; a % must start a %XX escape)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
+    check_uri_syntax(raw)?;
     let Some(authority) = raw.strip_prefix("http://") else {
         return Err(format!("{raw:?} must look like http://host:port"));
     };
@@ -1127,33 +1159,22 @@ pub fn read_root_only_file(path: &Path) -> Result<String, String> {
     secure_file::read_text(path, Readers::OwnerOnly, false)
 }
 
-/// The AuditLogFile a broken configuration would have used, found leniently (line by
-/// line, ignoring every other problem), so that a configuration error can still be
-/// written to the audit file once that file is known.
-pub fn audit_file_hint(arguments: &[String]) -> Option<PathBuf> {
-    // Arguments are scanned one by one, so that one bad argument does not hide the others.
-    let argument_value = |key: &str| {
-        arguments
-            .iter()
-            .filter_map(|argument| argument.split_once('='))
-            .find(|(name, _)| *name == key)
-            .map(|(_, value)| PathBuf::from(value.trim()))
-    };
-    let path = argument_value("AuditLogFile").or_else(|| {
-        let config_path =
-            argument_value("config").unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let text = fs::read_to_string(&config_path).ok()?;
-        let origin = Origin::Whole {
-            path: config_path.clone(),
-        };
-        text.lines().find_map(|line| {
-            let (key, value) = split_key_value(line.trim(), &origin).ok()?;
-            if key != "AuditLogFile" {
-                return None;
-            }
-            parse_value(value, &origin).ok().map(PathBuf::from)
-        })
-    })?;
+/// Where a configuration error is written besides syslog: `AuditLogFile=` on the pam.d
+/// line, which only root can change. Never the configuration file: a configuration that
+/// failed its checks may have been written by whoever the checks keep out, and nothing in
+/// it is used, not even to find the audit file. The arguments are scanned one by one, so
+/// that another bad argument does not hide this one; given twice, or as a relative path,
+/// it is not used and the error goes to syslog alone.
+pub fn audit_file_from_arguments(arguments: &[String]) -> Option<PathBuf> {
+    let mut given = arguments
+        .iter()
+        .filter_map(|argument| argument.split_once('='))
+        .filter(|(name, _)| *name == "AuditLogFile")
+        .map(|(_, value)| PathBuf::from(value.trim()));
+    let path = given.next()?;
+    if given.next().is_some() {
+        return None;
+    }
     path.is_absolute().then_some(path)
 }
 
@@ -1284,6 +1305,96 @@ mod tests {
         );
         assert!(parse_https_url("https://user:pw@sn.example.com").is_err());
         assert!(parse_https_url("https://sn.example.com:99999").is_err());
+    }
+
+    #[test]
+    fn urls_the_client_would_refuse_or_servers_could_misread_are_errors() {
+        for (raw, needle) in [
+            (
+                "https://<instance>.service-now.com",
+                "invalid uri character",
+            ),
+            ("https://sn.example.com/<instance>", "invalid uri character"),
+            ("https://sn.example.com/a`b", "invalid uri character"),
+            ("https://sn.example.com/a\tb", "invalid uri character"),
+            ("https://sn.example.com/a b", "invalid uri character"),
+            ("https://sn.example.com/a>b", "invalid uri character"),
+            ("https://sn.example.com/{x}", "'{', which"),
+            ("https://sn.example.com/a|b", "'|', which"),
+            ("https://sn.example.com/a\\b", "'\\\\', which"),
+            ("https://sn.example.com/a^b", "'^', which"),
+            ("https://sn.example.com/a\"b", "'\"', which"),
+            ("https://sn.example.com/caf\u{e9}", "'\u{e9}', which"),
+            ("https://sn.example.com/100%", "'%', which"),
+            ("https://sn.example.com/a%zz", "'%', which"),
+        ] {
+            let problem = parse_https_url(raw).expect_err(raw);
+            assert!(problem.contains(needle), "{raw:?}: {problem}");
+        }
+        let url = parse_https_url("https://sn.example.com/a%20b~c").expect("escapes are fine");
+        assert_eq!(url.base, "https://sn.example.com/a%20b~c");
+        for raw in [
+            "http://proxy:3128/<x>",
+            "http://pro xy:3128",
+            "http://proxy\t:3128",
+        ] {
+            let problem = parse_proxy_url(raw).expect_err(raw);
+            assert!(
+                problem.contains("invalid uri character"),
+                "{raw:?}: {problem}"
+            );
+        }
+        let problem = build(&format!(
+            "{MINIMAL}HTTPSProxy=\"http://proxy:3128/{{x}}\"\n"
+        ))
+        .expect_err("proxy");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:3");
+        assert!(problem.problem.starts_with("HTTPSProxy: "), "{problem}");
+    }
+
+    #[test]
+    fn a_bypass_code_on_the_pam_d_line_is_refused_without_echoing_it() {
+        let arguments = [
+            "config=/etc/x.conf".to_string(),
+            "FailsafeBypassCode=sha256:00112233:4455".to_string(),
+        ];
+        let problem = parse_module_arguments(&arguments, "sshd").expect_err("refused");
+        assert!(
+            problem.to_string().starts_with(
+                "pam.d/sshd argument 2: FailsafeBypassCode must not be a module argument"
+            ),
+            "{problem}"
+        );
+        assert!(!problem.to_string().contains("4455"), "{problem}");
+    }
+
+    #[test]
+    fn the_audit_file_for_configuration_errors_comes_from_the_pam_d_line_only() {
+        let arguments = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            audit_file_from_arguments(&arguments(&[
+                "config=/etc/x.conf",
+                "AuditLogFile=/var/log/a"
+            ])),
+            Some(PathBuf::from("/var/log/a"))
+        );
+        // The configuration file is never read for it.
+        assert_eq!(
+            audit_file_from_arguments(&arguments(&["config=/etc/x.conf"])),
+            None
+        );
+        assert_eq!(
+            audit_file_from_arguments(&arguments(&["AuditLogFile=relative.log"])),
+            None
+        );
+        assert_eq!(
+            audit_file_from_arguments(&arguments(&["AuditLogFile=/a", "AuditLogFile=/b"])),
+            None
+        );
+        assert_eq!(
+            audit_file_from_arguments(&arguments(&["nodebug", "AuditLogFile=/var/log/a"])),
+            Some(PathBuf::from("/var/log/a"))
+        );
     }
 
     #[test]

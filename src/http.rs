@@ -5,15 +5,14 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::ProxyUrl;
+use crate::trust::CaBundle;
 
 /// The largest response body the module reads; ticket lookups are a few hundred bytes.
 const MAX_BODY_BYTES: u64 = 1 << 20;
@@ -155,7 +154,6 @@ impl TransportError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetupError {
     NoCaBundle,
-    UnreadableCaFile(String),
     BadProxy(String),
 }
 
@@ -165,9 +163,8 @@ impl fmt::Display for SetupError {
             SetupError::NoCaBundle => write!(
                 f,
                 "no CA bundle: set CAFile, or install one at {}",
-                crate::config::SYSTEM_CA_BUNDLES.join(" or ")
+                crate::trust::SYSTEM_CA_BUNDLES.join(" or ")
             ),
-            SetupError::UnreadableCaFile(detail) => write!(f, "CA bundle unusable: {detail}"),
             SetupError::BadProxy(detail) => write!(f, "HTTPSProxy unusable: {detail}"),
         }
     }
@@ -208,16 +205,6 @@ impl HttpResponse {
     }
 }
 
-/// Parses every certificate in a PEM bundle; other PEM items are skipped.
-pub fn parse_pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
-    ureq::tls::parse_pem(pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(certificate)) => Some(certificate),
-            _ => None,
-        })
-        .collect()
-}
-
 pub struct HttpClient {
     agent: ureq::Agent,
     /// The check (see `Deadline`) that has spent its one retry, whichever request of the
@@ -226,22 +213,17 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// Builds the client: trusts exactly the certificates in `ca_file`, tunnels through
-    /// `proxy` when given, follows no redirects, and reports HTTP errors as responses.
-    pub fn new(ca_file: Option<&Path>, proxy: Option<&ProxyUrl>) -> Result<HttpClient, SetupError> {
-        let ca_file = ca_file.ok_or(SetupError::NoCaBundle)?;
-        let pem = std::fs::read(ca_file).map_err(|io_error| {
-            SetupError::UnreadableCaFile(format!("{}: {io_error}", ca_file.display()))
-        })?;
-        let roots = parse_pem_certificates(&pem);
-        if roots.is_empty() {
-            return Err(SetupError::UnreadableCaFile(format!(
-                "{} holds no PEM certificate",
-                ca_file.display()
-            )));
-        }
+    /// Builds the client: trusts exactly the certificates of `ca_bundle`, as they were
+    /// read when it was checked (never a path, which could be read again after a swap),
+    /// tunnels through `proxy` when given, follows no redirects, and reports HTTP errors
+    /// as responses.
+    pub fn new(
+        ca_bundle: Option<&CaBundle>,
+        proxy: Option<&ProxyUrl>,
+    ) -> Result<HttpClient, SetupError> {
+        let ca_bundle = ca_bundle.ok_or(SetupError::NoCaBundle)?;
         let tls = TlsConfig::builder()
-            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .root_certs(RootCerts::Specific(ca_bundle.roots()))
             .build();
         let proxy = proxy
             .map(|proxy| {

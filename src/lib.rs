@@ -18,6 +18,7 @@ pub mod policy;
 pub mod secret;
 pub mod secure_file;
 pub mod ticket;
+pub mod trust;
 
 use std::ffi::CStr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -169,8 +170,10 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     }
 }
 
-/// A configuration error: logged with file:line (and written to the audit file when the
-/// configuration names one), a short message to the user, PAM_SERVICE_ERR.
+/// A configuration error: logged with file:line to syslog, and to the audit file only when
+/// the pam.d line names one (`AuditLogFile=` as a module argument); a short message to the
+/// user; PAM_SERVICE_ERR. Nothing from the refused configuration is used, not even its
+/// AuditLogFile: whoever could change it would otherwise choose where root writes.
 fn configuration_failed(
     pamh: &mut PamHandle,
     arguments: &[String],
@@ -184,7 +187,7 @@ fn configuration_failed(
         &Some(service.to_string()),
         format!("configuration error: {problem}"),
     );
-    let audit_file = config::audit_file_hint(arguments);
+    let audit_file = config::audit_file_from_arguments(arguments);
     SystemAudit::new(audit_file, false).record(&record);
     if let Some(mut conversation) = pam_glue::PamConversation::from_handle(pamh) {
         flow::Conversation::show_error(&mut conversation, flow::MISCONFIGURED_MESSAGE);

@@ -1,8 +1,8 @@
-//! Reading files that decide security: account files, the configuration, CA bundles. One
-//! policy for all of them, checked on the opened file (so swapping the path between check
-//! and read gains nothing): a regular file, owned by root (or by the user the module runs
-//! as, when that is not root), not writable by group or others, and for secrets not
-//! readable by them either.
+//! Reading files that decide security: account files, the configuration, CA bundles; and
+//! checking the folder the audit file is written into. One policy for all of them, checked
+//! on the opened file (so swapping the path between check and read gains nothing): a
+//! regular file, owned by root (or by the user the module runs as, when that is not root),
+//! not writable by group or others, and for secrets not readable by them either.
 
 use std::fs;
 use std::io::Read;
@@ -52,6 +52,30 @@ pub fn check(path: &Path, metadata: &fs::Metadata, readers: Readers) -> Result<(
         return Err(format!(
             "{} must not be {what} (mode is {mode:04o}; run {fix})",
             path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an opened folder that files deciding security are written into (the audit
+/// file's): a folder owned by root (or by the user the module runs as, see
+/// [`is_trusted_owner`]) that neither group nor others may write to. A sticky bit does not
+/// make a world-writable folder such as /tmp acceptable: anyone could still plant a link,
+/// a FIFO or a file of their own under a name not yet taken.
+pub fn check_directory(metadata: &fs::Metadata) -> Result<(), String> {
+    if !metadata.is_dir() {
+        return Err("not a folder".to_string());
+    }
+    if !is_trusted_owner(metadata.uid()) {
+        return Err(format!(
+            "it is owned by uid {}, not by root",
+            metadata.uid()
+        ));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "group or others may write to it (mode is {mode:04o}; run chmod go-w)"
         ));
     }
     Ok(())

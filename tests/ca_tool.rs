@@ -59,7 +59,7 @@ fn backups(bundle: &Path) -> Vec<PathBuf> {
 }
 
 fn certificate_count(bundle: &Path) -> usize {
-    pam_ticket::http::parse_pem_certificates(&fs::read(bundle).expect("bundle")).len()
+    pam_ticket::trust::parse_pem_certificates(&fs::read(bundle).expect("bundle")).len()
 }
 
 /// A bundle holding only the test root CA.
@@ -112,7 +112,7 @@ fn der_input_is_added_once_after_a_backup() {
     assert!(now.starts_with(&original), "appended, never rewritten");
     assert_eq!(certificate_count(&bundle), 2);
     assert!(
-        pam_ticket::http::parse_pem_certificates(&now)
+        pam_ticket::trust::parse_pem_certificates(&now)
             .iter()
             .any(|certificate| certificate.der() == pki.untrusted_ca.cert_der.as_slice())
     );

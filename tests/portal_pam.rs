@@ -16,8 +16,8 @@ use serde_json::Value;
 use support::http::Response;
 use support::https::{Fault, refusing_port};
 use support::pam::{
-    Login, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS, PamOutcome, PamService,
-    authenticate, module_path,
+    Login, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS,
+    PamOutcome, PamService, authenticate, module_path,
 };
 use support::portal::{PortalChain, ROOT_PASSWORD};
 
@@ -883,4 +883,45 @@ fn a_malformed_target_is_refused_before_any_request_even_in_safe_mode() {
     let records = rig.audit();
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|record| record["decision"] == "deny"));
+}
+
+/// A PortalURL the HTTP client would refuse (a leftover `<instance>` placeholder) is a
+/// configuration error naming its line, in both fail modes: no request reaches the portal,
+/// and FailMode=safe lets no one in.
+#[test]
+fn a_portal_url_the_client_would_refuse_is_a_configuration_error() {
+    let rig = Rig::start("portal-badurl");
+    let audit_argument = format!("AuditLogFile={}", rig.audit_path().display());
+    for fail_mode in ["secure", "safe"] {
+        let service = rig.service(&format!("FailMode={fail_mode}\n"), &[&audit_argument]);
+        let config = rig.dir.join("pam_ticket.conf");
+        let text = fs::read_to_string(&config).expect("config").replace(
+            &rig.portal_url(),
+            &format!("{}/<instance>", rig.portal_url()),
+        );
+        write_root_only(&config, &text);
+        let outcome = authenticate(
+            &service,
+            &login("alice@root@db01.example.com", &["INC0010001"]),
+        );
+        assert_code(&outcome, PAM_SERVICE_ERR);
+        assert!(outcome.prompts().is_empty(), "{}", outcome.transcript());
+        assert_eq!(
+            outcome.errors(),
+            vec!["Ticket validation is misconfigured on this gateway; contact your administrator"]
+        );
+        assert!(!outcome.env.contains_key("TICKET_ID"));
+        assert_eq!(rig.portal.counts(), (0, 0, 0, 0), "{fail_mode}");
+        let records = rig.audit();
+        let last = records.last().expect("an audit record");
+        assert_eq!(last["decision"], "error", "{fail_mode}");
+        let reason = last["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains("pam_ticket.conf:1: PortalURL: ")
+                && reason.contains("invalid uri character"),
+            "{fail_mode}: {reason}"
+        );
+    }
+    assert_eq!(rig.audit().len(), 2);
+    assert_eq!(rig.servicenow.query_count(), 0);
 }

@@ -628,8 +628,8 @@ fn customised_field_names_are_used() {
 #[test]
 fn the_simulator_really_widens_an_injected_qualification() {
     let gate = RemedyGate::new();
-    let client =
-        pam_ticket::http::HttpClient::new(Some(&gate.pki.ca_pem_path()), None).expect("client");
+    let bundle = pam_ticket::trust::load(&gate.pki.ca_pem_path()).expect("CA bundle");
+    let client = pam_ticket::http::HttpClient::new(Some(&bundle), None).expect("client");
     let deadline = || pam_ticket::http::Deadline::after(Duration::from_secs(5));
     let login = client
         .send(

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::https::TestServer;
-use support::pam::{self, Login, PAM_ABORT, PAM_MAXTRIES, PAM_SUCCESS, PamService};
+use support::pam::{
+    self, Login, PAM_ABORT, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamService,
+};
 use support::pki::{ServerCert, TestPki};
 use support::servicenow::ServiceNowSim;
 use support::tmp::TestDir;
@@ -185,4 +187,242 @@ fn the_module_exports_only_the_pam_hooks() {
             "pam_sm_setcred"
         ]
     );
+}
+
+/// Runs one login in a child process whose /dev/log, in a private mount namespace, is a
+/// socket this test reads; returns the PAM code and every syslog line of the login. The
+/// machine's own /dev/log is left alone, so this never disturbs (or is disturbed by) a
+/// syslog daemon or another test. The child is `syslog_login_child`, run by `unshare`.
+fn login_with_syslog(
+    dir: &Path,
+    service: &PamService,
+    user: &str,
+    answers: &[&str],
+) -> (i32, Vec<String>) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let socket_path = dir.join(format!("devlog-{n}.sock"));
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the child's /dev/log");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("socket time-out");
+    let real_dev = dir.join(format!("real-dev-{n}"));
+    fs::create_dir(&real_dev).expect("mount point");
+    let script = r#"set -e
+mount --bind /dev "$REAL_DEV"
+mount -t tmpfs tmpfs /dev
+for node in null zero random urandom; do
+    touch "/dev/$node"
+    mount --bind "$REAL_DEV/$node" "/dev/$node"
+done
+touch /dev/log
+mount --bind "$SOCK" /dev/log
+exec "$EXE" --exact syslog_login_child --ignored --nocapture --test-threads=1
+"#;
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("REAL_DEV", &real_dev)
+        .env("SOCK", &socket_path)
+        .env("EXE", std::env::current_exe().expect("test executable"))
+        .env("SYSLOG_CHILD_PAMD", service.dir())
+        .env("SYSLOG_CHILD_SERVICE", service.name())
+        .env("SYSLOG_CHILD_USER", user)
+        .env("SYSLOG_CHILD_ANSWERS", answers.join("\n"))
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let code = stdout
+        .lines()
+        // libtest prints `test syslog_login_child ... ` on the same line.
+        .find_map(|line| line.split_once("CHILD_CODE=").map(|(_, code)| code))
+        .and_then(|code| code.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "child failed: {}\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    let mut lines = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    while let Ok(length) = socket.recv(&mut buffer) {
+        lines.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+    }
+    (code, lines)
+}
+
+/// The login of `login_with_syslog`, run in its child process.
+#[test]
+#[ignore = "run by login_with_syslog inside its own mount namespace"]
+fn syslog_login_child() {
+    let (Some(dir), Some(name)) = (
+        std::env::var_os("SYSLOG_CHILD_PAMD"),
+        std::env::var("SYSLOG_CHILD_SERVICE").ok(),
+    ) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let text = fs::read_to_string(dir.join(&name)).expect("the service file");
+    let service = PamService::with_text(&dir, &name, &text);
+    let user = std::env::var("SYSLOG_CHILD_USER").unwrap_or_default();
+    let answers = std::env::var("SYSLOG_CHILD_ANSWERS").unwrap_or_default();
+    let login = answers
+        .lines()
+        .fold(Login::new(&user), |login, answer| login.answer(answer));
+    let outcome = pam::authenticate(&service, &login);
+    println!("CHILD_CODE={}", outcome.code);
+    println!("{}", outcome.transcript());
+}
+
+fn lines_with<'a>(lines: &'a [String], needles: &[&str]) -> Vec<&'a String> {
+    lines
+        .iter()
+        .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+        .collect()
+}
+
+/// A configuration that fails its checks names an audit file: nothing is written there.
+/// The error reaches syslog (at err), and the audit file only when the pam.d line names
+/// one.
+#[test]
+fn a_refused_configuration_is_reported_to_syslog_and_never_to_the_file_it_names() {
+    let world = world();
+    let config = world.dir.join("pam_ticket.conf");
+    let named = world.dir.join("named-by-the-refused-configuration.jsonl");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(
+        &config,
+        format!("{text}AuditLogFile=\"{}\"\n", named.display()),
+    )
+    .expect("config");
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o664)).expect("chmod");
+    let pam_d_audit = world.dir.join("pam-d-audit.jsonl");
+    for with_argument in [false, true] {
+        let mut arguments = vec![format!("config={}", config.display())];
+        if with_argument {
+            arguments.push(format!("AuditLogFile={}", pam_d_audit.display()));
+        }
+        let service = PamService::new(
+            &world.dir.join("pam.d"),
+            "ticket-refused",
+            &pam::module_path(),
+            &arguments,
+        );
+        let (code, lines) =
+            login_with_syslog(world.dir.path(), &service, "mallory", &["INC0010001"]);
+        assert_eq!(code, PAM_SERVICE_ERR, "{lines:#?}");
+        let errors = lines_with(
+            &lines,
+            &[
+                "decision=error user=mallory",
+                "cannot use the configuration",
+                "(mode is 0664; run chmod go-w)",
+            ],
+        );
+        assert_eq!(errors.len(), 1, "{lines:#?}");
+        assert_eq!(priority(errors[0]), Some(AUTHPRIV * 8 + 3), "{}", errors[0]);
+        assert!(
+            !named.exists(),
+            "the refused configuration chose where root writes"
+        );
+        let records = fs::read_to_string(&pam_d_audit).unwrap_or_default();
+        if with_argument {
+            assert_eq!(records.lines().count(), 1, "{records}");
+            assert!(
+                records.contains("cannot use the configuration"),
+                "{records}"
+            );
+        } else {
+            assert!(records.is_empty(), "{records}");
+        }
+    }
+    assert_eq!(world.server.request_count(), 0);
+}
+
+/// An audit file that is unsafe to write is skipped (the login is decided as usual), and
+/// syslog says why: a folder others can write to, a symbolic link, a FIFO.
+#[test]
+fn an_unsafe_audit_file_is_skipped_and_syslog_says_why() {
+    let world = world();
+    let config = world.dir.join("pam_ticket.conf");
+    let open_folder = world.dir.join("open-folder");
+    fs::create_dir(&open_folder).expect("mkdir");
+    fs::set_permissions(&open_folder, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let target = world.dir.join("target.jsonl");
+    fs::write(&target, "").expect("target");
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = world.dir.join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let fifo = world.dir.join("audit.fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let cases = [
+        (
+            open_folder.join("audit.jsonl"),
+            "must be writable by root alone: group or others may write to it (mode is 0777",
+        ),
+        (link.clone(), "(a symbolic link, which is never followed)"),
+        (fifo.clone(), "(a FIFO, which is never written to)"),
+    ];
+    for (audit, why) in &cases {
+        let service = PamService::new(
+            &world.dir.join("pam.d"),
+            "ticket-audit",
+            &pam::module_path(),
+            &[
+                format!("config={}", config.display()),
+                format!("AuditLogFile={}", audit.display()),
+            ],
+        );
+        let (code, lines) = login_with_syslog(world.dir.path(), &service, "alice", &["INC0010001"]);
+        assert_eq!(code, PAM_SUCCESS, "{why}: {lines:#?}");
+        assert_eq!(
+            lines_with(&lines, &["decision=allow user=alice"]).len(),
+            1,
+            "{lines:#?}"
+        );
+        let skipped = lines_with(&lines, &["audit file not written: ", why]);
+        assert_eq!(skipped.len(), 1, "{why}: {lines:#?}");
+        assert_eq!(
+            priority(skipped[0]),
+            Some(AUTHPRIV * 8 + 3),
+            "{}",
+            skipped[0]
+        );
+    }
+    assert!(!open_folder.join("audit.jsonl").exists());
+    assert_eq!(fs::read_to_string(&target).expect("target"), "");
+    assert_eq!(world.server.request_count(), cases.len());
+}
+
+/// A SystemURL the HTTP client would refuse (a leftover `<instance>` placeholder) is a
+/// configuration error that names its line, in FailMode=safe too (where a request failure
+/// taken for an outage would let everyone in), and no request is sent.
+#[test]
+fn a_url_the_client_would_refuse_is_reported_with_its_line() {
+    let world = world();
+    let config = world.dir.join("pam_ticket.conf");
+    let text = fs::read_to_string(&config).expect("config").replace(
+        &world.server.base_url(),
+        &format!("{}/<instance>", world.server.base_url()),
+    );
+    fs::write(&config, format!("{text}FailMode=safe\n")).expect("config");
+    let service = PamService::new(
+        &world.dir.join("pam.d"),
+        "ticket-url",
+        &pam::module_path(),
+        &[format!("config={}", config.display())],
+    );
+    let (code, lines) = login_with_syslog(world.dir.path(), &service, "alice", &["INC0010001"]);
+    assert_eq!(code, PAM_SERVICE_ERR, "{lines:#?}");
+    let errors = lines_with(
+        &lines,
+        &[
+            "decision=error user=alice",
+            "pam_ticket.conf:2: SystemURL: ",
+            "invalid uri character",
+        ],
+    );
+    assert_eq!(errors.len(), 1, "{lines:#?}");
+    assert_eq!(world.server.request_count(), 0);
 }

@@ -10,9 +10,12 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -276,6 +279,25 @@ impl Gate {
             &pam::module_path(),
             &arguments,
         )
+    }
+
+    /// The pam.d argument that names the audit file for configuration errors: a
+    /// configuration that fails its checks is never used, not even for its AuditLogFile.
+    fn audit_argument(&self) -> String {
+        format!("AuditLogFile={}", self.audit_path().display())
+    }
+
+    /// `service`, with the audit file also named on the pam.d line, as tests of
+    /// configuration errors need.
+    fn error_service(&self, extra: &str, args: &[&str]) -> PamService {
+        self.error_service_for_url(&self.server.base_url(), extra, args)
+    }
+
+    fn error_service_for_url(&self, system_url: &str, extra: &str, args: &[&str]) -> PamService {
+        let audit_argument = self.audit_argument();
+        let mut arguments = args.to_vec();
+        arguments.push(&audit_argument);
+        self.service_for_url(system_url, extra, &arguments)
     }
 
     fn login(&self, service: &PamService, user: &str, answers: &[&str]) -> PamOutcome {
@@ -1299,7 +1321,7 @@ fn configuration_errors_are_service_errors_with_file_and_line() {
     for (extra, args, expected) in cases {
         let system = servicenow();
         let gate = Gate::new(system.clone());
-        let service = gate.service(extra, args);
+        let service = gate.error_service(extra, args);
         let outcome = gate.login(&service, "alice", &[]);
         let context = format!("{extra}{args:?}: {}", outcome.transcript());
         assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
@@ -1323,7 +1345,7 @@ fn an_http_system_url_is_a_configuration_error() {
     let system = servicenow();
     let gate = Gate::new(system.clone());
     let plain = gate.server.base_url().replace("https://", "http://");
-    let service = gate.service_for_url(&plain, "", &[]);
+    let service = gate.error_service_for_url(&plain, "", &[]);
     let outcome = gate.login(&service, "alice", &[]);
     assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
     assert_eq!(gate.server.request_count(), 0);
@@ -1343,7 +1365,7 @@ fn loosely_permissioned_or_missing_account_files_are_configuration_errors() {
         let gate = Gate::new(system.clone());
         let account = gate.dir.join("account.conf");
         fs::set_permissions(&account, fs::Permissions::from_mode(mode)).expect("chmod");
-        let service = gate.service("", &[]);
+        let service = gate.error_service("", &[]);
         let outcome = gate.login(&service, "alice", &[]);
         assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
         assert_eq!(gate.server.request_count(), 0);
@@ -1352,7 +1374,7 @@ fn loosely_permissioned_or_missing_account_files_are_configuration_errors() {
     let system = servicenow();
     let gate = Gate::new(system.clone());
     fs::remove_file(gate.dir.join("account.conf")).expect("remove");
-    let service = gate.service("", &[]);
+    let service = gate.error_service("", &[]);
     let outcome = gate.login(&service, "alice", &[]);
     assert_eq!(outcome.code, PAM_SERVICE_ERR);
     assert_single_audit(&gate, "error", "pam_ticket.conf:4: cannot open");
@@ -1364,8 +1386,8 @@ fn loosely_permissioned_or_missing_account_files_are_configuration_errors() {
 fn the_simulator_really_widens_an_injected_query() {
     let system = servicenow();
     let gate = Gate::new(system.clone());
-    let client =
-        pam_ticket::http::HttpClient::new(Some(&gate.pki.ca_pem_path()), None).expect("client");
+    let bundle = pam_ticket::trust::load(&gate.pki.ca_pem_path()).expect("CA bundle");
+    let client = pam_ticket::http::HttpClient::new(Some(&bundle), None).expect("client");
     let account = pam_ticket::config::Credentials {
         username: ACCOUNT_USER.to_string(),
         password: pam_ticket::secret::Secret::from_string(ACCOUNT_PASSWORD.to_string()),
@@ -1428,9 +1450,13 @@ fn a_panic_never_crosses_into_the_application() {
     // The panic happens before the audit file is known to the flow.
     assert!(gate.audit().is_empty());
     // And the released module has no such switch: the same argument is refused.
-    let text = text.replace(
-        &probe.display().to_string(),
-        &pam::module_path().display().to_string(),
+    let text = format!(
+        "{} {}\n",
+        text.trim_end().replace(
+            &probe.display().to_string(),
+            &pam::module_path().display().to_string(),
+        ),
+        gate.audit_argument()
     );
     let service = PamService::with_text(&gate.dir.join("pam.d"), "ticket-noprobe", &text);
     let outcome = gate.login(&service, "alice", &[]);
@@ -1471,7 +1497,10 @@ fn the_example_configuration_is_valid() {
 
 /// Files that decide security must not be changeable by anyone but root: the
 /// configuration, the CA bundle; and a configuration holding bypass code hashes must not
-/// be readable by others either.
+/// be readable by others either. A configuration refused for any of these is used for
+/// nothing: the AuditLogFile it names gets nothing (whoever could change the file would
+/// otherwise choose where root writes), and the error goes to the audit file named on the
+/// pam.d line (and to syslog: tests/syslog_and_exports.rs).
 #[test]
 fn files_others_could_change_or_read_are_configuration_errors() {
     let hash = pam_ticket::bypass::BypassHash::create(b"right-code-123", b"salt");
@@ -1503,19 +1532,413 @@ fn files_others_could_change_or_read_are_configuration_errors() {
         } else {
             format!("FailsafeBypassCode=\"{hash}\"\n")
         };
-        let service = gate.service(&extra, &[]);
-        fs::set_permissions(gate.dir.join(file), fs::Permissions::from_mode(mode)).expect("chmod");
-        let outcome = gate.login(&service, "alice", &["right-code-123"]);
-        let context = format!("{file} {mode:o}: {}", outcome.transcript());
-        assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
-        assert!(outcome.prompts().is_empty(), "{context}");
-        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
-        assert_eq!(gate.server.request_count(), 0, "{context}");
-        let record = assert_single_audit(&gate, "error", expected);
-        let reason = record["reason"].as_str().unwrap_or("");
+        // The configuration names gate.audit_path(); the pam.d line names none, then
+        // another file.
+        let argument_audit = gate.dir.join("pam-d-audit.jsonl");
+        let argument = format!("AuditLogFile={}", argument_audit.display());
+        for arguments in [vec![], vec![argument.as_str()]] {
+            let service = gate.service(&extra, &arguments);
+            fs::set_permissions(gate.dir.join(file), fs::Permissions::from_mode(mode))
+                .expect("chmod");
+            let outcome = gate.login(&service, "alice", &["right-code-123"]);
+            let context = format!("{file} {mode:o} {arguments:?}: {}", outcome.transcript());
+            assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
+            assert!(outcome.prompts().is_empty(), "{context}");
+            assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+            assert_eq!(gate.server.request_count(), 0, "{context}");
+            assert!(
+                !gate.audit_path().exists(),
+                "{context}: the refused configuration's AuditLogFile was written: {:?}",
+                fs::read_to_string(gate.audit_path())
+            );
+        }
+        let context = format!("{file} {mode:o}");
+        let records = audit_records(&argument_audit);
+        assert_eq!(records.len(), 1, "{context}: {records:?}");
+        assert_eq!(records[0]["decision"], "error", "{context}");
+        let reason = records[0]["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(expected), "{context}: {reason}");
         assert!(
             reason.contains(&format!("(mode is {mode:04o}")),
             "{context}: {reason}"
         );
     }
+}
+
+fn audit_records(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
+        .collect()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Runs a login on a thread of its own and waits at most `limit` for it: a module that
+/// blocks (on a FIFO, say) fails the test instead of hanging it.
+fn login_within(limit: Duration, service: &PamService, login: Login) -> PamOutcome {
+    let (sender, receiver) = mpsc::channel();
+    let service = service.clone();
+    std::thread::spawn(move || {
+        let _ = sender.send(pam::authenticate(&service, &login));
+    });
+    receiver
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the login was still running after {limit:?}"))
+}
+
+/// Whatever a FIFO's reader end holds (nothing, when no writer ever wrote).
+fn drain(reader: &mut fs::File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    match reader.read_to_end(&mut bytes) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(error) => panic!("reading the FIFO: {error}"),
+    }
+    bytes
+}
+
+/// The refused configuration names a file root must never create (the issue's example
+/// was /etc/ld.so.preload). Without `AuditLogFile=` on the pam.d line the error goes to
+/// syslog alone, and the named file is not created.
+#[test]
+fn a_refused_configuration_never_chooses_where_root_writes() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let target = gate.dir.join("ld.so.preload");
+    let config = gate.dir.join("pam_ticket.conf");
+    for mode in [0o664, 0o646] {
+        fs::write(
+            &config,
+            format!(
+                "TicketingSystem=ServiceNow\nValidateTicketNumber=No\nAuditLogFile=\"{}\"\n",
+                target.display()
+            ),
+        )
+        .expect("write config");
+        fs::set_permissions(&config, fs::Permissions::from_mode(mode)).expect("chmod");
+        let service = PamService::new(
+            &gate.dir.join("pam.d"),
+            "ticket-refused",
+            &pam::module_path(),
+            &[format!("config={}", config.display())],
+        );
+        let outcome = gate.login(&service, "alice", &["INC0010001"]);
+        let context = format!("{mode:o}: {}", outcome.transcript());
+        assert_eq!(outcome.code, PAM_SERVICE_ERR, "{context}");
+        assert!(outcome.prompts().is_empty(), "{context}");
+        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+        assert_eq!(gate.server.request_count(), 0, "{context}");
+        assert!(
+            !target.exists(),
+            "{context}: root wrote where a refused configuration said: {:?}",
+            fs::read_to_string(&target)
+        );
+        assert!(gate.audit().is_empty(), "{context}");
+    }
+}
+
+/// A configuration path that is a FIFO is refused at once: it is opened without blocking,
+/// found not to be a regular file, and never read again (a second, plain read would wait
+/// for a writer for ever). Only the pam.d line's audit file, when there is one, gets the
+/// error.
+#[test]
+fn a_configuration_that_is_a_fifo_is_refused_at_once() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let fifo = gate.dir.join("pam_ticket.conf.fifo");
+    mkfifo(&fifo);
+    let config_argument = format!("config={}", fifo.display());
+    for with_audit_argument in [false, true] {
+        let mut arguments = vec![config_argument.clone()];
+        if with_audit_argument {
+            arguments.push(gate.audit_argument());
+        }
+        let service = PamService::new(
+            &gate.dir.join("pam.d"),
+            "ticket-fifo",
+            &pam::module_path(),
+            &arguments,
+        );
+        let outcome = login_within(
+            Duration::from_secs(10),
+            &service,
+            Login::new("alice").answer("INC0010001"),
+        );
+        let context = format!("{arguments:?}: {}", outcome.transcript());
+        assert_eq!(outcome.code, PAM_SERVICE_ERR, "{context}");
+        assert!(outcome.elapsed < Duration::from_secs(2), "{context}");
+        assert!(outcome.prompts().is_empty(), "{context}");
+        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+        assert_eq!(gate.server.request_count(), 0, "{context}");
+        if with_audit_argument {
+            assert_single_audit(&gate, "error", "is not a regular file");
+        } else {
+            assert!(gate.audit().is_empty(), "{context}");
+        }
+    }
+}
+
+/// An audit file that is a FIFO never stalls a login and never receives a record, with or
+/// without a process reading it, whether the login is decided or its configuration is
+/// refused.
+#[test]
+fn an_audit_fifo_gets_nothing_and_never_stalls_the_login() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let fifo = gate.dir.join("audit.fifo");
+    mkfifo(&fifo);
+    let argument = format!("AuditLogFile={}", fifo.display());
+    let good = gate.service("", &[&argument]);
+    for with_reader in [true, false] {
+        let mut reader = with_reader.then(|| {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .expect("open the FIFO's reader end")
+        });
+        let outcome = login_within(
+            Duration::from_secs(10),
+            &good,
+            Login::new("alice").rhost("192.0.2.10").answer("INC0010001"),
+        );
+        let context = format!("reader {with_reader}: {}", outcome.transcript());
+        assert_eq!(outcome.code, PAM_SUCCESS, "{context}");
+        // Timeout is 3 s in the gate's configuration.
+        assert!(outcome.elapsed < Duration::from_secs(4), "{context}");
+        if let Some(reader) = reader.as_mut() {
+            assert!(drain(reader).is_empty(), "{context}");
+        }
+    }
+    assert_eq!(system.queries(), 2);
+
+    // A configuration error, with the FIFO as the pam.d line's audit file.
+    let reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open the FIFO's reader end");
+    let broken = gate.service("FailMode=open\n", &[&argument]);
+    let outcome = login_within(Duration::from_secs(10), &broken, Login::new("alice"));
+    assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
+    assert!(
+        outcome.elapsed < Duration::from_secs(2),
+        "{:?}",
+        outcome.elapsed
+    );
+    let mut reader = reader;
+    assert!(drain(&mut reader).is_empty());
+    assert_eq!(system.queries(), 2);
+}
+
+/// A symbolic link planted as the audit file is never followed: its target stays empty.
+#[test]
+fn a_symlinked_audit_file_is_not_followed() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let target = gate.write_secret("target.jsonl", "");
+    let link = gate.dir.join("audit-link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let argument = format!("AuditLogFile={}", link.display());
+    for (extra, code) in [("", PAM_SUCCESS), ("FailMode=open\n", PAM_SERVICE_ERR)] {
+        let service = gate.service(extra, &[&argument]);
+        let outcome = gate.login(&service, "alice", &["INC0010001"]);
+        assert_eq!(outcome.code, code, "{extra}: {}", outcome.transcript());
+        assert_eq!(
+            fs::read_to_string(&target).expect("target"),
+            "",
+            "{extra}: the link was followed"
+        );
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("link")
+                .file_type()
+                .is_symlink()
+        );
+    }
+    assert_eq!(system.queries(), 1);
+    assert!(gate.audit().is_empty());
+}
+
+/// The audit file's folder must be writable by root alone: a folder group or others may
+/// write to (a sticky /tmp-like one included), or one owned by another user, gets no audit
+/// file. The login itself is decided as usual.
+#[test]
+fn an_audit_folder_others_can_write_to_gets_no_audit_file() {
+    for (mode, owner) in [
+        (0o770, 0),
+        (0o707, 0),
+        (0o1777, 0),
+        (0o755, 65534),
+        (0o700, 0),
+    ] {
+        let system = servicenow();
+        let gate = Gate::new(system.clone());
+        let folder = gate.dir.join("audit-folder");
+        fs::create_dir(&folder).expect("mkdir");
+        fs::set_permissions(&folder, fs::Permissions::from_mode(mode)).expect("chmod");
+        std::os::unix::fs::chown(&folder, Some(owner), None).expect("chown");
+        let audit = folder.join("audit.jsonl");
+        let argument = format!("AuditLogFile={}", audit.display());
+        let trusted = mode & 0o022 == 0 && owner == 0;
+        for (extra, code) in [("", PAM_SUCCESS), ("FailMode=open\n", PAM_SERVICE_ERR)] {
+            let service = gate.service(extra, &[&argument]);
+            let outcome = gate.login(&service, "alice", &["INC0010001"]);
+            let context = format!("{mode:o} uid {owner} {extra}: {}", outcome.transcript());
+            assert_eq!(outcome.code, code, "{context}");
+        }
+        let records = audit_records(&audit);
+        if trusted {
+            let decisions: Vec<&str> = records
+                .iter()
+                .map(|record| record["decision"].as_str().unwrap_or("?"))
+                .collect();
+            assert_eq!(decisions, ["allow", "error"], "{mode:o}");
+            let file_mode = fs::metadata(&audit).expect("audit").permissions().mode();
+            assert_eq!(file_mode & 0o777, 0o600);
+        } else {
+            assert!(
+                !audit.exists(),
+                "{mode:o} uid {owner}: written to {records:?}"
+            );
+        }
+        assert_eq!(system.queries(), 1);
+    }
+}
+
+/// A SystemURL the HTTP client would refuse (`invalid uri character`: a leftover
+/// `<instance>` placeholder, a backtick, a tab …) is a configuration error with file:line
+/// in both fail modes, and no request is sent. It must never pass for an outage, which
+/// FailMode=safe would let in.
+#[test]
+fn a_system_url_the_client_would_refuse_is_a_configuration_error() {
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let base = gate.server.base_url();
+    // `invalid uri character` is the HTTP client's own parser speaking; the rest are
+    // characters it would send as they are, which RFC 3986 forbids unencoded.
+    let client_refuses = "invalid uri character";
+    let unencoded = "which a URL must not hold unencoded";
+    let urls = [
+        (format!("{base}/<instance>/"), client_refuses),
+        (format!("{base}/api`"), client_refuses),
+        (format!("{base}/a\tb"), client_refuses),
+        (
+            "https://<instance>.service-now.com".to_string(),
+            client_refuses,
+        ),
+        (format!("{base}/{{x}}"), unencoded),
+        (format!("{base}/a|b"), unencoded),
+        (format!("{base}/a^b"), unencoded),
+        (format!("{base}/caf\u{e9}"), unencoded),
+        (format!("{base}/a\\\"b"), unencoded),
+    ];
+    for (url, expected) in &urls {
+        for fail_mode in ["secure", "safe"] {
+            let before = fs::read_to_string(gate.audit_path()).unwrap_or_default();
+            let service = gate.error_service_for_url(url, &format!("FailMode={fail_mode}\n"), &[]);
+            let outcome = gate.login(&service, "alice", &["INC0010001"]);
+            let context = format!("{url:?} {fail_mode}: {}", outcome.transcript());
+            assert_eq!(pam::code_name(outcome.code), "PAM_SERVICE_ERR", "{context}");
+            assert!(outcome.prompts().is_empty(), "{context}");
+            assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{context}");
+            assert_eq!(gate.server.request_count(), 0, "{context}");
+            let after = fs::read_to_string(gate.audit_path()).unwrap_or_default();
+            let new: Vec<Value> = after[before.len()..]
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("JSON"))
+                .collect();
+            assert_eq!(new.len(), 1, "{context}: {new:?}");
+            assert_eq!(new[0]["decision"], "error", "{context}");
+            let reason = new[0]["reason"].as_str().unwrap_or("");
+            assert!(
+                reason.contains("pam_ticket.conf:3: SystemURL: ") && reason.contains(expected),
+                "{context}: {reason}"
+            );
+        }
+    }
+}
+
+/// Bypass code hashes on the pam.d line would be readable by every local user (pam.d files
+/// are world-readable), open to offline guessing: a configuration error naming the
+/// argument, and the hash is not repeated in the audit.
+#[test]
+fn a_bypass_code_as_a_module_argument_is_a_configuration_error() {
+    let code = "right-code-123";
+    let hash = pam_ticket::bypass::BypassHash::create(code.as_bytes(), b"salt");
+    let system = servicenow();
+    let gate = Gate::new(system.clone());
+    let argument = format!("FailsafeBypassCode={hash}");
+    let service = gate.error_service("", &[&argument]);
+    let outcome = gate.login(&service, "alice", &[code]);
+    assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
+    assert!(outcome.prompts().is_empty());
+    assert_eq!(outcome.errors(), vec![MISCONFIGURED]);
+    assert_eq!(gate.server.request_count(), 0);
+    let record = assert_single_audit(
+        &gate,
+        "error",
+        "pam.d/ticket-test argument 2: FailsafeBypassCode must not be a module argument",
+    );
+    let hash_hex = hash.rsplit(':').next().unwrap_or("");
+    assert!(
+        !record.to_string().contains(hash_hex),
+        "the hash must not be repeated: {record}"
+    );
+}
+
+/// The CA bundle is read once, when it is checked, and the HTTPS client trusts what that
+/// read returned, never the path again. Here the bundle is swapped between the check and
+/// the first request (at libpam's `login:` prompt, which comes after the configuration has
+/// loaded and before the client is built) for another CA's, left world-writable as an
+/// attacker's file would be, and the server presents a certificate from that other CA.
+/// Reading the path again would trust the swapped file and let the login in.
+#[test]
+fn the_ca_bundle_trusted_is_the_one_that_was_checked() {
+    let system = servicenow();
+    let gate = Gate::with_cert(system.clone(), ServerCert::UntrustedCa);
+    let service = gate.service("", &[]);
+    let bundle = gate.pki.ca_pem_path();
+    let other_ca = fs::read(gate.pki.untrusted_ca_pem_path()).expect("the other CA");
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let login = Login::new("alice")
+        .rhost("192.0.2.10")
+        .answer("INC0010001")
+        .user_from_prompt()
+        .on_prompt({
+            let bundle = bundle.clone();
+            let swaps = Arc::clone(&swaps);
+            move |prompt| {
+                if prompt.starts_with("login") && swaps.fetch_add(1, Ordering::SeqCst) == 0 {
+                    fs::write(&bundle, &other_ca).expect("swap the bundle");
+                    fs::set_permissions(&bundle, fs::Permissions::from_mode(0o666)).expect("chmod");
+                }
+            }
+        });
+    let outcome = pam::authenticate(&service, &login);
+    assert_eq!(swaps.load(Ordering::SeqCst), 1, "{}", outcome.transcript());
+    assert_eq!(
+        outcome.prompts()[0].trim_end(),
+        "login:",
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(
+        pam::code_name(outcome.code),
+        "PAM_AUTHINFO_UNAVAIL",
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(outcome.errors(), vec![UNTRUSTED]);
+    assert_eq!(gate.server.request_count(), 0);
+    assert!(!outcome.env.contains_key("TICKET_ID"));
+    assert_single_audit(&gate, "unavailable", "server certificate not trusted");
 }

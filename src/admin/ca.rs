@@ -20,7 +20,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::x509::{CertificateFacts, ParseError, parse_certificate, to_pem};
-use crate::config::{DEFAULT_CONFIG_PATH, SYSTEM_CA_BUNDLES};
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::trust::SYSTEM_CA_BUNDLES;
 
 const USAGE: &str = "usage: pam-ticket ca add CERT [--bundle PATH]
        pam-ticket ca check URL [--config PATH]
@@ -223,7 +224,7 @@ pub fn append_to_bundle(
     };
     let present: Vec<Vec<u8>> = existing
         .as_deref()
-        .map(crate::http::parse_pem_certificates)
+        .map(crate::trust::parse_pem_certificates)
         .unwrap_or_default()
         .iter()
         .map(|certificate| certificate.der().to_vec())
@@ -403,12 +404,15 @@ fn trust_bundle(config: Option<&str>) -> Result<PathBuf, String> {
         };
         match crate::config::load(&arguments) {
             Ok(loaded) => {
-                return loaded.ca_file.ok_or_else(|| {
-                    format!(
-                        "no CAFile set and no system bundle ({})",
-                        SYSTEM_CA_BUNDLES.join(", ")
-                    )
-                });
+                return loaded
+                    .ca_bundle
+                    .map(|bundle| bundle.path().to_path_buf())
+                    .ok_or_else(|| {
+                        format!(
+                            "no CAFile set and no system bundle ({})",
+                            SYSTEM_CA_BUNDLES.join(", ")
+                        )
+                    });
             }
             Err(problem) => {
                 eprintln!(
@@ -454,7 +458,7 @@ pub fn check_chain(
         .map_err(|io_error| format!("cannot read {}: {io_error}", bundle.display()))?;
     let mut roots = rustls::RootCertStore::empty();
     let mut trusted = Vec::new();
-    for certificate in crate::http::parse_pem_certificates(&pem) {
+    for certificate in crate::trust::parse_pem_certificates(&pem) {
         if let Ok(facts) = parse_certificate(certificate.der()) {
             trusted.push(facts);
         }

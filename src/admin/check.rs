@@ -93,9 +93,9 @@ pub fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ),
         (
             "CAFile",
-            config.ca_file.as_ref().map_or_else(
+            config.ca_bundle.as_ref().map_or_else(
                 || "(none found: set CAFile)".to_string(),
-                |path| path.display().to_string(),
+                |bundle| bundle.path().display().to_string(),
             ),
         ),
         ("EnterTicketingInfo", yes_no(config.enter_ticketing_info)),

@@ -273,7 +273,7 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
         assert!(pem.lines().all(|line| line.len() <= 64));
         assert_eq!(
-            crate::http::parse_pem_certificates(pem.as_bytes())
+            crate::trust::parse_pem_certificates(pem.as_bytes())
                 .first()
                 .map(|cert| cert.der().to_vec()),
             Some(vec![0u8; 100])

@@ -304,7 +304,7 @@ pub fn sanitise(text: &str) -> String {
 /// Builds the ticket source the configuration asks for.
 pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSource>, String> {
     let client =
-        crate::http::HttpClient::new(config.ca_file.as_deref(), config.https_proxy.as_ref())
+        crate::http::HttpClient::new(config.ca_bundle.as_ref(), config.https_proxy.as_ref())
             .map_err(|problem| problem.to_string())?;
     if let Some(settings) = &config.portal {
         return Ok(Box::new(portal::Portal::new(client, settings.clone())));

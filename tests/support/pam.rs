@@ -19,6 +19,7 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::ptr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // Return codes, checked against /usr/include/security/_pam_types.h (Linux-PAM 1.5.2).
@@ -213,6 +214,22 @@ pub struct Login {
     /// `PAM_CONV_ERR` (a client that hung up). Prompts beyond the list fail the same way
     /// and are counted in `PamOutcome::unanswered`.
     pub answers: Vec<Option<String>>,
+    /// `pam_start` gets no user name, so libpam asks for one (`login: `) when the module
+    /// wants it; the first answer gives it.
+    pub user_from_prompt: bool,
+    /// Runs with each prompt's text before it is answered: lets a test change the world
+    /// at a known point of a login.
+    pub on_prompt: Option<PromptHook>,
+}
+
+/// A closure run before each prompt is answered (see `Login::on_prompt`).
+#[derive(Clone)]
+pub struct PromptHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for PromptHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PromptHook")
+    }
 }
 
 impl Login {
@@ -230,6 +247,20 @@ impl Login {
 
     pub fn answer(mut self, answer: &str) -> Login {
         self.answers.push(Some(answer.to_string()));
+        self
+    }
+
+    /// No user name for `pam_start`: the module's `pam_get_user` makes libpam prompt for
+    /// it, and the first answer is the user name.
+    pub fn user_from_prompt(mut self) -> Login {
+        self.user_from_prompt = true;
+        self.answers.insert(0, Some(self.user.clone()));
+        self
+    }
+
+    /// Runs `hook` with each prompt's text before the prompt is answered.
+    pub fn on_prompt(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Login {
+        self.on_prompt = Some(PromptHook(Arc::new(hook)));
         self
     }
 
@@ -316,6 +347,7 @@ impl PamOutcome {
 /// What the conversation function works on, reached through `appdata_ptr`.
 struct ConvState {
     answers: VecDeque<Option<String>>,
+    on_prompt: Option<PromptHook>,
     events: Vec<Event>,
     unanswered: usize,
 }
@@ -359,6 +391,7 @@ pub fn run(service: &PamService, login: &Login, steps: Steps) -> FullOutcome {
 
     let mut state = Box::new(ConvState {
         answers: login.answers.iter().cloned().collect(),
+        on_prompt: login.on_prompt.clone(),
         events: Vec::new(),
         unanswered: 0,
     });
@@ -368,12 +401,17 @@ pub fn run(service: &PamService, login: &Login, steps: Steps) -> FullOutcome {
     };
 
     let mut pamh: *mut pam_handle_t = ptr::null_mut();
-    // SAFETY: every pointer is a live NUL-terminated string or `conv`, which (like `state`
+    // SAFETY: every pointer is a live NUL-terminated string, `conv` or (for the user, when
+    // libpam is to prompt for it) NULL, which pam_start accepts; `conv` (like `state`
     // behind its appdata pointer) outlives the handle: `pam_end` runs before both drop.
     let start = unsafe {
         pam_start_confdir(
             service_name.as_ptr(),
-            user.as_ptr(),
+            if login.user_from_prompt {
+                ptr::null()
+            } else {
+                user.as_ptr()
+            },
             &conv,
             confdir.as_ptr(),
             &mut pamh,
@@ -531,6 +569,9 @@ unsafe fn converse_inner(
         };
         let answer = match message.msg_style {
             PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
+                if let Some(hook) = &state.on_prompt {
+                    (hook.0)(&text);
+                }
                 state.events.push(Event::Prompt {
                     echo: message.msg_style == PAM_PROMPT_ECHO_ON,
                     text,

@@ -471,7 +471,9 @@ impl PortalSim {
                 "not an incident or change number".to_string(),
             ));
         };
-        let client = HttpClient::new(Some(&self.link.ca_file), None)
+        let bundle = pam_ticket::trust::load(&self.link.ca_file)
+            .map_err(|problem| TicketProblem::Unreachable(problem.to_string()))?;
+        let client = HttpClient::new(Some(&bundle), None)
             .map_err(|problem| TicketProblem::Unreachable(problem.to_string()))?;
         let url = format!(
             "{}/api/now/table/{table}?sysparm_query={}&sysparm_fields={fields}&sysparm_limit=2",
