@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::sanitise::{one_line, strip_invisible};
+
 /// The verdict of one answer (or of the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -59,14 +61,24 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// The fields in their documented order, leaving out empty optional ones.
+    ///
+    /// This is the one place both the syslog line and the JSON line come from, so every
+    /// text is cleaned here: invisible and bidirectional characters are removed from all
+    /// of them. In `reason` and the extra fields, which carry text from servers (error
+    /// messages, and whatever a transport error quotes), control characters become spaces
+    /// too. In the fields that name the login (`user`, `rhost`, `service`) control
+    /// characters are kept and escaped where they are written, so that an attempt to
+    /// forge a line stays visible as such.
     fn fields(&self) -> Vec<(&'static str, Value)> {
+        let text = |value: &str| json!(strip_invisible(value));
+        let server_text = |value: &str| json!(one_line(value));
         let mut fields = vec![
             (
                 "time",
                 json!(self.time.to_rfc3339_opts(SecondsFormat::Millis, true)),
             ),
             ("decision", json!(self.decision.name())),
-            ("user", json!(self.user)),
+            ("user", text(&self.user)),
         ];
         let optional = [
             ("rhost", self.rhost.as_deref()),
@@ -77,13 +89,13 @@ impl AuditRecord {
         ];
         for (key, value) in optional {
             if let Some(value) = value {
-                fields.push((key, json!(value)));
+                fields.push((key, text(value)));
             }
         }
-        fields.push(("reason", json!(self.reason)));
+        fields.push(("reason", server_text(&self.reason)));
         fields.push(("elapsed_ms", json!(self.elapsed_ms)));
         for (key, value) in &self.extra {
-            fields.push((key, json!(value)));
+            fields.push((key, server_text(value)));
         }
         fields
     }
@@ -208,6 +220,8 @@ pub fn syslog_line(decision: Decision, line: &str) {
     let Some(mut logger) = logger() else {
         return;
     };
+    // Record lines arrive escaped already; a warning or a panic message may not.
+    let line = &*one_line(line);
     let _ = match decision {
         Decision::Allow => logger.info(line),
         Decision::Deny => logger.notice(line),
@@ -218,7 +232,7 @@ pub fn syslog_line(decision: Decision, line: &str) {
 
 fn syslog_debug(line: &str) {
     if let Some(mut logger) = logger() {
-        let _ = logger.debug(line);
+        let _ = logger.debug(&*one_line(line));
     }
 }
 
@@ -488,6 +502,34 @@ mod tests {
             "only the first record was written"
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_stripped_from_every_field() {
+        let mut spoofed = record();
+        spoofed.user = "mal\u{202E}ecila".to_string();
+        spoofed.rhost = Some("h\u{2066}ost\u{2069}".to_string());
+        spoofed.reason = "Ticket \u{200B}INC1 is \u{202D}Closed\u{061C}".to_string();
+        spoofed.extra = vec![("error_code", "X\u{FEFF}1\u{7}".to_string())];
+        let line = spoofed.to_key_values();
+        let json = spoofed.to_json().to_string();
+        for written in [&line, &json] {
+            assert!(
+                !written.chars().any(crate::sanitise::is_invisible),
+                "{written:?}"
+            );
+        }
+        assert!(line.contains("user=malecila rhost=host"), "{line}");
+        assert!(line.contains("reason=\"Ticket INC1 is Closed\""), "{line}");
+        assert!(line.contains("error_code=\"X1 \""), "{line}");
+        // Server text: controls become spaces in the JSON line as well.
+        let mut quoted = record();
+        quoted.reason = "bad header: \u{1b}[2J\r\nforged".to_string();
+        assert_eq!(quoted.to_json()["reason"], "bad header:  [2J  forged");
+        assert!(
+            !quoted.to_key_values().contains("\\x"),
+            "nothing left to escape"
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 use sha2::{Digest, Sha256};
 
+/// The longest bypass code `pam-ticket hash-code` reads.
+pub const MAX_CODE_BYTES: usize = 1024;
+
 /// One configured bypass code hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BypassHash {
@@ -73,7 +76,14 @@ fn digest(salt: &[u8], code: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(salt);
     hasher.update(code);
-    hasher.finalize().into()
+    let digest = hasher.finalize_reset();
+    // The hasher keeps the last partial block of its input (up to 63 bytes: the end of the
+    // code) in a buffer that neither finalising nor resetting clears, and sha2 0.10 has no
+    // zeroize support. 63 bytes hashed after the reset land in that buffer, over it;
+    // black_box keeps the compiler from dropping writes to a value about to go away.
+    hasher.update([0u8; 63]);
+    std::hint::black_box(&hasher);
+    digest.into()
 }
 
 fn constant_time_eq(left: &[u8; 32], right: &[u8; 32]) -> bool {

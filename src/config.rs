@@ -79,7 +79,7 @@ pub struct Entry {
 /// quotes `\"` and `\\` are escapes (any other backslash is kept, so regexes such as `\d`
 /// survive); after the closing quote only white space or a `#` comment may follow.
 pub fn parse_entries(text: &str, path: &Path) -> Result<Vec<Entry>, ConfigError> {
-    let mut entries = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     for (index, raw_line) in text.lines().enumerate() {
         let origin = Origin::File {
             path: path.to_path_buf(),
@@ -89,8 +89,18 @@ pub fn parse_entries(text: &str, path: &Path) -> Result<Vec<Entry>, ConfigError>
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (key, value) = split_key_value(line, &origin)?;
-        let value = parse_value(value, &origin)?;
+        let parsed = split_key_value(line, &origin)
+            .and_then(|(key, value)| Ok((key, parse_value(value, &origin)?)));
+        let (key, value) = match parsed {
+            Ok(parsed) => parsed,
+            Err(problem) => {
+                // In an account file an earlier line may hold the password.
+                for entry in &mut entries {
+                    zeroize::Zeroize::zeroize(&mut entry.value);
+                }
+                return Err(problem);
+            }
+        };
         entries.push(Entry {
             key: key.to_string(),
             value,
@@ -126,7 +136,9 @@ fn parse_value(raw: &str, origin: &Origin) -> Result<String, ConfigError> {
         }
         return Ok(raw.to_string());
     };
-    let mut value = String::new();
+    // Sized up front and wiped if the line is refused: the value may be a password, and a
+    // buffer that grew would leave copies of its start behind.
+    let mut value = zeroize::Zeroizing::new(String::with_capacity(quoted.len()));
     let mut chars = quoted.chars();
     loop {
         match chars.next() {
@@ -151,7 +163,7 @@ fn parse_value(raw: &str, origin: &Origin) -> Result<String, ConfigError> {
             format!("unexpected text after the closing quote: {rest:?}"),
         ));
     }
-    Ok(value)
+    Ok(std::mem::take(&mut *value))
 }
 
 /// Which ticketing system the module talks to directly.
@@ -1105,10 +1117,10 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
 /// Reads `Username="…"` and `Password="…"` from an account file, after checking that it is
 /// a regular file owned by root that neither group nor others may read or write.
 pub fn read_account_file(path: &Path, origin: &Origin) -> Result<Credentials, ConfigError> {
-    let mut text = read_root_only_file(path).map_err(|problem| error(origin, problem))?;
-    let parsed = parse_account_text(&text, path);
-    crate::secret::wipe_string(&mut text);
-    parsed
+    let text = zeroize::Zeroizing::new(
+        read_root_only_file(path).map_err(|problem| error(origin, problem))?,
+    );
+    parse_account_text(&text, path)
 }
 
 /// Username and Password from an account file's text. Errors name the line only: the
@@ -1121,18 +1133,32 @@ fn parse_account_text(text: &str, path: &Path) -> Result<Credentials, ConfigErro
             "not a Key=\"Value\" line (the text is not repeated because it may hold the password)",
         )
     })?;
+    // Every value is wiped when dropped, on every way out of here; the password's buffer
+    // is moved into its Secret, not copied.
+    let entries: Vec<(String, Origin, zeroize::Zeroizing<String>)> = entries
+        .into_iter()
+        .map(|entry| {
+            (
+                entry.key,
+                entry.origin,
+                zeroize::Zeroizing::new(entry.value),
+            )
+        })
+        .collect();
     let mut username = None;
     let mut password: Option<Secret> = None;
-    for entry in entries {
-        match entry.key.as_str() {
-            "Username" if username.is_none() => username = Some(entry.value),
-            "Password" if password.is_none() => password = Some(Secret::from_string(entry.value)),
+    for (key, origin, mut value) in entries {
+        match key.as_str() {
+            "Username" if username.is_none() => username = Some(value.to_string()),
+            "Password" if password.is_none() => {
+                password = Some(Secret::from_string(std::mem::take(&mut *value)));
+            }
             "Username" | "Password" => {
-                return Err(error(&entry.origin, format!("{} is set twice", entry.key)));
+                return Err(error(&origin, format!("{key} is set twice")));
             }
             _ => {
                 return Err(error(
-                    &entry.origin,
+                    &origin,
                     "an account file holds only Username and Password",
                 ));
             }

@@ -11,7 +11,10 @@ use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use zeroize::Zeroizing;
+
 use crate::config::ProxyUrl;
+use crate::secret::{SecretText, secret_text};
 use crate::trust::CaBundle;
 
 /// The largest response body the module reads; ticket lookups are a few hundred bytes.
@@ -282,29 +285,20 @@ impl HttpClient {
                 }
                 match body {
                     Body::Empty => request.send_empty(),
-                    // Both bodies may hold a password: they are built here, sent, and
-                    // wiped, rather than left in a buffer the client dropped unwiped.
+                    // Both bodies may hold a password: they are built here into buffers
+                    // sized up front and wiped on drop. ureq and rustls keep copies of
+                    // their own that cannot be wiped (see the README).
                     Body::Form(fields) => {
-                        let mut encoded = fields
-                            .iter()
-                            .map(|(name, value)| {
-                                format!("{}={}", percent_encode(name), percent_encode(value))
-                            })
-                            .collect::<Vec<_>>()
-                            .join("&");
-                        let sent = request
+                        let encoded = encode_form(fields);
+                        request
                             .header("Content-Type", "application/x-www-form-urlencoded")
-                            .send(encoded.as_bytes());
-                        crate::secret::wipe_string(&mut encoded);
-                        sent
+                            .send(encoded.as_bytes())
                     }
                     Body::Json(value) => {
-                        let mut encoded = value.to_string();
-                        let sent = request
+                        let encoded = encode_json(value);
+                        request
                             .header("Content-Type", "application/json")
-                            .send(encoded.as_bytes());
-                        crate::secret::wipe_string(&mut encoded);
-                        sent
+                            .send(encoded.as_slice())
                     }
                 }
             }
@@ -474,10 +468,64 @@ fn agent_with_named_lookups(config: ureq::config::Config) -> ureq::Agent {
     ureq::Agent::with_parts(config, DefaultConnector::default(), NameLookup::default())
 }
 
+/// `name=value&…`, every name and value percent-encoded, in a buffer sized before anything
+/// is written to it and wiped on drop: the form may carry a password.
+pub fn encode_form(fields: &[(&str, &str)]) -> SecretText {
+    let length = fields
+        .iter()
+        .map(|(name, value)| percent_encoded_len(name) + 1 + percent_encoded_len(value))
+        .sum::<usize>()
+        + fields.len().saturating_sub(1);
+    let mut encoded = secret_text(length);
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if index > 0 {
+            encoded.push('&');
+        }
+        percent_encode_into(name, &mut encoded);
+        encoded.push('=');
+        percent_encode_into(value, &mut encoded);
+    }
+    encoded
+}
+
+/// A JSON body in a buffer that is wiped on drop. It is measured first and then written
+/// into a buffer of exactly that size, so that no growing buffer leaves a copy behind.
+pub fn encode_json(value: &serde_json::Value) -> Zeroizing<Vec<u8>> {
+    /// Counts what would be written.
+    struct Measure(usize);
+    impl io::Write for Measure {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut measure = Measure(0);
+    // Serialising a Value into memory cannot fail (its keys are strings); should it ever,
+    // the body is empty and the server refuses it.
+    let _ = serde_json::to_writer(&mut measure, value);
+    let mut encoded = Zeroizing::new(Vec::with_capacity(measure.0));
+    let _ = serde_json::to_writer(&mut *encoded, value);
+    encoded
+}
+
 /// Standard base64 (RFC 4648, with padding), for Basic authorization and PEM.
 pub fn base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(base64_len(bytes.len()));
+    base64_into(bytes, &mut out);
+    out
+}
+
+/// The length of the base64 text of `length` bytes.
+pub fn base64_len(length: usize) -> usize {
+    length.div_ceil(3) * 4
+}
+
+/// Appends the base64 text of `bytes` to `out`, which grows only if it has no room.
+pub fn base64_into(bytes: &[u8], out: &mut String) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let triple = (u32::from(chunk[0]) << 16)
             | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
@@ -491,25 +539,81 @@ pub fn base64(bytes: &[u8]) -> String {
             }
         }
     }
-    out
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(percent_encoded_len(text));
+    percent_encode_into(text, &mut out);
+    out
+}
+
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~')
+}
+
+/// The length of `percent_encode(text)`.
+fn percent_encoded_len(text: &str) -> usize {
     text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-                char::from(byte).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
+        .map(|byte| if is_unreserved(byte) { 1 } else { 3 })
+        .sum()
+}
+
+/// Appends `percent_encode(text)` to `out` without a buffer of its own.
+fn percent_encode_into(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for byte in text.bytes() {
+        if is_unreserved(byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding_matches_the_rfc_3986_unreserved_set() {
+        assert_eq!(percent_encode("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(percent_encode("a b/&=%é"), "a%20b%2F%26%3D%25%C3%A9");
+        assert_eq!(
+            percent_encoded_len("a b/&=%é"),
+            "a%20b%2F%26%3D%25%C3%A9".len()
+        );
+    }
+
+    #[test]
+    fn form_bodies_are_encoded_in_a_buffer_of_exactly_their_size() {
+        let form = encode_form(&[("username", "svc pam"), ("password", "p&ss=wörd")]);
+        assert_eq!(
+            form.as_str(),
+            "username=svc%20pam&password=p%26ss%3Dw%C3%B6rd"
+        );
+        assert_eq!(form.capacity(), form.len());
+        assert_eq!(encode_form(&[]).as_str(), "");
+    }
+
+    #[test]
+    fn json_bodies_are_encoded_in_a_buffer_of_exactly_their_size() {
+        let value = serde_json::json!({"username": "gw", "password": "p\"w\u{1}", "n": true});
+        let body = encode_json(&value);
+        assert_eq!(body.as_slice(), value.to_string().as_bytes());
+        assert_eq!(body.capacity(), body.len());
+    }
+
+    #[test]
+    fn base64_into_fills_a_sized_buffer() {
+        let mut out = String::with_capacity(base64_len(6));
+        let before = out.as_ptr();
+        base64_into(b"foobar", &mut out);
+        assert_eq!(out, "Zm9vYmFy");
+        assert_eq!(out.as_ptr(), before);
+    }
 
     /// A URL with a character a URL cannot hold (a leftover `<instance>` placeholder, a
     /// backtick, a tab) is a request that was never sent, not an outage.

@@ -33,8 +33,12 @@ impl<'a> PamConversation<'a> {
     }
 
     fn say(&self, style: c_int, message: &str) {
+        // Server text in a message has been sanitised where it was put in; this is the last
+        // line of defence for whatever else reaches the terminal: no control character, no
+        // bidirectional override, nothing invisible.
+        let message = crate::sanitise::one_line(message);
         // A message that cannot be shown changes no decision; the audit has the reason.
-        let _ = self.conv.send(style, message);
+        let _ = self.conv.send(style, &message);
     }
 }
 

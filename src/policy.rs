@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::sanitise::{has_hidden_characters, sanitise};
 use crate::ticket::{Choice, Ticket, TicketKind};
 
 /// The result of one enabled check.
@@ -71,8 +72,20 @@ pub fn first_failure(results: &[CheckResult]) -> Option<(&'static str, &str)> {
     })
 }
 
+/// A choice's label for a message: sanitised here, where it is shown, never before it is
+/// matched. A label that holds control or invisible characters says so, since it does
+/// not match the entry it may read as.
 fn describe(choice: Option<&Choice>) -> String {
-    choice.map_or_else(|| "(none)".to_string(), |choice| choice.label.clone())
+    match choice {
+        None => "(none)".to_string(),
+        Some(choice) if has_hidden_characters(&choice.label) => {
+            format!(
+                "{} (with control or invisible characters)",
+                sanitise(&choice.label)
+            )
+        }
+        Some(choice) => sanitise(&choice.label),
+    }
 }
 
 fn check_state(ticket: &Ticket, allowed: &[String]) -> Verdict {
@@ -135,18 +148,21 @@ pub fn format_window(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     format!("{} to {end_text} UTC", start.format("%Y-%m-%d %H:%M"))
 }
 
+/// Requesters are compared as the server sent them (ASCII case folded); one that holds a
+/// control or invisible character matches nobody.
 fn check_requester(ticket: &Ticket, person: &str) -> Verdict {
-    if ticket
-        .requesters
-        .iter()
-        .any(|requester| !requester.is_empty() && requester.eq_ignore_ascii_case(person))
-    {
-        return Verdict::Pass(format!("requested by {person}"));
+    if ticket.requesters.iter().any(|requester| {
+        !requester.is_empty()
+            && !has_hidden_characters(requester)
+            && requester.eq_ignore_ascii_case(person)
+    }) {
+        return Verdict::Pass(format!("requested by {}", sanitise(person)));
     }
     Verdict::Fail(format!(
-        "{} {} was not requested by {person}",
+        "{} {} was not requested by {}",
         ticket.kind.noun(),
-        ticket.id
+        ticket.id,
+        sanitise(person)
     ))
 }
 
@@ -250,6 +266,71 @@ mod tests {
             at(11, 0),
         );
         assert_eq!(first_failure(&results), None);
+    }
+
+    #[test]
+    fn states_are_matched_raw_and_shown_sanitised() {
+        let config = config(
+            "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New, In Progress\"\n",
+        );
+        for hidden in [
+            "In\u{0}Progress",
+            "In\tProgress",
+            "In Progress\r\n",
+            "In\u{202E}Progress",
+            "In\u{200B} Progress",
+        ] {
+            let results = evaluate(
+                &config,
+                &incident(Choice::new(hidden, hidden)),
+                "alice",
+                at(11, 0),
+            );
+            let failure = first_failure(&results).map(|(check, text)| (check, text.to_string()));
+            let expected = format!(
+                "Ticket INC0010002 is {} (with control or invisible characters); allowed states: New, In Progress",
+                sanitise(hidden)
+            );
+            assert_eq!(failure, Some(("state", expected)), "{hidden:?}");
+        }
+        // Today's folding still holds: case, runs of white space, spellings.
+        for folded in ["in progress", "IN   PROGRESS", " In Progress "] {
+            let results = evaluate(
+                &config,
+                &incident(Choice::new(folded, "2")),
+                "alice",
+                at(11, 0),
+            );
+            assert_eq!(first_failure(&results), None, "{folded:?}");
+        }
+        // A shown label never carries what the server hid in it.
+        let results = evaluate(
+            &config,
+            &incident(Choice::new("Clo\u{1b}[8msed\u{2067}", "7")),
+            "alice",
+            at(11, 0),
+        );
+        assert_eq!(
+            first_failure(&results),
+            Some((
+                "state",
+                "Ticket INC0010002 is Clo [8msed (with control or invisible characters); allowed states: New, In Progress"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_requester_with_hidden_characters_is_nobody() {
+        let config = config("ValidateRequestingUser=Yes\n");
+        let mut ticket = change();
+        for hidden in ["alice\u{0}", "alice\n", "al\u{200B}ice", "\u{202E}alice"] {
+            ticket.requesters = vec![hidden.to_string()];
+            assert_eq!(
+                first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+                Some(("requester", "Change CHG0030001 was not requested by alice")),
+                "{hidden:?}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use zeroize::Zeroize;
+
 /// Who besides the owner may read the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readers {
@@ -95,16 +97,23 @@ pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<
         .metadata()
         .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
     check(path, &metadata, readers)?;
+    // File::read_to_end reserves the file's size before it reads, so the buffer does not
+    // grow (which would leave copies of an account file's password behind unwiped).
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|io_error| format!("cannot read {}: {io_error}", path.display()))?;
+    if let Err(io_error) = file.read_to_end(&mut bytes) {
+        bytes.zeroize();
+        return Err(format!("cannot read {}: {io_error}", path.display()));
+    }
     Ok(bytes)
 }
 
 /// `read` for text files.
 pub fn read_text(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<String, String> {
     let bytes = read(path, readers, follow_symlinks)?;
-    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+    String::from_utf8(bytes).map_err(|refused| {
+        refused.into_bytes().zeroize();
+        format!("{} is not UTF-8 text", path.display())
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::sanitise::has_hidden_characters;
 
 /// The longest ticket ID the module accepts.
 pub const MAX_ID_LENGTH: usize = 64;
@@ -105,22 +106,29 @@ impl TicketId {
         {
             return Err(IdRefusal::BadCharacters);
         }
-        // Every byte is ASCII by now, so this conversion cannot fail.
-        let text = String::from_utf8_lossy(answer).into_owned();
+        // Every byte is ASCII by now, so this conversion cannot fail. The answer is only
+        // borrowed until it is accepted: a refused one may be a mistyped bypass code, and
+        // must not be left behind in a copy that is not wiped.
+        let Ok(text) = std::str::from_utf8(answer) else {
+            return Err(IdRefusal::BadCharacters);
+        };
         if let Some(format) = &config.ticket_format
-            && !format.is_match(&text)
+            && !format.is_match(text)
         {
             return Err(IdRefusal::FormatMismatch);
         }
-        let incident = config.incident_identification.is_match(&text);
-        let change = config.change_identification.is_match(&text);
+        let incident = config.incident_identification.is_match(text);
+        let change = config.change_identification.is_match(text);
         let kind = match (incident, change) {
             (true, false) => TicketKind::Incident,
             (false, true) => TicketKind::Change,
             (false, false) => return Err(IdRefusal::UnknownKind),
             (true, true) => return Err(IdRefusal::BothKinds),
         };
-        Ok(TicketId { text, kind })
+        Ok(TicketId {
+            text: text.to_string(),
+            kind,
+        })
     }
 }
 
@@ -141,15 +149,21 @@ impl Choice {
         }
     }
 
-    /// Whether an Allowed* entry names this choice, by label or stored value.
+    /// Whether an Allowed* entry names this choice, by label or stored value. Each is
+    /// matched as the server sent it, never sanitised first: only case, runs of white space
+    /// and the spellings of [`normalise_label`] are folded, and a label or value that holds
+    /// a control or invisible character (`In\u0000Progress`) names nothing.
     pub fn is_named_by(&self, entry: &str) -> bool {
         let entry = normalise_label(entry);
-        entry == normalise_label(&self.label) || entry == normalise_label(&self.value)
+        [&self.label, &self.value]
+            .into_iter()
+            .any(|text| !has_hidden_characters(text) && normalise_label(text) == entry)
     }
 }
 
 /// Folds case and runs of white space, and treats spellings that mean the same as one:
-/// `Cancelled` = `Canceled`, ServiceNow's `not requested` = `Not Yet Requested`.
+/// `Cancelled` = `Canceled`, ServiceNow's `not requested` = `Not Yet Requested`. Nothing
+/// else is folded or removed; [`Choice::is_named_by`] refuses control characters first.
 pub fn normalise_label(text: &str) -> String {
     let folded = text
         .split_whitespace()
@@ -193,5 +207,33 @@ mod tests {
         assert!(state.is_named_by("in progress"));
         assert!(state.is_named_by("2"));
         assert!(!state.is_named_by("New"));
+    }
+
+    #[test]
+    fn control_and_invisible_characters_never_match() {
+        for hidden in [
+            "In\u{0}Progress",
+            "In\tProgress",
+            "In Progress\n",
+            "\rIn Progress",
+            "In\u{1b}[0mProgress",
+            "In\u{85}Progress",
+            "In\u{7f}Progress",
+            "In\u{200B}Progress",
+            "In Progress\u{202E}",
+            "\u{2066}In Progress\u{2069}",
+            "In\u{00AD}Progress",
+        ] {
+            let by_label = Choice::new(hidden, "2");
+            assert!(!by_label.is_named_by("In Progress"), "{hidden:?}");
+            // The clean stored value still names it.
+            assert!(by_label.is_named_by("2"), "{hidden:?}");
+            // Not even an entry spelt the same way names a value with hidden characters.
+            let by_value = Choice::new("Closed", hidden);
+            assert!(!by_value.is_named_by(hidden), "{hidden:?}");
+        }
+        // What is folded: case and runs of (Unicode) white space, and the spellings.
+        assert!(Choice::new("  iN \u{a0}  PROGRESS ", "x").is_named_by("In Progress"));
+        assert!(Choice::new("CANCELLED", "x").is_named_by("Canceled"));
     }
 }

@@ -493,6 +493,19 @@ fn hash_code_hashes_stdin_with_a_fresh_salt() {
     assert_eq!(code, 2);
 }
 
+/// The code is read into a buffer allocated once for the longest code accepted (so that
+/// it never moves and leaves a copy behind): a longer one is refused, never hashed.
+#[test]
+fn hash_code_refuses_a_code_longer_than_its_buffer() {
+    let (code, out, err) = tool(&["hash-code"], &format!("{}\n", "x".repeat(1024)));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("sha256:"), "{out}");
+    let (code, out, err) = tool(&["hash-code"], &format!("{}\n", "x".repeat(1025)));
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("longer than 1024 bytes"), "{err}");
+}
+
 #[test]
 fn hash_code_generates_a_code_and_its_hash() {
     let (code, out, err) = tool(&["hash-code", "--generate"], "");

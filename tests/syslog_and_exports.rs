@@ -10,12 +10,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
+use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
-    self, Login, PAM_ABORT, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamService,
+    self, Login, PAM_ABORT, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS,
+    PamService,
 };
 use support::pki::{ServerCert, TestPki};
 use support::servicenow::ServiceNowSim;
@@ -23,6 +27,9 @@ use support::tmp::TestDir;
 
 /// syslog's facility authpriv is 10; a record's priority is facility * 8 + severity.
 const AUTHPRIV: u32 = 10;
+
+/// Held by a test while it binds `/dev/log`: one at a time.
+static DEV_LOG: Mutex<()> = Mutex::new(());
 
 /// Removes the socket file even when the test fails.
 struct BoundSyslog {
@@ -64,12 +71,13 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(Arc::new(ServiceNowSim::new("svc", "pw")))
+}
+
+fn world_with(handler: Arc<dyn Handler>) -> World {
     let dir = TestDir::new("syslog");
     let pki = TestPki::generate(&dir.join("pki"));
-    let server = TestServer::start(
-        pki.server_config(ServerCert::Good),
-        Arc::new(ServiceNowSim::new("svc", "pw")),
-    );
+    let server = TestServer::start(pki.server_config(ServerCert::Good), handler);
     let account = dir.join("account.conf");
     fs::write(&account, "Username=\"svc\"\nPassword=\"pw\"\n").expect("account");
     fs::set_permissions(&account, fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -88,6 +96,7 @@ fn world() -> World {
 
 #[test]
 fn decisions_and_panics_reach_syslog_as_authpriv_key_values() {
+    let _one_at_a_time = DEV_LOG.lock().unwrap_or_else(|poison| poison.into_inner());
     let world = world();
     let config = world.dir.join("pam_ticket.conf");
     let service = PamService::new(
@@ -160,6 +169,100 @@ fn decisions_and_panics_reach_syslog_as_authpriv_key_values() {
         .expect("the panic is logged");
     assert_eq!(priority(&line), Some(AUTHPRIV * 8 + 3), "{line}");
     drop(world.pki);
+}
+
+/// Every bidirectional control, zero-width characters and terminal escapes.
+const HIDDEN: &str = "\u{202A}\u{202B}\u{202C}\u{202D}\u{202E}\u{2066}\u{2067}\u{2068}\u{2069}\u{200E}\u{200F}\u{061C}\u{200B}\u{2060}\u{FEFF}\u{1b}[2J\u{7}\r\n";
+
+/// A ServiceNow simulator whose INC0010002 has `HIDDEN` in its state label and whose
+/// INC0010005 is answered with a 500 that has it in its error message.
+struct HiddenText(ServiceNowSim);
+
+impl Handler for HiddenText {
+    fn handle(&self, request: &Request) -> Response {
+        let response = self.0.handle(request);
+        match request.param("sysparm_query") {
+            Some("number=INC0010002") => {
+                let mut document: serde_json::Value =
+                    serde_json::from_slice(&response.body).expect("JSON");
+                document["result"][0]["state"]["display_value"] = json!(format!("Clo{HIDDEN}sed"));
+                Response::json(200, &document)
+            }
+            Some("number=INC0010005") => Response::json(
+                500,
+                &json!({"error": {"message": format!("Maintenance{HIDDEN} window"),
+                                  "detail": format!("back {HIDDEN}soon")},
+                        "status": "failure"}),
+            ),
+            _ => response,
+        }
+    }
+}
+
+/// Control, bidirectional and invisible characters a server puts in its text never reach
+/// syslog: not in a refusal's reason, not in a server error's message.
+#[test]
+fn hidden_characters_from_servers_never_reach_syslog() {
+    let _one_at_a_time = DEV_LOG.lock().unwrap_or_else(|poison| poison.into_inner());
+    let world = world_with(Arc::new(HiddenText(ServiceNowSim::new("svc", "pw"))));
+    let config = world.dir.join("pam_ticket.conf");
+    let service = PamService::new(
+        &world.dir.join("pam.d"),
+        "ticket-hidden",
+        &pam::module_path(),
+        &[format!("config={}", config.display()), "debug".to_string()],
+    );
+    let log_path = Path::new("/dev/log");
+    if log_path.exists() {
+        let outcome = pam::authenticate(&service, &Login::new("hiddenprobe").answer("INC0010002"));
+        assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
+        eprintln!("/dev/log belongs to a running syslog daemon: its lines were not captured");
+        return;
+    }
+    let syslog = BoundSyslog {
+        socket: UnixDatagram::bind(log_path).expect("bind /dev/log"),
+        path: log_path.to_path_buf(),
+    };
+    syslog
+        .socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+
+    let outcome = pam::authenticate(&service, &Login::new("hiddenprobe").answer("INC0010002"));
+    assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
+    let line = syslog
+        .wait_for(&["decision=deny user=hiddenprobe", "ticket=INC0010002"])
+        .expect("a syslog line for the refusal");
+    assert!(!line.chars().any(hidden), "{line:?}");
+    assert!(
+        line.contains("reason=\"Ticket INC0010002 is Clo [2J sed (with control or invisible characters); allowed states: In Progress\""),
+        "{line:?}"
+    );
+
+    let outcome = pam::authenticate(&service, &Login::new("hiddenprobe").answer("INC0010005"));
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        outcome.transcript()
+    );
+    let line = syslog
+        .wait_for(&["decision=unavailable user=hiddenprobe", "ticket=INC0010005"])
+        .expect("a syslog line for the server error");
+    assert!(!line.chars().any(hidden), "{line:?}");
+    assert!(
+        line.contains("server error HTTP 500: Maintenance [2J window: back [2J soon"),
+        "{line:?}"
+    );
+    assert_eq!(
+        world.server.request_count(),
+        3,
+        "one query, then one with its retry"
+    );
 }
 
 /// The shared object exports the six PAM hooks and nothing else.

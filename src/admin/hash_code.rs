@@ -6,7 +6,10 @@ use std::io::{IsTerminal, Read, Write};
 
 use super::args::{self, EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
 use crate::bypass::BypassHash;
-use crate::secret::{Secret, wipe};
+use zeroize::Zeroizing;
+
+use crate::bypass::MAX_CODE_BYTES;
+use crate::secret::Secret;
 
 const HELP: &str = "usage: pam-ticket hash-code [--generate]
 
@@ -14,9 +17,9 @@ Prints the line to put in FailsafeBypassCode (several are separated by commas):
   sha256:<salt-hex>:<hex of sha256(salt bytes followed by the code)>
 with a fresh random 16-byte salt from /dev/urandom.
 
-Without --generate the code is read from standard input (the first line; leading and
-trailing white space is dropped, as the module drops it from an answer). On a terminal
-the code is not echoed.
+Without --generate the code is read from standard input (the first line, at most 1024
+bytes; leading and trailing white space is dropped, as the module drops it from an
+answer). On a terminal the code is not echoed.
 
   --generate   make a random code of 24 characters (about 120 bits) from /dev/urandom,
                print it once on standard output, then its hash line. Keep the code
@@ -94,7 +97,7 @@ pub fn run(arguments: &[String]) -> i32 {
 
 /// A random code such as `K7QX-M2ZD-…`, 24 symbols from [`ALPHABET`].
 pub fn generate_code() -> Result<Secret, String> {
-    let mut random = args::random_bytes(GENERATED_LENGTH)?;
+    let random = Zeroizing::new(args::random_bytes(GENERATED_LENGTH)?);
     let mut code = Vec::with_capacity(GENERATED_LENGTH + GENERATED_LENGTH / 4);
     for (index, byte) in random.iter().enumerate() {
         if index > 0 && index % 4 == 0 {
@@ -102,7 +105,6 @@ pub fn generate_code() -> Result<Secret, String> {
         }
         code.push(ALPHABET[usize::from(byte & 0x1f)]);
     }
-    wipe(&mut random);
     Ok(Secret::new(code))
 }
 
@@ -117,17 +119,23 @@ fn read_code() -> Result<Secret, String> {
     } else {
         None
     };
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
+    // Allocated once, for the longest code accepted, so that it never moves and leaves a
+    // copy of the code behind; wiped on drop.
+    let mut raw = Zeroizing::new(Vec::with_capacity(MAX_CODE_BYTES));
+    let mut byte = Zeroizing::new([0u8; 1]);
     let mut handle = stdin.lock();
     // Byte by byte up to the first newline: nothing after it is read or kept.
     loop {
-        match handle.read(&mut byte) {
+        match handle.read(&mut *byte) {
             Ok(0) => break,
             Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if raw.len() == MAX_CODE_BYTES => {
+                return Err(format!(
+                    "the code is longer than {MAX_CODE_BYTES} bytes; use a shorter one"
+                ));
+            }
             Ok(_) => raw.push(byte[0]),
             Err(io_error) => {
-                wipe(&mut raw);
                 return Err(format!("cannot read standard input: {io_error}"));
             }
         }
@@ -137,7 +145,6 @@ fn read_code() -> Result<Secret, String> {
         eprintln!();
     }
     let secret = Secret::new(raw.trim_ascii().to_vec());
-    wipe(&mut raw);
     if secret.is_empty() {
         return Err("no code on standard input (or use --generate)".to_string());
     }

@@ -1,8 +1,6 @@
 //! `pam-ticket test`: runs the module's login flow (the same `Flow`, backend and policy)
 //! for one user and one answer, without PAM, and prints every step with its verdict.
 
-use std::io::Read;
-
 use chrono::{DateTime, Utc};
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
@@ -15,6 +13,9 @@ use crate::login::Login;
 use crate::policy::{self, Verdict};
 use crate::secret::Secret;
 use crate::ticket::{Ticket, TicketId};
+
+/// The most of standard input `TICKET` = `-` reads; only its first line is used.
+const STDIN_LIMIT: usize = 4096;
 
 const HELP: &str =
     "usage: pam-ticket test --user NAME [--rhost HOST] [--service NAME] [--config PATH]
@@ -67,14 +68,16 @@ pub fn run(arguments: &[String]) -> i32 {
         return EXIT_USAGE;
     };
     let answer = if ticket == "-" {
-        let mut text = String::new();
-        if let Err(io_error) = std::io::stdin().read_to_string(&mut text) {
-            eprintln!("pam-ticket test: cannot read standard input: {io_error}");
-            return EXIT_USAGE;
-        }
-        let first = Secret::new(text.lines().next().unwrap_or("").as_bytes().to_vec());
-        crate::secret::wipe_string(&mut text);
-        first
+        // It may be a bypass code: read into a wiped buffer of a fixed size.
+        let input = match Secret::read_from(&mut std::io::stdin().lock(), STDIN_LIMIT) {
+            Ok(input) => input,
+            Err(io_error) => {
+                eprintln!("pam-ticket test: cannot read standard input: {io_error}");
+                return EXIT_USAGE;
+            }
+        };
+        let first_line = input.as_bytes().split(|byte| *byte == b'\n').next();
+        Secret::new(first_line.unwrap_or_default().to_vec())
     } else {
         Secret::new(ticket.as_bytes().to_vec())
     };
@@ -296,17 +299,24 @@ fn lookup_error(error: &LookupError) -> String {
 
 fn describe(ticket: &Ticket) -> String {
     let mut parts = vec![format!("{} {}", ticket.kind.audit_name(), ticket.id)];
+    // Server text is shown sanitised, as the module shows it; the checks below ran on the
+    // raw text.
     if let Some(state) = &ticket.state {
-        parts.push(format!("state {}", state.label));
+        parts.push(format!("state {}", backend::sanitise(&state.label)));
     }
     if let Some(approval) = &ticket.approval {
-        parts.push(format!("approval {}", approval.label));
+        parts.push(format!("approval {}", backend::sanitise(&approval.label)));
     }
     if let (Some(start), Some(end)) = (ticket.planned_start, ticket.planned_end) {
         parts.push(format!("window {}", policy::format_window(start, end)));
     }
     if !ticket.requesters.is_empty() {
-        parts.push(format!("requesters {}", ticket.requesters.join("/")));
+        let requesters: Vec<String> = ticket
+            .requesters
+            .iter()
+            .map(|requester| backend::sanitise(requester))
+            .collect();
+        parts.push(format!("requesters {}", requesters.join("/")));
     }
     parts.join(", ")
 }

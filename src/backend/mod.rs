@@ -282,24 +282,7 @@ pub fn probe_answer(result: Result<Lookup, LookupError>) -> Result<String, Looku
     }
 }
 
-/// Text from a server, made safe to show and log: control characters removed, length
-/// bounded.
-pub fn sanitise(text: &str) -> String {
-    const LIMIT: usize = 300;
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if cleaned.chars().count() > LIMIT {
-        let truncated: String = cleaned.chars().take(LIMIT).collect();
-        format!("{truncated}…")
-    } else {
-        cleaned
-    }
-}
+pub use crate::sanitise::sanitise;
 
 /// Builds the ticket source the configuration asks for.
 pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSource>, String> {
@@ -329,19 +312,5 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
             config.remedy.clone(),
             config.cache_directory.clone(),
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitise_strips_control_characters() {
-        assert_eq!(
-            sanitise("bad\x1b[31m red\r\nline\0end"),
-            "bad [31m red line end"
-        );
-        assert_eq!(sanitise(&"x".repeat(400)).chars().count(), 301);
     }
 }

@@ -79,9 +79,7 @@ impl Portal {
             deadline,
         );
         // The JSON value holds a copy of the password; wipe it before anything else.
-        if let Some(Value::String(text)) = body.get_mut("password") {
-            crate::secret::wipe_string(text);
-        }
+        crate::json::wipe_strings(&mut body);
         let response = result?;
         interpret_logon(response)
     }
@@ -128,7 +126,7 @@ impl Portal {
         if response.status != 200 {
             return Err(error_for_status(&response));
         }
-        serde_json::from_slice::<Value>(&response.body)
+        crate::json::parse(&response.body)
             .ok()
             .and_then(|document| document.get("count").and_then(Value::as_u64))
             .ok_or_else(|| bad_response("account list without a count"))
@@ -306,7 +304,7 @@ pub fn expand_reason(template: &str, login: &Login, target: &Target) -> String {
 
 /// The `ErrorCode` and `ErrorMessage` of a PVWA error body, sanitised.
 fn portal_error(body: &[u8]) -> Option<(String, String)> {
-    let document: Value = serde_json::from_slice(body).ok()?;
+    let document = crate::json::parse(body).ok()?;
     let code = document.get("ErrorCode").and_then(Value::as_str)?;
     let message = document
         .get("ErrorMessage")
@@ -347,13 +345,9 @@ pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
         return Err(error_for_status(&response));
     }
     let body = Secret::new(response.body);
-    let token = serde_json::from_slice::<Value>(body.as_bytes())
+    let token = crate::json::parse_secret_string(body.as_bytes())
         .ok()
-        .and_then(|value| {
-            value
-                .as_str()
-                .map(|text| Secret::from_string(text.to_string()))
-        })
+        .flatten()
         .filter(|token| !token.is_empty())
         .ok_or_else(|| bad_response("the logon answer is not a token string"))?;
     Ok(token)
@@ -374,8 +368,9 @@ pub fn pick_account(
         return Err(error_for_status(response));
     }
     let bad = bad_response;
-    let document: Value =
-        serde_json::from_slice(&response.body).map_err(|_| bad("account search is not JSON"))?;
+    // A duplicate key anywhere (two "value" lists, two "userName"s) makes it unreadable.
+    let document = crate::json::parse(&response.body)
+        .map_err(|problem| bad(&format!("account search: {problem}")))?;
     let listed = document
         .get("value")
         .and_then(Value::as_array)
@@ -607,6 +602,36 @@ mod tests {
         assert!(matches!(
             pick_account(&response(200, two), "a", "h"),
             Err(LookupError::NotCheckable { ref message }) if message.starts_with("2 vault accounts match a@h")
+        ));
+    }
+
+    #[test]
+    fn a_duplicate_key_is_a_bad_response() {
+        let body = r#"{"value":[],"value":[{"id":"12_3","userName":"root","address":"db01.example.com"}],"count":1}"#;
+        assert!(matches!(
+            pick_account(&response(200, body), "root", "db01.example.com"),
+            Err(LookupError::BadAnswer(BadAnswer::BadResponse { ref detail }))
+                if detail.contains("twice")
+        ));
+        let body = r#"{"value":[{"id":"12_3","userName":"nobody","userName":"root","address":"db01.example.com"}],"count":1}"#;
+        assert!(matches!(
+            pick_account(&response(200, body), "root", "db01.example.com"),
+            Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
+        ));
+        // A refusal with two codes is not the portal's verdict either.
+        assert!(matches!(
+            interpret_retrieve(
+                response(
+                    403,
+                    r#"{"ErrorCode":"ITATS542E","ErrorMessage":"no","ErrorCode":"X"}"#
+                ),
+                &account(),
+                "ServiceNow"
+            ),
+            Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
+                status: 403,
+                ..
+            }))
         ));
     }
 

@@ -9,7 +9,7 @@
 //! off only when it is replaced (or when it could not be cached at all).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ use crate::config::{BaseUrl, Credentials, RemedySettings};
 use crate::http::percent_encode;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method};
 use crate::login::Login;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretText, secret_text};
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 /// The longest token accepted from the server; AR JWTs are well under 2 KiB.
@@ -175,7 +175,7 @@ impl Remedy {
             &Body::Form(&form),
             deadline,
         )?;
-        read_token(&response)
+        read_token(response)
     }
 
     /// `POST /api/jwt/logout`, best effort: its outcome changes nothing for a login, and
@@ -416,9 +416,13 @@ fn warn(line: &str) {
     crate::audit::syslog_line(crate::audit::Decision::Error, line);
 }
 
-/// `AR-JWT <token>`, or `None` when the token is not text.
-fn authorization(token: &Secret) -> Option<String> {
-    token.as_str().map(|text| format!("AR-JWT {text}"))
+/// `AR-JWT <token>` in a buffer wiped on drop, or `None` when the token is not text.
+fn authorization(token: &Secret) -> Option<SecretText> {
+    let token = token.as_str()?;
+    let mut header = secret_text("AR-JWT ".len() + token.len());
+    header.push_str("AR-JWT ");
+    header.push_str(token);
+    Some(header)
 }
 
 /// `'<field>' = "<value>"`: the AR System's quoting, a `'` doubled inside a field name and a
@@ -455,7 +459,7 @@ impl ArMessage {
 /// "messageAppendedText"}]`), preferring one of type ERROR. The appended text is left out:
 /// it may hold server internals and adds nothing to the decision.
 pub fn ar_error(body: &[u8]) -> Option<ArMessage> {
-    let document: Value = serde_json::from_slice(body).ok()?;
+    let document = crate::json::parse(body).ok()?;
     let messages = document.as_array()?;
     let message = messages
         .iter()
@@ -483,8 +487,9 @@ fn error_detail(response: &HttpResponse) -> String {
 
 /// The token from a log-on answer, or why there is none. A refused log-on (401/403, or
 /// ARERR 623 whatever the status) is the module's own account being refused: denied in
-/// both fail modes, never "ticket invalid" and never an outage.
-pub fn read_token(response: &HttpResponse) -> Result<Secret, LookupError> {
+/// both fail modes, never "ticket invalid" and never an outage. The answer is taken over
+/// so that its body, the token, is wiped with it.
+pub fn read_token(response: HttpResponse) -> Result<Secret, LookupError> {
     if response.status != 200 {
         let message = ar_error(&response.body);
         if let Some(message) = message
@@ -496,9 +501,9 @@ pub fn read_token(response: &HttpResponse) -> Result<Secret, LookupError> {
                 detail: message.describe(),
             });
         }
-        return Err(status_error(response, error_detail(response)));
+        return Err(status_error(&response, error_detail(&response)));
     }
-    let body = Secret::new(response.body.clone());
+    let body = Secret::new(response.body);
     let token = body.as_bytes().trim_ascii();
     if token.is_empty()
         || token.len() > MAX_TOKEN_BYTES
@@ -536,8 +541,9 @@ pub fn interpret(
         return Err(status_error(response, error_detail(response)));
     }
     let bad = bad_response;
-    let document: Value =
-        serde_json::from_slice(&response.body).map_err(|_| bad("body is not JSON"))?;
+    // A duplicate key anywhere (two "Status"es, two "entries") makes the answer unreadable.
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad(&problem.to_string()))?;
     let entries = document
         .get("entries")
         .and_then(Value::as_array)
@@ -559,21 +565,23 @@ pub fn interpret(
     if values.get(id_field).and_then(Value::as_str) != Some(id.text.as_str()) {
         return Err(LookupError::Ambiguous { records: 1 });
     }
+    // Fields as the server sent them: choices and requesters are matched raw (a control
+    // character in them is a mismatch) and sanitised only where they are shown. Only
+    // spaces around a value are dropped; an all-space value counts as absent.
     let text = |field: &str| {
         values
             .get(field)
             .and_then(Value::as_str)
-            .map(str::trim)
+            .map(|text| text.trim_matches(' '))
             .filter(|text| !text.is_empty())
     };
     // Remedy returns selection fields as their labels: label and stored value are one.
-    let choice =
-        |field: &str| text(field).map(|label| Choice::new(sanitise(label), sanitise(label)));
+    let choice = |field: &str| text(field).map(|label| Choice::new(label, label));
     let requesters = |fields: &[String]| {
         fields
             .iter()
             .filter_map(|field| text(field))
-            .map(sanitise)
+            .map(str::to_string)
             .collect::<Vec<_>>()
     };
     Ok(match id.kind {
@@ -743,10 +751,10 @@ impl TokenCache {
         if metadata.len() > (MAX_TOKEN_BYTES + 4096) as u64 {
             return Err(ignored("too large".to_string()));
         }
-        let mut raw = Vec::new();
-        let read = file.read_to_end(&mut raw);
-        let raw = Secret::new(raw);
-        read.map_err(|error| ignored(format!("cannot read: {error}")))?;
+        // Sized from the file (checked above to be small), so that reading never moves the
+        // buffer and leaves a copy of the token behind.
+        let raw = Secret::read_from(&mut file, metadata.len() as usize)
+            .map_err(|error| ignored(format!("cannot read: {error}")))?;
         self.parse(raw.as_bytes())
             .ok_or_else(|| ignored("not a valid cache file".to_string()))
     }
@@ -786,11 +794,14 @@ impl TokenCache {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut bytes = format!(
+        let header = format!(
             "{CACHE_MAGIC}\nsystem_url={}\nusername={}\nobtained={obtained}\ntoken=",
             self.system_url, self.username
-        )
-        .into_bytes();
+        );
+        // Sized for the whole file before the token goes in: a buffer that grew while it
+        // held the token would leave a copy of it behind.
+        let mut bytes = Vec::with_capacity(header.len() + token.as_bytes().len() + 1);
+        bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(token.as_bytes());
         bytes.push(b'\n');
         let contents = Secret::new(bytes);
@@ -1032,9 +1043,11 @@ mod tests {
             ticket.planned_end.map(|date| date.to_rfc3339()),
             Some("2026-11-30T12:00:00+00:00".to_string())
         );
+        // Kept as sent: matched raw (and never matching with the escape in it), sanitised
+        // only where shown.
         assert_eq!(
             ticket.requesters,
-            vec!["alice".to_string(), "carol [31m".to_string()]
+            vec!["alice".to_string(), "carol\u{1b}[31m".to_string()]
         );
 
         let body = json!({"entries": [{"values": {
@@ -1136,6 +1149,44 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_key_is_a_bad_response() {
+        let incident = id("INC000000000002", TicketKind::Incident);
+        let closed_then_open = r#"{"entries":[{"values":{"Incident Number":"INC000000000002","Status":"Closed","Status":"In Progress"}}]}"#;
+        let empty_then_entry = r#"{"entries":[],"entries":[{"values":{"Incident Number":"INC000000000002","Status":"In Progress"}}]}"#;
+        for body in [closed_then_open, empty_then_entry] {
+            let answer = HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: body.as_bytes().to_vec(),
+            };
+            assert!(
+                matches!(
+                    judge(&incident, &answer),
+                    Err(LookupError::BadAnswer(BadAnswer::BadResponse { ref detail }))
+                        if detail.contains("twice")
+                ),
+                "{body}"
+            );
+        }
+        // An error body with two message numbers decides nothing: not "not found".
+        let two_numbers = r#"[{"messageType":"ERROR","messageNumber":303,"messageNumber":302,"messageText":"x"}]"#;
+        assert!(matches!(
+            judge(
+                &incident,
+                &HttpResponse {
+                    status: 404,
+                    headers: vec![],
+                    body: two_numbers.as_bytes().to_vec()
+                }
+            ),
+            Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
+                status: 404,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
     fn error_messages_leave_out_the_appended_text() {
         let message = ar_error(ar_body(623, "Authentication failed").to_string().as_bytes());
         assert_eq!(
@@ -1162,21 +1213,21 @@ mod tests {
             body: b"eyJhbGciOi.J9x-_y\r\n".to_vec(),
         };
         assert_eq!(
-            read_token(&ok).ok().as_ref().and_then(Secret::as_str),
+            read_token(ok).ok().as_ref().and_then(Secret::as_str),
             Some("eyJhbGciOi.J9x-_y")
         );
         assert!(matches!(
-            read_token(&response(401, &ar_body(623, "Authentication failed"))),
+            read_token(response(401, &ar_body(623, "Authentication failed"))),
             Err(LookupError::AccountRefused { status: 401, detail })
                 if detail == "ARERR 623 Authentication failed"
         ));
         // A refused log-on is the account refused, whatever status carries it.
         assert!(matches!(
-            read_token(&response(500, &ar_body(623, "Authentication failed"))),
+            read_token(response(500, &ar_body(623, "Authentication failed"))),
             Err(LookupError::AccountRefused { status: 500, .. })
         ));
         assert!(matches!(
-            read_token(&response(503, &json!([]))),
+            read_token(response(503, &json!([]))),
             Err(LookupError::Unavailable(Outage::ServerError {
                 status: 503,
                 ..
@@ -1189,7 +1240,7 @@ mod tests {
                 body: body.to_vec(),
             };
             assert!(matches!(
-                read_token(&answer),
+                read_token(answer),
                 Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
             ));
         }

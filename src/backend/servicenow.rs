@@ -1,11 +1,13 @@
 //! ServiceNow through the Table API: one GET per ticket, stored values only.
 
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_error};
 use crate::config::{BaseUrl, Credentials};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, percent_encode};
 use crate::login::Login;
+use crate::secret::{SecretText, secret_text};
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 pub struct ServiceNow {
@@ -57,7 +59,8 @@ impl TicketSource for ServiceNow {
         _login: &Login,
         deadline: Deadline,
     ) -> Result<Lookup, LookupError> {
-        let mut authorization = basic_authorization(&self.account);
+        // Decodes to the password: wiped (on drop) as soon as the request is over.
+        let authorization = basic_authorization(&self.account);
         let headers = [
             ("Accept", "application/json"),
             ("Authorization", authorization.as_str()),
@@ -69,8 +72,7 @@ impl TicketSource for ServiceNow {
             &Body::Empty,
             deadline,
         );
-        // The header decodes to the password: wipe our copy as soon as it is sent.
-        crate::secret::wipe_string(&mut authorization);
+        drop(authorization);
         interpret(id, &response?).map(Lookup::Found)
     }
 }
@@ -85,8 +87,9 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
         _ => return Err(status_error(response, detail)),
     }
     let bad = bad_response;
-    let document: Value =
-        serde_json::from_slice(&response.body).map_err(|_| bad("body is not JSON"))?;
+    // A duplicate key anywhere (two "state"s, two "result"s) makes the answer unreadable.
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad(&problem.to_string()))?;
     let records = document
         .get("result")
         .and_then(Value::as_array)
@@ -140,7 +143,8 @@ fn field_value(record: &Value, field: &str) -> Option<String> {
     }
 }
 
-/// A choice field: its label (display value) and stored value.
+/// A choice field: its label (display value) and stored value, as the server sent them.
+/// They are matched raw and sanitised only where they are shown.
 fn field_choice(record: &Value, field: &str) -> Option<Choice> {
     let value = field_value(record, field)?;
     let label = record
@@ -151,7 +155,7 @@ fn field_choice(record: &Value, field: &str) -> Option<Choice> {
     if value.is_empty() && label.is_empty() {
         return None;
     }
-    Some(Choice::new(sanitise(&label), sanitise(&value)))
+    Some(Choice::new(label, value))
 }
 
 /// ServiceNow's stored date-time: `YYYY-MM-DD HH:MM:SS` in UTC; `""` when empty.
@@ -163,7 +167,7 @@ pub fn parse_glide_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 
 /// The `error.message` and `error.detail` of a ServiceNow error body, sanitised.
 fn error_detail(body: &[u8]) -> String {
-    let Ok(document) = serde_json::from_slice::<Value>(body) else {
+    let Ok(document) = crate::json::parse(body) else {
         return String::new();
     };
     let error = document.get("error");
@@ -181,13 +185,20 @@ fn error_detail(body: &[u8]) -> String {
     sanitise(&joined)
 }
 
-pub fn basic_authorization(account: &Credentials) -> String {
-    let mut raw = account.username.as_bytes().to_vec();
+/// `Basic <base64 of user:password>`, built in buffers sized before the password goes in
+/// and wiped on drop.
+pub fn basic_authorization(account: &Credentials) -> SecretText {
+    let password = account.password.as_bytes();
+    let mut raw = Zeroizing::new(Vec::with_capacity(
+        account.username.len() + 1 + password.len(),
+    ));
+    raw.extend_from_slice(account.username.as_bytes());
     raw.push(b':');
-    raw.extend_from_slice(account.password.as_bytes());
-    let encoded = format!("Basic {}", crate::http::base64(&raw));
-    crate::secret::wipe(&mut raw);
-    encoded
+    raw.extend_from_slice(password);
+    let mut header = secret_text("Basic ".len() + crate::http::base64_len(raw.len()));
+    header.push_str("Basic ");
+    crate::http::base64_into(&raw, &mut header);
+    header
 }
 
 #[cfg(test)]
@@ -324,6 +335,43 @@ mod tests {
             ),
             Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
         ));
+    }
+
+    #[test]
+    fn a_duplicate_key_is_a_bad_response() {
+        let incident = id("INC0010002", TicketKind::Incident);
+        let closed_then_open = r#"{"result":[{"number":"INC0010002","state":{"display_value":"Closed","value":"7"},"state":{"display_value":"In Progress","value":"2"}}]}"#;
+        let empty_then_record = r#"{"result":[],"result":[{"number":"INC0010002","state":"2"}]}"#;
+        for body in [closed_then_open, empty_then_record] {
+            let answer = HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: body.as_bytes().to_vec(),
+            };
+            assert!(
+                matches!(
+                    interpret(&incident, &answer),
+                    Err(LookupError::BadAnswer(BadAnswer::BadResponse { ref detail }))
+                        if detail.contains("twice")
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn choices_are_kept_as_sent() {
+        let body = json!({"result": [{"number": "INC0010001",
+            "state": {"display_value": "In\u{0}Progress", "value": "2\u{202e}"}}]});
+        let ticket = interpret(
+            &id("INC0010001", TicketKind::Incident),
+            &response(200, body),
+        )
+        .expect("ticket");
+        assert_eq!(
+            ticket.state,
+            Some(Choice::new("In\u{0}Progress", "2\u{202e}"))
+        );
     }
 
     #[test]
