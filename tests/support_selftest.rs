@@ -515,3 +515,89 @@ fn pam_env_is_collected_after_setcred() {
         full.auth
     );
 }
+
+/// The hostile server's misbehaviours do what their names say, seen by curl: the TLS
+/// failures fail curl's handshake, the framing faults break curl's reading, the legal
+/// interim answers do not, and the compressed bombs really inflate to 64 times the
+/// module's body limit for a client that decompresses (`--compressed`).
+#[test]
+fn hostile_misbehaviours_do_what_their_names_say() {
+    use support::hostile::{BOMB_INFLATED_BYTES, HostileServer, Misbehaviour as M};
+    const CURL_WEIRD_SERVER_REPLY: i32 = 8;
+    const CURL_UNSUPPORTED_PROTOCOL_OR_HTTP: [i32; 2] = [1, 8];
+    let dir = TestDir::new("selftest-hostile");
+    let pki = TestPki::generate(&dir.join("pki"));
+    let fetch = |misbehaviour: M, extra: &[&str]| {
+        let server = HostileServer::start(&pki, Arc::new(Echo), |_| true, misbehaviour.clone());
+        let url = format!("{}/probe", server.base_url());
+        let mut args = vec!["--max-time", "5"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let output = curl(&pki, &args);
+        (output, server.requests().len())
+    };
+
+    for misbehaviour in [M::PlainHttp, M::Garbage, M::OldTlsOnly, M::TlsAlert] {
+        let (output, requests) = fetch(misbehaviour.clone(), &[]);
+        let code = exit_code(&output);
+        assert!(
+            code == CURL_SSL_CONNECT_ERROR || CURL_UNSUPPORTED_PROTOCOL_OR_HTTP.contains(&code),
+            "{misbehaviour:?}: curl exit {code}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(requests, 0, "{misbehaviour:?}");
+    }
+    let (output, _) = fetch(M::ResetOnAccept, &[]);
+    assert_eq!(
+        exit_code(&output),
+        CURL_SSL_CONNECT_ERROR,
+        "reset on accept"
+    );
+
+    // curl believes the larger Content-Length and waits for bytes that never come.
+    let (output, _) = fetch(M::DuplicateContentLength, &["--max-time", "1"]);
+    assert!(
+        [CURL_WEIRD_SERVER_REPLY, CURL_OPERATION_TIMEDOUT].contains(&exit_code(&output)),
+        "duplicate Content-Length: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (output, _) = fetch(M::TruncatedBody, &[]);
+    assert_eq!(exit_code(&output), CURL_PARTIAL_FILE, "truncated body");
+    let (output, _) = fetch(M::ResetMidBody, &[]);
+    assert!(
+        [CURL_PARTIAL_FILE, CURL_RECV_ERROR].contains(&exit_code(&output)),
+        "reset mid-body: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (output, _) = fetch(M::HangAfterHeaders, &["--max-time", "1"]);
+    assert_eq!(
+        exit_code(&output),
+        CURL_OPERATION_TIMEDOUT,
+        "hang after headers"
+    );
+
+    // Legal: interim answers are skipped and the real answer comes through.
+    let (output, requests) = fetch(M::InterimResponsesThenAnswer, &[]);
+    assert_eq!(body_json(&output)["path"], "/probe");
+    assert_eq!(requests, 1);
+
+    for (misbehaviour, encoding) in [(M::GzipBomb, "gzip"), (M::DeflateBomb, "deflate")] {
+        let (raw, _) = fetch(misbehaviour.clone(), &[]);
+        assert!(raw.status.success(), "{encoding}: {raw:?}");
+        assert!(
+            raw.stdout.len() < support::hostile::MODULE_BODY_LIMIT / 2,
+            "{encoding}"
+        );
+        let (inflated, _) = fetch(misbehaviour, &["--compressed"]);
+        assert!(
+            inflated.status.success(),
+            "{encoding}: {:?}",
+            inflated.status
+        );
+        assert_eq!(inflated.stdout.len(), BOMB_INFLATED_BYTES, "{encoding}");
+        assert!(
+            inflated.stdout.iter().all(|&byte| byte == b' '),
+            "{encoding}"
+        );
+    }
+}

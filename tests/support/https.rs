@@ -525,7 +525,7 @@ fn hang_until_shutdown(shared: &Shared) {
 }
 
 /// Closes with `SO_LINGER` {on, 0}: the kernel discards unsent data and sends RST.
-fn reset(tcp: &TcpStream) {
+pub fn reset(tcp: &TcpStream) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -566,13 +566,15 @@ fn json_response(status: u16, body: String) -> Response {
     }
 }
 
-fn wants_close(request: &Request) -> bool {
+pub fn wants_close(request: &Request) -> bool {
     request
         .header("connection")
         .is_some_and(|value| value.eq_ignore_ascii_case("close"))
 }
 
-fn encode_response(response: &Response, close: bool) -> Vec<u8> {
+/// The bytes of `response` on the wire: status line, the handler's headers (framing
+/// headers left out), `Content-Length`, and `Connection: close` when `close`.
+pub fn encode_response(response: &Response, close: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",
         response.status,
@@ -621,7 +623,7 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Reads one request. `buffer` carries bytes already read past the previous request
 /// (pipelining). `Ok(None)` means the peer closed cleanly before a new request started.
-fn read_request(stream: &mut impl Read, buffer: &mut Vec<u8>) -> io::Result<Option<Request>> {
+pub fn read_request(stream: &mut impl Read, buffer: &mut Vec<u8>) -> io::Result<Option<Request>> {
     let head_end = loop {
         if let Some(pos) = find(buffer, b"\r\n\r\n") {
             break pos;

@@ -1,14 +1,17 @@
 //! Test infrastructure shared by the integration tests and the demo: certificates made at
-//! run time (`pki`), an HTTPS server with named faults (`https`), a CONNECT proxy (`proxy`),
-//! a real-libpam client (`pam`), temporary directories (`tmp`), the ServiceNow, Remedy and
-//! portal simulators (`servicenow`, `remedy`, `portal`), and a private sshd with a real ssh
-//! client (`sshd`).
+//! run time (`pki`), an HTTPS server with named faults (`https`), a server that misbehaves
+//! in named hostile ways (`hostile`), a CONNECT proxy (`proxy`), a real-libpam client
+//! (`pam`), one login in a child process of its own (`isolated`), temporary directories
+//! (`tmp`), the ServiceNow, Remedy and portal simulators (`servicenow`, `remedy`,
+//! `portal`), and a private sshd with a real ssh client (`sshd`).
 
 // Each integration test uses only part of this; unused helpers are expected.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod http;
 pub mod https;
+pub mod isolated;
 pub mod pam;
 pub mod pki;
 pub mod portal;

@@ -164,6 +164,15 @@ impl PamService {
         }
     }
 
+    /// A service file that is already there, e.g. written by the parent of a child
+    /// process that runs the login (`isolated.rs`).
+    pub fn existing(dir: &Path, name: &str) -> PamService {
+        PamService {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
