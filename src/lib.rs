@@ -20,6 +20,7 @@ pub mod sanitise;
 pub mod secret;
 pub mod secure_file;
 pub mod ticket;
+pub mod token_cache;
 pub mod trust;
 
 use std::ffi::CStr;
