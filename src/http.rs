@@ -11,7 +11,10 @@ use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use zeroize::Zeroizing;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::ProxyUrl;
 use crate::secret::{SecretText, secret_text};
@@ -481,9 +484,11 @@ pub fn encode_form(fields: &[(&str, &str)]) -> SecretText {
         if index > 0 {
             encoded.push('&');
         }
-        percent_encode_into(name, &mut encoded);
+        // The encoder yields slices of its input and of a static table; pushed one by one
+        // into the buffer sized above, so no other buffer ever holds the password.
+        encoded.extend(utf8_percent_encode(name, NOT_UNRESERVED));
         encoded.push('=');
-        percent_encode_into(value, &mut encoded);
+        encoded.extend(utf8_percent_encode(value, NOT_UNRESERVED));
     }
     encoded
 }
@@ -511,66 +516,55 @@ pub fn encode_json(value: &serde_json::Value) -> Zeroizing<Vec<u8>> {
     encoded
 }
 
-/// Standard base64 (RFC 4648, with padding), for Basic authorization and PEM.
-pub fn base64(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(base64_len(bytes.len()));
-    base64_into(bytes, &mut out);
-    out
-}
-
-/// The length of the base64 text of `length` bytes.
-pub fn base64_len(length: usize) -> usize {
-    length.div_ceil(3) * 4
-}
-
-/// Appends the base64 text of `bytes` to `out`, which grows only if it has no room.
-pub fn base64_into(bytes: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let triple = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                let index = (triple >> (18 - 6 * position)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else {
-                out.push('=');
-            }
+/// `prefix` followed by the standard base64 (RFC 4648, padded) of `bytes`, in a buffer of
+/// exactly that size, wiped on drop: `bytes` may hold a password (Basic authorization).
+///
+/// base64's `encode_slice` writes straight into the buffer; `encode_string` would pass the
+/// text through a 1 KiB buffer on the stack first, which nothing wipes.
+pub fn prefixed_base64(prefix: &str, bytes: &[u8]) -> SecretText {
+    // `None` only for an input near usize::MAX bytes, which no password in memory is.
+    let Some(encoded_length) = base64::encoded_len(bytes.len(), true) else {
+        return secret_text(0);
+    };
+    let mut buffer = Zeroizing::new(vec![0u8; prefix.len() + encoded_length]);
+    buffer[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    if STANDARD
+        .encode_slice(bytes, &mut buffer[prefix.len()..])
+        .is_err()
+    {
+        // Cannot happen: the slice was sized by the function encode_slice checks against.
+        return secret_text(0);
+    }
+    // The buffer becomes the text without a copy: the Vec is taken out of its wrapper (an
+    // empty one stays behind) and checked as UTF-8 in place.
+    match String::from_utf8(std::mem::take(&mut *buffer)) {
+        Ok(text) => Zeroizing::new(text),
+        Err(refused) => {
+            // Cannot happen either (a &str and base64 are UTF-8); wiped all the same.
+            refused.into_bytes().zeroize();
+            secret_text(0)
         }
     }
 }
+
+/// The bytes RFC 3986 calls unreserved (`A-Z a-z 0-9 - _ . ~`) are the only ones left as
+/// they are; every other byte, non-ASCII ones included, is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(percent_encoded_len(text));
-    percent_encode_into(text, &mut out);
-    out
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~')
-}
-
-/// The length of `percent_encode(text)`.
+/// The length of `percent_encode(text)`, without encoding it into a buffer.
 fn percent_encoded_len(text: &str) -> usize {
-    text.bytes()
-        .map(|byte| if is_unreserved(byte) { 1 } else { 3 })
+    utf8_percent_encode(text, NOT_UNRESERVED)
+        .map(str::len)
         .sum()
-}
-
-/// Appends `percent_encode(text)` to `out` without a buffer of its own.
-fn percent_encode_into(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for byte in text.bytes() {
-        if is_unreserved(byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -607,12 +601,13 @@ mod tests {
     }
 
     #[test]
-    fn base64_into_fills_a_sized_buffer() {
-        let mut out = String::with_capacity(base64_len(6));
-        let before = out.as_ptr();
-        base64_into(b"foobar", &mut out);
-        assert_eq!(out, "Zm9vYmFy");
-        assert_eq!(out.as_ptr(), before);
+    fn base64_fills_a_buffer_of_exactly_its_size() {
+        let out = prefixed_base64("Basic ", b"foobar");
+        assert_eq!(out.as_str(), "Basic Zm9vYmFy");
+        assert_eq!(out.capacity(), out.len());
+        for (input, expected) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v")] {
+            assert_eq!(prefixed_base64("", input.as_bytes()).as_str(), expected);
+        }
     }
 
     /// A URL with a character a URL cannot hold (a leftover `<instance>` placeholder, a

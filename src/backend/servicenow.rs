@@ -7,7 +7,7 @@ use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_er
 use crate::config::{BaseUrl, Credentials};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, percent_encode};
 use crate::login::Login;
-use crate::secret::{SecretText, secret_text};
+use crate::secret::SecretText;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 pub struct ServiceNow {
@@ -195,10 +195,7 @@ pub fn basic_authorization(account: &Credentials) -> SecretText {
     raw.extend_from_slice(account.username.as_bytes());
     raw.push(b':');
     raw.extend_from_slice(password);
-    let mut header = secret_text("Basic ".len() + crate::http::base64_len(raw.len()));
-    header.push_str("Basic ");
-    crate::http::base64_into(&raw, &mut header);
-    header
+    crate::http::prefixed_base64("Basic ", &raw)
 }
 
 #[cfg(test)]
@@ -231,7 +228,10 @@ mod tests {
             ("foo", "Zm9v"),
             ("foobar", "Zm9vYmFy"),
         ] {
-            assert_eq!(crate::http::base64(input.as_bytes()), expected);
+            assert_eq!(
+                crate::http::prefixed_base64("", input.as_bytes()).as_str(),
+                expected
+            );
         }
     }
 
