@@ -4,13 +4,11 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-
 use crate::audit::{AuditRecord, AuditSink, Decision};
 use crate::backend::{Lookup, LookupError, TicketSource};
 use crate::bypass;
+use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
-use crate::http::Deadline;
 use crate::login::Login;
 use crate::policy;
 use crate::secret::Secret;
@@ -41,18 +39,9 @@ pub trait Conversation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConversationFailed;
 
-/// The wall clock, a parameter so that tests can fix "now".
-pub trait Clock {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+/// Time is a parameter of the flow (see `clock.rs`); re-exported where the flow's other
+/// parameters are.
+pub use crate::clock::{Clock, SystemClock};
 
 /// How the flow ended; lib.rs maps each to a PAM return code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +95,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 Decision::Deny,
                 None,
                 "no target in PAM_USER (portal mode)".to_string(),
-                Instant::now(),
+                self.clock.monotonic(),
                 vec![],
             );
             return Outcome::Refused;
@@ -125,7 +114,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
 
     fn one_answer(&mut self) -> AnswerVerdict {
         let answer = self.conversation.ask(&self.config.prompt);
-        let started = Instant::now();
+        let started = self.clock.monotonic();
         let Ok(answer) = answer else {
             self.write_audit(
                 Decision::Deny,
@@ -190,7 +179,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             );
             return AnswerVerdict::Done(self.granted(&id, "allow"));
         };
-        let deadline = Deadline::after(self.config.timeout);
+        let deadline = Deadline::new(self.clock, self.config.timeout);
         let result = source.lookup(&id, self.login, deadline);
         self.audit.debug(&format!(
             "lookup of {} answered {:?}",
@@ -386,7 +375,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             ticket_type: id.map(|id| id.kind.audit_name()),
             system: Some(self.system_name()),
             reason,
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: u64::try_from(self.clock.since(started).as_millis()).unwrap_or(u64::MAX),
             extra,
         };
         self.audit.record(&record);
@@ -409,9 +398,9 @@ mod tests {
     use crate::backend::{BadAnswer, Outage};
     use crate::bypass::BypassHash;
     use crate::config::{from_entries, parse_entries};
+    use crate::fakes::ManualClock;
     use crate::http::{TransportError, Unreachable};
     use crate::ticket::{Choice, Ticket};
-    use chrono::TimeZone;
     use std::collections::VecDeque;
     use std::path::Path;
 
@@ -460,15 +449,6 @@ mod tests {
             self.0.push(record.clone());
         }
         fn debug(&mut self, _message: &str) {}
-    }
-
-    struct FixedClock;
-    impl Clock for FixedClock {
-        fn now(&self) -> DateTime<Utc> {
-            Utc.with_ymd_and_hms(2026, 11, 30, 11, 0, 0)
-                .single()
-                .expect("time")
-        }
     }
 
     type Answer = Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>;
@@ -532,7 +512,7 @@ mod tests {
             conversation: script,
             source: Some(source),
             audit: &mut records,
-            clock: &FixedClock,
+            clock: &ManualClock::new(),
         }
         .run();
         (outcome, records.0)

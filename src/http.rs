@@ -2,10 +2,9 @@
 //! proxy from the configuration (never from the environment), one deadline for the whole
 //! check, and errors that say what happened.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -23,39 +22,36 @@ use crate::trust::CaBundle;
 /// The largest response body the module reads; ticket lookups are a few hundred bytes.
 const MAX_BODY_BYTES: u64 = 1 << 20;
 
-/// The point in time by which the whole check must be over.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline {
-    end: Instant,
-    /// When the check this deadline belongs to started: the key of its one retry.
-    check: Instant,
+pub use crate::clock::Deadline;
+
+/// The one retry a check may make, whichever of its requests spends it: a log-on and a
+/// query that each fail once must not make two retries. The check (one lookup, one probe)
+/// owns it and lends it to every [`HttpClient::send_with_retry`] it makes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RetryBudget {
+    left: u8,
 }
 
-impl Deadline {
-    /// A new check that must be over within `budget`.
-    pub fn after(budget: Duration) -> Deadline {
-        let now = Instant::now();
-        Deadline {
-            end: now + budget,
-            check: now,
-        }
+impl RetryBudget {
+    /// The budget of one check: a single retry.
+    pub fn for_check() -> RetryBudget {
+        RetryBudget { left: 1 }
     }
 
-    /// The same check, ending `reserve` earlier (never before now): room kept back for a
-    /// last request such as a log-off.
-    pub fn keep_back(&self, reserve: Duration) -> Deadline {
-        let earlier = self.end.checked_sub(reserve).unwrap_or(self.end);
-        Deadline {
-            end: earlier.max(Instant::now()),
-            check: self.check,
-        }
+    /// Whether a retry is left.
+    pub fn is_spent(&self) -> bool {
+        self.left == 0
     }
 
-    /// Time left, or `None` once the deadline has passed.
-    pub fn remaining(&self) -> Option<Duration> {
-        self.end
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
+    /// Takes the retry if one is left.
+    fn spend(&mut self) -> bool {
+        match self.left.checked_sub(1) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -213,9 +209,6 @@ impl HttpResponse {
 
 pub struct HttpClient {
     agent: ureq::Agent,
-    /// The check (see `Deadline`) that has spent its one retry, whichever request of the
-    /// check spent it: a log-on and a query each failing must not make two retries.
-    retried_check: Cell<Option<Instant>>,
 }
 
 impl HttpClient {
@@ -247,10 +240,7 @@ impl HttpClient {
             .user_agent(concat!("pam_ticket/", env!("CARGO_PKG_VERSION")))
             .build();
         let agent = agent_with_named_lookups(agent_config);
-        Ok(HttpClient {
-            agent,
-            retried_check: Cell::new(None),
-        })
+        Ok(HttpClient { agent })
     }
 
     /// Sends one request, finishing before `deadline` or failing with `TimedOut`.
@@ -331,9 +321,9 @@ impl HttpClient {
         })
     }
 
-    /// Sends a request, retrying at most once per check, and only inside the deadline:
-    /// after a refused or reset connection or a 5xx, or after a 429 whose Retry-After fits
-    /// in the time left.
+    /// Sends a request, retrying only while `retries` has one left, and only inside the
+    /// deadline: after a refused or reset connection or a 5xx, or after a 429 whose
+    /// Retry-After fits in the time left (waited for on the deadline's clock).
     pub fn send_with_retry(
         &self,
         method: Method,
@@ -341,6 +331,7 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &Body<'_>,
         deadline: Deadline,
+        retries: &mut RetryBudget,
     ) -> Result<HttpResponse, TransportError> {
         let first = self.send(method, url, headers, body, deadline);
         let wait = match &first {
@@ -352,13 +343,9 @@ impl HttpClient {
             },
             _ => return first,
         };
-        if self.retried_check.get() == Some(deadline.check) {
-            return first;
-        }
         match deadline.remaining() {
-            Some(left) if left > wait => {
-                self.retried_check.set(Some(deadline.check));
-                std::thread::sleep(wait);
+            Some(left) if left > wait && retries.spend() => {
+                deadline.clock().sleep(wait);
                 self.send(method, url, headers, body, deadline)
             }
             _ => first,

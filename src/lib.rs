@@ -9,7 +9,10 @@ pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod bypass;
+pub mod clock;
 pub mod config;
+#[cfg(test)]
+mod fakes;
 pub mod flow;
 pub mod http;
 pub mod json;
@@ -31,7 +34,8 @@ use pam::module::{PamHandle, PamHooks};
 use pam::pam_hooks;
 
 use crate::audit::{AuditRecord, AuditSink, Decision, SystemAudit};
-use crate::flow::{Flow, Outcome, SystemClock};
+use crate::clock::{Clock, SystemClock};
+use crate::flow::{Flow, Outcome};
 use crate::login::Login;
 
 struct PamTicket;
@@ -200,7 +204,7 @@ fn configuration_failed(
 
 fn error_record(user: &str, service: &Option<String>, reason: String) -> AuditRecord {
     AuditRecord {
-        time: chrono::Utc::now(),
+        time: SystemClock.now(),
         decision: Decision::Error,
         user: backend::sanitise(user),
         rhost: None,

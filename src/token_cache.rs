@@ -328,7 +328,7 @@ impl TokenCache {
                 }
             }
             match deadline.remaining() {
-                Some(left) => std::thread::sleep(left.min(LOCK_POLL)),
+                Some(left) => deadline.clock().sleep(left.min(LOCK_POLL)),
                 None => return Err(LockError::TimedOut),
             }
         }
@@ -353,6 +353,8 @@ fn private(path: &Path, metadata: &fs::Metadata) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
+    use crate::fakes::ManualClock;
     use std::os::unix::fs::MetadataExt;
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -554,23 +556,28 @@ mod tests {
         let scratch = Scratch::new("lock");
         let cache = cache_in(&scratch);
         cache.prepare_directory().expect("directory");
-        let Ok(held) = cache.lock(Deadline::after(Duration::from_secs(1))) else {
+        let clock = ManualClock::new();
+        let Ok(held) = cache.lock(Deadline::new(&clock, Duration::from_secs(1))) else {
             panic!("the first lock must be free");
         };
-        let started = std::time::Instant::now();
+        let started = clock.monotonic();
         assert!(matches!(
-            cache.lock(Deadline::after(Duration::from_millis(150))),
+            cache.lock(Deadline::new(&clock, Duration::from_millis(150))),
             Err(LockError::TimedOut)
         ));
-        let waited = started.elapsed();
+        let waited = clock.since(started);
         assert!(
             waited >= Duration::from_millis(140) && waited < Duration::from_millis(400),
             "{waited:?}"
         );
+        // Polled, not blocked: many short pauses, none longer than the poll interval.
+        let pauses = clock.slept();
+        assert!(pauses.len() >= 14, "{pauses:?}");
+        assert!(pauses.iter().all(|pause| *pause <= LOCK_POLL), "{pauses:?}");
         drop(held);
         assert!(
             cache
-                .lock(Deadline::after(Duration::from_millis(100)))
+                .lock(Deadline::new(&clock, Duration::from_millis(100)))
                 .is_ok()
         );
         assert_eq!(

@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_error};
 use crate::config::{BaseUrl, Credentials};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, percent_encode};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::SecretText;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
@@ -71,6 +71,7 @@ impl TicketSource for ServiceNow {
             &headers,
             &Body::Empty,
             deadline,
+            &mut RetryBudget::for_check(),
         );
         drop(authorization);
         interpret(id, &response?).map(Lookup::Found)

@@ -11,7 +11,7 @@
 mod wire;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use self::wire::{
     ArMessage, ar_error, form_for, interpret, parse_ar_date, qualification, query_url, read_token,
@@ -22,7 +22,7 @@ use super::{
     probe_id, sanitise,
 };
 use crate::config::{BaseUrl, Credentials, RemedySettings};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{TicketId, TicketKind};
@@ -73,17 +73,19 @@ impl Remedy {
     fn session(
         &self,
         deadline: Deadline,
+        retries: &mut RetryBudget,
         rejected: Option<&Secret>,
     ) -> Result<Session, LookupError> {
+        let clock = deadline.clock();
         if let Err(problem) = self.cache.prepare_directory() {
             warn(&format!(
                 "Remedy token cache unusable, logging on without it: {problem}"
             ));
-            return self.uncached_session(deadline);
+            return self.uncached_session(deadline, retries);
         }
         if rejected.is_none()
             && let Ok(cached) = self.cache.read()
-            && self.cache.is_fresh(cached.obtained, now_seconds())
+            && self.cache.is_fresh(cached.obtained, clock.unix_seconds())
         {
             return Ok(Session::cached(cached.token));
         }
@@ -96,14 +98,14 @@ impl Remedy {
                 warn(&format!(
                     "Remedy token cache lock unusable, logging on without the cache: {problem}"
                 ));
-                return self.uncached_session(deadline);
+                return self.uncached_session(deadline, retries);
             }
         };
         // Another process may have logged on while this one waited for the lock.
         let mut retired = Vec::new();
         match self.cache.read() {
             Ok(cached) if rejected != Some(&cached.token) => {
-                if self.cache.is_fresh(cached.obtained, now_seconds()) {
+                if self.cache.is_fresh(cached.obtained, clock.unix_seconds()) {
                     return Ok(Session::cached(cached.token));
                 }
                 // Aged out here but probably still alive on the server: log it off once
@@ -119,8 +121,8 @@ impl Remedy {
                 ));
             }
         }
-        let token = self.log_on(deadline)?;
-        let cached = match self.cache.write(&token, now_seconds()) {
+        let token = self.log_on(deadline, retries)?;
+        let cached = match self.cache.write(&token, clock.unix_seconds()) {
             Ok(()) => true,
             Err(problem) => {
                 warn(&format!("Remedy token cache not written: {problem}"));
@@ -136,16 +138,20 @@ impl Remedy {
     }
 
     /// A log-on whose token no other process will see, so it is logged off after use.
-    fn uncached_session(&self, deadline: Deadline) -> Result<Session, LookupError> {
+    fn uncached_session(
+        &self,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<Session, LookupError> {
         Ok(Session {
-            token: self.log_on(deadline)?,
+            token: self.log_on(deadline, retries)?,
             cached: false,
             retired: Vec::new(),
         })
     }
 
     /// `POST /api/jwt/login`; the answer's body is the token.
-    fn log_on(&self, deadline: Deadline) -> Result<Secret, LookupError> {
+    fn log_on(&self, deadline: Deadline, retries: &mut RetryBudget) -> Result<Secret, LookupError> {
         let Some(password) = self.account.password.as_str() else {
             return Err(LookupError::Misconfigured {
                 detail: format!(
@@ -164,6 +170,7 @@ impl Remedy {
             &[("Accept", "text/plain, application/json")],
             &Body::Form(&form),
             deadline,
+            retries,
         )?;
         read_token(response)
     }
@@ -171,9 +178,9 @@ impl Remedy {
     /// `POST /api/jwt/logout`, best effort: its outcome changes nothing for a login, and
     /// is returned only for `pam-ticket check` to report.
     fn log_off(&self, token: &Secret, deadline: Deadline) -> Result<(), String> {
-        let Some(left) = deadline.remaining() else {
+        if deadline.remaining().is_none() {
             return Err("no time left before the deadline".to_string());
-        };
+        }
         let Some(authorization) = authorization(token) else {
             return Err("the token is not valid text".to_string());
         };
@@ -184,7 +191,7 @@ impl Remedy {
                 &self.base_url.join("/api/jwt/logout"),
                 &[("Authorization", authorization.as_str())],
                 &Body::Empty,
-                Deadline::after(left.min(LOGOFF_BUDGET)),
+                deadline.within(LOGOFF_BUDGET),
             )
             .map_err(|error| error.to_string())?;
         if (200..300).contains(&response.status) {
@@ -206,6 +213,7 @@ impl Remedy {
         url: &str,
         token: &Secret,
         deadline: Deadline,
+        retries: &mut RetryBudget,
     ) -> Result<HttpResponse, LookupError> {
         let authorization =
             authorization(token).ok_or_else(|| bad_response("the token is not valid text"))?;
@@ -213,9 +221,14 @@ impl Remedy {
             ("Accept", "application/json"),
             ("Authorization", authorization.as_str()),
         ];
-        Ok(self
-            .client
-            .send_with_retry(Method::Get, url, &headers, &Body::Empty, deadline)?)
+        Ok(self.client.send_with_retry(
+            Method::Get,
+            url,
+            &headers,
+            &Body::Empty,
+            deadline,
+            retries,
+        )?)
     }
 
     /// Logs off whatever this lookup replaced or could not cache.
@@ -241,19 +254,20 @@ impl TicketSource for Remedy {
         deadline: Deadline,
     ) -> Result<Lookup, LookupError> {
         let url = self.query_url(id);
-        let mut session = self.session(deadline, None)?;
-        let mut response = self.query(&url, &session.token, deadline);
+        let mut retries = RetryBudget::for_check();
+        let mut session = self.session(deadline, &mut retries, None)?;
+        let mut response = self.query(&url, &session.token, deadline, &mut retries);
         if matches!(&response, Ok(answer) if answer.status == 401) {
             // The token expired or was revoked on the server: log on again once and retry
             // once. The refused token is not logged off; the server has already dropped it.
             let refused = session;
-            match self.session(deadline, Some(&refused.token)) {
+            match self.session(deadline, &mut retries, Some(&refused.token)) {
                 Ok(renewed) => {
                     session = Session {
                         retired: refused.retired,
                         ..renewed
                     };
-                    response = self.query(&url, &session.token, deadline);
+                    response = self.query(&url, &session.token, deadline, &mut retries);
                 }
                 Err(error) => {
                     self.finish(
@@ -282,7 +296,8 @@ impl TicketSource for Remedy {
     /// so a check run by hand, perhaps by another user or with another account file, can
     /// never leave a token or a wrongly owned file for the module to trip over.
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
-        let token = self.log_on(deadline)?;
+        let mut retries = RetryBudget::for_check();
+        let token = self.log_on(deadline, &mut retries)?;
         let mut lines = vec![ProbeLine::Ok(format!(
             "logged on as {} (POST /api/jwt/login)",
             sanitise(&self.account.username)
@@ -292,7 +307,7 @@ impl TicketSource for Remedy {
             let id = probe_id(kind);
             let (form, id_field, _) = form_for(&self.settings, kind);
             let answer = self
-                .query(&self.query_url(&id), &token, deadline)
+                .query(&self.query_url(&id), &token, deadline, &mut retries)
                 .and_then(|answer| interpret(&id, &self.settings, form, id_field, &answer))
                 .map(Lookup::Found);
             match answer {
@@ -347,10 +362,4 @@ impl Session {
 
 fn warn(line: &str) {
     crate::audit::syslog_line(crate::audit::Decision::Error, line);
-}
-
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
