@@ -180,7 +180,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             return AnswerVerdict::Done(self.granted(&id, "allow"));
         };
         let deadline = Deadline::new(self.clock, self.config.timeout);
-        let result = source.lookup(&id, self.login, deadline);
+        let result = source.lookup(&id, self.login, deadline, &mut *self.audit);
         self.audit.debug(&format!(
             "lookup of {} answered {:?}",
             id.text,
@@ -449,6 +449,7 @@ mod tests {
             self.0.push(record.clone());
         }
         fn debug(&mut self, _message: &str) {}
+        fn warn(&mut self, _message: &str) {}
     }
 
     type Answer = Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>;
@@ -468,6 +469,7 @@ mod tests {
             id: &TicketId,
             _login: &Login,
             _deadline: Deadline,
+            _audit: &mut dyn AuditSink,
         ) -> Result<Lookup, LookupError> {
             self.lookups += 1;
             (self.answer)(id)

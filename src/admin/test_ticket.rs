@@ -398,8 +398,9 @@ impl TicketSource for Recording<'_> {
         id: &TicketId,
         login: &Login,
         deadline: Deadline,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        let result = self.inner.lookup(id, login, deadline);
+        let result = self.inner.lookup(id, login, deadline, audit);
         self.seen = Some(result.clone());
         result
     }
@@ -421,6 +422,14 @@ impl AuditSink for Capture {
     fn debug(&mut self, message: &str) {
         if let Some(sink) = &mut self.forward {
             sink.debug(message);
+        }
+    }
+    /// Warnings reach syslog with or without --audit, as the module's do: they are not
+    /// records, and they say what an administrator should fix.
+    fn warn(&mut self, message: &str) {
+        match &mut self.forward {
+            Some(sink) => sink.warn(message),
+            None => SystemAudit::new(None, false).warn(message),
         }
     }
 }

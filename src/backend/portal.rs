@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::{
     BadAnswer, Lookup, LookupError, ProbeLine, TicketSource, bad_response, sanitise, status_error,
 };
+use crate::audit::AuditSink;
 use crate::config::PortalSettings;
 use crate::http::TransportError;
 use crate::http::percent_encode;
@@ -205,6 +206,7 @@ impl TicketSource for Portal {
         id: &TicketId,
         login: &Login,
         deadline: Deadline,
+        _audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         // The flow refuses a login without a target before it prompts; this is the same
         // refusal for any other caller.

@@ -4,6 +4,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_error};
+use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
@@ -58,6 +59,7 @@ impl TicketSource for ServiceNow {
         id: &TicketId,
         _login: &Login,
         deadline: Deadline,
+        _audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         // Decodes to the password: wiped (on drop) as soon as the request is over.
         let authorization = basic_authorization(&self.account);

@@ -21,6 +21,7 @@ use super::{
     Lookup, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource, bad_response, probe_answer,
     probe_id, sanitise,
 };
+use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, RemedySettings};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::login::Login;
@@ -70,15 +71,19 @@ impl Remedy {
     /// A token to use: the cached one while it is young enough and not the one the server
     /// just rejected, else a new one from a log-on made under the cache lock, so that of
     /// many logins at once only the first logs on.
+    ///
+    /// A cache that cannot be used never fails the login: the problem goes to `audit` as
+    /// a warning, and the login logs on without the cache.
     fn session(
         &self,
         deadline: Deadline,
         retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
         rejected: Option<&Secret>,
     ) -> Result<Session, LookupError> {
         let clock = deadline.clock();
         if let Err(problem) = self.cache.prepare_directory() {
-            warn(&format!(
+            audit.warn(&format!(
                 "Remedy token cache unusable, logging on without it: {problem}"
             ));
             return self.uncached_session(deadline, retries);
@@ -95,7 +100,7 @@ impl Remedy {
                 return Err(LookupError::Unavailable(Outage::TokenLockTimedOut));
             }
             Err(LockError::Unusable(problem)) => {
-                warn(&format!(
+                audit.warn(&format!(
                     "Remedy token cache lock unusable, logging on without the cache: {problem}"
                 ));
                 return self.uncached_session(deadline, retries);
@@ -116,7 +121,7 @@ impl Remedy {
             Ok(_) => {}
             Err(CacheMiss::Absent) => {}
             Err(CacheMiss::Ignored(problem)) => {
-                warn(&format!(
+                audit.warn(&format!(
                     "Remedy token cache ignored and rebuilt: {problem}"
                 ));
             }
@@ -125,7 +130,7 @@ impl Remedy {
         let cached = match self.cache.write(&token, clock.unix_seconds()) {
             Ok(()) => true,
             Err(problem) => {
-                warn(&format!("Remedy token cache not written: {problem}"));
+                audit.warn(&format!("Remedy token cache not written: {problem}"));
                 false
             }
         };
@@ -252,16 +257,17 @@ impl TicketSource for Remedy {
         id: &TicketId,
         _login: &Login,
         deadline: Deadline,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         let url = self.query_url(id);
         let mut retries = RetryBudget::for_check();
-        let mut session = self.session(deadline, &mut retries, None)?;
+        let mut session = self.session(deadline, &mut retries, audit, None)?;
         let mut response = self.query(&url, &session.token, deadline, &mut retries);
         if matches!(&response, Ok(answer) if answer.status == 401) {
             // The token expired or was revoked on the server: log on again once and retry
             // once. The refused token is not logged off; the server has already dropped it.
             let refused = session;
-            match self.session(deadline, &mut retries, Some(&refused.token)) {
+            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
                 Ok(renewed) => {
                     session = Session {
                         retired: refused.retired,
@@ -358,8 +364,4 @@ impl Session {
             retired: Vec::new(),
         }
     }
-}
-
-fn warn(line: &str) {
-    crate::audit::syslog_line(crate::audit::Decision::Error, line);
 }
