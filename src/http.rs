@@ -445,4 +445,153 @@ mod tests {
             assert_eq!(prefixed_base64("", input.as_bytes()).as_str(), expected);
         }
     }
+
+    mod retries {
+        use super::*;
+        use crate::fakes::{ManualClock, Wire, answer};
+
+        const URL: &str = "https://ticketing.example.com/api";
+
+        fn with_retry_after(status: u16, seconds: &str) -> HttpResponse {
+            HttpResponse {
+                headers: vec![("Retry-After".to_string(), seconds.to_string())],
+                ..answer(status, "")
+            }
+        }
+
+        fn get(
+            client: &HttpClient,
+            deadline: Deadline,
+            retries: &mut RetryBudget,
+        ) -> Result<HttpResponse, TransportError> {
+            client.send_with_retry(Method::Get, URL, &[], &Body::Empty, deadline, retries)
+        }
+
+        const REFUSED: TransportError = TransportError::Unreachable(Unreachable::ConnectionRefused);
+
+        #[test]
+        fn a_5xx_or_a_broken_connection_is_retried_at_once() {
+            for first in [
+                Ok(answer(503, "")),
+                Ok(answer(500, "")),
+                Err(REFUSED),
+                Err(TransportError::Unreachable(Unreachable::ConnectionReset)),
+            ] {
+                let clock = ManualClock::new();
+                let wire = Wire::new();
+                wire.expect(Method::Get, "/api", first).expect(
+                    Method::Get,
+                    "/api",
+                    Ok(answer(200, "ok")),
+                );
+                let mut retries = RetryBudget::for_check();
+                let deadline = Deadline::new(&clock, Duration::from_secs(10));
+                let result = get(&wire.client(), deadline, &mut retries);
+                assert_eq!(result.map(|response| response.status), Ok(200));
+                assert!(retries.is_spent());
+                assert_eq!(wire.sent().len(), 2);
+                assert!(clock.slept().iter().all(Duration::is_zero), "no pause");
+            }
+        }
+
+        /// The budget belongs to the check, not to a request: once a log-on has used the
+        /// retry, the query that follows gets none.
+        #[test]
+        fn one_retry_per_check_whichever_request_spends_it() {
+            let clock = ManualClock::new();
+            let wire = Wire::new();
+            wire.expect(Method::Get, "/api", Ok(answer(503, "")))
+                .expect(Method::Get, "/api", Ok(answer(200, "token")))
+                .expect(Method::Get, "/api", Err(REFUSED));
+            let client = wire.client();
+            let deadline = Deadline::new(&clock, Duration::from_secs(10));
+            let mut retries = RetryBudget::for_check();
+            assert_eq!(
+                get(&client, deadline, &mut retries).map(|response| response.status),
+                Ok(200)
+            );
+            assert_eq!(
+                get(&client, deadline, &mut retries).map(|response| response.status),
+                Err(REFUSED)
+            );
+            assert_eq!(wire.sent().len(), 3);
+            // A new check has its own retry.
+            wire.expect(Method::Get, "/api", Err(REFUSED)).expect(
+                Method::Get,
+                "/api",
+                Ok(answer(200, "")),
+            );
+            let mut next_check = RetryBudget::for_check();
+            assert!(get(&client, deadline, &mut next_check).is_ok());
+        }
+
+        #[test]
+        fn a_429_waits_for_retry_after_only_when_it_fits() {
+            let clock = ManualClock::new();
+            let wire = Wire::new();
+            wire.expect(Method::Get, "/api", Ok(with_retry_after(429, "3")))
+                .expect(Method::Get, "/api", Ok(answer(200, "")));
+            let deadline = Deadline::new(&clock, Duration::from_secs(10));
+            let mut retries = RetryBudget::for_check();
+            assert!(get(&wire.client(), deadline, &mut retries).is_ok());
+            assert_eq!(clock.slept(), vec![Duration::from_secs(3)]);
+
+            // Retry-After past the deadline, or absent: the 429 is the answer.
+            for too_late in [with_retry_after(429, "30"), answer(429, "")] {
+                let clock = ManualClock::new();
+                let wire = Wire::new();
+                wire.expect(Method::Get, "/api", Ok(too_late));
+                let deadline = Deadline::new(&clock, Duration::from_secs(10));
+                let mut retries = RetryBudget::for_check();
+                let result = get(&wire.client(), deadline, &mut retries);
+                assert_eq!(result.map(|response| response.status), Ok(429));
+                assert!(!retries.is_spent());
+                assert!(clock.slept().is_empty());
+            }
+        }
+
+        #[test]
+        fn other_answers_and_failures_are_not_retried() {
+            for only in [
+                Ok(answer(404, "")),
+                Ok(answer(401, "")),
+                Err(TransportError::TIMED_OUT),
+                Err(TransportError::Tls("alert".to_string())),
+                Err(TransportError::Unreachable(Unreachable::NameResolution)),
+            ] {
+                let clock = ManualClock::new();
+                let wire = Wire::new();
+                wire.expect(Method::Get, "/api", only.clone());
+                let deadline = Deadline::new(&clock, Duration::from_secs(10));
+                let mut retries = RetryBudget::for_check();
+                assert_eq!(
+                    get(&wire.client(), deadline, &mut retries).map(|response| response.status),
+                    only.map(|response| response.status)
+                );
+                assert!(!retries.is_spent());
+            }
+        }
+
+        /// A first attempt that used up the deadline is not repeated, and nothing is sent
+        /// once the deadline has passed.
+        #[test]
+        fn nothing_is_sent_after_the_deadline() {
+            let clock = ManualClock::new();
+            let wire = Wire::on(&clock);
+            wire.expect_taking(Method::Get, "/api", Duration::from_secs(10), Err(REFUSED));
+            let deadline = Deadline::new(&clock, Duration::from_secs(10));
+            let mut retries = RetryBudget::for_check();
+            let status = |result: Result<HttpResponse, TransportError>| result.map(|r| r.status);
+            assert_eq!(
+                status(get(&wire.client(), deadline, &mut retries)),
+                Err(REFUSED)
+            );
+            assert!(!retries.is_spent());
+            assert_eq!(
+                status(get(&wire.client(), deadline, &mut retries)),
+                Err(TransportError::TIMED_OUT)
+            );
+            assert_eq!(wire.sent().len(), 1);
+        }
+    }
 }

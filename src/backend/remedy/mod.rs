@@ -365,3 +365,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -275,13 +275,14 @@ pub fn parse_ar_date(text: &str) -> Option<DateTime<Utc>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::backend::{BadAnswer, Outage};
     use serde_json::json;
     use std::time::Duration;
 
-    fn settings() -> RemedySettings {
+    /// The default forms and fields (as the configuration sets them).
+    pub(in crate::backend::remedy) fn settings() -> RemedySettings {
         RemedySettings {
             incident_form: "HPD:Help Desk".to_string(),
             incident_id_field: "Incident Number".to_string(),
@@ -322,7 +323,8 @@ mod tests {
         interpret(ticket, &settings, form, id_field, answer)
     }
 
-    fn ar_body(number: i64, text: &str) -> Value {
+    /// An AR System error body.
+    pub(in crate::backend::remedy) fn ar_body(number: i64, text: &str) -> Value {
         json!([{"messageType": "ERROR", "messageText": text, "messageNumber": number,
                 "messageAppendedText": "secret internals"}])
     }
