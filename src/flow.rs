@@ -11,37 +11,14 @@ use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
 use crate::login::Login;
 use crate::policy;
-use crate::secret::Secret;
 use crate::ticket::TicketId;
 
-/// The message shown when the ticketing system cannot be asked (FailMode=secure).
-pub const UNAVAILABLE_MESSAGE: &str =
-    "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
-/// The message shown when the ticketing system's certificate does not verify.
-pub const UNTRUSTED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system's certificate could not be verified; contact your administrator";
-/// The message shown when the ticketing system refuses the module's own account.
-pub const ACCOUNT_REFUSED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system refused this gateway's account; contact your administrator";
-/// The message shown when the module cannot run as configured.
-pub const MISCONFIGURED_MESSAGE: &str =
-    "Ticket validation is misconfigured on this gateway; contact your administrator";
-
-/// The conversation with the person logging in.
-pub trait Conversation {
-    /// Asks a question with echo on and returns the raw answer.
-    fn ask(&mut self, prompt: &str) -> Result<Secret, ConversationFailed>;
-    /// Shows an error message (PAM_ERROR_MSG).
-    fn show_error(&mut self, message: &str);
-    /// Shows an informational message (PAM_TEXT_INFO).
-    fn show_info(&mut self, message: &str);
-}
-
-/// The application could not ask or did not answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConversationFailed;
-
-/// Time is a parameter of the flow (see `clock.rs`); re-exported where the flow's other
-/// parameters are.
+/// The flow's parameters that live in modules of their own, re-exported beside it.
 pub use crate::clock::{Clock, SystemClock};
+pub use crate::conversation::{
+    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MISCONFIGURED_MESSAGE,
+    UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
+};
 
 /// How the flow ended; lib.rs maps each to a PAM return code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -400,6 +377,7 @@ mod tests {
     use crate::config::{from_entries, parse_entries};
     use crate::fakes::ManualClock;
     use crate::http::{TransportError, Unreachable};
+    use crate::secret::Secret;
     use crate::ticket::{Choice, Ticket};
     use std::collections::VecDeque;
     use std::path::Path;

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod bypass;
 pub mod clock;
 pub mod config;
+pub mod conversation;
 #[cfg(test)]
 mod fakes;
 pub mod flow;
