@@ -27,6 +27,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+// Measures real wall time around real processes.
+#[allow(clippy::disallowed_methods)]
 fn main() {
     let dir = TestDir::new("bench");
     let pki = TestPki::generate(&dir.join("pki"));

@@ -156,6 +156,9 @@ pub trait AuditSink {
     fn record(&mut self, record: &AuditRecord);
     /// A debug line, written only when the `debug` argument is given.
     fn debug(&mut self, message: &str);
+    /// A problem that changes no decision but that an administrator should fix (a token
+    /// cache that cannot be used). Never part of a record.
+    fn warn(&mut self, message: &str);
 }
 
 /// The real sink: syslog plus the optional JSON-lines file.
@@ -188,6 +191,11 @@ impl AuditSink for SystemAudit {
         if self.debug {
             syslog_debug(message);
         }
+    }
+
+    /// To syslog at err, like a record that says the module needs attention.
+    fn warn(&mut self, message: &str) {
+        syslog_line(Decision::Error, message);
     }
 }
 

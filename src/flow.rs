@@ -4,55 +4,21 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-
 use crate::audit::{AuditRecord, AuditSink, Decision};
 use crate::backend::{Lookup, LookupError, TicketSource};
 use crate::bypass;
+use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
-use crate::http::Deadline;
 use crate::login::Login;
 use crate::policy;
-use crate::secret::Secret;
 use crate::ticket::TicketId;
 
-/// The message shown when the ticketing system cannot be asked (FailMode=secure).
-pub const UNAVAILABLE_MESSAGE: &str =
-    "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
-/// The message shown when the ticketing system's certificate does not verify.
-pub const UNTRUSTED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system's certificate could not be verified; contact your administrator";
-/// The message shown when the ticketing system refuses the module's own account.
-pub const ACCOUNT_REFUSED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system refused this gateway's account; contact your administrator";
-/// The message shown when the module cannot run as configured.
-pub const MISCONFIGURED_MESSAGE: &str =
-    "Ticket validation is misconfigured on this gateway; contact your administrator";
-
-/// The conversation with the person logging in.
-pub trait Conversation {
-    /// Asks a question with echo on and returns the raw answer.
-    fn ask(&mut self, prompt: &str) -> Result<Secret, ConversationFailed>;
-    /// Shows an error message (PAM_ERROR_MSG).
-    fn show_error(&mut self, message: &str);
-    /// Shows an informational message (PAM_TEXT_INFO).
-    fn show_info(&mut self, message: &str);
-}
-
-/// The application could not ask or did not answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConversationFailed;
-
-/// The wall clock, a parameter so that tests can fix "now".
-pub trait Clock {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+/// The flow's parameters that live in modules of their own, re-exported beside it.
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::conversation::{
+    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MISCONFIGURED_MESSAGE,
+    UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
+};
 
 /// How the flow ended; lib.rs maps each to a PAM return code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +74,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 Decision::Deny,
                 None,
                 "no target in PAM_USER (portal mode)".to_string(),
-                Instant::now(),
+                self.clock.monotonic(),
                 vec![],
             );
             return Outcome::Refused;
@@ -127,7 +93,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 Decision::Deny,
                 None,
                 format!("malformed target in PAM_USER (portal mode): {part}"),
-                Instant::now(),
+                self.clock.monotonic(),
                 vec![],
             );
             return Outcome::Refused;
@@ -146,7 +112,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
 
     fn one_answer(&mut self) -> AnswerVerdict {
         let answer = self.conversation.ask(&self.config.prompt);
-        let started = Instant::now();
+        let started = self.clock.monotonic();
         let Ok(answer) = answer else {
             self.write_audit(
                 Decision::Deny,
@@ -211,8 +177,8 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             );
             return AnswerVerdict::Done(self.granted(&id, "allow"));
         };
-        let deadline = Deadline::after(self.config.timeout);
-        let result = source.lookup(&id, self.login, deadline);
+        let deadline = Deadline::new(self.clock, self.config.timeout);
+        let result = source.lookup(&id, self.login, deadline, &mut *self.audit);
         self.audit.debug(&format!(
             "lookup of {} answered {:?}",
             id.text,
@@ -407,7 +373,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             ticket_type: id.map(|id| id.kind.audit_name()),
             system: Some(self.system_name()),
             reason,
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: u64::try_from(self.clock.since(started).as_millis()).unwrap_or(u64::MAX),
             extra,
         };
         self.audit.record(&record);
@@ -430,9 +396,10 @@ mod tests {
     use crate::backend::{BadAnswer, Outage};
     use crate::bypass::BypassHash;
     use crate::config::{from_entries, parse_entries};
+    use crate::fakes::ManualClock;
     use crate::http::{TransportError, Unreachable};
+    use crate::secret::Secret;
     use crate::ticket::{Choice, Ticket};
-    use chrono::TimeZone;
     use std::collections::VecDeque;
     use std::path::Path;
 
@@ -481,15 +448,7 @@ mod tests {
             self.0.push(record.clone());
         }
         fn debug(&mut self, _message: &str) {}
-    }
-
-    struct FixedClock;
-    impl Clock for FixedClock {
-        fn now(&self) -> DateTime<Utc> {
-            Utc.with_ymd_and_hms(2026, 11, 30, 11, 0, 0)
-                .single()
-                .expect("time")
-        }
+        fn warn(&mut self, _message: &str) {}
     }
 
     type Answer = Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>;
@@ -509,6 +468,7 @@ mod tests {
             id: &TicketId,
             _login: &Login,
             _deadline: Deadline,
+            _audit: &mut dyn AuditSink,
         ) -> Result<Lookup, LookupError> {
             self.lookups += 1;
             (self.answer)(id)
@@ -553,7 +513,7 @@ mod tests {
             conversation: script,
             source: Some(source),
             audit: &mut records,
-            clock: &FixedClock,
+            clock: &ManualClock::new(),
         }
         .run();
         (outcome, records.0)

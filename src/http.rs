@@ -2,57 +2,52 @@
 //! proxy from the configuration (never from the environment), one deadline for the whole
 //! check, and errors that say what happened.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ureq::tls::{RootCerts, TlsConfig};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
-
-use zeroize::Zeroizing;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::secret::{SecretText, secret_text};
 use crate::trust::CaBundle;
 use crate::url::ProxyUrl;
 
-/// The largest response body the module reads; ticket lookups are a few hundred bytes.
-const MAX_BODY_BYTES: u64 = 1 << 20;
+mod ureq_transport;
 
-/// The point in time by which the whole check must be over.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline {
-    end: Instant,
-    /// When the check this deadline belongs to started: the key of its one retry.
-    check: Instant,
+pub use self::ureq_transport::UreqTransport;
+pub use crate::clock::Deadline;
+
+/// The one retry a check may make, whichever of its requests spends it: a log-on and a
+/// query that each fail once must not make two retries. The check (one lookup, one probe)
+/// owns it and lends it to every [`HttpClient::send_with_retry`] it makes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RetryBudget {
+    left: u8,
 }
 
-impl Deadline {
-    /// A new check that must be over within `budget`.
-    pub fn after(budget: Duration) -> Deadline {
-        let now = Instant::now();
-        Deadline {
-            end: now + budget,
-            check: now,
-        }
+impl RetryBudget {
+    /// The budget of one check: a single retry.
+    pub fn for_check() -> RetryBudget {
+        RetryBudget { left: 1 }
     }
 
-    /// The same check, ending `reserve` earlier (never before now): room kept back for a
-    /// last request such as a log-off.
-    pub fn keep_back(&self, reserve: Duration) -> Deadline {
-        let earlier = self.end.checked_sub(reserve).unwrap_or(self.end);
-        Deadline {
-            end: earlier.max(Instant::now()),
-            check: self.check,
-        }
+    /// Whether a retry is left.
+    pub fn is_spent(&self) -> bool {
+        self.left == 0
     }
 
-    /// Time left, or `None` once the deadline has passed.
-    pub fn remaining(&self) -> Option<Duration> {
-        self.end
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
+    /// Takes the retry if one is left.
+    fn spend(&mut self) -> bool {
+        match self.left.checked_sub(1) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -208,46 +203,51 @@ impl HttpResponse {
     }
 }
 
+/// One request, as a [`Transport`] sends it.
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a Body<'a>,
+}
+
+/// What carries one request to the server and its answer back: ureq over TLS in the
+/// module ([`UreqTransport`]), a script in unit tests. It neither retries nor waits; the
+/// [`HttpClient`] above it does both, inside the check's deadline and on its clock.
+pub trait Transport {
+    /// Sends `request` and reads the whole answer, giving up after `timeout`. An HTTP
+    /// error status is an answer, not an error.
+    fn send(
+        &self,
+        request: &Request<'_>,
+        timeout: Duration,
+    ) -> Result<HttpResponse, TransportError>;
+}
+
+/// The HTTPS client every backend uses: deadlines and the retry rule, over a
+/// [`Transport`].
 pub struct HttpClient {
-    agent: ureq::Agent,
-    /// The check (see `Deadline`) that has spent its one retry, whichever request of the
-    /// check spent it: a log-on and a query each failing must not make two retries.
-    retried_check: Cell<Option<Instant>>,
+    transport: Box<dyn Transport>,
 }
 
 impl HttpClient {
-    /// Builds the client: trusts exactly the certificates of `ca_bundle`, as they were
-    /// read when it was checked (never a path, which could be read again after a swap),
-    /// tunnels through `proxy` when given, follows no redirects, and reports HTTP errors
-    /// as responses.
+    /// Builds the client over ureq: trusts exactly the certificates of `ca_bundle`, as
+    /// they were read when it was checked (never a path, which could be read again after
+    /// a swap), tunnels through `proxy` when given, follows no redirects, and reports HTTP
+    /// errors as responses.
     pub fn new(
         ca_bundle: Option<&CaBundle>,
         proxy: Option<&ProxyUrl>,
     ) -> Result<HttpClient, SetupError> {
         let ca_bundle = ca_bundle.ok_or(SetupError::NoCaBundle)?;
-        let tls = TlsConfig::builder()
-            .root_certs(RootCerts::Specific(ca_bundle.roots()))
-            .build();
-        let proxy = proxy
-            .map(|proxy| {
-                ureq::Proxy::new(&proxy.to_string())
-                    .map_err(|error| SetupError::BadProxy(error.to_string()))
-            })
-            .transpose()?;
-        let agent_config = ureq::Agent::config_builder()
-            .tls_config(tls)
-            // Set explicitly: ureq would otherwise read https_proxy from the environment,
-            // which under su or sudo belongs to the very user being checked.
-            .proxy(proxy)
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("pam_ticket/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let agent = agent_with_named_lookups(agent_config);
-        Ok(HttpClient {
-            agent,
-            retried_check: Cell::new(None),
-        })
+        Ok(HttpClient::with_transport(Box::new(UreqTransport::new(
+            ca_bundle, proxy,
+        )?)))
+    }
+
+    /// The client over another transport (a scripted one in unit tests).
+    pub fn with_transport(transport: Box<dyn Transport>) -> HttpClient {
+        HttpClient { transport }
     }
 
     /// Sends one request, finishing before `deadline` or failing with `TimedOut`.
@@ -259,78 +259,19 @@ impl HttpClient {
         body: &Body<'_>,
         deadline: Deadline,
     ) -> Result<HttpResponse, TransportError> {
-        let budget = deadline.remaining().ok_or(TransportError::TIMED_OUT)?;
-        let result = match method {
-            Method::Get => {
-                let mut request = self
-                    .agent
-                    .get(url)
-                    .config()
-                    .timeout_global(Some(budget))
-                    .build();
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.call()
-            }
-            Method::Post => {
-                let mut request = self
-                    .agent
-                    .post(url)
-                    .config()
-                    .timeout_global(Some(budget))
-                    .build();
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                match body {
-                    Body::Empty => request.send_empty(),
-                    // Both bodies may hold a password: they are built here into buffers
-                    // sized up front and wiped on drop. ureq and rustls keep copies of
-                    // their own that cannot be wiped (see the README).
-                    Body::Form(fields) => {
-                        let encoded = encode_form(fields);
-                        request
-                            .header("Content-Type", "application/x-www-form-urlencoded")
-                            .send(encoded.as_bytes())
-                    }
-                    Body::Json(value) => {
-                        let encoded = encode_json(value);
-                        request
-                            .header("Content-Type", "application/json")
-                            .send(encoded.as_slice())
-                    }
-                }
-            }
-        };
-        let mut response = result.map_err(classify)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_string(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(classify)?;
-        Ok(HttpResponse {
-            status,
+        let timeout = deadline.remaining().ok_or(TransportError::TIMED_OUT)?;
+        let request = Request {
+            method,
+            url,
             headers,
             body,
-        })
+        };
+        self.transport.send(&request, timeout)
     }
 
-    /// Sends a request, retrying at most once per check, and only inside the deadline:
-    /// after a refused or reset connection or a 5xx, or after a 429 whose Retry-After fits
-    /// in the time left.
+    /// Sends a request, retrying only while `retries` has one left, and only inside the
+    /// deadline: after a refused or reset connection or a 5xx, or after a 429 whose
+    /// Retry-After fits in the time left (waited for on the deadline's clock).
     pub fn send_with_retry(
         &self,
         method: Method,
@@ -338,6 +279,7 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &Body<'_>,
         deadline: Deadline,
+        retries: &mut RetryBudget,
     ) -> Result<HttpResponse, TransportError> {
         let first = self.send(method, url, headers, body, deadline);
         let wait = match &first {
@@ -349,13 +291,9 @@ impl HttpClient {
             },
             _ => return first,
         };
-        if self.retried_check.get() == Some(deadline.check) {
-            return first;
-        }
         match deadline.remaining() {
-            Some(left) if left > wait => {
-                self.retried_check.set(Some(deadline.check));
-                std::thread::sleep(wait);
+            Some(left) if left > wait && retries.spend() => {
+                deadline.clock().sleep(wait);
                 self.send(method, url, headers, body, deadline)
             }
             _ => first,
@@ -367,105 +305,6 @@ impl HttpClient {
 /// we talk to, and is treated as absent).
 pub fn retry_after(response: &HttpResponse) -> Option<u64> {
     response.header("Retry-After")?.trim().parse().ok()
-}
-
-/// Maps ureq's error to what happened. Only a refused, reset or timed-out connection and
-/// a failed name lookup are `Unreachable`; a certificate that does not verify is kept
-/// apart from every other TLS failure, for the message. Each ureq variant is named, so
-/// that a new one is a compile-time decision rather than a silent outage.
-fn classify(error: ureq::Error) -> TransportError {
-    match error {
-        ureq::Error::Timeout(_) => TransportError::TIMED_OUT,
-        ureq::Error::HostNotFound => TransportError::Unreachable(Unreachable::NameResolution),
-        ureq::Error::Io(io_error) => classify_io(&io_error),
-        ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
-        ureq::Error::Tls(detail) => TransportError::Tls(detail.to_string()),
-        ureq::Error::TlsRequired => TransportError::Tls("the connection is not TLS".to_string()),
-        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(detail),
-        ureq::Error::Protocol(protocol) => TransportError::Protocol(protocol.to_string()),
-        ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => {
-            TransportError::Protocol("the server redirected the request".to_string())
-        }
-        ureq::Error::LargeResponseHeader(_, limit) => TransportError::HeaderTooLarge { limit },
-        ureq::Error::BodyExceedsLimit(limit) => TransportError::BodyTooLarge { limit },
-        ureq::Error::Http(detail) => TransportError::InvalidRequest(detail.to_string()),
-        ureq::Error::BadUri(detail) | ureq::Error::RequireHttpsOnly(detail) => {
-            TransportError::InvalidRequest(detail)
-        }
-        ureq::Error::InvalidProxyUrl => {
-            TransportError::InvalidRequest("invalid proxy URL".to_string())
-        }
-        // No connector took the connection: a fault of the client's set-up, not of the
-        // network, so not an outage.
-        ureq::Error::ConnectionFailed => {
-            TransportError::Other("no connection could be set up".to_string())
-        }
-        other => TransportError::Other(other.to_string()),
-    }
-}
-
-fn classify_io(io_error: &io::Error) -> TransportError {
-    if let Some(tls_error) = io_error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        return classify_tls(tls_error);
-    }
-    let unreachable = match io_error.kind() {
-        io::ErrorKind::ConnectionRefused => Unreachable::ConnectionRefused,
-        // UnexpectedEof: the peer closed before the answer was complete (a crash, a cut
-        // link). Bytes that are not HTTP or not TLS are reported otherwise (Protocol,
-        // rustls), so this stays an outage only for a connection that just ended.
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof => Unreachable::ConnectionReset,
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Unreachable::TimedOut,
-        io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable
-        | io::ErrorKind::NetworkDown => Unreachable::NoRoute,
-        _ => return TransportError::Other(io_error.to_string()),
-    };
-    TransportError::Unreachable(unreachable)
-}
-
-fn classify_tls(tls_error: &rustls::Error) -> TransportError {
-    match tls_error {
-        rustls::Error::InvalidCertificate(reason) => {
-            TransportError::UntrustedCertificate(format!("{reason:?}"))
-        }
-        rustls::Error::NoCertificatesPresented => {
-            TransportError::UntrustedCertificate("no certificate presented".to_string())
-        }
-        other => TransportError::Tls(other.to_string()),
-    }
-}
-
-/// The system's name resolver, with every failure reported as `HostNotFound`. The
-/// standard library reports a failed `getaddrinfo` as an uncategorised I/O error, which
-/// could not be told from any other; a failed lookup is an outage, so it must be named.
-#[derive(Debug, Default)]
-struct NameLookup(DefaultResolver);
-
-impl Resolver for NameLookup {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        self.0
-            .resolve(uri, config, timeout)
-            .map_err(|error| match error {
-                ureq::Error::Io(_) => ureq::Error::HostNotFound,
-                other => other,
-            })
-    }
-}
-
-/// The agent for a configuration: ureq's own connectors, the resolver above.
-fn agent_with_named_lookups(config: ureq::config::Config) -> ureq::Agent {
-    ureq::Agent::with_parts(config, DefaultConnector::default(), NameLookup::default())
 }
 
 /// `name=value&…`, every name and value percent-encoded, in a buffer sized before anything
@@ -481,9 +320,11 @@ pub fn encode_form(fields: &[(&str, &str)]) -> SecretText {
         if index > 0 {
             encoded.push('&');
         }
-        percent_encode_into(name, &mut encoded);
+        // The encoder yields slices of its input and of a static table; pushed one by one
+        // into the buffer sized above, so no other buffer ever holds the password.
+        encoded.extend(utf8_percent_encode(name, NOT_UNRESERVED));
         encoded.push('=');
-        percent_encode_into(value, &mut encoded);
+        encoded.extend(utf8_percent_encode(value, NOT_UNRESERVED));
     }
     encoded
 }
@@ -511,66 +352,55 @@ pub fn encode_json(value: &serde_json::Value) -> Zeroizing<Vec<u8>> {
     encoded
 }
 
-/// Standard base64 (RFC 4648, with padding), for Basic authorization and PEM.
-pub fn base64(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(base64_len(bytes.len()));
-    base64_into(bytes, &mut out);
-    out
-}
-
-/// The length of the base64 text of `length` bytes.
-pub fn base64_len(length: usize) -> usize {
-    length.div_ceil(3) * 4
-}
-
-/// Appends the base64 text of `bytes` to `out`, which grows only if it has no room.
-pub fn base64_into(bytes: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let triple = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                let index = (triple >> (18 - 6 * position)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else {
-                out.push('=');
-            }
+/// `prefix` followed by the standard base64 (RFC 4648, padded) of `bytes`, in a buffer of
+/// exactly that size, wiped on drop: `bytes` may hold a password (Basic authorization).
+///
+/// base64's `encode_slice` writes straight into the buffer; `encode_string` would pass the
+/// text through a 1 KiB buffer on the stack first, which nothing wipes.
+pub fn prefixed_base64(prefix: &str, bytes: &[u8]) -> SecretText {
+    // `None` only for an input near usize::MAX bytes, which no password in memory is.
+    let Some(encoded_length) = base64::encoded_len(bytes.len(), true) else {
+        return secret_text(0);
+    };
+    let mut buffer = Zeroizing::new(vec![0u8; prefix.len() + encoded_length]);
+    buffer[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    if STANDARD
+        .encode_slice(bytes, &mut buffer[prefix.len()..])
+        .is_err()
+    {
+        // Cannot happen: the slice was sized by the function encode_slice checks against.
+        return secret_text(0);
+    }
+    // The buffer becomes the text without a copy: the Vec is taken out of its wrapper (an
+    // empty one stays behind) and checked as UTF-8 in place.
+    match String::from_utf8(std::mem::take(&mut *buffer)) {
+        Ok(text) => Zeroizing::new(text),
+        Err(refused) => {
+            // Cannot happen either (a &str and base64 are UTF-8); wiped all the same.
+            refused.into_bytes().zeroize();
+            secret_text(0)
         }
     }
 }
+
+/// The bytes RFC 3986 calls unreserved (`A-Z a-z 0-9 - _ . ~`) are the only ones left as
+/// they are; every other byte, non-ASCII ones included, is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(percent_encoded_len(text));
-    percent_encode_into(text, &mut out);
-    out
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~')
-}
-
-/// The length of `percent_encode(text)`.
+/// The length of `percent_encode(text)`, without encoding it into a buffer.
 fn percent_encoded_len(text: &str) -> usize {
-    text.bytes()
-        .map(|byte| if is_unreserved(byte) { 1 } else { 3 })
+    utf8_percent_encode(text, NOT_UNRESERVED)
+        .map(str::len)
         .sum()
-}
-
-/// Appends `percent_encode(text)` to `out` without a buffer of its own.
-fn percent_encode_into(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for byte in text.bytes() {
-        if is_unreserved(byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -607,105 +437,161 @@ mod tests {
     }
 
     #[test]
-    fn base64_into_fills_a_sized_buffer() {
-        let mut out = String::with_capacity(base64_len(6));
-        let before = out.as_ptr();
-        base64_into(b"foobar", &mut out);
-        assert_eq!(out, "Zm9vYmFy");
-        assert_eq!(out.as_ptr(), before);
+    fn base64_fills_a_buffer_of_exactly_its_size() {
+        let out = prefixed_base64("Basic ", b"foobar");
+        assert_eq!(out.as_str(), "Basic Zm9vYmFy");
+        assert_eq!(out.capacity(), out.len());
+        for (input, expected) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v")] {
+            assert_eq!(prefixed_base64("", input.as_bytes()).as_str(), expected);
+        }
     }
 
-    /// A URL with a character a URL cannot hold (a leftover `<instance>` placeholder, a
-    /// backtick, a tab) is a request that was never sent, not an outage.
-    #[test]
-    fn an_invalid_url_is_an_invalid_request_not_an_outage() {
-        for url in [
-            "https://<instance>.service-now.com/api",
-            "https://localhost/a`b",
-            "https://localhost/a\tb",
-        ] {
-            let invalid = url
-                .parse::<ureq::http::Uri>()
-                .expect_err("the URL is invalid");
-            let classified = classify(ureq::Error::Http(ureq::http::Error::from(invalid)));
-            assert!(
-                matches!(classified, TransportError::InvalidRequest(_)),
-                "{url:?}: {classified:?}"
+    mod retries {
+        use super::*;
+        use crate::fakes::{ManualClock, Wire, answer};
+
+        const URL: &str = "https://ticketing.example.com/api";
+
+        fn with_retry_after(status: u16, seconds: &str) -> HttpResponse {
+            HttpResponse {
+                headers: vec![("Retry-After".to_string(), seconds.to_string())],
+                ..answer(status, "")
+            }
+        }
+
+        fn get(
+            client: &HttpClient,
+            deadline: Deadline,
+            retries: &mut RetryBudget,
+        ) -> Result<HttpResponse, TransportError> {
+            client.send_with_retry(Method::Get, URL, &[], &Body::Empty, deadline, retries)
+        }
+
+        const REFUSED: TransportError = TransportError::Unreachable(Unreachable::ConnectionRefused);
+
+        #[test]
+        fn a_5xx_or_a_broken_connection_is_retried_at_once() {
+            for first in [
+                Ok(answer(503, "")),
+                Ok(answer(500, "")),
+                Err(REFUSED),
+                Err(TransportError::Unreachable(Unreachable::ConnectionReset)),
+            ] {
+                let clock = ManualClock::new();
+                let wire = Wire::new();
+                wire.expect(Method::Get, "/api", first).expect(
+                    Method::Get,
+                    "/api",
+                    Ok(answer(200, "ok")),
+                );
+                let mut retries = RetryBudget::for_check();
+                let deadline = Deadline::new(&clock, Duration::from_secs(10));
+                let result = get(&wire.client(), deadline, &mut retries);
+                assert_eq!(result.map(|response| response.status), Ok(200));
+                assert!(retries.is_spent());
+                assert_eq!(wire.sent().len(), 2);
+                assert!(clock.slept().iter().all(Duration::is_zero), "no pause");
+            }
+        }
+
+        /// The budget belongs to the check, not to a request: once a log-on has used the
+        /// retry, the query that follows gets none.
+        #[test]
+        fn one_retry_per_check_whichever_request_spends_it() {
+            let clock = ManualClock::new();
+            let wire = Wire::new();
+            wire.expect(Method::Get, "/api", Ok(answer(503, "")))
+                .expect(Method::Get, "/api", Ok(answer(200, "token")))
+                .expect(Method::Get, "/api", Err(REFUSED));
+            let client = wire.client();
+            let deadline = Deadline::new(&clock, Duration::from_secs(10));
+            let mut retries = RetryBudget::for_check();
+            assert_eq!(
+                get(&client, deadline, &mut retries).map(|response| response.status),
+                Ok(200)
             );
-        }
-    }
-
-    /// What ureq reports for each misbehaving server (see tests/ticket_gate.rs for the
-    /// same through libpam), mapped by variant. ureq's `Protocol` errors come from a crate
-    /// of its own and are covered there.
-    #[test]
-    fn only_unreachable_servers_are_outages() {
-        let io = |kind: io::ErrorKind| ureq::Error::Io(io::Error::from(kind));
-        let tls = |error: rustls::Error| {
-            ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, error))
-        };
-        let outages = [
-            (
-                io(io::ErrorKind::ConnectionRefused),
-                Unreachable::ConnectionRefused,
-            ),
-            (
-                io(io::ErrorKind::ConnectionReset),
-                Unreachable::ConnectionReset,
-            ),
-            (
-                io(io::ErrorKind::UnexpectedEof),
-                Unreachable::ConnectionReset,
-            ),
-            (io(io::ErrorKind::TimedOut), Unreachable::TimedOut),
-            (io(io::ErrorKind::HostUnreachable), Unreachable::NoRoute),
-            (ureq::Error::HostNotFound, Unreachable::NameResolution),
-            (
-                ureq::Error::Timeout(ureq::Timeout::Global),
-                Unreachable::TimedOut,
-            ),
-        ];
-        for (error, expected) in outages {
-            assert_eq!(classify(error), TransportError::Unreachable(expected));
-        }
-        let not_outages = [
-            ureq::Error::BodyExceedsLimit(1 << 20),
-            ureq::Error::LargeResponseHeader(70_000, 65_536),
-            tls(rustls::Error::AlertReceived(
-                rustls::AlertDescription::HandshakeFailure,
-            )),
-            tls(rustls::Error::InvalidMessage(
-                rustls::InvalidMessage::InvalidContentType,
-            )),
-            tls(rustls::Error::PeerIncompatible(
-                rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13,
-            )),
-            ureq::Error::ConnectProxyFailed("proxy server responded 407/407".to_string()),
-            ureq::Error::ConnectionFailed,
-            io(io::ErrorKind::InvalidData),
-            io(io::ErrorKind::PermissionDenied),
-        ];
-        for error in not_outages {
-            let shown = format!("{error:?}");
-            let classified = classify(error);
-            assert!(
-                !matches!(classified, TransportError::Unreachable(_)),
-                "{shown} must not be an outage: {classified:?}"
+            assert_eq!(
+                get(&client, deadline, &mut retries).map(|response| response.status),
+                Err(REFUSED)
             );
+            assert_eq!(wire.sent().len(), 3);
+            // A new check has its own retry.
+            wire.expect(Method::Get, "/api", Err(REFUSED)).expect(
+                Method::Get,
+                "/api",
+                Ok(answer(200, "")),
+            );
+            let mut next_check = RetryBudget::for_check();
+            assert!(get(&client, deadline, &mut next_check).is_ok());
         }
-    }
 
-    /// std reports a failed getaddrinfo as an uncategorised I/O error; the resolver names it.
-    #[test]
-    fn a_failed_name_lookup_is_named() {
-        let uri: ureq::http::Uri = "https://nonexistent-host.invalid/"
-            .parse()
-            .expect("a valid URI");
-        let config = ureq::Agent::config_builder().build();
-        let result = NameLookup::default().resolve(&uri, &config, NextTimeout::default());
-        assert!(
-            matches!(result, Err(ureq::Error::HostNotFound)),
-            "{result:?}"
-        );
+        #[test]
+        fn a_429_waits_for_retry_after_only_when_it_fits() {
+            let clock = ManualClock::new();
+            let wire = Wire::new();
+            wire.expect(Method::Get, "/api", Ok(with_retry_after(429, "3")))
+                .expect(Method::Get, "/api", Ok(answer(200, "")));
+            let deadline = Deadline::new(&clock, Duration::from_secs(10));
+            let mut retries = RetryBudget::for_check();
+            assert!(get(&wire.client(), deadline, &mut retries).is_ok());
+            assert_eq!(clock.slept(), vec![Duration::from_secs(3)]);
+
+            // Retry-After past the deadline, or absent: the 429 is the answer.
+            for too_late in [with_retry_after(429, "30"), answer(429, "")] {
+                let clock = ManualClock::new();
+                let wire = Wire::new();
+                wire.expect(Method::Get, "/api", Ok(too_late));
+                let deadline = Deadline::new(&clock, Duration::from_secs(10));
+                let mut retries = RetryBudget::for_check();
+                let result = get(&wire.client(), deadline, &mut retries);
+                assert_eq!(result.map(|response| response.status), Ok(429));
+                assert!(!retries.is_spent());
+                assert!(clock.slept().is_empty());
+            }
+        }
+
+        #[test]
+        fn other_answers_and_failures_are_not_retried() {
+            for only in [
+                Ok(answer(404, "")),
+                Ok(answer(401, "")),
+                Err(TransportError::TIMED_OUT),
+                Err(TransportError::Tls("alert".to_string())),
+                Err(TransportError::Unreachable(Unreachable::NameResolution)),
+            ] {
+                let clock = ManualClock::new();
+                let wire = Wire::new();
+                wire.expect(Method::Get, "/api", only.clone());
+                let deadline = Deadline::new(&clock, Duration::from_secs(10));
+                let mut retries = RetryBudget::for_check();
+                assert_eq!(
+                    get(&wire.client(), deadline, &mut retries).map(|response| response.status),
+                    only.map(|response| response.status)
+                );
+                assert!(!retries.is_spent());
+            }
+        }
+
+        /// A first attempt that used up the deadline is not repeated, and nothing is sent
+        /// once the deadline has passed.
+        #[test]
+        fn nothing_is_sent_after_the_deadline() {
+            let clock = ManualClock::new();
+            let wire = Wire::on(&clock);
+            wire.expect_taking(Method::Get, "/api", Duration::from_secs(10), Err(REFUSED));
+            let deadline = Deadline::new(&clock, Duration::from_secs(10));
+            let mut retries = RetryBudget::for_check();
+            let status = |result: Result<HttpResponse, TransportError>| result.map(|r| r.status);
+            assert_eq!(
+                status(get(&wire.client(), deadline, &mut retries)),
+                Err(REFUSED)
+            );
+            assert!(!retries.is_spent());
+            assert_eq!(
+                status(get(&wire.client(), deadline, &mut retries)),
+                Err(TransportError::TIMED_OUT)
+            );
+            assert_eq!(wire.sent().len(), 1);
+        }
     }
 }

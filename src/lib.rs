@@ -9,7 +9,11 @@ pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod bypass;
+pub mod clock;
 pub mod config;
+pub mod conversation;
+#[cfg(test)]
+mod fakes;
 pub mod flow;
 pub mod http;
 pub mod json;
@@ -20,6 +24,7 @@ pub mod sanitise;
 pub mod secret;
 pub mod secure_file;
 pub mod ticket;
+pub mod token_cache;
 pub mod trust;
 pub mod url;
 
@@ -31,7 +36,8 @@ use pam::module::{PamHandle, PamHooks};
 use pam::pam_hooks;
 
 use crate::audit::{AuditRecord, AuditSink, Decision, SystemAudit};
-use crate::flow::{Flow, Outcome, SystemClock};
+use crate::clock::{Clock, SystemClock};
+use crate::flow::{Flow, Outcome};
 use crate::login::Login;
 
 struct PamTicket;
@@ -203,7 +209,7 @@ fn configuration_failed(
 
 fn error_record(user: &str, service: &Option<String>, reason: String) -> AuditRecord {
     AuditRecord {
-        time: chrono::Utc::now(),
+        time: SystemClock.now(),
         decision: Decision::Error,
         user: backend::sanitise(user),
         rhost: None,

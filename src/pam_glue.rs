@@ -8,7 +8,7 @@ use pam::conv::Conv;
 use pam::items::{RHost, Service, User};
 use pam::module::PamHandle;
 
-use crate::flow::{Conversation, ConversationFailed};
+use crate::conversation::{Conversation, ConversationFailed};
 use crate::secret::Secret;
 
 #[link(name = "pam")]

@@ -29,17 +29,24 @@ pub fn is_trusted_owner(uid: u32) -> bool {
     uid == 0 || uid == unsafe { libc::geteuid() }
 }
 
-/// Checks an opened file's metadata against the policy.
-pub fn check(path: &Path, metadata: &fs::Metadata, readers: Readers) -> Result<(), String> {
-    if !metadata.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
+/// Why an opened file's owner or mode does not pass: the one rule of this module, which
+/// each caller words for its own context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untrusted {
+    /// Owned by a user other than root (or the user the module runs as).
+    Owner { uid: u32 },
+    /// Group or others have a permission bit that `readers` forbids.
+    Mode { mode: u32, readers: Readers },
+}
+
+/// The owner and mode rule, on the metadata of an opened file or folder: owned by root (or
+/// by the user the module runs as, see [`is_trusted_owner`]); never writable by group or
+/// others; for [`Readers::OwnerOnly`] not readable or searchable by them either.
+pub fn owner_and_mode(metadata: &fs::Metadata, readers: Readers) -> Result<(), Untrusted> {
     if !is_trusted_owner(metadata.uid()) {
-        return Err(format!(
-            "{} must be owned by root (owner uid is {})",
-            path.display(),
-            metadata.uid()
-        ));
+        return Err(Untrusted::Owner {
+            uid: metadata.uid(),
+        });
     }
     let mode = metadata.mode() & 0o7777;
     let forbidden = match readers {
@@ -47,16 +54,32 @@ pub fn check(path: &Path, metadata: &fs::Metadata, readers: Readers) -> Result<(
         Readers::Anyone => 0o022,
     };
     if mode & forbidden != 0 {
-        let (what, fix) = match readers {
-            Readers::OwnerOnly => ("readable or writable by group or others", "chmod 600"),
-            Readers::Anyone => ("writable by group or others", "chmod go-w"),
-        };
-        return Err(format!(
-            "{} must not be {what} (mode is {mode:04o}; run {fix})",
-            path.display()
-        ));
+        return Err(Untrusted::Mode { mode, readers });
     }
     Ok(())
+}
+
+/// Checks an opened file's metadata against the policy.
+pub fn check(path: &Path, metadata: &fs::Metadata, readers: Readers) -> Result<(), String> {
+    if !metadata.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    owner_and_mode(metadata, readers).map_err(|untrusted| match untrusted {
+        Untrusted::Owner { uid } => format!(
+            "{} must be owned by root (owner uid is {uid})",
+            path.display()
+        ),
+        Untrusted::Mode { mode, readers } => {
+            let (what, fix) = match readers {
+                Readers::OwnerOnly => ("readable or writable by group or others", "chmod 600"),
+                Readers::Anyone => ("writable by group or others", "chmod go-w"),
+            };
+            format!(
+                "{} must not be {what} (mode is {mode:04o}; run {fix})",
+                path.display()
+            )
+        }
+    })
 }
 
 /// Checks an opened folder that files deciding security are written into (the audit
@@ -68,19 +91,12 @@ pub fn check_directory(metadata: &fs::Metadata) -> Result<(), String> {
     if !metadata.is_dir() {
         return Err("not a folder".to_string());
     }
-    if !is_trusted_owner(metadata.uid()) {
-        return Err(format!(
-            "it is owned by uid {}, not by root",
-            metadata.uid()
-        ));
-    }
-    let mode = metadata.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(format!(
-            "group or others may write to it (mode is {mode:04o}; run chmod go-w)"
-        ));
-    }
-    Ok(())
+    owner_and_mode(metadata, Readers::Anyone).map_err(|untrusted| match untrusted {
+        Untrusted::Owner { uid } => format!("it is owned by uid {uid}, not by root"),
+        Untrusted::Mode { mode, .. } => {
+            format!("group or others may write to it (mode is {mode:04o}; run chmod go-w)")
+        }
+    })
 }
 
 /// Opens and reads a file after checking it. `follow_symlinks` is false for secrets, so a

@@ -10,6 +10,7 @@
 //!
 //! They run in waves of [`WAVE`], so that the machine is loaded but not starved; every
 //! login of a wave is started before any is waited for.
+#![allow(clippy::disallowed_methods)] // times real logins in real processes
 
 mod support;
 

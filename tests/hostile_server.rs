@@ -19,6 +19,7 @@
 //! - what the server received (nothing at all when the failure comes before HTTP).
 //!
 //! Run with `--nocapture` to see the table with every verdict.
+#![allow(clippy::disallowed_methods)] // times real logins in real processes
 
 mod support;
 

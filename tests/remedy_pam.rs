@@ -476,6 +476,7 @@ fn an_open_cache_directory_is_not_used() {
 
 /// 50 PAM logins at once: one log-on request, every query with the same token.
 #[test]
+#[allow(clippy::disallowed_methods)] // real time, for the report line
 fn fifty_concurrent_logins_cause_one_log_on() {
     let gate = Arc::new(RemedyGate::new());
     let service = gate.service("Timeout=20\n");
@@ -630,7 +631,8 @@ fn the_simulator_really_widens_an_injected_qualification() {
     let gate = RemedyGate::new();
     let bundle = pam_ticket::trust::load(&gate.pki.ca_pem_path()).expect("CA bundle");
     let client = pam_ticket::http::HttpClient::new(Some(&bundle), None).expect("client");
-    let deadline = || pam_ticket::http::Deadline::after(Duration::from_secs(5));
+    let deadline =
+        || pam_ticket::http::Deadline::new(&pam_ticket::clock::SystemClock, Duration::from_secs(5));
     let login = client
         .send(
             pam_ticket::http::Method::Post,

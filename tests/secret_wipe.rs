@@ -182,8 +182,9 @@ fn secrets_are_wiped_before_their_memory_is_freed() {
     let directory = std::env::temp_dir().join(format!("pam_ticket-wipe-{}", std::process::id()));
     let _ = fs::remove_dir_all(&directory);
     fs::create_dir_all(&directory).expect("a scratch directory");
-    let cache = remedy::TokenCache::new(
+    let cache = pam_ticket::token_cache::TokenCache::new(
         directory.join("cache"),
+        pam_ticket::token_cache::TokenKind::RemedyJwt,
         "https://remedy.example.com",
         "svc_pam_ticket",
         Duration::from_secs(3300),

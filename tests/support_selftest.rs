@@ -225,6 +225,7 @@ fn status_and_fail_first_faults() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // times real servers
 fn hang_faults_time_out_and_drop_unblocks_them() {
     let dir = TestDir::new("hang");
     let pki = TestPki::generate(dir.path());
@@ -258,6 +259,7 @@ fn hang_faults_time_out_and_drop_unblocks_them() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // times real servers
 fn broken_responses_surface_as_client_errors() {
     let dir = TestDir::new("broken");
     let pki = TestPki::generate(dir.path());

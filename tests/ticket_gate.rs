@@ -1406,7 +1406,10 @@ fn the_simulator_really_widens_an_injected_query() {
                 &url,
                 &[("Authorization", &authorization)],
                 &pam_ticket::http::Body::Empty,
-                pam_ticket::http::Deadline::after(Duration::from_secs(5)),
+                pam_ticket::http::Deadline::new(
+                    &pam_ticket::clock::SystemClock,
+                    Duration::from_secs(5),
+                ),
             )
             .expect("answer");
         let document: Value = serde_json::from_slice(&response.body).expect("json");

@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::x509::{CertificateFacts, ParseError, parse_certificate, to_pem};
+use crate::clock::{Clock, SystemClock};
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::trust::SYSTEM_CA_BUNDLES;
 
@@ -250,7 +251,7 @@ pub fn append_to_bundle(
         return Ok(report);
     }
 
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     let backup = match &existing {
         Some(_) => Some(backup_copy(
             bundle,

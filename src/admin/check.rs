@@ -2,12 +2,11 @@
 //! effective settings (secrets masked), then makes one request through the module's own
 //! backend to prove that the account and the TLS trust work.
 
-use std::time::Instant;
-
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
 use crate::backend::{self, BadAnswer, LookupError, Outage, PROBE_TICKET, ProbeLine};
+use crate::clock::{Clock, Deadline, SystemClock};
 use crate::config::{Config, Credentials, FailMode, KEYS, Key};
-use crate::http::{Deadline, TransportError, Unreachable};
+use crate::http::{TransportError, Unreachable};
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
@@ -212,9 +211,10 @@ fn probe(config: &Config) -> i32 {
             optional(config.system_url.as_ref()),
         ),
     }
-    let started = Instant::now();
-    let result = source.probe(Deadline::after(config.timeout));
-    let elapsed = started.elapsed().as_millis();
+    let clock = SystemClock;
+    let started = clock.monotonic();
+    let result = source.probe(Deadline::new(&clock, config.timeout));
+    let elapsed = clock.since(started).as_millis();
     let tls_ok = "  OK    TLS: the server's certificate verified against the trusted CAs";
     let fail = |tls_verified: bool, what: String| {
         if tls_verified {

@@ -1,13 +1,15 @@
 //! `pam-ticket test`: runs the module's login flow (the same `Flow`, backend and policy)
 //! for one user and one answer, without PAM, and prints every step with its verdict.
 
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
 use crate::audit::{AuditRecord, AuditSink, SystemAudit};
 use crate::backend::{self, Lookup, LookupError, TicketSource};
 use crate::bypass;
-use crate::flow::{Clock, Conversation, ConversationFailed, Flow, Outcome};
+use crate::flow::{Clock, Conversation, ConversationFailed, Flow, Outcome, SystemClock};
 use crate::http::Deadline;
 use crate::login::Login;
 use crate::policy::{self, Verdict};
@@ -132,7 +134,7 @@ pub fn run(arguments: &[String]) -> i32 {
     let mut recording = source
         .as_deref_mut()
         .map(|inner| Recording { inner, seen: None });
-    let now = Utc::now();
+    let now = SystemClock.now();
     let mut conversation = OneAnswer {
         answer: Some(answer),
         shown: Vec::new(),
@@ -399,8 +401,9 @@ impl TicketSource for Recording<'_> {
         id: &TicketId,
         login: &Login,
         deadline: Deadline,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        let result = self.inner.lookup(id, login, deadline);
+        let result = self.inner.lookup(id, login, deadline, audit);
         self.seen = Some(result.clone());
         result
     }
@@ -424,13 +427,28 @@ impl AuditSink for Capture {
             sink.debug(message);
         }
     }
+    /// Warnings reach syslog with or without --audit, as the module's do: they are not
+    /// records, and they say what an administrator should fix.
+    fn warn(&mut self, message: &str) {
+        match &mut self.forward {
+            Some(sink) => sink.warn(message),
+            None => SystemAudit::new(None, false).warn(message),
+        }
+    }
 }
 
-/// One "now" for the Flow and the report's re-evaluation, so both see the same window.
+/// One "now" for the Flow and the report's re-evaluation, so both see the same window;
+/// deadlines and pauses run on the system's clock, as the module's do.
 struct FixedClock(DateTime<Utc>);
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         self.0
+    }
+    fn monotonic(&self) -> Instant {
+        SystemClock.monotonic()
+    }
+    fn sleep(&self, duration: Duration) {
+        SystemClock.sleep(duration);
     }
 }

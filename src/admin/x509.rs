@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 /// What the CA tool needs to know about one certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateFacts {
@@ -238,7 +241,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// PEM text for one DER certificate, 64 characters a line.
 pub fn to_pem(der: &[u8]) -> String {
-    let encoded = crate::http::base64(der);
+    let encoded = STANDARD.encode(der);
     let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in encoded.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(line));

@@ -8,6 +8,7 @@ pub mod servicenow;
 
 use std::fmt;
 
+use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::http::{Deadline, HttpResponse, TransportError, Unreachable, retry_after};
 use crate::login::Login;
@@ -235,11 +236,14 @@ pub trait TicketSource {
     fn system_name(&self) -> &str;
 
     /// Looks one ticket up. Every request it makes must finish before `deadline`.
+    /// Problems that change no decision (a token cache that cannot be used) are warned
+    /// about through `audit`.
     fn lookup(
         &mut self,
         id: &TicketId,
         login: &Login,
         deadline: Deadline,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError>;
 
     /// For `pam-ticket check`: one exchange that proves that the account and the TLS trust
@@ -251,7 +255,14 @@ pub trait TicketSource {
     /// request and only reads; a source with sessions, a cache or side effects overrides it.
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
         let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
-        let found = probe_answer(self.lookup(&probe_id(TicketKind::Incident), &login, deadline))?;
+        // A source that warns overrides this probe; any warning would reach syslog.
+        let mut warnings = crate::audit::SystemAudit::new(None, false);
+        let found = probe_answer(self.lookup(
+            &probe_id(TicketKind::Incident),
+            &login,
+            deadline,
+            &mut warnings,
+        ))?;
         Ok(vec![ProbeLine::Ok(found)])
     }
 }

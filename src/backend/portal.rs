@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 use super::{
     BadAnswer, Lookup, LookupError, ProbeLine, TicketSource, bad_response, sanitise, status_error,
 };
+use crate::audit::AuditSink;
 use crate::config::PortalSettings;
 use crate::http::TransportError;
 use crate::http::percent_encode;
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::login::{Login, Target};
 use crate::secret::Secret;
 use crate::ticket::TicketId;
@@ -54,7 +55,7 @@ impl Portal {
     }
 
     /// Logs the gateway user on; the token is kept in a wiped buffer.
-    fn logon(&self, deadline: Deadline) -> Result<Secret, LookupError> {
+    fn logon(&self, deadline: Deadline, retries: &mut RetryBudget) -> Result<Secret, LookupError> {
         let account = &self.settings.account;
         let password = account
             .password
@@ -77,6 +78,7 @@ impl Portal {
             &[("Accept", "application/json")],
             &Body::Json(&body),
             deadline,
+            retries,
         );
         // The JSON value holds a copy of the password; wipe it before anything else.
         crate::json::wipe_strings(&mut body);
@@ -117,12 +119,22 @@ impl Portal {
 
     /// `GET /API/Accounts?limit=1` with no search: the `count` is every account the
     /// gateway user may list. Only the count is read; no password is ever asked for.
-    fn count_accounts(&self, token: &str, deadline: Deadline) -> Result<u64, LookupError> {
+    fn count_accounts(
+        &self,
+        token: &str,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<u64, LookupError> {
         let headers = [("Accept", "application/json"), ("Authorization", token)];
         let url = format!("{}?limit=1", self.url("/API/Accounts"));
-        let response =
-            self.client
-                .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline)?;
+        let response = self.client.send_with_retry(
+            Method::Get,
+            &url,
+            &headers,
+            &Body::Empty,
+            deadline,
+            retries,
+        )?;
         if response.status != 200 {
             return Err(error_for_status(&response));
         }
@@ -140,6 +152,7 @@ impl Portal {
         login: &Login,
         target: &Target,
         deadline: Deadline,
+        retries: &mut RetryBudget,
     ) -> Result<Lookup, LookupError> {
         let headers = [("Accept", "application/json"), ("Authorization", token)];
         let wanted_address = account_address(target);
@@ -149,9 +162,14 @@ impl Portal {
             self.url("/API/Accounts"),
             percent_encode(&search)
         );
-        let response =
-            self.client
-                .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline)?;
+        let response = self.client.send_with_retry(
+            Method::Get,
+            &url,
+            &headers,
+            &Body::Empty,
+            deadline,
+            retries,
+        )?;
         let account = pick_account(&response, &target.user, wanted_address)?;
 
         let reason = expand_reason(&self.settings.reason_template, login, target);
@@ -188,6 +206,7 @@ impl TicketSource for Portal {
         id: &TicketId,
         login: &Login,
         deadline: Deadline,
+        _audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         // The flow refuses a login without a target before it prompts; this is the same
         // refusal for any other caller.
@@ -204,12 +223,20 @@ impl TicketSource for Portal {
                 ),
             });
         }
-        let token = self.logon(deadline)?;
+        let mut retries = RetryBudget::for_check();
+        let token = self.logon(deadline, &mut retries)?;
         let Some(token_text) = token.as_str() else {
             return Err(bad_response("the logon token is not text"));
         };
         let exchange_deadline = keep_back(deadline);
-        let result = self.in_session(token_text, id, login, target, exchange_deadline);
+        let result = self.in_session(
+            token_text,
+            id,
+            login,
+            target,
+            exchange_deadline,
+            &mut retries,
+        );
         let _ = self.logoff(&token, deadline);
         result
     }
@@ -218,11 +245,12 @@ impl TicketSource for Portal {
     /// target are involved and Retrieve is never called, so the check cannot release a
     /// password or leave a line in the vault's password audit.
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
-        let token = self.logon(deadline)?;
+        let mut retries = RetryBudget::for_check();
+        let token = self.logon(deadline, &mut retries)?;
         let Some(token_text) = token.as_str() else {
             return Err(bad_response("the logon token is not text"));
         };
-        let counted = self.count_accounts(token_text, keep_back(deadline));
+        let counted = self.count_accounts(token_text, keep_back(deadline), &mut retries);
         let logged_off = self.logoff(&token, deadline);
         let mut lines = vec![ProbeLine::Ok(format!(
             "logged on to the portal as {} ({} authentication)",

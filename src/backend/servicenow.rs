@@ -4,10 +4,11 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_error};
+use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, percent_encode};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
-use crate::secret::{SecretText, secret_text};
+use crate::secret::SecretText;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 pub struct ServiceNow {
@@ -58,6 +59,7 @@ impl TicketSource for ServiceNow {
         id: &TicketId,
         _login: &Login,
         deadline: Deadline,
+        _audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         // Decodes to the password: wiped (on drop) as soon as the request is over.
         let authorization = basic_authorization(&self.account);
@@ -71,6 +73,7 @@ impl TicketSource for ServiceNow {
             &headers,
             &Body::Empty,
             deadline,
+            &mut RetryBudget::for_check(),
         );
         drop(authorization);
         interpret(id, &response?).map(Lookup::Found)
@@ -195,10 +198,7 @@ pub fn basic_authorization(account: &Credentials) -> SecretText {
     raw.extend_from_slice(account.username.as_bytes());
     raw.push(b':');
     raw.extend_from_slice(password);
-    let mut header = secret_text("Basic ".len() + crate::http::base64_len(raw.len()));
-    header.push_str("Basic ");
-    crate::http::base64_into(&raw, &mut header);
-    header
+    crate::http::prefixed_base64("Basic ", &raw)
 }
 
 #[cfg(test)]
@@ -231,7 +231,10 @@ mod tests {
             ("foo", "Zm9v"),
             ("foobar", "Zm9vYmFy"),
         ] {
-            assert_eq!(crate::http::base64(input.as_bytes()), expected);
+            assert_eq!(
+                crate::http::prefixed_base64("", input.as_bytes()).as_str(),
+                expected
+            );
         }
     }
 

@@ -56,6 +56,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use pam_ticket::clock::SystemClock;
 use pam_ticket::config::Credentials;
 use pam_ticket::http::{Body, Deadline, HttpClient};
 use pam_ticket::secret::Secret;
@@ -495,7 +496,7 @@ impl PortalSim {
                     ("Authorization", &authorization),
                 ],
                 &Body::Empty,
-                Deadline::after(Duration::from_secs(5)),
+                Deadline::new(&SystemClock, Duration::from_secs(5)),
             )
             .map_err(|error| TicketProblem::Unreachable(error.to_string()))?;
         if response.status != 200 {

@@ -1,0 +1,370 @@
+//! BMC Remedy (Helix ITSM) through the AR System REST API: a JWT from `/api/jwt/login`,
+//! kept in a root-only cache file shared by every sshd process, then one qualified
+//! `GET /api/arsys/v1/entry/{form}` per ticket.
+//!
+//! sshd forks a process per connection, so the token lives in a file under
+//! `CacheDirectory`, and a `flock` on a lock file beside it makes sure that a burst of
+//! logins causes one `/api/jwt/login`, not one per login. The token is reused until
+//! `RemedyTokenLifetime` has passed, replaced once when the server answers 401, and logged
+//! off only when it is replaced (or when it could not be cached at all).
+
+mod wire;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use self::wire::{
+    ArMessage, ar_error, form_for, interpret, parse_ar_date, qualification, query_url, read_token,
+};
+use self::wire::{authorization, error_detail};
+use super::{
+    Lookup, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource, bad_response, probe_answer,
+    probe_id, sanitise,
+};
+use crate::audit::AuditSink;
+use crate::config::{BaseUrl, Credentials, RemedySettings};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
+use crate::login::Login;
+use crate::secret::Secret;
+use crate::ticket::{TicketId, TicketKind};
+use crate::token_cache::{CacheMiss, LockError, TokenCache, TokenKind};
+
+/// The most a log-off may add to a login: it is housekeeping, not part of the decision.
+const LOGOFF_BUDGET: Duration = Duration::from_secs(2);
+
+pub struct Remedy {
+    client: HttpClient,
+    base_url: BaseUrl,
+    account: Credentials,
+    settings: RemedySettings,
+    cache: TokenCache,
+}
+
+impl Remedy {
+    pub fn new(
+        client: HttpClient,
+        base_url: BaseUrl,
+        account: Credentials,
+        settings: RemedySettings,
+        cache_directory: PathBuf,
+    ) -> Remedy {
+        let cache = TokenCache::new(
+            cache_directory,
+            TokenKind::RemedyJwt,
+            &base_url.base,
+            &account.username,
+            settings.token_lifetime,
+        );
+        Remedy {
+            client,
+            base_url,
+            account,
+            settings,
+            cache,
+        }
+    }
+
+    pub fn query_url(&self, id: &TicketId) -> String {
+        query_url(&self.base_url, &self.settings, id)
+    }
+
+    /// A token to use: the cached one while it is young enough and not the one the server
+    /// just rejected, else a new one from a log-on made under the cache lock, so that of
+    /// many logins at once only the first logs on.
+    ///
+    /// A cache that cannot be used never fails the login: the problem goes to `audit` as
+    /// a warning, and the login logs on without the cache.
+    fn session(
+        &self,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
+        rejected: Option<&Secret>,
+    ) -> Result<Session, LookupError> {
+        let clock = deadline.clock();
+        if let Err(problem) = self.cache.prepare_directory() {
+            audit.warn(&format!(
+                "Remedy token cache unusable, logging on without it: {problem}"
+            ));
+            return self.uncached_session(deadline, retries);
+        }
+        if rejected.is_none()
+            && let Ok(cached) = self.cache.read()
+            && self.cache.is_fresh(cached.obtained, clock.unix_seconds())
+        {
+            return Ok(Session::cached(cached.token));
+        }
+        let guard = match self.cache.lock(deadline) {
+            Ok(guard) => guard,
+            Err(LockError::TimedOut) => {
+                return Err(LookupError::Unavailable(Outage::TokenLockTimedOut));
+            }
+            Err(LockError::Unusable(problem)) => {
+                audit.warn(&format!(
+                    "Remedy token cache lock unusable, logging on without the cache: {problem}"
+                ));
+                return self.uncached_session(deadline, retries);
+            }
+        };
+        // Another process may have logged on while this one waited for the lock.
+        let mut retired = Vec::new();
+        match self.cache.read() {
+            Ok(cached) if rejected != Some(&cached.token) => {
+                if self.cache.is_fresh(cached.obtained, clock.unix_seconds()) {
+                    return Ok(Session::cached(cached.token));
+                }
+                // Aged out here but probably still alive on the server: log it off once
+                // it has been replaced.
+                retired.push(cached.token);
+            }
+            // The token the server just refused: nothing to log off.
+            Ok(_) => {}
+            Err(CacheMiss::Absent) => {}
+            Err(CacheMiss::Ignored(problem)) => {
+                audit.warn(&format!(
+                    "Remedy token cache ignored and rebuilt: {problem}"
+                ));
+            }
+        }
+        let token = self.log_on(deadline, retries)?;
+        let cached = match self.cache.write(&token, clock.unix_seconds()) {
+            Ok(()) => true,
+            Err(problem) => {
+                audit.warn(&format!("Remedy token cache not written: {problem}"));
+                false
+            }
+        };
+        drop(guard);
+        Ok(Session {
+            token,
+            cached,
+            retired,
+        })
+    }
+
+    /// A log-on whose token no other process will see, so it is logged off after use.
+    fn uncached_session(
+        &self,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<Session, LookupError> {
+        Ok(Session {
+            token: self.log_on(deadline, retries)?,
+            cached: false,
+            retired: Vec::new(),
+        })
+    }
+
+    /// `POST /api/jwt/login`; the answer's body is the token.
+    fn log_on(&self, deadline: Deadline, retries: &mut RetryBudget) -> Result<Secret, LookupError> {
+        let Some(password) = self.account.password.as_str() else {
+            return Err(LookupError::Misconfigured {
+                detail: format!(
+                    "the password in {} is not valid UTF-8",
+                    self.account.source.display()
+                ),
+            });
+        };
+        let form = [
+            ("username", self.account.username.as_str()),
+            ("password", password),
+        ];
+        let response = self.client.send_with_retry(
+            Method::Post,
+            &self.base_url.join("/api/jwt/login"),
+            &[("Accept", "text/plain, application/json")],
+            &Body::Form(&form),
+            deadline,
+            retries,
+        )?;
+        read_token(response)
+    }
+
+    /// `POST /api/jwt/logout`, best effort: its outcome changes nothing for a login, and
+    /// is returned only for `pam-ticket check` to report.
+    fn log_off(&self, token: &Secret, deadline: Deadline) -> Result<(), String> {
+        if deadline.remaining().is_none() {
+            return Err("no time left before the deadline".to_string());
+        }
+        let Some(authorization) = authorization(token) else {
+            return Err("the token is not valid text".to_string());
+        };
+        let response = self
+            .client
+            .send(
+                Method::Post,
+                &self.base_url.join("/api/jwt/logout"),
+                &[("Authorization", authorization.as_str())],
+                &Body::Empty,
+                deadline.within(LOGOFF_BUDGET),
+            )
+            .map_err(|error| error.to_string())?;
+        if (200..300).contains(&response.status) {
+            Ok(())
+        } else {
+            Err(format!(
+                "HTTP {}{}",
+                response.status,
+                match error_detail(&response) {
+                    detail if detail.is_empty() => String::new(),
+                    detail => format!(": {detail}"),
+                }
+            ))
+        }
+    }
+
+    fn query(
+        &self,
+        url: &str,
+        token: &Secret,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<HttpResponse, LookupError> {
+        let authorization =
+            authorization(token).ok_or_else(|| bad_response("the token is not valid text"))?;
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        Ok(self.client.send_with_retry(
+            Method::Get,
+            url,
+            &headers,
+            &Body::Empty,
+            deadline,
+            retries,
+        )?)
+    }
+
+    /// Logs off whatever this lookup replaced or could not cache.
+    fn finish(&self, session: Session, deadline: Deadline) {
+        for token in &session.retired {
+            let _ = self.log_off(token, deadline);
+        }
+        if !session.cached {
+            let _ = self.log_off(&session.token, deadline);
+        }
+    }
+}
+
+impl TicketSource for Remedy {
+    fn system_name(&self) -> &str {
+        "BMCRemedy"
+    }
+
+    fn lookup(
+        &mut self,
+        id: &TicketId,
+        _login: &Login,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<Lookup, LookupError> {
+        let url = self.query_url(id);
+        let mut retries = RetryBudget::for_check();
+        let mut session = self.session(deadline, &mut retries, audit, None)?;
+        let mut response = self.query(&url, &session.token, deadline, &mut retries);
+        if matches!(&response, Ok(answer) if answer.status == 401) {
+            // The token expired or was revoked on the server: log on again once and retry
+            // once. The refused token is not logged off; the server has already dropped it.
+            let refused = session;
+            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
+                Ok(renewed) => {
+                    session = Session {
+                        retired: refused.retired,
+                        ..renewed
+                    };
+                    response = self.query(&url, &session.token, deadline, &mut retries);
+                }
+                Err(error) => {
+                    self.finish(
+                        Session {
+                            cached: true,
+                            ..refused
+                        },
+                        deadline,
+                    );
+                    return Err(error);
+                }
+            }
+        }
+        let (form, id_field, _) = form_for(&self.settings, id.kind);
+        let result = response.and_then(|answer| {
+            interpret(id, &self.settings, form, id_field, &answer).map(Lookup::Found)
+        });
+        self.finish(session, deadline);
+        result
+    }
+
+    /// A log-on of its own (never the cached token: a token cached before the password
+    /// changed would prove nothing), a query of [`PROBE_TICKET`] on the incident form and
+    /// on the change form (so that a misspelt form name shows here, not at a login), and
+    /// a log-off. The token cache is neither read nor written, nor its directory created,
+    /// so a check run by hand, perhaps by another user or with another account file, can
+    /// never leave a token or a wrongly owned file for the module to trip over.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let mut retries = RetryBudget::for_check();
+        let token = self.log_on(deadline, &mut retries)?;
+        let mut lines = vec![ProbeLine::Ok(format!(
+            "logged on as {} (POST /api/jwt/login)",
+            sanitise(&self.account.username)
+        ))];
+        let mut outcome = Ok(());
+        for kind in [TicketKind::Incident, TicketKind::Change] {
+            let id = probe_id(kind);
+            let (form, id_field, _) = form_for(&self.settings, kind);
+            let answer = self
+                .query(&self.query_url(&id), &token, deadline, &mut retries)
+                .and_then(|answer| interpret(&id, &self.settings, form, id_field, &answer))
+                .map(Lookup::Found);
+            match answer {
+                Err(LookupError::NotFound) => lines.push(ProbeLine::Ok(format!(
+                    "form {form:?} answered a query on {id_field:?} (no entry {PROBE_TICKET}, as expected)"
+                ))),
+                other => match probe_answer(other) {
+                    Ok(_) => lines.push(ProbeLine::Ok(format!(
+                        "form {form:?} answered a query on {id_field:?}"
+                    ))),
+                    Err(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                },
+            }
+        }
+        let logged_off = self.log_off(&token, deadline);
+        outcome?;
+        lines.push(match logged_off {
+            Ok(()) => ProbeLine::Ok("logged off (POST /api/jwt/logout)".to_string()),
+            Err(problem) => ProbeLine::Problem(format!(
+                "the log-off failed ({problem}); replaced tokens would stay alive on the server until they expire"
+            )),
+        });
+        lines.push(ProbeLine::Ok(format!(
+            "token cache in {} neither read nor written",
+            self.cache.directory().display()
+        )));
+        Ok(lines)
+    }
+}
+
+/// A token in hand for one lookup.
+struct Session {
+    token: Secret,
+    /// Whether `token` is in the cache; if not, it is logged off after use.
+    cached: bool,
+    /// Cached tokens this lookup replaced while they may still be alive: logged off after.
+    retired: Vec<Secret>,
+}
+
+impl Session {
+    fn cached(token: Secret) -> Session {
+        Session {
+            token,
+            cached: true,
+            retired: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

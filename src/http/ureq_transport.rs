@@ -1,0 +1,334 @@
+//! The transport of the module: ureq over rustls, with the trust roots of the checked CA
+//! bundle, an optional CONNECT proxy from the configuration, no redirects, and every ureq
+//! error mapped by variant to what happened.
+
+use std::io;
+use std::time::Duration;
+
+use ureq::tls::{RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use super::{
+    Body, HttpResponse, Method, Request, SetupError, Transport, TransportError, Unreachable,
+    encode_form, encode_json,
+};
+use crate::config::ProxyUrl;
+use crate::trust::CaBundle;
+
+/// The largest response body the module reads; ticket lookups are a few hundred bytes.
+const MAX_BODY_BYTES: u64 = 1 << 20;
+
+/// ureq's agent, set up once per client.
+pub struct UreqTransport {
+    agent: ureq::Agent,
+}
+
+impl UreqTransport {
+    /// Trusts exactly the certificates of `ca_bundle`; tunnels through `proxy` when given.
+    pub fn new(
+        ca_bundle: &CaBundle,
+        proxy: Option<&ProxyUrl>,
+    ) -> Result<UreqTransport, SetupError> {
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(ca_bundle.roots()))
+            .build();
+        let proxy = proxy
+            .map(|proxy| {
+                ureq::Proxy::new(&proxy.to_string())
+                    .map_err(|error| SetupError::BadProxy(error.to_string()))
+            })
+            .transpose()?;
+        let agent_config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            // Set explicitly: ureq would otherwise read https_proxy from the environment,
+            // which under su or sudo belongs to the very user being checked.
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("pam_ticket/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(UreqTransport {
+            agent: agent_with_named_lookups(agent_config),
+        })
+    }
+}
+
+impl Transport for UreqTransport {
+    fn send(
+        &self,
+        request: &Request<'_>,
+        timeout: Duration,
+    ) -> Result<HttpResponse, TransportError> {
+        let Request {
+            method,
+            url,
+            headers,
+            body,
+        } = *request;
+        let result = match method {
+            Method::Get => {
+                let mut request = self
+                    .agent
+                    .get(url)
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build();
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            Method::Post => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build();
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                match body {
+                    Body::Empty => request.send_empty(),
+                    // Both bodies may hold a password: they are built here into buffers
+                    // sized up front and wiped on drop. ureq and rustls keep copies of
+                    // their own that cannot be wiped (see the README).
+                    Body::Form(fields) => {
+                        let encoded = encode_form(fields);
+                        request
+                            .header("Content-Type", "application/x-www-form-urlencoded")
+                            .send(encoded.as_bytes())
+                    }
+                    Body::Json(value) => {
+                        let encoded = encode_json(value);
+                        request
+                            .header("Content-Type", "application/json")
+                            .send(encoded.as_slice())
+                    }
+                }
+            }
+        };
+        let mut response = result.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(classify)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Maps ureq's error to what happened. Only a refused, reset or timed-out connection and
+/// a failed name lookup are `Unreachable`; a certificate that does not verify is kept
+/// apart from every other TLS failure, for the message. Each ureq variant is named, so
+/// that a new one is a compile-time decision rather than a silent outage.
+fn classify(error: ureq::Error) -> TransportError {
+    match error {
+        ureq::Error::Timeout(_) => TransportError::TIMED_OUT,
+        ureq::Error::HostNotFound => TransportError::Unreachable(Unreachable::NameResolution),
+        ureq::Error::Io(io_error) => classify_io(&io_error),
+        ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
+        ureq::Error::Tls(detail) => TransportError::Tls(detail.to_string()),
+        ureq::Error::TlsRequired => TransportError::Tls("the connection is not TLS".to_string()),
+        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(detail),
+        ureq::Error::Protocol(protocol) => TransportError::Protocol(protocol.to_string()),
+        ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => {
+            TransportError::Protocol("the server redirected the request".to_string())
+        }
+        ureq::Error::LargeResponseHeader(_, limit) => TransportError::HeaderTooLarge { limit },
+        ureq::Error::BodyExceedsLimit(limit) => TransportError::BodyTooLarge { limit },
+        ureq::Error::Http(detail) => TransportError::InvalidRequest(detail.to_string()),
+        ureq::Error::BadUri(detail) | ureq::Error::RequireHttpsOnly(detail) => {
+            TransportError::InvalidRequest(detail)
+        }
+        ureq::Error::InvalidProxyUrl => {
+            TransportError::InvalidRequest("invalid proxy URL".to_string())
+        }
+        // No connector took the connection: a fault of the client's set-up, not of the
+        // network, so not an outage.
+        ureq::Error::ConnectionFailed => {
+            TransportError::Other("no connection could be set up".to_string())
+        }
+        other => TransportError::Other(other.to_string()),
+    }
+}
+
+fn classify_io(io_error: &io::Error) -> TransportError {
+    if let Some(tls_error) = io_error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return classify_tls(tls_error);
+    }
+    let unreachable = match io_error.kind() {
+        io::ErrorKind::ConnectionRefused => Unreachable::ConnectionRefused,
+        // UnexpectedEof: the peer closed before the answer was complete (a crash, a cut
+        // link). Bytes that are not HTTP or not TLS are reported otherwise (Protocol,
+        // rustls), so this stays an outage only for a connection that just ended.
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Unreachable::ConnectionReset,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Unreachable::TimedOut,
+        io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::NetworkDown => Unreachable::NoRoute,
+        _ => return TransportError::Other(io_error.to_string()),
+    };
+    TransportError::Unreachable(unreachable)
+}
+
+fn classify_tls(tls_error: &rustls::Error) -> TransportError {
+    match tls_error {
+        rustls::Error::InvalidCertificate(reason) => {
+            TransportError::UntrustedCertificate(format!("{reason:?}"))
+        }
+        rustls::Error::NoCertificatesPresented => {
+            TransportError::UntrustedCertificate("no certificate presented".to_string())
+        }
+        other => TransportError::Tls(other.to_string()),
+    }
+}
+
+/// The system's name resolver, with every failure reported as `HostNotFound`. The
+/// standard library reports a failed `getaddrinfo` as an uncategorised I/O error, which
+/// could not be told from any other; a failed lookup is an outage, so it must be named.
+#[derive(Debug, Default)]
+struct NameLookup(DefaultResolver);
+
+impl Resolver for NameLookup {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0
+            .resolve(uri, config, timeout)
+            .map_err(|error| match error {
+                ureq::Error::Io(_) => ureq::Error::HostNotFound,
+                other => other,
+            })
+    }
+}
+
+/// The agent for a configuration: ureq's own connectors, the resolver above.
+fn agent_with_named_lookups(config: ureq::config::Config) -> ureq::Agent {
+    ureq::Agent::with_parts(config, DefaultConnector::default(), NameLookup::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A URL with a character a URL cannot hold (a leftover `<instance>` placeholder, a
+    /// backtick, a tab) is a request that was never sent, not an outage.
+    #[test]
+    fn an_invalid_url_is_an_invalid_request_not_an_outage() {
+        for url in [
+            "https://<instance>.service-now.com/api",
+            "https://localhost/a`b",
+            "https://localhost/a\tb",
+        ] {
+            let invalid = url
+                .parse::<ureq::http::Uri>()
+                .expect_err("the URL is invalid");
+            let classified = classify(ureq::Error::Http(ureq::http::Error::from(invalid)));
+            assert!(
+                matches!(classified, TransportError::InvalidRequest(_)),
+                "{url:?}: {classified:?}"
+            );
+        }
+    }
+
+    /// What ureq reports for each misbehaving server (see tests/ticket_gate.rs for the
+    /// same through libpam), mapped by variant. ureq's `Protocol` errors come from a crate
+    /// of its own and are covered there.
+    #[test]
+    fn only_unreachable_servers_are_outages() {
+        let io = |kind: io::ErrorKind| ureq::Error::Io(io::Error::from(kind));
+        let tls = |error: rustls::Error| {
+            ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, error))
+        };
+        let outages = [
+            (
+                io(io::ErrorKind::ConnectionRefused),
+                Unreachable::ConnectionRefused,
+            ),
+            (
+                io(io::ErrorKind::ConnectionReset),
+                Unreachable::ConnectionReset,
+            ),
+            (
+                io(io::ErrorKind::UnexpectedEof),
+                Unreachable::ConnectionReset,
+            ),
+            (io(io::ErrorKind::TimedOut), Unreachable::TimedOut),
+            (io(io::ErrorKind::HostUnreachable), Unreachable::NoRoute),
+            (ureq::Error::HostNotFound, Unreachable::NameResolution),
+            (
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                Unreachable::TimedOut,
+            ),
+        ];
+        for (error, expected) in outages {
+            assert_eq!(classify(error), TransportError::Unreachable(expected));
+        }
+        let not_outages = [
+            ureq::Error::BodyExceedsLimit(1 << 20),
+            ureq::Error::LargeResponseHeader(70_000, 65_536),
+            tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure,
+            )),
+            tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )),
+            tls(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13,
+            )),
+            ureq::Error::ConnectProxyFailed("proxy server responded 407/407".to_string()),
+            ureq::Error::ConnectionFailed,
+            io(io::ErrorKind::InvalidData),
+            io(io::ErrorKind::PermissionDenied),
+        ];
+        for error in not_outages {
+            let shown = format!("{error:?}");
+            let classified = classify(error);
+            assert!(
+                !matches!(classified, TransportError::Unreachable(_)),
+                "{shown} must not be an outage: {classified:?}"
+            );
+        }
+    }
+
+    /// std reports a failed getaddrinfo as an uncategorised I/O error; the resolver names it.
+    #[test]
+    fn a_failed_name_lookup_is_named() {
+        let uri: ureq::http::Uri = "https://nonexistent-host.invalid/"
+            .parse()
+            .expect("a valid URI");
+        let config = ureq::Agent::config_builder().build();
+        let result = NameLookup::default().resolve(&uri, &config, NextTimeout::default());
+        assert!(
+            matches!(result, Err(ureq::Error::HostNotFound)),
+            "{result:?}"
+        );
+    }
+}

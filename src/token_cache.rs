@@ -1,0 +1,597 @@
+//! Tokens shared by every sshd process: sshd forks a process per connection, so a token
+//! that should outlive one login (Remedy's AR-JWT today; ServiceNow OAuth and Privilege
+//! Cloud tokens next) lives in a file under `CacheDirectory`.
+//!
+//! One file per (kind, URL, account), so two configurations never share a token:
+//! - the directory is created 0700 and used only while it passes the owner and mode rule
+//!   of [`crate::secure_file`] with [`Readers::OwnerOnly`] (root, or the user the module
+//!   runs as; no group or other bits);
+//! - the token file is opened with `O_NOFOLLOW`, checked by the same rule on the opened
+//!   file, and trusted only if it was written for this kind, URL and account;
+//! - it is replaced atomically (a new 0600 file renamed over it), so a reader never sees
+//!   half a file, and a planted or corrupt file is simply replaced;
+//! - a `flock` on a lock file beside it, polled until the deadline, makes a burst of
+//!   logins log on once instead of once per login.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::http::Deadline;
+use crate::secret::Secret;
+use crate::secure_file::{self, Readers, Untrusted};
+
+/// The longest token the cache stores or reads back.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+/// The most a cache file may hold: the token and a few lines about it.
+const MAX_FILE_BYTES: u64 = (MAX_TOKEN_BYTES + 4096) as u64;
+/// How long a login waits between attempts to take the lock.
+const LOCK_POLL: Duration = Duration::from_millis(10);
+/// How far in the future a token's log-on time may lie (clocks of forked processes agree;
+/// this only absorbs a small step of the system clock).
+const CLOCK_SLACK_SECONDS: u64 = 60;
+
+/// What a cached token is. It names the file and is written into it, so a token of one
+/// kind is never read as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A BMC Remedy AR-JWT from `POST /api/jwt/login`.
+    RemedyJwt,
+}
+
+impl TokenKind {
+    /// The file-name prefix, and the word in the file's first line.
+    fn label(self) -> &'static str {
+        match self {
+            TokenKind::RemedyJwt => "remedy",
+        }
+    }
+}
+
+/// The token file for one (kind, URL, account) under one directory.
+pub struct TokenCache {
+    directory: PathBuf,
+    token_path: PathBuf,
+    lock_path: PathBuf,
+    kind: TokenKind,
+    url: String,
+    account: String,
+    lifetime: Duration,
+}
+
+/// A token read back from the cache.
+pub struct CachedToken {
+    pub token: Secret,
+    /// Unix time of the log-on that produced it.
+    pub obtained: u64,
+}
+
+/// Why the cache gave no token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CacheMiss {
+    /// No cache file yet.
+    Absent,
+    /// A file that is not to be trusted or not readable: ignored, and replaced on the next
+    /// log-on.
+    Ignored(String),
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockError {
+    /// Another process held the lock until the deadline.
+    TimedOut,
+    /// The lock file cannot be used (not ours, not a file, no `flock`).
+    Unusable(String),
+}
+
+/// Held while a process logs on and writes the cache; closing the file releases the lock.
+pub struct LockGuard {
+    _file: File,
+}
+
+impl TokenCache {
+    /// The cache for tokens of `kind` from `url` for `account`, with files under
+    /// `directory`. Nothing is read or created yet.
+    pub fn new(
+        directory: PathBuf,
+        kind: TokenKind,
+        url: &str,
+        account: &str,
+        lifetime: Duration,
+    ) -> TokenCache {
+        // The file name carries a digest of URL and account, so two configurations (two
+        // pam.d lines, two servers) never share a token.
+        let digest = Sha256::digest(format!("{url}\n{account}").as_bytes());
+        let key: String = digest[..16]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        let label = kind.label();
+        TokenCache {
+            token_path: directory.join(format!("{label}-{key}.token")),
+            lock_path: directory.join(format!("{label}-{key}.lock")),
+            directory,
+            kind,
+            url: url.to_string(),
+            account: account.to_string(),
+            lifetime,
+        }
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    pub fn token_path(&self) -> &Path {
+        &self.token_path
+    }
+
+    /// The first line of a cache file of this kind; a file that does not start with it is
+    /// not ours.
+    fn magic(&self) -> String {
+        format!("pam_ticket {} token cache 1", self.kind.label())
+    }
+
+    /// Whether a token obtained at `obtained` may still be used at `now` (both Unix
+    /// seconds). A time in the future (a clock set back, or a forged file) does not count
+    /// as fresh.
+    pub fn is_fresh(&self, obtained: u64, now: u64) -> bool {
+        obtained <= now.saturating_add(CLOCK_SLACK_SECONDS)
+            && now.saturating_sub(obtained) < self.lifetime.as_secs()
+    }
+
+    /// Creates the directory (0700) when missing, and checks that it is a real directory
+    /// that passes the owner rule and that nobody else may enter.
+    pub fn prepare_directory(&self) -> Result<(), String> {
+        match fs::DirBuilder::new().mode(0o700).create(&self.directory) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => {
+                return Err(format!(
+                    "cannot create {}: {error}",
+                    self.directory.display()
+                ));
+            }
+        }
+        let metadata = fs::symlink_metadata(&self.directory)
+            .map_err(|error| format!("cannot stat {}: {error}", self.directory.display()))?;
+        if !metadata.is_dir() {
+            return Err(format!("{} is not a directory", self.directory.display()));
+        }
+        private(&self.directory, &metadata)
+    }
+
+    /// Reads the cached token, after checking that the opened file is a regular file that
+    /// passes the owner rule with no group or other permission bits, and that it was
+    /// written for this kind, URL and account.
+    pub fn read(&self) -> Result<CachedToken, CacheMiss> {
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&self.token_path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheMiss::Absent);
+            }
+            Err(error) => {
+                return Err(CacheMiss::Ignored(format!(
+                    "cannot open {}: {error}",
+                    self.token_path.display()
+                )));
+            }
+        };
+        let ignored =
+            |what: String| CacheMiss::Ignored(format!("{}: {what}", self.token_path.display()));
+        let metadata = file
+            .metadata()
+            .map_err(|error| ignored(format!("cannot stat: {error}")))?;
+        if !metadata.is_file() {
+            return Err(ignored("not a regular file".to_string()));
+        }
+        private(&self.token_path, &metadata).map_err(CacheMiss::Ignored)?;
+        if metadata.len() > MAX_FILE_BYTES {
+            return Err(ignored("too large".to_string()));
+        }
+        // Sized from the file (checked above to be small), so that reading never moves the
+        // buffer and leaves a copy of the token behind.
+        let raw = Secret::read_from(&mut file, metadata.len() as usize)
+            .map_err(|error| ignored(format!("cannot read: {error}")))?;
+        self.parse(raw.as_bytes())
+            .ok_or_else(|| ignored("not a valid cache file".to_string()))
+    }
+
+    /// The token in a cache file's contents, if they were written for this kind, URL and
+    /// account and hold one well-formed token. Pure: [`TokenCache::read`] calls it after
+    /// the file checks.
+    pub fn parse(&self, raw: &[u8]) -> Option<CachedToken> {
+        let text = std::str::from_utf8(raw).ok()?;
+        let mut lines = text.split('\n');
+        if lines.next()? != self.magic() {
+            return None;
+        }
+        let mut take =
+            |name: &str| -> Option<&str> { lines.next()?.strip_prefix(name)?.strip_prefix('=') };
+        if take("system_url")? != self.url || take("username")? != self.account {
+            return None;
+        }
+        let obtained: u64 = take("obtained")?.parse().ok()?;
+        let token = take("token")?.as_bytes();
+        if token.is_empty()
+            || token.len() > MAX_TOKEN_BYTES
+            || !token.iter().all(|byte| byte.is_ascii_graphic())
+        {
+            return None;
+        }
+        Some(CachedToken {
+            token: Secret::new(token.to_vec()),
+            obtained,
+        })
+    }
+
+    /// Writes the token: a new 0600 file beside the cache file, then `rename` over it, so
+    /// a reader sees the old file or the new one, never half of one. A wrongly owned or
+    /// corrupt file is replaced the same way.
+    pub fn write(&self, token: &Secret, obtained: u64) -> Result<(), String> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let temporary = self.directory.join(format!(
+            ".{}-token.{}.{}.tmp",
+            self.kind.label(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let header = format!(
+            "{}\nsystem_url={}\nusername={}\nobtained={obtained}\ntoken=",
+            self.magic(),
+            self.url,
+            self.account
+        );
+        // Sized for the whole file before the token goes in: a buffer that grew while it
+        // held the token would leave a copy of it behind.
+        let mut bytes = Vec::with_capacity(header.len() + token.as_bytes().len() + 1);
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(token.as_bytes());
+        bytes.push(b'\n');
+        let contents = Secret::new(bytes);
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&temporary)
+                .map_err(|error| format!("cannot create {}: {error}", temporary.display()))?;
+            // The umask can only take bits away; set the mode explicitly all the same.
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|error| format!("cannot chmod {}: {error}", temporary.display()))?;
+            file.write_all(contents.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
+            fs::rename(&temporary, &self.token_path).map_err(|error| {
+                format!(
+                    "cannot rename {} to {}: {error}",
+                    temporary.display(),
+                    self.token_path.display()
+                )
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        result
+    }
+
+    /// Takes the lock, polling a non-blocking `flock` so that the wait ends at the
+    /// deadline (a blocking `flock` could outlive it).
+    pub fn lock(&self, deadline: Deadline) -> Result<LockGuard, LockError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&self.lock_path)
+            .map_err(|error| {
+                LockError::Unusable(format!("cannot open {}: {error}", self.lock_path.display()))
+            })?;
+        let metadata = file.metadata().map_err(|error| {
+            LockError::Unusable(format!("cannot stat {}: {error}", self.lock_path.display()))
+        })?;
+        if !metadata.is_file() {
+            return Err(LockError::Unusable(format!(
+                "{} is not a regular file",
+                self.lock_path.display()
+            )));
+        }
+        private(&self.lock_path, &metadata).map_err(LockError::Unusable)?;
+        loop {
+            // SAFETY: `file` is an open descriptor owned by this function for the call.
+            let status = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if status == 0 {
+                return Ok(LockGuard { _file: file });
+            }
+            let error = std::io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(code) if code == libc::EWOULDBLOCK || code == libc::EINTR => {}
+                _ => {
+                    return Err(LockError::Unusable(format!(
+                        "cannot lock {}: {error}",
+                        self.lock_path.display()
+                    )));
+                }
+            }
+            match deadline.remaining() {
+                Some(left) => deadline.clock().sleep(left.min(LOCK_POLL)),
+                None => return Err(LockError::TimedOut),
+            }
+        }
+    }
+}
+
+/// The rule for every path of the cache, through [`secure_file::owner_and_mode`]: owned
+/// by root (or the user the module runs as) and closed to group and others; anything else
+/// may have been planted.
+fn private(path: &Path, metadata: &fs::Metadata) -> Result<(), String> {
+    secure_file::owner_and_mode(metadata, Readers::OwnerOnly).map_err(|untrusted| match untrusted {
+        Untrusted::Owner { uid } => {
+            format!("{} is owned by uid {uid}, not by root", path.display())
+        }
+        Untrusted::Mode { mode, .. } => format!(
+            "{} has mode {mode:04o}; group and others must have no access",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::fakes::ManualClock;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "pam_ticket-token-cache-{label}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            fs::create_dir_all(&path).expect("create scratch directory");
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn cache_in(scratch: &Scratch) -> TokenCache {
+        TokenCache::new(
+            scratch.0.join("cache"),
+            TokenKind::RemedyJwt,
+            "https://remedy.example.com:8443",
+            "svc_pam",
+            Duration::from_secs(3300),
+        )
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).expect("stat").mode() & 0o7777
+    }
+
+    #[test]
+    fn cache_round_trip_with_root_only_modes() {
+        let scratch = Scratch::new("roundtrip");
+        let cache = cache_in(&scratch);
+        cache.prepare_directory().expect("directory");
+        assert_eq!(mode(&scratch.0.join("cache")), 0o700);
+        assert_eq!(cache.read().err(), Some(CacheMiss::Absent));
+        cache
+            .write(&Secret::new(b"tok.en-1".to_vec()), 1_000)
+            .expect("write");
+        assert_eq!(mode(cache.token_path()), 0o600);
+        let cached = cache
+            .read()
+            .map_err(|miss| format!("{miss:?}"))
+            .expect("read");
+        assert_eq!(cached.token.as_str(), Some("tok.en-1"));
+        assert_eq!(cached.obtained, 1_000);
+        // Replaced atomically: no temporary file is left behind.
+        let names: Vec<String> = fs::read_dir(scratch.0.join("cache"))
+            .expect("list")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    /// The file a Remedy login wrote before the cache became a module of its own is read
+    /// as it is: same name, same contents.
+    #[test]
+    fn the_remedy_file_keeps_its_name_and_format() {
+        let scratch = Scratch::new("format");
+        let cache = cache_in(&scratch);
+        cache.prepare_directory().expect("directory");
+        cache
+            .write(&Secret::new(b"jwt".to_vec()), 5)
+            .expect("write");
+        let name = cache
+            .token_path()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(
+            name.starts_with("remedy-") && name.ends_with(".token") && name.len() == 45,
+            "{name}"
+        );
+        assert_eq!(
+            fs::read_to_string(cache.token_path()).expect("read"),
+            "pam_ticket remedy token cache 1\nsystem_url=https://remedy.example.com:8443\n\
+             username=svc_pam\nobtained=5\ntoken=jwt\n"
+        );
+    }
+
+    #[test]
+    fn cache_keys_separate_servers_and_accounts() {
+        let scratch = Scratch::new("keys");
+        let cache = cache_in(&scratch);
+        let other_user = TokenCache::new(
+            scratch.0.join("cache"),
+            TokenKind::RemedyJwt,
+            "https://remedy.example.com:8443",
+            "svc_other",
+            Duration::from_secs(3300),
+        );
+        let other_url = TokenCache::new(
+            scratch.0.join("cache"),
+            TokenKind::RemedyJwt,
+            "https://remedy2.example.com:8443",
+            "svc_pam",
+            Duration::from_secs(3300),
+        );
+        assert_ne!(cache.token_path(), other_user.token_path());
+        assert_ne!(cache.token_path(), other_url.token_path());
+        // A file written for another key, moved under this key's name, is not used.
+        cache.prepare_directory().expect("directory");
+        other_user
+            .write(&Secret::new(b"theirs".to_vec()), 5)
+            .expect("write");
+        fs::rename(other_user.token_path(), cache.token_path()).expect("rename");
+        assert!(matches!(cache.read(), Err(CacheMiss::Ignored(_))));
+    }
+
+    #[test]
+    fn untrusted_or_corrupt_cache_files_are_ignored_then_replaced() {
+        let scratch = Scratch::new("untrusted");
+        let cache = cache_in(&scratch);
+        cache.prepare_directory().expect("directory");
+        let good = |cache: &TokenCache| {
+            cache
+                .write(&Secret::new(b"good".to_vec()), 7)
+                .expect("write")
+        };
+
+        good(&cache);
+        fs::set_permissions(cache.token_path(), fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(cache.read(), Err(CacheMiss::Ignored(why)) if why.contains("mode 0644")));
+
+        good(&cache);
+        std::os::unix::fs::chown(cache.token_path(), Some(65534), None).expect("chown");
+        assert!(matches!(cache.read(), Err(CacheMiss::Ignored(why)) if why.contains("uid 65534")));
+        // Rebuilt: the rename replaces the planted file with a root-owned one.
+        good(&cache);
+        assert_eq!(fs::metadata(cache.token_path()).expect("stat").uid(), 0);
+        assert!(cache.read().is_ok());
+
+        for corrupt in [
+            &b"garbage"[..],
+            b"pam_ticket remedy token cache 1\nsystem_url=https://remedy.example.com:8443\nusername=svc_pam\nobtained=soon\ntoken=x\n",
+            b"pam_ticket remedy token cache 1\nsystem_url=https://remedy.example.com:8443\nusername=svc_pam\nobtained=5\ntoken=\n",
+            b"pam_ticket remedy token cache 1\nsystem_url=https://remedy.example.com:8443\nusername=svc_pam\nobtained=5\ntoken=a b\n",
+            b"\xff\xfe",
+        ] {
+            fs::write(cache.token_path(), corrupt).expect("write corrupt");
+            fs::set_permissions(cache.token_path(), fs::Permissions::from_mode(0o600)).expect("chmod");
+            assert!(matches!(cache.read(), Err(CacheMiss::Ignored(_))));
+        }
+
+        fs::remove_file(cache.token_path()).expect("remove");
+        std::os::unix::fs::symlink("/etc/hostname", cache.token_path()).expect("symlink");
+        assert!(matches!(cache.read(), Err(CacheMiss::Ignored(_))));
+        good(&cache);
+        assert!(
+            !fs::symlink_metadata(cache.token_path())
+                .expect("stat")
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn an_open_directory_is_not_used() {
+        let scratch = Scratch::new("opendir");
+        let cache = cache_in(&scratch);
+        cache.prepare_directory().expect("directory");
+        fs::set_permissions(scratch.0.join("cache"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert!(cache.prepare_directory().is_err());
+        fs::set_permissions(scratch.0.join("cache"), fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        std::os::unix::fs::chown(scratch.0.join("cache"), Some(65534), None).expect("chown");
+        assert!(cache.prepare_directory().is_err());
+    }
+
+    #[test]
+    fn freshness_follows_the_lifetime() {
+        let scratch = Scratch::new("fresh");
+        let cache = cache_in(&scratch);
+        assert!(cache.is_fresh(1_000, 1_000));
+        assert!(cache.is_fresh(1_000, 1_000 + 3299));
+        assert!(!cache.is_fresh(1_000, 1_000 + 3300));
+        // From the future (clock set back or a forged file): not trusted.
+        assert!(!cache.is_fresh(10_000, 1_000));
+    }
+
+    #[test]
+    fn the_lock_wait_ends_at_the_deadline() {
+        let scratch = Scratch::new("lock");
+        let cache = cache_in(&scratch);
+        cache.prepare_directory().expect("directory");
+        let clock = ManualClock::new();
+        let Ok(held) = cache.lock(Deadline::new(&clock, Duration::from_secs(1))) else {
+            panic!("the first lock must be free");
+        };
+        let started = clock.monotonic();
+        assert!(matches!(
+            cache.lock(Deadline::new(&clock, Duration::from_millis(150))),
+            Err(LockError::TimedOut)
+        ));
+        let waited = clock.since(started);
+        assert!(
+            waited >= Duration::from_millis(140) && waited < Duration::from_millis(400),
+            "{waited:?}"
+        );
+        // Polled, not blocked: many short pauses, none longer than the poll interval.
+        let pauses = clock.slept();
+        assert!(pauses.len() >= 14, "{pauses:?}");
+        assert!(pauses.iter().all(|pause| *pause <= LOCK_POLL), "{pauses:?}");
+        drop(held);
+        assert!(
+            cache
+                .lock(Deadline::new(&clock, Duration::from_millis(100)))
+                .is_ok()
+        );
+        assert_eq!(
+            mode(
+                &scratch.0.join("cache").join(
+                    cache
+                        .token_path()
+                        .file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .replace(".token", ".lock")
+                )
+            ),
+            0o600
+        );
+    }
+}
