@@ -23,7 +23,7 @@ link_dir=$PWD/target/portable-link
 
 step() { echo "build-portable: $*"; }
 
-if ! "$CARGO" zigbuild --version >/dev/null 2>&1; then
+if ! "$CARGO" zigbuild --help >/dev/null 2>&1; then
     step "installing cargo-zigbuild $CARGO_ZIGBUILD_VERSION (cargo install --locked)"
     "$CARGO" install --locked --no-default-features --version "$CARGO_ZIGBUILD_VERSION" cargo-zigbuild
 fi
