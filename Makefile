@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEBUG_SO := target/debug/libpam_ticket.so
 PROBE_SO := target/panic-probe/libpam_ticket.so
 
-.PHONY: all build release portable selinux dist rpm deb deps demo test test-dist probe clippy \
+.PHONY: all build release portable selinux dist rpm deb deps deps-dist demo test test-dist probe clippy \
 	fmt clean bench install install-files uninstall demo-ssh test-packaging
 
 # Installation layout. PAMDIR is where this system's libpam loads modules from, whatever
@@ -39,6 +39,9 @@ all: release
 deps:
 	@scripts/ensure-deps.sh
 
+deps-dist:
+	@scripts/ensure-deps.sh dist
+
 build: deps
 	$(CARGO) build
 
@@ -49,7 +52,7 @@ portable: deps
 	scripts/build-portable.sh
 
 # The SELinux policy module, target/selinux/pam_ticket.pp (checkmodule, semodule_package).
-selinux: deps
+selinux: deps-dist
 	scripts/build-selinux.sh
 
 # dist/pam_ticket-<version>-1.x86_64.rpm and dist/pam_ticket-selinux-<version>-1.noarch.rpm.
@@ -93,6 +96,7 @@ test: deps probe
 # case table through libpam against the portable module, RPM contents and a scratch-root
 # install, the SELinux module linked into a reference policy, the .deb). `.ci/run` runs it.
 test-dist: dist probe
+	@scripts/ensure-deps.sh test-dist
 	$(CARGO) build
 	tests/dist.sh
 

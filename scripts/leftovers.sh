@@ -7,7 +7,8 @@
 #   leftovers.sh CONFIG [ROOT]
 #
 # CONFIG is read for the keys below only (it may be a copy holding just those lines, as
-# the .deb keeps between remove and purge). ROOT prefixes every path (make's DESTDIR).
+# the .deb keeps between remove and purge). ROOT prefixes every path (make's DESTDIR), in
+# what is looked at and in what is printed.
 # `make uninstall` and the .deb's postrm run it; its body is copied into the postrm, so it
 # stays plain POSIX sh and self-contained.
 
@@ -33,21 +34,21 @@ pam_ticket_leftovers() {
             # The system's own bundles are not pam_ticket's to mention.
             CAFile:/etc/pki/tls/certs/ca-bundle.crt | CAFile:/etc/ssl/certs/ca-certificates.crt | CAFile:/etc/ssl/ca-bundle.pem) continue ;;
         esac
-        [ -e "$root$path" ] && report "$path" "$key"
+        [ -e "$root$path" ] && report "$root$path" "$key"
     done
     audit_dir=/var/log/pam_ticket
     if [ -d "$root$audit_dir" ] && [ -n "$(ls -A "$root$audit_dir" 2>/dev/null)" ]; then
-        report "$audit_dir/" "audit log directory, not empty"
+        report "$root$audit_dir/" "audit log directory, not empty"
     fi
     cache=$(value CacheDirectory)
     cache=${cache:-/run/pam_ticket}
-    [ -d "$root$cache" ] && report "$cache/" "CacheDirectory: login tokens"
+    [ -d "$root$cache" ] && report "$root$cache/" "CacheDirectory: login tokens"
     for anchors in /etc/pki/ca-trust/source/anchors /usr/local/share/ca-certificates; do
         [ -d "$root$anchors" ] || continue
         for file in "$root$anchors"/*; do
             [ -f "$file" ] || continue
             if grep -q 'added by pam-ticket ca add' "$file" 2>/dev/null; then
-                report "${file#"$root"}" "CA added with pam-ticket ca add; still trusted system-wide"
+                report "$file" "CA added with pam-ticket ca add; still trusted system-wide"
             fi
         done
     done
@@ -55,7 +56,7 @@ pam_ticket_leftovers() {
         for service in "$root"/etc/pam.d/*; do
             [ -f "$service" ] || continue
             if grep -Eq '^[[:space:]]*[^#[:space:]].*pam_ticket\.so' "$service" 2>/dev/null; then
-                report "${service#"$root"}" "still loads pam_ticket.so: remove that line, or logins through it fail"
+                report "$service" "still loads pam_ticket.so: remove that line, or logins through it fail"
             fi
         done
     fi
