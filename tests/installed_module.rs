@@ -71,7 +71,12 @@ fn a_valid_ticket_is_let_in_and_a_closed_one_refused() {
         &Login::new("alice").rhost("10.0.0.7").answer("INC0010001"),
     );
     assert_eq!(valid.code, PAM_SUCCESS, "{}", valid.transcript());
-    assert_eq!(valid.prompts(), vec!["Ticket ID: "], "{}", valid.transcript());
+    assert_eq!(
+        valid.prompts(),
+        vec!["Ticket ID: "],
+        "{}",
+        valid.transcript()
+    );
     assert!(valid.errors().is_empty(), "{}", valid.transcript());
 
     let closed = authenticate(

@@ -6,4 +6,5 @@ pub mod ca;
 pub mod check;
 pub mod hash_code;
 pub mod test_ticket;
+pub mod trust_store;
 pub mod x509;
