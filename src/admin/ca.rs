@@ -23,7 +23,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::trust_store::{DEBIAN_TRUST_STORE, RHEL_TRUST_STORE, add_to_trust_store, find_on_path};
+use super::trust_store::{DEBIAN_TRUST_STORE, RHEL_TRUST_STORE, add_to_trust_store, find_tool};
 use super::x509::{CertificateFacts, ParseError, parse_certificate, to_pem};
 use crate::config::{DEFAULT_CONFIG_PATH, SYSTEM_CA_BUNDLES};
 
@@ -333,8 +333,10 @@ fn add_ca(request: &AddRequest) -> Result<String, AddError> {
     if let Some(bundle) = &request.bundle {
         return append_to_bundle(bundle, &certificates, request.dry_run);
     }
+    // Under a test root only the PATH the test gives is searched.
+    let standard_dirs = request.root == Path::new("/");
     for store in [RHEL_TRUST_STORE, DEBIAN_TRUST_STORE] {
-        if let Some(tool) = find_on_path(store.tool) {
+        if let Some(tool) = find_tool(store.tool, standard_dirs) {
             let mut report = add_to_trust_store(request, store, &tool, &certificates)?;
             report.push_str(&ca_file_note(request, &under(&request.root, store.bundle)));
             return Ok(report);

@@ -48,14 +48,22 @@ pub(super) const DEBIAN_TRUST_STORE: TrustStore = TrustStore {
     bundle: "/etc/ssl/certs/ca-certificates.crt",
 };
 
-/// Searched, in this order, when PATH is not set (as under some service managers).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where the tools live when PATH misses them (`su` without `-` keeps a user's PATH
+/// without the sbin directories).
+const STANDARD_DIRS: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The first executable `name` in PATH (or [`DEFAULT_PATH`] when PATH is not set).
-pub(super) fn find_on_path(name: &str) -> Option<PathBuf> {
+/// The first executable `name` in PATH, then (with `standard_dirs`) in [`STANDARD_DIRS`].
+/// Tests pass `false`, so that only their fake tools are found.
+pub(super) fn find_tool(name: &str, standard_dirs: bool) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let search = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-    std::env::split_paths(&search)
+    let mut search: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    if standard_dirs {
+        search.extend(std::env::split_paths(STANDARD_DIRS));
+    }
+    search
+        .into_iter()
         .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(name))
         .find(|candidate| {
