@@ -70,6 +70,9 @@ mkdir -p "$dest/etc/pki" "$dest/etc/pam.d"
 echo '{}' >"$dest/var/log/pam_ticket/audit.jsonl"
 echo 'Username="svc"' >"$dest/etc/security/admin.account"
 echo '-----BEGIN CERTIFICATE-----' >"$dest/etc/pki/portal-ca.pem"
+mkdir -p "$dest/usr/local/share/ca-certificates"
+printf '# CN=Portal CA (added by pam-ticket ca add, 2026-01-01 00:00:00 UTC)\n' >"$dest/usr/local/share/ca-certificates/portal.crt"
+printf '# the distribution'"'"'s own, not ours\n' >"$dest/usr/local/share/ca-certificates/other.crt"
 printf 'auth required pam_ticket.so\n@include common-account\n' >"$dest/etc/pam.d/sshd"
 printf '# auth required pam_ticket.so (commented out)\n' >"$dest/etc/pam.d/login"
 make --no-print-directory uninstall DESTDIR="$dest" >"$work/uninstall.log" 2>&1 || fail "make uninstall"
@@ -78,10 +81,12 @@ make --no-print-directory uninstall DESTDIR="$dest" >"$work/uninstall.log" 2>&1 
 [ -e "$dest/etc/security/pam_ticket.conf" ] || fail "uninstall removed a changed configuration"
 for line in "keeping .*/etc/security/pam_ticket.conf: it was changed" \
     "/etc/security/admin.account  (ConnectionAccountFile)" "/etc/pki/portal-ca.pem  (CAFile)" \
-    "/var/log/pam_ticket/audit.jsonl  (AuditLogFile)" "/etc/pam.d/sshd  (still loads pam_ticket.so"; do
+    "/var/log/pam_ticket/audit.jsonl  (AuditLogFile)" "/etc/pam.d/sshd  (still loads pam_ticket.so" \
+    "/usr/local/share/ca-certificates/portal.crt  (CA added with pam-ticket ca add"; do
     grep -q -- "$line" "$work/uninstall.log" || { cat "$work/uninstall.log"; fail "make uninstall does not say: $line"; }
 done
 grep -q '/etc/pam.d/login' "$work/uninstall.log" && fail "make uninstall named a pam.d file whose pam_ticket line is a comment"
+grep -q 'other.crt' "$work/uninstall.log" && fail "make uninstall named a CA file pam-ticket did not write"
 rm -rf "$dest"
 # With nothing of the admin's left, it says so.
 make --no-print-directory install DESTDIR="$dest" PORTABLE=1 >/dev/null 2>&1 || fail "third make install"
