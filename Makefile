@@ -4,32 +4,74 @@ CARGO ?= cargo
 DEBUG_SO := target/debug/libpam_ticket.so
 PROBE_SO := target/panic-probe/libpam_ticket.so
 
-.PHONY: all build release deps demo test probe clippy fmt clean bench \
-	install uninstall deb demo-ssh test-packaging
+.PHONY: all build release portable selinux dist rpm deb deps deps-dist demo test test-dist probe clippy \
+	fmt clean bench install install-files uninstall demo-ssh test-packaging
 
 # Installation layout. PAMDIR is where this system's libpam loads modules from, whatever
-# PREFIX says; the configuration path is compiled into the module (/etc/security).
+# PREFIX says (scripts/pam-module-dir.sh; the .deb uses the same directory); the
+# configuration path is compiled into the module (/etc/security).
 PREFIX ?= /usr
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/pam_ticket
 SYSCONFDIR ?= /etc
 PAMDIR ?= $(shell scripts/pam-module-dir.sh)
+# The default AuditLogFile's directory (root-only; labelled pam_ticket_log_t under SELinux).
+AUDITDIR ?= /var/log/pam_ticket
 INSTALL ?= install
-RELEASE_SO := target/release/libpam_ticket.so
-RELEASE_BIN := target/release/pam-ticket
 CONF := $(DESTDIR)$(SYSCONFDIR)/security/pam_ticket.conf
+
+# The released artifacts: linked against glibc 2.28 (RHEL 8) by cargo-zigbuild, so that
+# one build loads on RHEL 8/9, Debian 10+ and Ubuntu 20.04+ (scripts/build-portable.sh).
+PORTABLE_DIR := target/x86_64-unknown-linux-gnu/release
+VERSION := $(shell scripts/version.sh)
+# `make install` installs a native release build; PORTABLE=1 installs the portable one.
+ifeq ($(PORTABLE),1)
+ARTIFACTS := $(PORTABLE_DIR)
+INSTALL_BUILD := portable
+else
+ARTIFACTS := target/release
+INSTALL_BUILD := release
+endif
 
 all: release
 
 deps:
 	@scripts/ensure-deps.sh
 
+deps-dist:
+	@scripts/ensure-deps.sh dist
+
 build: deps
 	$(CARGO) build
 
 release: deps
 	$(CARGO) build --release
+
+portable: deps
+	scripts/build-portable.sh
+
+# The SELinux policy module, target/selinux/pam_ticket.pp (checkmodule, semodule_package).
+selinux: deps-dist
+	scripts/build-selinux.sh
+
+# dist/pam_ticket-<version>-1.x86_64.rpm and dist/pam_ticket-selinux-<version>-1.noarch.rpm.
+rpm: portable selinux
+	scripts/build-rpm.sh
+
+# dist/libpam-ticket_<version>-1_amd64.deb.
+deb: portable
+	scripts/build-deb.sh
+
+# Every release artifact in dist/, from one portable build; their paths are printed last.
+dist: portable selinux
+	rm -rf dist
+	scripts/build-rpm.sh
+	scripts/build-deb.sh
+	@echo "stripped portable module: $$(stat -c %s $(PORTABLE_DIR)/libpam_ticket.so) bytes ($(PORTABLE_DIR)/libpam_ticket.so; limit 4000000)"
+	@echo "dist:"
+	@ls -1 dist/pam_ticket-$(VERSION)-1.x86_64.rpm dist/pam_ticket-selinux-$(VERSION)-1.noarch.rpm \
+		dist/libpam-ticket_$(VERSION)-1_*.deb
 
 # A module built with the panic-probe feature, kept apart: the test suite uses it to prove
 # that a panic never unwinds into the PAM application. The released module has no probe.
@@ -50,22 +92,38 @@ test: deps probe
 	tests/pysnc_check.sh
 	tests/packaging.sh
 
+# The release artifacts: `make dist`, then tests/dist.sh (glibc baseline, size, the shared
+# case table through libpam against the portable module, RPM contents and a scratch-root
+# install, the SELinux module linked into a reference policy, the .deb). `.ci/run` runs it.
+test-dist: dist probe
+	@scripts/ensure-deps.sh test-dist
+	$(CARGO) build
+	tests/dist.sh
+
 # Man pages, `make install DESTDIR=...`, and (as root) the .deb through dpkg -i and a PAM
 # login through the installed module. Also run by `make test`.
 test-packaging: deps
 	tests/packaging.sh
 
 # Builds as needed, then installs. Never overwrites an existing configuration.
-install: release
+install: $(INSTALL_BUILD)
+	@$(MAKE) --no-print-directory install-files
+
+# The files alone, from $(ARTIFACTS); also lays out the .deb (scripts/build-deb.sh).
+install-files:
 	$(INSTALL) -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/security
-	$(INSTALL) -m 0644 $(RELEASE_SO) $(DESTDIR)$(PAMDIR)/pam_ticket.so
-	$(INSTALL) -m 0755 $(RELEASE_BIN) $(DESTDIR)$(SBINDIR)/pam-ticket
+	$(INSTALL) -d -m 0700 $(DESTDIR)$(AUDITDIR)
+	$(INSTALL) -m 0644 $(ARTIFACTS)/libpam_ticket.so $(DESTDIR)$(PAMDIR)/pam_ticket.so
+	$(INSTALL) -m 0755 $(ARTIFACTS)/pam-ticket $(DESTDIR)$(SBINDIR)/pam-ticket
 	$(INSTALL) -m 0644 man/pam_ticket.8 $(DESTDIR)$(MANDIR)/man8/pam_ticket.8
 	$(INSTALL) -m 0644 man/pam_ticket.conf.5 $(DESTDIR)$(MANDIR)/man5/pam_ticket.conf.5
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	$(INSTALL) -m 0644 conf/pam_ticket.conf $(DESTDIR)$(DOCDIR)/examples/pam_ticket.conf
+	$(INSTALL) -m 0644 conf/pam_ticket.conf conf/pam_ticket.remedy.conf conf/pam_ticket.portal.conf \
+		$(DESTDIR)$(DOCDIR)/examples/
 	$(INSTALL) -m 0644 pam.d/sshd $(DESTDIR)$(DOCDIR)/examples/pam.d-sshd
+	$(INSTALL) -m 0644 pam.d/sshd.debian $(DESTDIR)$(DOCDIR)/examples/pam.d-sshd.debian
+	$(INSTALL) -m 0644 pam.d/sshd.rhel $(DESTDIR)$(DOCDIR)/examples/pam.d-sshd.rhel
 	@if [ -e $(CONF) ]; then \
 		echo "keeping the existing $(CONF)"; \
 	else \
@@ -73,22 +131,19 @@ install: release
 		$(INSTALL) -m 0600 conf/pam_ticket.conf $(CONF); \
 	fi
 
-# Removes what install put in place; the configuration only if nobody changed it.
+# Removes what install put in place; the configuration only if nobody changed it. Then
+# lists what it leaves: the admin's own files and pam.d lines that still load the module.
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_ticket.so $(DESTDIR)$(SBINDIR)/pam-ticket \
 		$(DESTDIR)$(MANDIR)/man8/pam_ticket.8 $(DESTDIR)$(MANDIR)/man5/pam_ticket.conf.5
 	rm -rf $(DESTDIR)$(DOCDIR)
+	@rmdir $(DESTDIR)$(AUDITDIR) 2>/dev/null || true
 	@if [ -e $(CONF) ] && cmp -s conf/pam_ticket.conf $(CONF); then \
 		echo "rm -f $(CONF)"; rm -f $(CONF); \
 	elif [ -e $(CONF) ]; then \
 		echo "keeping $(CONF): it was changed after installation"; \
 	fi
-
-# A Debian package with the same files (the configuration as a conffile), built with
-# cargo-deb, which is installed with cargo when missing. Prints the .deb's path last.
-deb: deps
-	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb
-	$(CARGO) deb
+	@scripts/leftovers.sh $(SYSCONFDIR)/security/pam_ticket.conf "$(DESTDIR)"
 
 # Root only: the simulator, a private sshd with its own PAM service, and real ssh sessions
 # asked for a ticket, refused for a closed one, let in with a valid one.

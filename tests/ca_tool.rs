@@ -449,3 +449,436 @@ fn ca_check_without_a_server_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("cannot connect to localhost"), "{stderr}");
 }
+
+// ------------------------------------------------------------ the system trust store route
+
+/// Which distribution's trust store a scratch root imitates.
+#[derive(Clone, Copy)]
+enum Distro {
+    Rhel,
+    Debian,
+}
+
+/// What the fake trust tool does when run.
+#[derive(Clone, Copy)]
+enum FakeTool {
+    /// Rebuilds the bundle from the CA files, as the real one does.
+    Rebuilds,
+    /// Fails, as when the disk is full.
+    Fails,
+    /// Exits 0 without touching the bundle.
+    LeavesTheBundle,
+}
+
+/// A scratch system root with RHEL's or Debian's trust store layout, its bundle holding
+/// the test root CA, and a fake `update-ca-trust` / `update-ca-certificates` alone on PATH
+/// that records each invocation.
+struct FakeSystem {
+    dir: TestDir,
+    root: PathBuf,
+    bin: PathBuf,
+    tool: PathBuf,
+    calls: PathBuf,
+    anchors: PathBuf,
+    bundle: PathBuf,
+}
+
+impl FakeSystem {
+    fn new(label: &str, pki: &TestPki, distro: Distro, fake: FakeTool) -> FakeSystem {
+        let dir = TestDir::new(label);
+        let root = dir.join("root");
+        let bin = dir.join("bin");
+        let (tool_name, anchors, extension, bundle) = match distro {
+            Distro::Rhel => (
+                "update-ca-trust",
+                "etc/pki/ca-trust/source/anchors",
+                "pem",
+                "etc/pki/tls/certs/ca-bundle.crt",
+            ),
+            Distro::Debian => (
+                "update-ca-certificates",
+                "usr/local/share/ca-certificates",
+                "crt",
+                "etc/ssl/certs/ca-certificates.crt",
+            ),
+        };
+        let anchors = root.join(anchors);
+        let bundle = root.join(bundle);
+        fs::create_dir_all(&anchors).expect("anchors directory");
+        fs::create_dir_all(bundle.parent().expect("parent")).expect("bundle directory");
+        fs::create_dir_all(&bin).expect("bin");
+        fs::write(&bundle, &pki.ca.cert_pem).expect("bundle");
+        let base = dir.join("distribution-cas.pem");
+        fs::write(&base, &pki.ca.cert_pem).expect("base bundle");
+        let calls = dir.join("calls");
+        let action = match fake {
+            FakeTool::Rebuilds => format!(
+                // Only the fake is on PATH, so everything else by its full path.
+                "/bin/cat '{}' '{}'/*.{extension} > '{}'\necho '{tool_name}: bundle rebuilt'",
+                base.display(),
+                anchors.display(),
+                bundle.display()
+            ),
+            FakeTool::Fails => {
+                "echo 'p11-kit: cannot write the bundle: No space left on device' >&2\nexit 1"
+                    .to_string()
+            }
+            FakeTool::LeavesTheBundle => "exit 0".to_string(),
+        };
+        let tool = bin.join(tool_name);
+        fs::write(
+            &tool,
+            format!(
+                "#!/bin/sh\necho \"args:$*\" >> '{}'\n{action}\n",
+                calls.display()
+            ),
+        )
+        .expect("fake tool");
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).expect("chmod");
+        FakeSystem {
+            dir,
+            root,
+            bin,
+            tool,
+            calls,
+            anchors,
+            bundle,
+        }
+    }
+
+    /// Runs `pam-ticket ca add ARGS --root ROOT` with only the fake tool on PATH.
+    fn ca_add(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pam-ticket"))
+            .args(["ca", "add"])
+            .args(args)
+            .args(["--root", self.root.to_str().expect("utf-8")])
+            .env_clear()
+            .env("PATH", &self.bin)
+            .output()
+            .expect("run pam-ticket")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        fs::read_to_string(&self.calls)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn anchor_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(&self.anchors)
+            .expect("list anchors")
+            .flatten()
+            .map(|entry| entry.path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn bundle_holds(&self, der: &[u8]) -> bool {
+        pam_ticket::trust::parse_pem_certificates(&fs::read(&self.bundle).expect("bundle"))
+            .iter()
+            .any(|certificate| certificate.der() == der)
+    }
+}
+
+fn exported_cer(system: &FakeSystem, pki: &TestPki) -> PathBuf {
+    let cer = system.dir.join("PortalRootCA.cer");
+    fs::write(&cer, &pki.untrusted_ca.cert_der).expect("write the DER certificate");
+    cer
+}
+
+#[test]
+fn on_rhel_the_ca_becomes_an_anchor_and_update_ca_trust_extract_runs() {
+    let pki_dir = TestDir::new("ca-rhel-pki");
+    let pki = TestPki::generate(pki_dir.path());
+    let system = FakeSystem::new("ca-rhel", &pki, Distro::Rhel, FakeTool::Rebuilds);
+    let cer = exported_cer(&system, &pki);
+    let bundle_before = fs::read(&system.bundle).expect("bundle");
+
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let anchor = system.anchors.join("PortalRootCA.pem");
+    assert_eq!(system.anchor_files(), vec![anchor.clone()]);
+    assert_eq!(
+        fs::metadata(&anchor).expect("anchor").permissions().mode() & 0o777,
+        0o644
+    );
+    let anchor_text = fs::read_to_string(&anchor).expect("anchor");
+    assert!(
+        anchor_text.starts_with(&format!(
+            "# CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests (added by pam-ticket ca add, "
+        )),
+        "{anchor_text}"
+    );
+    let in_anchor = pam_ticket::trust::parse_pem_certificates(anchor_text.as_bytes());
+    assert_eq!(in_anchor.len(), 1);
+    assert_eq!(in_anchor[0].der(), pki.untrusted_ca.cert_der.as_slice());
+    assert_eq!(
+        system.calls(),
+        vec!["args:extract"],
+        "run once, as `update-ca-trust extract`"
+    );
+    assert!(system.bundle_holds(&pki.untrusted_ca.cert_der));
+    assert!(
+        backups(&system.bundle).is_empty(),
+        "the bundle is rebuilt, never appended to"
+    );
+    let command = format!("{} extract", system.tool.display());
+    for expected in [
+        format!("Added: CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests\n"),
+        format!("  as {}\n", anchor.display()),
+        format!("Ran: {command}\n  update-ca-trust: bundle rebuilt\n"),
+        format!("Now trusted: {} holds it", system.bundle.display()),
+        format!("To undo: rm '{}' && {command}\n", anchor.display()),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert_ne!(fs::read(&system.bundle).expect("bundle"), bundle_before);
+
+    // Twice: already trusted, nothing written, the tool not run again.
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Already trusted, nothing added: CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests (in {})",
+            system.bundle.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(system.calls().len(), 1);
+    assert_eq!(system.anchor_files(), vec![anchor]);
+}
+
+#[test]
+fn on_debian_the_ca_becomes_a_crt_and_update_ca_certificates_runs() {
+    let pki_dir = TestDir::new("ca-debian-pki");
+    let pki = TestPki::generate(pki_dir.path());
+    let system = FakeSystem::new("ca-debian", &pki, Distro::Debian, FakeTool::Rebuilds);
+    let cer = exported_cer(&system, &pki);
+
+    let output = system.ca_add(&[cer.to_str().expect("utf-8"), "--name", "portal-root"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    // update-ca-certificates reads only *.crt files.
+    let anchor = system.anchors.join("portal-root.crt");
+    assert_eq!(system.anchor_files(), vec![anchor.clone()]);
+    assert_eq!(system.calls(), vec!["args:"], "run once, without arguments");
+    assert!(system.bundle_holds(&pki.untrusted_ca.cert_der));
+    assert!(backups(&system.bundle).is_empty());
+    let command = system.tool.display().to_string();
+    for expected in [
+        format!("  as {}\n", anchor.display()),
+        format!("Ran: {command}\n"),
+        format!("Now trusted: {} holds it", system.bundle.display()),
+        format!("To undo: rm '{}' && {command}\n", anchor.display()),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn dry_run_says_what_it_would_do_and_changes_nothing() {
+    let pki_dir = TestDir::new("ca-dry-pki");
+    let pki = TestPki::generate(pki_dir.path());
+    let system = FakeSystem::new("ca-dry", &pki, Distro::Rhel, FakeTool::Rebuilds);
+    let cer = exported_cer(&system, &pki);
+    let bundle_before = fs::read(&system.bundle).expect("bundle");
+
+    let output = system.ca_add(&[cer.to_str().expect("utf-8"), "--dry-run"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "Would write {}: CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests\n  issued by CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests\nWould run: {} extract\nThen {} would hold it, and the module trusts that bundle when CAFile is not set.\nDry run: nothing was changed.\n",
+            system.anchors.join("PortalRootCA.pem").display(),
+            system.tool.display(),
+            system.bundle.display()
+        )
+    );
+    assert!(system.anchor_files().is_empty());
+    assert!(system.calls().is_empty(), "the tool was run");
+    assert_eq!(fs::read(&system.bundle).expect("bundle"), bundle_before);
+
+    // The bundle route too.
+    let own = system.dir.join("portal-ca-bundle.pem");
+    fs::write(&own, &pki.ca.cert_pem).expect("own bundle");
+    let output = system.ca_add(&[
+        cer.to_str().expect("utf-8"),
+        "--bundle",
+        own.to_str().expect("utf-8"),
+        "--dry-run",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Would append to {}: CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests",
+            own.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Dry run: nothing was changed."), "{stdout}");
+    assert_eq!(
+        fs::read(&own).expect("own bundle"),
+        pki.ca.cert_pem.as_bytes()
+    );
+    assert!(backups(&own).is_empty());
+    assert!(system.calls().is_empty());
+}
+
+#[test]
+fn a_failing_trust_tool_or_an_unchanged_bundle_is_an_error() {
+    let pki_dir = TestDir::new("ca-tool-fails-pki");
+    let pki = TestPki::generate(pki_dir.path());
+
+    let system = FakeSystem::new("ca-tool-fails", &pki, Distro::Rhel, FakeTool::Fails);
+    let cer = exported_cer(&system, &pki);
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    let anchor = system.anchors.join("PortalRootCA.pem");
+    assert!(
+        stderr.contains(&format!(
+            "`{} extract` failed: exit status: 1\n  p11-kit: cannot write the bundle: No space left on device",
+            system.tool.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{} was written;", anchor.display())),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("Added"), "{stdout}");
+    assert_eq!(system.calls().len(), 1);
+
+    let system = FakeSystem::new(
+        "ca-tool-idle",
+        &pki,
+        Distro::Rhel,
+        FakeTool::LeavesTheBundle,
+    );
+    let cer = exported_cer(&system, &pki);
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "ran, but {} does not hold CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests; the module would not trust it",
+            system.bundle.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!system.bundle_holds(&pki.untrusted_ca.cert_der));
+}
+
+#[test]
+fn a_name_taken_by_another_certificate_is_refused() {
+    let pki_dir = TestDir::new("ca-name-pki");
+    let pki = TestPki::generate(pki_dir.path());
+    let system = FakeSystem::new("ca-name", &pki, Distro::Rhel, FakeTool::Rebuilds);
+    let cer = exported_cer(&system, &pki);
+    let taken = system.anchors.join("PortalRootCA.pem");
+    fs::write(&taken, &pki.ca.cert_pem).expect("another CA under that name");
+
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} already holds another certificate; choose another name with --name",
+            taken.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&taken).expect("taken"), pki.ca.cert_pem.as_bytes());
+    assert!(system.calls().is_empty());
+
+    // A path is not a name.
+    let output = system.ca_add(&[cer.to_str().expect("utf-8"), "--name", "../../etc/evil"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("a file name, not a path"));
+
+    let output = system.ca_add(&[cer.to_str().expect("utf-8"), "--name", "Portal.pem"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        system.anchor_files(),
+        vec![system.anchors.join("Portal.pem"), taken]
+    );
+}
+
+#[test]
+fn bundle_is_the_fallback_and_stays_available_by_choice() {
+    let pki_dir = TestDir::new("ca-fallback-pki");
+    let pki = TestPki::generate(pki_dir.path());
+
+    // --bundle on a system that has the tool: appended, the tool not run.
+    let system = FakeSystem::new("ca-chosen-bundle", &pki, Distro::Rhel, FakeTool::Rebuilds);
+    let cer = exported_cer(&system, &pki);
+    let own = system.dir.join("portal-ca-bundle.pem");
+    fs::write(&own, &pki.ca.cert_pem).expect("own bundle");
+    let output = system.ca_add(&[
+        cer.to_str().expect("utf-8"),
+        "--bundle",
+        own.to_str().expect("utf-8"),
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(certificate_count(&own), 2);
+    assert_eq!(backups(&own).len(), 1);
+    assert!(system.calls().is_empty());
+    assert!(system.anchor_files().is_empty());
+
+    // Neither tool on PATH: the first existing system bundle is appended to, with a backup.
+    let system = FakeSystem::new("ca-no-tool", &pki, Distro::Debian, FakeTool::Rebuilds);
+    fs::remove_file(&system.tool).expect("remove the tool");
+    let cer = exported_cer(&system, &pki);
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("Neither update-ca-trust nor update-ca-certificates is installed: appending to the bundle itself.\n"),
+        "{stdout}"
+    );
+    assert!(system.bundle_holds(&pki.untrusted_ca.cert_der));
+    assert_eq!(backups(&system.bundle).len(), 1);
+    assert!(
+        stdout.contains("`pam-ticket ca add CERT` without --bundle puts the CA where they keep it"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_cafile_of_its_own_in_the_configuration_is_pointed_out() {
+    let pki_dir = TestDir::new("ca-cafile-pki");
+    let pki = TestPki::generate(pki_dir.path());
+    let system = FakeSystem::new("ca-cafile", &pki, Distro::Rhel, FakeTool::Rebuilds);
+    let cer = exported_cer(&system, &pki);
+    fs::create_dir_all(system.root.join("etc/security")).expect("etc/security");
+    write_root_only(
+        &system.root.join("etc/security/pam_ticket.conf"),
+        "TicketingSystem=\"ServiceNow\"\nCAFile=\"/etc/pam_ticket/portal-ca.pem\"\n",
+    );
+    let output = system.ca_add(&[cer.to_str().expect("utf-8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Note: {} sets CAFile=\"/etc/pam_ticket/portal-ca.pem\", so the module trusts only that file; to add this CA there as well:\n  pam-ticket ca add {} --bundle /etc/pam_ticket/portal-ca.pem\n",
+            system.root.join("etc/security/pam_ticket.conf").display(),
+            cer.display()
+        )),
+        "{stdout}"
+    );
+}

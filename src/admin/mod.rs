@@ -7,4 +7,5 @@ pub mod check;
 pub mod doctor;
 pub mod hash_code;
 pub mod test_ticket;
+pub mod trust_store;
 pub mod x509;

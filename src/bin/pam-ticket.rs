@@ -8,7 +8,7 @@ commands:
   check [--config PATH]                    parse the configuration as the module does and test the account and TLS trust
   test --user NAME [--rhost HOST] TICKET   run the whole validation for one ticket, without PAM
   hash-code [--generate]                   hash a failsafe bypass code for FailsafeBypassCode
-  ca add CERT [--bundle PATH]              append a CA certificate to the trusted bundle, after a backup
+  ca add CERT [--dry-run] [--bundle PATH]  trust a CA: in the system trust store (update-ca-trust, update-ca-certificates) or a bundle
   ca check URL [--config PATH]             say whether a server's certificate chain verifies
   doctor [--sshd-config FILE] [--pam-service NAME | --pam-file FILE] [--config FILE]
                                            find the sshd and pam.d mistakes that lock people out
