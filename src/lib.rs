@@ -21,6 +21,7 @@ pub mod login;
 mod pam_glue;
 pub mod policy;
 pub mod sanitise;
+pub mod spelling;
 pub mod secret;
 pub mod secure_file;
 pub mod ticket;

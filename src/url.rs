@@ -51,7 +51,8 @@ impl fmt::Display for ProxyUrl {
 pub fn parse_https_url(raw: &str) -> Result<BaseUrl, String> {
     let raw = raw.trim();
     check_uri_syntax(raw)?;
-    let Some(rest) = raw.strip_prefix("https://") else {
+    // The scheme is case-insensitive (RFC 3986 3.1): `HTTPS://` is the same URL.
+    let Some(rest) = strip_scheme(raw, "https") else {
         return Err(format!("{raw:?} is not an https:// URL"));
     };
     if rest.contains(['?', '#', '@']) {
@@ -108,7 +109,7 @@ fn check_uri_syntax(raw: &str) -> Result<(), String> {
 /// Parses `http://host:port`, the only form of proxy the module tunnels through.
 pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
     check_uri_syntax(raw)?;
-    let Some(authority) = raw.strip_prefix("http://") else {
+    let Some(authority) = strip_scheme(raw, "http") else {
         return Err(format!("{raw:?} must look like http://host:port"));
     };
     let authority = authority.trim_end_matches('/');
@@ -117,6 +118,109 @@ pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
     }
     let (host, port) = split_host_port(authority, 0)?;
     Ok(ProxyUrl { host, port })
+}
+
+/// What follows `scheme://` in `raw`, whatever the case of the scheme.
+fn strip_scheme<'a>(raw: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = raw.split_once("://")?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// The kind of server a base URL points at, which decides what its path may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiBase {
+    /// A ServiceNow instance: `https://<instance>.service-now.com`, never with a path.
+    ServiceNow,
+    /// The AR System REST API: the server's root, or a reverse proxy's path prefix in
+    /// front of it; the module adds `/api/jwt/…` and `/api/arsys/…`.
+    Remedy,
+    /// The portal's REST API: `https://<host>/PasswordVault` (or a reverse proxy's prefix
+    /// in front of PVWA's `/API/…` routes); the module adds `/API/…`.
+    Portal,
+}
+
+impl BaseUrl {
+    /// `https://host[:port]`, without the path.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.base.find("://").map_or(0, |at| at + 3);
+        match self.base[after_scheme..].find('/') {
+            Some(slash) => &self.base[..after_scheme + slash],
+            None => &self.base,
+        }
+    }
+
+    /// The path prefix (`/PasswordVault`), empty when there is none.
+    pub fn path(&self) -> &str {
+        &self.base[self.origin().len()..]
+    }
+
+    /// Refuses a path that the module's own routes would be added to a second time, and
+    /// says which base URL to use instead. A path that ends in an API route
+    /// (`…/api/now/table/incident`, `…/api/jwt/login`, `…/PasswordVault/API/Accounts`)
+    /// would make every request go to a URL that does not exist, which the server answers
+    /// with a 400 or 404: a configuration mistake, never an outage.
+    pub fn check_path(&self, kind: ApiBase) -> Result<(), String> {
+        let path = self.path();
+        let segments: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+        let base_before = |index: usize| -> String {
+            let mut base = self.origin().to_string();
+            for segment in &segments[..index] {
+                base.push('/');
+                base.push_str(segment);
+            }
+            base
+        };
+        match kind {
+            ApiBase::ServiceNow if !segments.is_empty() => Err(format!(
+                "{:?} has a path ({path}), but a ServiceNow instance has none: use {:?} \
+                 (the module adds /api/now/table/… itself)",
+                self.base,
+                self.origin()
+            )),
+            ApiBase::ServiceNow => Ok(()),
+            ApiBase::Remedy => {
+                let route = segments.windows(2).position(|pair| {
+                    pair[0].eq_ignore_ascii_case("api")
+                        && ["arsys", "jwt"]
+                            .iter()
+                            .any(|name| pair[1].eq_ignore_ascii_case(name))
+                });
+                match route {
+                    Some(index) => Err(format!(
+                        "{:?} ends in the AR REST API's route /{}: use the base in front of it, \
+                         {:?} (the module adds /api/jwt/… and /api/arsys/… itself)",
+                        self.base,
+                        segments[index..].join("/"),
+                        base_before(index)
+                    )),
+                    None => Ok(()),
+                }
+            }
+            ApiBase::Portal => {
+                // PVWA's routes ignore case. `API` right after `PasswordVault`, last, or
+                // before a route the module uses is the API itself; elsewhere a segment
+                // called `api` may be a reverse proxy's own prefix.
+                let route = segments.iter().enumerate().position(|(index, segment)| {
+                    segment.eq_ignore_ascii_case("API")
+                        && (index + 1 == segments.len()
+                            || (index > 0 && segments[index - 1].eq_ignore_ascii_case("PasswordVault"))
+                            || ["auth", "Accounts"]
+                                .iter()
+                                .any(|name| segments[index + 1].eq_ignore_ascii_case(name)))
+                });
+                match route {
+                    Some(index) => Err(format!(
+                        "{:?} ends in the portal's API route /{}: use the base in front of it, \
+                         {:?} (the module adds /API/… itself)",
+                        self.base,
+                        segments[index..].join("/"),
+                        base_before(index)
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {

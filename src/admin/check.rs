@@ -105,6 +105,7 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         ),
         Key::EnterTicketingInfo => yes_no(config.enter_ticketing_info),
         Key::ValidateTicketNumber => yes_no(config.validate_ticket_number),
+        Key::UppercaseTicketId => yes_no(config.uppercase_ticket_id),
         Key::TicketFormatRegex => optional(config.ticket_format.as_ref()),
         Key::IncidentTicketIdentification => config.incident_identification.to_string(),
         Key::ChangeTicketIdentification => config.change_identification.to_string(),
