@@ -274,4 +274,82 @@ mod tests {
         assert!(parse_https_url("https://user:pw@sn.example.com").is_err());
         assert!(parse_https_url("https://sn.example.com:99999").is_err());
     }
+
+    #[test]
+    fn the_scheme_is_read_in_any_case() {
+        for raw in ["HTTPS://sn.example.com", "Https://sn.example.com/"] {
+            assert_eq!(
+                parse_https_url(raw).expect(raw).base,
+                "https://sn.example.com"
+            );
+        }
+        assert!(parse_https_url("HTTP://sn.example.com").is_err());
+        assert_eq!(
+            parse_proxy_url("HTTP://proxy:3128").expect("proxy"),
+            ProxyUrl {
+                host: "proxy".to_string(),
+                port: 3128
+            }
+        );
+    }
+
+    #[test]
+    fn a_path_that_the_module_would_add_again_names_the_base_to_use() {
+        let check = |raw: &str, kind: ApiBase| {
+            parse_https_url(raw)
+                .expect(raw)
+                .check_path(kind)
+                .map_err(|problem| {
+                    problem
+                        .split("use ")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').nth(1))
+                        .unwrap_or_default()
+                        .to_string()
+                })
+        };
+        // ServiceNow instances have no path at all.
+        assert_eq!(check("https://acme.service-now.com/", ApiBase::ServiceNow), Ok(()));
+        for raw in [
+            "https://acme.service-now.com/api/now/table/incident",
+            "https://acme.service-now.com/now/nav/ui/home",
+        ] {
+            assert_eq!(
+                check(raw, ApiBase::ServiceNow),
+                Err("https://acme.service-now.com".to_string()),
+                "{raw}"
+            );
+        }
+        // Remedy: a reverse proxy's prefix stays; the API's own routes do not.
+        for raw in ["https://itsm.example.com:8443", "https://gw.example.com/remedy"] {
+            assert_eq!(check(raw, ApiBase::Remedy), Ok(()), "{raw}");
+        }
+        for (raw, base) in [
+            ("https://itsm.example.com:8443/api/arsys/v1/entry", "https://itsm.example.com:8443"),
+            ("https://gw.example.com/remedy/api/jwt/login", "https://gw.example.com/remedy"),
+            ("https://gw.example.com/remedy/API/ARSYS", "https://gw.example.com/remedy"),
+        ] {
+            assert_eq!(check(raw, ApiBase::Remedy), Err(base.to_string()), "{raw}");
+        }
+        // The portal: /PasswordVault (or a proxy's prefix, which may even be called api)
+        // stays; PVWA's /API/ routes do not.
+        for raw in [
+            "https://pvwa.example.com/PasswordVault",
+            "https://pvwa.example.com",
+            "https://gw.example.com/api/pvwa/PasswordVault",
+        ] {
+            assert_eq!(check(raw, ApiBase::Portal), Ok(()), "{raw}");
+        }
+        for (raw, base) in [
+            (
+                "https://pvwa.example.com/PasswordVault/API/auth/CyberArk/Logon",
+                "https://pvwa.example.com/PasswordVault",
+            ),
+            ("https://pvwa.example.com/PasswordVault/api", "https://pvwa.example.com/PasswordVault"),
+            ("https://pvwa.example.com/API/Accounts", "https://pvwa.example.com"),
+            ("https://gw.example.com/cyberark/API", "https://gw.example.com/cyberark"),
+        ] {
+            assert_eq!(check(raw, ApiBase::Portal), Err(base.to_string()), "{raw}");
+        }
+    }
 }
