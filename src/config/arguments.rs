@@ -30,19 +30,15 @@ pub fn parse_module_arguments(
     }
 }
 
-/// [`parse_module_arguments`], reporting every argument that is wrong, in order (for
-/// `pam-ticket check`).
+/// [`parse_module_arguments`], going on after a wrong argument (for `pam-ticket check`):
+/// the arguments that are right, and every problem, in order.
 pub fn parse_module_arguments_reporting_all(
     arguments: &[String],
     service: &str,
-) -> Result<ModuleArguments, Vec<ConfigError>> {
+) -> (ModuleArguments, Vec<ConfigError>) {
     let mut problems = Vec::new();
     let parsed = split_arguments(arguments, service, &mut problems, false);
-    if problems.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(problems)
-    }
+    (parsed, problems)
 }
 
 fn split_arguments(
