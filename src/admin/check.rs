@@ -69,7 +69,8 @@ pub fn run(arguments: &[String]) -> i32 {
         Ok(config) => config,
         Err(problems) => {
             for problem in &problems {
-                println!("  ERROR {problem}");
+                // A message over several lines (the regex crate's) stays under its ERROR.
+                println!("  ERROR {}", problem.to_string().replace('\n', "\n        "));
             }
             let count = match problems.len() {
                 1 => "1 problem".to_string(),
