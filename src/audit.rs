@@ -242,7 +242,7 @@ impl fmt::Display for SyslogFailure {
         match self {
             SyslogFailure::NoSocket(why) => write!(
                 f,
-                "no syslog socket to write to ({why}; is /dev/log there, and a syslog daemon or journald listening on it?)"
+                "no syslog socket to write to ({why}); is a syslog daemon or journald listening on /dev/log?"
             ),
             SyslogFailure::NotSent(why) => write!(f, "the line could not be sent ({why})"),
         }
@@ -257,7 +257,15 @@ fn logger() -> Result<syslog::Logger<syslog::LoggerBackend, syslog::Formatter316
         process: "pam_ticket".to_string(),
         pid: std::process::id(),
     })
-    .map_err(|problem| SyslogFailure::NoSocket(problem.to_string()))?;
+    .map_err(|problem| {
+        // The crate also tries BSD's socket paths; when /dev/log is missing, that is what
+        // an admin on Linux needs to hear, not what the last path tried answered.
+        if std::path::Path::new("/dev/log").exists() {
+            SyslogFailure::NoSocket(format!("/dev/log: {problem}"))
+        } else {
+            SyslogFailure::NoSocket("/dev/log does not exist".to_string())
+        }
+    })?;
     // A stalled syslog daemon must not stall the login: a line that cannot be sent
     // within this time is dropped (the JSON audit file, when set, still has it).
     let limit = Some(std::time::Duration::from_millis(500));
