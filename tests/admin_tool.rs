@@ -164,11 +164,19 @@ fn check_reports_settings_masked_and_a_working_account() {
         out.contains("OK    logged on; the probe ticket PAMTICKETCHECK0 was not found"),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "  OK    AllowedIncidentTicketStates: every entry names one of the incident states ServiceNow knows"
+        ),
+        "{out}"
+    );
     assert!(out.ends_with("result: OK\n"), "{out}");
-    assert_eq!(setup.server.request_count(), 1);
+    // The probe, then the incident states the list is compared with.
+    assert_eq!(setup.server.request_count(), 2);
     let queries = setup.sim.received();
     assert_eq!(queries[0].table, "incident");
     assert_eq!(queries[0].status, 200);
+    assert_eq!(queries[1].table, "sys_choice");
     assert!(setup.audit_lines().is_empty(), "check writes no audit");
 }
 

@@ -175,7 +175,7 @@ fn check_warns_about_allowed_servicenow_choices_the_instance_does_not_know() {
         "  WARN  AllowedChangeTicketStates entry \"Schedule\" names no change state ServiceNow \
          knows, so it never matches (did you mean \"Scheduled\"?); ServiceNow knows: New, \
          Assess, Authorize, Scheduled, Implement, Review, Closed, Canceled",
-        "  OK    AllowedApprovalStatuses: every entry names a change approval ServiceNow knows",
+        "  OK    AllowedApprovalStatuses: every entry names one of the change approvals ServiceNow knows",
     ] {
         assert!(out.contains(&format!("{line}\n")), "missing {line:?} in\n{out}");
     }
@@ -252,7 +252,7 @@ fn check_warns_about_allowed_remedy_choices_the_forms_do_not_know() {
         "  WARN  AllowedChangeTicketStates entry \"Implementation In Progres\" names no change \
          state BMCRemedy knows, so it never matches (did you mean \"Implementation In \
          Progress\"?)",
-        "  OK    AllowedApprovalStatuses: every entry names a change approval BMCRemedy knows",
+        "  OK    AllowedApprovalStatuses: every entry names one of the change approvals BMCRemedy knows",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }

@@ -456,7 +456,7 @@ fn compare_choices(config: &Config, source: &mut dyn TicketSource) {
         }
         if unknown == 0 {
             println!(
-                "  OK    {key}: every entry names a {} {system} knows",
+                "  OK    {key}: every entry names one of the {}s {system} knows",
                 field.noun()
             );
         }
