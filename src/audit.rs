@@ -103,7 +103,10 @@ impl AuditRecord {
                 .contains(key)
                 .then(|| value.parse::<u64>().ok())
                 .flatten();
-            fields.push((key, count.map_or_else(|| server_text(value), |count| json!(count))));
+            fields.push((
+                key,
+                count.map_or_else(|| server_text(value), |count| json!(count)),
+            ));
         }
         fields
     }
@@ -249,8 +252,7 @@ impl fmt::Display for SyslogFailure {
     }
 }
 
-fn logger() -> Result<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>, SyslogFailure>
-{
+fn logger() -> Result<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>, SyslogFailure> {
     let logger = syslog::unix(syslog::Formatter3164 {
         facility: syslog::Facility::LOG_AUTHPRIV,
         hostname: None,

@@ -184,11 +184,14 @@ mod tests {
                 "{typed:?}"
             );
         }
-        assert_eq!(find_match(std::slice::from_ref(&new), b"K7QX-M2ZD-PQ4S"), None);
+        assert_eq!(
+            find_match(std::slice::from_ref(&new), b"K7QX-M2ZD-PQ4S"),
+            None
+        );
         // A hash made of the code as typed, before codes were normalised: that spelling
         // still matches.
-        let old = BypassHash::parse(&BypassHash::create(b"break-Glass-42", b"salt"), 1)
-            .expect("valid");
+        let old =
+            BypassHash::parse(&BypassHash::create(b"break-Glass-42", b"salt"), 1).expect("valid");
         assert_eq!(
             find_match(std::slice::from_ref(&old), b"break-Glass-42"),
             Some(1)

@@ -179,9 +179,14 @@ mod tests {
     #[test]
     fn only_one_whole_der_sequence_counts_as_der() {
         assert!(is_one_der_element(&[0x30, 0x03, 1, 2, 3]));
-        assert!(is_one_der_element(&[&[0x30, 0x81, 0x80][..], &[0; 0x80]].concat()));
+        assert!(is_one_der_element(
+            &[&[0x30, 0x81, 0x80][..], &[0; 0x80]].concat()
+        ));
         assert!(!is_one_der_element(&[0x30, 0x03, 1, 2]), "truncated");
-        assert!(!is_one_der_element(&[0x30, 0x03, 1, 2, 3, 4]), "trailing bytes");
+        assert!(
+            !is_one_der_element(&[0x30, 0x03, 1, 2, 3, 4]),
+            "trailing bytes"
+        );
         assert!(!is_one_der_element(b"-----BEGIN CERTIFICATE-----\n"));
         assert!(!is_one_der_element(&[0x02, 0x01, 0x00]), "not a SEQUENCE");
     }
@@ -197,7 +202,10 @@ mod tests {
             matches!(problem, TrustError::BadDerCertificate { .. }),
             "{problem:?}"
         );
-        assert!(problem.to_string().contains("openssl x509 -inform DER"), "{problem}");
+        assert!(
+            problem.to_string().contains("openssl x509 -inform DER"),
+            "{problem}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

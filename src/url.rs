@@ -203,7 +203,8 @@ impl BaseUrl {
                 let route = segments.iter().enumerate().position(|(index, segment)| {
                     segment.eq_ignore_ascii_case("API")
                         && (index + 1 == segments.len()
-                            || (index > 0 && segments[index - 1].eq_ignore_ascii_case("PasswordVault"))
+                            || (index > 0
+                                && segments[index - 1].eq_ignore_ascii_case("PasswordVault"))
                             || ["auth", "Accounts"]
                                 .iter()
                                 .any(|name| segments[index + 1].eq_ignore_ascii_case(name)))
@@ -309,7 +310,10 @@ mod tests {
                 })
         };
         // ServiceNow instances have no path at all.
-        assert_eq!(check("https://acme.service-now.com/", ApiBase::ServiceNow), Ok(()));
+        assert_eq!(
+            check("https://acme.service-now.com/", ApiBase::ServiceNow),
+            Ok(())
+        );
         for raw in [
             "https://acme.service-now.com/api/now/table/incident",
             "https://acme.service-now.com/now/nav/ui/home",
@@ -321,13 +325,25 @@ mod tests {
             );
         }
         // Remedy: a reverse proxy's prefix stays; the API's own routes do not.
-        for raw in ["https://itsm.example.com:8443", "https://gw.example.com/remedy"] {
+        for raw in [
+            "https://itsm.example.com:8443",
+            "https://gw.example.com/remedy",
+        ] {
             assert_eq!(check(raw, ApiBase::Remedy), Ok(()), "{raw}");
         }
         for (raw, base) in [
-            ("https://itsm.example.com:8443/api/arsys/v1/entry", "https://itsm.example.com:8443"),
-            ("https://gw.example.com/remedy/api/jwt/login", "https://gw.example.com/remedy"),
-            ("https://gw.example.com/remedy/API/ARSYS", "https://gw.example.com/remedy"),
+            (
+                "https://itsm.example.com:8443/api/arsys/v1/entry",
+                "https://itsm.example.com:8443",
+            ),
+            (
+                "https://gw.example.com/remedy/api/jwt/login",
+                "https://gw.example.com/remedy",
+            ),
+            (
+                "https://gw.example.com/remedy/API/ARSYS",
+                "https://gw.example.com/remedy",
+            ),
         ] {
             assert_eq!(check(raw, ApiBase::Remedy), Err(base.to_string()), "{raw}");
         }
@@ -345,9 +361,18 @@ mod tests {
                 "https://pvwa.example.com/PasswordVault/API/auth/CyberArk/Logon",
                 "https://pvwa.example.com/PasswordVault",
             ),
-            ("https://pvwa.example.com/PasswordVault/api", "https://pvwa.example.com/PasswordVault"),
-            ("https://pvwa.example.com/API/Accounts", "https://pvwa.example.com"),
-            ("https://gw.example.com/cyberark/API", "https://gw.example.com/cyberark"),
+            (
+                "https://pvwa.example.com/PasswordVault/api",
+                "https://pvwa.example.com/PasswordVault",
+            ),
+            (
+                "https://pvwa.example.com/API/Accounts",
+                "https://pvwa.example.com",
+            ),
+            (
+                "https://gw.example.com/cyberark/API",
+                "https://gw.example.com/cyberark",
+            ),
         ] {
             assert_eq!(check(raw, ApiBase::Portal), Err(base.to_string()), "{raw}");
         }

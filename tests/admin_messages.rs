@@ -148,7 +148,10 @@ fn assert_configuration_error(
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["decision"], "error", "{records:?}");
     assert_eq!(records[0]["rhost"], "192.0.2.10", "{records:?}");
-    records[0]["reason"].as_str().unwrap_or_default().to_string()
+    records[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// ServiceNow instances have no path: a URL copied from the browser or the API explorer is
@@ -377,7 +380,11 @@ fn module_arguments_get_did_you_mean() {
         let before = rig.audit_len();
         let outcome = rig.login(&service, &["INC0010001"]);
         let reason = assert_configuration_error(&rig, &rig.server, &outcome, before);
-        assert_eq!(reason, format!("configuration error: {expected}"), "{argument}");
+        assert_eq!(
+            reason,
+            format!("configuration error: {expected}"),
+            "{argument}"
+        );
     }
     assert_eq!(sim.query_count(), 0);
 }
@@ -393,13 +400,12 @@ fn an_error_a_pam_d_override_causes_names_the_argument() {
         "{}ValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New\"\n",
         rig.config_text(&base)
     );
-    let no_url = rig
-        .config_text(&base)
-        .replace(&format!("SystemURL=\"{base}\"\n"), "ValidateTicketNumber=\"No\"\n");
-    let portal_in_file_checks = format!(
-        "{}ValidateRequestingUser=\"Yes\"\n",
-        rig.config_text(&base)
+    let no_url = rig.config_text(&base).replace(
+        &format!("SystemURL=\"{base}\"\n"),
+        "ValidateTicketNumber=\"No\"\n",
     );
+    let portal_in_file_checks =
+        format!("{}ValidateRequestingUser=\"Yes\"\n", rig.config_text(&base));
     for (text, argument, expected) in [
         (
             states.as_str(),

@@ -109,7 +109,9 @@ fn counts_are_json_numbers() {
     let service = rig.service(&[format!("config={}", rig.config("").display())]);
     let outcome = pam::authenticate(
         &service,
-        &Login::new("alice").rhost("192.0.2.10").answer("INC 0010001"),
+        &Login::new("alice")
+            .rhost("192.0.2.10")
+            .answer("INC 0010001"),
     );
     assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
     let outcome = pam::authenticate(
@@ -141,7 +143,9 @@ fn configuration_error_records_carry_rhost() {
     ]);
     let outcome = pam::authenticate(
         &service,
-        &Login::new("alice").rhost("203.0.113.9").answer("INC0010001"),
+        &Login::new("alice")
+            .rhost("203.0.113.9")
+            .answer("INC0010001"),
     );
     assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
     let records = rig.records();
@@ -164,7 +168,9 @@ fn configuration_error_records_carry_rhost() {
 /// has `devlog` (a socket this test reads) bound there; returns its output and the lines
 /// the socket got.
 fn test_with_audit(rig: &Rig, devlog: Option<&str>) -> (String, Vec<String>) {
-    let real_dev = rig.dir.join(&format!("real-dev-{}", devlog.unwrap_or("none")));
+    let real_dev = rig
+        .dir
+        .join(&format!("real-dev-{}", devlog.unwrap_or("none")));
     fs::create_dir(&real_dev).expect("mount point");
     let socket = devlog.map(|name| {
         let path = rig.dir.join(name);
@@ -269,9 +275,7 @@ fn test_report_columns_line_up() {
     let config = rig.config("").display().to_string();
     let run = |answer: &str| {
         let output = Command::new(TOOL)
-            .args([
-                "test", "--user", "alice", "--config", &config, answer,
-            ])
+            .args(["test", "--user", "alice", "--config", &config, answer])
             .output()
             .expect("run pam-ticket test");
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -316,7 +320,10 @@ fn test_report_columns_line_up() {
         "audit record",
         "audit",
     ] {
-        assert!(labels.iter().any(|seen| seen == label), "{label}: {labels:?}");
+        assert!(
+            labels.iter().any(|seen| seen == label),
+            "{label}: {labels:?}"
+        );
     }
 }
 

@@ -109,7 +109,8 @@ fn check_reports_every_configuration_error() {
         "--arg",
         "MaxAttempts=99",
     ]);
-    assert_eq!(code, 3, "{out}{err}");eprintln!("{out}");
+    assert_eq!(code, 3, "{out}{err}");
+    eprintln!("{out}");
     let errors: Vec<&str> = out
         .lines()
         .filter_map(|line| line.strip_prefix("  ERROR "))
@@ -136,7 +137,11 @@ fn check_reports_every_configuration_error() {
         out.contains("result: configuration error (7 problems); the module would return PAM_SERVICE_ERR, logging the first"),
         "{out}"
     );
-    assert_eq!(setup.server.request_count(), 0, "no request with a broken configuration");
+    assert_eq!(
+        setup.server.request_count(),
+        0,
+        "no request with a broken configuration"
+    );
 
     // A required key whose line did not parse is not reported missing as well.
     let config = setup.config("");
@@ -147,7 +152,10 @@ fn check_reports_every_configuration_error() {
     );
     let (code, out, _) = tool(&["check", "--config", &path]);
     assert_eq!(code, 3, "{out}");
-    let errors: Vec<&str> = out.lines().filter(|line| line.starts_with("  ERROR ")).collect();
+    let errors: Vec<&str> = out
+        .lines()
+        .filter(|line| line.starts_with("  ERROR "))
+        .collect();
     assert_eq!(errors.len(), 1, "{out}");
     assert!(errors[0].contains(&format!("{path}:2: ")), "{out}");
     assert!(!out.contains("SystemURL is required"), "{out}");
@@ -166,7 +174,8 @@ fn check_warns_about_allowed_servicenow_choices_the_instance_does_not_know() {
          ValidateApprovalStatus=\"Yes\"\nAllowedApprovalStatuses=\"approved,Not Yet Requested\"\n",
     );
     let (code, out, err) = tool(&["check", "--config", &config.display().to_string()]);
-    assert_eq!(code, 0, "{out}{err}");eprintln!("{out}");
+    assert_eq!(code, 0, "{out}{err}");
+    eprintln!("{out}");
     for line in [
         "allowed choices: compared with the choices ServiceNow knows (warnings only)",
         "  WARN  AllowedIncidentTicketStates entry \"In-Progress\" names no incident state \
@@ -177,7 +186,10 @@ fn check_warns_about_allowed_servicenow_choices_the_instance_does_not_know() {
          Assess, Authorize, Scheduled, Implement, Review, Closed, Canceled",
         "  OK    AllowedApprovalStatuses: every entry names one of the change approvals ServiceNow knows",
     ] {
-        assert!(out.contains(&format!("{line}\n")), "missing {line:?} in\n{out}");
+        assert!(
+            out.contains(&format!("{line}\n")),
+            "missing {line:?} in\n{out}"
+        );
     }
     assert!(out.ends_with("result: OK\n"), "{out}");
     // The probe, then one sys_choice query per list.
@@ -215,9 +227,8 @@ fn a_choice_list_that_cannot_be_read_is_a_warning() {
     let sim = Arc::new(ServiceNowSim::new(USER, PASSWORD));
     sim.remove_table("sys_choice");
     let setup = Setup::start("sn-no-choices", "ServiceNow", sim.clone());
-    let config = setup.config(
-        "ValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New\"\n",
-    );
+    let config =
+        setup.config("ValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New\"\n");
     let (code, out, err) = tool(&["check", "--config", &config.display().to_string()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -296,5 +307,8 @@ fn check_warns_about_allowed_remedy_choices_the_forms_do_not_know() {
         "{requests:?}"
     );
     assert!(sim.live_tokens().is_empty(), "every token is logged off");
-    assert!(!setup.dir.join("cache").exists(), "the token cache is left alone");
+    assert!(
+        !setup.dir.join("cache").exists(),
+        "the token cache is left alone"
+    );
 }

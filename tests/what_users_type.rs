@@ -185,9 +185,7 @@ fn bypass_codes_are_compared_without_case_dashes_or_spaces() {
 
     let sim = Arc::new(ServiceNowSim::new(ACCOUNT_USER, ACCOUNT_PASSWORD));
     let rig = Rig::start("bypass", "ServiceNow", sim.clone());
-    let service = rig.service(&format!(
-        "FailsafeBypassCode=\"{new_hash},{old_hash}\"\n"
-    ));
+    let service = rig.service(&format!("FailsafeBypassCode=\"{new_hash},{old_hash}\"\n"));
     for (typed, entry) in [
         (generated.clone(), 1),
         (generated.to_lowercase(), 1),

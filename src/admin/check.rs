@@ -64,13 +64,15 @@ pub fn run(arguments: &[String]) -> i32 {
     let module_arguments = options.all("arg");
     let path = args::config_path_shown(options.value("config"), &module_arguments);
     println!("configuration: {path}");
-    let config = match args::load_config_reporting_all(options.value("config"), &module_arguments)
-    {
+    let config = match args::load_config_reporting_all(options.value("config"), &module_arguments) {
         Ok(config) => config,
         Err(problems) => {
             for problem in &problems {
                 // A message over several lines (the regex crate's) stays under its ERROR.
-                println!("  ERROR {}", problem.to_string().replace('\n', "\n        "));
+                println!(
+                    "  ERROR {}",
+                    problem.to_string().replace('\n', "\n        ")
+                );
             }
             let count = match problems.len() {
                 1 => "1 problem".to_string(),

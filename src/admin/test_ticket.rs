@@ -222,9 +222,7 @@ fn print_delivery(delivery: Option<&Delivery>) {
             "OK",
             &format!("appended to {}", path.display()),
         ),
-        Some((_, Err(problem))) => {
-            row("audit file", "FAIL", &format!("not written: {problem}"))
-        }
+        Some((_, Err(problem))) => row("audit file", "FAIL", &format!("not written: {problem}")),
     }
 }
 
@@ -312,7 +310,11 @@ fn print_lookup(
     let system = recording.inner.system_name();
     match result {
         Ok(Lookup::Found(ticket)) => {
-            row("lookup", "FOUND", &format!("{system}: {}", describe(ticket)));
+            row(
+                "lookup",
+                "FOUND",
+                &format!("{system}: {}", describe(ticket)),
+            );
             // The same pure function the Flow ran, on the same ticket, person and time.
             let results = policy::evaluate(config, ticket, &login.person, now);
             if results.is_empty() {
@@ -358,11 +360,13 @@ fn print_lookup(
         Err(LookupError::UntrustedServer { detail }) => row(
             "lookup",
             "FAIL",
-            &format!(
-                "{system}'s certificate did not verify: {detail} (denied in both fail modes)"
-            ),
+            &format!("{system}'s certificate did not verify: {detail} (denied in both fail modes)"),
         ),
-        Err(error) => row("lookup", "FAIL", &format!("{system}: {}", lookup_error(error))),
+        Err(error) => row(
+            "lookup",
+            "FAIL",
+            &format!("{system}: {}", lookup_error(error)),
+        ),
     }
 }
 

@@ -292,11 +292,7 @@ pub trait TicketSource {
     /// For `pam-ticket check`: the choices the system knows for each of `fields`, each
     /// read once, so that Allowed* entries that name none of them can be pointed out.
     /// Reads only; a source that cannot say (the portal) answers nothing.
-    fn known_choices(
-        &mut self,
-        _fields: &[ChoiceField],
-        _deadline: Deadline,
-    ) -> Vec<KnownChoices> {
+    fn known_choices(&mut self, _fields: &[ChoiceField], _deadline: Deadline) -> Vec<KnownChoices> {
         Vec::new()
     }
 }

@@ -118,8 +118,10 @@ fn argument_hint(argument: &str) -> String {
     match spelling::closest(argument, names) {
         Some(CONFIG) => " (did you mean config=PATH?)".to_string(),
         Some(name) => format!(" (did you mean {name}=VALUE?)"),
-        None => " (arguments are debug, config=PATH and Key=Value for any key of pam_ticket.conf(5))"
-            .to_string(),
+        None => {
+            " (arguments are debug, config=PATH and Key=Value for any key of pam_ticket.conf(5))"
+                .to_string()
+        }
     }
 }
 

@@ -46,9 +46,8 @@ impl Settings {
     /// thrown away).
     fn assemble(&self) -> Option<Config> {
         let portal_mode = self.check(|| self.portal_mode());
-        let ticketing_system = portal_mode.and_then(|portal_mode| {
-            self.check(|| self.ticketing_system(portal_mode))
-        });
+        let ticketing_system =
+            portal_mode.and_then(|portal_mode| self.check(|| self.ticketing_system(portal_mode)));
         // The defaults of the regexes depend on the system; a bad TicketingSystem (already
         // reported) reads them as ServiceNow's.
         let system = ticketing_system.flatten();
@@ -63,8 +62,7 @@ impl Settings {
             Key::TicketingSystem,
             Key::FetchCredentialsThroughPVWA,
         ];
-        if needs_direct_access == Some(true) && system_url.as_ref().is_some_and(Option::is_none)
-        {
+        if needs_direct_access == Some(true) && system_url.as_ref().is_some_and(Option::is_none) {
             self.report_missing(error(
                 &self.blame(self.whole(), &direct_causes),
                 "SystemURL is required",
@@ -72,9 +70,9 @@ impl Settings {
         }
         let account_path = self.check(|| self.absolute_path(Key::ConnectionAccountFile));
         let connection_account = match (account_path, needs_direct_access) {
-            (Some(Some((path, origin))), Some(true)) => self
-                .check(|| read_account_file(&path, &origin))
-                .map(Some),
+            (Some(Some((path, origin))), Some(true)) => {
+                self.check(|| read_account_file(&path, &origin)).map(Some)
+            }
             (Some(None), Some(true)) => {
                 self.report_missing(error(
                     &self.blame(self.whole(), &direct_causes),
@@ -116,9 +114,8 @@ impl Settings {
                 Key::AllowedChangeTicketStates,
             )
         });
-        let allowed_approval_statuses = self.check(|| {
-            self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses)
-        });
+        let allowed_approval_statuses = self
+            .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
         let bypass_codes = self.check(|| self.bypass_codes());
@@ -225,8 +222,12 @@ impl Settings {
             (Some(false), Some(TicketingSystem::BmcRemedy)) => ApiBase::Remedy,
             _ => return Ok(Some(url)),
         };
-        url.check_path(kind)
-            .map_err(|problem| error(&self.origin(Key::SystemURL), format!("SystemURL: {problem}")))?;
+        url.check_path(kind).map_err(|problem| {
+            error(
+                &self.origin(Key::SystemURL),
+                format!("SystemURL: {problem}"),
+            )
+        })?;
         Ok(Some(url))
     }
 
@@ -274,7 +275,10 @@ impl Settings {
             let url = self.https_url(Key::PortalURL)?;
             if let Some(url) = &url {
                 url.check_path(ApiBase::Portal).map_err(|problem| {
-                    error(&self.origin(Key::PortalURL), format!("PortalURL: {problem}"))
+                    error(
+                        &self.origin(Key::PortalURL),
+                        format!("PortalURL: {problem}"),
+                    )
                 })?;
             }
             Ok(url)

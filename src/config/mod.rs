@@ -39,8 +39,8 @@ pub use arguments::{
 };
 pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
 pub use settings::from_entries;
-pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};
 use syntax::parse_entries_reporting;
+pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};
 // The URL types live in their own leaf module, shared with the HTTP client; named here too
 // because the backends and admin tools know them as part of the configuration.
 pub use crate::url::{BaseUrl, ProxyUrl, parse_https_url};
@@ -202,10 +202,7 @@ fn config_path(arguments: &ModuleArguments) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
-fn load_with(
-    arguments: &ModuleArguments,
-    stop_at_first: bool,
-) -> Result<Config, Vec<ConfigError>> {
+fn load_with(arguments: &ModuleArguments, stop_at_first: bool) -> Result<Config, Vec<ConfigError>> {
     let path = config_path(arguments);
     // Others may read the configuration, but never change it: it decides whether and
     // how tickets are checked. When it holds bypass code hashes, it is a secret (see
@@ -218,9 +215,9 @@ fn load_with(
     })?;
     let mut problems = Vec::new();
     let file_entries = parse_entries_reporting(&text, &path, &mut problems, stop_at_first);
-    if !(stop_at_first && !problems.is_empty())
-        && let Err(problem) = check_bypass_file_mode(&path, &file_entries)
-    {
+    // The module stops at the first problem; check goes on.
+    let go_on = !stop_at_first || problems.is_empty();
+    if go_on && let Err(problem) = check_bypass_file_mode(&path, &file_entries) {
         problems.push(problem);
     }
     let mut config = settings::from_entries_reporting(

@@ -1101,9 +1101,17 @@ fn field_definitions(
             fields.push((1_000_000_161, "Incident Number".to_string(), None));
         }
         CHANGE_FORM => {
-            fields.push((7, "Change Request Status".to_string(), Some(CHANGE_STATUSES)));
+            fields.push((
+                7,
+                "Change Request Status".to_string(),
+                Some(CHANGE_STATUSES),
+            ));
             fields.push((1_000_000_182, "Infrastructure Change ID".to_string(), None));
-            fields.push((1_000_003_261, "Approval Status".to_string(), Some(APPROVAL_STATUSES)));
+            fields.push((
+                1_000_003_261,
+                "Approval Status".to_string(),
+                Some(APPROVAL_STATUSES),
+            ));
         }
         _ => {}
     }

@@ -602,8 +602,11 @@ mod schema {
         ("5", "5 - Planning"),
     ];
 
+    /// A choice list: stored value → label.
+    pub type Choices = &'static [(&'static str, &'static str)];
+
     /// The choice lists the instance keeps in `sys_choice`, as (table, element, list).
-    pub const CHOICE_LISTS: &[(&str, &str, &[(&str, &str)])] = &[
+    pub const CHOICE_LISTS: &[(&str, &str, Choices)] = &[
         ("incident", "state", INCIDENT_STATE),
         ("incident", "priority", PRIORITY),
         ("change_request", "state", CHANGE_STATE),

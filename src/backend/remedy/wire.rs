@@ -292,7 +292,10 @@ pub fn interpret_field_choices(
             == Some(ARERR_FORM_DOES_NOT_EXIST)
         {
             return Err(LookupError::Misconfigured {
-                detail: format!("Remedy form {form:?} does not exist ({})", error_detail(response)),
+                detail: format!(
+                    "Remedy form {form:?} does not exist ({})",
+                    error_detail(response)
+                ),
             });
         }
         return Err(status_error(response, error_detail(response)));
@@ -311,7 +314,11 @@ pub fn interpret_field_choices(
         .get("limit")
         .and_then(|limit| limit.get("selection_values"))
         .and_then(Value::as_array)
-        .ok_or_else(|| bad(&format!("field {field:?} of form {form:?} is not a selection field")))?;
+        .ok_or_else(|| {
+            bad(&format!(
+                "field {field:?} of form {form:?} is not a selection field"
+            ))
+        })?;
     let mut choices = Vec::with_capacity(values.len());
     for value in values {
         let name = match value {
