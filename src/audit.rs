@@ -41,6 +41,10 @@ impl Decision {
     }
 }
 
+/// The extra fields that are counts: written as JSON numbers (`"answer_length":29`), so
+/// that log tools can compare and add them up, as they can `elapsed_ms`.
+pub const NUMBER_FIELDS: [&str; 2] = ["answer_length", "bypass_entry"];
+
 /// One audit record. Optional fields are left out when empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -95,7 +99,14 @@ impl AuditRecord {
         fields.push(("reason", server_text(&self.reason)));
         fields.push(("elapsed_ms", json!(self.elapsed_ms)));
         for (key, value) in &self.extra {
-            fields.push((key, server_text(value)));
+            let count = NUMBER_FIELDS
+                .contains(key)
+                .then(|| value.parse::<u64>().ok())
+                .flatten();
+            fields.push((
+                key,
+                count.map_or_else(|| server_text(value), |count| json!(count)),
+            ));
         }
         fields
     }
@@ -173,18 +184,39 @@ impl SystemAudit {
     }
 }
 
+/// Where one record went: syslog, and the audit file when one is set.
+#[derive(Debug)]
+pub struct Delivery {
+    pub syslog: Result<(), SyslogFailure>,
+    /// `None` when no AuditLogFile is set.
+    pub file: Option<(PathBuf, Result<(), AuditFileError>)>,
+}
+
+impl SystemAudit {
+    /// Writes a record and says where it went (for `pam-ticket test --audit`). A record
+    /// the file refused is followed by an `audit file not written: …` line in syslog.
+    pub fn deliver(&mut self, record: &AuditRecord) -> Delivery {
+        let line = record.to_key_values();
+        let syslog = syslog_line(record.decision, &line);
+        let file = self.file.as_ref().map(|path| {
+            let written = append_json_line(path, &record.to_json());
+            if let Err(problem) = &written {
+                let _ = syslog_line(
+                    Decision::Error,
+                    &format!("audit file not written: {problem}"),
+                );
+            }
+            (path.clone(), written)
+        });
+        Delivery { syslog, file }
+    }
+}
+
 impl AuditSink for SystemAudit {
     fn record(&mut self, record: &AuditRecord) {
-        let line = record.to_key_values();
-        syslog_line(record.decision, &line);
-        if let Some(path) = &self.file
-            && let Err(problem) = append_json_line(path, &record.to_json())
-        {
-            syslog_line(
-                Decision::Error,
-                &format!("audit file not written: {problem}"),
-            );
-        }
+        // Neither syslog nor the file may change a decision: what failed was reported
+        // where it could be.
+        let _ = self.deliver(record);
     }
 
     fn debug(&mut self, message: &str) {
@@ -195,18 +227,47 @@ impl AuditSink for SystemAudit {
 
     /// To syslog at err, like a record that says the module needs attention.
     fn warn(&mut self, message: &str) {
-        syslog_line(Decision::Error, message);
+        let _ = syslog_line(Decision::Error, message);
     }
 }
 
-fn logger() -> Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>> {
+/// Why a line did not reach syslog.
+#[derive(Debug)]
+pub enum SyslogFailure {
+    /// No syslog socket could be connected to (`/dev/log` missing, or nobody listening).
+    NoSocket(String),
+    /// Connected, but the line could not be sent (e.g. a daemon too slow to take it).
+    NotSent(String),
+}
+
+impl fmt::Display for SyslogFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyslogFailure::NoSocket(why) => write!(
+                f,
+                "no syslog socket to write to ({why}); is a syslog daemon or journald listening on /dev/log?"
+            ),
+            SyslogFailure::NotSent(why) => write!(f, "the line could not be sent ({why})"),
+        }
+    }
+}
+
+fn logger() -> Result<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>, SyslogFailure> {
     let logger = syslog::unix(syslog::Formatter3164 {
         facility: syslog::Facility::LOG_AUTHPRIV,
         hostname: None,
         process: "pam_ticket".to_string(),
         pid: std::process::id(),
     })
-    .ok()?;
+    .map_err(|problem| {
+        // The crate also tries BSD's socket paths; when /dev/log is missing, that is what
+        // an admin on Linux needs to hear, not what the last path tried answered.
+        if std::path::Path::new("/dev/log").exists() {
+            SyslogFailure::NoSocket(format!("/dev/log: {problem}"))
+        } else {
+            SyslogFailure::NoSocket("/dev/log does not exist".to_string())
+        }
+    })?;
     // A stalled syslog daemon must not stall the login: a line that cannot be sent
     // within this time is dropped (the JSON audit file, when set, still has it).
     let limit = Some(std::time::Duration::from_millis(500));
@@ -219,27 +280,27 @@ fn logger() -> Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter316
         }
         _ => {}
     }
-    Some(logger)
+    Ok(logger)
 }
 
-/// Writes one line to syslog at the level the decision deserves. Failures are ignored: a
-/// missing syslog socket must never change a decision.
-pub fn syslog_line(decision: Decision, line: &str) {
-    let Some(mut logger) = logger() else {
-        return;
-    };
+/// Writes one line to syslog at the level the decision deserves. A failure is returned
+/// for those who report it (`pam-ticket test --audit`); the module ignores it: a missing
+/// syslog socket must never change a decision.
+pub fn syslog_line(decision: Decision, line: &str) -> Result<(), SyslogFailure> {
+    let mut logger = logger()?;
     // Record lines arrive escaped already; a warning or a panic message may not.
     let line = &*one_line(line);
-    let _ = match decision {
+    match decision {
         Decision::Allow => logger.info(line),
         Decision::Deny => logger.notice(line),
         Decision::Bypass | Decision::Failsafe => logger.warning(line),
         Decision::Unavailable | Decision::Error => logger.err(line),
-    };
+    }
+    .map_err(|problem| SyslogFailure::NotSent(problem.to_string()))
 }
 
 fn syslog_debug(line: &str) {
-    if let Some(mut logger) = logger() {
+    if let Ok(mut logger) = logger() {
         let _ = logger.debug(&*one_line(line));
     }
 }
@@ -449,6 +510,26 @@ mod tests {
         assert_eq!(value["ticket"], "INC0010002");
         assert_eq!(value["type"], "incident");
         assert_eq!(value["elapsed_ms"], 12);
+    }
+
+    #[test]
+    fn counts_are_json_numbers() {
+        let mut counted = record();
+        counted.extra = vec![
+            ("answer_length", "29".to_string()),
+            ("bypass_entry", "2".to_string()),
+            ("error_code", "42".to_string()),
+        ];
+        let value = counted.to_json();
+        assert_eq!(value["answer_length"], json!(29));
+        assert_eq!(value["bypass_entry"], json!(2));
+        // Not a count: a server's code stays text, whatever it looks like.
+        assert_eq!(value["error_code"], json!("42"));
+        assert!(
+            counted
+                .to_key_values()
+                .ends_with("answer_length=29 bypass_entry=2 error_code=42")
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Failsafe bypass codes, stored only as salted SHA-256 hashes
 //! (`sha256:<salt-hex>:<hex of sha256(salt bytes ‖ code)>`) and compared in constant time.
+//! Codes are compared without regard to case, dashes or white space (see [`normalise`]).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 /// The longest bypass code `pam-ticket hash-code` reads.
 pub const MAX_CODE_BYTES: usize = 1024;
@@ -61,12 +63,33 @@ impl BypassHash {
     }
 }
 
-/// The entry number of the hash that `code` matches. Every hash is computed and compared,
-/// whether or not an earlier one matched, so timing says nothing about which or whether.
+/// A code as it is hashed and compared: without `-` and white space, in upper case, so
+/// that `K7QX-M2ZD-…` (as `hash-code --generate` prints it), `k7qx m2zd …` and `K7QXM2ZD…`
+/// are one code. Sized up front and wiped when dropped.
+pub fn normalise(code: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut normalised = Zeroizing::new(Vec::with_capacity(code.len()));
+    for byte in code {
+        if *byte != b'-' && !byte.is_ascii_whitespace() {
+            normalised.push(byte.to_ascii_uppercase());
+        }
+    }
+    normalised
+}
+
+/// The entry number of the hash that `code` matches, as typed or [`normalise`]d: a hash
+/// made by `pam-ticket hash-code` (of the normalised code) matches however the code is
+/// grouped or cased, and a hash made of a code as it was typed, before codes were
+/// normalised, still matches that code typed the same way. Every hash is computed and
+/// compared both ways, whether or not an earlier one matched, so timing says nothing about
+/// which or whether.
 pub fn find_match(hashes: &[BypassHash], code: &[u8]) -> Option<usize> {
+    let normalised = normalise(code);
     let mut matched = None;
     for hash in hashes {
-        if hash.matches(code) && matched.is_none() {
+        let as_typed = hash.matches(code);
+        // Nothing but dashes and spaces normalises to nothing, which names no code.
+        let as_normalised = hash.matches(&normalised) && !normalised.is_empty();
+        if (as_typed | as_normalised) && matched.is_none() {
             matched = Some(hash.entry);
         }
     }
@@ -142,6 +165,38 @@ mod tests {
             BypassHash::parse(&BypassHash::create(b"two", b"s2"), 2).expect("valid"),
         ];
         assert_eq!(find_match(&hashes, b"two"), Some(2));
+    }
+
+    #[test]
+    fn codes_match_whatever_their_case_dashes_and_spaces() {
+        let normalised = normalise(b"k7qx-m2zd pq4r");
+        assert_eq!(normalised.as_slice(), b"K7QXM2ZDPQ4R");
+        let new = BypassHash::parse(&BypassHash::create(&normalised, b"salt"), 1).expect("valid");
+        for typed in [
+            &b"K7QX-M2ZD-PQ4R"[..],
+            b"k7qx-m2zd-pq4r",
+            b"K7QXM2ZDPQ4R",
+            b"k7qx m2zd pq4r",
+        ] {
+            assert_eq!(
+                find_match(std::slice::from_ref(&new), typed),
+                Some(1),
+                "{typed:?}"
+            );
+        }
+        assert_eq!(
+            find_match(std::slice::from_ref(&new), b"K7QX-M2ZD-PQ4S"),
+            None
+        );
+        // A hash made of the code as typed, before codes were normalised: that spelling
+        // still matches.
+        let old =
+            BypassHash::parse(&BypassHash::create(b"break-Glass-42", b"salt"), 1).expect("valid");
+        assert_eq!(
+            find_match(std::slice::from_ref(&old), b"break-Glass-42"),
+            Some(1)
+        );
+        assert_eq!(find_match(&[old], b"---"), None);
     }
 
     #[test]

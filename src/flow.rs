@@ -180,9 +180,11 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         let deadline = Deadline::new(self.clock, self.config.timeout);
         let result = source.lookup(&id, self.login, deadline, &mut *self.audit);
         self.audit.debug(&format!(
-            "lookup of {} answered {:?}",
+            "lookup of {} {} at {}: {}",
+            id.kind.audit_name(),
             id.text,
-            result.as_ref().map(|_| "a ticket")
+            source.system_name(),
+            lookup_summary(&result)
         ));
         self.judge(&id, result, started)
     }
@@ -377,6 +379,44 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             extra,
         };
         self.audit.record(&record);
+    }
+}
+
+/// What a lookup established, in the words of the debug line (server text sanitised).
+fn lookup_summary(result: &Result<Lookup, LookupError>) -> String {
+    use crate::sanitise::sanitise;
+    match result {
+        Ok(Lookup::Found(ticket)) => {
+            let mut found = "found".to_string();
+            if let Some(state) = &ticket.state {
+                found.push_str(&format!(", state {}", sanitise(&state.label)));
+            }
+            if let Some(approval) = &ticket.approval {
+                found.push_str(&format!(", approval {}", sanitise(&approval.label)));
+            }
+            found
+        }
+        Ok(Lookup::AcceptedByPortal { .. }) => "accepted by the portal".to_string(),
+        Err(LookupError::NotFound) => "not found".to_string(),
+        Err(LookupError::Ambiguous { records }) => {
+            format!("not one record with that number ({records} records, or another number)")
+        }
+        Err(LookupError::RefusedByPortal { code, .. }) => match code {
+            Some(code) => format!("refused by the portal ({})", sanitise(code)),
+            None => "refused by the portal".to_string(),
+        },
+        Err(LookupError::NotCheckable { message }) => {
+            format!("cannot be checked: {}", sanitise(message))
+        }
+        Err(LookupError::Unavailable(outage)) => format!("unavailable (an outage): {outage}"),
+        Err(LookupError::AccountRefused { status, .. }) => {
+            format!("the module's account was refused (HTTP {status})")
+        }
+        Err(LookupError::BadAnswer(why)) => format!("not the API's answer: {why}"),
+        Err(LookupError::UntrustedServer { detail }) => {
+            format!("the server's certificate was not trusted: {detail}")
+        }
+        Err(LookupError::Misconfigured { detail }) => format!("misconfigured: {detail}"),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod sanitise;
 pub mod secret;
 pub mod secure_file;
+pub mod spelling;
 pub mod ticket;
 pub mod token_cache;
 pub mod trust;
@@ -86,7 +87,7 @@ fn guarded(body: impl FnOnce() -> PamResultCode) -> PamResultCode {
                 .map(|text| text.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            audit::syslog_line(
+            let _ = audit::syslog_line(
                 Decision::Error,
                 &format!(
                     "decision=error reason=\"internal error (panic): {}\"",
@@ -132,6 +133,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
             Err(problem) => {
                 let record = error_record(
                     &login.pam_user,
+                    login.rhost.clone(),
                     &login.service,
                     format!("cannot set up the ticket source: {problem}"),
                 );
@@ -196,6 +198,7 @@ fn configuration_failed(
     let user = pam_glue::user_item(pamh).unwrap_or_default();
     let record = error_record(
         &user,
+        pam_glue::rhost(pamh),
         &Some(service.to_string()),
         format!("configuration error: {problem}"),
     );
@@ -207,12 +210,18 @@ fn configuration_failed(
     PamResultCode::PAM_SERVICE_ERR
 }
 
-fn error_record(user: &str, service: &Option<String>, reason: String) -> AuditRecord {
+/// A record of an error before or outside the flow: who, from where, through which service.
+fn error_record(
+    user: &str,
+    rhost: Option<String>,
+    service: &Option<String>,
+    reason: String,
+) -> AuditRecord {
     AuditRecord {
         time: SystemClock.now(),
         decision: Decision::Error,
         user: backend::sanitise(user),
-        rhost: None,
+        rhost,
         service: service.clone(),
         ticket: None,
         ticket_type: None,

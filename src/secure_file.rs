@@ -108,7 +108,22 @@ pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<
         .read(true)
         .custom_flags(flags | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|io_error| format!("cannot open {}: {io_error}", path.display()))?;
+        .map_err(|io_error| {
+            // O_NOFOLLOW refuses a link with ELOOP, whose own words ("Too many levels of
+            // symbolic links") send an admin looking for a loop.
+            let is_link = !follow_symlinks
+                && io_error.raw_os_error() == Some(libc::ELOOP)
+                && fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_symlink());
+            if is_link {
+                format!(
+                    "{} is a symbolic link; it must be a regular file, not a symbolic link \
+                     (links are never followed here: name the file itself)",
+                    path.display()
+                )
+            } else {
+                format!("cannot open {}: {io_error}", path.display())
+            }
+        })?;
     let metadata = file
         .metadata()
         .map_err(|io_error| format!("cannot stat {}: {io_error}", path.display()))?;
@@ -161,7 +176,14 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
         let link = dir.join("link");
         std::os::unix::fs::symlink(&path, &link).expect("symlink");
-        assert!(read(&link, Readers::Anyone, false).is_err());
+        let refused = read(&link, Readers::Anyone, false).expect_err("a link");
+        assert!(
+            refused.ends_with(
+                "link is a symbolic link; it must be a regular file, not a symbolic link \
+                 (links are never followed here: name the file itself)"
+            ),
+            "{refused}"
+        );
         assert!(read(&link, Readers::Anyone, true).is_ok());
         let _ = fs::remove_dir_all(&dir);
     }

@@ -89,8 +89,9 @@ impl IdRefusal {
 
 impl TicketId {
     /// Checks an answer (already trimmed) against every rule that must hold before the
-    /// network is touched: at most 64 ASCII letters, digits, `-` and `_`; TicketFormatRegex
-    /// when set; exactly one of the identification regexes.
+    /// network is touched: at most 64 ASCII letters, digits, `-` and `_`; then, upper-cased
+    /// when UppercaseTicketId is Yes, TicketFormatRegex when set and exactly one of the
+    /// identification regexes.
     pub fn parse(answer: &[u8], config: &Config) -> Result<TicketId, IdRefusal> {
         if answer.is_empty() {
             return Err(IdRefusal::Empty);
@@ -106,6 +107,15 @@ impl TicketId {
         {
             return Err(IdRefusal::BadCharacters);
         }
+        // The system's IDs are upper case: `inc0042001` is INC0042001. The copy is wiped
+        // when dropped: a refused answer may be a mistyped bypass code.
+        let upper_cased;
+        let answer = if config.uppercase_ticket_id && answer.iter().any(u8::is_ascii_lowercase) {
+            upper_cased = zeroize::Zeroizing::new(answer.to_ascii_uppercase());
+            upper_cased.as_slice()
+        } else {
+            answer
+        };
         // Every byte is ASCII by now, so this conversion cannot fail. The answer is only
         // borrowed until it is accepted: a refused one may be a mistyped bypass code, and
         // must not be left behind in a copy that is not wiped.

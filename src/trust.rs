@@ -52,8 +52,11 @@ impl CaBundle {
 pub enum TrustError {
     /// The file failed the checks of [`crate::secure_file`] or could not be read.
     Unusable(String),
-    /// The file holds no PEM certificate.
+    /// The file holds no PEM certificate (and is not DER either).
     NoCertificate(PathBuf),
+    /// The file is one DER element, as a `.cer` exported from Windows is, but not a
+    /// certificate a TLS client can trust (`why` is the parser's word).
+    BadDerCertificate { path: PathBuf, why: String },
 }
 
 impl fmt::Display for TrustError {
@@ -63,6 +66,14 @@ impl fmt::Display for TrustError {
             TrustError::NoCertificate(path) => {
                 write!(f, "CA bundle {} holds no PEM certificate", path.display())
             }
+            TrustError::BadDerCertificate { path, why } => write!(
+                f,
+                "CA bundle {} is DER but not a certificate that can be trusted ({why}); \
+                 if it is a certificate, convert it to PEM with `openssl x509 -inform DER \
+                 -in {} -out CA.pem` and name CA.pem",
+                path.display(),
+                path.display()
+            ),
         }
     }
 }
@@ -73,9 +84,24 @@ impl std::error::Error for TrustError {}
 /// nobody but root can change (whoever can add a CA to it can impersonate the ticketing
 /// system). A link is followed, because system bundles are links on RHEL; the checks then
 /// apply to the file it points at.
+///
+/// A PEM bundle gives every certificate in it. A file that is one DER element (a `.cer`
+/// exported from Windows) is read as one DER certificate, from the same bytes: it must
+/// parse as a trust anchor, the way the TLS client will use it.
 pub fn load(path: &Path) -> Result<CaBundle, TrustError> {
-    let pem = secure_file::read(path, Readers::Anyone, true).map_err(TrustError::Unusable)?;
-    let roots = parse_pem_certificates(&pem);
+    let bytes = secure_file::read(path, Readers::Anyone, true).map_err(TrustError::Unusable)?;
+    let mut roots = parse_pem_certificates(&bytes);
+    if roots.is_empty() && is_one_der_element(&bytes) {
+        let certificate = Certificate::from_der(&bytes).to_owned();
+        let mut store = rustls::RootCertStore::empty();
+        store
+            .add(rustls::pki_types::CertificateDer::from(certificate.der()))
+            .map_err(|why| TrustError::BadDerCertificate {
+                path: path.to_path_buf(),
+                why: why.to_string(),
+            })?;
+        roots.push(certificate);
+    }
     if roots.is_empty() {
         return Err(TrustError::NoCertificate(path.to_path_buf()));
     }
@@ -83,6 +109,27 @@ pub fn load(path: &Path) -> Result<CaBundle, TrustError> {
         path: path.to_path_buf(),
         roots: Arc::new(roots),
     })
+}
+
+/// Whether `bytes` are exactly one DER SEQUENCE (tag 0x30, definite length), the outer
+/// shape of a certificate: no PEM text is, since a PEM file starts with `-----BEGIN`.
+fn is_one_der_element(bytes: &[u8]) -> bool {
+    let [0x30, first, rest @ ..] = bytes else {
+        return false;
+    };
+    let (length, header) = if *first < 0x80 {
+        (usize::from(*first), 2)
+    } else {
+        let count = usize::from(*first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return false;
+        }
+        let length = rest[..count]
+            .iter()
+            .fold(0usize, |length, byte| (length << 8) | usize::from(*byte));
+        (length, 2 + count)
+    };
+    header.checked_add(length) == Some(bytes.len())
 }
 
 /// Parses every certificate in a PEM bundle; other PEM items are skipped.
@@ -126,6 +173,39 @@ mod tests {
             }
             other => panic!("a group-writable bundle was accepted: {other:?}"),
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_one_whole_der_sequence_counts_as_der() {
+        assert!(is_one_der_element(&[0x30, 0x03, 1, 2, 3]));
+        assert!(is_one_der_element(
+            &[&[0x30, 0x81, 0x80][..], &[0; 0x80]].concat()
+        ));
+        assert!(!is_one_der_element(&[0x30, 0x03, 1, 2]), "truncated");
+        assert!(
+            !is_one_der_element(&[0x30, 0x03, 1, 2, 3, 4]),
+            "trailing bytes"
+        );
+        assert!(!is_one_der_element(b"-----BEGIN CERTIFICATE-----\n"));
+        assert!(!is_one_der_element(&[0x02, 0x01, 0x00]), "not a SEQUENCE");
+    }
+
+    #[test]
+    fn a_der_sequence_that_is_no_certificate_says_how_to_convert() {
+        let dir = temp_dir("der");
+        let path = dir.join("ca.cer");
+        fs::write(&path, [0x30, 0x03, 0x02, 0x01, 0x00]).expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let problem = load(&path).expect_err("not a certificate");
+        assert!(
+            matches!(problem, TrustError::BadDerCertificate { .. }),
+            "{problem:?}"
+        );
+        assert!(
+            problem.to_string().contains("openssl x509 -inform DER"),
+            "{problem}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -51,7 +51,8 @@ impl fmt::Display for ProxyUrl {
 pub fn parse_https_url(raw: &str) -> Result<BaseUrl, String> {
     let raw = raw.trim();
     check_uri_syntax(raw)?;
-    let Some(rest) = raw.strip_prefix("https://") else {
+    // The scheme is case-insensitive (RFC 3986 3.1): `HTTPS://` is the same URL.
+    let Some(rest) = strip_scheme(raw, "https") else {
         return Err(format!("{raw:?} is not an https:// URL"));
     };
     if rest.contains(['?', '#', '@']) {
@@ -108,7 +109,7 @@ fn check_uri_syntax(raw: &str) -> Result<(), String> {
 /// Parses `http://host:port`, the only form of proxy the module tunnels through.
 pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
     check_uri_syntax(raw)?;
-    let Some(authority) = raw.strip_prefix("http://") else {
+    let Some(authority) = strip_scheme(raw, "http") else {
         return Err(format!("{raw:?} must look like http://host:port"));
     };
     let authority = authority.trim_end_matches('/');
@@ -117,6 +118,110 @@ pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
     }
     let (host, port) = split_host_port(authority, 0)?;
     Ok(ProxyUrl { host, port })
+}
+
+/// What follows `scheme://` in `raw`, whatever the case of the scheme.
+fn strip_scheme<'a>(raw: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = raw.split_once("://")?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// The kind of server a base URL points at, which decides what its path may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiBase {
+    /// A ServiceNow instance: `https://<instance>.service-now.com`, never with a path.
+    ServiceNow,
+    /// The AR System REST API: the server's root, or a reverse proxy's path prefix in
+    /// front of it; the module adds `/api/jwt/…` and `/api/arsys/…`.
+    Remedy,
+    /// The portal's REST API: `https://<host>/PasswordVault` (or a reverse proxy's prefix
+    /// in front of PVWA's `/API/…` routes); the module adds `/API/…`.
+    Portal,
+}
+
+impl BaseUrl {
+    /// `https://host[:port]`, without the path.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.base.find("://").map_or(0, |at| at + 3);
+        match self.base[after_scheme..].find('/') {
+            Some(slash) => &self.base[..after_scheme + slash],
+            None => &self.base,
+        }
+    }
+
+    /// The path prefix (`/PasswordVault`), empty when there is none.
+    pub fn path(&self) -> &str {
+        &self.base[self.origin().len()..]
+    }
+
+    /// Refuses a path that the module's own routes would be added to a second time, and
+    /// says which base URL to use instead. A path that ends in an API route
+    /// (`…/api/now/table/incident`, `…/api/jwt/login`, `…/PasswordVault/API/Accounts`)
+    /// would make every request go to a URL that does not exist, which the server answers
+    /// with a 400 or 404: a configuration mistake, never an outage.
+    pub fn check_path(&self, kind: ApiBase) -> Result<(), String> {
+        let path = self.path();
+        let segments: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+        let base_before = |index: usize| -> String {
+            let mut base = self.origin().to_string();
+            for segment in &segments[..index] {
+                base.push('/');
+                base.push_str(segment);
+            }
+            base
+        };
+        match kind {
+            ApiBase::ServiceNow if !segments.is_empty() => Err(format!(
+                "{:?} has a path ({path}), but a ServiceNow instance has none: use {:?} \
+                 (the module adds /api/now/table/… itself)",
+                self.base,
+                self.origin()
+            )),
+            ApiBase::ServiceNow => Ok(()),
+            ApiBase::Remedy => {
+                let route = segments.windows(2).position(|pair| {
+                    pair[0].eq_ignore_ascii_case("api")
+                        && ["arsys", "jwt"]
+                            .iter()
+                            .any(|name| pair[1].eq_ignore_ascii_case(name))
+                });
+                match route {
+                    Some(index) => Err(format!(
+                        "{:?} ends in the AR REST API's route /{}: use the base in front of it, \
+                         {:?} (the module adds /api/jwt/… and /api/arsys/… itself)",
+                        self.base,
+                        segments[index..].join("/"),
+                        base_before(index)
+                    )),
+                    None => Ok(()),
+                }
+            }
+            ApiBase::Portal => {
+                // PVWA's routes ignore case. `API` right after `PasswordVault`, last, or
+                // before a route the module uses is the API itself; elsewhere a segment
+                // called `api` may be a reverse proxy's own prefix.
+                let route = segments.iter().enumerate().position(|(index, segment)| {
+                    segment.eq_ignore_ascii_case("API")
+                        && (index + 1 == segments.len()
+                            || (index > 0
+                                && segments[index - 1].eq_ignore_ascii_case("PasswordVault"))
+                            || ["auth", "Accounts"]
+                                .iter()
+                                .any(|name| segments[index + 1].eq_ignore_ascii_case(name)))
+                });
+                match route {
+                    Some(index) => Err(format!(
+                        "{:?} ends in the portal's API route /{}: use the base in front of it, \
+                         {:?} (the module adds /API/… itself)",
+                        self.base,
+                        segments[index..].join("/"),
+                        base_before(index)
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
@@ -169,5 +274,107 @@ mod tests {
         );
         assert!(parse_https_url("https://user:pw@sn.example.com").is_err());
         assert!(parse_https_url("https://sn.example.com:99999").is_err());
+    }
+
+    #[test]
+    fn the_scheme_is_read_in_any_case() {
+        for raw in ["HTTPS://sn.example.com", "Https://sn.example.com/"] {
+            assert_eq!(
+                parse_https_url(raw).expect(raw).base,
+                "https://sn.example.com"
+            );
+        }
+        assert!(parse_https_url("HTTP://sn.example.com").is_err());
+        assert_eq!(
+            parse_proxy_url("HTTP://proxy:3128").expect("proxy"),
+            ProxyUrl {
+                host: "proxy".to_string(),
+                port: 3128
+            }
+        );
+    }
+
+    #[test]
+    fn a_path_that_the_module_would_add_again_names_the_base_to_use() {
+        let check = |raw: &str, kind: ApiBase| {
+            parse_https_url(raw)
+                .expect(raw)
+                .check_path(kind)
+                .map_err(|problem| {
+                    problem
+                        .split("use ")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').nth(1))
+                        .unwrap_or_default()
+                        .to_string()
+                })
+        };
+        // ServiceNow instances have no path at all.
+        assert_eq!(
+            check("https://acme.service-now.com/", ApiBase::ServiceNow),
+            Ok(())
+        );
+        for raw in [
+            "https://acme.service-now.com/api/now/table/incident",
+            "https://acme.service-now.com/now/nav/ui/home",
+        ] {
+            assert_eq!(
+                check(raw, ApiBase::ServiceNow),
+                Err("https://acme.service-now.com".to_string()),
+                "{raw}"
+            );
+        }
+        // Remedy: a reverse proxy's prefix stays; the API's own routes do not.
+        for raw in [
+            "https://itsm.example.com:8443",
+            "https://gw.example.com/remedy",
+        ] {
+            assert_eq!(check(raw, ApiBase::Remedy), Ok(()), "{raw}");
+        }
+        for (raw, base) in [
+            (
+                "https://itsm.example.com:8443/api/arsys/v1/entry",
+                "https://itsm.example.com:8443",
+            ),
+            (
+                "https://gw.example.com/remedy/api/jwt/login",
+                "https://gw.example.com/remedy",
+            ),
+            (
+                "https://gw.example.com/remedy/API/ARSYS",
+                "https://gw.example.com/remedy",
+            ),
+        ] {
+            assert_eq!(check(raw, ApiBase::Remedy), Err(base.to_string()), "{raw}");
+        }
+        // The portal: /PasswordVault (or a proxy's prefix, which may even be called api)
+        // stays; PVWA's /API/ routes do not.
+        for raw in [
+            "https://pvwa.example.com/PasswordVault",
+            "https://pvwa.example.com",
+            "https://gw.example.com/api/pvwa/PasswordVault",
+        ] {
+            assert_eq!(check(raw, ApiBase::Portal), Ok(()), "{raw}");
+        }
+        for (raw, base) in [
+            (
+                "https://pvwa.example.com/PasswordVault/API/auth/CyberArk/Logon",
+                "https://pvwa.example.com/PasswordVault",
+            ),
+            (
+                "https://pvwa.example.com/PasswordVault/api",
+                "https://pvwa.example.com/PasswordVault",
+            ),
+            (
+                "https://pvwa.example.com/API/Accounts",
+                "https://pvwa.example.com",
+            ),
+            (
+                "https://gw.example.com/cyberark/API",
+                "https://gw.example.com/cyberark",
+            ),
+        ] {
+            assert_eq!(check(raw, ApiBase::Portal), Err(base.to_string()), "{raw}");
+        }
     }
 }

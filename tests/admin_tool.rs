@@ -164,11 +164,19 @@ fn check_reports_settings_masked_and_a_working_account() {
         out.contains("OK    logged on; the probe ticket PAMTICKETCHECK0 was not found"),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "  OK    AllowedIncidentTicketStates: every entry names one of the incident states ServiceNow knows"
+        ),
+        "{out}"
+    );
     assert!(out.ends_with("result: OK\n"), "{out}");
-    assert_eq!(setup.server.request_count(), 1);
+    // The probe, then the incident states the list is compared with.
+    assert_eq!(setup.server.request_count(), 2);
     let queries = setup.sim.received();
     assert_eq!(queries[0].table, "incident");
     assert_eq!(queries[0].status, 200);
+    assert_eq!(queries[1].table, "sys_choice");
     assert!(setup.audit_lines().is_empty(), "check writes no audit");
 }
 
@@ -283,19 +291,19 @@ fn test_runs_every_check_and_writes_no_audit_by_default() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("ID rules       PASS  incident INC0010001"),
+        out.contains("ID rules        PASS   incident INC0010001"),
         "{out}"
     );
     assert!(
-        out.contains("check state    PASS  state In Progress"),
+        out.contains("check state     PASS   state In Progress"),
         "{out}"
     );
     assert!(out.contains("check requester PASS"), "{out}");
     assert!(
-        out.contains("decision       ALLOW (PAM_SUCCESS); exports TICKET_ID=INC0010001"),
+        out.contains("decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC0010001"),
         "{out}"
     );
-    assert!(out.contains("audit (not written"), "{out}");
+    assert!(out.contains("audit           SKIP   not written"), "{out}");
     assert!(out.contains("\"rhost\":\"10.9.8.7\""), "{out}");
     assert_eq!(setup.sim.query_count(), 1);
     assert!(setup.audit_lines().is_empty());
@@ -323,14 +331,14 @@ fn test_shows_every_failing_check_and_the_message_the_user_sees() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
-            "check state    FAIL  Ticket INC0010002 is Closed; allowed states: New, In Progress"
+            "check state     FAIL   Ticket INC0010002 is Closed; allowed states: New, In Progress"
         ),
         "{out}"
     );
     assert!(out.contains("check requester FAIL"), "{out}");
     assert!(
         out.contains(
-            "user sees      error: Ticket INC0010002 is Closed; allowed states: New, In Progress"
+            "user sees       ERROR  Ticket INC0010002 is Closed; allowed states: New, In Progress"
         ),
         "{out}"
     );
@@ -360,7 +368,7 @@ fn test_refuses_hostile_ids_without_a_request() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("ID rules       FAIL  A ticket ID may only contain letters"),
+        out.contains("ID rules        FAIL   A ticket ID may only contain letters"),
         "{out}"
     );
     assert_eq!(setup.server.request_count(), 0);
@@ -388,7 +396,7 @@ fn test_reports_unavailable_by_fail_mode() {
     let (code, out, _) = tool(&secure, "");
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("lookup         UNAVAILABLE ServiceNow: connection refused"),
+        out.contains("lookup          DOWN   ServiceNow is unavailable: connection refused"),
         "{out}"
     );
     assert!(out.contains("PAM_AUTHINFO_UNAVAIL"), "{out}");
@@ -427,13 +435,16 @@ fn test_reports_a_refused_account_as_denied_in_both_fail_modes() {
         assert_eq!(code, 1, "{mode}: {out}");
         assert!(
             out.contains(&format!(
-                "lookup         REFUSED ACCOUNT ServiceNow: the module's account {USER} was \
+                "lookup          FAIL   ServiceNow refused the account: the module's account {USER} was \
                  refused by {} (HTTP 401",
                 setup.server.base_url()
             )),
             "{mode}: {out}"
         );
-        assert!(out.contains("(denied in both fail modes)"), "{mode}: {out}");
+        assert!(
+            out.contains("(not an outage: denied in both fail modes)"),
+            "{mode}: {out}"
+        );
         assert!(out.contains("PAM_AUTHINFO_UNAVAIL"), "{mode}: {out}");
         assert!(!out.contains("TICKET_DECISION"), "{mode}: {out}");
     }
@@ -458,7 +469,7 @@ fn test_accepts_a_bypass_code_from_stdin_without_a_request() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("bypass code    MATCH FailsafeBypassCode entry 1"),
+        out.contains("bypass code     MATCH  FailsafeBypassCode entry 1"),
         "{out}"
     );
     assert!(out.contains("TICKET_DECISION=bypass"), "{out}");
@@ -770,11 +781,11 @@ fn test_remedy_allows_a_valid_incident_through_the_token_cache() {
     let (code, out, err) = run_test(&config, "alice", "INC000000000001");
     assert_eq!(code, 0, "{out}{err}");
     for line in [
-        "login          user alice",
-        "ID rules       PASS  incident INC000000000001",
-        "lookup         FOUND BMCRemedy: incident INC000000000001, state In Progress, requesters alice/carol",
-        "check state    PASS  state In Progress",
-        "decision       ALLOW (PAM_SUCCESS); exports TICKET_ID=INC000000000001",
+        "login                  user alice",
+        "ID rules        PASS   incident INC000000000001",
+        "lookup          FOUND  BMCRemedy: incident INC000000000001, state In Progress, requesters alice/carol",
+        "check state     PASS   state In Progress",
+        "decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC000000000001",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
@@ -810,10 +821,10 @@ fn test_remedy_refuses_a_closed_incident() {
     let (code, out, _) = run_test(&config, "alice", "INC000000000002");
     assert_eq!(code, 1, "{out}");
     for line in [
-        "lookup         FOUND BMCRemedy: incident INC000000000002, state Closed",
-        "check state    FAIL  Ticket INC000000000002 is Closed; allowed states: New, In Progress",
-        "user sees      error: Ticket INC000000000002 is Closed; allowed states: New, In Progress",
-        "decision       DENY: answer refused",
+        "lookup          FOUND  BMCRemedy: incident INC000000000002, state Closed",
+        "check state     FAIL   Ticket INC000000000002 is Closed; allowed states: New, In Progress",
+        "user sees       ERROR  Ticket INC000000000002 is Closed; allowed states: New, In Progress",
+        "decision        DENY   answer refused",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
@@ -985,10 +996,10 @@ fn test_portal_allows_a_valid_ticket_for_a_connection_string_user() {
     );
     assert_eq!(code, 0, "{out}{err}");
     for line in [
-        "login          user alice@root@db01.example.com (person alice), target root@db01.example.com, rhost 192.0.2.7",
-        "ID rules       PASS  incident INC0010001",
-        "lookup         PASS  portal accepted the ticket: accepted by the portal (account id 12_1, root@db01.example.com, ticketing system ServiceNow)",
-        "decision       ALLOW (PAM_SUCCESS); exports TICKET_ID=INC0010001",
+        "login                  user alice@root@db01.example.com (person alice), target root@db01.example.com, rhost 192.0.2.7",
+        "ID rules        PASS   incident INC0010001",
+        "lookup          PASS   portal accepted the ticket: accepted by the portal (account id 12_1, root@db01.example.com, ticketing system ServiceNow)",
+        "decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC0010001",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
@@ -1013,9 +1024,9 @@ fn test_portal_shows_the_portals_refusal() {
     let (code, out, _) = run_test(&config, "alice@root@db01.example.com", "INC0010002");
     assert_eq!(code, 1, "{out}");
     for line in [
-        "lookup         FAIL  portal: refused (ITATS542E): Ticket INC0010002 is not valid: incident state Closed is not allowed",
-        "user sees      error: Ticket INC0010002 was refused: Ticket INC0010002 is not valid: incident state Closed is not allowed",
-        "decision       DENY: answer refused",
+        "lookup          FAIL   portal: refused (ITATS542E): Ticket INC0010002 is not valid: incident state Closed is not allowed",
+        "user sees       ERROR  Ticket INC0010002 was refused: Ticket INC0010002 is not valid: incident state Closed is not allowed",
+        "decision        DENY   answer refused",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
@@ -1031,7 +1042,7 @@ fn test_portal_asks_for_a_connection_string() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
-            "target         FAIL  portal mode needs a PSM for SSH connection string: \
+            "target          FAIL   portal mode needs a PSM for SSH connection string: \
              --user <you>@<target user>[#domain]@<target address>[#port], \
              e.g. --user alice@root@db01.example.com"
         ),
@@ -1042,12 +1053,12 @@ fn test_portal_asks_for_a_connection_string() {
         "the module would not prompt: {out}"
     );
     assert!(
-        out.contains("user sees      error: This gateway needs a target"),
+        out.contains("user sees       ERROR  This gateway needs a target"),
         "{out}"
     );
     assert!(
         out.contains(
-            "decision       DENY: no ticket can make this login pass; the module returns \
+            "decision        DENY   no ticket can make this login pass; the module returns \
              PAM_MAXTRIES, so sshd does not ask again"
         ),
         "{out}"

@@ -878,7 +878,8 @@ fn module_argument_that_is_not_key_value() {
         |layout| {
             vec![format!(
                 "ERROR {}: the module would refuse its configuration and fail every login \
-                 (PAM_SERVICE_ERR): pam.d/sshd argument 2: unknown module argument \"degub\"",
+                 (PAM_SERVICE_ERR): pam.d/sshd argument 2: unknown module argument \"degub\" \
+                 (did you mean debug?)",
                 layout.place(PAM, "pam_ticket.so"),
             )]
         },

@@ -531,3 +531,52 @@ fn a_url_the_client_would_refuse_is_reported_with_its_line() {
     assert_eq!(errors.len(), 1, "{lines:#?}");
     assert_eq!(world.server.request_count(), 0);
 }
+
+/// Debug lines (the `debug` argument) speak the domain: what was asked of which system and
+/// what it answered, never a Rust value such as `Ok("a ticket")` or `Err(NotFound)`.
+#[test]
+fn debug_lines_speak_the_domain() {
+    let world = world();
+    let config = world.dir.join("pam_ticket.conf");
+    let service = PamService::new(
+        &world.dir.join("pam.d"),
+        "ticket-debug",
+        &pam::module_path(),
+        &[format!("config={}", config.display()), "debug".to_string()],
+    );
+    // This world's configuration has MaxAttempts=1: one answer per login.
+    for (answer, expected) in [
+        (
+            "INC0099999",
+            "lookup of incident INC0099999 at ServiceNow: not found",
+        ),
+        (
+            "INC0010002",
+            "lookup of incident INC0010002 at ServiceNow: found, state Closed",
+        ),
+    ] {
+        let (code, lines) = login_with_syslog(world.dir.path(), &service, "alice", &[answer]);
+        assert_eq!(code, PAM_MAXTRIES, "{lines:#?}");
+        let debug: Vec<&String> = lines
+            .iter()
+            .filter(|line| priority(line) == Some(AUTHPRIV * 8 + 7))
+            .collect();
+        for needle in ["attempt 1 of 1", expected] {
+            assert_eq!(
+                lines_with(&lines, &[needle])
+                    .iter()
+                    .filter(|line| debug.contains(line))
+                    .count(),
+                1,
+                "{needle}: {lines:#?}"
+            );
+        }
+        for line in &lines {
+            assert!(
+                !line.contains("Ok(") && !line.contains("Err(") && !line.contains("Some("),
+                "a Rust value in syslog: {line}"
+            );
+        }
+    }
+    assert_eq!(world.server.request_count(), 2);
+}

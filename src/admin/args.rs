@@ -137,6 +137,29 @@ pub fn load_config(
     config::load(&parsed)
 }
 
+/// [`load_config`], going on after a problem: every problem of the arguments and then of
+/// the file, in the order the module would meet them (it stops at the first).
+pub fn load_config_reporting_all(
+    config_path: Option<&str>,
+    module_arguments: &[String],
+) -> Result<Config, Vec<ConfigError>> {
+    let mut arguments = Vec::new();
+    if let Some(path) = config_path {
+        arguments.push(format!("config={path}"));
+    }
+    arguments.extend(module_arguments.iter().cloned());
+    let (parsed, mut problems) =
+        config::parse_module_arguments_reporting_all(&arguments, "pam-ticket");
+    match config::load_reporting_all(&parsed) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
 /// The configuration file the arguments name, for messages.
 pub fn config_path_shown(config_path: Option<&str>, module_arguments: &[String]) -> String {
     config_path

@@ -3,18 +3,22 @@
 //! backend to prove that the account and the TLS trust work.
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
-use crate::backend::{self, BadAnswer, LookupError, Outage, PROBE_TICKET, ProbeLine};
+use crate::backend::{
+    self, BadAnswer, ChoiceField, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource,
+};
 use crate::clock::{Clock, Deadline, SystemClock};
 use crate::config::{Config, Credentials, FailMode, KEYS, Key};
 use crate::http::{TransportError, Unreachable};
+use crate::spelling;
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
-Reads the configuration exactly as the module does (default /etc/security/pam_ticket.conf),
-reports any error with file:line, prints the effective settings of the keys that have an
-effect in its mode (ServiceNow, BMCRemedy or portal) with secrets masked, then logs on to
-the ticketing system (or the portal) once, with the module's own HTTP client, and says
-whether the connection account and the TLS trust work.
+Reads the configuration exactly as the module does (default /etc/security/pam_ticket.conf)
+and reports every error with file:line (the module stops at the first), prints the
+effective settings of the keys that have an effect in its mode (ServiceNow, BMCRemedy or
+portal) with secrets masked, then logs on to the ticketing system (or the portal) once,
+with the module's own HTTP client, and says whether the connection account and the TLS
+trust work.
 
 What it asks, by ticketing system (nothing is written to the audit log):
   ServiceNow  looks up an incident that does not exist (PAMTICKETCHECK0); \"not found\"
@@ -24,6 +28,13 @@ What it asks, by ticketing system (nothing is written to the audit log):
   portal      (FetchCredentialsThroughPVWA=Yes) logs on, counts the vault accounts the
               gateway user may list, logs off; no password is retrieved, so the portal's
               ticketing integration is not exercised (use `pam-ticket test` for that).
+
+With Allowed* lists in force it then reads, once, the choices the system knows for those
+fields (ServiceNow: the active sys_choice rows of incident.state, change_request.state,
+change_request.approval; BMCRemedy: another log-on, each form's field definitions from
+/api/arsys/v1.0/fields/{form}, a log-off) and warns about each entry that names none of
+them, with the nearest choice (In-Progress: did you mean \"In Progress\"?). A list that
+cannot be read is a warning too; warnings never change the exit status.
 
   --config PATH          the configuration file (as config=PATH on the pam.d line)
   --arg MODULE-ARGUMENT  an argument as written on the pam.d line (debug, Key=Value);
@@ -53,11 +64,24 @@ pub fn run(arguments: &[String]) -> i32 {
     let module_arguments = options.all("arg");
     let path = args::config_path_shown(options.value("config"), &module_arguments);
     println!("configuration: {path}");
-    let config = match args::load_config(options.value("config"), &module_arguments) {
+    let config = match args::load_config_reporting_all(options.value("config"), &module_arguments) {
         Ok(config) => config,
-        Err(problem) => {
-            println!("  ERROR {problem}");
-            println!("result: configuration error; the module would return PAM_SERVICE_ERR");
+        Err(problems) => {
+            for problem in &problems {
+                // A message over several lines (the regex crate's) stays under its ERROR.
+                println!(
+                    "  ERROR {}",
+                    problem.to_string().replace('\n', "\n        ")
+                );
+            }
+            let count = match problems.len() {
+                1 => "1 problem".to_string(),
+                more => format!("{more} problems"),
+            };
+            println!(
+                "result: configuration error ({count}); the module would return \
+                 PAM_SERVICE_ERR, logging the first"
+            );
             return EXIT_CONFIG;
         }
     };
@@ -105,6 +129,7 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         ),
         Key::EnterTicketingInfo => yes_no(config.enter_ticketing_info),
         Key::ValidateTicketNumber => yes_no(config.validate_ticket_number),
+        Key::UppercaseTicketId => yes_no(config.uppercase_ticket_id),
         Key::TicketFormatRegex => optional(config.ticket_format.as_ref()),
         Key::IncidentTicketIdentification => config.incident_identification.to_string(),
         Key::ChangeTicketIdentification => config.change_identification.to_string(),
@@ -239,6 +264,7 @@ fn probe(config: &Config) -> i32 {
                 }
             }
             println!("  answered in {elapsed} ms");
+            compare_choices(config, source.as_mut());
             if let Some(portal) = &config.portal {
                 // Only a Retrieve with a real ticket exercises the portal's ticketing
                 // integration, and check never retrieves a password.
@@ -353,6 +379,112 @@ fn probe(config: &Config) -> i32 {
             | LookupError::Ambiguous { .. }
             | LookupError::RefusedByPortal { .. }),
         ) => fail(true, format!("unexpected answer to the probe: {error:?}")),
+    }
+}
+
+/// Compares each Allowed* list that is in force with the choices the ticketing system
+/// knows for its field, read once: an entry that names none of them can never match, so
+/// its check refuses every ticket it was meant to let through. Only ever a warning: a
+/// choice list that cannot be read (an account that may not read it, an instance that
+/// names its fields otherwise) changes nothing, and the exit status stays what the
+/// connection made it.
+fn compare_choices(config: &Config, source: &mut dyn TicketSource) {
+    if config.portal.is_some() {
+        return;
+    }
+    let lists: Vec<(ChoiceField, Key, &Vec<String>)> = [
+        (
+            ChoiceField::IncidentState,
+            Key::AllowedIncidentTicketStates,
+            &config.allowed_incident_states,
+        ),
+        (
+            ChoiceField::ChangeState,
+            Key::AllowedChangeTicketStates,
+            &config.allowed_change_states,
+        ),
+        (
+            ChoiceField::ChangeApproval,
+            Key::AllowedApprovalStatuses,
+            &config.allowed_approval_statuses,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, key, allowed)| allowed.as_ref().map(|allowed| (field, key, allowed)))
+    .collect();
+    if lists.is_empty() {
+        return;
+    }
+    let fields: Vec<ChoiceField> = lists.iter().map(|(field, _, _)| *field).collect();
+    let clock = SystemClock;
+    let known = source.known_choices(&fields, Deadline::new(&clock, config.timeout));
+    let system = source.system_name().to_string();
+    println!();
+    println!("allowed choices: compared with the choices {system} knows (warnings only)");
+    for (field, key, allowed) in lists {
+        let Some((_, answer)) = known.iter().find(|(known, _)| *known == field) else {
+            continue;
+        };
+        let choices = match answer {
+            Ok(choices) => choices,
+            Err(error) => {
+                println!(
+                    "  WARN  could not read the {} choices ({}); {key} was not compared",
+                    field.noun(),
+                    reading_problem(error)
+                );
+                continue;
+            }
+        };
+        let labels: Vec<String> = choices
+            .iter()
+            .map(|choice| backend::sanitise(&choice.label))
+            .collect();
+        let mut unknown = 0;
+        for entry in allowed {
+            if choices.iter().any(|choice| choice.is_named_by(entry)) {
+                continue;
+            }
+            unknown += 1;
+            let hint = spelling::closest(entry, labels.iter().map(String::as_str))
+                .map(|label| format!(" (did you mean {label:?}?)"))
+                .unwrap_or_default();
+            println!(
+                "  WARN  {key} entry {entry:?} names no {} {system} knows, so it never \
+                 matches{hint}; {system} knows: {}",
+                field.noun(),
+                labels.join(", ")
+            );
+        }
+        if unknown == 0 {
+            println!(
+                "  OK    {key}: every entry names one of the {}s {system} knows",
+                field.noun()
+            );
+        }
+    }
+}
+
+/// Why choices could not be read, in a few words.
+fn reading_problem(error: &LookupError) -> String {
+    match error {
+        LookupError::Unavailable(outage) => format!("unavailable: {outage}"),
+        LookupError::AccountRefused { status, detail } if detail.is_empty() => {
+            format!("the account may not read them: HTTP {status}")
+        }
+        LookupError::AccountRefused { status, detail } => {
+            format!("the account may not read them: HTTP {status}: {detail}")
+        }
+        LookupError::BadAnswer(why) => why.to_string(),
+        LookupError::UntrustedServer { detail } => {
+            format!("the server's certificate did not verify: {detail}")
+        }
+        LookupError::Misconfigured { detail } | LookupError::NotCheckable { message: detail } => {
+            detail.clone()
+        }
+        LookupError::NotFound
+        | LookupError::Ambiguous { .. }
+        | LookupError::RefusedByPortal { .. } => "an unexpected answer".to_string(),
     }
 }
 

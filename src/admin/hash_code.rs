@@ -4,8 +4,8 @@
 
 use std::io::{IsTerminal, Read, Write};
 
-use super::args::{self, EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
-use crate::bypass::BypassHash;
+use super::args::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
+use crate::bypass::{self, BypassHash};
 use zeroize::Zeroizing;
 
 use crate::bypass::MAX_CODE_BYTES;
@@ -18,15 +18,27 @@ Prints the line to put in FailsafeBypassCode (several are separated by commas):
 with a fresh random 16-byte salt from /dev/urandom.
 
 Without --generate the code is read from standard input (the first line, at most 1024
-bytes; leading and trailing white space is dropped, as the module drops it from an
-answer). On a terminal the code is not echoed.
+bytes). On a terminal the code is not echoed.
+
+What is hashed is the code without dashes and white space, in upper case, and the module
+compares what a person types the same way: K7QX-M2ZD-..., k7qx m2zd ... and K7QXM2ZD...
+are one code. (A hash made by an older version, of the code exactly as typed, still
+matches that code typed the same way.)
 
   --generate   make a random code of 24 characters (about 120 bits) from /dev/urandom,
-               print it once on standard output, then its hash line. Keep the code
-               offline (e.g. sealed in a safe); it cannot be recovered from the hash.
+               print it once on standard output, grouped by four with dashes, then its
+               hash line. Keep the code offline (e.g. sealed in a safe); it cannot be
+               recovered from the hash.
 
 The hash line is always the last line on standard output.
 ";
+
+/// This command's exit statuses (it reads no configuration, so none is about one).
+const EXIT_STATUS: &str = "exit status:
+  0  the hash line was printed
+  1  no hash: no code on standard input, a code longer than 1024 bytes or of nothing
+     but dashes and spaces, or /dev/urandom could not be read
+  2  usage error";
 
 /// Letters and digits without look-alikes (0/O, 1/I/l): 32 symbols, so 5 random bits
 /// pick one without bias.
@@ -41,7 +53,7 @@ const SALT_LENGTH: usize = 16;
 pub fn run(arguments: &[String]) -> i32 {
     let options = match args::parse(arguments, &[], &[], &["generate"]) {
         Ok(Parsed::Help) => {
-            println!("{HELP}\n{EXIT_CODES}");
+            println!("{HELP}\n{EXIT_STATUS}");
             return EXIT_OK;
         }
         Ok(Parsed::Run(options)) => options,
@@ -78,10 +90,18 @@ pub fn run(arguments: &[String]) -> i32 {
             }
         }
     };
-    if code.as_bytes().len() < RECOMMENDED_LENGTH {
+    // What is hashed, and what the module compares: the code without dashes and white
+    // space, in upper case (bypass::normalise), so that it can be typed either way.
+    let normalised = bypass::normalise(code.as_bytes());
+    drop(code);
+    if normalised.is_empty() {
+        eprintln!("pam-ticket hash-code: the code holds nothing but dashes and spaces");
+        return EXIT_FAILED;
+    }
+    if normalised.len() < RECOMMENDED_LENGTH {
         eprintln!(
-            "pam-ticket hash-code: warning: this code has {} characters; use at least {RECOMMENDED_LENGTH} (--generate makes one)",
-            code.as_bytes().len()
+            "pam-ticket hash-code: warning: this code has {} characters (not counting dashes and spaces); use at least {RECOMMENDED_LENGTH} (--generate makes one)",
+            normalised.len()
         );
     }
     let salt = match args::random_bytes(SALT_LENGTH) {
@@ -91,7 +111,7 @@ pub fn run(arguments: &[String]) -> i32 {
             return EXIT_FAILED;
         }
     };
-    println!("{}", BypassHash::create(code.as_bytes(), &salt));
+    println!("{}", BypassHash::create(&normalised, &salt));
     EXIT_OK
 }
 

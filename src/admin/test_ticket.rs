@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::args::{self, EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parsed};
-use crate::audit::{AuditRecord, AuditSink, SystemAudit};
+use crate::audit::{AuditRecord, AuditSink, Delivery, SystemAudit};
 use crate::backend::{self, Lookup, LookupError, TicketSource};
 use crate::bypass;
 use crate::flow::{Clock, Conversation, ConversationFailed, Flow, Outcome, SystemClock};
@@ -43,8 +43,9 @@ it (run as root, like sshd, so that the cache's owner check passes).
   --service NAME         PAM_SERVICE (default: pam-ticket)
   --config PATH          the configuration file (as config=PATH on the pam.d line)
   --arg MODULE-ARGUMENT  an argument as written on the pam.d line (debug, Key=Value); repeatable
-  --audit                also write the audit record (syslog and AuditLogFile); by default
-                         nothing is written
+  --audit                also write the audit record (syslog and AuditLogFile) and say where
+                         it went (e.g. that syslog was not written because /dev/log is
+                         missing); by default nothing is written
 ";
 
 /// Runs the subcommand; returns the process exit code.
@@ -89,12 +90,16 @@ pub fn run(arguments: &[String]) -> i32 {
     let mut config = match args::load_config(options.value("config"), &module_arguments) {
         Ok(config) => config,
         Err(problem) => {
-            println!("configuration  ERROR {problem}");
-            println!("decision       ERROR: the module would return PAM_SERVICE_ERR");
+            row("configuration", "ERROR", &problem.to_string());
+            row(
+                "decision",
+                "ERROR",
+                "the module would return PAM_SERVICE_ERR",
+            );
             return EXIT_CONFIG;
         }
     };
-    println!("configuration  OK    {path}");
+    row("configuration", "OK", &path);
     // One answer: a refused answer ends the run instead of prompting again.
     let max_attempts = config.max_attempts;
     config.max_attempts = 1;
@@ -109,11 +114,15 @@ pub fn run(arguments: &[String]) -> i32 {
     let trimmed = Secret::new(trimmed);
     if config.enter_ticketing_info && config.portal.is_some() && login.target.is_none() {
         // The Flow refuses this login before it prompts: nothing else is looked at.
-        println!(
-            "target         FAIL  portal mode needs a PSM for SSH connection string: \
-             --user <you>@<target user>[#domain]@<target address>[#port], \
-             e.g. --user {}@root@db01.example.com",
-            login.pam_user
+        row(
+            "target",
+            "FAIL",
+            &format!(
+                "portal mode needs a PSM for SSH connection string: \
+                 --user <you>@<target user>[#domain]@<target address>[#port], \
+                 e.g. --user {}@root@db01.example.com",
+                login.pam_user
+            ),
         );
     } else {
         print_answer_checks(&config, &trimmed);
@@ -123,8 +132,12 @@ pub fn run(arguments: &[String]) -> i32 {
         match backend::from_config(&config) {
             Ok(source) => Some(source),
             Err(problem) => {
-                println!("ticket source  ERROR {problem}");
-                println!("decision       ERROR: the module would return PAM_SERVICE_ERR");
+                row("ticket source", "ERROR", &problem);
+                row(
+                    "decision",
+                    "ERROR",
+                    "the module would return PAM_SERVICE_ERR",
+                );
                 return EXIT_CONFIG;
             }
         }
@@ -160,25 +173,61 @@ pub fn run(arguments: &[String]) -> i32 {
     if let Some(recording) = &recording {
         print_lookup(&config, &login, recording, now);
     } else if config.enter_ticketing_info && !config.validate_ticket_number {
-        println!("lookup         SKIP  ValidateTicketNumber=No: no request");
+        row("lookup", "SKIP", "ValidateTicketNumber=No: no request");
     }
     for (kind, message) in &conversation.shown {
-        println!("user sees      {kind}: {message}");
+        row("user sees", kind, message);
     }
     let code = print_decision(&outcome, max_attempts);
-    for record in &audit.records {
-        let written = if audit.forward.is_some() {
-            "written"
-        } else {
-            "not written; --audit writes it"
-        };
-        println!("audit ({written}) {}", record.to_json());
+    for (record, delivery) in &audit.records {
+        row("audit record", "", &record.to_json().to_string());
+        print_delivery(delivery.as_ref());
     }
     code
 }
 
+/// The width of the first column (the longest label, `check requester`, and a space) and
+/// of the verdict column (the longest verdict, `IGNORE`, and a space).
+const LABEL_WIDTH: usize = 16;
+const VERDICT_WIDTH: usize = 7;
+
+/// One line of the report: label, verdict, text, each in its column.
+fn row(label: &str, verdict: &str, text: &str) {
+    let line = format!("{label:<LABEL_WIDTH$}{verdict:<VERDICT_WIDTH$}{text}");
+    println!("{}", line.trim_end());
+}
+
+/// Where a record went; `None` when nothing was written (no --audit).
+fn print_delivery(delivery: Option<&Delivery>) {
+    let Some(delivery) = delivery else {
+        row(
+            "audit",
+            "SKIP",
+            "not written (neither syslog nor AuditLogFile); --audit writes it",
+        );
+        return;
+    };
+    match &delivery.syslog {
+        Ok(()) => row(
+            "audit syslog",
+            "OK",
+            "written (facility authpriv, ident pam_ticket)",
+        ),
+        Err(failure) => row("audit syslog", "FAIL", &format!("not written: {failure}")),
+    }
+    match &delivery.file {
+        None => row("audit file", "SKIP", "AuditLogFile is not set"),
+        Some((path, Ok(()))) => row(
+            "audit file",
+            "OK",
+            &format!("appended to {}", path.display()),
+        ),
+        Some((_, Err(problem))) => row("audit file", "FAIL", &format!("not written: {problem}")),
+    }
+}
+
 fn print_login(login: &Login) {
-    let mut line = format!("login          user {}", login.pam_user);
+    let mut line = format!("user {}", login.pam_user);
     if login.person != login.pam_user {
         line.push_str(&format!(" (person {})", login.person));
     }
@@ -201,34 +250,51 @@ fn print_login(login: &Login) {
     if let Some(rhost) = &login.rhost {
         line.push_str(&format!(", rhost {rhost}"));
     }
-    println!("{line}");
+    row("login", "", &line);
 }
 
 /// The steps before any request: bypass codes, then the ID rules. Display only; the
 /// decision is the Flow's.
 fn print_answer_checks(config: &crate::config::Config, trimmed: &Secret) {
     if !config.enter_ticketing_info {
-        println!("prompt         SKIP  EnterTicketingInfo=No: the module does not apply");
+        row(
+            "prompt",
+            "SKIP",
+            "EnterTicketingInfo=No: the module does not apply",
+        );
         return;
     }
-    println!(
-        "prompt         {:?} answered with {} character(s)",
-        config.prompt,
-        trimmed.as_bytes().len()
+    row(
+        "prompt",
+        "",
+        &format!(
+            "{:?} answered with {} character(s)",
+            config.prompt,
+            trimmed.as_bytes().len()
+        ),
     );
     if let Some(entry) = bypass::find_match(&config.bypass_codes, trimmed.as_bytes()) {
-        println!("bypass code    MATCH FailsafeBypassCode entry {entry}");
+        row(
+            "bypass code",
+            "MATCH",
+            &format!("FailsafeBypassCode entry {entry}"),
+        );
         return;
     }
     if !config.bypass_codes.is_empty() {
-        println!(
-            "bypass code    no    matches none of {} code(s)",
-            config.bypass_codes.len()
+        row(
+            "bypass code",
+            "NO",
+            &format!("matches none of {} code(s)", config.bypass_codes.len()),
         );
     }
     match TicketId::parse(trimmed.as_bytes(), config) {
-        Ok(id) => println!("ID rules       PASS  {} {}", id.kind.audit_name(), id.text),
-        Err(refusal) => println!("ID rules       FAIL  {}", refusal.user_message()),
+        Ok(id) => row(
+            "ID rules",
+            "PASS",
+            &format!("{} {}", id.kind.audit_name(), id.text),
+        ),
+        Err(refusal) => row("ID rules", "FAIL", &refusal.user_message()),
     }
 }
 
@@ -244,37 +310,63 @@ fn print_lookup(
     let system = recording.inner.system_name();
     match result {
         Ok(Lookup::Found(ticket)) => {
-            println!("lookup         FOUND {system}: {}", describe(ticket));
+            row(
+                "lookup",
+                "FOUND",
+                &format!("{system}: {}", describe(ticket)),
+            );
             // The same pure function the Flow ran, on the same ticket, person and time.
             let results = policy::evaluate(config, ticket, &login.person, now);
             if results.is_empty() {
-                println!("checks         none enabled: the ticket exists, which is enough");
+                row(
+                    "checks",
+                    "",
+                    "none enabled: the ticket exists, which is enough",
+                );
             }
             for result in results {
                 let label = format!("check {}", result.check);
                 match result.verdict {
-                    Verdict::Pass(text) => println!("{label:<14} PASS  {text}"),
-                    Verdict::Fail(text) => println!("{label:<14} FAIL  {text}"),
+                    Verdict::Pass(text) => row(&label, "PASS", &text),
+                    Verdict::Fail(text) => row(&label, "FAIL", &text),
                 }
             }
         }
-        Ok(Lookup::AcceptedByPortal { detail }) => {
-            println!("lookup         PASS  {system} accepted the ticket: {detail}")
-        }
-        Err(LookupError::Unavailable(outage)) => {
-            println!("lookup         UNAVAILABLE {system}: {outage} (an outage: FailMode decides)")
-        }
-        Err(LookupError::AccountRefused { status, detail }) => println!(
-            "lookup         REFUSED ACCOUNT {system}: {} (denied in both fail modes)",
-            crate::backend::account_refused_text(config, *status, detail)
+        Ok(Lookup::AcceptedByPortal { detail }) => row(
+            "lookup",
+            "PASS",
+            &format!("{system} accepted the ticket: {detail}"),
         ),
-        Err(LookupError::BadAnswer(why)) => println!(
-            "lookup         BAD ANSWER {system}: {why} (not an outage: denied in both fail modes)"
+        Err(LookupError::Unavailable(outage)) => row(
+            "lookup",
+            "DOWN",
+            &format!("{system} is unavailable: {outage} (an outage: FailMode decides)"),
         ),
-        Err(LookupError::UntrustedServer { detail }) => {
-            println!("lookup         UNTRUSTED {system}: certificate did not verify: {detail}")
-        }
-        Err(error) => println!("lookup         FAIL  {system}: {}", lookup_error(error)),
+        Err(LookupError::AccountRefused { status, detail }) => row(
+            "lookup",
+            "FAIL",
+            &format!(
+                "{system} refused the account: {} (not an outage: denied in both fail modes)",
+                crate::backend::account_refused_text(config, *status, detail)
+            ),
+        ),
+        Err(LookupError::BadAnswer(why)) => row(
+            "lookup",
+            "FAIL",
+            &format!(
+                "{system} did not give the API's answer: {why} (not an outage: denied in both fail modes)"
+            ),
+        ),
+        Err(LookupError::UntrustedServer { detail }) => row(
+            "lookup",
+            "FAIL",
+            &format!("{system}'s certificate did not verify: {detail} (denied in both fail modes)"),
+        ),
+        Err(error) => row(
+            "lookup",
+            "FAIL",
+            &format!("{system}: {}", lookup_error(error)),
+        ),
     }
 }
 
@@ -324,47 +416,47 @@ fn describe(ticket: &Ticket) -> String {
 }
 
 fn print_decision(outcome: &Outcome, max_attempts: u32) -> i32 {
-    match outcome {
+    let (verdict, text, code) = match outcome {
         Outcome::Granted { exports } => {
             let exported: Vec<String> = exports
                 .iter()
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect();
-            println!(
-                "decision       ALLOW (PAM_SUCCESS); exports {}",
-                exported.join(" ")
-            );
-            EXIT_OK
+            (
+                "ALLOW",
+                format!("PAM_SUCCESS; exports {}", exported.join(" ")),
+                EXIT_OK,
+            )
         }
-        Outcome::NotApplicable => {
-            println!(
-                "decision       NOT APPLICABLE (PAM_IGNORE): no prompt, the rest of the stack decides"
-            );
-            EXIT_OK
-        }
-        Outcome::AttemptsExhausted => {
-            println!(
-                "decision       DENY: answer refused; the module asks again (MaxAttempts={max_attempts}), \
-                 then returns PAM_MAXTRIES"
-            );
-            EXIT_FAILED
-        }
-        Outcome::Unavailable => {
-            println!("decision       DENY: ticket validation unavailable (PAM_AUTHINFO_UNAVAIL)");
-            EXIT_FAILED
-        }
-        Outcome::Refused => {
-            println!(
-                "decision       DENY: no ticket can make this login pass; the module returns \
-                 PAM_MAXTRIES, so sshd does not ask again"
-            );
-            EXIT_FAILED
-        }
-        Outcome::ServiceError => {
-            println!("decision       ERROR (PAM_SERVICE_ERR)");
-            EXIT_CONFIG
-        }
-    }
+        Outcome::NotApplicable => (
+            "IGNORE",
+            "PAM_IGNORE: no prompt, the rest of the stack decides".to_string(),
+            EXIT_OK,
+        ),
+        Outcome::AttemptsExhausted => (
+            "DENY",
+            format!(
+                "answer refused; the module asks again (MaxAttempts={max_attempts}), then \
+                 returns PAM_MAXTRIES"
+            ),
+            EXIT_FAILED,
+        ),
+        Outcome::Unavailable => (
+            "DENY",
+            "ticket validation unavailable (PAM_AUTHINFO_UNAVAIL)".to_string(),
+            EXIT_FAILED,
+        ),
+        Outcome::Refused => (
+            "DENY",
+            "no ticket can make this login pass; the module returns PAM_MAXTRIES, so sshd \
+             does not ask again"
+                .to_string(),
+            EXIT_FAILED,
+        ),
+        Outcome::ServiceError => ("ERROR", "PAM_SERVICE_ERR".to_string(), EXIT_CONFIG),
+    };
+    row("decision", verdict, &text);
+    code
 }
 
 /// Answers the first prompt with the given answer; any further prompt fails, which the
@@ -379,10 +471,10 @@ impl Conversation for OneAnswer {
         self.answer.take().ok_or(ConversationFailed)
     }
     fn show_error(&mut self, message: &str) {
-        self.shown.push(("error", message.to_string()));
+        self.shown.push(("ERROR", message.to_string()));
     }
     fn show_info(&mut self, message: &str) {
-        self.shown.push(("info", message.to_string()));
+        self.shown.push(("INFO", message.to_string()));
     }
 }
 
@@ -409,18 +501,17 @@ impl TicketSource for Recording<'_> {
     }
 }
 
-/// Keeps every record for the report; writes them for real only with --audit.
+/// Keeps every record for the report, with where it went; writes them for real only with
+/// --audit.
 struct Capture {
-    records: Vec<AuditRecord>,
+    records: Vec<(AuditRecord, Option<Delivery>)>,
     forward: Option<SystemAudit>,
 }
 
 impl AuditSink for Capture {
     fn record(&mut self, record: &AuditRecord) {
-        self.records.push(record.clone());
-        if let Some(sink) = &mut self.forward {
-            sink.record(record);
-        }
+        let delivery = self.forward.as_mut().map(|sink| sink.deliver(record));
+        self.records.push((record.clone(), delivery));
     }
     fn debug(&mut self, message: &str) {
         if let Some(sink) = &mut self.forward {

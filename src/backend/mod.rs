@@ -12,7 +12,7 @@ use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::http::{Deadline, HttpResponse, TransportError, Unreachable, retry_after};
 use crate::login::Login;
-use crate::ticket::{Ticket, TicketId, TicketKind};
+use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 /// The ticket `pam-ticket check` asks for: valid in a query, absent from any real system.
 pub const PROBE_TICKET: &str = "PAMTICKETCHECK0";
@@ -230,6 +230,29 @@ impl From<TransportError> for LookupError {
     }
 }
 
+/// A choice field whose Allowed* list `pam-ticket check` compares with the choices the
+/// ticketing system itself knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChoiceField {
+    IncidentState,
+    ChangeState,
+    ChangeApproval,
+}
+
+impl ChoiceField {
+    /// How messages name the field.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ChoiceField::IncidentState => "incident state",
+            ChoiceField::ChangeState => "change state",
+            ChoiceField::ChangeApproval => "change approval",
+        }
+    }
+}
+
+/// The choices a system knows for one field, or why they could not be read.
+pub type KnownChoices = (ChoiceField, Result<Vec<Choice>, LookupError>);
+
 /// A ticketing system (or the portal in front of one).
 pub trait TicketSource {
     /// The name written to the audit and exported as TICKETING_SYSTEM.
@@ -264,6 +287,13 @@ pub trait TicketSource {
             &mut warnings,
         ))?;
         Ok(vec![ProbeLine::Ok(found)])
+    }
+
+    /// For `pam-ticket check`: the choices the system knows for each of `fields`, each
+    /// read once, so that Allowed* entries that name none of them can be pointed out.
+    /// Reads only; a source that cannot say (the portal) answers nothing.
+    fn known_choices(&mut self, _fields: &[ChoiceField], _deadline: Deadline) -> Vec<KnownChoices> {
+        Vec::new()
     }
 }
 

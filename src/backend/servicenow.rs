@@ -3,7 +3,10 @@
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{Lookup, LookupError, TicketSource, bad_response, sanitise, status_error};
+use super::{
+    ChoiceField, KnownChoices, Lookup, LookupError, TicketSource, bad_response, sanitise,
+    status_error,
+};
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
@@ -49,9 +52,82 @@ impl ServiceNow {
     }
 }
 
+/// Where a choice field's choices live in `sys_choice`: the table and the element.
+pub fn choice_element(field: ChoiceField) -> (&'static str, &'static str) {
+    match field {
+        ChoiceField::IncidentState => ("incident", "state"),
+        ChoiceField::ChangeState => ("change_request", "state"),
+        ChoiceField::ChangeApproval => ("change_request", "approval"),
+    }
+}
+
+/// `GET /api/now/table/sys_choice` for the active choices of one field: each a stored
+/// value and its label.
+pub fn choices_url(base_url: &BaseUrl, field: ChoiceField) -> String {
+    let (table, element) = choice_element(field);
+    format!(
+        "{}?sysparm_query={}&sysparm_fields={}",
+        base_url.join("/api/now/table/sys_choice"),
+        percent_encode(&format!("name={table}^element={element}^inactive=false")),
+        percent_encode("label,value"),
+    )
+}
+
+/// The choices in a `sys_choice` answer, each once (an instance with several languages
+/// has a row per language).
+pub fn interpret_choices(response: &HttpResponse) -> Result<Vec<Choice>, LookupError> {
+    if response.status != 200 {
+        return Err(status_error(response, error_detail(&response.body)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let rows = document
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_response("no result list"))?;
+    let mut choices: Vec<Choice> = Vec::new();
+    for row in rows {
+        let (Some(label), Some(value)) = (field_value(row, "label"), field_value(row, "value"))
+        else {
+            return Err(bad_response("a choice without label or value"));
+        };
+        let choice = Choice::new(label, value);
+        if !choices.contains(&choice) {
+            choices.push(choice);
+        }
+    }
+    Ok(choices)
+}
+
 impl TicketSource for ServiceNow {
     fn system_name(&self) -> &str {
         "ServiceNow"
+    }
+
+    /// One `sys_choice` query per field, with the module's own account.
+    fn known_choices(&mut self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
+        fields
+            .iter()
+            .map(|field| {
+                let authorization = basic_authorization(&self.account);
+                let headers = [
+                    ("Accept", "application/json"),
+                    ("Authorization", authorization.as_str()),
+                ];
+                let answer = self
+                    .client
+                    .send(
+                        Method::Get,
+                        &choices_url(&self.base_url, *field),
+                        &headers,
+                        &Body::Empty,
+                        deadline,
+                    )
+                    .map_err(LookupError::from)
+                    .and_then(|response| interpret_choices(&response));
+                (*field, answer)
+            })
+            .collect()
     }
 
     fn lookup(

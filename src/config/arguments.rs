@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::keys::{Argument, Key};
+use super::keys::{Argument, KEYS, Key};
 use super::syntax::{ConfigError, Entry, Origin, error};
+use crate::spelling;
 
 /// The module arguments, split into the config path, the debug switch and key overrides.
 #[derive(Clone, Debug, Default)]
@@ -15,13 +16,42 @@ pub struct ModuleArguments {
     pub panic_probe: bool,
 }
 
-/// Splits the pam.d arguments. `service` only serves to name where an error is.
+/// Splits the pam.d arguments. `service` only serves to name where an error is. Stops at
+/// the first error, as the module does.
 pub fn parse_module_arguments(
     arguments: &[String],
     service: &str,
 ) -> Result<ModuleArguments, ConfigError> {
+    let mut problems = Vec::new();
+    let parsed = split_arguments(arguments, service, &mut problems, true);
+    match problems.into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(parsed),
+    }
+}
+
+/// [`parse_module_arguments`], going on after a wrong argument (for `pam-ticket check`):
+/// the arguments that are right, and every problem, in order.
+pub fn parse_module_arguments_reporting_all(
+    arguments: &[String],
+    service: &str,
+) -> (ModuleArguments, Vec<ConfigError>) {
+    let mut problems = Vec::new();
+    let parsed = split_arguments(arguments, service, &mut problems, false);
+    (parsed, problems)
+}
+
+fn split_arguments(
+    arguments: &[String],
+    service: &str,
+    problems: &mut Vec<ConfigError>,
+    stop_at_first: bool,
+) -> ModuleArguments {
     let mut parsed = ModuleArguments::default();
     for (position, argument) in arguments.iter().enumerate() {
+        if stop_at_first && !problems.is_empty() {
+            break;
+        }
         let origin = Origin::ModuleArgument {
             service: service.to_string(),
             index: position + 1,
@@ -35,24 +65,30 @@ pub fn parse_module_arguments(
             continue;
         }
         let Some((key, value)) = argument.split_once('=') else {
-            return Err(error(
+            problems.push(error(
                 &origin,
-                format!("unknown module argument {argument:?}"),
+                format!(
+                    "unknown module argument {argument:?}{}",
+                    argument_hint(argument)
+                ),
             ));
+            continue;
         };
         if let Some(Argument::Refused(reason)) =
             Key::from_name(key).map(|known| known.spec().argument)
         {
             // Not echoed: the value may be one that must not spread to more logs (for
             // FailsafeBypassCode, a hash).
-            return Err(error(
+            problems.push(error(
                 &origin,
                 format!("{key} must not be a module argument: {reason}"),
             ));
+            continue;
         }
-        if key == "config" {
+        if key == CONFIG {
             if parsed.config_path.is_some() {
-                return Err(error(&origin, "config= is given twice"));
+                problems.push(error(&origin, "config= is given twice"));
+                continue;
             }
             parsed.config_path = Some(PathBuf::from(value));
             continue;
@@ -63,7 +99,30 @@ pub fn parse_module_arguments(
             origin,
         });
     }
-    Ok(parsed)
+    parsed
+}
+
+/// The argument that names the configuration file.
+const CONFIG: &str = "config";
+
+/// "Did you mean" for an argument that is neither `debug` nor `Key=Value`: the switch it
+/// is nearest to, or the key it names (which needs a value).
+fn argument_hint(argument: &str) -> String {
+    if let Some(switch) = spelling::closest(argument, ["debug"]) {
+        return format!(" (did you mean {switch}?)");
+    }
+    let names = KEYS
+        .iter()
+        .map(|spec| spec.name)
+        .chain(std::iter::once(CONFIG));
+    match spelling::closest(argument, names) {
+        Some(CONFIG) => " (did you mean config=PATH?)".to_string(),
+        Some(name) => format!(" (did you mean {name}=VALUE?)"),
+        None => {
+            " (arguments are debug, config=PATH and Key=Value for any key of pam_ticket.conf(5))"
+                .to_string()
+        }
+    }
 }
 
 /// Where a configuration error is written besides syslog: `AuditLogFile=` on the pam.d

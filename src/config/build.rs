@@ -1,87 +1,165 @@
 //! The typed [`Config`] built from the merged settings, one key at a time through the
 //! accessors of [`super::settings`], in an order that reports the most basic mistake first.
+//!
+//! Every check goes through [`Settings::check`], which records a problem and goes on, so
+//! that `pam-ticket check` can report every mistake at once; the module stops at the first
+//! (the settings are then made with `stop_at_first`, and no check after it runs). A check
+//! that combines keys runs only when the keys it reads were read without a problem, so a
+//! mistake is reported once, not again as a consequence. A configuration with any problem
+//! is never returned.
 
 use std::time::Duration;
 
 use super::account::read_account_file;
 use super::keys::{self, Key};
 use super::settings::Settings;
-use super::syntax::{ConfigError, error, parse_entries, split_list};
+use super::syntax::{ConfigError, Origin, error, parse_entries, split_list};
 use super::{Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem};
 use crate::bypass::BypassHash;
 use crate::secure_file::{self, Readers};
 use crate::trust::{self, CaBundle};
-use crate::url::{ProxyUrl, parse_proxy_url};
+use crate::url::{ApiBase, BaseUrl, ProxyUrl, parse_proxy_url};
 
 impl Settings {
+    /// The configuration, or its first problem.
     pub(super) fn build(&self) -> Result<Config, ConfigError> {
-        let portal_mode = self.portal_mode()?;
-        let ticketing_system = self.ticketing_system(portal_mode)?;
-        let validate_ticket_number = self.flag(Key::ValidateTicketNumber)?;
-        let system_url = self.https_url(Key::SystemURL)?;
-        let needs_direct_access = validate_ticket_number && !portal_mode;
-        if needs_direct_access && system_url.is_none() {
-            return Err(error(&self.whole(), "SystemURL is required"));
+        self.build_reporting_all()
+            .map_err(|problems| self.first_problem(problems))
+    }
+
+    /// The configuration, or every problem found (only the first when the settings stop
+    /// at the first).
+    pub(super) fn build_reporting_all(&self) -> Result<Config, Vec<ConfigError>> {
+        let config = self.assemble();
+        let problems = self.take_problems();
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ if !problems.is_empty() => Err(problems),
+            _ => Err(vec![error(
+                &self.whole(),
+                "internal error: a setting was not read, yet no problem was recorded",
+            )]),
         }
-        let connection_account = match self.absolute_path(Key::ConnectionAccountFile)? {
-            Some((path, origin)) if needs_direct_access => Some(read_account_file(&path, &origin)?),
-            Some(_) => None,
-            None if needs_direct_access => {
-                return Err(error(
-                    &self.whole(),
+    }
+
+    /// Reads every key; `None` when a problem was recorded (the values read are then
+    /// thrown away).
+    fn assemble(&self) -> Option<Config> {
+        let portal_mode = self.check(|| self.portal_mode());
+        let ticketing_system =
+            portal_mode.and_then(|portal_mode| self.check(|| self.ticketing_system(portal_mode)));
+        // The defaults of the regexes depend on the system; a bad TicketingSystem (already
+        // reported) reads them as ServiceNow's.
+        let system = ticketing_system.flatten();
+        let validate_ticket_number = self.check(|| self.flag(Key::ValidateTicketNumber));
+        let system_url = self.check(|| self.system_url(portal_mode, system));
+        let needs_direct_access = match (validate_ticket_number, portal_mode) {
+            (Some(validate), Some(portal)) => Some(validate && !portal),
+            _ => None,
+        };
+        let direct_causes = [
+            Key::ValidateTicketNumber,
+            Key::TicketingSystem,
+            Key::FetchCredentialsThroughPVWA,
+        ];
+        if needs_direct_access == Some(true) && system_url.as_ref().is_some_and(Option::is_none) {
+            self.report_missing(error(
+                &self.blame(self.whole(), &direct_causes),
+                "SystemURL is required",
+            ));
+        }
+        let account_path = self.check(|| self.absolute_path(Key::ConnectionAccountFile));
+        let connection_account = match (account_path, needs_direct_access) {
+            (Some(Some((path, origin))), Some(true)) => {
+                self.check(|| read_account_file(&path, &origin)).map(Some)
+            }
+            (Some(None), Some(true)) => {
+                self.report_missing(error(
+                    &self.blame(self.whole(), &direct_causes),
                     "ConnectionAccountFile is required when ValidateTicketNumber is Yes",
                 ));
+                None
             }
-            None => None,
+            (Some(_), _) => Some(None),
+            (None, _) => None,
         };
         let incident_identification = self
-            .regex(Key::IncidentTicketIdentification, ticketing_system, false)?
-            .ok_or_else(|| error(&self.whole(), "IncidentTicketIdentification is missing"))?;
+            .check(|| self.regex(Key::IncidentTicketIdentification, system, false))
+            .flatten();
         let change_identification = self
-            .regex(Key::ChangeTicketIdentification, ticketing_system, false)?
-            .ok_or_else(|| error(&self.whole(), "ChangeTicketIdentification is missing"))?;
-        let fail_mode = self.fail_mode()?;
-        let portal = if portal_mode {
-            self.refuse_gateway_checks_in_portal_mode()?;
-            Some(self.portal(ticketing_system)?)
-        } else {
-            None
+            .check(|| self.regex(Key::ChangeTicketIdentification, system, false))
+            .flatten();
+        let fail_mode = self.check(|| self.fail_mode());
+        let portal = match portal_mode {
+            Some(true) => {
+                self.refuse_gateway_checks_in_portal_mode();
+                self.portal(system).map(Some)
+            }
+            Some(false) => Some(None),
+            None => None,
         };
-        Ok(Config {
-            source: self.path.clone(),
-            ticketing_system,
-            system_url,
-            connection_account,
-            ca_bundle: self.ca_bundle()?,
-            enter_ticketing_info: self.flag(Key::EnterTicketingInfo)?,
-            validate_ticket_number,
-            ticket_format: self.regex(Key::TicketFormatRegex, ticketing_system, true)?,
-            incident_identification,
-            change_identification,
-            allowed_incident_states: self.checked_list(
+        let ca_bundle = self.check(|| self.ca_bundle());
+        let enter_ticketing_info = self.check(|| self.flag(Key::EnterTicketingInfo));
+        let uppercase_ticket_id = self.check(|| self.flag(Key::UppercaseTicketId));
+        let ticket_format = self.check(|| self.regex(Key::TicketFormatRegex, system, true));
+        let allowed_incident_states = self.check(|| {
+            self.checked_list(
                 Key::ValidateIncidentTicketState,
                 Key::AllowedIncidentTicketStates,
-            )?,
-            allowed_change_states: self.checked_list(
+            )
+        });
+        let allowed_change_states = self.check(|| {
+            self.checked_list(
                 Key::ValidateChangeTicketState,
                 Key::AllowedChangeTicketStates,
-            )?,
-            allowed_approval_statuses: self
-                .checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses)?,
-            validate_operation_time: self.flag(Key::ValidateOperationTime)?,
-            validate_requesting_user: self.flag(Key::ValidateRequestingUser)?,
-            bypass_codes: self.bypass_codes()?,
-            fail_mode,
-            timeout: Duration::from_secs(self.number(Key::Timeout)?),
-            https_proxy: self.proxy()?,
-            // The table's range (1 to 10) keeps it far inside u32.
-            max_attempts: u32::try_from(self.number(Key::MaxAttempts)?)
-                .map_err(|_| self.table_error(Key::MaxAttempts, "u32"))?,
-            prompt: self.prompt()?,
-            audit_log_file: self.absolute_path(Key::AuditLogFile)?.map(|(path, _)| path),
-            portal,
-            remedy: self.remedy()?,
-            cache_directory: self.path_or_default(Key::CacheDirectory)?,
+            )
+        });
+        let allowed_approval_statuses = self
+            .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
+        let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
+        let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
+        let bypass_codes = self.check(|| self.bypass_codes());
+        let timeout = self.check(|| self.number(Key::Timeout));
+        let https_proxy = self.check(|| self.proxy());
+        // The table's range (1 to 10) keeps it far inside u32.
+        let max_attempts = self.check(|| {
+            u32::try_from(self.number(Key::MaxAttempts)?)
+                .map_err(|_| self.table_error(Key::MaxAttempts, "u32"))
+        });
+        let prompt = self.check(|| self.prompt());
+        let audit_log_file = self.check(|| self.absolute_path(Key::AuditLogFile));
+        let remedy = self.remedy();
+        let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
+        if self.has_problems() {
+            return None;
+        }
+        Some(Config {
+            source: self.path.clone(),
+            ticketing_system: ticketing_system?,
+            system_url: system_url?,
+            connection_account: connection_account?,
+            ca_bundle: ca_bundle?,
+            enter_ticketing_info: enter_ticketing_info?,
+            validate_ticket_number: validate_ticket_number?,
+            uppercase_ticket_id: uppercase_ticket_id?,
+            ticket_format: ticket_format?,
+            incident_identification: incident_identification?,
+            change_identification: change_identification?,
+            allowed_incident_states: allowed_incident_states?,
+            allowed_change_states: allowed_change_states?,
+            allowed_approval_statuses: allowed_approval_statuses?,
+            validate_operation_time: validate_operation_time?,
+            validate_requesting_user: validate_requesting_user?,
+            bypass_codes: bypass_codes?,
+            fail_mode: fail_mode?,
+            timeout: Duration::from_secs(timeout?),
+            https_proxy: https_proxy?,
+            max_attempts: max_attempts?,
+            prompt: prompt?,
+            audit_log_file: audit_log_file?.map(|(path, _)| path),
+            portal: portal?,
+            remedy: remedy?,
+            cache_directory: cache_directory?,
             debug: false,
         })
     }
@@ -122,8 +200,35 @@ impl Settings {
                 }
             })),
             None if portal_mode => Ok(None),
-            None => Err(error(&self.whole(), "TicketingSystem is required")),
+            None => Err(error(
+                &self.blame(self.whole(), &[Key::FetchCredentialsThroughPVWA]),
+                "TicketingSystem is required",
+            )),
         }
+    }
+
+    /// SystemURL, whose path must fit the system it points at (see
+    /// [`BaseUrl::check_path`]). Unused in portal mode, where only its syntax is checked.
+    fn system_url(
+        &self,
+        portal_mode: Option<bool>,
+        system: Option<TicketingSystem>,
+    ) -> Result<Option<BaseUrl>, ConfigError> {
+        let Some(url) = self.https_url(Key::SystemURL)? else {
+            return Ok(None);
+        };
+        let kind = match (portal_mode, system) {
+            (Some(false), Some(TicketingSystem::ServiceNow)) => ApiBase::ServiceNow,
+            (Some(false), Some(TicketingSystem::BmcRemedy)) => ApiBase::Remedy,
+            _ => return Ok(Some(url)),
+        };
+        url.check_path(kind).map_err(|problem| {
+            error(
+                &self.origin(Key::SystemURL),
+                format!("SystemURL: {problem}"),
+            )
+        })?;
+        Ok(Some(url))
     }
 
     fn fail_mode(&self) -> Result<FailMode, ConfigError> {
@@ -140,75 +245,114 @@ impl Settings {
 
     /// In portal mode the portal validates the ticket; the gateway's own ticket checks
     /// would never run. Switching one on there is refused rather than silently ignored,
-    /// so that an admin never believes a check is in force when it is not.
-    fn refuse_gateway_checks_in_portal_mode(&self) -> Result<(), ConfigError> {
+    /// so that an admin never believes a check is in force when it is not. When portal
+    /// mode comes from the pam.d line, the error names that argument: it is what made a
+    /// switch in the file wrong.
+    fn refuse_gateway_checks_in_portal_mode(&self) {
         for switch in keys::gateway_switches() {
-            if self.flag(switch)? {
-                return Err(error(
-                    &self.origin(switch),
-                    format!(
-                        "{switch} has no effect in portal mode (FetchCredentialsThroughPVWA=Yes): the portal validates the ticket; configure the check in the portal and remove it here"
-                    ),
-                ));
+            // A bad value is reported where the switch itself is read.
+            if self.flag(switch).ok() != Some(true) {
+                continue;
             }
+            let origin = self.blame(self.origin(switch), &[Key::FetchCredentialsThroughPVWA]);
+            let place = if origin == self.origin(switch) {
+                String::new()
+            } else {
+                format!(" (set at {})", self.origin(switch))
+            };
+            self.report(error(
+                &origin,
+                format!(
+                    "{switch}{place} has no effect in portal mode (FetchCredentialsThroughPVWA=Yes): the portal validates the ticket; configure the check in the portal and remove it here"
+                ),
+            ));
         }
-        Ok(())
     }
 
-    fn portal(
-        &self,
-        ticketing_system: Option<TicketingSystem>,
-    ) -> Result<PortalSettings, ConfigError> {
-        let url = self.https_url(Key::PortalURL)?.ok_or_else(|| {
-            error(
-                &self.whole(),
+    fn portal(&self, ticketing_system: Option<TicketingSystem>) -> Option<PortalSettings> {
+        let portal_causes = [Key::FetchCredentialsThroughPVWA, Key::PSMPServerConfig];
+        let url = self.check(|| {
+            let url = self.https_url(Key::PortalURL)?;
+            if let Some(url) = &url {
+                url.check_path(ApiBase::Portal).map_err(|problem| {
+                    error(
+                        &self.origin(Key::PortalURL),
+                        format!("PortalURL: {problem}"),
+                    )
+                })?;
+            }
+            Ok(url)
+        });
+        if url.as_ref().is_some_and(Option::is_none) {
+            self.report_missing(error(
+                &self.blame(self.whole(), &portal_causes),
                 "PortalURL is required when FetchCredentialsThroughPVWA is Yes",
-            )
-        })?;
-        let (method, method_origin) = self.text(Key::PortalAuthMethod, ticketing_system)?;
-        let auth_method = match method.trim() {
-            "CyberArk" => PortalAuthMethod::CyberArk,
-            "LDAP" => PortalAuthMethod::Ldap,
-            "RADIUS" => PortalAuthMethod::Radius,
-            other => {
-                return Err(error(
+            ));
+        }
+        let auth_method = self.check(|| {
+            let (method, method_origin) = self.text(Key::PortalAuthMethod, ticketing_system)?;
+            match method.trim() {
+                "CyberArk" => Ok(PortalAuthMethod::CyberArk),
+                "LDAP" => Ok(PortalAuthMethod::Ldap),
+                "RADIUS" => Ok(PortalAuthMethod::Radius),
+                other => Err(error(
                     &method_origin,
                     format!("PortalAuthMethod must be CyberArk, LDAP or RADIUS, not {other:?}"),
-                ));
+                )),
             }
-        };
-        let (account_path, account_origin) =
-            self.absolute_path(Key::PortalAccountFile)?.ok_or_else(|| {
-                error(
-                    &self.whole(),
+        });
+        let account = match self.check(|| self.absolute_path(Key::PortalAccountFile)) {
+            Some(Some((path, origin))) => self.check(|| read_account_file(&path, &origin)),
+            Some(None) => {
+                self.report_missing(error(
+                    &self.blame(self.whole(), &portal_causes),
                     "PortalAccountFile is required when FetchCredentialsThroughPVWA is Yes",
-                )
-            })?;
-        Ok(PortalSettings {
-            url,
-            auth_method,
-            account: read_account_file(&account_path, &account_origin)?,
-            ticketing_system_name: self
-                .non_empty_text(Key::PortalTicketingSystemName, ticketing_system)?,
-            reason_template: self.non_empty_text(Key::PortalReason, ticketing_system)?,
+                ));
+                None
+            }
+            None => None,
+        };
+        let ticketing_system_name =
+            self.check(|| self.non_empty_text(Key::PortalTicketingSystemName, ticketing_system));
+        let reason_template =
+            self.check(|| self.non_empty_text(Key::PortalReason, ticketing_system));
+        Some(PortalSettings {
+            url: url??,
+            auth_method: auth_method?,
+            account: account?,
+            ticketing_system_name: ticketing_system_name?,
+            reason_template: reason_template?,
         })
     }
 
-    fn remedy(&self) -> Result<RemedySettings, ConfigError> {
-        let text = |key: Key| self.non_empty_text(key, None);
-        Ok(RemedySettings {
-            incident_form: text(Key::RemedyIncidentForm)?,
-            incident_id_field: text(Key::RemedyIncidentIDField)?,
-            incident_status_field: text(Key::RemedyIncidentStatusField)?,
-            incident_requester_fields: self.field_list(Key::RemedyIncidentRequesterFields)?,
-            change_form: text(Key::RemedyChangeForm)?,
-            change_id_field: text(Key::RemedyChangeIDField)?,
-            change_status_field: text(Key::RemedyChangeStatusField)?,
-            change_approval_field: text(Key::RemedyChangeApprovalField)?,
-            change_start_field: text(Key::RemedyChangeStartField)?,
-            change_end_field: text(Key::RemedyChangeEndField)?,
-            change_requester_fields: self.field_list(Key::RemedyChangeRequesterFields)?,
-            token_lifetime: Duration::from_secs(self.number(Key::RemedyTokenLifetime)?),
+    fn remedy(&self) -> Option<RemedySettings> {
+        let text = |key: Key| self.check(|| self.non_empty_text(key, None));
+        let fields = |key: Key| self.check(|| self.field_list(key));
+        let incident_form = text(Key::RemedyIncidentForm);
+        let incident_id_field = text(Key::RemedyIncidentIDField);
+        let incident_status_field = text(Key::RemedyIncidentStatusField);
+        let incident_requester_fields = fields(Key::RemedyIncidentRequesterFields);
+        let change_form = text(Key::RemedyChangeForm);
+        let change_id_field = text(Key::RemedyChangeIDField);
+        let change_status_field = text(Key::RemedyChangeStatusField);
+        let change_approval_field = text(Key::RemedyChangeApprovalField);
+        let change_start_field = text(Key::RemedyChangeStartField);
+        let change_end_field = text(Key::RemedyChangeEndField);
+        let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
+        let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
+        Some(RemedySettings {
+            incident_form: incident_form?,
+            incident_id_field: incident_id_field?,
+            incident_status_field: incident_status_field?,
+            incident_requester_fields: incident_requester_fields?,
+            change_form: change_form?,
+            change_id_field: change_id_field?,
+            change_status_field: change_status_field?,
+            change_approval_field: change_approval_field?,
+            change_start_field: change_start_field?,
+            change_end_field: change_end_field?,
+            change_requester_fields: change_requester_fields?,
+            token_lifetime: Duration::from_secs(token_lifetime?),
         })
     }
 
@@ -258,6 +402,17 @@ impl Settings {
             ));
         }
         Ok(prompt)
+    }
+
+    /// Where an error that several keys caused is reported: the first of `causes` that
+    /// the pam.d line set (an override there is what made the configuration wrong, and
+    /// the file alone may be fine), else `otherwise`.
+    pub(super) fn blame(&self, otherwise: Origin, causes: &[Key]) -> Origin {
+        causes
+            .iter()
+            .filter_map(|key| self.entry(*key))
+            .find(|entry| matches!(entry.origin, Origin::ModuleArgument { .. }))
+            .map_or(otherwise, |entry| entry.origin.clone())
     }
 }
 
@@ -420,7 +575,7 @@ mod tests {
             parse_module_arguments(&["nodebug".to_string()], "sshd").expect_err("unknown");
         assert_eq!(
             problem.to_string(),
-            "pam.d/sshd argument 1: unknown module argument \"nodebug\""
+            "pam.d/sshd argument 1: unknown module argument \"nodebug\" (did you mean debug?)"
         );
         let parsed =
             parse_module_arguments(&["Timout=3".to_string()], "sshd").expect("shape is fine");
@@ -481,7 +636,14 @@ mod tests {
 
     /// Which keys `build()` asked the settings for, for a configuration that builds.
     fn consulted(text: &str) -> BTreeSet<Key> {
-        let merged = merge(entries(text).expect("valid syntax"), Vec::new()).expect("known keys");
+        let mut problems = Vec::new();
+        let merged = merge(
+            entries(text).expect("valid syntax"),
+            Vec::new(),
+            &mut problems,
+            true,
+        );
+        assert!(problems.is_empty(), "known keys: {problems:?}");
         let settings = Settings::new(Path::new("/etc/test.conf"), merged);
         if let Err(problem) = settings.build() {
             panic!("does not build: {problem}\n{text}");

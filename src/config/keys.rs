@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::syntax::{ConfigError, Entry, error};
+use super::syntax::{ConfigError, Entry, Origin, error};
 use crate::config::TicketingSystem;
 
 /// A key's value when the configuration does not set it.
@@ -182,6 +182,8 @@ key_table! {
         "Yes: ask for a ticket; No: return PAM_IGNORE without asking";
     ValidateTicketNumber: Flag(true), Modes::ALL, Allowed,
         "Yes: look the ticket up; No: check the ID's form only";
+    UppercaseTicketId: Flag(true), Modes::ALL, Allowed,
+        "Yes: an answer is upper-cased before the ID rules (the system's IDs are upper case)";
     TicketFormatRegex: Unset("no format check"), Modes::ALL, Allowed,
         "regular expression the whole ticket ID must match";
     IncidentTicketIdentification:
@@ -299,13 +301,14 @@ pub fn known(entry: &Entry) -> Result<Key, ConfigError> {
     if let Some(key) = Key::from_name(&entry.key) {
         return Ok(key);
     }
-    let hint = KEYS
+    // On the pam.d line `config=` is a name too.
+    let on_pam_d_line = matches!(entry.origin, Origin::ModuleArgument { .. });
+    let names = KEYS
         .iter()
-        .find(|known| {
-            known.name.eq_ignore_ascii_case(&entry.key)
-                || edit_distance(known.name, &entry.key) <= 2
-        })
-        .map(|known| format!(" (did you mean {}?)", known.name))
+        .map(|known| known.name)
+        .chain(on_pam_d_line.then_some("config"));
+    let hint = crate::spelling::closest(&entry.key, names)
+        .map(|name| format!(" (did you mean {name}?)"))
         .unwrap_or_default();
     Err(error(
         &entry.origin,
@@ -319,21 +322,6 @@ pub fn gateway_switches() -> impl Iterator<Item = Key> {
     KEYS.iter()
         .filter(|spec| !spec.modes.portal && matches!(spec.default, DefaultValue::Flag(_)))
         .map(|spec| spec.key)
-}
-
-/// Levenshtein distance, for the "did you mean" hint on a mistyped key.
-fn edit_distance(left: &str, right: &str) -> usize {
-    let right: Vec<char> = right.chars().collect();
-    let mut previous: Vec<usize> = (0..=right.len()).collect();
-    for (i, left_char) in left.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, right_char) in right.iter().enumerate() {
-            let substitution = previous[j] + usize::from(left_char != *right_char);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[right.len()]
 }
 
 #[cfg(test)]

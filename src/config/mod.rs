@@ -33,9 +33,13 @@ use crate::secure_file::{self, Readers};
 use crate::trust::CaBundle;
 
 pub use account::{Credentials, read_account_file, read_root_only_file};
-pub use arguments::{ModuleArguments, audit_file_from_arguments, parse_module_arguments};
+pub use arguments::{
+    ModuleArguments, audit_file_from_arguments, parse_module_arguments,
+    parse_module_arguments_reporting_all,
+};
 pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
 pub use settings::from_entries;
+use syntax::parse_entries_reporting;
 pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};
 // The URL types live in their own leaf module, shared with the HTTP client; named here too
 // because the backends and admin tools know them as part of the configuration.
@@ -133,6 +137,9 @@ pub struct Config {
     pub ca_bundle: Option<CaBundle>,
     pub enter_ticketing_info: bool,
     pub validate_ticket_number: bool,
+    /// UppercaseTicketId: an answer is upper-cased before the ID rules, because the
+    /// system's IDs are upper case (`inc0042001` is INC0042001).
+    pub uppercase_ticket_id: bool,
     pub ticket_format: Option<Regex>,
     pub incident_identification: Regex,
     pub change_identification: Regex,
@@ -169,24 +176,57 @@ impl Config {
 }
 
 /// Reads the configuration file named by the arguments (or the default), applies the
-/// overrides and validates the result.
+/// overrides and validates the result. Stops at the first problem, which is the error.
 pub fn load(arguments: &ModuleArguments) -> Result<Config, ConfigError> {
-    let path = arguments
+    load_with(arguments, true).map_err(|problems| {
+        problems.into_iter().next().unwrap_or_else(|| ConfigError {
+            origin: Origin::Whole {
+                path: config_path(arguments),
+            },
+            problem: "internal error: the configuration was refused without a reason".to_string(),
+        })
+    })
+}
+
+/// [`load`], going on after a problem: every problem it finds, in the order the module
+/// would meet them (for `pam-ticket check`). Problems that follow from an earlier one (a
+/// key reported missing because its line was refused) are left out.
+pub fn load_reporting_all(arguments: &ModuleArguments) -> Result<Config, Vec<ConfigError>> {
+    load_with(arguments, false)
+}
+
+fn config_path(arguments: &ModuleArguments) -> PathBuf {
+    arguments
         .config_path
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+fn load_with(arguments: &ModuleArguments, stop_at_first: bool) -> Result<Config, Vec<ConfigError>> {
+    let path = config_path(arguments);
     // Others may read the configuration, but never change it: it decides whether and
     // how tickets are checked. When it holds bypass code hashes, it is a secret (see
     // `check_bypass_file_mode`).
     let text = secure_file::read_text(&path, Readers::Anyone, true).map_err(|problem| {
-        error(
+        vec![error(
             &Origin::Whole { path: path.clone() },
             format!("cannot use the configuration: {problem}"),
-        )
+        )]
     })?;
-    let file_entries = parse_entries(&text, &path)?;
-    check_bypass_file_mode(&path, &file_entries)?;
-    let mut config = from_entries(&path, file_entries, arguments.overrides.clone())?;
+    let mut problems = Vec::new();
+    let file_entries = parse_entries_reporting(&text, &path, &mut problems, stop_at_first);
+    // The module stops at the first problem; check goes on.
+    let go_on = !stop_at_first || problems.is_empty();
+    if go_on && let Err(problem) = check_bypass_file_mode(&path, &file_entries) {
+        problems.push(problem);
+    }
+    let mut config = settings::from_entries_reporting(
+        &path,
+        file_entries,
+        arguments.overrides.clone(),
+        problems,
+        stop_at_first,
+    )?;
     config.debug = arguments.debug;
     Ok(config)
 }

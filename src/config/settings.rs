@@ -7,6 +7,7 @@
 //! `entry` also records which keys were consulted, so that a key the table lists but
 //! `build()` never reads fails a test (see `build.rs`).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,64 +20,190 @@ use super::syntax::{ConfigError, Entry, Origin, error, split_list};
 use crate::url::{BaseUrl, parse_https_url};
 
 /// Merges file entries and argument overrides into a map, refusing unknown and duplicate
-/// keys, then builds the typed configuration.
+/// keys, then builds the typed configuration; the first problem is the error.
 pub fn from_entries(
     path: &Path,
     file_entries: Vec<Entry>,
     overrides: Vec<Entry>,
 ) -> Result<Config, ConfigError> {
-    Settings::new(path, merge(file_entries, overrides)?).build()
+    let mut problems = Vec::new();
+    let merged = merge(file_entries, overrides, &mut problems, true);
+    if let Some(problem) = problems.into_iter().next() {
+        return Err(problem);
+    }
+    Settings::new(path, merged).build()
+}
+
+/// [`from_entries`] after `earlier` problems (of the file's syntax), going on after a
+/// problem unless `stop_at_first`: every problem, in the order the module would meet them.
+pub(super) fn from_entries_reporting(
+    path: &Path,
+    file_entries: Vec<Entry>,
+    overrides: Vec<Entry>,
+    earlier: Vec<ConfigError>,
+    stop_at_first: bool,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut problems = earlier;
+    if stop_at_first && !problems.is_empty() {
+        return Err(problems);
+    }
+    let merged = merge(file_entries, overrides, &mut problems, stop_at_first);
+    if stop_at_first && !problems.is_empty() {
+        return Err(problems);
+    }
+    // A line that was refused may have set a key: that the key is missing is then no
+    // news, so such errors are left out.
+    let incomplete = !problems.is_empty();
+    let settings = Settings::reporting(path, merged, stop_at_first, incomplete);
+    match settings.build_reporting_all() {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
 }
 
 /// The file's entries, each key at most once, then the overrides, each at most once,
-/// replacing the file's value.
+/// replacing the file's value. An unknown or repeated key is a problem, and its entry is
+/// left out.
 pub(super) fn merge(
     file_entries: Vec<Entry>,
     overrides: Vec<Entry>,
-) -> Result<BTreeMap<Key, Entry>, ConfigError> {
+    problems: &mut Vec<ConfigError>,
+    stop_at_first: bool,
+) -> BTreeMap<Key, Entry> {
     let mut settings: BTreeMap<Key, Entry> = BTreeMap::new();
     for entry in file_entries {
-        let key = keys::known(&entry)?;
+        if stop_at_first && !problems.is_empty() {
+            return settings;
+        }
+        let key = match keys::known(&entry) {
+            Ok(key) => key,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
         if let Some(previous) = settings.get(&key) {
-            return Err(error(
+            problems.push(error(
                 &entry.origin,
                 format!("{} is set twice (first at {})", entry.key, previous.origin),
             ));
+            continue;
         }
         settings.insert(key, entry);
     }
     let mut overridden: BTreeMap<Key, Origin> = BTreeMap::new();
     for entry in overrides {
-        let key = keys::known(&entry)?;
+        if stop_at_first && !problems.is_empty() {
+            return settings;
+        }
+        let key = match keys::known(&entry) {
+            Ok(key) => key,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
         if let Some(previous) = overridden.get(&key) {
-            return Err(error(
+            problems.push(error(
                 &entry.origin,
                 format!("{} is given twice (first at {})", entry.key, previous),
             ));
+            continue;
         }
         overridden.insert(key, entry.origin.clone());
         settings.insert(key, entry);
     }
-    Ok(settings)
+    settings
 }
 
-/// The merged entries, with typed accessors that report errors at the entry's origin.
+/// The merged entries, with typed accessors that report errors at the entry's origin,
+/// and the problems found so far.
 pub(super) struct Settings {
     pub(super) path: PathBuf,
     entries: BTreeMap<Key, Entry>,
+    problems: RefCell<Vec<ConfigError>>,
+    /// The module's way: once a problem is found, no further check runs.
+    stop_at_first: bool,
+    /// Some lines were refused before the settings were made, so a key that seems
+    /// missing may be on one of them.
+    incomplete: bool,
     /// Every key an accessor was asked for (test builds only).
     #[cfg(test)]
     pub(super) consulted: std::cell::RefCell<std::collections::BTreeSet<Key>>,
 }
 
 impl Settings {
+    /// Settings that stop at the first problem, as the module does.
     pub(super) fn new(path: &Path, entries: BTreeMap<Key, Entry>) -> Settings {
+        Settings::reporting(path, entries, true, false)
+    }
+
+    pub(super) fn reporting(
+        path: &Path,
+        entries: BTreeMap<Key, Entry>,
+        stop_at_first: bool,
+        incomplete: bool,
+    ) -> Settings {
         Settings {
             path: path.to_path_buf(),
             entries,
+            problems: RefCell::new(Vec::new()),
+            stop_at_first,
+            incomplete,
             #[cfg(test)]
             consulted: Default::default(),
         }
+    }
+
+    /// Runs one check: its value, or `None` with the problem recorded. Once a problem is
+    /// recorded, a settings that stops at the first runs no further check.
+    pub(super) fn check<T>(&self, read: impl FnOnce() -> Result<T, ConfigError>) -> Option<T> {
+        if self.stop_at_first && self.has_problems() {
+            return None;
+        }
+        match read() {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.problems.borrow_mut().push(problem);
+                None
+            }
+        }
+    }
+
+    /// Records a problem found by combining keys that were read without one.
+    pub(super) fn report(&self, problem: ConfigError) {
+        if !(self.stop_at_first && self.has_problems()) {
+            self.problems.borrow_mut().push(problem);
+        }
+    }
+
+    /// Records that a required key is missing, unless a refused line may have set it.
+    pub(super) fn report_missing(&self, problem: ConfigError) {
+        if !self.incomplete {
+            self.report(problem);
+        }
+    }
+
+    pub(super) fn has_problems(&self) -> bool {
+        !self.problems.borrow().is_empty()
+    }
+
+    pub(super) fn take_problems(&self) -> Vec<ConfigError> {
+        self.problems.take()
+    }
+
+    /// The first of `problems` (there is always one when this is called).
+    pub(super) fn first_problem(&self, problems: Vec<ConfigError>) -> ConfigError {
+        problems.into_iter().next().unwrap_or_else(|| {
+            error(
+                &self.whole(),
+                "internal error: the configuration was refused without a reason",
+            )
+        })
     }
 
     pub(super) fn whole(&self) -> Origin {
@@ -262,8 +389,10 @@ impl Settings {
         }
         let allowed = self.list(list_key);
         if allowed.is_empty() {
+            // An empty list given on the pam.d line is what made the switch in the file
+            // wrong: name the argument.
             return Err(error(
-                &self.origin(switch),
+                &self.blame(self.origin(switch), &[list_key]),
                 format!("{switch} is Yes but {list_key} is empty: nothing could ever pass"),
             ));
         }

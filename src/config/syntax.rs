@@ -59,8 +59,32 @@ pub struct Entry {
 
 /// Parses `Key="Value"` text. Blank lines and lines starting with `#` are skipped; inside
 /// quotes `\"` and `\\` are escapes (any other backslash is kept, so regexes such as `\d`
-/// survive); after the closing quote only white space or a `#` comment may follow.
+/// survive); after the closing quote only white space or a `#` comment may follow. The
+/// first bad line is the error, and every value read before it is wiped (in an account
+/// file an earlier line may hold the password).
 pub fn parse_entries(text: &str, path: &Path) -> Result<Vec<Entry>, ConfigError> {
+    let mut problems = Vec::new();
+    let mut entries = parse_entries_reporting(text, path, &mut problems, true);
+    match problems.into_iter().next() {
+        None => Ok(entries),
+        Some(problem) => {
+            for entry in &mut entries {
+                zeroize::Zeroize::zeroize(&mut entry.value);
+            }
+            Err(problem)
+        }
+    }
+}
+
+/// [`parse_entries`] for the configuration file, which holds no secret: a bad line is
+/// recorded in `problems` and left out, and, unless `stop_at_first`, the lines after it
+/// are still read, so that every bad line can be reported at once.
+pub fn parse_entries_reporting(
+    text: &str,
+    path: &Path,
+    problems: &mut Vec<ConfigError>,
+    stop_at_first: bool,
+) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     for (index, raw_line) in text.lines().enumerate() {
         let origin = Origin::File {
@@ -73,23 +97,21 @@ pub fn parse_entries(text: &str, path: &Path) -> Result<Vec<Entry>, ConfigError>
         }
         let parsed = split_key_value(line, &origin)
             .and_then(|(key, value)| Ok((key, parse_value(value, &origin)?)));
-        let (key, value) = match parsed {
-            Ok(parsed) => parsed,
+        match parsed {
+            Ok((key, value)) => entries.push(Entry {
+                key: key.to_string(),
+                value,
+                origin,
+            }),
             Err(problem) => {
-                // In an account file an earlier line may hold the password.
-                for entry in &mut entries {
-                    zeroize::Zeroize::zeroize(&mut entry.value);
+                problems.push(problem);
+                if stop_at_first {
+                    break;
                 }
-                return Err(problem);
             }
-        };
-        entries.push(Entry {
-            key: key.to_string(),
-            value,
-            origin,
-        });
+        }
     }
-    Ok(entries)
+    entries
 }
 
 fn split_key_value<'a>(line: &'a str, origin: &Origin) -> Result<(&'a str, &'a str), ConfigError> {

@@ -11,6 +11,15 @@
 //!   200 with an empty list.
 //! * `GET /api/arsys/v1/entry/{form}/{Request ID}`: one entry, or 404 with ARERR 302
 //!   "Entry does not exist in database".
+//! * `GET /api/arsys/v1.0/fields/{form}[/{id,id…}]?field_criteria=NAME,DATATYPE,LIMIT`: the
+//!   form's field definitions, a JSON array of `{"id","name","datatype","limit"}` (only
+//!   the criteria asked for, `id` always). The selection fields of the default forms are
+//!   `ENUM` with `"limit": {"datatype":"ENUM","list_style":"REGULAR","selection_values":
+//!   [{"id":0,"name":"New"}…]}`: `Status` of `HPD:Help Desk` and `Change Request Status` of
+//!   `CHG:Infrastructure Change` with the labels BMC documents, `Approval Status` with
+//!   Requested, Approved, Rejected (the simulator's own). Every other field that an entry
+//!   carries is `CHAR`. The path follows BMC's "Get multiple fields metadata" endpoint;
+//!   the shape of `limit` is unverified (docs/remedy.md).
 //!
 //! Every other call needs a live token: a missing, unknown, logged-off or expired one gets
 //! 401 with the AR error array (ARERR 623). An unknown form is 404 with ARERR 303 "Form
@@ -91,6 +100,8 @@ pub enum Endpoint {
     Query,
     /// `GET …/entry/{form}/{id}`.
     Entry,
+    /// `GET /api/arsys/v1.0/fields/{form}[/{field ids}]`: field definitions.
+    Fields,
     Other,
 }
 
@@ -341,7 +352,17 @@ impl State {
                     (authentication_failed(), 0)
                 }
             }
-            Endpoint::Logout | Endpoint::Query | Endpoint::Entry => (
+            Endpoint::Fields if request.method == "GET" => {
+                if token
+                    .as_deref()
+                    .is_some_and(|token| self.token_is_live(token))
+                {
+                    (self.fields(request, &route), 0)
+                } else {
+                    (authentication_failed(), 0)
+                }
+            }
+            Endpoint::Logout | Endpoint::Query | Endpoint::Entry | Endpoint::Fields => (
                 ar_error(405, 8793, "Method not allowed", Some(&request.method)),
                 0,
             ),
@@ -400,6 +421,63 @@ impl State {
             body: token.into_bytes(),
         };
         (response, username)
+    }
+
+    /// The field definitions of a form (see the module documentation).
+    fn fields(&self, request: &Request, route: &Route) -> Response {
+        let Some(form) = route.form.as_deref() else {
+            return ar_error(404, 8794, "Resource not found", None);
+        };
+        let Some(entries) = self.forms.get(form) else {
+            return ar_error(404, 303, "Form does not exist on server", Some(form));
+        };
+        let criteria: Option<Vec<String>> = request.param("field_criteria").map(|list| {
+            list.split(',')
+                .map(|criterion| criterion.trim().to_ascii_uppercase())
+                .collect()
+        });
+        let wanted = |criterion: &str| {
+            criteria
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|given| given == criterion))
+        };
+        let ids: Option<Vec<i64>> = route.entry_id.as_ref().map(|ids| {
+            ids.split(',')
+                .filter_map(|id| id.trim().parse().ok())
+                .collect()
+        });
+        let definitions: Vec<Value> = field_definitions(form, entries)
+            .into_iter()
+            .filter(|(id, _, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
+            .map(|(id, name, selection)| {
+                let mut definition = Map::new();
+                definition.insert("id".into(), json!(id));
+                if wanted("NAME") {
+                    definition.insert("name".into(), json!(name));
+                }
+                let datatype = if selection.is_some() { "ENUM" } else { "CHAR" };
+                if wanted("DATATYPE") {
+                    definition.insert("datatype".into(), json!(datatype));
+                }
+                if wanted("LIMIT") {
+                    let limit = match selection {
+                        Some(names) => json!({
+                            "datatype": "ENUM",
+                            "list_style": "REGULAR",
+                            "selection_values": names
+                                .iter()
+                                .enumerate()
+                                .map(|(id, name)| json!({"id": id, "name": name}))
+                                .collect::<Vec<_>>(),
+                        }),
+                        None => json!({"datatype": "CHAR", "max_length": 0}),
+                    };
+                    definition.insert("limit".into(), limit);
+                }
+                Value::Object(definition)
+            })
+            .collect();
+        Response::json(200, &Value::Array(definitions))
     }
 
     fn serve(&self, request: &Request, route: &Route) -> (Response, usize) {
@@ -589,6 +667,24 @@ impl Route {
             "/api/jwt/login" => return endpoint(Endpoint::Login),
             "/api/jwt/logout" => return endpoint(Endpoint::Logout),
             _ => {}
+        }
+        if let Some(rest) = rest.strip_prefix("/api/arsys/v1.0/fields/") {
+            let mut segments = rest.split('/');
+            let form = segments
+                .next()
+                .filter(|form| !form.is_empty())
+                .map(str::to_string);
+            // The field ids, kept as the entry id's slot.
+            let ids = segments.next().map(str::to_string);
+            if form.is_none() || segments.next().is_some() {
+                return Route { prefix, ..other };
+            }
+            return Route {
+                endpoint: Endpoint::Fields,
+                prefix,
+                form,
+                entry_id: ids,
+            };
         }
         let Some(rest) = rest.strip_prefix("/api/arsys/v1/entry/") else {
             return Route { prefix, ..other };
@@ -955,6 +1051,80 @@ fn entry(fields: &[(&str, Option<&str>)]) -> Entry {
             )
         })
         .collect()
+}
+
+/// `HPD:Help Desk`'s `Status` as BMC documents it.
+pub const INCIDENT_STATUSES: &[&str] = &[
+    "New",
+    "Assigned",
+    "In Progress",
+    "Pending",
+    "Resolved",
+    "Closed",
+    "Cancelled",
+];
+
+/// `CHG:Infrastructure Change`'s `Change Request Status` as BMC documents it.
+pub const CHANGE_STATUSES: &[&str] = &[
+    "Draft",
+    "Request For Authorization",
+    "Request For Change",
+    "Planning In Progress",
+    "Scheduled For Review",
+    "Scheduled For Approval",
+    "Scheduled",
+    "Implementation In Progress",
+    "Pending",
+    "Rejected",
+    "Completed",
+    "Closed",
+    "Cancelled",
+];
+
+/// `Approval Status` of the change form: the simulator's own list (unverified).
+pub const APPROVAL_STATUSES: &[&str] = &["Requested", "Approved", "Rejected"];
+
+/// The fields of a form as (id, name, selection values): the default forms' selection
+/// fields and core fields with their ids, then every other field its entries carry.
+fn field_definitions(
+    form: &str,
+    entries: &[Entry],
+) -> Vec<(i64, String, Option<&'static [&'static str]>)> {
+    let mut fields: Vec<(i64, String, Option<&'static [&'static str]>)> = vec![
+        (1, "Request ID".to_string(), None),
+        (2, "Submitter".to_string(), None),
+        (3, "Submit Date".to_string(), None),
+    ];
+    match form {
+        INCIDENT_FORM => {
+            fields.push((7, "Status".to_string(), Some(INCIDENT_STATUSES)));
+            fields.push((1_000_000_161, "Incident Number".to_string(), None));
+        }
+        CHANGE_FORM => {
+            fields.push((
+                7,
+                "Change Request Status".to_string(),
+                Some(CHANGE_STATUSES),
+            ));
+            fields.push((1_000_000_182, "Infrastructure Change ID".to_string(), None));
+            fields.push((
+                1_000_003_261,
+                "Approval Status".to_string(),
+                Some(APPROVAL_STATUSES),
+            ));
+        }
+        _ => {}
+    }
+    let mut next_id = 536_870_913;
+    for entry in entries {
+        for name in entry.keys() {
+            if !fields.iter().any(|(_, known, _)| known == name) {
+                fields.push((next_id, name.clone(), None));
+                next_id += 1;
+            }
+        }
+    }
+    fields
 }
 
 /// The entries described in the module documentation, dated around `now`.

@@ -60,6 +60,10 @@
 //! * `display_value=true` renders dates in the API user's time zone, by default a fixed
 //!   -05:00 (New York without DST), so a module that reads display values fails.
 //! * `sysparm_no_count=true` omits `X-Total-Count` (unverified against an instance).
+//! * `sys_choice` holds the choice lists of the schema (incident `state` and `priority`,
+//!   change_request `state` and `approval`), one active English row per choice
+//!   (`name`, `element`, `value`, `label`, `sequence`, `language`, `inactive`), so
+//!   `sysparm_query=name=incident^element=state^inactive=false` lists the incident states.
 
 // Each integration test compiles its own copy of tests/support and uses only part of it.
 #![allow(dead_code)]
@@ -151,6 +155,9 @@ impl ServiceNowSim {
         for (table, record) in records {
             sim.insert(table, record);
         }
+        for record in choice_records() {
+            sim.insert("sys_choice", record);
+        }
         sim
     }
 
@@ -193,6 +200,12 @@ impl ServiceNowSim {
             .find_mut(table, key)
             .unwrap_or_else(|| panic!("no {table} record {key} in the simulator"));
         record.insert(field.to_string(), json!(value));
+    }
+
+    /// Drops a whole table: a query on it then gets 400 "Invalid table", as for a table
+    /// the account's instance does not have.
+    pub fn remove_table(&self, table: &str) {
+        self.lock().db.tables.remove(table);
     }
 
     /// Removes the record whose `number`, `user_name` or `sys_id` is `key`.
@@ -589,6 +602,17 @@ mod schema {
         ("5", "5 - Planning"),
     ];
 
+    /// A choice list: stored value → label.
+    pub type Choices = &'static [(&'static str, &'static str)];
+
+    /// The choice lists the instance keeps in `sys_choice`, as (table, element, list).
+    pub const CHOICE_LISTS: &[(&str, &str, Choices)] = &[
+        ("incident", "state", INCIDENT_STATE),
+        ("incident", "priority", PRIORITY),
+        ("change_request", "state", CHANGE_STATE),
+        ("change_request", "approval", APPROVAL),
+    ];
+
     const USER: Kind = Kind::Reference("sys_user");
 
     const INCIDENT: &[(&str, Kind)] = &[
@@ -632,12 +656,24 @@ mod schema {
         ("active", Kind::Text),
     ];
 
+    const SYS_CHOICE: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("name", Kind::Text),
+        ("element", Kind::Text),
+        ("value", Kind::Text),
+        ("label", Kind::Text),
+        ("sequence", Kind::Text),
+        ("language", Kind::Text),
+        ("inactive", Kind::Text),
+    ];
+
     /// The declared fields of a table, in output order.
     pub fn fields(table: &str) -> &'static [(&'static str, Kind)] {
         match table {
             "incident" => INCIDENT,
             "change_request" => CHANGE_REQUEST,
             "sys_user" => SYS_USER,
+            "sys_choice" => SYS_CHOICE,
             _ => &[],
         }
     }
@@ -1152,6 +1188,27 @@ fn user(sys_id: &str, user_name: &str, first: &str, last: &str) -> Record {
         ("email", &format!("{user_name}@example.com")),
         ("active", "true"),
     ])
+}
+
+/// The `sys_choice` rows of every choice list the schema declares, active and in
+/// English, as an instance keeps them (the labels the Table API shows are these).
+pub fn choice_records() -> Vec<Record> {
+    let mut records = Vec::new();
+    for (table, element, list) in schema::CHOICE_LISTS {
+        for (position, (value, label)) in list.iter().enumerate() {
+            let sequence = (position * 100).to_string();
+            records.push(record(&[
+                ("name", table),
+                ("element", element),
+                ("value", value),
+                ("label", label),
+                ("sequence", &sequence),
+                ("language", "en"),
+                ("inactive", "false"),
+            ]));
+        }
+    }
+    records
 }
 
 fn record(fields: &[(&str, &str)]) -> Record {

@@ -14,12 +14,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::wire::{
-    ArMessage, ar_error, form_for, interpret, parse_ar_date, qualification, query_url, read_token,
+    ArMessage, ar_error, fields_url, form_for, interpret, interpret_field_choices, parse_ar_date,
+    qualification, query_url, read_token,
 };
 use self::wire::{authorization, error_detail};
 use super::{
-    Lookup, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource, bad_response, probe_answer,
-    probe_id, sanitise,
+    ChoiceField, KnownChoices, Lookup, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource,
+    bad_response, probe_answer, probe_id, sanitise,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, RemedySettings};
@@ -344,6 +345,72 @@ impl TicketSource for Remedy {
             self.cache.directory().display()
         )));
         Ok(lines)
+    }
+
+    fn known_choices(&mut self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
+        self.read_choices(fields, deadline)
+    }
+}
+
+impl Remedy {
+    /// The form and field that hold a choice field's choices.
+    fn choice_field(&self, field: ChoiceField) -> (&str, &str) {
+        match field {
+            ChoiceField::IncidentState => (
+                &self.settings.incident_form,
+                &self.settings.incident_status_field,
+            ),
+            ChoiceField::ChangeState => (
+                &self.settings.change_form,
+                &self.settings.change_status_field,
+            ),
+            ChoiceField::ChangeApproval => (
+                &self.settings.change_form,
+                &self.settings.change_approval_field,
+            ),
+        }
+    }
+
+    /// For `pam-ticket check`, like [`TicketSource::probe`]: a log-on of its own (the
+    /// token cache is left alone), each form's field definitions read once, a log-off.
+    fn read_choices(&self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
+        let mut retries = RetryBudget::for_check();
+        let token = match self.log_on(deadline, &mut retries) {
+            Ok(token) => token,
+            Err(error) => {
+                return fields
+                    .iter()
+                    .map(|field| (*field, Err(error.clone())))
+                    .collect();
+            }
+        };
+        let mut definitions: Vec<(&str, Result<HttpResponse, LookupError>)> = Vec::new();
+        let mut known = Vec::new();
+        for field in fields {
+            let (form, name) = self.choice_field(*field);
+            if !definitions.iter().any(|(read, _)| *read == form) {
+                let answer = self.query(
+                    &fields_url(&self.base_url, form),
+                    &token,
+                    deadline,
+                    &mut retries,
+                );
+                definitions.push((form, answer));
+            }
+            let choices = definitions
+                .iter()
+                .find(|(read, _)| *read == form)
+                .map_or_else(
+                    || Err(bad_response("the field definitions were not read")),
+                    |(_, answer)| match answer {
+                        Ok(response) => interpret_field_choices(response, form, name),
+                        Err(error) => Err(error.clone()),
+                    },
+                );
+            known.push((*field, choices));
+        }
+        let _ = self.log_off(&token, deadline);
+        known
     }
 }
 

@@ -265,6 +265,75 @@ pub fn interpret(
     })
 }
 
+/// `GET {SystemURL}/api/arsys/v1.0/fields/{form}?field_criteria=NAME,DATATYPE,LIMIT`: the
+/// definitions of a form's fields, with the limits that hold a selection field's choices.
+/// Field names are not keys of this API (it addresses a single field by its number), so
+/// the whole form's list is read once and the field looked up by name.
+pub fn fields_url(base_url: &BaseUrl, form: &str) -> String {
+    format!(
+        "{}?field_criteria={}",
+        base_url.join(&format!("/api/arsys/v1.0/fields/{}", percent_encode(form))),
+        percent_encode("NAME,DATATYPE,LIMIT"),
+    )
+}
+
+/// The choices of the selection field `field` in a form's field definitions: a JSON array
+/// of `{"id","name","datatype","limit":{…,"selection_values":[{"id","name"}…]}}`. The
+/// shape of `limit` is unverified against a real server (docs/remedy.md): it follows the
+/// C API's enum limits (a regular or a custom list of names) in the REST API's snake
+/// case. A selection value may also be given as a bare string.
+pub fn interpret_field_choices(
+    response: &HttpResponse,
+    form: &str,
+    field: &str,
+) -> Result<Vec<Choice>, LookupError> {
+    if response.status != 200 {
+        if ar_error(&response.body).and_then(|message| message.number)
+            == Some(ARERR_FORM_DOES_NOT_EXIST)
+        {
+            return Err(LookupError::Misconfigured {
+                detail: format!(
+                    "Remedy form {form:?} does not exist ({})",
+                    error_detail(response)
+                ),
+            });
+        }
+        return Err(status_error(response, error_detail(response)));
+    }
+    let bad = bad_response;
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad(&problem.to_string()))?;
+    let definitions = document
+        .as_array()
+        .ok_or_else(|| bad("the field definitions are not a list"))?;
+    let definition = definitions
+        .iter()
+        .find(|definition| definition.get("name").and_then(Value::as_str) == Some(field))
+        .ok_or_else(|| bad(&format!("form {form:?} has no field {field:?}")))?;
+    let values = definition
+        .get("limit")
+        .and_then(|limit| limit.get("selection_values"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            bad(&format!(
+                "field {field:?} of form {form:?} is not a selection field"
+            ))
+        })?;
+    let mut choices = Vec::with_capacity(values.len());
+    for value in values {
+        let name = match value {
+            Value::String(name) => name.as_str(),
+            other => other
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("a selection value without a name"))?,
+        };
+        // Remedy stores and returns the label itself.
+        choices.push(Choice::new(name, name));
+    }
+    Ok(choices)
+}
+
 /// The REST API's date-time: `2026-11-30T10:00:00.000+0000` (ISO 8601 with milliseconds
 /// and an offset). A value that does not parse counts as missing, which fails the window
 /// check rather than passing it.
