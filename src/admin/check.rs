@@ -331,7 +331,9 @@ fn probe(config: &Config) -> i32 {
                 BadAnswer::UnexpectedStatus { .. } | BadAnswer::BadResponse { .. } => {
                     (true, " (check the URL's path and the account's roles)")
                 }
-                BadAnswer::TicketCheckFailed { .. } => (true, ""),
+                BadAnswer::TicketCheckFailed { .. } | BadAnswer::TargetLookupFailed { .. } => {
+                    (true, "")
+                }
             };
             let who = if config.portal.is_some() {
                 "the portal"

@@ -123,6 +123,12 @@ pub enum BadAnswer {
     /// and the account search had worked. The portal was up, and its answer depends on
     /// the ticket, so it is never an outage.
     TicketCheckFailed { what: String },
+    /// Portal mode: the account search for the target gave no answer (a 5xx, a 429, a
+    /// refused, reset or timed-out connection) after the logon had worked. The portal was
+    /// up, and the search text comes from PAM_USER, which the person connecting chooses (a
+    /// broad search on a big vault can be made to run past the deadline), so it is never
+    /// an outage.
+    TargetLookupFailed { what: String },
 }
 
 impl fmt::Display for BadAnswer {
@@ -136,6 +142,12 @@ impl fmt::Display for BadAnswer {
             }
             BadAnswer::TicketCheckFailed { what } => {
                 write!(f, "the portal's ticket check gave no verdict: {what}")
+            }
+            BadAnswer::TargetLookupFailed { what } => {
+                write!(
+                    f,
+                    "the portal's search for the target account gave no answer: {what}"
+                )
             }
         }
     }

@@ -162,14 +162,10 @@ impl Portal {
             self.url("/API/Accounts"),
             percent_encode(&search)
         );
-        let response = self.client.send_with_retry(
-            Method::Get,
-            &url,
-            &headers,
-            &Body::Empty,
-            deadline,
-            retries,
-        )?;
+        let response = self
+            .client
+            .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline, retries)
+            .map_err(|error| search_failed(LookupError::from(error)))?;
         let account = pick_account(&response, &target.user, wanted_address)?;
 
         let reason = expand_reason(&self.settings.reason_template, login, target);
@@ -393,7 +389,7 @@ pub fn pick_account(
     address: &str,
 ) -> Result<Account, LookupError> {
     if response.status != 200 {
-        return Err(error_for_status(response));
+        return Err(search_failed(error_for_status(response)));
     }
     let bad = bad_response;
     // A duplicate key anywhere (two "value" lists, two "userName"s) makes it unreadable.
@@ -452,6 +448,21 @@ pub fn pick_account(
                 several.len()
             ),
         }),
+    }
+}
+
+/// What a failed account search means. The logon has just worked, so the portal is up;
+/// the search text comes from PAM_USER, which the person connecting chooses, and a search
+/// made broad or slow on purpose (`alice@a@a` on a big vault) must not open a safe-mode
+/// gateway. So what would be an outage anywhere else (a 5xx, a 429, a refused, reset or
+/// timed-out connection) is denied in both fail modes here; every other error keeps its
+/// own kind (all of them are denials already).
+fn search_failed(error: LookupError) -> LookupError {
+    match error {
+        LookupError::Unavailable(outage) => LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+            what: outage.to_string(),
+        }),
+        other => other,
     }
 }
 
@@ -737,6 +748,52 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    /// After a logon that worked, what would be an outage at the account search is not:
+    /// its text comes from PAM_USER, which the person connecting chooses.
+    #[test]
+    fn a_failed_account_search_is_never_an_outage() {
+        for (status, what) in [
+            (500, "server error HTTP 500: X: y"),
+            (503, "server error HTTP 503: X: y"),
+            (429, "rate limited (HTTP 429)"),
+        ] {
+            assert_eq!(
+                pick_account(
+                    &response(status, r#"{"ErrorCode":"X","ErrorMessage":"y"}"#),
+                    "root",
+                    "db01.example.com"
+                ),
+                Err(LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+                    what: what.to_string()
+                }))
+            );
+        }
+        use crate::http::Unreachable;
+        for why in [
+            Unreachable::TimedOut,
+            Unreachable::ConnectionReset,
+            Unreachable::ConnectionRefused,
+        ] {
+            assert_eq!(
+                search_failed(LookupError::from(TransportError::Unreachable(why))),
+                LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+                    what: why.to_string()
+                })
+            );
+        }
+        // The gateway user refused, or a certificate that does not verify, keep their kind.
+        assert!(matches!(
+            pick_account(&response(403, "{}"), "root", "db01.example.com"),
+            Err(LookupError::AccountRefused { status: 403, .. })
+        ));
+        assert!(matches!(
+            search_failed(LookupError::from(TransportError::UntrustedCertificate(
+                "x".to_string()
+            ))),
+            LookupError::UntrustedServer { .. }
+        ));
     }
 
     #[test]

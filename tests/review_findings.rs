@@ -1,0 +1,163 @@
+//! The findings of the security review of the issue 8 work, each through the real libpam
+//! against the simulators over HTTPS: the PAM code, what the person saw, what the servers
+//! received and what was audited (and, where the finding is about syslog, what syslog got,
+//! captured through a private `/dev/log` in a child process of its own).
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::http::Response;
+use support::pam::{
+    Login, PAM_AUTHINFO_UNAVAIL, PamOutcome, PamService, authenticate, module_path,
+};
+use support::portal::PortalChain;
+
+const GATEWAY_USER: &str = "PSMPGateway01";
+const GATEWAY_PASSWORD: &str = "Gw-Pass-4412";
+const UNAVAILABLE: &str =
+    "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
+
+fn write_root_only(path: &Path, text: &str) {
+    fs::write(path, text).expect("write a root-only file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
+}
+
+fn audit_records(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("an audit line is JSON"))
+        .collect()
+}
+
+fn assert_code(outcome: &PamOutcome, code: i32) {
+    assert_eq!(
+        outcome.code,
+        code,
+        "got {} ({}); transcript:\n{}",
+        outcome.code_name,
+        outcome.message,
+        outcome.transcript()
+    );
+}
+
+/// A portal-mode gateway in front of the portal simulator (which asks the ServiceNow
+/// simulator), with `Timeout=2` and an audit file.
+struct PortalGate(PortalChain);
+
+impl PortalGate {
+    fn start(label: &str) -> PortalGate {
+        PortalGate(PortalChain::start(label, GATEWAY_USER, GATEWAY_PASSWORD))
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.0.dir.join("audit.jsonl")
+    }
+
+    fn service(&self, extra: &str) -> PamService {
+        let account = self.0.dir.join("portal-account");
+        write_root_only(
+            &account,
+            &format!("Username=\"{GATEWAY_USER}\"\nPassword=\"{GATEWAY_PASSWORD}\"\n"),
+        );
+        let config = self.0.dir.join("pam_ticket.conf");
+        write_root_only(
+            &config,
+            &format!(
+                "FetchCredentialsThroughPVWA=\"Yes\"\nPortalURL=\"{}\"\nPortalAccountFile=\"{}\"\n\
+                 CAFile=\"{}\"\nAuditLogFile=\"{}\"\nTimeout=\"2\"\n{extra}",
+                self.0.portal_url(),
+                account.display(),
+                self.0.pki.ca_pem_path().display(),
+                self.audit_path().display(),
+            ),
+        );
+        PamService::new(
+            &self.0.dir.join("pam.d"),
+            "psmp",
+            &module_path(),
+            &[format!("config={}", config.display())],
+        )
+    }
+}
+
+/// Finding 1: once the portal's Logon has worked, an account search that gets no answer
+/// (a 5xx, or a search that runs past Timeout) is not an outage: its text comes from
+/// PAM_USER, which the person connecting chooses (`alice@a@a` makes a broad, slow search
+/// on a big vault). Denied in both fail modes, never failsafe, and the session is still
+/// logged off. On main FailMode=safe let such a login in.
+#[test]
+fn a_failed_account_search_after_logon_is_denied_in_both_fail_modes() {
+    enum Fault {
+        Status(u16),
+        Stall,
+    }
+    for fault in [Fault::Status(503), Fault::Status(500), Fault::Stall] {
+        for mode in ["safe", "secure"] {
+            let gate = PortalGate::start("review-portal-search");
+            let (label, what, searches) = match fault {
+                Fault::Status(status) => {
+                    gate.0.portal.set_search_override(Some(Response {
+                        status,
+                        headers: vec![],
+                        body: br#"{"ErrorCode":"CAWS00001E","ErrorMessage":"search failed"}"#
+                            .to_vec(),
+                    }));
+                    (
+                        format!("HTTP {status}"),
+                        format!("server error HTTP {status}: CAWS00001E: search failed"),
+                        // A 5xx is retried once inside the deadline, as everywhere.
+                        2,
+                    )
+                }
+                Fault::Stall => {
+                    gate.0.portal.set_search_delay(Duration::from_secs(4));
+                    ("stalled".to_string(), "timed out".to_string(), 1)
+                }
+            };
+            let service = gate.service(&format!("FailMode=\"{mode}\"\n"));
+            let outcome = authenticate(
+                &service,
+                &Login::new("alice@root@db01.example.com")
+                    .rhost("10.9.8.7")
+                    .answer("INC0010001"),
+            );
+            let case = format!("{label}/{mode}");
+            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
+            assert!(
+                outcome.elapsed < Duration::from_secs(3),
+                "{case}: Timeout=2 must decide within 3 s, took {:?}",
+                outcome.elapsed
+            );
+            assert_eq!(outcome.prompts(), vec!["Ticket ID: "], "{case}");
+            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{case}");
+            assert!(outcome.infos().is_empty(), "{case}: no failsafe notice");
+            assert!(!outcome.env.contains_key("TICKET_DECISION"), "{case}");
+            assert_eq!(
+                gate.0.portal.counts(),
+                (1, searches, 0, 1),
+                "{case}: one logon, the search, no Retrieve, one logoff"
+            );
+            assert_eq!(gate.0.portal.open_sessions(), 0, "{case}: logged off");
+            assert_eq!(gate.0.servicenow.query_count(), 0, "{case}");
+            let records = audit_records(&gate.audit_path());
+            assert_eq!(records.len(), 1, "{case}: {records:?}");
+            assert_eq!(records[0]["decision"], "unavailable", "{case}");
+            assert_eq!(
+                records[0]["reason"],
+                format!(
+                    "unavailable (not an outage, so never failsafe): the portal's search for \
+                     the target account gave no answer: {what}"
+                ),
+                "{case}"
+            );
+            assert_eq!(records[0]["target_user"], "root", "{case}");
+        }
+    }
+}
