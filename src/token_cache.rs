@@ -85,7 +85,7 @@ pub enum CacheMiss {
 /// Why the lock was not taken.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LockError {
-    /// Another process held the lock until the deadline.
+    /// Another process held the lock until the deadline given to [`TokenCache::lock`].
     TimedOut,
     /// The lock file cannot be used (not ours, not a file, no `flock`).
     Unusable(String),
@@ -131,6 +131,10 @@ impl TokenCache {
 
     pub fn token_path(&self) -> &Path {
         &self.token_path
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
     }
 
     /// The first line of a cache file of this kind; a file that does not start with it is

@@ -81,9 +81,6 @@ pub enum Outage {
     ServerError { status: u16, detail: String },
     /// HTTP 429; `retry_after` is what the server asked for.
     RateLimited { retry_after: Option<u64> },
-    /// Another login held the Remedy token cache lock until the deadline: it was waiting
-    /// on the system's log-on.
-    TokenLockTimedOut,
 }
 
 impl fmt::Display for Outage {
@@ -100,10 +97,6 @@ impl fmt::Display for Outage {
                 write!(f, "rate limited (HTTP 429, Retry-After {seconds}s)")
             }
             Outage::RateLimited { retry_after: None } => write!(f, "rate limited (HTTP 429)"),
-            Outage::TokenLockTimedOut => write!(
-                f,
-                "timed out waiting for another login to log on to Remedy (token cache lock)"
-            ),
         }
     }
 }
