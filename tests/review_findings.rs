@@ -14,14 +14,18 @@ use serde_json::Value;
 
 use support::http::Response;
 use support::pam::{
-    Login, PAM_AUTHINFO_UNAVAIL, PamOutcome, PamService, authenticate, module_path,
+    Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PamOutcome, PamService, authenticate, module_path,
 };
+use support::pki::TestPki;
 use support::portal::PortalChain;
+use support::tmp::TestDir;
 
 const GATEWAY_USER: &str = "PSMPGateway01";
 const GATEWAY_PASSWORD: &str = "Gw-Pass-4412";
 const UNAVAILABLE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
+const MISCONFIGURED: &str =
+    "Ticket validation is misconfigured on this gateway; contact your administrator";
 
 fn write_root_only(path: &Path, text: &str) {
     fs::write(path, text).expect("write a root-only file");
@@ -159,5 +163,64 @@ fn a_failed_account_search_after_logon_is_denied_in_both_fail_modes() {
             );
             assert_eq!(records[0]["target_user"], "root", "{case}");
         }
+    }
+}
+
+/// Finding 3: a SystemURL whose host name no DNS could ever resolve (an empty label, a label
+/// over 63 characters, a leading or trailing hyphen, a name over 253 characters, a numeric
+/// name that is no IPv4 address) is a configuration error with file:line, not a name
+/// lookup that fails at every login. On main such a URL passed the checks, every lookup
+/// failed to resolve, and FailMode=safe let every login in as failsafe.
+#[test]
+fn a_host_name_that_cannot_exist_is_a_configuration_error() {
+    let dir = TestDir::new("review-host-name");
+    let pki = TestPki::generate(&dir.join("pki"));
+    let account = dir.join("account");
+    write_root_only(&account, "Username=\"svc\"\nPassword=\"pw\"\n");
+    let audit = dir.join("audit.jsonl");
+    for (host, problem) in [
+        ("sn..example.com", "an empty label"),
+        ("-sn.example.com", "starts or ends with '-'"),
+        (
+            &format!("{}.example.com", "a".repeat(64)) as &str,
+            "more than 63",
+        ),
+        ("999.0.0.1", "neither a host name nor an IPv4 address"),
+    ] {
+        let config = dir.join("pam_ticket.conf");
+        write_root_only(
+            &config,
+            &format!(
+                "TicketingSystem=\"ServiceNow\"\nSystemURL=\"https://{host}\"\n\
+                 ConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nFailMode=\"safe\"\nTimeout=\"2\"\n",
+                account.display(),
+                pki.ca_pem_path().display(),
+            ),
+        );
+        let service = PamService::new(
+            &dir.join("pam.d"),
+            "sshd",
+            &module_path(),
+            &[
+                format!("config={}", config.display()),
+                format!("AuditLogFile={}", audit.display()),
+            ],
+        );
+        let _ = fs::remove_file(&audit);
+        let outcome = authenticate(&service, &Login::new("alice").answer("INC0010001"));
+        assert_code(&outcome, PAM_SERVICE_ERR);
+        assert!(outcome.prompts().is_empty(), "{host}: nothing asked");
+        assert_eq!(outcome.errors(), vec![MISCONFIGURED], "{host}");
+        assert!(!outcome.env.contains_key("TICKET_DECISION"), "{host}");
+        let records = audit_records(&audit);
+        assert_eq!(records.len(), 1, "{host}: {records:?}");
+        assert_eq!(records[0]["decision"], "error", "{host}");
+        let reason = records[0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with(&format!("configuration error: {}:2: ", config.display()))
+                && reason.contains("bad host name")
+                && reason.contains(problem),
+            "{host}: {reason}"
+        );
     }
 }
