@@ -8,16 +8,20 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use support::http::Response;
+use support::https::TestServer;
+use support::isolated::{self, ChildLogin, ChildOutcome};
 use support::pam::{
     Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PamOutcome, PamService, authenticate, module_path,
 };
-use support::pki::TestPki;
+use support::pki::{ServerCert, TestPki};
 use support::portal::PortalChain;
+use support::servicenow::ServiceNowSim;
 use support::tmp::TestDir;
 
 const GATEWAY_USER: &str = "PSMPGateway01";
@@ -49,6 +53,80 @@ fn assert_code(outcome: &PamOutcome, code: i32) {
         outcome.message,
         outcome.transcript()
     );
+}
+
+/// A ServiceNow gateway: the simulator over HTTPS, an account file and a configuration
+/// (`extra` appended) with `MaxAttempts=1`; the pam.d line gets `arguments` too.
+struct ServiceNowGate {
+    dir: TestDir,
+    pki: TestPki,
+    server: TestServer,
+    sim: Arc<ServiceNowSim>,
+}
+
+impl ServiceNowGate {
+    fn start(label: &str) -> ServiceNowGate {
+        let dir = TestDir::new(label);
+        let pki = TestPki::generate(&dir.join("pki"));
+        let sim = Arc::new(ServiceNowSim::new("svc", "pw"));
+        let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
+        write_root_only(&dir.join("account"), "Username=\"svc\"\nPassword=\"pw\"\n");
+        ServiceNowGate {
+            dir,
+            pki,
+            server,
+            sim,
+        }
+    }
+
+    fn service(&self, extra: &str, arguments: &[String]) -> PamService {
+        let config = self.dir.join("pam_ticket.conf");
+        write_root_only(
+            &config,
+            &format!(
+                "TicketingSystem=\"ServiceNow\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\n\
+                 CAFile=\"{}\"\nMaxAttempts=\"1\"\nTimeout=\"3\"\n{extra}",
+                self.server.base_url(),
+                self.dir.join("account").display(),
+                self.pki.ca_pem_path().display(),
+            ),
+        );
+        let mut line = vec![format!("config={}", config.display())];
+        line.extend(arguments.iter().cloned());
+        PamService::new(&self.dir.join("pam.d"), "sshd", &module_path(), &line)
+    }
+
+    /// One login in a child process of its own, its syslog lines captured (see
+    /// `support::isolated`); `test_name` is the calling test, which must start with
+    /// `isolated::serve_if_child()`.
+    fn login_in_child(&self, test_name: &str, service: &PamService, login: &Login) -> ChildOutcome {
+        let report = isolated::run(
+            test_name,
+            &ChildLogin {
+                service,
+                login,
+                capture_syslog: true,
+                dir: &self.dir.join("child"),
+            },
+            Duration::from_secs(20),
+        );
+        assert_eq!(report.signal, None, "{}", report.output);
+        report
+            .outcome
+            .unwrap_or_else(|| panic!("the child wrote no result: {}", report.output))
+    }
+}
+
+/// The syslog lines a child captured, or `None` (said on stderr) where this machine does
+/// not let a test bind a private `/dev/log` (no CAP_SYS_ADMIN).
+fn captured_syslog(outcome: &ChildOutcome) -> Option<&[String]> {
+    match &outcome.syslog {
+        Ok(lines) => Some(lines),
+        Err(why) => {
+            eprintln!("syslog not captured, so not checked: {why}");
+            None
+        }
+    }
 }
 
 /// A portal-mode gateway in front of the portal simulator (which asks the ServiceNow
@@ -221,6 +299,63 @@ fn a_host_name_that_cannot_exist_is_a_configuration_error() {
                 && reason.contains("bad host name")
                 && reason.contains(problem),
             "{host}: {reason}"
+        );
+    }
+}
+
+/// Finding 4: the audit file's folder is opened without following a link in its place
+/// (`O_NOFOLLOW | O_DIRECTORY`), even a link to a root-only 0700 folder: whoever can change
+/// the link would choose where root writes. The record still reaches syslog, followed by
+/// a line that says why the file was not written. On main the link was followed and the
+/// record written through it.
+#[test]
+fn an_audit_folder_that_is_a_symbolic_link_is_not_written_into() {
+    if isolated::serve_if_child() {
+        return;
+    }
+    let gate = ServiceNowGate::start("review-audit-link");
+    let real = gate.dir.join("real-audit");
+    fs::create_dir(&real).expect("a folder for the audit file");
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+    let link = gate.dir.join("audit-link");
+    std::os::unix::fs::symlink(&real, &link).expect("a link to it");
+    let service = gate.service(
+        &format!("AuditLogFile=\"{}\"\n", link.join("audit.jsonl").display()),
+        &[],
+    );
+    let outcome = gate.login_in_child(
+        "an_audit_folder_that_is_a_symbolic_link_is_not_written_into",
+        &service,
+        &Login::new("alice").rhost("192.0.2.4").answer("INC0010001"),
+    );
+    let pam_outcome = outcome.as_pam_outcome();
+    assert_code(&pam_outcome, support::pam::PAM_SUCCESS);
+    assert_eq!(pam_outcome.prompts(), vec!["Ticket ID: "]);
+    assert!(
+        pam_outcome.errors().is_empty(),
+        "{}",
+        pam_outcome.transcript()
+    );
+    assert_eq!(gate.sim.query_count(), 1);
+    assert_eq!(
+        fs::read_dir(&real).expect("list").count(),
+        0,
+        "nothing was written through the link"
+    );
+    if let Some(lines) = captured_syslog(&outcome) {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("decision=allow") && line.contains("user=alice")),
+            "the record reaches syslog: {lines:?}"
+        );
+        let expected = format!(
+            "audit file not written: the folder {} is a symbolic link, which is never followed",
+            link.display()
+        );
+        assert!(
+            lines.iter().any(|line| line.contains(&expected)),
+            "syslog says why: {lines:?}"
         );
     }
 }
