@@ -368,7 +368,7 @@ pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
         }
         return Err(error_for_status(&response));
     }
-    let body = Secret::new(response.body);
+    let body = Secret::from_wiped(response.body);
     let token = crate::json::parse_secret_string(body.as_bytes())
         .ok()
         .flatten()
@@ -499,8 +499,8 @@ pub fn interpret_retrieve(
     system: &str,
 ) -> Result<Lookup, LookupError> {
     let HttpResponse { status, body, .. } = response;
-    // Into a wiped buffer at once: on 200 this body is the target's password.
-    let body = Secret::new(body);
+    // On 200 this body is the target's password: kept in its wiped buffer, never copied.
+    let body = Secret::from_wiped(body);
     match status {
         200 if is_one_json_string(body.as_bytes()) && body.as_bytes().trim_ascii() != b"\"\"" => {
             drop(body);
@@ -554,7 +554,7 @@ mod tests {
         HttpResponse {
             status,
             headers: vec![],
-            body: body.as_bytes().to_vec(),
+            body: body.as_bytes().to_vec().into(),
         }
     }
 
