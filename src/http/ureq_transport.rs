@@ -223,18 +223,18 @@ fn classify(error: ureq::Error) -> TransportError {
         ureq::Error::HostNotFound => TransportError::Unreachable(Unreachable::NameResolution),
         ureq::Error::Io(io_error) => classify_io(&io_error),
         ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
-        ureq::Error::Tls(detail) => TransportError::Tls(detail.to_string()),
+        ureq::Error::Tls(detail) => TransportError::Tls(bounded(detail)),
         ureq::Error::TlsRequired => TransportError::Tls("the connection is not TLS".to_string()),
-        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(detail),
-        ureq::Error::Protocol(protocol) => TransportError::Protocol(protocol.to_string()),
+        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(bounded(detail)),
+        ureq::Error::Protocol(protocol) => TransportError::Protocol(bounded(protocol)),
         ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => {
             TransportError::Protocol("the server redirected the request".to_string())
         }
         ureq::Error::LargeResponseHeader(_, limit) => TransportError::HeaderTooLarge { limit },
         ureq::Error::BodyExceedsLimit(limit) => TransportError::BodyTooLarge { limit },
-        ureq::Error::Http(detail) => TransportError::InvalidRequest(detail.to_string()),
+        ureq::Error::Http(detail) => TransportError::InvalidRequest(bounded(detail)),
         ureq::Error::BadUri(detail) | ureq::Error::RequireHttpsOnly(detail) => {
-            TransportError::InvalidRequest(detail)
+            TransportError::InvalidRequest(bounded(detail))
         }
         ureq::Error::InvalidProxyUrl => {
             TransportError::InvalidRequest("invalid proxy URL".to_string())
@@ -244,8 +244,16 @@ fn classify(error: ureq::Error) -> TransportError {
         ureq::Error::ConnectionFailed => {
             TransportError::Other("no connection could be set up".to_string())
         }
-        other => TransportError::Other(other.to_string()),
+        other => TransportError::Other(bounded(other)),
     }
+}
+
+/// The text of an error for the audit, syslog and the person's administrator: what a
+/// server or a man in the middle put into it (a certificate's names, a proxy's status
+/// line) is cleaned and cut at 300 characters like every other server text, so that a
+/// certificate with thousands of names cannot flood syslog or the audit file.
+fn bounded(detail: impl std::fmt::Display) -> String {
+    crate::sanitise::sanitise(&detail.to_string())
 }
 
 fn classify_io(io_error: &io::Error) -> TransportError {
@@ -268,20 +276,22 @@ fn classify_io(io_error: &io::Error) -> TransportError {
         io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::NetworkDown => Unreachable::NoRoute,
-        _ => return TransportError::Other(io_error.to_string()),
+        _ => return TransportError::Other(bounded(io_error)),
     };
     TransportError::Unreachable(unreachable)
 }
 
 fn classify_tls(tls_error: &rustls::Error) -> TransportError {
     match tls_error {
+        // The Debug form names the reason (`UnknownIssuer`, `NotValidForNameContext { … }`
+        // with every name the certificate presents), so it is bounded.
         rustls::Error::InvalidCertificate(reason) => {
-            TransportError::UntrustedCertificate(format!("{reason:?}"))
+            TransportError::UntrustedCertificate(bounded(format_args!("{reason:?}")))
         }
         rustls::Error::NoCertificatesPresented => {
             TransportError::UntrustedCertificate("no certificate presented".to_string())
         }
-        other => TransportError::Tls(other.to_string()),
+        other => TransportError::Tls(bounded(other)),
     }
 }
 
@@ -479,6 +489,39 @@ mod tests {
                 .len(),
             5000
         );
+    }
+
+    /// A certificate presented by a man in the middle can carry thousands of names, all of
+    /// which rustls lists in its reason: the detail that reaches syslog and the audit is
+    /// cut at 300 characters all the same.
+    #[test]
+    fn certificate_reasons_are_bounded() {
+        let presented: Vec<String> = (0..2000)
+            .map(|n| format!("host-{n:04}.attacker.example"))
+            .collect();
+        let reason = rustls::CertificateError::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("portal.example.com")
+                .expect("a name")
+                .to_owned(),
+            presented,
+        };
+        assert!(format!("{reason:?}").len() > 50_000);
+        let classified = classify(ureq::Error::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(reason),
+        )));
+        let TransportError::UntrustedCertificate(detail) = &classified else {
+            panic!("{classified:?}");
+        };
+        assert!(detail.starts_with("NotValidForNameContext"), "{detail}");
+        assert!(detail.chars().count() <= 301, "{}", detail.chars().count());
+        assert!(classified.to_string().chars().count() < 400);
+        // Every other detail too, e.g. a proxy's status line.
+        let proxy = classify(ureq::Error::ConnectProxyFailed(format!(
+            "proxy server responded 407/{}",
+            "x".repeat(10_000)
+        )));
+        assert!(proxy.to_string().chars().count() < 400, "{proxy}");
     }
 
     /// std reports a failed getaddrinfo as an uncategorised I/O error; the resolver names it.
