@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::sanitise::{one_line, strip_invisible};
+use crate::sanitise::{login_text, one_line};
 
 /// The verdict of one answer (or of the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +66,10 @@ impl AuditRecord {
     /// messages, and whatever a transport error quotes), control characters become spaces
     /// too. In the fields that name the login (`user`, `rhost`, `service`) control
     /// characters are kept and escaped where they are written, so that an attempt to
-    /// forge a line stays visible as such.
+    /// forge a line stays visible as such; like every other field they are cut at 300
+    /// characters.
     fn fields(&self) -> Vec<(&'static str, Value)> {
-        let text = |value: &str| json!(strip_invisible(value));
+        let text = |value: &str| json!(login_text(value));
         let server_text = |value: &str| json!(one_line(value));
         let mut fields = vec![
             (

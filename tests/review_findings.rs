@@ -359,3 +359,59 @@ fn an_audit_folder_that_is_a_symbolic_link_is_not_written_into() {
         );
     }
 }
+
+/// Finding 7: the audit's `user` field keeps PAM_USER's control characters, escaped where
+/// it is written (`\x0a` in syslog, JSON's `\n` in the audit file), so that an attempt
+/// to forge a line shows as one; invisible characters are removed and the length is
+/// bounded. On main PAM_USER went through the server-text cleaner, which turned the
+/// newline into a space and hid the attempt.
+#[test]
+fn control_characters_in_pam_user_are_audited_escaped() {
+    if isolated::serve_if_child() {
+        return;
+    }
+    let gate = ServiceNowGate::start("review-user-escaped");
+    let audit = gate.dir.join("audit.jsonl");
+    let service = gate.service(&format!("AuditLogFile=\"{}\"\n", audit.display()), &[]);
+    let outcome = gate.login_in_child(
+        "control_characters_in_pam_user_are_audited_escaped",
+        &service,
+        &Login::new("a\nb\u{202E}")
+            .rhost("192.0.2.4")
+            .answer("INC0010001"),
+    );
+    let pam_outcome = outcome.as_pam_outcome();
+    assert_code(&pam_outcome, support::pam::PAM_SUCCESS);
+    assert_eq!(pam_outcome.prompts(), vec!["Ticket ID: "]);
+    assert_eq!(gate.sim.query_count(), 1);
+    let text = fs::read_to_string(&audit).expect("the audit file");
+    assert_eq!(text.lines().count(), 1, "one record on one line: {text:?}");
+    assert!(text.contains(r#""user":"a\nb""#), "{text}");
+    let records = audit_records(&audit);
+    assert_eq!(records[0]["user"], "a\nb");
+    assert_eq!(records[0]["decision"], "allow");
+    if let Some(lines) = captured_syslog(&outcome) {
+        let record = lines
+            .iter()
+            .find(|line| line.contains("decision=allow"))
+            .unwrap_or_else(|| panic!("no record in syslog: {lines:?}"));
+        assert!(record.contains(r#"user="a\x0ab""#), "{record}");
+        assert!(
+            !record.contains('\n') && !record.contains('\u{202E}'),
+            "{record:?}"
+        );
+    }
+
+    // A PAM_USER of 1,000 characters is cut like any other field.
+    let long = format!("{}\n", "u".repeat(1000));
+    let outcome = gate.login_in_child(
+        "control_characters_in_pam_user_are_audited_escaped",
+        &service,
+        &Login::new(&long).answer("INC0010001"),
+    );
+    assert_code(&outcome.as_pam_outcome(), support::pam::PAM_SUCCESS);
+    let records = audit_records(&audit);
+    let user = records[1]["user"].as_str().unwrap_or_default();
+    assert_eq!(user.chars().count(), 301, "{user}");
+    assert!(user.starts_with("uuu") && user.ends_with('…'), "{user}");
+}
