@@ -106,6 +106,17 @@ pub fn check_directory(metadata: &fs::Metadata) -> Result<(), String> {
 /// link planted in their place is refused; a CA bundle is a link on RHEL, and the checks
 /// then apply to the file it points at.
 pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<u8>, String> {
+    read_with_metadata(path, readers, follow_symlinks).map(|(bytes, _)| bytes)
+}
+
+/// [`read`], and the metadata of the file that was opened and read, for a caller that has
+/// a stricter rule to apply to that same file (never to the path again, which may by then
+/// name another file).
+pub fn read_with_metadata(
+    path: &Path,
+    readers: Readers,
+    follow_symlinks: bool,
+) -> Result<(Vec<u8>, fs::Metadata), String> {
     let flags = if follow_symlinks { 0 } else { libc::O_NOFOLLOW };
     let mut file = fs::OpenOptions::new()
         .read(true)
@@ -123,16 +134,26 @@ pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<
         bytes.zeroize();
         return Err(format!("cannot read {}: {io_error}", path.display()));
     }
-    Ok(bytes)
+    Ok((bytes, metadata))
 }
 
 /// `read` for text files.
 pub fn read_text(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<String, String> {
-    let bytes = read(path, readers, follow_symlinks)?;
-    String::from_utf8(bytes).map_err(|refused| {
+    read_text_with_metadata(path, readers, follow_symlinks).map(|(text, _)| text)
+}
+
+/// [`read_with_metadata`] for text files.
+pub fn read_text_with_metadata(
+    path: &Path,
+    readers: Readers,
+    follow_symlinks: bool,
+) -> Result<(String, fs::Metadata), String> {
+    let (bytes, metadata) = read_with_metadata(path, readers, follow_symlinks)?;
+    let text = String::from_utf8(bytes).map_err(|refused| {
         refused.into_bytes().zeroize();
         format!("{} is not UTF-8 text", path.display())
-    })
+    })?;
+    Ok((text, metadata))
 }
 
 /// Opens the folder at `path` itself, never a symbolic link in its place (`O_NOFOLLOW`,
