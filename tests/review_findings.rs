@@ -234,8 +234,8 @@ fn a_failed_account_search_after_logon_is_denied_in_both_fail_modes() {
             assert_eq!(
                 records[0]["reason"],
                 format!(
-                    "unavailable (not an outage, so never failsafe): the portal's search for \
-                     the target account gave no answer: {what}"
+                    "unavailable (not an outage, so never failsafe): the portal's account \
+                     search gave no answer: {what}"
                 ),
                 "{case}"
             );

@@ -137,10 +137,7 @@ impl fmt::Display for BadAnswer {
                 write!(f, "the portal's ticket check gave no verdict: {what}")
             }
             BadAnswer::TargetLookupFailed { what } => {
-                write!(
-                    f,
-                    "the portal's search for the target account gave no answer: {what}"
-                )
+                write!(f, "the portal's account search gave no answer: {what}")
             }
         }
     }

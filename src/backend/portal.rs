@@ -127,16 +127,13 @@ impl Portal {
     ) -> Result<u64, LookupError> {
         let headers = [("Accept", "application/json"), ("Authorization", token)];
         let url = format!("{}?limit=1", self.url("/API/Accounts"));
-        let response = self.client.send_with_retry(
-            Method::Get,
-            &url,
-            &headers,
-            &Body::Empty,
-            deadline,
-            retries,
-        )?;
+        // After the logon worked, as at a login: a search with no answer is not an outage.
+        let response = self
+            .client
+            .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline, retries)
+            .map_err(|error| search_failed(LookupError::from(error)))?;
         if response.status != 200 {
-            return Err(error_for_status(&response));
+            return Err(search_failed(error_for_status(&response)));
         }
         crate::json::parse(&response.body)
             .ok()
@@ -794,6 +791,42 @@ mod tests {
             ))),
             LookupError::UntrustedServer { .. }
         ));
+    }
+
+    /// `pam-ticket check` lists the accounts after its logon the way a login searches, and
+    /// reports a listing with no answer the way a login would take it: not an outage.
+    #[test]
+    fn the_probe_reads_a_failed_account_listing_as_a_login_would() {
+        use crate::fakes::{ManualClock, Wire, answer};
+        use crate::http::Deadline;
+        let wire = Wire::new();
+        wire.expect(Method::Post, "/Logon/", Ok(answer(200, "\"tok\"")))
+            .expect(Method::Get, "/API/Accounts?limit=1", Ok(answer(503, "")))
+            .expect(Method::Get, "/API/Accounts?limit=1", Ok(answer(503, "")))
+            .expect(Method::Post, "/API/Auth/Logoff/", Ok(answer(200, "{}")));
+        let mut portal = Portal::new(
+            wire.client(),
+            PortalSettings {
+                url: crate::config::parse_https_url("https://portal.example.com/PasswordVault")
+                    .expect("a URL"),
+                auth_method: crate::config::PortalAuthMethod::CyberArk,
+                account: crate::config::Credentials {
+                    username: "gw".to_string(),
+                    password: Secret::from_string("pw".to_string()),
+                    source: std::path::PathBuf::from("/etc/security/portal.account"),
+                },
+                ticketing_system_name: "ServiceNow".to_string(),
+                reason_template: "SSH".to_string(),
+            },
+        );
+        let clock = ManualClock::new();
+        let probed = portal.probe(Deadline::new(&clock, Duration::from_secs(10)));
+        assert_eq!(
+            probed.err(),
+            Some(LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+                what: "server error HTTP 503".to_string()
+            }))
+        );
     }
 
     #[test]
