@@ -3,19 +3,17 @@
 //! a password or a bypass code, and neither may ever change a decision: a missing syslog
 //! socket or an unwritable file is reported where possible and otherwise ignored.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::sanitise::{one_line, strip_invisible};
+use crate::sanitise::{login_text, one_line};
 
 /// The verdict of one answer (or of the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,9 +70,10 @@ impl AuditRecord {
     /// messages, and whatever a transport error quotes), control characters become spaces
     /// too. In the fields that name the login (`user`, `rhost`, `service`) control
     /// characters are kept and escaped where they are written, so that an attempt to
-    /// forge a line stays visible as such.
+    /// forge a line stays visible as such; like every other field they are cut at 300
+    /// characters.
     fn fields(&self) -> Vec<(&'static str, Value)> {
-        let text = |value: &str| json!(strip_invisible(value));
+        let text = |value: &str| json!(login_text(value));
         let server_text = |value: &str| json!(one_line(value));
         let mut fields = vec![
             (
@@ -311,6 +310,10 @@ fn syslog_debug(line: &str) {
 pub enum AuditFileError {
     /// The path has no parent directory or no file name (e.g. `/`).
     NotAFilePath(PathBuf),
+    /// The folder that holds the file is a symbolic link, which is never followed.
+    DirectoryIsLink {
+        directory: PathBuf,
+    },
     /// The folder that holds the file cannot be opened or inspected.
     DirectoryUnusable {
         directory: PathBuf,
@@ -347,6 +350,12 @@ impl fmt::Display for AuditFileError {
             AuditFileError::NotAFilePath(path) => {
                 write!(f, "{} does not name a file in a folder", path.display())
             }
+            AuditFileError::DirectoryIsLink { directory } => write!(
+                f,
+                "the folder {} is a symbolic link, which is never followed (name the folder \
+                 it points to)",
+                directory.display()
+            ),
             AuditFileError::DirectoryUnusable { directory, error } => {
                 write!(f, "cannot open the folder {}: {error}", directory.display())
             }
@@ -381,7 +390,8 @@ impl std::error::Error for AuditFileError {}
 /// Root writes this file, so where it writes must be beyond anyone else's reach. The folder
 /// that holds the file (not its ancestors) must be writable by root alone (or by the user
 /// the module runs as, when that is not root: see [`crate::secure_file`]), checked on the
-/// opened folder. The file is opened relative to that folder with `O_NOFOLLOW` (a link is
+/// opened folder, which is opened with `O_NOFOLLOW` (a link in its place is refused). The
+/// file is opened relative to that folder with `O_NOFOLLOW` (a link is
 /// refused) and `O_NONBLOCK` (a FIFO never stalls the login), created 0600 if missing, and
 /// written only if the opened file is a regular file that others can neither read nor
 /// write.
@@ -393,14 +403,20 @@ pub fn append_json_line(path: &Path, value: &Value) -> Result<(), AuditFileError
     ) else {
         return Err(AuditFileError::NotAFilePath(path.to_path_buf()));
     };
-    let folder = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(directory)
-        .map_err(|error| AuditFileError::DirectoryUnusable {
-            directory: directory.to_path_buf(),
-            error,
-        })?;
+    // The folder itself, never a link in its place: a link would let whoever can change
+    // it choose where root writes (its ancestors are followed, as the README says).
+    let folder = crate::secure_file::open_folder(directory).map_err(|error| {
+        if crate::secure_file::is_symlink(directory) {
+            AuditFileError::DirectoryIsLink {
+                directory: directory.to_path_buf(),
+            }
+        } else {
+            AuditFileError::DirectoryUnusable {
+                directory: directory.to_path_buf(),
+                error,
+            }
+        }
+    })?;
     let folder_metadata = folder
         .metadata()
         .map_err(|error| AuditFileError::DirectoryUnusable {
@@ -452,30 +468,12 @@ pub fn append_json_line(path: &Path, value: &Value) -> Result<(), AuditFileError
 /// `openat(folder, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600)`:
 /// the file is looked up in the folder that was checked, not through the path again.
 fn open_in(folder: &fs::File, name: &OsStr) -> io::Result<fs::File> {
-    let name = CString::new(name.as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name holds a NUL"))?;
-    let flags = libc::O_WRONLY
-        | libc::O_APPEND
-        | libc::O_CREAT
-        | libc::O_NOFOLLOW
-        | libc::O_NONBLOCK
-        | libc::O_NOCTTY
-        | libc::O_CLOEXEC;
-    // SAFETY: `folder` is an open descriptor that outlives the call and `name` is a
-    // NUL-terminated string that outlives it too; openat keeps neither.
-    let descriptor = unsafe {
-        libc::openat(
-            folder.as_raw_fd(),
-            name.as_ptr(),
-            flags,
-            0o600 as libc::mode_t,
-        )
-    };
-    if descriptor < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `descriptor` was just returned by openat, is valid, and nothing else owns it.
-    Ok(unsafe { fs::File::from_raw_fd(descriptor) })
+    crate::secure_file::open_in(
+        folder,
+        name,
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0o600,
+    )
 }
 
 #[cfg(test)]
@@ -590,6 +588,32 @@ mod tests {
             1,
             "only the first record was written"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The folder itself must not be a link, even to a folder that passes every check:
+    /// whoever can change the link would choose where root writes.
+    #[test]
+    fn a_folder_that_is_a_symbolic_link_is_not_written_into() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("pam_ticket_audit_link_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let real = dir.join("real");
+        fs::create_dir_all(&real).expect("dir");
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).expect("chmod");
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let problem =
+            append_json_line(&link.join("audit.jsonl"), &record().to_json()).expect_err("a link");
+        assert!(
+            matches!(problem, AuditFileError::DirectoryIsLink { .. }),
+            "{problem}"
+        );
+        assert!(problem.to_string().contains("symbolic link"), "{problem}");
+        assert!(!real.join("audit.jsonl").exists());
+        // The folder it points to, named as itself, is fine.
+        append_json_line(&real.join("audit.jsonl"), &record().to_json()).expect("written");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -79,7 +79,7 @@ pub fn answer(status: u16, body: &str) -> HttpResponse {
     HttpResponse {
         status,
         headers: Vec::new(),
-        body: body.as_bytes().to_vec(),
+        body: body.as_bytes().to_vec().into(),
     }
 }
 

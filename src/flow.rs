@@ -368,7 +368,8 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         let record = AuditRecord {
             time: self.clock.now(),
             decision,
-            user: crate::backend::sanitise(&self.login.pam_user),
+            // As given: the audit record escapes its control characters and bounds it.
+            user: self.login.pam_user.clone(),
             rhost: self.login.rhost.clone(),
             service: self.login.service.clone(),
             ticket: id.map(|id| id.text.clone()),

@@ -17,7 +17,7 @@ use crate::url::ProxyUrl;
 
 mod ureq_transport;
 
-pub use self::ureq_transport::UreqTransport;
+pub use self::ureq_transport::{UreqTransport, read_wiped_body};
 pub use crate::clock::Deadline;
 
 /// The one retry a check may make, whichever of its requests spends it: a log-on and a
@@ -182,12 +182,13 @@ pub enum Body<'a> {
     Json(&'a serde_json::Value),
 }
 
-/// What came back.
+/// What came back. The body may be a token or a retrieved password, so it is wiped when
+/// the response is dropped (see [`read_wiped_body`] for how it is read).
 #[derive(Clone, Debug)]
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Zeroizing<Vec<u8>>,
 }
 
 impl HttpResponse {

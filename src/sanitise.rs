@@ -53,6 +53,20 @@ pub fn strip_invisible(text: &str) -> Cow<'_, str> {
     Cow::Owned(text.chars().filter(|c| !is_invisible(*c)).collect())
 }
 
+/// For the fields of an audit record that name the login (PAM_USER, PAM_RHOST, the
+/// service): invisible characters removed and the length bounded like [`sanitise`]'s, but
+/// control characters kept, to be escaped where they are written (`\x0a` in syslog, `\n`
+/// in JSON), so that an attempt to forge a line stays visible as such.
+pub fn login_text(text: &str) -> Cow<'_, str> {
+    let visible = strip_invisible(text);
+    if visible.chars().count() <= LIMIT {
+        return visible;
+    }
+    let mut cut: String = visible.chars().take(LIMIT).collect();
+    cut.push('…');
+    Cow::Owned(cut)
+}
+
 /// Whether text holds a character [`sanitise`] would hide: a control or an invisible one.
 pub fn has_hidden_characters(text: &str) -> bool {
     text.chars().any(|c| c.is_control() || is_invisible(c))
@@ -160,6 +174,16 @@ mod tests {
         assert_eq!(one_line("a\nb\u{202E}c\td"), "a bc d");
         assert_eq!(strip_invisible("a\nb\u{202E}c"), "a\nbc");
         assert!(matches!(strip_invisible("a\nb"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn login_text_keeps_control_characters_and_bounds_the_length() {
+        assert_eq!(login_text("a\nb\u{202E}c"), "a\nbc");
+        assert!(matches!(login_text("alice"), Cow::Borrowed(_)));
+        let newlines = "\n".repeat(1000);
+        let long = login_text(&newlines);
+        assert_eq!(long.chars().count(), 301);
+        assert!(long.starts_with("\n\n") && long.ends_with('…'));
     }
 
     #[test]

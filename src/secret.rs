@@ -20,6 +20,11 @@ impl Secret {
         Secret(Zeroizing::new(bytes))
     }
 
+    /// Takes over a buffer that is already wiped on drop (no copy is made).
+    pub fn from_wiped(bytes: Zeroizing<Vec<u8>>) -> Secret {
+        Secret(bytes)
+    }
+
     /// Takes over the text's buffer (no copy is made).
     pub fn from_string(text: String) -> Secret {
         Secret::new(text.into_bytes())

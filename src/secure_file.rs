@@ -4,9 +4,12 @@
 //! regular file, owned by root (or by the user the module runs as, when that is not root),
 //! not writable by group or others, and for secrets not readable by them either.
 
+use std::ffi::{CString, OsStr};
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::Path;
 
 use zeroize::Zeroize;
@@ -103,6 +106,17 @@ pub fn check_directory(metadata: &fs::Metadata) -> Result<(), String> {
 /// link planted in their place is refused; a CA bundle is a link on RHEL, and the checks
 /// then apply to the file it points at.
 pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<u8>, String> {
+    read_with_metadata(path, readers, follow_symlinks).map(|(bytes, _)| bytes)
+}
+
+/// [`read`], and the metadata of the file that was opened and read, for a caller that has
+/// a stricter rule to apply to that same file (never to the path again, which may by then
+/// name another file).
+pub fn read_with_metadata(
+    path: &Path,
+    readers: Readers,
+    follow_symlinks: bool,
+) -> Result<(Vec<u8>, fs::Metadata), String> {
     let flags = if follow_symlinks { 0 } else { libc::O_NOFOLLOW };
     let mut file = fs::OpenOptions::new()
         .read(true)
@@ -135,16 +149,108 @@ pub fn read(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<Vec<
         bytes.zeroize();
         return Err(format!("cannot read {}: {io_error}", path.display()));
     }
-    Ok(bytes)
+    Ok((bytes, metadata))
 }
 
 /// `read` for text files.
 pub fn read_text(path: &Path, readers: Readers, follow_symlinks: bool) -> Result<String, String> {
-    let bytes = read(path, readers, follow_symlinks)?;
-    String::from_utf8(bytes).map_err(|refused| {
+    read_text_with_metadata(path, readers, follow_symlinks).map(|(text, _)| text)
+}
+
+/// [`read_with_metadata`] for text files.
+pub fn read_text_with_metadata(
+    path: &Path,
+    readers: Readers,
+    follow_symlinks: bool,
+) -> Result<(String, fs::Metadata), String> {
+    let (bytes, metadata) = read_with_metadata(path, readers, follow_symlinks)?;
+    let text = String::from_utf8(bytes).map_err(|refused| {
         refused.into_bytes().zeroize();
         format!("{} is not UTF-8 text", path.display())
-    })
+    })?;
+    Ok((text, metadata))
+}
+
+/// Opens the folder at `path` itself, never a symbolic link in its place (`O_NOFOLLOW`,
+/// `O_DIRECTORY`), so that a folder checked on this descriptor is the folder written
+/// into. The folders above it are followed as usual. A link in its place fails with
+/// `ELOOP` or `ENOTDIR` (Linux reports the latter with `O_DIRECTORY`), see
+/// [`is_symlink`].
+pub fn open_folder(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Whether `path` is a symbolic link now: only for saying why [`open_folder`] failed,
+/// never for a decision.
+pub fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_symlink())
+}
+
+/// `openat(folder, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`: `name` is looked up in the
+/// folder that was opened and checked, not through its path again, and a link in its
+/// place is refused (`ELOOP`).
+pub fn open_in(
+    folder: &fs::File,
+    name: &OsStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<fs::File> {
+    let name = c_name(name)?;
+    // SAFETY: `folder` is an open descriptor that outlives the call and `name` is a
+    // NUL-terminated string that outlives it too; openat keeps neither.
+    let descriptor = unsafe {
+        libc::openat(
+            folder.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    };
+    if descriptor < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `descriptor` was just returned by openat, is valid, and nothing else owns it.
+    Ok(unsafe { fs::File::from_raw_fd(descriptor) })
+}
+
+/// `renameat(folder, from, folder, to)`: replaces `to` with `from`, both in `folder`.
+pub fn rename_in(folder: &fs::File, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let (from, to) = (c_name(from)?, c_name(to)?);
+    // SAFETY: `folder` is an open descriptor and both names are NUL-terminated strings,
+    // all alive for the call; renameat keeps none of them.
+    let status = unsafe {
+        libc::renameat(
+            folder.as_raw_fd(),
+            from.as_ptr(),
+            folder.as_raw_fd(),
+            to.as_ptr(),
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `unlinkat(folder, name, 0)`: removes the file `name` in `folder`.
+pub fn remove_in(folder: &fs::File, name: &OsStr) -> io::Result<()> {
+    let name = c_name(name)?;
+    // SAFETY: `folder` is an open descriptor and `name` a NUL-terminated string, both
+    // alive for the call; unlinkat keeps neither.
+    if unsafe { libc::unlinkat(folder.as_raw_fd(), name.as_ptr(), 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name holds a NUL"))
 }
 
 #[cfg(test)]

@@ -5,18 +5,22 @@
 //! One file per (kind, URL, account), so two configurations never share a token:
 //! - the directory is created 0700 and used only while it passes the owner and mode rule
 //!   of [`crate::secure_file`] with [`Readers::OwnerOnly`] (root, or the user the module
-//!   runs as; no group or other bits);
+//!   runs as; no group or other bits). Each operation opens it with `O_NOFOLLOW` (a link
+//!   in its place is refused), checks it on that descriptor, and opens, renames and
+//!   removes its files relative to it (`openat`, `renameat`, `unlinkat`), so a directory
+//!   swapped for a link after the check gains nothing;
 //! - the token file is opened with `O_NOFOLLOW`, checked by the same rule on the opened
 //!   file, and trusted only if it was written for this kind, URL and account;
 //! - it is replaced atomically (a new 0600 file renamed over it), so a reader never sees
 //!   half a file, and a planted or corrupt file is simply replaced;
-//! - a `flock` on a lock file beside it, polled until the deadline, makes a burst of
-//!   logins log on once instead of once per login.
+//! - a `flock` on a lock file beside it, polled until the deadline the caller gives, makes
+//!   a burst of logins log on once instead of once per login.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsString;
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -57,6 +61,8 @@ impl TokenKind {
 /// The token file for one (kind, URL, account) under one directory.
 pub struct TokenCache {
     directory: PathBuf,
+    token_name: OsString,
+    lock_name: OsString,
     token_path: PathBuf,
     lock_path: PathBuf,
     kind: TokenKind,
@@ -85,7 +91,7 @@ pub enum CacheMiss {
 /// Why the lock was not taken.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LockError {
-    /// Another process held the lock until the deadline.
+    /// Another process held the lock until the deadline given to [`TokenCache::lock`].
     TimedOut,
     /// The lock file cannot be used (not ours, not a file, no `flock`).
     Unusable(String),
@@ -114,9 +120,13 @@ impl TokenCache {
             .map(|byte| format!("{byte:02x}"))
             .collect();
         let label = kind.label();
+        let token_name = OsString::from(format!("{label}-{key}.token"));
+        let lock_name = OsString::from(format!("{label}-{key}.lock"));
         TokenCache {
-            token_path: directory.join(format!("{label}-{key}.token")),
-            lock_path: directory.join(format!("{label}-{key}.lock")),
+            token_path: directory.join(&token_name),
+            lock_path: directory.join(&lock_name),
+            token_name,
+            lock_name,
             directory,
             kind,
             url: url.to_string(),
@@ -131,6 +141,10 @@ impl TokenCache {
 
     pub fn token_path(&self) -> &Path {
         &self.token_path
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
     }
 
     /// The first line of a cache file of this kind; a file that does not start with it is
@@ -148,7 +162,7 @@ impl TokenCache {
     }
 
     /// Creates the directory (0700) when missing, and checks that it is a real directory
-    /// that passes the owner rule and that nobody else may enter.
+    /// (not a link) that passes the owner rule and that nobody else may enter.
     pub fn prepare_directory(&self) -> Result<(), String> {
         match fs::DirBuilder::new().mode(0o700).create(&self.directory) {
             Ok(()) => {}
@@ -160,23 +174,43 @@ impl TokenCache {
                 ));
             }
         }
-        let metadata = fs::symlink_metadata(&self.directory)
+        self.open_directory().map(drop)
+    }
+
+    /// The directory itself, opened with `O_NOFOLLOW` and checked on that descriptor: every
+    /// file of the cache is then opened, renamed or removed relative to it.
+    fn open_directory(&self) -> Result<File, String> {
+        let directory = secure_file::open_folder(&self.directory).map_err(|error| {
+            if secure_file::is_symlink(&self.directory) {
+                format!(
+                    "{} is a symbolic link, which is never followed",
+                    self.directory.display()
+                )
+            } else {
+                format!("cannot open {}: {error}", self.directory.display())
+            }
+        })?;
+        let metadata = directory
+            .metadata()
             .map_err(|error| format!("cannot stat {}: {error}", self.directory.display()))?;
         if !metadata.is_dir() {
             return Err(format!("{} is not a directory", self.directory.display()));
         }
-        private(&self.directory, &metadata)
+        private(&self.directory, &metadata)?;
+        Ok(directory)
     }
 
     /// Reads the cached token, after checking that the opened file is a regular file that
     /// passes the owner rule with no group or other permission bits, and that it was
     /// written for this kind, URL and account.
     pub fn read(&self) -> Result<CachedToken, CacheMiss> {
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(&self.token_path)
-        {
+        let directory = self.open_directory().map_err(CacheMiss::Ignored)?;
+        let mut file = match secure_file::open_in(
+            &directory,
+            &self.token_name,
+            libc::O_RDONLY | libc::O_NONBLOCK,
+            0,
+        ) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CacheMiss::Absent);
@@ -241,12 +275,14 @@ impl TokenCache {
     /// corrupt file is replaced the same way.
     pub fn write(&self, token: &Secret, obtained: u64) -> Result<(), String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let temporary = self.directory.join(format!(
+        let directory = self.open_directory()?;
+        let temporary_name = OsString::from(format!(
             ".{}-token.{}.{}.tmp",
             self.kind.label(),
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        let temporary = self.directory.join(&temporary_name);
         let header = format!(
             "{}\nsystem_url={}\nusername={}\nobtained={obtained}\ntoken=",
             self.magic(),
@@ -261,20 +297,20 @@ impl TokenCache {
         bytes.push(b'\n');
         let contents = Secret::new(bytes);
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&temporary)
-                .map_err(|error| format!("cannot create {}: {error}", temporary.display()))?;
+            let mut file = secure_file::open_in(
+                &directory,
+                &temporary_name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            )
+            .map_err(|error| format!("cannot create {}: {error}", temporary.display()))?;
             // The umask can only take bits away; set the mode explicitly all the same.
             file.set_permissions(fs::Permissions::from_mode(0o600))
                 .map_err(|error| format!("cannot chmod {}: {error}", temporary.display()))?;
             file.write_all(contents.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
-            fs::rename(&temporary, &self.token_path).map_err(|error| {
+            secure_file::rename_in(&directory, &temporary_name, &self.token_name).map_err(|error| {
                 format!(
                     "cannot rename {} to {}: {error}",
                     temporary.display(),
@@ -283,7 +319,7 @@ impl TokenCache {
             })
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&temporary);
+            let _ = secure_file::remove_in(&directory, &temporary_name);
         }
         result
     }
@@ -291,16 +327,16 @@ impl TokenCache {
     /// Takes the lock, polling a non-blocking `flock` so that the wait ends at the
     /// deadline (a blocking `flock` could outlive it).
     pub fn lock(&self, deadline: Deadline) -> Result<LockGuard, LockError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(&self.lock_path)
-            .map_err(|error| {
-                LockError::Unusable(format!("cannot open {}: {error}", self.lock_path.display()))
-            })?;
+        let directory = self.open_directory().map_err(LockError::Unusable)?;
+        let file = secure_file::open_in(
+            &directory,
+            &self.lock_name,
+            libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK,
+            0o600,
+        )
+        .map_err(|error| {
+            LockError::Unusable(format!("cannot open {}: {error}", self.lock_path.display()))
+        })?;
         let metadata = file.metadata().map_err(|error| {
             LockError::Unusable(format!("cannot stat {}: {error}", self.lock_path.display()))
         })?;
@@ -538,6 +574,47 @@ mod tests {
             .expect("chmod");
         std::os::unix::fs::chown(scratch.0.join("cache"), Some(65534), None).expect("chown");
         assert!(cache.prepare_directory().is_err());
+    }
+
+    /// The directory must be the directory itself, not a link to one, even to a folder that
+    /// passes every check: the files are opened relative to the directory that was
+    /// checked, so swapping it for a link after the check gains nothing either.
+    #[test]
+    fn a_directory_that_is_a_link_is_not_used_even_after_the_check() {
+        let scratch = Scratch::new("linkdir");
+        let cache = cache_in(&scratch);
+        let elsewhere = scratch.0.join("elsewhere");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&elsewhere)
+            .expect("a private folder");
+        std::os::unix::fs::symlink(&elsewhere, scratch.0.join("cache")).expect("symlink");
+        let refused = cache.prepare_directory();
+        assert!(
+            matches!(&refused, Err(why) if why.contains("symbolic link")),
+            "{refused:?}"
+        );
+
+        // Checked while it was a real directory, then swapped for the link.
+        fs::remove_file(scratch.0.join("cache")).expect("remove the link");
+        cache.prepare_directory().expect("a real directory");
+        fs::rename(scratch.0.join("cache"), scratch.0.join("was-cache")).expect("move it away");
+        std::os::unix::fs::symlink(&elsewhere, scratch.0.join("cache")).expect("symlink");
+        let token = Secret::new(b"tok".to_vec());
+        assert!(cache.write(&token, 5).is_err());
+        assert!(
+            matches!(cache.read(), Err(CacheMiss::Ignored(why)) if why.contains("symbolic link"))
+        );
+        let clock = ManualClock::new();
+        assert!(matches!(
+            cache.lock(Deadline::new(&clock, Duration::from_secs(1))),
+            Err(LockError::Unusable(_))
+        ));
+        assert_eq!(
+            fs::read_dir(&elsewhere).expect("list").count(),
+            0,
+            "nothing was written through the link"
+        );
     }
 
     #[test]

@@ -236,12 +236,8 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
             None => (authority.to_string(), None),
         }
     };
-    let valid_host = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
-    if !valid_host {
-        return Err(format!("bad host name in {authority:?}"));
+    if let Err(problem) = check_host(&host) {
+        return Err(format!("bad host name in {authority:?}: {problem}"));
     }
     let port = match port {
         None => default_port,
@@ -251,6 +247,61 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
         },
     };
     Ok((host, port))
+}
+
+/// Whether `host` is a name DNS could resolve or an IP literal, so that a mistyped host
+/// is a configuration error here and not a name lookup that fails at every login (an
+/// outage, which FailMode=safe would let in without a request ever being sent). A name is
+/// at most 253 characters of dot-separated labels, each 1 to 63 letters, digits and `-`,
+/// not starting or ending with `-` (RFC 1123); a name whose last label is all digits must
+/// be an IPv4 address; `[…]` must hold an IPv6 address.
+fn check_host(host: &str) -> Result<(), String> {
+    if let Some(bracketed) = host.strip_prefix('[') {
+        let inner = bracketed.strip_suffix(']').unwrap_or(bracketed);
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!("[{inner}] is not an IPv6 address")),
+        };
+    }
+    if host.is_empty() {
+        return Err("there is none".to_string());
+    }
+    if host.len() > 253 {
+        return Err(format!(
+            "it is {} characters long, more than the 253 a host name may have",
+            host.len()
+        ));
+    }
+    for label in host.split('.') {
+        if label.is_empty() {
+            return Err(
+                "it has an empty label (two dots in a row, or a dot at the start or end)"
+                    .to_string(),
+            );
+        }
+        if label.len() > 63 {
+            return Err(format!(
+                "the label {label:?} is {} characters long, more than 63",
+                label.len()
+            ));
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!(
+                "the label {label:?} holds a character other than letters, digits and '-'"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("the label {label:?} starts or ends with '-'"));
+        }
+    }
+    let last_label_is_numeric = host
+        .rsplit('.')
+        .next()
+        .is_some_and(|label| label.chars().all(|c| c.is_ascii_digit()));
+    if last_label_is_numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(format!("{host} is neither a host name nor an IPv4 address"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -375,6 +426,53 @@ mod tests {
             ),
         ] {
             assert_eq!(check(raw, ApiBase::Portal), Err(base.to_string()), "{raw}");
+        }
+    }
+
+    #[test]
+    fn host_names_must_be_resolvable_names_or_ip_literals() {
+        let long_label = "a".repeat(64);
+        let long_name = format!("{}.example.com", vec!["a".repeat(60); 4].join("."));
+        for bad in [
+            "https://sn..example.com".to_string(),
+            "https://.sn.example.com".to_string(),
+            "https://sn.example.com.".to_string(),
+            format!("https://{long_label}.example.com"),
+            "https://-sn.example.com".to_string(),
+            "https://sn-.example.com".to_string(),
+            "https://sn.-example.com:8443".to_string(),
+            "https://sn_1.example.com".to_string(),
+            format!("https://{long_name}"),
+            "https://999.1.1.1".to_string(),
+            "https://10.0.0".to_string(),
+            "https://[::g]".to_string(),
+            "https://[10.0.0.1]".to_string(),
+        ] {
+            let refused = parse_https_url(&bad);
+            assert!(
+                matches!(&refused, Err(problem) if problem.contains("bad host name")),
+                "{bad}: {refused:?}"
+            );
+        }
+        assert!(
+            parse_proxy_url("http://proxy..example.com:3128").is_err(),
+            "the proxy's host too"
+        );
+        let longest_label = "a".repeat(63);
+        let longest_name = format!("{}.example.com", vec!["a".repeat(59); 4].join("."));
+        assert_eq!(longest_name.len(), 251);
+        for good in [
+            "https://sn.example.com".to_string(),
+            "https://localhost:8443".to_string(),
+            "https://x1-y2.Example.COM".to_string(),
+            format!("https://{longest_label}.example.com"),
+            format!("https://{longest_name}"),
+            "https://127.0.0.1:8443".to_string(),
+            "https://[::1]:8443".to_string(),
+            "https://[2001:db8::10]/PasswordVault".to_string(),
+            "https://123.example.com".to_string(),
+        ] {
+            assert!(parse_https_url(&good).is_ok(), "{good}");
         }
     }
 }

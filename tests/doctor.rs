@@ -1005,6 +1005,45 @@ fn remedy_token_cache_directory_others_may_enter() {
     );
 }
 
+/// In portal mode the vault decides whether a ticket is checked at all (a platform without
+/// ticketing validation lets every well-formed ID in), which doctor cannot see: it warns,
+/// and says what to check in the vault. Exit 0: a warning alone.
+#[test]
+fn portal_mode_reminds_to_check_the_platforms_ticketing_validation() {
+    let (_, doctor) = variant(
+        Distro::Debian,
+        |layout| {
+            layout.write_root_only(
+                "pam_ticket.conf",
+                &format!(
+                    "FetchCredentialsThroughPVWA=\"Yes\"\nPortalURL=\"{}/PasswordVault\"\n\
+                     PortalAccountFile=\"{}\"\nCAFile=\"{}\"\nTimeout=\"5\"\n",
+                    layout.server.base_url(),
+                    layout.path("account.conf").display(),
+                    layout.pki.ca_pem_path().display(),
+                ),
+            );
+        },
+        |layout| {
+            vec![format!(
+                "WARN  {}: portal mode: the portal at {}/PasswordVault decides whether tickets \
+                 are checked at all; for a target whose platform does not require ticketing \
+                 validation, every well-formed ticket ID is let in",
+                layout.path("pam_ticket.conf").display(),
+                layout.server.base_url(),
+            )]
+        },
+        0,
+    );
+    let problem = doctor.problems()[0].to_string();
+    let fix = doctor.fix_for(&problem);
+    assert!(
+        fix.contains("EnterTicketingInfo and ValidateTicketNumber on")
+            && fix.contains("\"ServiceNow\""),
+        "{fix}"
+    );
+}
+
 #[test]
 fn pam_file_config_argument_wins_over_the_option() {
     let layout = Layout::ticket(Distro::Debian);

@@ -2,8 +2,9 @@
 //! every block as it is freed (or left behind by a growing buffer) and counts the blocks
 //! that still hold a marker. Each scenario builds what the module builds around a password
 //! or a token (the secret itself, the Basic header, the Remedy form body, the portal
-//! logon body, the Remedy log-on answer and token cache, the portal logon answer, an
-//! account file), drops it, and expects no block with the marker.
+//! logon body, a response body as the transport reads it and the response that carries
+//! it, the Remedy log-on answer and token cache, the portal logon answer, an account
+//! file), drops it, and expects no block with the marker.
 //!
 //! One test function runs the scenarios in order, so that no other test of this binary
 //! frees a marker meanwhile. Copies that ureq and rustls make while sending cannot be
@@ -11,6 +12,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs;
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use pam_ticket::backend::{portal, remedy, servicenow};
 use pam_ticket::config::{Credentials, Origin, read_account_file};
-use pam_ticket::http::{HttpResponse, encode_form, encode_json};
+use pam_ticket::http::{HttpResponse, encode_form, encode_json, read_wiped_body};
 use pam_ticket::secret::Secret;
 use serde_json::json;
 
@@ -159,11 +161,52 @@ fn secrets_are_wiped_before_their_memory_is_freed() {
         "JSON body"
     );
 
+    // A response body as the transport reads it: the marker arrives in the first bytes of
+    // a chunked answer (no Content-Length) that is long enough to outgrow the first buffer
+    // twice, in pieces the size of TLS records. Every buffer left behind must be wiped.
+    let chunked: &'static [u8] = format!("\"{MARKER}\"{}", " ".repeat(40_000))
+        .into_bytes()
+        .leak();
+    assert_eq!(
+        freed_with(start, || {
+            let mut reader = Pieces {
+                bytes: chunked,
+                piece: 1400,
+            };
+            let body = read_wiped_body(&mut reader, None, 1 << 20).expect("read");
+            assert_eq!(body.as_slice(), chunked);
+        }),
+        0,
+        "response body read in pieces"
+    );
+    // The same with the length announced: one buffer of exactly that size.
+    assert_eq!(
+        freed_with(start, || {
+            let mut reader = Pieces {
+                bytes: chunked,
+                piece: 1400,
+            };
+            let body =
+                read_wiped_body(&mut reader, Some(chunked.len() as u64), 1 << 20).expect("read");
+            assert_eq!(body.capacity(), chunked.len());
+        }),
+        0,
+        "response body of an announced length"
+    );
+
+    // A response that is dropped unread (a log-on answer nobody took the token from).
+    let unread = HttpResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: MARKER.as_bytes().to_vec().into(),
+    };
+    assert_eq!(freed_with(start, || drop(unread)), 0, "response dropped");
+
     // Answers that carry a token: Remedy's log-on, the portal's logon.
     let answer = |body: &str| HttpResponse {
         status: 200,
         headers: Vec::new(),
-        body: body.as_bytes().to_vec(),
+        body: body.as_bytes().to_vec().into(),
     };
     let remedy_answer = answer(MARKER);
     assert_eq!(
@@ -249,4 +292,19 @@ fn secrets_are_wiped_before_their_memory_is_freed() {
         );
     }
     let _ = fs::remove_dir_all(&directory);
+}
+
+/// A reader that hands out its bytes a piece at a time, as a TLS stream does.
+struct Pieces {
+    bytes: &'static [u8],
+    piece: usize,
+}
+
+impl Read for Pieces {
+    fn read(&mut self, into: &mut [u8]) -> io::Result<usize> {
+        let length = self.piece.min(into.len()).min(self.bytes.len());
+        into[..length].copy_from_slice(&self.bytes[..length]);
+        self.bytes = &self.bytes[length..];
+        Ok(length)
+    }
 }

@@ -293,17 +293,14 @@ fn probe(config: &Config) -> i32 {
         ),
         Err(LookupError::Misconfigured { detail }) => fail(false, format!("setup: {detail}")),
         Err(LookupError::Unavailable(outage)) => {
-            let tls_verified =
-                !matches!(outage, Outage::Unreachable(_) | Outage::TokenLockTimedOut);
+            let tls_verified = !matches!(outage, Outage::Unreachable(_));
             let hint = match &outage {
                 Outage::Unreachable(Unreachable::NameResolution) => " (check the host name)",
                 Outage::Unreachable(Unreachable::TimedOut) => {
                     " (check the firewall, HTTPSProxy and Timeout)"
                 }
                 Outage::Unreachable(_) => " (check the URL, port, firewall and HTTPSProxy)",
-                Outage::ServerError { .. }
-                | Outage::RateLimited { .. }
-                | Outage::TokenLockTimedOut => "",
+                Outage::ServerError { .. } | Outage::RateLimited { .. } => "",
             };
             let what = if config.portal.is_some() {
                 "the portal is unavailable"
@@ -357,7 +354,9 @@ fn probe(config: &Config) -> i32 {
                 BadAnswer::UnexpectedStatus { .. } | BadAnswer::BadResponse { .. } => {
                     (true, " (check the URL's path and the account's roles)")
                 }
-                BadAnswer::TicketCheckFailed { .. } => (true, ""),
+                BadAnswer::TicketCheckFailed { .. } | BadAnswer::TargetLookupFailed { .. } => {
+                    (true, "")
+                }
             };
             let who = if config.portal.is_some() {
                 "the portal"

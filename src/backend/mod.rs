@@ -81,9 +81,6 @@ pub enum Outage {
     ServerError { status: u16, detail: String },
     /// HTTP 429; `retry_after` is what the server asked for.
     RateLimited { retry_after: Option<u64> },
-    /// Another login held the Remedy token cache lock until the deadline: it was waiting
-    /// on the system's log-on.
-    TokenLockTimedOut,
 }
 
 impl fmt::Display for Outage {
@@ -100,10 +97,6 @@ impl fmt::Display for Outage {
                 write!(f, "rate limited (HTTP 429, Retry-After {seconds}s)")
             }
             Outage::RateLimited { retry_after: None } => write!(f, "rate limited (HTTP 429)"),
-            Outage::TokenLockTimedOut => write!(
-                f,
-                "timed out waiting for another login to log on to Remedy (token cache lock)"
-            ),
         }
     }
 }
@@ -123,6 +116,12 @@ pub enum BadAnswer {
     /// and the account search had worked. The portal was up, and its answer depends on
     /// the ticket, so it is never an outage.
     TicketCheckFailed { what: String },
+    /// Portal mode: the account search for the target gave no answer (a 5xx, a 429, a
+    /// refused, reset or timed-out connection) after the logon had worked. The portal was
+    /// up, and the search text comes from PAM_USER, which the person connecting chooses (a
+    /// broad search on a big vault can be made to run past the deadline), so it is never
+    /// an outage.
+    TargetLookupFailed { what: String },
 }
 
 impl fmt::Display for BadAnswer {
@@ -136,6 +135,9 @@ impl fmt::Display for BadAnswer {
             }
             BadAnswer::TicketCheckFailed { what } => {
                 write!(f, "the portal's ticket check gave no verdict: {what}")
+            }
+            BadAnswer::TargetLookupFailed { what } => {
+                write!(f, "the portal's account search gave no answer: {what}")
             }
         }
     }

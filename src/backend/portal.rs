@@ -127,16 +127,13 @@ impl Portal {
     ) -> Result<u64, LookupError> {
         let headers = [("Accept", "application/json"), ("Authorization", token)];
         let url = format!("{}?limit=1", self.url("/API/Accounts"));
-        let response = self.client.send_with_retry(
-            Method::Get,
-            &url,
-            &headers,
-            &Body::Empty,
-            deadline,
-            retries,
-        )?;
+        // After the logon worked, as at a login: a search with no answer is not an outage.
+        let response = self
+            .client
+            .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline, retries)
+            .map_err(|error| search_failed(LookupError::from(error)))?;
         if response.status != 200 {
-            return Err(error_for_status(&response));
+            return Err(search_failed(error_for_status(&response)));
         }
         crate::json::parse(&response.body)
             .ok()
@@ -162,14 +159,10 @@ impl Portal {
             self.url("/API/Accounts"),
             percent_encode(&search)
         );
-        let response = self.client.send_with_retry(
-            Method::Get,
-            &url,
-            &headers,
-            &Body::Empty,
-            deadline,
-            retries,
-        )?;
+        let response = self
+            .client
+            .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline, retries)
+            .map_err(|error| search_failed(LookupError::from(error)))?;
         let account = pick_account(&response, &target.user, wanted_address)?;
 
         let reason = expand_reason(&self.settings.reason_template, login, target);
@@ -372,7 +365,7 @@ pub fn interpret_logon(response: HttpResponse) -> Result<Secret, LookupError> {
         }
         return Err(error_for_status(&response));
     }
-    let body = Secret::new(response.body);
+    let body = Secret::from_wiped(response.body);
     let token = crate::json::parse_secret_string(body.as_bytes())
         .ok()
         .flatten()
@@ -393,7 +386,7 @@ pub fn pick_account(
     address: &str,
 ) -> Result<Account, LookupError> {
     if response.status != 200 {
-        return Err(error_for_status(response));
+        return Err(search_failed(error_for_status(response)));
     }
     let bad = bad_response;
     // A duplicate key anywhere (two "value" lists, two "userName"s) makes it unreadable.
@@ -455,6 +448,21 @@ pub fn pick_account(
     }
 }
 
+/// What a failed account search means. The logon has just worked, so the portal is up;
+/// the search text comes from PAM_USER, which the person connecting chooses, and a search
+/// made broad or slow on purpose (`alice@a@a` on a big vault) must not open a safe-mode
+/// gateway. So what would be an outage anywhere else (a 5xx, a 429, a refused, reset or
+/// timed-out connection) is denied in both fail modes here; every other error keeps its
+/// own kind (all of them are denials already).
+fn search_failed(error: LookupError) -> LookupError {
+    match error {
+        LookupError::Unavailable(outage) => LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+            what: outage.to_string(),
+        }),
+        other => other,
+    }
+}
+
 /// What went wrong at Password/Retrieve when no answer came. The logon and the account
 /// search have just worked, so the portal is up: whatever happens now depends on the
 /// ticket (a ticket that makes the portal's ticketing integration hang or fail must not
@@ -488,8 +496,8 @@ pub fn interpret_retrieve(
     system: &str,
 ) -> Result<Lookup, LookupError> {
     let HttpResponse { status, body, .. } = response;
-    // Into a wiped buffer at once: on 200 this body is the target's password.
-    let body = Secret::new(body);
+    // On 200 this body is the target's password: kept in its wiped buffer, never copied.
+    let body = Secret::from_wiped(body);
     match status {
         200 if is_one_json_string(body.as_bytes()) && body.as_bytes().trim_ascii() != b"\"\"" => {
             drop(body);
@@ -543,7 +551,7 @@ mod tests {
         HttpResponse {
             status,
             headers: vec![],
-            body: body.as_bytes().to_vec(),
+            body: body.as_bytes().to_vec().into(),
         }
     }
 
@@ -737,6 +745,88 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    /// After a logon that worked, what would be an outage at the account search is not:
+    /// its text comes from PAM_USER, which the person connecting chooses.
+    #[test]
+    fn a_failed_account_search_is_never_an_outage() {
+        for (status, what) in [
+            (500, "server error HTTP 500: X: y"),
+            (503, "server error HTTP 503: X: y"),
+            (429, "rate limited (HTTP 429)"),
+        ] {
+            assert_eq!(
+                pick_account(
+                    &response(status, r#"{"ErrorCode":"X","ErrorMessage":"y"}"#),
+                    "root",
+                    "db01.example.com"
+                ),
+                Err(LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+                    what: what.to_string()
+                }))
+            );
+        }
+        use crate::http::Unreachable;
+        for why in [
+            Unreachable::TimedOut,
+            Unreachable::ConnectionReset,
+            Unreachable::ConnectionRefused,
+        ] {
+            assert_eq!(
+                search_failed(LookupError::from(TransportError::Unreachable(why))),
+                LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+                    what: why.to_string()
+                })
+            );
+        }
+        // The gateway user refused, or a certificate that does not verify, keep their kind.
+        assert!(matches!(
+            pick_account(&response(403, "{}"), "root", "db01.example.com"),
+            Err(LookupError::AccountRefused { status: 403, .. })
+        ));
+        assert!(matches!(
+            search_failed(LookupError::from(TransportError::UntrustedCertificate(
+                "x".to_string()
+            ))),
+            LookupError::UntrustedServer { .. }
+        ));
+    }
+
+    /// `pam-ticket check` lists the accounts after its logon the way a login searches, and
+    /// reports a listing with no answer the way a login would take it: not an outage.
+    #[test]
+    fn the_probe_reads_a_failed_account_listing_as_a_login_would() {
+        use crate::fakes::{ManualClock, Wire, answer};
+        use crate::http::Deadline;
+        let wire = Wire::new();
+        wire.expect(Method::Post, "/Logon/", Ok(answer(200, "\"tok\"")))
+            .expect(Method::Get, "/API/Accounts?limit=1", Ok(answer(503, "")))
+            .expect(Method::Get, "/API/Accounts?limit=1", Ok(answer(503, "")))
+            .expect(Method::Post, "/API/Auth/Logoff/", Ok(answer(200, "{}")));
+        let mut portal = Portal::new(
+            wire.client(),
+            PortalSettings {
+                url: crate::config::parse_https_url("https://portal.example.com/PasswordVault")
+                    .expect("a URL"),
+                auth_method: crate::config::PortalAuthMethod::CyberArk,
+                account: crate::config::Credentials {
+                    username: "gw".to_string(),
+                    password: Secret::from_string("pw".to_string()),
+                    source: std::path::PathBuf::from("/etc/security/portal.account"),
+                },
+                ticketing_system_name: "ServiceNow".to_string(),
+                reason_template: "SSH".to_string(),
+            },
+        );
+        let clock = ManualClock::new();
+        let probed = portal.probe(Deadline::new(&clock, Duration::from_secs(10)));
+        assert_eq!(
+            probed.err(),
+            Some(LookupError::BadAnswer(BadAnswer::TargetLookupFailed {
+                what: "server error HTTP 503".to_string()
+            }))
+        );
     }
 
     #[test]

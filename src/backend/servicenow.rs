@@ -287,7 +287,7 @@ mod tests {
         HttpResponse {
             status,
             headers: vec![("Retry-After".to_string(), "7".to_string())],
-            body: body.to_string().into_bytes(),
+            body: body.to_string().into_bytes().into(),
         }
     }
 
@@ -409,7 +409,7 @@ mod tests {
                 &HttpResponse {
                     status: 200,
                     headers: vec![],
-                    body: b"<html>".to_vec()
+                    body: b"<html>".to_vec().into()
                 }
             ),
             Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
@@ -425,7 +425,7 @@ mod tests {
             let answer = HttpResponse {
                 status: 200,
                 headers: vec![],
-                body: body.as_bytes().to_vec(),
+                body: body.as_bytes().to_vec().into(),
             };
             assert!(
                 matches!(

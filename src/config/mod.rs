@@ -207,17 +207,18 @@ fn load_with(arguments: &ModuleArguments, stop_at_first: bool) -> Result<Config,
     // Others may read the configuration, but never change it: it decides whether and
     // how tickets are checked. When it holds bypass code hashes, it is a secret (see
     // `check_bypass_file_mode`).
-    let text = secure_file::read_text(&path, Readers::Anyone, true).map_err(|problem| {
-        vec![error(
-            &Origin::Whole { path: path.clone() },
-            format!("cannot use the configuration: {problem}"),
-        )]
-    })?;
+    let (text, metadata) = secure_file::read_text_with_metadata(&path, Readers::Anyone, true)
+        .map_err(|problem| {
+            vec![error(
+                &Origin::Whole { path: path.clone() },
+                format!("cannot use the configuration: {problem}"),
+            )]
+        })?;
     let mut problems = Vec::new();
     let file_entries = parse_entries_reporting(&text, &path, &mut problems, stop_at_first);
     // The module stops at the first problem; check goes on.
     let go_on = !stop_at_first || problems.is_empty();
-    if go_on && let Err(problem) = check_bypass_file_mode(&path, &file_entries) {
+    if go_on && let Err(problem) = check_bypass_file_mode(&path, &metadata, &file_entries) {
         problems.push(problem);
     }
     let mut config = settings::from_entries_reporting(
@@ -233,23 +234,69 @@ fn load_with(arguments: &ModuleArguments, stop_at_first: bool) -> Result<Config,
 
 /// Bypass code hashes are one fast SHA-256 each: anyone who can read them can try
 /// guesses offline. A configuration that holds them must be readable by root only.
-fn check_bypass_file_mode(path: &Path, entries: &[Entry]) -> Result<(), ConfigError> {
+///
+/// `metadata` is that of the file that was opened and read, never of the path stated
+/// again: the path may by then name another file (a link moved between the read and the
+/// check), and the rule is about the file whose hashes are used.
+fn check_bypass_file_mode(
+    path: &Path,
+    metadata: &fs::Metadata,
+    entries: &[Entry],
+) -> Result<(), ConfigError> {
     let Some(entry) = entries
         .iter()
         .find(|entry| entry.key == Key::FailsafeBypassCode.name())
     else {
         return Ok(());
     };
-    let metadata = fs::metadata(path).map_err(|io_error| {
-        error(
-            &entry.origin,
-            format!("cannot stat {}: {io_error}", path.display()),
-        )
-    })?;
-    secure_file::check(path, &metadata, Readers::OwnerOnly).map_err(|problem| {
+    secure_file::check(path, metadata, Readers::OwnerOnly).map_err(|problem| {
         error(
             &entry.origin,
             format!("FailsafeBypassCode is set here, so {problem}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The 0600 rule for bypass hashes is decided on the metadata of the file that was
+    /// read. Here the path names a 0600 file while the file read (through a link that was
+    /// then moved) was 0644: the file read is what counts, so the hashes are refused.
+    #[test]
+    fn the_bypass_rule_checks_the_file_that_was_read() {
+        let dir =
+            std::env::temp_dir().join(format!("pam_ticket_bypass_mode_{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let text = "FailsafeBypassCode=\"sha256:00:11\"\n";
+        let (loose, strict, path) = (
+            dir.join("loose.conf"),
+            dir.join("strict.conf"),
+            dir.join("pam_ticket.conf"),
+        );
+        for (file, mode) in [(&loose, 0o644), (&strict, 0o600)] {
+            fs::write(file, text).expect("write");
+            fs::set_permissions(file, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        std::os::unix::fs::symlink(&loose, &path).expect("symlink");
+        let (read, metadata) =
+            secure_file::read_text_with_metadata(&path, Readers::Anyone, true).expect("read");
+        let entries = parse_entries(&read, &path).expect("parsed");
+        // Swapped after the read: the path now names the 0600 file.
+        fs::remove_file(&path).expect("unlink");
+        std::os::unix::fs::symlink(&strict, &path).expect("symlink");
+        let refused = check_bypass_file_mode(&path, &metadata, &entries);
+        assert!(
+            matches!(&refused, Err(problem) if problem.to_string().contains("mode is 0644")),
+            "{refused:?}"
+        );
+        // The 0600 file, read as such, passes.
+        let (_, metadata) =
+            secure_file::read_text_with_metadata(&path, Readers::Anyone, true).expect("read");
+        assert!(check_bypass_file_mode(&path, &metadata, &entries).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -2,12 +2,13 @@
 //! bundle, an optional CONNECT proxy from the configuration, no redirects, and every ureq
 //! error mapped by variant to what happened.
 
-use std::io;
+use std::io::{self, Read};
 use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{
     Body, HttpResponse, Method, Request, SetupError, Transport, TransportError, Unreachable,
@@ -18,6 +19,8 @@ use crate::trust::CaBundle;
 
 /// The largest response body the module reads; ticket lookups are a few hundred bytes.
 const MAX_BODY_BYTES: u64 = 1 << 20;
+/// The first buffer for a body whose length the server did not announce (chunked).
+const FIRST_BODY_BUFFER_BYTES: usize = 8 * 1024;
 
 /// ureq's agent, set up once per client.
 pub struct UreqTransport {
@@ -121,17 +124,92 @@ impl Transport for UreqTransport {
                 )
             })
             .collect();
-        let body = response
+        let announced = response.body().content_length();
+        // The same reader as `as_reader()`, with the limit set: ureq's own read_to_vec would
+        // grow a Vec and leave unwiped partial copies of a token or password behind.
+        let mut reader = response
             .body_mut()
             .with_config()
             .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(classify)?;
+            .reader();
+        let body = read_wiped_body(&mut reader, announced, MAX_BODY_BYTES)
+            .map_err(|error| classify(ureq::Error::from(error)))?;
         Ok(HttpResponse {
             status,
             headers,
             body,
         })
+    }
+}
+
+/// Reads a response body of at most `limit` bytes into memory that is wiped whenever it is
+/// given back: the body may be a Remedy JWT, a portal session token or a retrieved
+/// password.
+///
+/// The buffer is allocated once for the length the server announced (up to `limit`), or
+/// for [`FIRST_BODY_BUFFER_BYTES`] when it announced none. When a body outgrows it, a
+/// larger buffer (twice the size, up to `limit`) is allocated, what was read is copied
+/// over and the old buffer is wiped as it is dropped, so that no growing buffer leaves a
+/// copy behind and no request allocates the whole limit up front. A body longer than
+/// `limit` fails as ureq's own limit does ([`ureq::Error::BodyExceedsLimit`]). Public for
+/// tests/secret_wipe.rs, which watches every freed block for a secret.
+pub fn read_wiped_body(
+    reader: &mut impl Read,
+    announced: Option<u64>,
+    limit: u64,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let first = announced
+        .map_or(FIRST_BODY_BUFFER_BYTES, |length| {
+            usize::try_from(length).unwrap_or(usize::MAX)
+        })
+        .min(limit);
+    // Zero-filled up front, so that reads go straight into it (it is never grown in place).
+    let mut buffer = Zeroizing::new(vec![0u8; first]);
+    let mut filled = 0;
+    loop {
+        if filled == buffer.len() {
+            // Full: one more byte says whether the body ends here, before anything larger
+            // is allocated (a body of exactly the announced length needs no second buffer).
+            let mut probe = [0u8; 1];
+            let more = read_some(reader, &mut probe)?;
+            if more == 0 {
+                break;
+            }
+            if filled >= limit {
+                probe.zeroize();
+                return Err(ureq::Error::BodyExceedsLimit(limit as u64).into_io());
+            }
+            let larger = filled
+                .saturating_mul(2)
+                .max(FIRST_BODY_BUFFER_BYTES)
+                .min(limit);
+            let mut grown = Zeroizing::new(vec![0u8; larger]);
+            grown[..filled].copy_from_slice(&buffer[..filled]);
+            grown[filled] = probe[0];
+            probe.zeroize();
+            filled += 1;
+            // The old buffer is wiped as it is dropped here.
+            buffer = grown;
+            continue;
+        }
+        match read_some(reader, &mut buffer[filled..])? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    // Truncating keeps the allocation, which is wiped in full when the body is dropped.
+    buffer.truncate(filled);
+    Ok(buffer)
+}
+
+/// One `read`, repeated when a signal interrupted it.
+fn read_some(reader: &mut impl Read, into: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(into) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
     }
 }
 
@@ -145,18 +223,18 @@ fn classify(error: ureq::Error) -> TransportError {
         ureq::Error::HostNotFound => TransportError::Unreachable(Unreachable::NameResolution),
         ureq::Error::Io(io_error) => classify_io(&io_error),
         ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
-        ureq::Error::Tls(detail) => TransportError::Tls(detail.to_string()),
+        ureq::Error::Tls(detail) => TransportError::Tls(bounded(detail)),
         ureq::Error::TlsRequired => TransportError::Tls("the connection is not TLS".to_string()),
-        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(detail),
-        ureq::Error::Protocol(protocol) => TransportError::Protocol(protocol.to_string()),
+        ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(bounded(detail)),
+        ureq::Error::Protocol(protocol) => TransportError::Protocol(bounded(protocol)),
         ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => {
             TransportError::Protocol("the server redirected the request".to_string())
         }
         ureq::Error::LargeResponseHeader(_, limit) => TransportError::HeaderTooLarge { limit },
         ureq::Error::BodyExceedsLimit(limit) => TransportError::BodyTooLarge { limit },
-        ureq::Error::Http(detail) => TransportError::InvalidRequest(detail.to_string()),
+        ureq::Error::Http(detail) => TransportError::InvalidRequest(bounded(detail)),
         ureq::Error::BadUri(detail) | ureq::Error::RequireHttpsOnly(detail) => {
-            TransportError::InvalidRequest(detail)
+            TransportError::InvalidRequest(bounded(detail))
         }
         ureq::Error::InvalidProxyUrl => {
             TransportError::InvalidRequest("invalid proxy URL".to_string())
@@ -166,8 +244,16 @@ fn classify(error: ureq::Error) -> TransportError {
         ureq::Error::ConnectionFailed => {
             TransportError::Other("no connection could be set up".to_string())
         }
-        other => TransportError::Other(other.to_string()),
+        other => TransportError::Other(bounded(other)),
     }
+}
+
+/// The text of an error for the audit, syslog and the person's administrator: what a
+/// server or a man in the middle put into it (a certificate's names, a proxy's status
+/// line) is cleaned and cut at 300 characters like every other server text, so that a
+/// certificate with thousands of names cannot flood syslog or the audit file.
+fn bounded(detail: impl std::fmt::Display) -> String {
+    crate::sanitise::sanitise(&detail.to_string())
 }
 
 fn classify_io(io_error: &io::Error) -> TransportError {
@@ -190,20 +276,22 @@ fn classify_io(io_error: &io::Error) -> TransportError {
         io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::NetworkDown => Unreachable::NoRoute,
-        _ => return TransportError::Other(io_error.to_string()),
+        _ => return TransportError::Other(bounded(io_error)),
     };
     TransportError::Unreachable(unreachable)
 }
 
 fn classify_tls(tls_error: &rustls::Error) -> TransportError {
     match tls_error {
+        // The Debug form names the reason (`UnknownIssuer`, `NotValidForNameContext { … }`
+        // with every name the certificate presents), so it is bounded.
         rustls::Error::InvalidCertificate(reason) => {
-            TransportError::UntrustedCertificate(format!("{reason:?}"))
+            TransportError::UntrustedCertificate(bounded(format_args!("{reason:?}")))
         }
         rustls::Error::NoCertificatesPresented => {
             TransportError::UntrustedCertificate("no certificate presented".to_string())
         }
-        other => TransportError::Tls(other.to_string()),
+        other => TransportError::Tls(bounded(other)),
     }
 }
 
@@ -316,6 +404,124 @@ mod tests {
                 "{shown} must not be an outage: {classified:?}"
             );
         }
+    }
+
+    /// A reader that hands out its bytes `chunk` at a time, like a socket.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, into: &mut [u8]) -> io::Result<usize> {
+            let length = self.chunk.min(into.len()).min(self.bytes.len());
+            into[..length].copy_from_slice(&self.bytes[..length]);
+            self.bytes = &self.bytes[length..];
+            Ok(length)
+        }
+    }
+
+    #[test]
+    fn bodies_are_read_whole_into_buffers_sized_up_front() {
+        let body: Vec<u8> = (0..70_000u32).map(|n| (n % 251) as u8).collect();
+        for (announced, chunk) in [
+            (Some(body.len() as u64), 1500),
+            (None, 1500),
+            (None, 1),
+            (None, 100_000),
+        ] {
+            let mut reader = Trickle {
+                bytes: &body,
+                chunk,
+            };
+            let read = read_wiped_body(&mut reader, announced, MAX_BODY_BYTES).expect("read");
+            assert_eq!(read.as_slice(), body.as_slice(), "{announced:?}/{chunk}");
+        }
+        // An announced length is the one allocation: nothing larger, nothing grown.
+        let mut reader = Trickle {
+            bytes: &body[..300],
+            chunk: 64,
+        };
+        let read = read_wiped_body(&mut reader, Some(300), MAX_BODY_BYTES).expect("read");
+        assert_eq!(read.capacity(), 300);
+        // Unknown length: a small first buffer, not the limit.
+        let mut reader = Trickle {
+            bytes: &body[..300],
+            chunk: 64,
+        };
+        let read = read_wiped_body(&mut reader, None, MAX_BODY_BYTES).expect("read");
+        assert_eq!(read.capacity(), FIRST_BODY_BUFFER_BYTES);
+        assert_eq!(read.as_slice(), &body[..300]);
+        // Empty bodies.
+        let mut reader = Trickle {
+            bytes: &[],
+            chunk: 64,
+        };
+        assert!(
+            read_wiped_body(&mut reader, Some(0), MAX_BODY_BYTES)
+                .expect("read")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_too_large() {
+        let body = vec![b'x'; 5000];
+        for (limit, announced) in [(4096, None), (4999, Some(4000)), (10, Some(10))] {
+            let mut reader = Trickle {
+                bytes: &body,
+                chunk: 700,
+            };
+            let error = read_wiped_body(&mut reader, announced, limit).expect_err("too large");
+            assert_eq!(
+                classify(ureq::Error::from(error)),
+                TransportError::BodyTooLarge { limit },
+                "{limit}"
+            );
+        }
+        let mut reader = Trickle {
+            bytes: &body,
+            chunk: 700,
+        };
+        assert_eq!(
+            read_wiped_body(&mut reader, None, 5000)
+                .expect("exactly the limit")
+                .len(),
+            5000
+        );
+    }
+
+    /// A certificate presented by a man in the middle can carry thousands of names, all of
+    /// which rustls lists in its reason: the detail that reaches syslog and the audit is
+    /// cut at 300 characters all the same.
+    #[test]
+    fn certificate_reasons_are_bounded() {
+        let presented: Vec<String> = (0..2000)
+            .map(|n| format!("host-{n:04}.attacker.example"))
+            .collect();
+        let reason = rustls::CertificateError::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("portal.example.com")
+                .expect("a name")
+                .to_owned(),
+            presented,
+        };
+        assert!(format!("{reason:?}").len() > 50_000);
+        let classified = classify(ureq::Error::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(reason),
+        )));
+        let TransportError::UntrustedCertificate(detail) = &classified else {
+            panic!("{classified:?}");
+        };
+        assert!(detail.starts_with("NotValidForNameContext"), "{detail}");
+        assert!(detail.chars().count() <= 301, "{}", detail.chars().count());
+        assert!(classified.to_string().chars().count() < 400);
+        // Every other detail too, e.g. a proxy's status line.
+        let proxy = classify(ureq::Error::ConnectProxyFailed(format!(
+            "proxy server responded 407/{}",
+            "x".repeat(10_000)
+        )));
+        assert!(proxy.to_string().chars().count() < 400, "{proxy}");
     }
 
     /// std reports a failed getaddrinfo as an uncategorised I/O error; the resolver names it.

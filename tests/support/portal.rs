@@ -187,6 +187,9 @@ struct State {
     retrieve_calls: Vec<RetrieveCall>,
     ticketing_system_name: String,
     search_delay: Duration,
+    /// What every account search with a live session gets instead of the portal's answer
+    /// (a 5xx from a vault that is slow or failing on this search).
+    search_override: Option<Response>,
     /// What every Retrieve gets instead of the portal's verdict (a ticketing integration
     /// that fails, a maintenance page), after the session check.
     retrieve_override: Option<Response>,
@@ -211,6 +214,7 @@ impl PortalSim {
                 retrieve_calls: Vec::new(),
                 ticketing_system_name: "ServiceNow".to_string(),
                 search_delay: Duration::ZERO,
+                search_override: None,
                 retrieve_override: None,
                 retrieve_delay: Duration::ZERO,
                 allowed_incident_states: vec!["1".to_string(), "2".to_string()],
@@ -271,6 +275,11 @@ impl PortalSim {
     /// after a successful logon).
     pub fn set_search_delay(&self, delay: Duration) {
         self.lock().search_delay = delay;
+    }
+    /// From now on every account search with a live session gets `answer` instead of the
+    /// portal's answer; `None` restores it.
+    pub fn set_search_override(&self, answer: Option<Response>) {
+        self.lock().search_override = answer;
     }
     /// From now on every Retrieve with a live session gets `answer` instead of the
     /// portal's verdict, and the ticketing system is not asked; `None` restores it.
@@ -346,6 +355,9 @@ impl PortalSim {
         std::thread::sleep(delay);
         if let Err(refusal) = self.session(request) {
             return refusal;
+        }
+        if let Some(answer) = self.lock().search_override.clone() {
+            return answer;
         }
         let words: Vec<String> = request
             .param("search")

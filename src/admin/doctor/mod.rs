@@ -379,7 +379,34 @@ fn module_findings(config: &Config) -> Vec<Finding> {
     if config.portal.is_none() && config.ticketing_system == Some(TicketingSystem::BmcRemedy) {
         findings.extend(cache_directory_findings(&config.cache_directory, &source));
     }
+    if let Some(portal) = &config.portal {
+        findings.push(portal_validation_reminder(portal, &source));
+    }
     findings
+}
+
+/// In portal mode the vault decides whether a ticket is checked at all: Retrieve answers
+/// with the password, which the module takes as "accepted", whenever the target's platform
+/// does not require a ticket, whatever ticket was typed. Doctor cannot see the vault's
+/// platforms, so it reminds the administrator to check them.
+fn portal_validation_reminder(portal: &config::PortalSettings, source: &str) -> Finding {
+    Finding::new(
+        Severity::Warning,
+        source.to_string(),
+        format!(
+            "portal mode: the portal at {} decides whether tickets are checked at all; for a \
+             target whose platform does not require ticketing validation, every well-formed \
+             ticket ID is let in",
+            portal.url.base
+        ),
+        format!(
+            "in the vault, check that the platform of every target account has \
+             EnterTicketingInfo and ValidateTicketNumber on, with the ticketing system \
+             {:?}; then `pam-ticket test --user <you>@<target user>@<target address> \
+             <closed ticket>` must be refused",
+            portal.ticketing_system_name
+        ),
+    )
 }
 
 /// Whether the server's certificate verifies against the bundle the module trusts, with

@@ -4,7 +4,9 @@
 //!
 //! sshd forks a process per connection, so the token lives in a file under
 //! `CacheDirectory`, and a `flock` on a lock file beside it makes sure that a burst of
-//! logins causes one `/api/jwt/login`, not one per login. The token is reused until
+//! logins causes one `/api/jwt/login`, not one per login. A login waits for that lock for
+//! at most half of the time it has left, then logs on without the cache: a process that
+//! holds the lock and does not go on must not make every login time out. The token is reused until
 //! `RemedyTokenLifetime` has passed, replaced once when the server answers 401, and logged
 //! off only when it is replaced (or when it could not be cached at all).
 
@@ -19,7 +21,7 @@ pub use self::wire::{
 };
 use self::wire::{authorization, error_detail};
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource,
+    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_TICKET, ProbeLine, TicketSource,
     bad_response, probe_answer, probe_id, sanitise,
 };
 use crate::audit::AuditSink;
@@ -32,6 +34,9 @@ use crate::token_cache::{CacheMiss, LockError, TokenCache, TokenKind};
 
 /// The most a log-off may add to a login: it is housekeeping, not part of the decision.
 const LOGOFF_BUDGET: Duration = Duration::from_secs(2);
+/// A login waits for the token cache lock for at most the time left divided by this, and
+/// then logs on without the cache.
+const LOCK_WAIT_SHARE: u32 = 2;
 
 pub struct Remedy {
     client: HttpClient,
@@ -95,10 +100,31 @@ impl Remedy {
         {
             return Ok(Session::cached(cached.token));
         }
-        let guard = match self.cache.lock(deadline) {
+        // Another login's log-on takes a moment; waiting for the lock at most half of the
+        // time left keeps the other half for a log-on of this login's own. A process that
+        // holds the lock and does not go on (a stopped `pam-ticket test`) must not turn
+        // every login into a time-out, which FailMode=safe would let in unasked.
+        let lock_wait = deadline.within(
+            deadline
+                .remaining()
+                .map_or(Duration::ZERO, |left| left / LOCK_WAIT_SHARE),
+        );
+        let guard = match self.cache.lock(lock_wait) {
             Ok(guard) => guard,
             Err(LockError::TimedOut) => {
-                return Err(LookupError::Unavailable(Outage::TokenLockTimedOut));
+                // The holder may have written a token after all.
+                if let Ok(cached) = self.cache.read()
+                    && rejected != Some(&cached.token)
+                    && self.cache.is_fresh(cached.obtained, clock.unix_seconds())
+                {
+                    return Ok(Session::cached(cached.token));
+                }
+                audit.warn(&format!(
+                    "Remedy token cache lock {} held by another process; logging on without \
+                     the cache (the token is logged off after use)",
+                    self.cache.lock_path().display()
+                ));
+                return self.uncached_session(deadline, retries);
             }
             Err(LockError::Unusable(problem)) => {
                 audit.warn(&format!(

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::wire::tests::{ar_body, settings};
 use super::*;
+use crate::backend::Outage;
 use crate::clock::Clock;
 use crate::config::parse_https_url;
 use crate::fakes::{ManualClock, Notes, Wire, answer};
@@ -261,23 +262,38 @@ fn a_planted_cache_file_is_a_warning_and_is_replaced() {
     assert_eq!(rig.cached().as_deref(), Some("tok-1"));
 }
 
-/// Another login holding the lock until the deadline: an outage (FailMode decides), no
-/// request sent, and the wait polled on the check's clock up to its deadline.
+/// Another process holding the lock (a stopped `pam-ticket test`): the wait ends after half
+/// of the time left, and the login logs on without the cache, gets a real verdict, and
+/// logs its token off, since no other login will ever use it. The cache stays as it was,
+/// and the problem is a warning.
 #[test]
-fn the_lock_wait_ends_at_the_deadline_as_an_outage() {
+fn a_held_lock_is_waited_for_half_the_time_then_the_login_goes_on_without_the_cache() {
     let mut rig = Rig::new("lock");
     rig.remedy.cache.prepare_directory().expect("directory");
     let holder_clock = ManualClock::new();
     let Ok(held) = rig.remedy.cache.lock(Deadline::new(&holder_clock, TIMEOUT)) else {
         panic!("the lock is free");
     };
+    rig.wire
+        .expect(Method::Post, LOGIN, token("tok-own"))
+        .expect(Method::Get, ENTRY, entry())
+        .expect(Method::Post, LOGOUT, logged_off());
     let started = rig.clock.monotonic();
+    assert!(found(&rig.lookup()));
     assert_eq!(
-        rig.lookup().err(),
-        Some(LookupError::Unavailable(Outage::TokenLockTimedOut))
+        rig.clock.since(started),
+        TIMEOUT / 2,
+        "half of the time left"
     );
-    assert!(rig.wire.sent().is_empty());
-    assert_eq!(rig.clock.since(started), TIMEOUT);
+    assert_eq!(rig.wire.authorizations()[1], bearer("tok-own"));
+    assert_eq!(rig.wire.authorizations()[2], bearer("tok-own"));
+    assert_eq!(rig.cached(), None, "not written without the lock");
+    assert_eq!(rig.notes.warnings.len(), 1, "{:?}", rig.notes.warnings);
+    assert!(
+        rig.notes.warnings[0].contains("held by another process"),
+        "{:?}",
+        rig.notes.warnings
+    );
     drop(held);
 }
 

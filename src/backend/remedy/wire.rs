@@ -162,7 +162,7 @@ pub fn read_token(response: HttpResponse) -> Result<Secret, LookupError> {
         }
         return Err(status_error(&response, error_detail(&response)));
     }
-    let body = Secret::new(response.body);
+    let body = Secret::from_wiped(response.body);
     let token = body.as_bytes().trim_ascii();
     if token.is_empty()
         || token.len() > MAX_TOKEN_BYTES
@@ -382,7 +382,7 @@ pub(super) mod tests {
         HttpResponse {
             status,
             headers: vec![],
-            body: body.to_string().into_bytes(),
+            body: body.to_string().into_bytes().into(),
         }
     }
 
@@ -585,7 +585,7 @@ pub(super) mod tests {
                 &HttpResponse {
                     status: 200,
                     headers: vec![],
-                    body: b"<html>".to_vec()
+                    body: b"<html>".to_vec().into()
                 }
             ),
             Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
@@ -601,7 +601,7 @@ pub(super) mod tests {
             let answer = HttpResponse {
                 status: 200,
                 headers: vec![],
-                body: body.as_bytes().to_vec(),
+                body: body.as_bytes().to_vec().into(),
             };
             assert!(
                 matches!(
@@ -620,7 +620,7 @@ pub(super) mod tests {
                 &HttpResponse {
                     status: 404,
                     headers: vec![],
-                    body: two_numbers.as_bytes().to_vec()
+                    body: two_numbers.as_bytes().to_vec().into()
                 }
             ),
             Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
@@ -654,7 +654,7 @@ pub(super) mod tests {
         let ok = HttpResponse {
             status: 200,
             headers: vec![],
-            body: b"eyJhbGciOi.J9x-_y\r\n".to_vec(),
+            body: b"eyJhbGciOi.J9x-_y\r\n".to_vec().into(),
         };
         assert_eq!(
             read_token(ok).ok().as_ref().and_then(Secret::as_str),
@@ -681,7 +681,7 @@ pub(super) mod tests {
             let answer = HttpResponse {
                 status: 200,
                 headers: vec![],
-                body: body.to_vec(),
+                body: body.to_vec().into(),
             };
             assert!(matches!(
                 read_token(answer),
