@@ -46,7 +46,7 @@ demo: deps
 # libpam; `cargo test` alone would not.
 test: deps probe
 	$(CARGO) build
-	$(CARGO) test --no-fail-fast -- --test-threads=4
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=4
 	tests/pysnc_check.sh
 	tests/packaging.sh
 
@@ -96,7 +96,7 @@ demo-ssh: deps
 	$(CARGO) build
 	$(CARGO) run --quiet --example demo_ssh
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

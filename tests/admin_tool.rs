@@ -1,7 +1,7 @@
 //! The `pam-ticket` admin tool, run as a process against the ServiceNow, BMC Remedy and
 //! portal (PVWA) simulators over HTTPS.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::io::Write;

@@ -12,7 +12,7 @@
 //! Each server misbehaves through a [`Rewrite`] of the simulator's own answer, so that
 //! everything else about the exchange stays real.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

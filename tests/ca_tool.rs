@@ -2,7 +2,7 @@
 //! bundles, and the proof that matters: after `ca add`, the module (through the real
 //! libpam) trusts a portal whose certificate that CA issued, and did not before.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -11,7 +11,7 @@
 //! They run in waves of [`WAVE`], so that the machine is loaded but not starved; every
 //! login of a wave is started before any is waited for.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -7,7 +7,7 @@
 //! ServiceNow simulator): the last refused ticket, then each login that no ticket can make
 //! pass (no target, a malformed target, no vault account, several vault accounts).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
 //! The hostile-server suite: every way of answering badly that we know of, each named in
-//! `tests/support/hostile.rs`, against ServiceNow, BMC Remedy and the portal, in both fail
+//! `testkit/src/hostile.rs`, against ServiceNow, BMC Remedy and the portal, in both fail
 //! modes, through the real libpam.
 //!
 //! One table ([`table`]) gives each misbehaviour the verdict it must get. The rule: only an
@@ -20,7 +20,7 @@
 //!
 //! Run with `--nocapture` to see the table with every verdict.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;

@@ -4,7 +4,7 @@
 //! test asserts the PAM code, the prompts the person saw, and the requests the simulator
 //! received.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 //! Every test checks the PAM code, what the user saw, the requests per endpoint, that
 //! every session opened was logged off, and the audit record.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

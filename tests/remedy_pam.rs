@@ -3,7 +3,7 @@
 //! cache files that must not be trusted, the file lock under a burst of logins, and what
 //! goes over the wire. The case list shared with ServiceNow is in `ticket_gate.rs`.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::fd::AsRawFd;

@@ -8,7 +8,7 @@
 //! `MaxAuthTries 4`; a test may change one (`Layout`). Clients offer `publickey,
 //! keyboard-interactive` unless a test runs a stock client (`Client::stock`).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

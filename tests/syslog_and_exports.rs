@@ -3,7 +3,7 @@
 //! shared object exports. Kept in its own test binary because the syslog test binds
 //! `/dev/log` for a moment, and no other test should run meanwhile.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

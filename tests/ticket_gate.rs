@@ -7,7 +7,7 @@
 //! the placeholders in the table stand for. Every case asserts the PAM code, what the user
 //! saw, how many ticket queries the backend received, and the audit records.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::io::Read;

@@ -61,9 +61,6 @@
 //!   -05:00 (New York without DST), so a module that reads display values fails.
 //! * `sysparm_no_count=true` omits `X-Total-Count` (unverified against an instance).
 
-// Each integration test compiles its own copy of tests/support and uses only part of it.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -666,7 +663,6 @@ struct Db {
 
 /// Where a (possibly dot-walked) field path ends.
 struct Resolved<'a> {
-    table: String,
     field: String,
     kind: schema::Kind,
     /// The record holding the final field, `None` when a reference on the way is empty.
@@ -737,7 +733,6 @@ impl Db {
             let kind = self.kind(&table, field)?;
             if segments.peek().is_none() {
                 return Some(Resolved {
-                    table,
                     field: field.to_string(),
                     kind,
                     record,
