@@ -5,7 +5,8 @@
 //! The case list is one table (`CASES`) that runs against every simulated system; a
 //! system contributes its simulator, its configuration lines and the IDs and labels that
 //! the placeholders in the table stand for. Every case asserts the PAM code, what the user
-//! saw, how many ticket queries the backend received, and the audit records.
+//! saw, how many ticket queries the backend received, and the audit records. Each row is a
+//! test of its own per system, `table::<system>::<row>` (see `case_table_tests!`).
 
 use pam_ticket_testkit as support;
 
