@@ -3,6 +3,9 @@
 CARGO ?= cargo
 DEBUG_SO := target/debug/libpam_ticket.so
 PROBE_SO := target/panic-probe/libpam_ticket.so
+# The probe's own target directory: a build with other features in target/debug would
+# replace the module there, and the next `cargo build` would compile it all over again.
+PROBE_TARGET := target/panic-probe-build
 
 .PHONY: all build release deps demo test probe clippy fmt clean bench \
 	install uninstall deb demo-ssh test-packaging
@@ -34,9 +37,9 @@ release: deps
 # A module built with the panic-probe feature, kept apart: the test suite uses it to prove
 # that a panic never unwinds into the PAM application. The released module has no probe.
 probe: deps
-	$(CARGO) build --features panic-probe
+	$(CARGO) build --lib --features panic-probe --target-dir $(PROBE_TARGET)
 	mkdir -p $(dir $(PROBE_SO))
-	cp $(DEBUG_SO) $(PROBE_SO)
+	cp $(PROBE_TARGET)/debug/libpam_ticket.so $(PROBE_SO)
 
 demo: deps
 	$(CARGO) build
