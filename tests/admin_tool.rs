@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use pam_ticket::bypass::{self, BypassHash};
+use support::files::write_root_only;
 use support::https::{TestServer, refusing_port};
 use support::pki::{ServerCert, TestPki};
 use support::portal::{PortalChain, ROOT_PASSWORD};
@@ -527,11 +528,6 @@ fn hash_code_generates_a_code_and_its_hash() {
 
 const REMEDY_USER: &str = "svc_pam_ticket";
 const REMEDY_PASSWORD: &str = "S3rvice-Passw0rd!";
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
-}
 
 /// A Remedy simulator behind HTTPS, an account file, a token cache directory (not created
 /// in advance: the module creates it) and an audit file, all in a private directory.

@@ -15,12 +15,12 @@
 use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use support::files::{audit_records, write_root_only};
 use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
@@ -126,19 +126,6 @@ impl World {
     fn audit(&self) -> Vec<Value> {
         audit_records(&self.audit_path())
     }
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
-}
-
-fn audit_records(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("an audit line is JSON"))
-        .collect()
 }
 
 fn login(user: &str, answer: &str) -> Login {

@@ -5,7 +5,6 @@
 use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::Value;
 
+use support::files::write_root_only;
 use support::https::TestServer;
 use support::pam::{
     Login, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, PamService, authenticate, module_path,
@@ -273,11 +273,6 @@ fn portal(pki: &TestPki, cert: ServerCert) -> Portal {
         server,
         portal,
     }
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 #[test]

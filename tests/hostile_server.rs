@@ -25,7 +25,6 @@ use pam_ticket_testkit as support;
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -33,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::files::write_root_only;
 use support::hostile::{HostileServer, Misbehaviour};
 use support::http::{Handler, Request};
 use support::https::TestServer;
@@ -572,11 +572,6 @@ impl World {
             ],
         )
     }
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 /// One login of the table, run and judged.

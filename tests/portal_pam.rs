@@ -7,12 +7,12 @@
 use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use support::files::{audit_records, write_root_only};
 use support::http::Response;
 use support::https::{Fault, refusing_port};
 use support::pam::{
@@ -85,19 +85,6 @@ impl Rig {
         );
         assert_eq!(self.portal.open_sessions(), 0);
     }
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
-}
-
-fn audit_records(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("an audit line is JSON"))
-        .collect()
 }
 
 fn login(user: &str, answers: &[&str]) -> Login {

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use support::files::audit_records;
 use support::http::Handler;
 use support::https::{Fault, TestServer, refusing_port};
 use support::pam::{
@@ -1638,14 +1639,6 @@ fn files_others_could_change_or_read_are_configuration_errors() {
             "{context}: {reason}"
         );
     }
-}
-
-fn audit_records(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
-        .collect()
 }
 
 fn mkfifo(path: &Path) {
