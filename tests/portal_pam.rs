@@ -76,6 +76,62 @@ impl Rig {
         audit_records(&self.audit_path())
     }
 
+    /// The one audit record the test wrote.
+    fn only_record(&self) -> Value {
+        let mut records = self.audit();
+        assert_eq!(records.len(), 1, "{records:?}");
+        records.remove(0)
+    }
+
+    /// A refused login: `code`, only `error` shown, `counts` calls (logon, search,
+    /// Retrieve, logoff), every session logged off, and one audit record `deny`, returned.
+    fn assert_denied(
+        &self,
+        outcome: &PamOutcome,
+        code: i32,
+        error: &str,
+        counts: (usize, usize, usize, usize),
+    ) -> Value {
+        assert_code(outcome, code);
+        assert_eq!(outcome.errors(), vec![error], "{}", outcome.transcript());
+        assert_eq!(self.portal.counts(), counts);
+        self.assert_logged_off();
+        let record = self.only_record();
+        assert_eq!(record["decision"], "deny");
+        record
+    }
+
+    /// The newest audit record, whose reason names `cause`.
+    fn newest_record_names(&self, cause: &str) -> Value {
+        let record = self.audit().pop().expect("an audit record");
+        assert!(reason(&record).contains(cause), "{record}");
+        record
+    }
+
+    /// The portal's Retrieve gave no verdict (and it was no outage): unavailable in both
+    /// fail modes, nothing exported, one of each call, logged off, and one audit record
+    /// with `reason`. Returns that record.
+    fn assert_no_verdict(&self, outcome: &PamOutcome, context: &str, reason: &str) -> Value {
+        assert_code(outcome, PAM_AUTHINFO_UNAVAIL);
+        assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}");
+        assert!(outcome.infos().is_empty(), "{context}");
+        assert!(!outcome.env.contains_key("TICKET_DECISION"), "{context}");
+        assert_eq!(
+            self.portal.counts(),
+            (1, 1, 1, 1),
+            "{context}: no second Retrieve"
+        );
+        self.assert_logged_off();
+        let record = self.only_record();
+        assert_eq!(record["decision"], "unavailable", "{context}");
+        assert_eq!(
+            record["reason"],
+            format!("unavailable (not an outage, so never failsafe): {reason}"),
+            "{context}"
+        );
+        record
+    }
+
     /// Every session the module opened was closed again.
     fn assert_logged_off(&self) {
         assert_eq!(
@@ -85,6 +141,40 @@ impl Rig {
         );
         assert_eq!(self.portal.open_sessions(), 0);
     }
+}
+
+/// The usual login: alice asks for root@db01.example.com with incident INC0010001, which
+/// the portal accepts.
+fn alice_to_root_at_db01(service: &PamService) -> PamOutcome {
+    authenticate(
+        service,
+        &login("alice@root@db01.example.com", &["INC0010001"]),
+    )
+}
+
+/// The configuration line for a fail mode.
+fn fail_mode(mode: &str) -> String {
+    format!("FailMode=\"{mode}\"\n")
+}
+
+/// An outage in each fail mode: what PAM gets and what the audit says.
+const OUTAGE_VERDICTS: [(&str, i32, &str); 2] = [
+    ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+    ("safe", PAM_SUCCESS, "failsafe"),
+];
+
+/// The audit record's reason, or "" when it has none.
+fn reason(record: &Value) -> &str {
+    record["reason"].as_str().unwrap_or("")
+}
+
+/// Timeout=2 in every configuration of these tests: a decision within 3 s.
+fn assert_decided_in_time(outcome: &PamOutcome) {
+    assert!(
+        outcome.elapsed < Duration::from_secs(3),
+        "Timeout=2 must decide within 3 s, took {:?}",
+        outcome.elapsed
+    );
 }
 
 fn login(user: &str, answers: &[&str]) -> Login {
@@ -110,10 +200,7 @@ fn assert_code(outcome: &PamOutcome, code: i32) {
 fn accepted_ticket_goes_through_portal_and_servicenow() {
     let rig = Rig::start("portal-accept");
     let service = rig.service("", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
 
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(outcome.prompts(), vec!["Ticket ID: "]);
@@ -163,9 +250,7 @@ fn accepted_ticket_goes_through_portal_and_servicenow() {
     assert_eq!(call.body["reason"], "SSH connection by alice");
     assert!(call.body.get("TicketingSystemName").is_none());
 
-    let records = rig.audit();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let record = &records[0];
+    let record = rig.only_record();
     assert_eq!(record["decision"], "allow");
     assert_eq!(record["system"], "portal");
     assert_eq!(record["ticket"], "INC0010001");
@@ -173,10 +258,7 @@ fn accepted_ticket_goes_through_portal_and_servicenow() {
     assert_eq!(record["person"], "alice");
     assert_eq!(record["target_user"], "root");
     assert_eq!(record["target_address"], "db01.example.com");
-    assert!(
-        record["reason"].as_str().unwrap_or("").contains("12_1"),
-        "{record}"
-    );
+    assert!(reason(&record).contains("12_1"), "{record}");
 }
 
 #[test]
@@ -222,18 +304,14 @@ fn unknown_ticket_uses_up_the_attempts() {
         &login("alice@oracle@db02.example.com", &["CHG0099999"]),
     );
 
-    assert_code(&outcome, PAM_MAXTRIES);
-    assert_eq!(
-        outcome.errors(),
-        vec!["Change CHG0099999 was refused: Ticket CHG0099999 is not valid: ticket not found"]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "Change CHG0099999 was refused: Ticket CHG0099999 is not valid: ticket not found",
+        (1, 1, 1, 1),
     );
-    assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
-    rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["error_code"], "ITATS542E");
-    assert_eq!(records[0]["target_address"], "db02.example.com");
+    assert_eq!(record["error_code"], "ITATS542E");
+    assert_eq!(record["target_address"], "db02.example.com");
 }
 
 #[test]
@@ -245,31 +323,21 @@ fn no_matching_account_is_refused_without_retrieve() {
         &login("alice@root@db09.example.com", &["INC0010001"]),
     );
 
-    assert_code(&outcome, PAM_MAXTRIES);
     assert_eq!(
         outcome.prompts().len(),
         1,
         "no second prompt: it cannot help"
     );
-    assert_eq!(
-        outcome.errors(),
-        vec![
-            "No vault account root@db09.example.com is available to this gateway; check the target user and address"
-        ]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "No vault account root@db09.example.com is available to this gateway; check the \
+         target user and address",
+        (1, 1, 0, 1),
     );
-    assert_eq!(rig.portal.counts(), (1, 1, 0, 1));
     assert_eq!(rig.servicenow.query_count(), 0);
-    rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["target_address"], "db09.example.com");
-    assert!(
-        records[0]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("No vault account")
-    );
+    assert_eq!(record["target_address"], "db09.example.com");
+    assert!(reason(&record).starts_with("No vault account"));
 }
 
 #[test]
@@ -281,19 +349,14 @@ fn near_matches_do_not_count_but_two_exact_matches_are_refused() {
         &login("alice@deploy@app01.example.com", &["INC0010001"]),
     );
 
-    assert_code(&outcome, PAM_MAXTRIES);
-    assert_eq!(
-        outcome.errors(),
-        vec![
-            "2 vault accounts match deploy@app01.example.com; the target is ambiguous, ask your vault administrator"
-        ]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "2 vault accounts match deploy@app01.example.com; the target is ambiguous, ask your \
+         vault administrator",
+        (1, 1, 0, 1),
     );
-    assert_eq!(rig.portal.counts(), (1, 1, 0, 1));
-    rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["target_user"], "deploy");
+    assert_eq!(record["target_user"], "deploy");
 }
 
 #[test]
@@ -302,21 +365,17 @@ fn plain_user_without_target_is_refused_before_any_prompt() {
     let service = rig.service("", &[]);
     let outcome = authenticate(&service, &login("alice", &["INC0010001"]));
 
-    assert_code(&outcome, PAM_MAXTRIES);
     assert!(outcome.prompts().is_empty());
-    assert_eq!(
-        outcome.errors(),
-        vec![
-            "This gateway needs a target: connect as <you>@<target user>[#domain]@<target address>[#port] (got alice)"
-        ]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "This gateway needs a target: connect as <you>@<target user>[#domain]@<target \
+         address>[#port] (got alice)",
+        (0, 0, 0, 0),
     );
-    assert_eq!(rig.portal.counts(), (0, 0, 0, 0));
     assert_eq!(rig.server.request_count(), 0);
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["system"], "portal");
-    assert_eq!(records[0]["reason"], "no target in PAM_USER (portal mode)");
+    assert_eq!(record["system"], "portal");
+    assert_eq!(record["reason"], "no target in PAM_USER (portal mode)");
 }
 
 /// A refused gateway user (PASWS013E) is not an outage: whoever can lock that account or
@@ -328,11 +387,8 @@ fn a_refused_gateway_account_is_denied_in_both_fail_modes() {
     rig.portal.set_gateway_password("rotated-elsewhere");
     for mode in ["secure", "safe"] {
         let before = rig.portal.counts();
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
         assert_eq!(outcome.prompts().len(), 1);
         assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
@@ -383,28 +439,14 @@ fn a_retrieve_server_error_is_denied_in_both_fail_modes() {
                 headers: vec![],
                 body: body.as_bytes().to_vec(),
             }));
-            let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-            let outcome = authenticate(
-                &service,
-                &login("alice@root@db01.example.com", &["INC0010001"]),
+            let service = rig.service(&fail_mode(mode), &[]);
+            let outcome = alice_to_root_at_db01(&service);
+            let record = rig.assert_no_verdict(
+                &outcome,
+                &format!("{status}/{mode}"),
+                &format!("the portal's ticket check gave no verdict: {detail}"),
             );
-            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
-            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{status}/{mode}");
-            assert!(outcome.infos().is_empty(), "{status}/{mode}");
-            assert!(!outcome.env.contains_key("TICKET_DECISION"));
-            assert_eq!(rig.portal.counts(), (1, 1, 1, 1), "no second Retrieve");
-            rig.assert_logged_off();
-            let records = rig.audit();
-            assert_eq!(records.len(), 1);
-            assert_eq!(records[0]["decision"], "unavailable");
-            assert_eq!(
-                records[0]["reason"],
-                format!(
-                    "unavailable (not an outage, so never failsafe): the portal's ticket check \
-                     gave no verdict: {detail}"
-                )
-            );
-            assert_eq!(records[0]["target_user"], "root");
+            assert_eq!(record["target_user"], "root");
         }
     }
 }
@@ -438,24 +480,13 @@ fn a_retrieve_200_that_is_not_the_password_string_is_denied_in_both_fail_modes()
             rig.portal.set_retrieve_override(Some(
                 Response::text(200, body).with_header("Content-Type", content_type),
             ));
-            let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-            let outcome = authenticate(
-                &service,
-                &login("alice@root@db01.example.com", &["INC0010001"]),
-            );
-            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
-            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{label}/{mode}");
-            assert!(!outcome.env.contains_key("TICKET_DECISION"));
-            assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
-            rig.assert_logged_off();
-            let records = rig.audit();
-            assert_eq!(records.len(), 1);
-            assert_eq!(records[0]["decision"], "unavailable");
-            assert_eq!(
-                records[0]["reason"],
-                "unavailable (not an outage, so never failsafe): unexpected answer: \
-                 Password/Retrieve answered 200 without the password string (a maintenance or \
-                 proxy page?)"
+            let service = rig.service(&fail_mode(mode), &[]);
+            let outcome = alice_to_root_at_db01(&service);
+            rig.assert_no_verdict(
+                &outcome,
+                &format!("{label}/{mode}"),
+                "unexpected answer: Password/Retrieve answered 200 without the password \
+                 string (a maintenance or proxy page?)",
             );
             let audit_text = fs::read_to_string(rig.audit_path()).expect("audit");
             assert!(!audit_text.contains(ROOT_PASSWORD));
@@ -470,27 +501,13 @@ fn a_retrieve_that_hangs_is_denied_in_both_fail_modes() {
     for mode in ["secure", "safe"] {
         let rig = Rig::start("portal-retrieve-hang");
         rig.portal.set_retrieve_delay(Duration::from_secs(4));
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
-        assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
-        assert!(
-            outcome.elapsed < Duration::from_secs(3),
-            "Timeout=2 must decide within 3 s, took {:?}",
-            outcome.elapsed
-        );
-        assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{mode}");
-        assert!(!outcome.env.contains_key("TICKET_DECISION"));
-        assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
-        rig.assert_logged_off();
-        let record = rig.audit().pop().expect("a record");
-        assert_eq!(record["decision"], "unavailable");
-        assert_eq!(
-            record["reason"],
-            "unavailable (not an outage, so never failsafe): the portal's ticket check gave \
-             no verdict: timed out"
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
+        assert_decided_in_time(&outcome);
+        rig.assert_no_verdict(
+            &outcome,
+            mode,
+            "the portal's ticket check gave no verdict: timed out",
         );
     }
 }
@@ -499,35 +516,16 @@ fn a_retrieve_that_hangs_is_denied_in_both_fail_modes() {
 fn portal_down_in_both_fail_modes() {
     let rig = Rig::start("portal-down");
     let port = refusing_port();
-    for (mode, code, decision) in [
-        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
-        ("safe", PAM_SUCCESS, "failsafe"),
-    ] {
-        let extra = format!("FailMode=\"{mode}\"\n",);
+    for (mode, code, decision) in OUTAGE_VERDICTS {
         let service = rig.service(
-            &extra,
+            &fail_mode(mode),
             &[&format!("PortalURL=https://localhost:{port}/PasswordVault")],
         );
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, code);
-        assert!(
-            outcome.elapsed < Duration::from_secs(3),
-            "{:?}",
-            outcome.elapsed
-        );
-        let records = rig.audit();
-        let record = records.last().expect("a record");
+        assert_decided_in_time(&outcome);
+        let record = rig.newest_record_names("connection refused");
         assert_eq!(record["decision"], decision);
-        assert!(
-            record["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains("connection refused"),
-            "{record}"
-        );
         if mode == "secure" {
             assert_eq!(outcome.errors(), vec![UNAVAILABLE]);
         } else {
@@ -547,15 +545,9 @@ fn portal_down_in_both_fail_modes() {
 fn portal_hanging_at_logon_in_both_fail_modes() {
     let rig = Rig::start("portal-hang");
     rig.server.set_fault(Fault::Hang);
-    for (mode, code, decision) in [
-        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
-        ("safe", PAM_SUCCESS, "failsafe"),
-    ] {
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+    for (mode, code, decision) in OUTAGE_VERDICTS {
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, code);
         assert!(
             outcome.elapsed >= Duration::from_millis(1900)
@@ -563,15 +555,8 @@ fn portal_hanging_at_logon_in_both_fail_modes() {
             "Timeout=2 must decide within 3 s, took {:?}",
             outcome.elapsed
         );
-        let record = rig.audit().pop().expect("a record");
+        let record = rig.newest_record_names("timed out");
         assert_eq!(record["decision"], decision);
-        assert!(
-            record["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains("timed out"),
-            "{record}"
-        );
     }
     // One logon per login, never answered, so never retried and no session to close.
     assert_eq!(rig.server.request_count(), 2);
@@ -583,25 +568,11 @@ fn portal_hanging_after_logon_still_gets_a_logoff_inside_the_deadline() {
     let rig = Rig::start("portal-hang-search");
     rig.portal.set_search_delay(Duration::from_secs(4));
     for (mode, code) in [("secure", PAM_AUTHINFO_UNAVAIL), ("safe", PAM_SUCCESS)] {
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, code);
-        assert!(
-            outcome.elapsed < Duration::from_secs(3),
-            "Timeout=2 must decide within 3 s, took {:?}",
-            outcome.elapsed
-        );
-        let record = rig.audit().pop().expect("a record");
-        assert!(
-            record["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains("timed out"),
-            "{record}"
-        );
+        assert_decided_in_time(&outcome);
+        rig.newest_record_names("timed out");
     }
     assert_eq!(rig.portal.counts(), (2, 2, 0, 2));
     rig.assert_logged_off();
@@ -624,10 +595,7 @@ fn fetch_credentials_through_pvwa_is_read_from_basic_psmpserver_conf() {
 
     write_psmp("Yes");
     let service = rig.service(&format!("PSMPServerConfig=\"{}\"\n", psmp.display()), &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     assert_eq!(rig.audit()[0]["system"], "portal");
@@ -649,10 +617,7 @@ fn fetch_credentials_through_pvwa_is_read_from_basic_psmpserver_conf() {
         &[],
     );
     let before = rig.servicenow.query_count();
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(
         rig.portal.counts(),
@@ -671,10 +636,7 @@ fn fetch_credentials_through_pvwa_is_read_from_basic_psmpserver_conf() {
 fn retrieved_password_is_written_nowhere() {
     let rig = Rig::start("portal-nopassword");
     let service = rig.service("", &["debug"]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     rig.assert_logged_off();
@@ -777,9 +739,8 @@ exec "$EXE" --exact syslog_child --ignored --nocapture --test-threads=1
     }
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert!(!records[0].to_string().contains(ROOT_PASSWORD));
+    let record = rig.only_record();
+    assert!(!record.to_string().contains(ROOT_PASSWORD));
 }
 
 /// The login of `retrieved_password_is_in_no_syslog_line`, run in its child process.
@@ -792,10 +753,7 @@ fn syslog_child() {
     let dir = PathBuf::from(dir);
     let text = fs::read_to_string(dir.join("psmp")).expect("the service file");
     let service = PamService::with_text(&dir, "psmp", &text);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     println!("CHILD_CODE={}", outcome.code);
     println!("{}", outcome.transcript());
 }
@@ -823,10 +781,7 @@ fn shipped_portal_example_configuration_works() {
         &module_path(),
         &arguments,
     );
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     rig.assert_logged_off();
@@ -835,10 +790,9 @@ fn shipped_portal_example_configuration_works() {
         call.body["reason"],
         "SSH connection by alice to root@db01.example.com"
     );
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "allow");
-    assert_eq!(records[0]["system"], "portal");
+    let record = rig.only_record();
+    assert_eq!(record["decision"], "allow");
+    assert_eq!(record["system"], "portal");
 }
 
 /// PAM_USER is chosen by the person connecting: a target that could make the portal's
@@ -888,10 +842,7 @@ fn a_portal_url_the_client_would_refuse_is_a_configuration_error() {
             &format!("{}/<instance>", rig.portal_url()),
         );
         write_root_only(&config, &text);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, PAM_SERVICE_ERR);
         assert!(outcome.prompts().is_empty(), "{}", outcome.transcript());
         assert_eq!(
@@ -900,14 +851,11 @@ fn a_portal_url_the_client_would_refuse_is_a_configuration_error() {
         );
         assert!(!outcome.env.contains_key("TICKET_ID"));
         assert_eq!(rig.portal.counts(), (0, 0, 0, 0), "{fail_mode}");
-        let records = rig.audit();
-        let last = records.last().expect("an audit record");
+        let last = rig.newest_record_names("pam_ticket.conf:1: PortalURL: ");
         assert_eq!(last["decision"], "error", "{fail_mode}");
-        let reason = last["reason"].as_str().unwrap_or("");
         assert!(
-            reason.contains("pam_ticket.conf:1: PortalURL: ")
-                && reason.contains("invalid uri character"),
-            "{fail_mode}: {reason}"
+            reason(&last).contains("invalid uri character"),
+            "{fail_mode}: {last}"
         );
     }
     assert_eq!(rig.audit().len(), 2);
