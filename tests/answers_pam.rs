@@ -25,6 +25,7 @@ use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
     self, Login, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS, PamOutcome, PamService,
+    assert_code,
 };
 use support::pki::{ServerCert, TestPki};
 use support::portal::{PortalSim, TicketingLink, pvwa_error};
@@ -130,17 +131,6 @@ impl World {
 
 fn login(user: &str, answer: &str) -> Login {
     Login::new(user).rhost("192.0.2.44").answer(answer)
-}
-
-fn assert_code(outcome: &PamOutcome, code: i32) {
-    assert_eq!(
-        outcome.code,
-        code,
-        "got {} ({}); transcript:\n{}",
-        outcome.code_name,
-        outcome.message,
-        outcome.transcript()
-    );
 }
 
 /// A bad answer: denied in both fail modes as "unavailable, not an outage", with the

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use support::devlog::{DevLogRun, run_with_private_dev_log};
 use support::files::{audit_records, write_root_only};
 use support::http::Response;
 use support::https::{Fault, refusing_port};
 use support::pam::{
     Login, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome,
-    PamService, authenticate, module_path,
+    PamService, assert_code, authenticate, module_path,
 };
 use support::portal::{PortalChain, ROOT_PASSWORD};
 
@@ -183,17 +184,6 @@ fn login(user: &str, answers: &[&str]) -> Login {
         .fold(Login::new(user).rhost("10.9.8.7"), |login, answer| {
             login.answer(answer)
         })
-}
-
-fn assert_code(outcome: &PamOutcome, code: i32) {
-    assert_eq!(
-        outcome.code,
-        code,
-        "got {} ({}); transcript:\n{}",
-        outcome.code_name,
-        outcome.message,
-        outcome.transcript()
-    );
 }
 
 #[test]
@@ -681,37 +671,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// /dev/log is a socket this test listens on (the machine's own /dev is left alone).
 #[test]
 fn retrieved_password_is_in_no_syslog_line() {
-    use std::os::unix::net::UnixDatagram;
-    use std::process::Command;
-
     let rig = Rig::start("portal-syslog");
     let service = rig.service("", &["debug"]);
-    let socket_path = rig.dir.join("devlog.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake /dev/log");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("socket time-out");
-    let real_dev = rig.dir.join("real-dev");
-    fs::create_dir(&real_dev).expect("mount point");
-    let script = r#"set -e
-mount --bind /dev "$REAL_DEV"
-mount -t tmpfs tmpfs /dev
-for node in null zero random urandom; do
-    touch "/dev/$node"
-    mount --bind "$REAL_DEV/$node" "/dev/$node"
-done
-touch /dev/log
-mount --bind "$SOCK" /dev/log
-exec "$EXE" --exact syslog_child --ignored --nocapture --test-threads=1
-"#;
-    let output = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .env("REAL_DEV", &real_dev)
-        .env("SOCK", &socket_path)
-        .env("EXE", std::env::current_exe().expect("test executable"))
-        .env("PORTAL_CHILD_PAMD", service.dir())
-        .output()
-        .expect("run unshare");
+    let DevLogRun { output, lines } = run_with_private_dev_log(
+        rig.dir.path(),
+        "syslog_child",
+        &[("PORTAL_CHILD_PAMD", service.dir().as_os_str())],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains(&format!("CHILD_CODE={PAM_SUCCESS}")),
@@ -720,11 +686,6 @@ exec "$EXE" --exact syslog_child --ignored --nocapture --test-threads=1
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let mut lines = Vec::new();
-    let mut buffer = vec![0u8; 65536];
-    while let Ok(length) = socket.recv(&mut buffer) {
-        lines.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
-    }
     assert!(
         lines.iter().any(|line| line.contains("decision=allow")),
         "the verdict reached syslog: {lines:#?}"

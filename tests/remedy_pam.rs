@@ -19,6 +19,7 @@ use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
     self, Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
+    assert_code,
 };
 use support::pki::{ServerCert, TestPki};
 use support::remedy::{Endpoint, RemedySim};
@@ -159,10 +160,6 @@ impl RemedyGate {
             .map(|received| received.token.unwrap_or_default())
             .collect()
     }
-}
-
-fn assert_code(outcome: &PamOutcome, code: i32) {
-    assert_eq!(outcome.code, code, "{}", outcome.transcript());
 }
 
 fn assert_allowed(gate: &RemedyGate, outcome: &PamOutcome, ticket: &str) {

@@ -344,6 +344,18 @@ impl PamOutcome {
     }
 }
 
+/// `outcome` returned `code`; otherwise fails showing what it returned and the transcript.
+pub fn assert_code(outcome: &PamOutcome, code: i32) {
+    assert_eq!(
+        outcome.code,
+        code,
+        "got {} ({}); transcript:\n{}",
+        outcome.code_name,
+        outcome.message,
+        outcome.transcript()
+    );
+}
+
 /// What the conversation function works on, reached through `appdata_ptr`.
 struct ConvState {
     answers: VecDeque<Option<String>>,
