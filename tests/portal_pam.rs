@@ -73,6 +73,11 @@ impl Rig {
         PamService::new(&self.dir.join("pam.d"), "psmp", &module_path(), &arguments)
     }
 
+    /// One login as `user` answering `answers`, with `extra` configuration.
+    fn log_in(&self, extra: &str, user: &str, answers: &[&str]) -> PamOutcome {
+        authenticate(&self.service(extra, &[]), &login(user, answers))
+    }
+
     fn audit(&self) -> Vec<Value> {
         audit_records(&self.audit_path())
     }
@@ -254,10 +259,10 @@ fn accepted_ticket_goes_through_portal_and_servicenow() {
 #[test]
 fn refused_ticket_shows_the_portal_message_then_a_good_one_passes() {
     let rig = Rig::start("portal-refused");
-    let service = rig.service("PortalReason=\"%u to %t@%h\"\n", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010002", "INC0010001"]),
+    let outcome = rig.log_in(
+        "PortalReason=\"%u to %t@%h\"\n",
+        "alice@root@db01.example.com",
+        &["INC0010002", "INC0010001"],
     );
 
     assert_code(&outcome, PAM_SUCCESS);
@@ -288,10 +293,10 @@ fn refused_ticket_shows_the_portal_message_then_a_good_one_passes() {
 #[test]
 fn unknown_ticket_uses_up_the_attempts() {
     let rig = Rig::start("portal-unknown");
-    let service = rig.service("MaxAttempts=\"1\"\n", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@oracle@db02.example.com", &["CHG0099999"]),
+    let outcome = rig.log_in(
+        "MaxAttempts=\"1\"\n",
+        "alice@oracle@db02.example.com",
+        &["CHG0099999"],
     );
 
     let record = rig.assert_denied(
@@ -307,11 +312,7 @@ fn unknown_ticket_uses_up_the_attempts() {
 #[test]
 fn no_matching_account_is_refused_without_retrieve() {
     let rig = Rig::start("portal-noaccount");
-    let service = rig.service("", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db09.example.com", &["INC0010001"]),
-    );
+    let outcome = rig.log_in("", "alice@root@db09.example.com", &["INC0010001"]);
 
     assert_eq!(
         outcome.prompts().len(),
@@ -333,11 +334,7 @@ fn no_matching_account_is_refused_without_retrieve() {
 #[test]
 fn near_matches_do_not_count_but_two_exact_matches_are_refused() {
     let rig = Rig::start("portal-twoaccounts");
-    let service = rig.service("", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@deploy@app01.example.com", &["INC0010001"]),
-    );
+    let outcome = rig.log_in("", "alice@deploy@app01.example.com", &["INC0010001"]);
 
     let record = rig.assert_denied(
         &outcome,
@@ -352,8 +349,7 @@ fn near_matches_do_not_count_but_two_exact_matches_are_refused() {
 #[test]
 fn plain_user_without_target_is_refused_before_any_prompt() {
     let rig = Rig::start("portal-notarget");
-    let service = rig.service("", &[]);
-    let outcome = authenticate(&service, &login("alice", &["INC0010001"]));
+    let outcome = rig.log_in("", "alice", &["INC0010001"]);
 
     assert!(outcome.prompts().is_empty());
     let record = rig.assert_denied(
