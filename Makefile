@@ -1,7 +1,6 @@
 # pam_ticket: build, demo and tests. `make demo` and `make test` are the README's contract.
 
 CARGO ?= cargo
-DEBUG_SO := target/debug/libpam_ticket.so
 PROBE_SO := target/panic-probe/libpam_ticket.so
 # The probe's own target directory: a build with other features in target/debug would
 # replace the module there, and the next `cargo build` would compile it all over again.

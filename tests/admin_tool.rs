@@ -160,8 +160,11 @@ fn assert_has_lines(out: &str, lines: &[&str]) {
 }
 
 /// The incident-state and requester checks.
-const STATE_AND_REQUESTER_CHECKS: &str = "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n\
-     ValidateRequestingUser=Yes\n";
+const STATE_AND_REQUESTER_CHECKS: &str = concat!(
+    "ValidateIncidentTicketState=Yes\n",
+    "AllowedIncidentTicketStates=\"New,In Progress\"\n",
+    "ValidateRequestingUser=Yes\n",
+);
 
 #[test]
 fn every_subcommand_has_help_and_refuses_unknown_options() {
