@@ -1,8 +1,10 @@
 # pam_ticket: build, demo and tests. `make demo` and `make test` are the README's contract.
 
 CARGO ?= cargo
-DEBUG_SO := target/debug/libpam_ticket.so
 PROBE_SO := target/panic-probe/libpam_ticket.so
+# The probe's own target directory: a build with other features in target/debug would
+# replace the module there, and the next `cargo build` would compile it all over again.
+PROBE_TARGET := target/panic-probe-build
 
 .PHONY: all build release portable selinux dist rpm deb deps deps-dist demo test test-dist probe clippy \
 	fmt clean bench install install-files uninstall demo-ssh test-packaging
@@ -76,9 +78,9 @@ dist: portable selinux
 # A module built with the panic-probe feature, kept apart: the test suite uses it to prove
 # that a panic never unwinds into the PAM application. The released module has no probe.
 probe: deps
-	$(CARGO) build --features panic-probe
+	$(CARGO) build --lib --features panic-probe --target-dir $(PROBE_TARGET)
 	mkdir -p $(dir $(PROBE_SO))
-	cp $(DEBUG_SO) $(PROBE_SO)
+	cp $(PROBE_TARGET)/debug/libpam_ticket.so $(PROBE_SO)
 
 demo: deps
 	$(CARGO) build
@@ -88,7 +90,7 @@ demo: deps
 # libpam; `cargo test` alone would not.
 test: deps probe
 	$(CARGO) build
-	$(CARGO) test --no-fail-fast -- --test-threads=4
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=4
 	tests/pysnc_check.sh
 	tests/packaging.sh
 
@@ -151,7 +153,7 @@ demo-ssh: deps
 	$(CARGO) build
 	$(CARGO) run --quiet --example demo_ssh
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

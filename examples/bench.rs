@@ -5,8 +5,7 @@
 //! Both sides open a fresh TLS connection each time: sshd forks a process per connection,
 //! so the module never reuses one across logins, and curl is one process per request.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

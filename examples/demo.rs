@@ -6,8 +6,7 @@
 //! It prints what the person sees and the audit lines each login writes. Runs as any
 //! user; nothing outside a temporary directory is touched.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -6,8 +6,7 @@
 //! The system's sshd and its configuration are left alone; the PAM service file
 //! `/etc/pam.d/sshd-pamticket-<pid>-demo` exists only while the demo runs.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

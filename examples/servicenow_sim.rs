@@ -9,8 +9,7 @@
 //! `PASSWORD=` lines, then serves the default fixture until killed or until standard
 //! input closes (so a parent script that dies takes the simulator with it).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use pam_ticket_testkit as support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;

@@ -445,8 +445,9 @@ mod tests {
     use std::path::Path;
 
     /// A scripted person: answers in order, records everything shown, and fails the
-    /// test if asked more often than scripted.
-    #[derive(Default)]
+    /// test if asked more often than scripted or, when dropped, if answers are left
+    /// unused (as kanidm's scripted PAM handler does), so a script says exactly what the
+    /// flow asks.
     struct Script {
         answers: VecDeque<Result<&'static [u8], ConversationFailed>>,
         prompts: usize,
@@ -456,9 +457,32 @@ mod tests {
 
     impl Script {
         fn new(answers: &[&'static str]) -> Script {
+            Script::with_replies(answers.iter().map(|answer| Ok(answer.as_bytes())))
+        }
+
+        /// Replies that may be raw bytes or a failed conversation.
+        fn with_replies(
+            replies: impl IntoIterator<Item = Result<&'static [u8], ConversationFailed>>,
+        ) -> Script {
             Script {
-                answers: answers.iter().map(|answer| Ok(answer.as_bytes())).collect(),
-                ..Script::default()
+                answers: replies.into_iter().collect(),
+                prompts: 0,
+                errors: Vec::new(),
+                infos: Vec::new(),
+            }
+        }
+    }
+
+    impl Drop for Script {
+        fn drop(&mut self) {
+            // A second panic while unwinding would abort and hide the first failure.
+            if !std::thread::panicking() {
+                assert!(
+                    self.answers.is_empty(),
+                    "the flow left {} scripted answer(s) unused after {} prompt(s)",
+                    self.answers.len(),
+                    self.prompts
+                );
             }
         }
     }
@@ -633,13 +657,10 @@ mod tests {
     #[test]
     fn non_utf8_and_overlong_answers_are_refused() {
         let config = config("MaxAttempts=2\n");
-        let mut script = Script {
-            answers: VecDeque::from([
-                Ok(&b"INC\xff\xfe"[..]),
-                Ok("INC".repeat(30).leak().as_bytes()),
-            ]),
-            ..Script::default()
-        };
+        let mut script = Script::with_replies([
+            Ok(&b"INC\xff\xfe"[..]),
+            Ok("INC".repeat(30).leak().as_bytes()),
+        ]);
         let mut source = source_with_state("New");
         let (outcome, _) = run(&config, &mut script, &mut source);
         assert_eq!(outcome, Outcome::AttemptsExhausted);
@@ -686,10 +707,7 @@ mod tests {
     #[test]
     fn conversation_failure_counts_as_a_refused_attempt() {
         let config = config("MaxAttempts=2\n");
-        let mut script = Script {
-            answers: VecDeque::from([Err(ConversationFailed), Err(ConversationFailed)]),
-            ..Script::default()
-        };
+        let mut script = Script::with_replies([Err(ConversationFailed), Err(ConversationFailed)]);
         let mut source = source_with_state("New");
         let (outcome, records) = run(&config, &mut script, &mut source);
         assert_eq!(outcome, Outcome::AttemptsExhausted);

@@ -6,7 +6,7 @@
 //! Every case asserts the PAM code, what the user saw, what the server received and what
 //! was audited (configuration errors are audited through `AuditLogFile=` on the pam.d line).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! The `pam-ticket` admin tool, run as a process against the ServiceNow, BMC Remedy and
 //! portal (PVWA) simulators over HTTPS.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::io::Write;
@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use pam_ticket::bypass::{self, BypassHash};
+use support::files::{audit_records, write_root_only};
+use support::http::Handler;
 use support::https::{TestServer, refusing_port};
 use support::pki::{ServerCert, TestPki};
 use support::portal::{PortalChain, ROOT_PASSWORD};
@@ -22,20 +24,21 @@ const TOOL: &str = env!("CARGO_BIN_EXE_pam-ticket");
 const USER: &str = "svc_pam";
 const PASSWORD: &str = "Adm1n-t00l-s3cret";
 
-struct Setup {
+/// A simulator behind HTTPS with a certificate of the test PKI, in a private directory.
+struct Simulated<S> {
     server: TestServer,
-    sim: Arc<ServiceNowSim>,
+    sim: Arc<S>,
     pki: TestPki,
     dir: TestDir,
 }
 
-impl Setup {
-    fn new(label: &str) -> Setup {
-        let dir = TestDir::new(&format!("admin-{label}"));
+impl<S: Handler> Simulated<S> {
+    fn start(label: &str, sim: S) -> Simulated<S> {
+        let dir = TestDir::new(label);
         let pki = TestPki::generate(&dir.join("pki"));
-        let sim = Arc::new(ServiceNowSim::new(USER, PASSWORD));
+        let sim = Arc::new(sim);
         let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
-        Setup {
+        Simulated {
             server,
             sim,
             pki,
@@ -43,15 +46,33 @@ impl Setup {
         }
     }
 
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        audit_records(&self.audit_path())
+    }
+}
+
+/// The ServiceNow simulator.
+type Setup = Simulated<ServiceNowSim>;
+
+impl Setup {
+    fn new(label: &str) -> Setup {
+        Simulated::start(
+            &format!("admin-{label}"),
+            ServiceNowSim::new(USER, PASSWORD),
+        )
+    }
+
     /// Writes the account file and a configuration; returns the configuration's path.
     fn config(&self, password: &str, url: &str, ca: PathBuf, extra: &str) -> PathBuf {
         let account = self.dir.join("account.conf");
-        fs::write(
+        write_root_only(
             &account,
-            format!("Username=\"{USER}\"\nPassword=\"{password}\"\n"),
-        )
-        .expect("write the account file");
-        fs::set_permissions(&account, fs::Permissions::from_mode(0o600)).expect("chmod");
+            &format!("Username=\"{USER}\"\nPassword=\"{password}\"\n"),
+        );
         let path = self.dir.join("pam_ticket.conf");
         fs::write(
             &path,
@@ -77,18 +98,6 @@ impl Setup {
             self.pki.ca_pem_path(),
             extra,
         )
-    }
-
-    fn audit_path(&self) -> PathBuf {
-        self.dir.join("audit.log")
-    }
-
-    fn audit_lines(&self) -> Vec<serde_json::Value> {
-        fs::read_to_string(self.audit_path())
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).expect("JSON audit line"))
-            .collect()
     }
 }
 
@@ -122,6 +131,41 @@ fn path_arg(path: &std::path::Path) -> String {
     path.display().to_string()
 }
 
+/// `pam-ticket check --config <config>`
+fn check(config: &Path) -> (i32, String, String) {
+    tool(&["check", "--config", &path_arg(config)], "")
+}
+
+/// `pam-ticket test --user <user> --config <config> <options…> <ticket>`, `stdin` on its
+/// standard input.
+fn run_test_with(
+    config: &Path,
+    user: &str,
+    options: &[&str],
+    ticket: &str,
+    stdin: &str,
+) -> (i32, String, String) {
+    let config = path_arg(config);
+    let mut args = vec!["test", "--user", user, "--config", &config];
+    args.extend_from_slice(options);
+    args.push(ticket);
+    tool(&args, stdin)
+}
+
+/// Every one of `lines` is in `out`.
+fn assert_has_lines(out: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+}
+
+/// The incident-state and requester checks.
+const STATE_AND_REQUESTER_CHECKS: &str = concat!(
+    "ValidateIncidentTicketState=Yes\n",
+    "AllowedIncidentTicketStates=\"New,In Progress\"\n",
+    "ValidateRequestingUser=Yes\n",
+);
+
 #[test]
 fn every_subcommand_has_help_and_refuses_unknown_options() {
     for command in ["check", "test", "hash-code"] {
@@ -150,7 +194,7 @@ fn check_reports_settings_masked_and_a_working_account() {
     let config = setup.good_config(
         "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n",
     );
-    let (code, out, err) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, err) = check(&config);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("  OK    parsed and validated"), "{out}");
     assert!(
@@ -189,7 +233,7 @@ fn check_names_a_rejected_account() {
         setup.pki.ca_pem_path(),
         "",
     );
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("OK    TLS"), "{out}");
     // Who was refused, by whom, what to check, and that it is not an outage.
@@ -215,7 +259,7 @@ fn check_names_an_untrusted_certificate() {
         setup.pki.untrusted_ca_pem_path(),
         "",
     );
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("FAIL  TLS: the server's certificate did not verify"),
@@ -230,7 +274,7 @@ fn check_names_an_unreachable_system() {
     let setup = Setup::new("check-down");
     let url = format!("https://localhost:{}", refusing_port());
     let config = setup.config(PASSWORD, &url, setup.pki.ca_pem_path(), "");
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("FAIL  the ticketing system is unavailable: connection refused"),
@@ -242,7 +286,7 @@ fn check_names_an_unreachable_system() {
 fn check_reports_configuration_errors_with_file_and_line() {
     let setup = Setup::new("check-typo");
     let config = setup.good_config("ValidateRequestngUser=Yes\n");
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 3, "{out}");
     assert!(
         out.contains(&format!(
@@ -272,23 +316,9 @@ fn check_reports_configuration_errors_with_file_and_line() {
 #[test]
 fn test_runs_every_check_and_writes_no_audit_by_default() {
     let setup = Setup::new("test-valid");
-    let config = setup.good_config(
-        "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n\
-         ValidateRequestingUser=Yes\n",
-    );
-    let (code, out, err) = tool(
-        &[
-            "test",
-            "--user",
-            "alice",
-            "--rhost",
-            "10.9.8.7",
-            "--config",
-            &path_arg(&config),
-            "INC0010001",
-        ],
-        "",
-    );
+    let config = setup.good_config(STATE_AND_REQUESTER_CHECKS);
+    let (code, out, err) =
+        run_test_with(&config, "alice", &["--rhost", "10.9.8.7"], "INC0010001", "");
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("ID rules        PASS   incident INC0010001"),
@@ -312,22 +342,8 @@ fn test_runs_every_check_and_writes_no_audit_by_default() {
 #[test]
 fn test_shows_every_failing_check_and_the_message_the_user_sees() {
     let setup = Setup::new("test-closed");
-    let config = setup.good_config(
-        "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n\
-         ValidateRequestingUser=Yes\n",
-    );
-    let (code, out, _) = tool(
-        &[
-            "test",
-            "--user",
-            "bob",
-            "--config",
-            &path_arg(&config),
-            "--audit",
-            "INC0010002",
-        ],
-        "",
-    );
+    let config = setup.good_config(STATE_AND_REQUESTER_CHECKS);
+    let (code, out, _) = run_test_with(&config, "bob", &["--audit"], "INC0010002", "");
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
@@ -355,17 +371,7 @@ fn test_shows_every_failing_check_and_the_message_the_user_sees() {
 fn test_refuses_hostile_ids_without_a_request() {
     let setup = Setup::new("test-hostile");
     let config = setup.good_config("");
-    let (code, out, _) = tool(
-        &[
-            "test",
-            "--user",
-            "alice",
-            "--config",
-            &path_arg(&config),
-            "INC0010001^NQnumberISNOTEMPTY",
-        ],
-        "",
-    );
+    let (code, out, _) = run_test(&config, "alice", "INC0010001^NQnumberISNOTEMPTY");
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("ID rules        FAIL   A ticket ID may only contain letters"),
@@ -379,30 +385,15 @@ fn test_reports_unavailable_by_fail_mode() {
     let setup = Setup::new("test-down");
     let url = format!("https://localhost:{}", refusing_port());
     let config = setup.config(PASSWORD, &url, setup.pki.ca_pem_path(), "");
-    let args = |extra: &'static str| {
-        vec![
-            "test".to_string(),
-            "--user".to_string(),
-            "alice".to_string(),
-            "--config".to_string(),
-            path_arg(&config),
-            "--arg".to_string(),
-            extra.to_string(),
-            "INC0010001".to_string(),
-        ]
-    };
-    let secure = args("FailMode=secure");
-    let secure: Vec<&str> = secure.iter().map(String::as_str).collect();
-    let (code, out, _) = tool(&secure, "");
+    let in_mode = |mode: &str| run_test_with(&config, "alice", &["--arg", mode], "INC0010001", "");
+    let (code, out, _) = in_mode("FailMode=secure");
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("lookup          DOWN   ServiceNow is unavailable: connection refused"),
         "{out}"
     );
     assert!(out.contains("PAM_AUTHINFO_UNAVAIL"), "{out}");
-    let safe = args("FailMode=safe");
-    let safe: Vec<&str> = safe.iter().map(String::as_str).collect();
-    let (code, out, _) = tool(&safe, "");
+    let (code, out, _) = in_mode("FailMode=safe");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("TICKET_DECISION=failsafe"), "{out}");
 }
@@ -419,19 +410,7 @@ fn test_reports_a_refused_account_as_denied_in_both_fail_modes() {
         "",
     );
     for mode in ["FailMode=secure", "FailMode=safe"] {
-        let (code, out, _) = tool(
-            &[
-                "test",
-                "--user",
-                "alice",
-                "--config",
-                &path_arg(&config),
-                "--arg",
-                mode,
-                "INC0010001",
-            ],
-            "",
-        );
+        let (code, out, _) = run_test_with(&config, "alice", &["--arg", mode], "INC0010001", "");
         assert_eq!(code, 1, "{mode}: {out}");
         assert!(
             out.contains(&format!(
@@ -456,17 +435,7 @@ fn test_accepts_a_bypass_code_from_stdin_without_a_request() {
     let code_text = "correct-horse-battery-staple-42";
     let hash = BypassHash::create(code_text.as_bytes(), b"0123456789abcdef");
     let config = setup.good_config(&format!("FailsafeBypassCode=\"{hash}\"\n"));
-    let (code, out, _) = tool(
-        &[
-            "test",
-            "--user",
-            "alice",
-            "--config",
-            &path_arg(&config),
-            "-",
-        ],
-        &format!("{code_text}\n"),
-    );
+    let (code, out, _) = run_test_with(&config, "alice", &[], "-", &format!("{code_text}\n"));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("bypass code     MATCH  FailsafeBypassCode entry 1"),
@@ -539,40 +508,28 @@ fn hash_code_generates_a_code_and_its_hash() {
 const REMEDY_USER: &str = "svc_pam_ticket";
 const REMEDY_PASSWORD: &str = "S3rvice-Passw0rd!";
 
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
-}
+/// What `check` sends Remedy: a log-on, a query on each form, a log-off.
+const CHECK_EXCHANGE: [Endpoint; 4] = [
+    Endpoint::Login,
+    Endpoint::Query,
+    Endpoint::Query,
+    Endpoint::Logout,
+];
 
 /// A Remedy simulator behind HTTPS, an account file, a token cache directory (not created
 /// in advance: the module creates it) and an audit file, all in a private directory.
-struct RemedySetup {
-    server: TestServer,
-    sim: Arc<RemedySim>,
-    pki: TestPki,
-    dir: TestDir,
-}
+type RemedySetup = Simulated<RemedySim>;
 
 impl RemedySetup {
     fn new(label: &str) -> RemedySetup {
-        let dir = TestDir::new(&format!("admin-remedy-{label}"));
-        let pki = TestPki::generate(&dir.join("pki"));
-        let sim = Arc::new(RemedySim::new(REMEDY_USER, REMEDY_PASSWORD));
-        let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
-        RemedySetup {
-            server,
-            sim,
-            pki,
-            dir,
-        }
+        Simulated::start(
+            &format!("admin-remedy-{label}"),
+            RemedySim::new(REMEDY_USER, REMEDY_PASSWORD),
+        )
     }
 
     fn cache_dir(&self) -> PathBuf {
         self.dir.join("token-cache")
-    }
-
-    fn audit_path(&self) -> PathBuf {
-        self.dir.join("audit.log")
     }
 
     /// The account file (with `password`) and a BMCRemedy configuration; returns its path.
@@ -628,24 +585,14 @@ impl RemedySetup {
 }
 
 fn run_test(config: &Path, user: &str, ticket: &str) -> (i32, String, String) {
-    tool(
-        &[
-            "test",
-            "--user",
-            user,
-            "--config",
-            &path_arg(config),
-            ticket,
-        ],
-        "",
-    )
+    run_test_with(config, user, &[], ticket, "")
 }
 
 #[test]
 fn check_remedy_logs_on_queries_both_forms_logs_off_and_leaves_the_cache_alone() {
     let setup = RemedySetup::new("check-ok");
     let config = setup.config(REMEDY_PASSWORD, "");
-    let (code, out, err) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, err) = check(&config);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("TicketingSystem                BMCRemedy"),
@@ -676,15 +623,7 @@ fn check_remedy_logs_on_queries_both_forms_logs_off_and_leaves_the_cache_alone()
         );
     }
     assert!(out.ends_with("result: OK\n"), "{out}");
-    assert_eq!(
-        setup.endpoints(),
-        vec![
-            Endpoint::Login,
-            Endpoint::Query,
-            Endpoint::Query,
-            Endpoint::Logout
-        ]
-    );
+    assert_eq!(setup.endpoints(), CHECK_EXCHANGE);
     let queries: Vec<_> = setup
         .sim
         .received()
@@ -708,11 +647,7 @@ fn check_remedy_logs_on_queries_both_forms_logs_off_and_leaves_the_cache_alone()
         !setup.cache_dir().exists(),
         "check does not even create the cache directory"
     );
-    assert!(
-        fs::read_to_string(setup.audit_path())
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(setup.audit_lines().is_empty());
 
     // With a token cached by a login, check still logs on by itself and leaves the cache
     // file exactly as it was (same bytes, same mtime) and its token alive.
@@ -723,7 +658,7 @@ fn check_remedy_logs_on_queries_both_forms_logs_off_and_leaves_the_cache_alone()
     let live = setup.sim.live_tokens();
     assert_eq!(live.len(), 1);
     setup.sim.clear_received();
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 0, "{out}");
     assert_eq!(setup.sim.login_count(), 1, "a log-on of its own");
     assert_eq!(setup.sim.logout_count(), 1);
@@ -749,7 +684,7 @@ fn check_remedy_names_a_rejected_account_even_with_a_live_cached_token() {
         .sim
         .set_credentials(REMEDY_USER, "rotated-on-the-server");
     setup.sim.clear_received();
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("  OK    TLS"), "{out}");
     let expected = format!(
@@ -773,22 +708,19 @@ fn check_remedy_names_a_rejected_account_even_with_a_live_cached_token() {
 #[test]
 fn test_remedy_allows_a_valid_incident_through_the_token_cache() {
     let setup = RemedySetup::new("test-valid");
-    let config = setup.config(
-        REMEDY_PASSWORD,
-        "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n\
-         ValidateRequestingUser=Yes\n",
-    );
+    let config = setup.config(REMEDY_PASSWORD, STATE_AND_REQUESTER_CHECKS);
     let (code, out, err) = run_test(&config, "alice", "INC000000000001");
     assert_eq!(code, 0, "{out}{err}");
-    for line in [
-        "login                  user alice",
-        "ID rules        PASS   incident INC000000000001",
-        "lookup          FOUND  BMCRemedy: incident INC000000000001, state In Progress, requesters alice/carol",
-        "check state     PASS   state In Progress",
-        "decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC000000000001",
-    ] {
-        assert!(out.contains(line), "missing {line:?} in\n{out}");
-    }
+    assert_has_lines(
+        &out,
+        &[
+            "login                  user alice",
+            "ID rules        PASS   incident INC000000000001",
+            "lookup          FOUND  BMCRemedy: incident INC000000000001, state In Progress, requesters alice/carol",
+            "check state     PASS   state In Progress",
+            "decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC000000000001",
+        ],
+    );
     assert!(out.contains("check requester PASS"), "{out}");
     assert!(out.contains("TICKETING_SYSTEM=BMCRemedy"), "{out}");
     // As the module does: one log-on, the token kept in the cache (not logged off).
@@ -798,11 +730,7 @@ fn test_remedy_allows_a_valid_incident_through_the_token_cache() {
         path.extension().is_some_and(|ext| ext == "token")
             && String::from_utf8_lossy(contents).contains(&setup.sim.live_tokens()[0])
     }));
-    assert!(
-        fs::read_to_string(setup.audit_path())
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(setup.audit_lines().is_empty());
 
     // A second run uses the cached token: no new log-on.
     let (code, out, _) = run_test(&config, "alice", "INC000000000001");
@@ -820,14 +748,15 @@ fn test_remedy_refuses_a_closed_incident() {
     );
     let (code, out, _) = run_test(&config, "alice", "INC000000000002");
     assert_eq!(code, 1, "{out}");
-    for line in [
-        "lookup          FOUND  BMCRemedy: incident INC000000000002, state Closed",
-        "check state     FAIL   Ticket INC000000000002 is Closed; allowed states: New, In Progress",
-        "user sees       ERROR  Ticket INC000000000002 is Closed; allowed states: New, In Progress",
-        "decision        DENY   answer refused",
-    ] {
-        assert!(out.contains(line), "missing {line:?} in\n{out}");
-    }
+    assert_has_lines(
+        &out,
+        &[
+            "lookup          FOUND  BMCRemedy: incident INC000000000002, state Closed",
+            "check state     FAIL   Ticket INC000000000002 is Closed; allowed states: New, In Progress",
+            "user sees       ERROR  Ticket INC000000000002 is Closed; allowed states: New, In Progress",
+            "decision        DENY   answer refused",
+        ],
+    );
     assert!(out.contains("PAM_MAXTRIES"), "{out}");
     assert!(out.contains("\"decision\":\"deny\""), "{out}");
     assert_eq!(setup.endpoints(), vec![Endpoint::Login, Endpoint::Query]);
@@ -860,6 +789,10 @@ impl PortalSetup {
 
     fn audit_path(&self) -> PathBuf {
         self.dir.join("audit.log")
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        audit_records(&self.audit_path())
     }
 
     fn config(&self, password: &str, extra: &str) -> PathBuf {
@@ -895,7 +828,7 @@ impl PortalSetup {
 fn check_portal_logs_on_lists_accounts_and_logs_off_without_retrieving() {
     let setup = PortalSetup::new("check-ok");
     let config = setup.config(GATEWAY_PASSWORD, "");
-    let (code, out, err) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, err) = check(&config);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("FetchCredentialsThroughPVWA    Yes"), "{out}");
     assert!(
@@ -913,15 +846,16 @@ fn check_portal_logs_on_lists_accounts_and_logs_off_without_retrieving() {
         )),
         "{out}"
     );
-    for line in [
-        "  OK    TLS: the server's certificate verified against the trusted CAs",
-        "  OK    logged on to the portal as PSMPGateway01 (CyberArk authentication)",
-        "  OK    the account list answered: 7 vault account(s) visible to this gateway user (no password retrieved)",
-        "  OK    logged off (POST /API/Auth/Logoff/)",
-        "  not checked: PortalTicketingSystemName \"ServiceNow\"",
-    ] {
-        assert!(out.contains(line), "missing {line:?} in\n{out}");
-    }
+    assert_has_lines(
+        &out,
+        &[
+            "  OK    TLS: the server's certificate verified against the trusted CAs",
+            "  OK    logged on to the portal as PSMPGateway01 (CyberArk authentication)",
+            "  OK    the account list answered: 7 vault account(s) visible to this gateway user (no password retrieved)",
+            "  OK    logged off (POST /API/Auth/Logoff/)",
+            "  not checked: PortalTicketingSystemName \"ServiceNow\"",
+        ],
+    );
     assert!(out.ends_with("result: OK\n"), "{out}");
     assert_eq!(setup.portal.counts(), (1, 1, 0, 1), "logon, list, logoff");
     setup.assert_logged_off();
@@ -945,18 +879,14 @@ fn check_portal_logs_on_lists_accounts_and_logs_off_without_retrieving() {
         0,
         "no ticket check"
     );
-    assert!(
-        fs::read_to_string(setup.audit_path())
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(setup.audit_lines().is_empty());
 }
 
 #[test]
 fn check_portal_names_a_rejected_gateway_user() {
     let setup = PortalSetup::new("check-403");
     let config = setup.config("wrong-password", "");
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("  OK    TLS"), "{out}");
     let expected = format!(
@@ -981,28 +911,23 @@ fn check_portal_names_a_rejected_gateway_user() {
 fn test_portal_allows_a_valid_ticket_for_a_connection_string_user() {
     let setup = PortalSetup::new("test-valid");
     let config = setup.config(GATEWAY_PASSWORD, "");
-    let (code, out, err) = tool(
-        &[
-            "test",
-            "--user",
-            "alice@root@db01.example.com",
-            "--rhost",
-            "192.0.2.7",
-            "--config",
-            &path_arg(&config),
-            "INC0010001",
-        ],
+    let (code, out, err) = run_test_with(
+        &config,
+        "alice@root@db01.example.com",
+        &["--rhost", "192.0.2.7"],
+        "INC0010001",
         "",
     );
     assert_eq!(code, 0, "{out}{err}");
-    for line in [
-        "login                  user alice@root@db01.example.com (person alice), target root@db01.example.com, rhost 192.0.2.7",
-        "ID rules        PASS   incident INC0010001",
-        "lookup          PASS   portal accepted the ticket: accepted by the portal (account id 12_1, root@db01.example.com, ticketing system ServiceNow)",
-        "decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC0010001",
-    ] {
-        assert!(out.contains(line), "missing {line:?} in\n{out}");
-    }
+    assert_has_lines(
+        &out,
+        &[
+            "login                  user alice@root@db01.example.com (person alice), target root@db01.example.com, rhost 192.0.2.7",
+            "ID rules        PASS   incident INC0010001",
+            "lookup          PASS   portal accepted the ticket: accepted by the portal (account id 12_1, root@db01.example.com, ticketing system ServiceNow)",
+            "decision        ALLOW  PAM_SUCCESS; exports TICKET_ID=INC0010001",
+        ],
+    );
     assert!(!out.contains(ROOT_PASSWORD) && !err.contains(ROOT_PASSWORD));
     assert_eq!(setup.portal.counts(), (1, 1, 1, 1));
     setup.assert_logged_off();
@@ -1023,13 +948,14 @@ fn test_portal_shows_the_portals_refusal() {
     let config = setup.config(GATEWAY_PASSWORD, "");
     let (code, out, _) = run_test(&config, "alice@root@db01.example.com", "INC0010002");
     assert_eq!(code, 1, "{out}");
-    for line in [
-        "lookup          FAIL   portal: refused (ITATS542E): Ticket INC0010002 is not valid: incident state Closed is not allowed",
-        "user sees       ERROR  Ticket INC0010002 was refused: Ticket INC0010002 is not valid: incident state Closed is not allowed",
-        "decision        DENY   answer refused",
-    ] {
-        assert!(out.contains(line), "missing {line:?} in\n{out}");
-    }
+    assert_has_lines(
+        &out,
+        &[
+            "lookup          FAIL   portal: refused (ITATS542E): Ticket INC0010002 is not valid: incident state Closed is not allowed",
+            "user sees       ERROR  Ticket INC0010002 was refused: Ticket INC0010002 is not valid: incident state Closed is not allowed",
+            "decision        DENY   answer refused",
+        ],
+    );
     assert_eq!(setup.portal.counts(), (1, 1, 1, 1));
     setup.assert_logged_off();
 }
@@ -1071,7 +997,7 @@ fn check_remedy_names_a_missing_form_and_still_logs_off() {
     let setup = RemedySetup::new("check-form");
     setup.sim.remove_form("CHG:Infrastructure Change");
     let config = setup.config(REMEDY_PASSWORD, "");
-    let (code, out, _) = tool(&["check", "--config", &path_arg(&config)], "");
+    let (code, out, _) = check(&config);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
@@ -1080,14 +1006,6 @@ fn check_remedy_names_a_missing_form_and_still_logs_off() {
         "{out}"
     );
     assert!(out.ends_with("result: FAILED\n"), "{out}");
-    assert_eq!(
-        setup.endpoints(),
-        vec![
-            Endpoint::Login,
-            Endpoint::Query,
-            Endpoint::Query,
-            Endpoint::Logout
-        ]
-    );
+    assert_eq!(setup.endpoints(), CHECK_EXCHANGE);
     assert!(setup.sim.live_tokens().is_empty());
 }

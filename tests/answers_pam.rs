@@ -12,19 +12,20 @@
 //! Each server misbehaves through a [`Rewrite`] of the simulator's own answer, so that
 //! everything else about the exchange stays real.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use support::files::{audit_records, write_root_only};
 use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
     self, Login, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS, PamOutcome, PamService,
+    assert_code,
 };
 use support::pki::{ServerCert, TestPki};
 use support::portal::{PortalSim, TicketingLink, pvwa_error};
@@ -128,32 +129,8 @@ impl World {
     }
 }
 
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
-}
-
-fn audit_records(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("an audit line is JSON"))
-        .collect()
-}
-
 fn login(user: &str, answer: &str) -> Login {
     Login::new(user).rhost("192.0.2.44").answer(answer)
-}
-
-fn assert_code(outcome: &PamOutcome, code: i32) {
-    assert_eq!(
-        outcome.code,
-        code,
-        "got {} ({}); transcript:\n{}",
-        outcome.code_name,
-        outcome.message,
-        outcome.transcript()
-    );
 }
 
 /// A bad answer: denied in both fail modes as "unavailable, not an outage", with the

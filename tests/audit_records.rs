@@ -4,7 +4,7 @@
 //! `hash-code --help` states its own exit statuses, and `test`'s report keeps its columns.
 //! Debug lines are tested in `syslog_and_exports.rs`, the binary that reads syslog.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

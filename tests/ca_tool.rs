@@ -2,7 +2,7 @@
 //! bundles, and the proof that matters: after `ca add`, the module (through the real
 //! libpam) trusts a portal whose certificate that CA issued, and did not before.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use serde_json::Value;
 
+use support::files::{audit_records, write_root_only};
 use support::https::TestServer;
 use support::pam::{
     Login, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, PamService, authenticate, module_path,
@@ -62,31 +62,58 @@ fn certificate_count(bundle: &Path) -> usize {
     pam_ticket::trust::parse_pem_certificates(&fs::read(bundle).expect("bundle")).len()
 }
 
-/// A bundle holding only the test root CA.
-fn bundle_with_test_root(dir: &TestDir, pki: &TestPki) -> PathBuf {
+/// A test directory, a PKI in it, and a bundle holding only its root CA.
+fn bundle_with_test_root(label: &str) -> (TestDir, TestPki, PathBuf) {
+    let dir = TestDir::new(label);
+    let pki = TestPki::generate(&dir.join("pki"));
     let bundle = dir.join("ca-bundle.crt");
     fs::write(&bundle, &pki.ca.cert_pem).expect("write the bundle");
-    bundle
+    (dir, pki, bundle)
+}
+
+/// `pam-ticket ca add <input> --bundle <bundle>`
+fn ca_add(input: &Path, bundle: &Path) -> Output {
+    tool(&[
+        "ca",
+        "add",
+        input.to_str().expect("utf-8"),
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+    ])
+}
+
+/// `pam-ticket ca check <url> --config <config>`
+fn ca_check(url: &str, config: &Path) -> Output {
+    tool(&[
+        "ca",
+        "check",
+        url,
+        "--config",
+        config.to_str().expect("utf-8"),
+    ])
+}
+
+/// The tool exited with `code` (else the failure shows `context` and both outputs);
+/// returns its standard output and error.
+fn assert_exit(output: &Output, code: i32, context: &str) -> (String, String) {
+    let (stdout, stderr) = text(output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{context}{stdout}{stderr}"
+    );
+    (stdout, stderr)
 }
 
 #[test]
 fn der_input_is_added_once_after_a_backup() {
-    let dir = TestDir::new("ca-der");
-    let pki = TestPki::generate(&dir.join("pki"));
-    let bundle = bundle_with_test_root(&dir, &pki);
+    let (dir, pki, bundle) = bundle_with_test_root("ca-der");
     let original = fs::read(&bundle).expect("bundle");
     let cer = dir.join("PortalRootCA.cer");
     fs::write(&cer, &pki.untrusted_ca.cert_der).expect("write the DER certificate");
 
-    let output = tool(&[
-        "ca",
-        "add",
-        cer.to_str().expect("utf-8"),
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = ca_add(&cer, &bundle);
+    let (stdout, _) = assert_exit(&output, 0, "");
     assert!(
         stdout.contains(&format!(
             "Added: CN={UNTRUSTED_CA_NAME}, O=pam_ticket tests"
@@ -118,15 +145,8 @@ fn der_input_is_added_once_after_a_backup() {
     );
 
     // Twice: nothing added, no second backup.
-    let output = tool(&[
-        "ca",
-        "add",
-        cer.to_str().expect("utf-8"),
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = ca_add(&cer, &bundle);
+    let (stdout, _) = assert_exit(&output, 0, "");
     assert!(
         stdout.contains("Already trusted, nothing added"),
         "{stdout}"
@@ -137,9 +157,7 @@ fn der_input_is_added_once_after_a_backup() {
 
 #[test]
 fn pem_input_is_added_and_the_same_ca_in_der_is_then_known() {
-    let dir = TestDir::new("ca-pem");
-    let pki = TestPki::generate(&dir.join("pki"));
-    let bundle = bundle_with_test_root(&dir, &pki);
+    let (dir, _pki, bundle) = bundle_with_test_root("ca-pem");
     let key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params
@@ -153,15 +171,8 @@ fn pem_input_is_added_and_the_same_ca_in_der_is_then_known() {
     let pem_path = dir.join("issuing.pem");
     fs::write(&pem_path, ca.pem()).expect("write PEM");
 
-    let output = tool(&[
-        "ca",
-        "add",
-        pem_path.to_str().expect("utf-8"),
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = ca_add(&pem_path, &bundle);
+    let (stdout, _) = assert_exit(&output, 0, "");
     assert!(
         stdout.contains("Added: CN=Example Corp Issuing CA 2, O=Example Corp"),
         "{stdout}"
@@ -172,13 +183,7 @@ fn pem_input_is_added_and_the_same_ca_in_der_is_then_known() {
     // The same certificate as DER is recognised by its bytes, not by its file.
     let der_path = dir.join("issuing.cer");
     fs::write(&der_path, ca.der()).expect("write DER");
-    let output = tool(&[
-        "ca",
-        "add",
-        der_path.to_str().expect("utf-8"),
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-    ]);
+    let output = ca_add(&der_path, &bundle);
     assert_eq!(output.status.code(), Some(0));
     assert!(text(&output).0.contains("Already trusted"));
     assert_eq!(fs::read(&bundle).expect("bundle"), after);
@@ -187,9 +192,7 @@ fn pem_input_is_added_and_the_same_ca_in_der_is_then_known() {
 
 #[test]
 fn leaves_and_private_keys_are_refused_and_nothing_is_touched() {
-    let dir = TestDir::new("ca-refuse");
-    let pki = TestPki::generate(&dir.join("pki"));
-    let bundle = bundle_with_test_root(&dir, &pki);
+    let (dir, pki, bundle) = bundle_with_test_root("ca-refuse");
     let original = fs::read(&bundle).expect("bundle");
 
     let leaf = pki.leaf(ServerCert::Good).cert_path.clone();
@@ -213,20 +216,8 @@ fn leaves_and_private_keys_are_refused_and_nothing_is_touched() {
         (&der_key, "private key"),
         (&garbage, "not a DER or PEM certificate"),
     ] {
-        let output = tool(&[
-            "ca",
-            "add",
-            input.to_str().expect("utf-8"),
-            "--bundle",
-            bundle.to_str().expect("utf-8"),
-        ]);
-        let (stdout, stderr) = text(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{}: {stdout}{stderr}",
-            input.display()
-        );
+        let output = ca_add(input, &bundle);
+        let (_, stderr) = assert_exit(&output, 1, &input.display().to_string());
         assert!(stderr.contains(expected), "{}: {stderr}", input.display());
         assert_eq!(fs::read(&bundle).expect("bundle"), original);
         assert!(backups(&bundle).is_empty());
@@ -275,16 +266,9 @@ fn portal(pki: &TestPki, cert: ServerCert) -> Portal {
     }
 }
 
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
 #[test]
 fn after_ca_add_the_module_trusts_the_portal_and_not_before() {
-    let dir = TestDir::new("ca-module");
-    let pki = TestPki::generate(&dir.join("pki"));
-    let bundle = bundle_with_test_root(&dir, &pki);
+    let (dir, pki, bundle) = bundle_with_test_root("ca-module");
     let portal = portal(&pki, ServerCert::UntrustedCa);
     let account = dir.join("portal-account");
     write_root_only(&account, "Username=\"gw\"\nPassword=\"Gw-Pass\"\n");
@@ -326,13 +310,7 @@ fn after_ca_add_the_module_trusts_the_portal_and_not_before() {
 
     let cer = dir.join("portal-ca.cer");
     fs::write(&cer, &pki.untrusted_ca.cert_der).expect("write");
-    let output = tool(&[
-        "ca",
-        "add",
-        cer.to_str().expect("utf-8"),
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-    ]);
+    let output = ca_add(&cer, &bundle);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
 
     // After: the whole exchange runs and the ticket is accepted.
@@ -341,11 +319,7 @@ fn after_ca_add_the_module_trusts_the_portal_and_not_before() {
     assert!(after.errors().is_empty());
     assert_eq!(portal.portal.counts(), (1, 1, 1, 1));
 
-    let records: Vec<Value> = fs::read_to_string(&audit)
-        .expect("audit")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("JSON"))
-        .collect();
+    let records = audit_records(&audit);
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["decision"], "unavailable");
     assert!(
@@ -360,9 +334,7 @@ fn after_ca_add_the_module_trusts_the_portal_and_not_before() {
 
 #[test]
 fn ca_check_verifies_a_good_server_and_names_the_missing_issuer() {
-    let dir = TestDir::new("ca-check");
-    let pki = TestPki::generate(&dir.join("pki"));
-    let bundle = bundle_with_test_root(&dir, &pki);
+    let (dir, pki, bundle) = bundle_with_test_root("ca-check");
     let config = dir.join("pam_ticket.conf");
     fs::write(
         &config,
@@ -372,15 +344,8 @@ fn ca_check_verifies_a_good_server_and_names_the_missing_issuer() {
     let good = portal(&pki, ServerCert::Good);
     let untrusted = portal(&pki, ServerCert::UntrustedCa);
 
-    let output = tool(&[
-        "ca",
-        "check",
-        &good.server.base_url(),
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = ca_check(&good.server.base_url(), &config);
+    let (stdout, _) = assert_exit(&output, 0, "");
     assert!(
         stdout.contains(&format!("Trusting: {}", bundle.display())),
         "{stdout}"
@@ -391,15 +356,8 @@ fn ca_check_verifies_a_good_server_and_names_the_missing_issuer() {
     );
     assert!(stdout.contains("OK: the chain of localhost:"), "{stdout}");
 
-    let output = tool(&[
-        "ca",
-        "check",
-        &untrusted.server.base_url(),
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let output = ca_check(&untrusted.server.base_url(), &config);
+    let (stdout, _) = assert_exit(&output, 1, "");
     assert!(stdout.contains("NOT VERIFIED"), "{stdout}");
     assert!(
         stdout.contains(&format!(
@@ -409,21 +367,9 @@ fn ca_check_verifies_a_good_server_and_names_the_missing_issuer() {
     );
 
     // The fix the tool suggests works.
-    let output = tool(&[
-        "ca",
-        "add",
-        pki.untrusted_ca_pem_path().to_str().expect("utf-8"),
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-    ]);
+    let output = ca_add(&pki.untrusted_ca_pem_path(), &bundle);
     assert_eq!(output.status.code(), Some(0));
-    let output = tool(&[
-        "ca",
-        "check",
-        &untrusted.server.base_url(),
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
+    let output = ca_check(&untrusted.server.base_url(), &config);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
     // No request was ever made: only handshakes.
     assert_eq!(good.portal.counts(), (0, 0, 0, 0));
@@ -432,21 +378,12 @@ fn ca_check_verifies_a_good_server_and_names_the_missing_issuer() {
 
 #[test]
 fn ca_check_without_a_server_is_a_usage_error() {
-    let dir = TestDir::new("ca-check-down");
-    let pki = TestPki::generate(&dir.join("pki"));
-    let bundle = bundle_with_test_root(&dir, &pki);
+    let (dir, _pki, bundle) = bundle_with_test_root("ca-check-down");
     let config = dir.join("pam_ticket.conf");
     fs::write(&config, format!("CAFile=\"{}\"\n", bundle.display())).expect("write");
     let port = support::https::refusing_port();
-    let output = tool(&[
-        "ca",
-        "check",
-        &format!("https://localhost:{port}"),
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    let output = ca_check(&format!("https://localhost:{port}"), &config);
+    let (_, stderr) = assert_exit(&output, 2, "");
     assert!(stderr.contains("cannot connect to localhost"), "{stderr}");
 }
 

@@ -4,7 +4,7 @@
 //! field definitions) knows, with the nearest choice. A choice list it cannot read is a
 //! warning, never a failure.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::io::Write;

@@ -12,18 +12,17 @@
 //! login of a wave is started before any is waited for.
 #![allow(clippy::disallowed_methods)] // times real logins in real processes
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::files::write_root_only;
 use support::https::TestServer;
 use support::isolated::{self, ChildLogin, ChildReport};
 use support::pam::{self, Login, PAM_MAXTRIES, PAM_SUCCESS, PamService};
@@ -77,11 +76,6 @@ fn user(index: usize) -> String {
 
 fn kind(index: usize) -> &'static Kind {
     &KINDS[index % KINDS.len()]
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 #[test]

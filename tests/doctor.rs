@@ -8,7 +8,7 @@
 //! for the run: doctor's certificate check is a TLS handshake only, and no request (so no
 //! credential) ever reaches the server.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -7,14 +7,14 @@
 //! ServiceNow simulator): the last refused ticket, then each login that no ticket can make
 //! pass (no target, a malformed target, no vault account, several vault accounts).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
+use support::files::write_root_only;
 use support::pam::{Login, PAM_MAXTRIES, PamOutcome, PamService, authenticate, module_path};
 use support::portal::PortalChain;
 
@@ -78,11 +78,6 @@ impl Rig {
 
 fn audit_path(chain: &PortalChain) -> PathBuf {
     chain.dir.join("audit.jsonl")
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 /// One login no ticket can fix: who connects, how many prompts the module may show before

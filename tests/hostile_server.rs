@@ -1,5 +1,5 @@
 //! The hostile-server suite: every way of answering badly that we know of, each named in
-//! `tests/support/hostile.rs`, against ServiceNow, BMC Remedy and the portal, in both fail
+//! `testkit/src/hostile.rs`, against ServiceNow, BMC Remedy and the portal, in both fail
 //! modes, through the real libpam.
 //!
 //! One table ([`table`]) gives each misbehaviour the verdict it must get. The rule: only an
@@ -21,12 +21,11 @@
 //! Run with `--nocapture` to see the table with every verdict.
 #![allow(clippy::disallowed_methods)] // times real logins in real processes
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -34,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::files::write_root_only;
 use support::hostile::{HostileServer, Misbehaviour};
 use support::http::{Handler, Request};
 use support::https::TestServer;
@@ -573,11 +573,6 @@ impl World {
             ],
         )
     }
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 /// One login of the table, run and judged.

@@ -3,7 +3,7 @@
 //! taken from a scratch root the RPM was installed into, so the file an admin would get is
 //! the one that is loaded, over real HTTPS against the ServiceNow simulator.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

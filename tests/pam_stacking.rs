@@ -4,13 +4,12 @@
 //! test asserts the PAM code, the prompts the person saw, and the requests the simulator
 //! received.
 
-mod support;
+use pam_ticket_testkit as support;
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use support::files::write_root_only;
 use support::https::TestServer;
 use support::pam::{
     Login, PAM_AUTH_ERR, PAM_SUCCESS, PamOutcome, PamService, authenticate, module_line,
@@ -89,11 +88,6 @@ impl Gate {
         }
         PamService::with_text(&self.dir.join("pam.d"), name, &text)
     }
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 fn login(service: &PamService, user: &str, answers: &[&str]) -> PamOutcome {

@@ -4,20 +4,21 @@
 //! Every test checks the PAM code, what the user saw, the requests per endpoint, that
 //! every session opened was logged off, and the audit record.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use support::devlog::{DevLogRun, run_with_private_dev_log};
+use support::files::{audit_records, write_root_only};
 use support::http::Response;
 use support::https::{Fault, refusing_port};
 use support::pam::{
     Login, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome,
-    PamService, authenticate, module_path,
+    PamService, assert_code, authenticate, module_path,
 };
 use support::portal::{PortalChain, ROOT_PASSWORD};
 
@@ -72,8 +73,69 @@ impl Rig {
         PamService::new(&self.dir.join("pam.d"), "psmp", &module_path(), &arguments)
     }
 
+    /// One login as `user` answering `answers`, with `extra` configuration.
+    fn log_in(&self, extra: &str, user: &str, answers: &[&str]) -> PamOutcome {
+        authenticate(&self.service(extra, &[]), &login(user, answers))
+    }
+
     fn audit(&self) -> Vec<Value> {
         audit_records(&self.audit_path())
+    }
+
+    /// The one audit record the test wrote.
+    fn only_record(&self) -> Value {
+        let mut records = self.audit();
+        assert_eq!(records.len(), 1, "{records:?}");
+        records.remove(0)
+    }
+
+    /// A refused login: `code`, only `error` shown, `counts` calls (logon, search,
+    /// Retrieve, logoff), every session logged off, and one audit record `deny`, returned.
+    fn assert_denied(
+        &self,
+        outcome: &PamOutcome,
+        code: i32,
+        error: &str,
+        counts: (usize, usize, usize, usize),
+    ) -> Value {
+        assert_code(outcome, code);
+        assert_eq!(outcome.errors(), vec![error], "{}", outcome.transcript());
+        assert_eq!(self.portal.counts(), counts);
+        self.assert_logged_off();
+        let record = self.only_record();
+        assert_eq!(record["decision"], "deny");
+        record
+    }
+
+    /// The newest audit record, whose reason names `cause`.
+    fn newest_record_names(&self, cause: &str) -> Value {
+        let record = self.audit().pop().expect("an audit record");
+        assert!(reason(&record).contains(cause), "{record}");
+        record
+    }
+
+    /// The portal's Retrieve gave no verdict (and it was no outage): unavailable in both
+    /// fail modes, nothing exported, one of each call, logged off, and one audit record
+    /// with `reason`. Returns that record.
+    fn assert_no_verdict(&self, outcome: &PamOutcome, context: &str, reason: &str) -> Value {
+        assert_code(outcome, PAM_AUTHINFO_UNAVAIL);
+        assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{context}");
+        assert!(outcome.infos().is_empty(), "{context}");
+        assert!(!outcome.env.contains_key("TICKET_DECISION"), "{context}");
+        assert_eq!(
+            self.portal.counts(),
+            (1, 1, 1, 1),
+            "{context}: no second Retrieve"
+        );
+        self.assert_logged_off();
+        let record = self.only_record();
+        assert_eq!(record["decision"], "unavailable", "{context}");
+        assert_eq!(
+            record["reason"],
+            format!("unavailable (not an outage, so never failsafe): {reason}"),
+            "{context}"
+        );
+        record
     }
 
     /// Every session the module opened was closed again.
@@ -87,17 +149,38 @@ impl Rig {
     }
 }
 
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
+/// The usual login: alice asks for root@db01.example.com with incident INC0010001, which
+/// the portal accepts.
+fn alice_to_root_at_db01(service: &PamService) -> PamOutcome {
+    authenticate(
+        service,
+        &login("alice@root@db01.example.com", &["INC0010001"]),
+    )
 }
 
-fn audit_records(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("an audit line is JSON"))
-        .collect()
+/// The configuration line for a fail mode.
+fn fail_mode(mode: &str) -> String {
+    format!("FailMode=\"{mode}\"\n")
+}
+
+/// An outage in each fail mode: what PAM gets and what the audit says.
+const OUTAGE_VERDICTS: [(&str, i32, &str); 2] = [
+    ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+    ("safe", PAM_SUCCESS, "failsafe"),
+];
+
+/// The audit record's reason, or "" when it has none.
+fn reason(record: &Value) -> &str {
+    record["reason"].as_str().unwrap_or("")
+}
+
+/// Timeout=2 in every configuration of these tests: a decision within 3 s.
+fn assert_decided_in_time(outcome: &PamOutcome) {
+    assert!(
+        outcome.elapsed < Duration::from_secs(3),
+        "Timeout=2 must decide within 3 s, took {:?}",
+        outcome.elapsed
+    );
 }
 
 fn login(user: &str, answers: &[&str]) -> Login {
@@ -108,25 +191,11 @@ fn login(user: &str, answers: &[&str]) -> Login {
         })
 }
 
-fn assert_code(outcome: &PamOutcome, code: i32) {
-    assert_eq!(
-        outcome.code,
-        code,
-        "got {} ({}); transcript:\n{}",
-        outcome.code_name,
-        outcome.message,
-        outcome.transcript()
-    );
-}
-
 #[test]
 fn accepted_ticket_goes_through_portal_and_servicenow() {
     let rig = Rig::start("portal-accept");
     let service = rig.service("", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
 
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(outcome.prompts(), vec!["Ticket ID: "]);
@@ -176,9 +245,7 @@ fn accepted_ticket_goes_through_portal_and_servicenow() {
     assert_eq!(call.body["reason"], "SSH connection by alice");
     assert!(call.body.get("TicketingSystemName").is_none());
 
-    let records = rig.audit();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let record = &records[0];
+    let record = rig.only_record();
     assert_eq!(record["decision"], "allow");
     assert_eq!(record["system"], "portal");
     assert_eq!(record["ticket"], "INC0010001");
@@ -186,19 +253,16 @@ fn accepted_ticket_goes_through_portal_and_servicenow() {
     assert_eq!(record["person"], "alice");
     assert_eq!(record["target_user"], "root");
     assert_eq!(record["target_address"], "db01.example.com");
-    assert!(
-        record["reason"].as_str().unwrap_or("").contains("12_1"),
-        "{record}"
-    );
+    assert!(reason(&record).contains("12_1"), "{record}");
 }
 
 #[test]
 fn refused_ticket_shows_the_portal_message_then_a_good_one_passes() {
     let rig = Rig::start("portal-refused");
-    let service = rig.service("PortalReason=\"%u to %t@%h\"\n", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010002", "INC0010001"]),
+    let outcome = rig.log_in(
+        "PortalReason=\"%u to %t@%h\"\n",
+        "alice@root@db01.example.com",
+        &["INC0010002", "INC0010001"],
     );
 
     assert_code(&outcome, PAM_SUCCESS);
@@ -229,107 +293,75 @@ fn refused_ticket_shows_the_portal_message_then_a_good_one_passes() {
 #[test]
 fn unknown_ticket_uses_up_the_attempts() {
     let rig = Rig::start("portal-unknown");
-    let service = rig.service("MaxAttempts=\"1\"\n", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@oracle@db02.example.com", &["CHG0099999"]),
+    let outcome = rig.log_in(
+        "MaxAttempts=\"1\"\n",
+        "alice@oracle@db02.example.com",
+        &["CHG0099999"],
     );
 
-    assert_code(&outcome, PAM_MAXTRIES);
-    assert_eq!(
-        outcome.errors(),
-        vec!["Change CHG0099999 was refused: Ticket CHG0099999 is not valid: ticket not found"]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "Change CHG0099999 was refused: Ticket CHG0099999 is not valid: ticket not found",
+        (1, 1, 1, 1),
     );
-    assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
-    rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["error_code"], "ITATS542E");
-    assert_eq!(records[0]["target_address"], "db02.example.com");
+    assert_eq!(record["error_code"], "ITATS542E");
+    assert_eq!(record["target_address"], "db02.example.com");
 }
 
 #[test]
 fn no_matching_account_is_refused_without_retrieve() {
     let rig = Rig::start("portal-noaccount");
-    let service = rig.service("", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db09.example.com", &["INC0010001"]),
-    );
+    let outcome = rig.log_in("", "alice@root@db09.example.com", &["INC0010001"]);
 
-    assert_code(&outcome, PAM_MAXTRIES);
     assert_eq!(
         outcome.prompts().len(),
         1,
         "no second prompt: it cannot help"
     );
-    assert_eq!(
-        outcome.errors(),
-        vec![
-            "No vault account root@db09.example.com is available to this gateway; check the target user and address"
-        ]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "No vault account root@db09.example.com is available to this gateway; check the \
+         target user and address",
+        (1, 1, 0, 1),
     );
-    assert_eq!(rig.portal.counts(), (1, 1, 0, 1));
     assert_eq!(rig.servicenow.query_count(), 0);
-    rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["target_address"], "db09.example.com");
-    assert!(
-        records[0]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("No vault account")
-    );
+    assert_eq!(record["target_address"], "db09.example.com");
+    assert!(reason(&record).starts_with("No vault account"));
 }
 
 #[test]
 fn near_matches_do_not_count_but_two_exact_matches_are_refused() {
     let rig = Rig::start("portal-twoaccounts");
-    let service = rig.service("", &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@deploy@app01.example.com", &["INC0010001"]),
-    );
+    let outcome = rig.log_in("", "alice@deploy@app01.example.com", &["INC0010001"]);
 
-    assert_code(&outcome, PAM_MAXTRIES);
-    assert_eq!(
-        outcome.errors(),
-        vec![
-            "2 vault accounts match deploy@app01.example.com; the target is ambiguous, ask your vault administrator"
-        ]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "2 vault accounts match deploy@app01.example.com; the target is ambiguous, ask your \
+         vault administrator",
+        (1, 1, 0, 1),
     );
-    assert_eq!(rig.portal.counts(), (1, 1, 0, 1));
-    rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["target_user"], "deploy");
+    assert_eq!(record["target_user"], "deploy");
 }
 
 #[test]
 fn plain_user_without_target_is_refused_before_any_prompt() {
     let rig = Rig::start("portal-notarget");
-    let service = rig.service("", &[]);
-    let outcome = authenticate(&service, &login("alice", &["INC0010001"]));
+    let outcome = rig.log_in("", "alice", &["INC0010001"]);
 
-    assert_code(&outcome, PAM_MAXTRIES);
     assert!(outcome.prompts().is_empty());
-    assert_eq!(
-        outcome.errors(),
-        vec![
-            "This gateway needs a target: connect as <you>@<target user>[#domain]@<target address>[#port] (got alice)"
-        ]
+    let record = rig.assert_denied(
+        &outcome,
+        PAM_MAXTRIES,
+        "This gateway needs a target: connect as <you>@<target user>[#domain]@<target \
+         address>[#port] (got alice)",
+        (0, 0, 0, 0),
     );
-    assert_eq!(rig.portal.counts(), (0, 0, 0, 0));
     assert_eq!(rig.server.request_count(), 0);
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "deny");
-    assert_eq!(records[0]["system"], "portal");
-    assert_eq!(records[0]["reason"], "no target in PAM_USER (portal mode)");
+    assert_eq!(record["system"], "portal");
+    assert_eq!(record["reason"], "no target in PAM_USER (portal mode)");
 }
 
 /// A refused gateway user (PASWS013E) is not an outage: whoever can lock that account or
@@ -341,11 +373,8 @@ fn a_refused_gateway_account_is_denied_in_both_fail_modes() {
     rig.portal.set_gateway_password("rotated-elsewhere");
     for mode in ["secure", "safe"] {
         let before = rig.portal.counts();
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
         assert_eq!(outcome.prompts().len(), 1);
         assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
@@ -396,28 +425,14 @@ fn a_retrieve_server_error_is_denied_in_both_fail_modes() {
                 headers: vec![],
                 body: body.as_bytes().to_vec(),
             }));
-            let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-            let outcome = authenticate(
-                &service,
-                &login("alice@root@db01.example.com", &["INC0010001"]),
+            let service = rig.service(&fail_mode(mode), &[]);
+            let outcome = alice_to_root_at_db01(&service);
+            let record = rig.assert_no_verdict(
+                &outcome,
+                &format!("{status}/{mode}"),
+                &format!("the portal's ticket check gave no verdict: {detail}"),
             );
-            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
-            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{status}/{mode}");
-            assert!(outcome.infos().is_empty(), "{status}/{mode}");
-            assert!(!outcome.env.contains_key("TICKET_DECISION"));
-            assert_eq!(rig.portal.counts(), (1, 1, 1, 1), "no second Retrieve");
-            rig.assert_logged_off();
-            let records = rig.audit();
-            assert_eq!(records.len(), 1);
-            assert_eq!(records[0]["decision"], "unavailable");
-            assert_eq!(
-                records[0]["reason"],
-                format!(
-                    "unavailable (not an outage, so never failsafe): the portal's ticket check \
-                     gave no verdict: {detail}"
-                )
-            );
-            assert_eq!(records[0]["target_user"], "root");
+            assert_eq!(record["target_user"], "root");
         }
     }
 }
@@ -451,24 +466,13 @@ fn a_retrieve_200_that_is_not_the_password_string_is_denied_in_both_fail_modes()
             rig.portal.set_retrieve_override(Some(
                 Response::text(200, body).with_header("Content-Type", content_type),
             ));
-            let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-            let outcome = authenticate(
-                &service,
-                &login("alice@root@db01.example.com", &["INC0010001"]),
-            );
-            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
-            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{label}/{mode}");
-            assert!(!outcome.env.contains_key("TICKET_DECISION"));
-            assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
-            rig.assert_logged_off();
-            let records = rig.audit();
-            assert_eq!(records.len(), 1);
-            assert_eq!(records[0]["decision"], "unavailable");
-            assert_eq!(
-                records[0]["reason"],
-                "unavailable (not an outage, so never failsafe): unexpected answer: \
-                 Password/Retrieve answered 200 without the password string (a maintenance or \
-                 proxy page?)"
+            let service = rig.service(&fail_mode(mode), &[]);
+            let outcome = alice_to_root_at_db01(&service);
+            rig.assert_no_verdict(
+                &outcome,
+                &format!("{label}/{mode}"),
+                "unexpected answer: Password/Retrieve answered 200 without the password \
+                 string (a maintenance or proxy page?)",
             );
             let audit_text = fs::read_to_string(rig.audit_path()).expect("audit");
             assert!(!audit_text.contains(ROOT_PASSWORD));
@@ -483,27 +487,13 @@ fn a_retrieve_that_hangs_is_denied_in_both_fail_modes() {
     for mode in ["secure", "safe"] {
         let rig = Rig::start("portal-retrieve-hang");
         rig.portal.set_retrieve_delay(Duration::from_secs(4));
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
-        assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
-        assert!(
-            outcome.elapsed < Duration::from_secs(3),
-            "Timeout=2 must decide within 3 s, took {:?}",
-            outcome.elapsed
-        );
-        assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{mode}");
-        assert!(!outcome.env.contains_key("TICKET_DECISION"));
-        assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
-        rig.assert_logged_off();
-        let record = rig.audit().pop().expect("a record");
-        assert_eq!(record["decision"], "unavailable");
-        assert_eq!(
-            record["reason"],
-            "unavailable (not an outage, so never failsafe): the portal's ticket check gave \
-             no verdict: timed out"
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
+        assert_decided_in_time(&outcome);
+        rig.assert_no_verdict(
+            &outcome,
+            mode,
+            "the portal's ticket check gave no verdict: timed out",
         );
     }
 }
@@ -512,35 +502,16 @@ fn a_retrieve_that_hangs_is_denied_in_both_fail_modes() {
 fn portal_down_in_both_fail_modes() {
     let rig = Rig::start("portal-down");
     let port = refusing_port();
-    for (mode, code, decision) in [
-        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
-        ("safe", PAM_SUCCESS, "failsafe"),
-    ] {
-        let extra = format!("FailMode=\"{mode}\"\n",);
+    for (mode, code, decision) in OUTAGE_VERDICTS {
         let service = rig.service(
-            &extra,
+            &fail_mode(mode),
             &[&format!("PortalURL=https://localhost:{port}/PasswordVault")],
         );
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, code);
-        assert!(
-            outcome.elapsed < Duration::from_secs(3),
-            "{:?}",
-            outcome.elapsed
-        );
-        let records = rig.audit();
-        let record = records.last().expect("a record");
+        assert_decided_in_time(&outcome);
+        let record = rig.newest_record_names("connection refused");
         assert_eq!(record["decision"], decision);
-        assert!(
-            record["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains("connection refused"),
-            "{record}"
-        );
         if mode == "secure" {
             assert_eq!(outcome.errors(), vec![UNAVAILABLE]);
         } else {
@@ -560,15 +531,9 @@ fn portal_down_in_both_fail_modes() {
 fn portal_hanging_at_logon_in_both_fail_modes() {
     let rig = Rig::start("portal-hang");
     rig.server.set_fault(Fault::Hang);
-    for (mode, code, decision) in [
-        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
-        ("safe", PAM_SUCCESS, "failsafe"),
-    ] {
-        let service = rig.service(&format!("FailMode=\"{mode}\"\n"), &[]);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+    for (mode, code, decision) in OUTAGE_VERDICTS {
+        let service = rig.service(&fail_mode(mode), &[]);
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, code);
         assert!(
             outcome.elapsed >= Duration::from_millis(1900)
@@ -576,15 +541,8 @@ fn portal_hanging_at_logon_in_both_fail_modes() {
             "Timeout=2 must decide within 3 s, took {:?}",
             outcome.elapsed
         );
-        let record = rig.audit().pop().expect("a record");
+        let record = rig.newest_record_names("timed out");
         assert_eq!(record["decision"], decision);
-        assert!(
-            record["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains("timed out"),
-            "{record}"
-        );
     }
     // One logon per login, never answered, so never retried and no session to close.
     assert_eq!(rig.server.request_count(), 2);
@@ -642,10 +600,7 @@ fn fetch_credentials_through_pvwa_is_read_from_basic_psmpserver_conf() {
 
     write_psmp("Yes");
     let service = rig.service(&format!("PSMPServerConfig=\"{}\"\n", psmp.display()), &[]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     assert_eq!(rig.audit()[0]["system"], "portal");
@@ -667,10 +622,7 @@ fn fetch_credentials_through_pvwa_is_read_from_basic_psmpserver_conf() {
         &[],
     );
     let before = rig.servicenow.query_count();
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(
         rig.portal.counts(),
@@ -689,10 +641,7 @@ fn fetch_credentials_through_pvwa_is_read_from_basic_psmpserver_conf() {
 fn retrieved_password_is_written_nowhere() {
     let rig = Rig::start("portal-nopassword");
     let service = rig.service("", &["debug"]);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     rig.assert_logged_off();
@@ -737,37 +686,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// /dev/log is a socket this test listens on (the machine's own /dev is left alone).
 #[test]
 fn retrieved_password_is_in_no_syslog_line() {
-    use std::os::unix::net::UnixDatagram;
-    use std::process::Command;
-
     let rig = Rig::start("portal-syslog");
     let service = rig.service("", &["debug"]);
-    let socket_path = rig.dir.join("devlog.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake /dev/log");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("socket time-out");
-    let real_dev = rig.dir.join("real-dev");
-    fs::create_dir(&real_dev).expect("mount point");
-    let script = r#"set -e
-mount --bind /dev "$REAL_DEV"
-mount -t tmpfs tmpfs /dev
-for node in null zero random urandom; do
-    touch "/dev/$node"
-    mount --bind "$REAL_DEV/$node" "/dev/$node"
-done
-touch /dev/log
-mount --bind "$SOCK" /dev/log
-exec "$EXE" --exact syslog_child --ignored --nocapture --test-threads=1
-"#;
-    let output = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .env("REAL_DEV", &real_dev)
-        .env("SOCK", &socket_path)
-        .env("EXE", std::env::current_exe().expect("test executable"))
-        .env("PORTAL_CHILD_PAMD", service.dir())
-        .output()
-        .expect("run unshare");
+    let DevLogRun { output, lines } = run_with_private_dev_log(
+        rig.dir.path(),
+        "syslog_child",
+        &[("PORTAL_CHILD_PAMD", service.dir().as_os_str())],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains(&format!("CHILD_CODE={PAM_SUCCESS}")),
@@ -776,11 +701,6 @@ exec "$EXE" --exact syslog_child --ignored --nocapture --test-threads=1
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let mut lines = Vec::new();
-    let mut buffer = vec![0u8; 65536];
-    while let Ok(length) = socket.recv(&mut buffer) {
-        lines.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
-    }
     assert!(
         lines.iter().any(|line| line.contains("decision=allow")),
         "the verdict reached syslog: {lines:#?}"
@@ -795,9 +715,8 @@ exec "$EXE" --exact syslog_child --ignored --nocapture --test-threads=1
     }
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     rig.assert_logged_off();
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert!(!records[0].to_string().contains(ROOT_PASSWORD));
+    let record = rig.only_record();
+    assert!(!record.to_string().contains(ROOT_PASSWORD));
 }
 
 /// The login of `retrieved_password_is_in_no_syslog_line`, run in its child process.
@@ -810,10 +729,7 @@ fn syslog_child() {
     let dir = PathBuf::from(dir);
     let text = fs::read_to_string(dir.join("psmp")).expect("the service file");
     let service = PamService::with_text(&dir, "psmp", &text);
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     println!("CHILD_CODE={}", outcome.code);
     println!("{}", outcome.transcript());
 }
@@ -841,10 +757,7 @@ fn shipped_portal_example_configuration_works() {
         &module_path(),
         &arguments,
     );
-    let outcome = authenticate(
-        &service,
-        &login("alice@root@db01.example.com", &["INC0010001"]),
-    );
+    let outcome = alice_to_root_at_db01(&service);
     assert_code(&outcome, PAM_SUCCESS);
     assert_eq!(rig.portal.counts(), (1, 1, 1, 1));
     rig.assert_logged_off();
@@ -853,10 +766,9 @@ fn shipped_portal_example_configuration_works() {
         call.body["reason"],
         "SSH connection by alice to root@db01.example.com"
     );
-    let records = rig.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "allow");
-    assert_eq!(records[0]["system"], "portal");
+    let record = rig.only_record();
+    assert_eq!(record["decision"], "allow");
+    assert_eq!(record["system"], "portal");
 }
 
 /// PAM_USER is chosen by the person connecting: a target that could make the portal's
@@ -906,10 +818,7 @@ fn a_portal_url_the_client_would_refuse_is_a_configuration_error() {
             &format!("{}/<instance>", rig.portal_url()),
         );
         write_root_only(&config, &text);
-        let outcome = authenticate(
-            &service,
-            &login("alice@root@db01.example.com", &["INC0010001"]),
-        );
+        let outcome = alice_to_root_at_db01(&service);
         assert_code(&outcome, PAM_SERVICE_ERR);
         assert!(outcome.prompts().is_empty(), "{}", outcome.transcript());
         assert_eq!(
@@ -918,14 +827,11 @@ fn a_portal_url_the_client_would_refuse_is_a_configuration_error() {
         );
         assert!(!outcome.env.contains_key("TICKET_ID"));
         assert_eq!(rig.portal.counts(), (0, 0, 0, 0), "{fail_mode}");
-        let records = rig.audit();
-        let last = records.last().expect("an audit record");
+        let last = rig.newest_record_names("pam_ticket.conf:1: PortalURL: ");
         assert_eq!(last["decision"], "error", "{fail_mode}");
-        let reason = last["reason"].as_str().unwrap_or("");
         assert!(
-            reason.contains("pam_ticket.conf:1: PortalURL: ")
-                && reason.contains("invalid uri character"),
-            "{fail_mode}: {reason}"
+            reason(&last).contains("invalid uri character"),
+            "{fail_mode}: {last}"
         );
     }
     assert_eq!(rig.audit().len(), 2);

@@ -18,7 +18,7 @@ import urllib.parse
 import pysnc
 from pysnc.exceptions import AuthenticationException, RequestException
 
-# The default fixture of tests/support/servicenow.rs.
+# The default fixture of testkit/src/servicenow.rs.
 ALICE = "a11ce000000000000000000000000001"
 BOB = "b0b00000000000000000000000000002"
 CAROL = "ca201000000000000000000000000003"

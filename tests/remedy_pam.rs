@@ -3,7 +3,7 @@
 //! cache files that must not be trusted, the file lock under a burst of logins, and what
 //! goes over the wire. The case list shared with ServiceNow is in `ticket_gate.rs`.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::files::{audit_records, write_root_only};
 use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
     self, Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
+    assert_code,
 };
 use support::pki::{ServerCert, TestPki};
 use support::remedy::{Endpoint, RemedySim};
@@ -49,13 +51,10 @@ impl RemedyGate {
         let pki = TestPki::generate(&dir.join("pki"));
         let sim = Arc::new(RemedySim::new(ACCOUNT_USER, ACCOUNT_PASSWORD));
         let server = TestServer::start(pki.server_config(ServerCert::Good), wrap(sim.clone()));
-        let account = dir.join("account.conf");
-        fs::write(
-            &account,
-            format!("Username=\"{ACCOUNT_USER}\"\nPassword=\"{ACCOUNT_PASSWORD}\"\n"),
-        )
-        .expect("write account file");
-        fs::set_permissions(&account, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        write_root_only(
+            &dir.join("account.conf"),
+            &format!("Username=\"{ACCOUNT_USER}\"\nPassword=\"{ACCOUNT_PASSWORD}\"\n"),
+        );
         RemedyGate {
             dir,
             pki,
@@ -104,19 +103,39 @@ impl RemedyGate {
     }
 
     fn audit(&self) -> Vec<Value> {
-        fs::read_to_string(self.audit_path())
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
-            .collect()
+        audit_records(&self.audit_path())
+    }
+
+    /// The newest audit record, whose reason names `cause`.
+    fn newest_record_names(&self, cause: &str) -> Value {
+        let record = self.audit().pop().expect("an audit record");
+        let reason = record["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(cause), "{record}");
+        record
+    }
+
+    /// Logs alice in with `ticket`, which must be allowed (see [`assert_allowed`]).
+    fn log_in_allowed(&self, service: &PamService, ticket: &str) {
+        let outcome = self.login(service, ticket);
+        assert_allowed(self, &outcome, ticket);
     }
 
     /// The one token cache file (`remedy-<key>.token`).
     fn token_file(&self) -> PathBuf {
+        self.only_cache_file("token")
+    }
+
+    /// The one lock file beside it (`remedy-<key>.lock`).
+    fn token_file_sibling_lock(&self) -> PathBuf {
+        self.only_cache_file("lock")
+    }
+
+    /// The one file in the cache directory whose name ends in `.<extension>`.
+    fn only_cache_file(&self, extension: &str) -> PathBuf {
         let files: Vec<PathBuf> = fs::read_dir(self.cache_dir())
             .expect("cache directory")
             .map(|entry| entry.expect("entry").path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "token"))
+            .filter(|path| path.extension().is_some_and(|ext| ext == extension))
             .collect();
         assert_eq!(files.len(), 1, "{files:?}");
         files[0].clone()
@@ -142,7 +161,7 @@ impl RemedyGate {
 }
 
 fn assert_allowed(gate: &RemedyGate, outcome: &PamOutcome, ticket: &str) {
-    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_code(outcome, PAM_SUCCESS);
     assert!(outcome.errors().is_empty(), "{}", outcome.transcript());
     assert_eq!(
         outcome.env.get("TICKET_ID").map(String::as_str),
@@ -158,6 +177,19 @@ fn assert_allowed(gate: &RemedyGate, outcome: &PamOutcome, ticket: &str) {
     assert_eq!(last["ticket"], ticket, "{last}");
 }
 
+/// The account was refused: PAM_AUTHINFO_UNAVAIL in either fail `mode`, said so, and no
+/// failsafe.
+fn assert_account_refused(outcome: &PamOutcome, mode: &str) {
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{mode}: {}",
+        outcome.transcript()
+    );
+    assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
+    assert!(!outcome.env.contains_key("TICKET_DECISION"));
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     fs::symlink_metadata(path).expect("stat").mode() & 0o7777
 }
@@ -166,8 +198,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn the_query_on_the_wire() {
     let gate = RemedyGate::new();
     let service = gate.service("");
-    let outcome = gate.login(&service, "CRQ000000000001");
-    assert_allowed(&gate, &outcome, "CRQ000000000001");
+    gate.log_in_allowed(&service, "CRQ000000000001");
     let requests = gate.server.requests();
     assert_eq!(requests.len(), 2);
     let login = &requests[0];
@@ -208,10 +239,8 @@ fn the_query_on_the_wire() {
 fn a_second_login_reuses_the_cached_token() {
     let gate = RemedyGate::new();
     let service = gate.service("");
-    let first = gate.login(&service, "INC000000000001");
-    assert_allowed(&gate, &first, "INC000000000001");
-    let second = gate.login(&service, "CRQ000000000001");
-    assert_allowed(&gate, &second, "CRQ000000000001");
+    gate.log_in_allowed(&service, "INC000000000001");
+    gate.log_in_allowed(&service, "CRQ000000000001");
     assert_eq!(gate.sim.login_count(), 1);
     assert_eq!(gate.sim.query_count(), 2);
     assert_eq!(
@@ -234,15 +263,10 @@ fn a_second_login_reuses_the_cached_token() {
 fn an_expired_token_is_replaced_after_one_401() {
     let gate = RemedyGate::new();
     let service = gate.service("");
-    assert_allowed(
-        &gate,
-        &gate.login(&service, "INC000000000001"),
-        "INC000000000001",
-    );
+    gate.log_in_allowed(&service, "INC000000000001");
     let old = gate.cached_token();
     gate.sim.expire_tokens();
-    let outcome = gate.login(&service, "INC000000000001");
-    assert_allowed(&gate, &outcome, "INC000000000001");
+    gate.log_in_allowed(&service, "INC000000000001");
     assert_eq!(gate.sim.login_count(), 2);
     // First login's query, the refused one, and its one retry.
     assert_eq!(gate.sim.query_count(), 3);
@@ -270,36 +294,20 @@ fn a_token_refused_twice_is_the_account_refused_in_both_fail_modes() {
     for mode in ["secure", "safe"] {
         let gate = RemedyGate::new();
         let service = gate.service(&format!("FailMode={mode}\n"));
-        assert_allowed(
-            &gate,
-            &gate.login(&service, "INC000000000001"),
-            "INC000000000001",
-        );
+        gate.log_in_allowed(&service, "INC000000000001");
         // Every token dies at once, so the retry is refused as well.
         gate.sim.set_token_lifetime(Some(Duration::ZERO));
         let outcome = gate.login(&service, "INC000000000001");
-        assert_eq!(
-            outcome.code,
-            PAM_AUTHINFO_UNAVAIL,
-            "{mode}: {}",
-            outcome.transcript()
-        );
-        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
-        assert!(!outcome.env.contains_key("TICKET_DECISION"));
+        assert_account_refused(&outcome, mode);
         assert_eq!(gate.sim.login_count(), 2, "log on again once, not more");
         assert_eq!(gate.sim.query_count(), 3, "retry the query once, not more");
-        let last = gate.audit().pop().expect("audit");
-        assert_eq!(last["decision"], "unavailable");
-        let reason = last["reason"].as_str().unwrap_or("");
-        assert!(
-            reason.contains(&format!(
-                "unavailable (not an outage, so never failsafe): the module's account \
+        let last = gate.newest_record_names(&format!(
+            "unavailable (not an outage, so never failsafe): the module's account \
                  {ACCOUNT_USER} was refused by {} (HTTP 401: ARERR 623 Authentication failed): \
                  check ConnectionAccountFile",
-                gate.server.base_url()
-            )),
-            "{reason}"
-        );
+            gate.server.base_url()
+        ));
+        assert_eq!(last["decision"], "unavailable");
     }
 }
 
@@ -311,39 +319,23 @@ fn a_refused_log_on_after_a_dropped_token_is_the_account_refused_in_both_fail_mo
     for mode in ["secure", "safe"] {
         let gate = RemedyGate::new();
         let service = gate.service(&format!("FailMode={mode}\n"));
-        assert_allowed(
-            &gate,
-            &gate.login(&service, "INC000000000001"),
-            "INC000000000001",
-        );
+        gate.log_in_allowed(&service, "INC000000000001");
         gate.sim.expire_tokens();
         gate.sim
             .set_credentials(ACCOUNT_USER, "changed-on-the-server");
         let outcome = gate.login(&service, "INC000000000001");
-        assert_eq!(
-            outcome.code,
-            PAM_AUTHINFO_UNAVAIL,
-            "{mode}: {}",
-            outcome.transcript()
-        );
-        assert_eq!(outcome.errors(), vec![ACCOUNT_REFUSED]);
-        assert!(!outcome.env.contains_key("TICKET_DECISION"));
+        assert_account_refused(&outcome, mode);
         // The refused query on the cached token, then one log-on, refused.
         assert_eq!(gate.sim.query_count(), 2);
         assert_eq!(gate.sim.login_count(), 2);
-        let last = gate.audit().pop().expect("audit");
-        assert_eq!(last["decision"], "unavailable");
-        let reason = last["reason"].as_str().unwrap_or("");
-        assert!(
-            reason.contains(&format!(
-                "the module's account {ACCOUNT_USER} was refused by {} (HTTP 401: ARERR 623 \
+        let last = gate.newest_record_names(&format!(
+            "the module's account {ACCOUNT_USER} was refused by {} (HTTP 401: ARERR 623 \
                  Authentication failed): check ConnectionAccountFile ({}) and the account's \
                  password, lock state and roles",
-                gate.server.base_url(),
-                gate.dir.join("account.conf").display()
-            )),
-            "{reason}"
-        );
+            gate.server.base_url(),
+            gate.dir.join("account.conf").display()
+        ));
+        assert_eq!(last["decision"], "unavailable");
     }
 }
 
@@ -351,11 +343,7 @@ fn a_refused_log_on_after_a_dropped_token_is_the_account_refused_in_both_fail_mo
 fn a_token_past_its_lifetime_is_replaced_and_the_old_one_logged_off() {
     let gate = RemedyGate::new();
     let service = gate.service("RemedyTokenLifetime=600\n");
-    assert_allowed(
-        &gate,
-        &gate.login(&service, "INC000000000001"),
-        "INC000000000001",
-    );
+    gate.log_in_allowed(&service, "INC000000000001");
     let old = gate.cached_token();
     // Age the cache file by more than the lifetime (root edits a root-only file).
     let file = gate.token_file();
@@ -373,8 +361,7 @@ fn a_token_past_its_lifetime_is_replaced_and_the_old_one_logged_off() {
         ),
     )
     .expect("write");
-    let outcome = gate.login(&service, "INC000000000001");
-    assert_allowed(&gate, &outcome, "INC000000000001");
+    gate.log_in_allowed(&service, "INC000000000001");
     assert_eq!(gate.sim.login_count(), 2);
     assert_eq!(gate.sim.query_count(), 2);
     assert_eq!(gate.sim.logout_count(), 1);
@@ -421,15 +408,10 @@ fn untrusted_or_corrupt_cache_files_are_ignored_and_rebuilt() {
     for (label, spoil) in spoilers {
         let gate = RemedyGate::new();
         let service = gate.service("");
-        assert_allowed(
-            &gate,
-            &gate.login(&service, "INC000000000001"),
-            "INC000000000001",
-        );
+        gate.log_in_allowed(&service, "INC000000000001");
         let planted = gate.cached_token();
         spoil(&gate.token_file());
-        let outcome = gate.login(&service, "INC000000000001");
-        assert_allowed(&gate, &outcome, "INC000000000001");
+        gate.log_in_allowed(&service, "INC000000000001");
         assert_eq!(
             gate.sim.login_count(),
             2,
@@ -462,8 +444,7 @@ fn an_open_cache_directory_is_not_used() {
     fs::set_permissions(gate.cache_dir(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let service = gate.service("");
     for _ in 0..2 {
-        let outcome = gate.login(&service, "INC000000000001");
-        assert_allowed(&gate, &outcome, "INC000000000001");
+        gate.log_in_allowed(&service, "INC000000000001");
     }
     assert_eq!(gate.sim.login_count(), 2);
     assert_eq!(gate.sim.query_count(), 2);
@@ -492,7 +473,7 @@ fn fifty_concurrent_logins_cause_one_log_on() {
         .collect();
     let elapsed = started.elapsed();
     for outcome in &outcomes {
-        assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+        assert_code(outcome, PAM_SUCCESS);
         assert!(outcome.errors().is_empty());
     }
     assert_eq!(gate.sim.login_count(), 1);
@@ -517,11 +498,7 @@ fn a_held_lock_still_gets_a_real_verdict_within_the_timeout() {
     let gate = RemedyGate::new();
     let service = gate.service("Timeout=2\nFailMode=safe\n");
     // A first login creates the directory and the lock file; then the cache is emptied.
-    assert_allowed(
-        &gate,
-        &gate.login(&service, "INC000000000001"),
-        "INC000000000001",
-    );
+    gate.log_in_allowed(&service, "INC000000000001");
     fs::remove_file(gate.token_file()).expect("remove the token file");
     let lock_path = gate.token_file_sibling_lock();
     let holder = fs::OpenOptions::new()
@@ -588,18 +565,6 @@ fn a_held_lock_still_gets_a_real_verdict_within_the_timeout() {
     assert!(gate.token_file().exists());
 }
 
-impl RemedyGate {
-    fn token_file_sibling_lock(&self) -> PathBuf {
-        let files: Vec<PathBuf> = fs::read_dir(self.cache_dir())
-            .expect("cache directory")
-            .map(|entry| entry.expect("entry").path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "lock"))
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        files[0].clone()
-    }
-}
-
 /// A form name the server does not know is the module's configuration, not the ticket,
 /// and not an outage either: PAM_SERVICE_ERR, never failsafe.
 #[test]
@@ -607,18 +572,13 @@ fn an_unknown_form_is_a_misconfiguration() {
     let gate = RemedyGate::new();
     let service = gate.service("RemedyIncidentForm=\"HPD:Help Desk Typo\"\nFailMode=safe\n");
     let outcome = gate.login(&service, "INC000000000001");
-    assert_eq!(outcome.code, PAM_SERVICE_ERR, "{}", outcome.transcript());
+    assert_code(&outcome, PAM_SERVICE_ERR);
     assert_eq!(outcome.errors(), vec![MISCONFIGURED]);
     assert_eq!(gate.sim.query_count(), 1);
-    let last = gate.audit().pop().expect("audit");
-    assert_eq!(last["decision"], "error");
-    let reason = last["reason"].as_str().unwrap_or("");
-    assert!(
-        reason.contains(
-            "\"HPD:Help Desk Typo\" does not exist (ARERR 303 Form does not exist on server)"
-        ),
-        "{reason}"
+    let last = gate.newest_record_names(
+        "\"HPD:Help Desk Typo\" does not exist (ARERR 303 Form does not exist on server)",
     );
+    assert_eq!(last["decision"], "error");
 }
 
 /// Sites rename fields: the overrides reach the wire, and the answer is read through them.
@@ -648,8 +608,7 @@ fn customised_field_names_are_used() {
         query.param("fields"),
         Some("values(Incident Number,Status,Corporate ID)")
     );
-    let outcome = gate.login(&service, "INC000000000001");
-    assert_allowed(&gate, &outcome, "INC000000000001");
+    gate.log_in_allowed(&service, "INC000000000001");
 }
 
 /// The simulator must really widen the match for an unquoted injection, or the quoting
@@ -745,8 +704,7 @@ fn the_example_configuration_works() {
         &[format!("config={}", config_path.display())],
     );
     for ticket in ["INC000000000001", "CRQ000000000001"] {
-        let outcome = gate.login(&service, ticket);
-        assert_allowed(&gate, &outcome, ticket);
+        gate.log_in_allowed(&service, ticket);
     }
     let outcome = pam::authenticate(
         &service,
@@ -801,25 +759,14 @@ fn one_retry_per_check_across_log_on_and_query() {
     });
     let service = gate.service("");
     let outcome = gate.login(&service, "INC000000000001");
-    assert_eq!(
-        outcome.code,
-        PAM_AUTHINFO_UNAVAIL,
-        "{}",
-        outcome.transcript()
-    );
+    assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
     assert_eq!(
         gate.server.request_count(),
         3,
         "log-on, its retry, the query: no fourth"
     );
     assert_eq!(gate.sim.login_count(), 1);
-    let records = gate.audit();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["decision"], "unavailable");
-    assert!(
-        records[0]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("server error HTTP 503")
-    );
+    assert_eq!(gate.audit().len(), 1);
+    let record = gate.newest_record_names("server error HTTP 503");
+    assert_eq!(record["decision"], "unavailable");
 }

@@ -3,7 +3,7 @@
 //! received and what was audited (and, where the finding is about syslog, what syslog got,
 //! captured through a private `/dev/log` in a child process of its own).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

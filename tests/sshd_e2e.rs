@@ -8,15 +8,15 @@
 //! `MaxAuthTries 4`; a test may change one (`Layout`). Clients offer `publickey,
 //! keyboard-interactive` unless a test runs a stock client (`Client::stock`).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pam_ticket::bypass::BypassHash;
 use serde_json::Value;
+use support::files::write_root_only;
 use support::https::{TestServer, refusing_port};
 use support::pam::{module_path, system_module};
 use support::pki::{ServerCert, TestPki};
@@ -144,11 +144,6 @@ fn gateway_with(
         audit_log,
         _dir: dir,
     })
-}
-
-fn write_root_only(path: &Path, text: &str) {
-    fs::write(path, text).expect("write a root-only file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 impl Gateway {

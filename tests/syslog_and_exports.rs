@@ -3,8 +3,9 @@
 //! shared object exports. Kept in its own test binary because the syslog test binds
 //! `/dev/log` for a moment, and no other test should run meanwhile.
 
-mod support;
+use pam_ticket_testkit as support;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use support::devlog::{DevLogRun, run_with_private_dev_log};
 use support::http::{Handler, Request, Response};
 use support::https::TestServer;
 use support::pam::{
@@ -304,37 +306,17 @@ fn login_with_syslog(
     user: &str,
     answers: &[&str],
 ) -> (i32, Vec<String>) {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let socket_path = dir.join(format!("devlog-{n}.sock"));
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the child's /dev/log");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("socket time-out");
-    let real_dev = dir.join(format!("real-dev-{n}"));
-    fs::create_dir(&real_dev).expect("mount point");
-    let script = r#"set -e
-mount --bind /dev "$REAL_DEV"
-mount -t tmpfs tmpfs /dev
-for node in null zero random urandom; do
-    touch "/dev/$node"
-    mount --bind "$REAL_DEV/$node" "/dev/$node"
-done
-touch /dev/log
-mount --bind "$SOCK" /dev/log
-exec "$EXE" --exact syslog_login_child --ignored --nocapture --test-threads=1
-"#;
-    let output = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .env("REAL_DEV", &real_dev)
-        .env("SOCK", &socket_path)
-        .env("EXE", std::env::current_exe().expect("test executable"))
-        .env("SYSLOG_CHILD_PAMD", service.dir())
-        .env("SYSLOG_CHILD_SERVICE", service.name())
-        .env("SYSLOG_CHILD_USER", user)
-        .env("SYSLOG_CHILD_ANSWERS", answers.join("\n"))
-        .output()
-        .expect("run unshare");
+    let answers = answers.join("\n");
+    let DevLogRun { output, lines } = run_with_private_dev_log(
+        dir,
+        "syslog_login_child",
+        &[
+            ("SYSLOG_CHILD_PAMD", service.dir().as_os_str()),
+            ("SYSLOG_CHILD_SERVICE", OsStr::new(service.name())),
+            ("SYSLOG_CHILD_USER", OsStr::new(user)),
+            ("SYSLOG_CHILD_ANSWERS", OsStr::new(&answers)),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let code = stdout
         .lines()
@@ -348,11 +330,6 @@ exec "$EXE" --exact syslog_login_child --ignored --nocapture --test-threads=1
                 String::from_utf8_lossy(&output.stderr)
             )
         });
-    let mut lines = Vec::new();
-    let mut buffer = vec![0u8; 65536];
-    while let Ok(length) = socket.recv(&mut buffer) {
-        lines.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
-    }
     (code, lines)
 }
 

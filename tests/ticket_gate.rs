@@ -5,9 +5,10 @@
 //! The case list is one table (`CASES`) that runs against every simulated system; a
 //! system contributes its simulator, its configuration lines and the IDs and labels that
 //! the placeholders in the table stand for. Every case asserts the PAM code, what the user
-//! saw, how many ticket queries the backend received, and the audit records.
+//! saw, how many ticket queries the backend received, and the audit records. Each row is a
+//! test of its own per system, `table::<system>::<row>` (see `case_table_tests!`).
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::io::Read;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use support::files::audit_records;
 use support::http::Handler;
 use support::https::{Fault, TestServer, refusing_port};
 use support::pam::{
@@ -613,14 +615,88 @@ fn run_case(system: &Arc<dyn SimulatedSystem>, case: &Case) {
     }
 }
 
-#[test]
-fn the_case_table_against_every_system() {
-    for make_system in SYSTEMS {
-        for case in CASES {
-            // A fresh simulator per case keeps the request counts exact.
-            run_case(&make_system(), case);
+/// Runs the row of [`CASES`] called `name` against a fresh simulator (which keeps the
+/// request counts exact).
+fn run_named_case(make_system: fn() -> Arc<dyn SimulatedSystem>, name: &str) {
+    let case = CASES
+        .iter()
+        .find(|case| case.name == name)
+        .unwrap_or_else(|| panic!("no row {name:?} in CASES"));
+    run_case(&make_system(), case);
+}
+
+/// One `#[test]` per row of [`CASES`] and per system, `table::<system>::<row>`, so that
+/// every failing row shows by name and one row runs alone:
+/// `cargo test --test ticket_gate -- table::remedy::an_unknown_ticket --exact`.
+macro_rules! case_table_tests {
+    ($($test:ident => $row:literal,)*) => {
+        /// The rows that have a test, for [`every_row_of_the_case_table_is_a_test`].
+        const ROWS_WITH_A_TEST: &[&str] = &[$($row),*];
+
+        mod table {
+            case_table_tests!(@system servicenow, servicenow_system; $($test => $row,)*);
+            case_table_tests!(@system remedy, remedy_system; $($test => $row,)*);
         }
-    }
+    };
+    (@system $system:ident, $make_system:ident; $($test:ident => $row:literal,)*) => {
+        mod $system {
+            $(
+                #[test]
+                fn $test() {
+                    crate::run_named_case(crate::$make_system, $row);
+                }
+            )*
+        }
+    };
+}
+
+case_table_tests! {
+    valid_incident => "valid incident",
+    valid_change_approved_in_window_right_requester =>
+        "valid change: approved, in window, right requester",
+    a_ticket_in_a_state_that_is_not_allowed => "a ticket in a state that is not allowed",
+    an_unapproved_change => "an unapproved change",
+    a_change_whose_window_is_over => "a change whose window is over",
+    a_change_whose_window_has_not_opened => "a change whose window has not opened",
+    a_change_without_a_planned_start => "a change without a planned start",
+    someone_elses_incident => "someone else's incident (bob's, opened by alice)",
+    someone_elses_change => "someone else's change",
+    the_opener_of_an_incident_counts_as_its_requester_too =>
+        "the opener of an incident counts as its requester too",
+    the_requester_of_a_psm_connection_string_is_its_vault_user =>
+        "the requester of a PSM for SSH connection string is its vault user",
+    an_unknown_ticket => "an unknown ticket",
+    hostile_answers_never_reach_the_backend => "hostile answers never reach the backend",
+    an_id_of_neither_kind_or_not_in_the_regex_is_refused_before_any_request =>
+        "an ID of neither kind, or not in TicketFormatRegex, is refused before any request",
+    a_wrong_answer_then_a_right_one => "a wrong answer, then a right one",
+    max_attempts_wrong_answers_give_max_attempts_prompts_and_maxtries =>
+        "MaxAttempts wrong answers give exactly MaxAttempts prompts and PAM_MAXTRIES",
+    validate_ticket_number_no_checks_the_format_only =>
+        "ValidateTicketNumber=No checks the format only",
+}
+
+/// A row added to [`CASES`] without a line in `case_table_tests!` would never run.
+#[test]
+fn every_row_of_the_case_table_is_a_test() {
+    let mut rows: Vec<&str> = CASES.iter().map(|case| case.name).collect();
+    let mut tested = ROWS_WITH_A_TEST.to_vec();
+    rows.sort_unstable();
+    tested.sort_unstable();
+    let distinct_rows = {
+        let mut distinct = rows.clone();
+        distinct.dedup();
+        distinct.len()
+    };
+    assert_eq!(
+        distinct_rows,
+        rows.len(),
+        "two rows share a name: {rows:#?}"
+    );
+    assert_eq!(
+        rows, tested,
+        "rows of CASES and the tests of case_table_tests!"
+    );
 }
 
 fn servicenow() -> Arc<ServiceNow> {
@@ -1566,14 +1642,6 @@ fn files_others_could_change_or_read_are_configuration_errors() {
             "{context}: {reason}"
         );
     }
-}
-
-fn audit_records(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
-        .collect()
 }
 
 fn mkfifo(path: &Path) {

@@ -4,7 +4,7 @@
 //! case, dashes or spaces, as `pam-ticket hash-code --generate` prints it or not, while a
 //! hash made of a code exactly as typed (before codes were normalised) keeps working.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! CONNECT proxy (all through `curl`, an independent client), and the libpam harness against
 //! Linux-PAM's own modules. If one of these fails, module tests built on it mean nothing.
 
-mod support;
+use pam_ticket_testkit as support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -70,9 +70,6 @@
 //!
 //! Dates are `YYYY-MM-DDTHH:MM:SS.000+0000`, truncated to the second; empty fields are null.
 
-// Each integration test compiles its own copy of tests/support and uses only part of it.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration as StdDuration, Instant};

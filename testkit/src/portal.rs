@@ -56,10 +56,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use pam_ticket::clock::SystemClock;
-use pam_ticket::config::Credentials;
-use pam_ticket::http::{Body, Deadline, HttpClient};
-use pam_ticket::secret::Secret;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::http::{Handler, Request, Response};
 
@@ -148,6 +147,81 @@ pub struct TicketingLink {
     pub ca_file: PathBuf,
     pub username: String,
     pub password: String,
+}
+
+/// Characters left as they are in a query value: RFC 3986's unreserved set, as the
+/// module's own encoder does.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Why the portal could not get an answer from its ticketing system.
+#[derive(Debug)]
+enum LinkError {
+    /// The CA bundle could not be read or holds no certificate.
+    CaBundle(String),
+    /// No HTTP answer: connection, TLS or time-out.
+    Transport(ureq::Error),
+    /// An answer other than 200.
+    Status(u16),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::CaBundle(why) => write!(f, "CA bundle: {why}"),
+            LinkError::Transport(error) => write!(f, "{error}"),
+            LinkError::Status(status) => write!(f, "HTTP {status}"),
+        }
+    }
+}
+
+impl TicketingLink {
+    /// GETs `url` with basic auth, trusting only `ca_file`, through no proxy, following no
+    /// redirect, within five seconds: the body of a 200 answer.
+    fn get(&self, url: &str) -> Result<Vec<u8>, LinkError> {
+        let pem = std::fs::read(&self.ca_file)
+            .map_err(|error| LinkError::CaBundle(format!("{}: {error}", self.ca_file.display())))?;
+        let roots = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if roots.is_empty() {
+            return Err(LinkError::CaBundle(format!(
+                "no certificate in {}",
+                self.ca_file.display()
+            )));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(None)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let credentials = BASE64.encode(format!("{}:{}", self.username, self.password));
+        let mut response = agent
+            .get(url)
+            .header("Accept", "application/json")
+            .header("Authorization", &format!("Basic {credentials}"))
+            .call()
+            .map_err(LinkError::Transport)?;
+        if response.status() != 200 {
+            return Err(LinkError::Status(response.status().as_u16()));
+        }
+        response
+            .body_mut()
+            .read_to_vec()
+            .map_err(LinkError::Transport)
+    }
 }
 
 /// One Retrieve as received.
@@ -470,7 +544,7 @@ impl PortalSim {
         }
     }
 
-    /// Asks ServiceNow over HTTPS, with the crate's own client, as the portal would.
+    /// Asks ServiceNow over HTTPS, as the portal would.
     fn validate_ticket(&self, ticket: &str) -> Result<(), TicketProblem> {
         let (table, fields) = if ticket.starts_with("INC") {
             ("incident", "number,state")
@@ -484,40 +558,16 @@ impl PortalSim {
                 "not an incident or change number".to_string(),
             ));
         };
-        let bundle = pam_ticket::trust::load(&self.link.ca_file)
-            .map_err(|problem| TicketProblem::Unreachable(problem.to_string()))?;
-        let client = HttpClient::new(Some(&bundle), None)
-            .map_err(|problem| TicketProblem::Unreachable(problem.to_string()))?;
         let url = format!(
             "{}/api/now/table/{table}?sysparm_query={}&sysparm_fields={fields}&sysparm_limit=2",
             self.link.url,
-            pam_ticket::http::percent_encode(&format!("number={ticket}"))
+            utf8_percent_encode(&format!("number={ticket}"), QUERY_VALUE)
         );
-        let account = Credentials {
-            username: self.link.username.clone(),
-            password: Secret::from_string(self.link.password.clone()),
-            source: PathBuf::from("/portal/ticketing-account"),
-        };
-        let authorization = pam_ticket::backend::servicenow::basic_authorization(&account);
-        let response = client
-            .send(
-                pam_ticket::http::Method::Get,
-                &url,
-                &[
-                    ("Accept", "application/json"),
-                    ("Authorization", &authorization),
-                ],
-                &Body::Empty,
-                Deadline::new(&SystemClock, Duration::from_secs(5)),
-            )
-            .map_err(|error| TicketProblem::Unreachable(error.to_string()))?;
-        if response.status != 200 {
-            return Err(TicketProblem::Unreachable(format!(
-                "HTTP {}",
-                response.status
-            )));
-        }
-        let document: Value = serde_json::from_slice(&response.body)
+        let body = self
+            .link
+            .get(&url)
+            .map_err(|problem| TicketProblem::Unreachable(problem.to_string()))?;
+        let document: Value = serde_json::from_slice(&body)
             .map_err(|_| TicketProblem::Unreachable("answer is not JSON".to_string()))?;
         let records = document["result"].as_array().cloned().unwrap_or_default();
         let [record] = records.as_slice() else {

@@ -10,7 +10,7 @@
 //! line that `PamService::new` writes, a module's own code comes through unchanged for every
 //! code except `PAM_IGNORE`. A stack whose only module returns `PAM_IGNORE` fails with
 //! `PAM_PERM_DENIED` (libpam's "no module made a decision"), and a module that cannot be
-//! loaded fails with `PAM_MODULE_UNKNOWN`. `tests/support_selftest.rs` proves each of these
+//! loaded fails with `PAM_MODULE_UNKNOWN`. `testkit/tests/selftest.rs` proves each of these
 //! with `pam_debug.so`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -344,6 +344,18 @@ impl PamOutcome {
     }
 }
 
+/// `outcome` returned `code`; otherwise fails showing what it returned and the transcript.
+pub fn assert_code(outcome: &PamOutcome, code: i32) {
+    assert_eq!(
+        outcome.code,
+        code,
+        "got {} ({}); transcript:\n{}",
+        outcome.code_name,
+        outcome.message,
+        outcome.transcript()
+    );
+}
+
 /// What the conversation function works on, reached through `appdata_ptr`.
 struct ConvState {
     answers: VecDeque<Option<String>>,
@@ -638,6 +650,9 @@ unsafe fn free_replies(replies: *mut pam_response, count: usize) {
     unsafe { libc::free(replies.cast()) };
 }
 
+/// The workspace root, where pam_ticket's `src/` is (this kit lives in `testkit/`).
+pub const WORKSPACE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
 /// The module under test: `$PAM_TICKET_SO` if set, else `libpam_ticket.so` next to the
 /// `deps/` directory holding the running test executable (`target/<profile>/`).
 ///
@@ -661,7 +676,7 @@ pub fn module_path() -> PathBuf {
                 path.display()
             )
         });
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let sources = Path::new(WORKSPACE_ROOT).join("src");
     if let Some(newest) = newest_modification(&sources) {
         assert!(
             built >= newest,

@@ -65,9 +65,6 @@
 //!   (`name`, `element`, `value`, `label`, `sequence`, `language`, `inactive`), so
 //!   `sysparm_query=name=incident^element=state^inactive=false` lists the incident states.
 
-// Each integration test compiles its own copy of tests/support and uses only part of it.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -702,7 +699,6 @@ struct Db {
 
 /// Where a (possibly dot-walked) field path ends.
 struct Resolved<'a> {
-    table: String,
     field: String,
     kind: schema::Kind,
     /// The record holding the final field, `None` when a reference on the way is empty.
@@ -773,7 +769,6 @@ impl Db {
             let kind = self.kind(&table, field)?;
             if segments.peek().is_none() {
                 return Some(Resolved {
-                    table,
                     field: field.to_string(),
                     kind,
                     record,
