@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod ca;
+pub mod ca_check;
 pub mod check;
 pub mod doctor;
 pub mod hash_code;

@@ -418,7 +418,7 @@ fn trust_findings(
     source: &str,
 ) -> Vec<Finding> {
     let timeout = timeout.min(Duration::from_secs(10));
-    match super::ca::check_chain(&url.host, url.port, bundle, timeout) {
+    match super::ca_check::check_chain(&url.host, url.port, bundle, timeout) {
         Ok(verdict) if verdict.verified => Vec::new(),
         Ok(verdict) => {
             let reason = verdict

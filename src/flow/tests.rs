@@ -1,0 +1,444 @@
+use super::*;
+use crate::backend::{BadAnswer, Outage};
+use crate::bypass::BypassHash;
+use crate::config::{from_entries, parse_entries};
+use crate::fakes::ManualClock;
+use crate::http::{TransportError, Unreachable};
+use crate::secret::Secret;
+use crate::ticket::{Choice, Ticket};
+use std::collections::VecDeque;
+use std::path::Path;
+
+/// A scripted person: answers in order, records everything shown, and fails the
+/// test if asked more often than scripted or, when dropped, if answers are left
+/// unused (as kanidm's scripted PAM handler does), so a script says exactly what the
+/// flow asks.
+struct Script {
+    answers: VecDeque<Result<&'static [u8], ConversationFailed>>,
+    prompts: usize,
+    errors: Vec<String>,
+    infos: Vec<String>,
+}
+
+impl Script {
+    fn new(answers: &[&'static str]) -> Script {
+        Script::with_replies(answers.iter().map(|answer| Ok(answer.as_bytes())))
+    }
+
+    /// Replies that may be raw bytes or a failed conversation.
+    fn with_replies(
+        replies: impl IntoIterator<Item = Result<&'static [u8], ConversationFailed>>,
+    ) -> Script {
+        Script {
+            answers: replies.into_iter().collect(),
+            prompts: 0,
+            errors: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        // A second panic while unwinding would abort and hide the first failure.
+        if !std::thread::panicking() {
+            assert!(
+                self.answers.is_empty(),
+                "the flow left {} scripted answer(s) unused after {} prompt(s)",
+                self.answers.len(),
+                self.prompts
+            );
+        }
+    }
+}
+
+impl Conversation for Script {
+    fn ask(&mut self, prompt: &str) -> Result<Secret, ConversationFailed> {
+        assert_eq!(prompt, "Ticket ID: ");
+        self.prompts += 1;
+        let answer = self
+            .answers
+            .pop_front()
+            .expect("asked more often than scripted");
+        answer.map(|bytes| Secret::new(bytes.to_vec()))
+    }
+    fn show_error(&mut self, message: &str) {
+        self.errors.push(message.to_string());
+    }
+    fn show_info(&mut self, message: &str) {
+        self.infos.push(message.to_string());
+    }
+}
+
+#[derive(Default)]
+struct Records(Vec<AuditRecord>);
+
+impl AuditSink for Records {
+    fn record(&mut self, record: &AuditRecord) {
+        self.0.push(record.clone());
+    }
+    fn debug(&mut self, _message: &str) {}
+    fn warn(&mut self, _message: &str) {}
+}
+
+type Answer = Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>;
+
+/// A source that answers from a closure and counts lookups.
+struct FakeSource {
+    answer: Answer,
+    lookups: usize,
+}
+
+impl TicketSource for FakeSource {
+    fn system_name(&self) -> &str {
+        "ServiceNow"
+    }
+    fn lookup(
+        &mut self,
+        id: &TicketId,
+        _login: &Login,
+        _deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<Lookup, LookupError> {
+        self.lookups += 1;
+        (self.answer)(id)
+    }
+}
+
+fn config(extra: &str) -> Config {
+    let text = format!("TicketingSystem=ServiceNow\nValidateTicketNumber=No\n{extra}");
+    let entries = parse_entries(&text, Path::new("/t.conf")).expect("parse");
+    let mut config = from_entries(Path::new("/t.conf"), entries, Vec::new()).expect("valid");
+    // The fake source stands in for the network; the flow only needs the switch.
+    config.validate_ticket_number = true;
+    config
+}
+
+fn ticket(id: &TicketId, state: &str) -> Ticket {
+    Ticket {
+        id: id.text.clone(),
+        kind: id.kind,
+        state: Some(Choice::new(state, state)),
+        approval: None,
+        planned_start: None,
+        planned_end: None,
+        requesters: vec!["alice".to_string()],
+    }
+}
+
+fn run(
+    config: &Config,
+    script: &mut Script,
+    source: &mut FakeSource,
+) -> (Outcome, Vec<AuditRecord>) {
+    let login = Login::new(
+        "alice",
+        Some("10.1.2.3".to_string()),
+        Some("sshd".to_string()),
+    );
+    let mut records = Records::default();
+    let outcome = Flow {
+        config,
+        login: &login,
+        conversation: script,
+        source: Some(source),
+        audit: &mut records,
+        clock: &ManualClock::new(),
+    }
+    .run();
+    (outcome, records.0)
+}
+
+fn source_with_state(state: &'static str) -> FakeSource {
+    FakeSource {
+        answer: Box::new(move |id| Ok(Lookup::Found(ticket(id, state)))),
+        lookups: 0,
+    }
+}
+
+#[test]
+fn valid_ticket_is_granted_and_exported() {
+    let config = config("");
+    let mut script = Script::new(&["  INC0010001 \n"]);
+    let mut source = source_with_state("In Progress");
+    let (outcome, records) = run(&config, &mut script, &mut source);
+    assert_eq!(
+        outcome,
+        Outcome::Granted {
+            exports: vec![
+                ("TICKET_ID".to_string(), "INC0010001".to_string()),
+                ("TICKETING_SYSTEM".to_string(), "ServiceNow".to_string()),
+                ("TICKET_DECISION".to_string(), "allow".to_string()),
+            ]
+        }
+    );
+    assert_eq!((script.prompts, source.lookups), (1, 1));
+    assert!(script.errors.is_empty());
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].decision, Decision::Allow);
+    assert_eq!(records[0].ticket.as_deref(), Some("INC0010001"));
+    assert_eq!(records[0].rhost.as_deref(), Some("10.1.2.3"));
+}
+
+#[test]
+fn not_applicable_never_prompts() {
+    let config = config("EnterTicketingInfo=No\n");
+    let mut script = Script::new(&[]);
+    let mut source = source_with_state("New");
+    let (outcome, records) = run(&config, &mut script, &mut source);
+    assert_eq!(outcome, Outcome::NotApplicable);
+    assert_eq!((script.prompts, source.lookups, records.len()), (0, 0, 0));
+}
+
+#[test]
+fn hostile_answers_never_reach_the_source_and_are_not_logged() {
+    let config = config("MaxAttempts=5\n");
+    let mut script = Script::new(&[
+        "INC0010001^NQnumberISNOTEMPTY",
+        "INC0010001\" OR \"1\"=\"1",
+        "INC 0010001",
+        "INC0010001\u{7}",
+        "",
+    ]);
+    let mut source = source_with_state("New");
+    let (outcome, records) = run(&config, &mut script, &mut source);
+    assert_eq!(outcome, Outcome::AttemptsExhausted);
+    assert_eq!((script.prompts, source.lookups), (5, 0));
+    assert_eq!(script.errors.len(), 5);
+    assert_eq!(
+        script.errors[0],
+        "A ticket ID may only contain letters, digits, '-' and '_'"
+    );
+    assert_eq!(script.errors[4], "No ticket ID was entered");
+    for record in &records {
+        assert_eq!(record.decision, Decision::Deny);
+        assert_eq!(record.ticket, None);
+        let json = record.to_json().to_string();
+        assert!(!json.contains("NQnumber") && !json.contains("OR"), "{json}");
+    }
+    assert_eq!(records[0].extra, vec![("answer_length", "29".to_string())]);
+}
+
+#[test]
+fn non_utf8_and_overlong_answers_are_refused() {
+    let config = config("MaxAttempts=2\n");
+    let mut script = Script::with_replies([
+        Ok(&b"INC\xff\xfe"[..]),
+        Ok("INC".repeat(30).leak().as_bytes()),
+    ]);
+    let mut source = source_with_state("New");
+    let (outcome, _) = run(&config, &mut script, &mut source);
+    assert_eq!(outcome, Outcome::AttemptsExhausted);
+    assert_eq!(source.lookups, 0);
+    assert_eq!(
+        script.errors[1],
+        "A ticket ID has at most 64 characters; this answer has 90"
+    );
+}
+
+#[test]
+fn wrong_then_right_answer() {
+    let config = config(
+        "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New,In Progress\"\n",
+    );
+    let mut script = Script::new(&["INC0010002", "INC0010001"]);
+    let mut source = FakeSource {
+        answer: Box::new(|id| {
+            let state = if id.text == "INC0010002" {
+                "Closed"
+            } else {
+                "In Progress"
+            };
+            Ok(Lookup::Found(ticket(id, state)))
+        }),
+        lookups: 0,
+    };
+    let (outcome, records) = run(&config, &mut script, &mut source);
+    assert!(matches!(outcome, Outcome::Granted { .. }));
+    assert_eq!(
+        script.errors,
+        vec!["Ticket INC0010002 is Closed; allowed states: New, In Progress".to_string()]
+    );
+    assert_eq!(
+        records
+            .iter()
+            .map(|record| record.decision)
+            .collect::<Vec<_>>(),
+        vec![Decision::Deny, Decision::Allow]
+    );
+    assert_eq!(source.lookups, 2);
+}
+
+#[test]
+fn conversation_failure_counts_as_a_refused_attempt() {
+    let config = config("MaxAttempts=2\n");
+    let mut script = Script::with_replies([Err(ConversationFailed), Err(ConversationFailed)]);
+    let mut source = source_with_state("New");
+    let (outcome, records) = run(&config, &mut script, &mut source);
+    assert_eq!(outcome, Outcome::AttemptsExhausted);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].reason, "conversation failed");
+}
+
+#[test]
+fn bypass_code_is_accepted_without_lookup_and_never_logged() {
+    let hash = BypassHash::create(b"open-sesame-2026", b"\x10\x20");
+    let config = config(&format!("FailsafeBypassCode=\"{}\"\n", hash));
+    let mut script = Script::new(&["open-sesame-2026"]);
+    let mut source = source_with_state("New");
+    let (outcome, records) = run(&config, &mut script, &mut source);
+    assert!(matches!(outcome, Outcome::Granted { .. }));
+    assert_eq!(source.lookups, 0);
+    assert_eq!(records[0].decision, Decision::Bypass);
+    assert_eq!(records[0].extra, vec![("bypass_entry", "1".to_string())]);
+    assert!(!records[0].to_json().to_string().contains("open-sesame"));
+}
+
+#[test]
+fn unavailable_follows_fail_mode() {
+    let down = || FakeSource {
+        answer: Box::new(|_| {
+            Err(LookupError::Unavailable(Outage::Unreachable(
+                Unreachable::ConnectionRefused,
+            )))
+        }),
+        lookups: 0,
+    };
+    let mut script = Script::new(&["INC0010001"]);
+    let (outcome, records) = run(&config(""), &mut script, &mut down());
+    assert_eq!(outcome, Outcome::Unavailable);
+    assert_eq!(script.errors, vec![UNAVAILABLE_MESSAGE.to_string()]);
+    assert_eq!(records[0].decision, Decision::Unavailable);
+    assert_eq!(records[0].reason, "unavailable: connection refused");
+
+    let mut script = Script::new(&["INC0010001"]);
+    let (outcome, records) = run(&config("FailMode=safe\n"), &mut script, &mut down());
+    assert!(
+        matches!(outcome, Outcome::Granted { ref exports } if exports.contains(&("TICKET_DECISION".to_string(), "failsafe".to_string())))
+    );
+    assert_eq!(records[0].decision, Decision::Failsafe);
+}
+
+#[test]
+fn an_unexpected_answer_is_never_failsafe() {
+    let mut source = FakeSource {
+        answer: Box::new(|_| {
+            Err(LookupError::BadAnswer(BadAnswer::UnexpectedStatus {
+                status: 404,
+                detail: String::new(),
+            }))
+        }),
+        lookups: 0,
+    };
+    let mut script = Script::new(&["INC0010001"]);
+    let (outcome, records) = run(&config("FailMode=safe\n"), &mut script, &mut source);
+    assert_eq!(outcome, Outcome::Unavailable);
+    assert_eq!(script.errors, vec![UNAVAILABLE_MESSAGE.to_string()]);
+    assert_eq!(records[0].decision, Decision::Unavailable);
+    assert_eq!(
+        records[0].reason,
+        "unavailable (not an outage, so never failsafe): unexpected HTTP 404"
+    );
+}
+
+/// Every answer that is not the API's, below HTTP or above it, is denied in both
+/// modes with the unavailable message; only an `Outage` reaches the failsafe.
+#[test]
+fn answers_that_are_not_the_apis_are_denied_in_both_modes() {
+    let failures = [
+        BadAnswer::Transport(TransportError::Tls("received fatal alert".to_string())),
+        BadAnswer::Transport(TransportError::Protocol("conflicting".to_string())),
+        BadAnswer::Transport(TransportError::BodyTooLarge { limit: 1 << 20 }),
+        BadAnswer::Transport(TransportError::HeaderTooLarge { limit: 65536 }),
+        BadAnswer::Transport(TransportError::ProxyRefused("407".to_string())),
+        BadAnswer::Transport(TransportError::InvalidRequest("char".to_string())),
+        BadAnswer::TicketCheckFailed {
+            what: "HTTP 503".to_string(),
+        },
+    ];
+    for failure in failures {
+        for mode in ["secure", "safe"] {
+            let answer = failure.clone();
+            let mut source = FakeSource {
+                answer: Box::new(move |_| Err(LookupError::BadAnswer(answer.clone()))),
+                lookups: 0,
+            };
+            let mut script = Script::new(&["INC0010001"]);
+            let config = config(&format!("FailMode={mode}\n"));
+            let (outcome, records) = run(&config, &mut script, &mut source);
+            assert_eq!(outcome, Outcome::Unavailable, "{failure:?} {mode}");
+            assert_eq!(script.errors, vec![UNAVAILABLE_MESSAGE.to_string()]);
+            assert!(script.infos.is_empty());
+            assert_eq!(records[0].decision, Decision::Unavailable);
+            assert_eq!(
+                records[0].reason,
+                format!("unavailable (not an outage, so never failsafe): {failure}")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_refused_module_account_is_denied_in_both_modes_and_says_what_to_fix() {
+    for mode in ["secure", "safe"] {
+        let mut source = FakeSource {
+            answer: Box::new(|_| {
+                Err(LookupError::AccountRefused {
+                    status: 401,
+                    detail: "User Not Authenticated".to_string(),
+                })
+            }),
+            lookups: 0,
+        };
+        let mut script = Script::new(&["INC0010001"]);
+        let (outcome, records) = run(
+            &config(&format!("FailMode={mode}\n")),
+            &mut script,
+            &mut source,
+        );
+        assert_eq!(outcome, Outcome::Unavailable);
+        assert_eq!(script.errors, vec![ACCOUNT_REFUSED_MESSAGE.to_string()]);
+        assert_eq!(records[0].decision, Decision::Unavailable);
+        assert!(
+            records[0].reason.starts_with(
+                "unavailable (not an outage, so never failsafe): the module's account (none) \
+                 was refused by the ticketing system (HTTP 401: User Not Authenticated): \
+                 check ConnectionAccountFile"
+            ),
+            "{}",
+            records[0].reason
+        );
+    }
+}
+
+#[test]
+fn untrusted_certificate_is_denied_even_in_safe_mode() {
+    let mut source = FakeSource {
+        answer: Box::new(|_| {
+            Err(LookupError::UntrustedServer {
+                detail: "UnknownIssuer".to_string(),
+            })
+        }),
+        lookups: 0,
+    };
+    let mut script = Script::new(&["INC0010001"]);
+    let (outcome, records) = run(&config("FailMode=safe\n"), &mut script, &mut source);
+    assert_eq!(outcome, Outcome::Unavailable);
+    assert_eq!(records[0].decision, Decision::Unavailable);
+    assert!(records[0].reason.contains("UnknownIssuer"));
+}
+
+#[test]
+fn not_found_names_the_ticket() {
+    let mut source = FakeSource {
+        answer: Box::new(|_| Err(LookupError::NotFound)),
+        lookups: 0,
+    };
+    let mut script = Script::new(&["INC0099999"]);
+    let (outcome, _) = run(&config("MaxAttempts=1\n"), &mut script, &mut source);
+    assert_eq!(outcome, Outcome::AttemptsExhausted);
+    assert_eq!(
+        script.errors,
+        vec!["Ticket INC0099999 was not found".to_string()]
+    );
+}
