@@ -6,7 +6,7 @@ PROBE_SO := target/panic-probe/libpam_ticket.so
 # replace the module there, and the next `cargo build` would compile it all over again.
 PROBE_TARGET := target/panic-probe-build
 
-.PHONY: all build release portable selinux dist rpm deb deps deps-dist demo test test-dist probe clippy \
+.PHONY: fuzz fuzz-smoke all build release portable selinux dist rpm deb deps deps-dist demo test test-dist probe clippy \
 	fmt clean bench install install-files uninstall demo-ssh test-packaging
 
 # Installation layout. PAMDIR is where this system's libpam loads modules from, whatever
@@ -155,8 +155,22 @@ demo-ssh: deps
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Coverage-guided fuzzing of every parser of untrusted text (cargo-fuzz with libFuzzer, on
+# the stable toolchain; cargo-fuzz is installed with cargo when missing). `make fuzz` runs
+# each target for FUZZ_SECONDS; `make fuzz-smoke`, which CI runs, a few seconds each.
+# See docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+
+fuzz: deps
+	CARGO=$(CARGO) scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	CARGO=$(CARGO) scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS) smoke
+
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all
 
 clean:
 	$(CARGO) clean

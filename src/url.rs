@@ -116,8 +116,17 @@ pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl, String> {
     if authority.contains(['/', '?', '#', '@']) || !authority.contains(':') {
         return Err(format!("{raw:?} must look like http://host:port"));
     }
+    // Port 0 stands for "no port given": `http://[::1]` has a colon, but no port.
     let (host, port) = split_host_port(authority, 0)?;
-    Ok(ProxyUrl { host, port })
+    if port == 0 {
+        return Err(format!("{raw:?} must look like http://host:port"));
+    }
+    let proxy = ProxyUrl { host, port };
+    // What ureq would refuse when the client is built (`http://[a[::1]:3128`) is refused
+    // here, at its line (found by fuzz/config).
+    ureq::Proxy::new(&proxy.to_string())
+        .map_err(|problem| format!("{raw:?} is not a valid proxy URL: {problem}"))?;
+    Ok(proxy)
 }
 
 /// What follows `scheme://` in `raw`, whatever the case of the scheme.

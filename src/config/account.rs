@@ -26,7 +26,7 @@ pub fn read_account_file(path: &Path, origin: &Origin) -> Result<Credentials, Co
 /// Username and Password from an account file's text. Errors name the line only: the
 /// parser's usual messages quote the offending text, which here may be part of the
 /// password, and they end up in syslog and the audit file.
-fn parse_account_text(text: &str, path: &Path) -> Result<Credentials, ConfigError> {
+pub fn parse_account_text(text: &str, path: &Path) -> Result<Credentials, ConfigError> {
     let entries = parse_entries(text, path).map_err(|problem| {
         error(
             &problem.origin,

@@ -440,6 +440,48 @@ mod tests {
 
     const MINIMAL: &str = "TicketingSystem=\"ServiceNow\"\nValidateTicketNumber=\"No\"\n";
 
+    /// Found by fuzz/config (fuzz/corpus/config/crash-proxy-*): a bracketed host without a
+    /// port was taken as port 0, and a host ureq refuses was accepted.
+    #[test]
+    fn a_proxy_needs_a_port_and_a_host_ureq_accepts() {
+        for proxy in ["http://[::1]", "http://[::1]/", "http://[proxy[::1]:3128"] {
+            let problem = build(&format!("{MINIMAL}HTTPSProxy=\"{proxy}\"\n")).expect_err(proxy);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{proxy}");
+            assert!(
+                problem.problem.starts_with("HTTPSProxy: "),
+                "{}",
+                problem.problem
+            );
+        }
+        let config = build(&format!("{MINIMAL}HTTPSProxy=\"http://[::1]:3128\"\n"))
+            .expect("a bracketed IPv6 address with a port");
+        let proxy = config.https_proxy.expect("set");
+        assert_eq!((proxy.host.as_str(), proxy.port), ("[::1]", 3128));
+    }
+
+    /// A pattern that closes the anchoring group itself would match every ID
+    /// (fuzz/corpus/config/crash-ticket-format-escapes-anchors).
+    #[test]
+    fn a_ticket_format_that_escapes_its_anchors_is_refused() {
+        let problem = build(&format!("{MINIMAL}TicketFormatRegex=\"INC[0-9]+)|(.*\"\n"))
+            .expect_err("not a regex on its own");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:3");
+        assert!(
+            problem
+                .problem
+                .contains("TicketFormatRegex is not a valid regex"),
+            "{}",
+            problem.problem
+        );
+        let config = build(&format!(
+            "{MINIMAL}TicketFormatRegex=\"(INC|CHG)[0-9]{{7}}\"\n"
+        ))
+        .expect("a regex on its own");
+        let format = config.ticket_format.expect("set");
+        assert!(format.is_match("INC0012345"));
+        assert!(!format.is_match("xINC0012345"));
+    }
+
     #[test]
     fn unknown_key_is_an_error_with_a_hint() {
         let problem =

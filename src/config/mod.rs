@@ -32,7 +32,7 @@ use crate::bypass::BypassHash;
 use crate::secure_file::{self, Readers};
 use crate::trust::CaBundle;
 
-pub use account::{Credentials, read_account_file, read_root_only_file};
+pub use account::{Credentials, parse_account_text, read_account_file, read_root_only_file};
 pub use arguments::{
     ModuleArguments, audit_file_from_arguments, parse_module_arguments,
     parse_module_arguments_reporting_all,

@@ -352,17 +352,22 @@ impl Settings {
         if pattern.trim().is_empty() {
             return Err(error(&origin, format!("{key} must not be empty")));
         }
-        let source = if anchor {
-            format!("^(?:{pattern})$")
-        } else {
-            pattern.clone()
-        };
-        Regex::new(&source).map(Some).map_err(|regex_error| {
+        let not_a_regex = |regex_error: regex::Error| {
             error(
                 &origin,
                 format!("{key} is not a valid regex: {regex_error}"),
             )
-        })
+        };
+        let source = if anchor {
+            // The pattern must be a regex on its own: `A)|(.*` is not, but would pass
+            // inside the anchors as `^(?:A)|(.*)$`, which matches every ID (found by
+            // fuzz/config).
+            Regex::new(&pattern).map_err(not_a_regex)?;
+            format!("^(?:{pattern})$")
+        } else {
+            pattern.clone()
+        };
+        Regex::new(&source).map(Some).map_err(not_a_regex)
     }
 
     /// A Validate* switch and its Allowed* list: `Some(list)` when the check is on.
