@@ -14,8 +14,8 @@ use super::{
     Body, HttpResponse, Method, Request, SetupError, Transport, TransportError, Unreachable,
     encode_form, encode_json,
 };
-use crate::config::ProxyUrl;
 use crate::trust::CaBundle;
+use crate::url::ProxyUrl;
 
 /// The largest response body the module reads; ticket lookups are a few hundred bytes.
 const MAX_BODY_BYTES: u64 = 1 << 20;
