@@ -18,16 +18,17 @@
 //! from `pki.rs`. Dropping the server stops it and closes every socket it holds, so threads
 //! stuck in a hang end promptly.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::http::{Handler, Request};
-use super::https::{encode_response, lock, read_request, reason, reset, wants_close};
+use super::https::{
+    SocketRegistry, encode_response, lock, read_request, reason, reset, wants_close,
+};
 use super::pki::{ServerCert, TestPki};
 
 /// How often idle loops (accept, hangs) look at the shutdown flag.
@@ -165,8 +166,7 @@ struct Shared {
     requests: Mutex<Vec<Request>>,
     /// How many `find`s a `Rewrite` has replaced, so a test can tell that it took effect.
     rewritten: AtomicUsize,
-    sockets: Mutex<HashMap<u64, TcpStream>>,
-    next_socket_id: AtomicU64,
+    sockets: SocketRegistry,
 }
 
 impl HostileServer {
@@ -191,8 +191,7 @@ impl HostileServer {
             connections: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             rewritten: AtomicUsize::new(0),
-            sockets: Mutex::new(HashMap::new()),
-            next_socket_id: AtomicU64::new(0),
+            sockets: SocketRegistry::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("bound address").port();
@@ -256,9 +255,7 @@ impl Drop for HostileServer {
         if let Some(thread) = self.accept_thread.take() {
             let _ = thread.join();
         }
-        for socket in lock(&self.shared.sockets).values() {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
+        self.shared.sockets.shut_down_all();
     }
 }
 
@@ -276,29 +273,6 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Err(_) => thread::sleep(POLL),
         }
     }
-}
-
-/// Removes a socket from the registry when its connection thread ends.
-struct Registered<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        lock(&self.shared.sockets).remove(&self.id);
-    }
-}
-
-fn register<'a>(shared: &'a Shared, stream: &TcpStream) -> Option<Registered<'a>> {
-    let clone = stream.try_clone().ok()?;
-    let id = shared.next_socket_id.fetch_add(1, Ordering::SeqCst);
-    lock(&shared.sockets).insert(id, clone);
-    // Drop may have swept the registry between the accept and the insert.
-    if shared.shutdown.load(Ordering::SeqCst) {
-        let _ = stream.shutdown(Shutdown::Both);
-    }
-    Some(Registered { shared, id })
 }
 
 fn hang_until_shutdown(shared: &Shared) {
@@ -329,7 +303,7 @@ fn serve_connection(mut tcp: TcpStream, shared: Arc<Shared>) {
         return;
     }
     let _ = tcp.set_nodelay(true);
-    let Some(_registered) = register(&shared, &tcp) else {
+    let Some(_registered) = shared.sockets.register(&tcp, &shared.shutdown) else {
         return;
     };
     if shared.misbehaviour.acts_on_connections() {

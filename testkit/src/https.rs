@@ -108,8 +108,7 @@ struct Shared {
     connection_count: AtomicUsize,
     requests: Mutex<Vec<Request>>,
     /// A clone of every open socket, so `Drop` can shut them down and unblock their threads.
-    sockets: Mutex<HashMap<u64, TcpStream>>,
-    next_socket_id: AtomicU64,
+    sockets: SocketRegistry,
 }
 
 impl TestServer {
@@ -130,8 +129,7 @@ impl TestServer {
             request_count: AtomicUsize::new(0),
             connection_count: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
-            sockets: Mutex::new(HashMap::new()),
-            next_socket_id: AtomicU64::new(0),
+            sockets: SocketRegistry::default(),
         });
         let accept_shared = Arc::clone(&shared);
         let accept_thread = thread::Builder::new()
@@ -232,9 +230,7 @@ impl Drop for TestServer {
             let _ = thread.join();
         }
         // Unblocks every connection thread stuck in a read; hung ones see the flag.
-        for socket in lock(&self.shared.sockets).values() {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
+        self.shared.sockets.shut_down_all();
     }
 }
 
@@ -274,27 +270,50 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// The open connections of a test server, so that dropping the server can unblock every
+/// connection thread stuck in a read. Shared by the HTTPS and the hostile server.
+#[derive(Default)]
+pub(crate) struct SocketRegistry {
+    sockets: Mutex<HashMap<u64, TcpStream>>,
+    next_id: AtomicU64,
+}
+
+impl SocketRegistry {
+    /// Registers an accepted connection until the returned guard is dropped. `shutdown` is
+    /// the server's flag: a connection accepted while the server was being dropped is shut
+    /// down at once, since the sweep in `shut_down_all` may have missed it.
+    pub(crate) fn register(
+        &self,
+        stream: &TcpStream,
+        shutdown: &AtomicBool,
+    ) -> Option<Registered<'_>> {
+        let clone = stream.try_clone().ok()?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        lock(&self.sockets).insert(id, clone);
+        if shutdown.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        Some(Registered { registry: self, id })
+    }
+
+    /// Shuts every registered connection down (both directions).
+    pub(crate) fn shut_down_all(&self) {
+        for socket in lock(&self.sockets).values() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
 /// Removes a socket from the registry when its connection thread ends.
-struct Registered<'a> {
-    shared: &'a Shared,
+pub(crate) struct Registered<'a> {
+    registry: &'a SocketRegistry,
     id: u64,
 }
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.sockets).remove(&self.id);
+        lock(&self.registry.sockets).remove(&self.id);
     }
-}
-
-fn register<'a>(shared: &'a Shared, stream: &TcpStream) -> Option<Registered<'a>> {
-    let clone = stream.try_clone().ok()?;
-    let id = shared.next_socket_id.fetch_add(1, Ordering::SeqCst);
-    lock(&shared.sockets).insert(id, clone);
-    // Drop may have run between the accept and the insert; its sweep missed this socket.
-    if shared.shutdown.load(Ordering::SeqCst) {
-        let _ = stream.shutdown(Shutdown::Both);
-    }
-    Some(Registered { shared, id })
 }
 
 fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
@@ -303,7 +322,7 @@ fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
         return;
     }
     let _ = tcp.set_nodelay(true);
-    let Some(_registered) = register(&shared, &tcp) else {
+    let Some(_registered) = shared.sockets.register(&tcp, &shared.shutdown) else {
         return;
     };
 
