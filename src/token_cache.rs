@@ -898,11 +898,11 @@ mod tests {
         let cache = platform_cache_in(&scratch);
         let clock = ManualClock::new();
         let mut notes = crate::fakes::Notes::default();
-        let mut fetches = 0;
-        let mut fetch = || -> Result<FreshToken, String> {
-            fetches += 1;
+        let fetches = std::cell::Cell::new(0);
+        let fetch = || -> Result<FreshToken, String> {
+            fetches.set(fetches.get() + 1);
             Ok(FreshToken {
-                token: Secret::new(format!("token-{fetches}").into_bytes()),
+                token: Secret::new(format!("token-{}", fetches.get()).into_bytes()),
                 expires_in: Some(900),
             })
         };
@@ -918,7 +918,7 @@ mod tests {
         // The server refused the cached token: one new fetch, and the refused one is not
         // handed back.
         let renewed = cache
-            .obtain(deadline, &mut notes, Some(&second.token), &mut fetch)
+            .obtain(deadline, &mut notes, Some(&second.token), fetch)
             .expect("renewed");
         assert_eq!(renewed.token.as_bytes(), b"token-2");
         assert!(renewed.retired.is_empty(), "a refused token is not retired");
@@ -929,8 +929,7 @@ mod tests {
             .expect("late");
         assert_eq!(late.token.as_bytes(), b"token-3");
         assert_eq!(late.retired.len(), 1);
-        drop(fetch);
-        assert_eq!(fetches, 3);
+        assert_eq!(fetches.get(), 3);
         assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
         // Flushed: removed once, and nothing is left to remove.
         assert_eq!(cache.remove(), Ok(true));
