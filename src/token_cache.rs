@@ -908,10 +908,10 @@ mod tests {
         };
         let deadline = Deadline::new(&clock, Duration::from_secs(5));
         let first = cache
-            .obtain(deadline, &mut notes, None, &mut fetch)
+            .obtain(deadline, &mut notes, None, &fetch)
             .expect("first");
         let second = cache
-            .obtain(deadline, &mut notes, None, &mut fetch)
+            .obtain(deadline, &mut notes, None, &fetch)
             .expect("second");
         assert!(first.cached && second.cached);
         assert_eq!(second.token.as_bytes(), b"token-1");
@@ -925,7 +925,7 @@ mod tests {
         // Near its end it is replaced, and the old one is retired.
         clock.advance(Duration::from_secs(850));
         let late = cache
-            .obtain(deadline, &mut notes, None, &mut fetch)
+            .obtain(deadline, &mut notes, None, &fetch)
             .expect("late");
         assert_eq!(late.token.as_bytes(), b"token-3");
         assert_eq!(late.retired.len(), 1);
