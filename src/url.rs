@@ -146,6 +146,9 @@ pub enum ApiBase {
     /// The portal's REST API: `https://<host>/PasswordVault` (or a reverse proxy's prefix
     /// in front of PVWA's `/API/…` routes); the module adds `/API/…`.
     Portal,
+    /// A Privilege Cloud Identity tenant, `https://<tenant>.id.cyberark.cloud` (or a
+    /// reverse proxy's prefix in front of it); the module adds `/oauth2/platformtoken`.
+    IdentityTenant,
 }
 
 impl BaseUrl {
@@ -198,6 +201,21 @@ impl BaseUrl {
                     Some(index) => Err(format!(
                         "{:?} ends in the AR REST API's route /{}: use the base in front of it, \
                          {:?} (the module adds /api/jwt/… and /api/arsys/… itself)",
+                        self.base,
+                        segments[index..].join("/"),
+                        base_before(index)
+                    )),
+                    None => Ok(()),
+                }
+            }
+            ApiBase::IdentityTenant => {
+                let route = segments
+                    .iter()
+                    .position(|segment| segment.eq_ignore_ascii_case("oauth2"));
+                match route {
+                    Some(index) => Err(format!(
+                        "{:?} ends in the Identity tenant's route /{}: use the base in front of \
+                         it, {:?} (the module adds /oauth2/platformtoken itself)",
                         self.base,
                         segments[index..].join("/"),
                         base_before(index)
@@ -435,6 +453,24 @@ mod tests {
             ),
         ] {
             assert_eq!(check(raw, ApiBase::Portal), Err(base.to_string()), "{raw}");
+        }
+        // The Identity tenant: its root; the platform-token route itself is refused.
+        assert_eq!(
+            check(
+                "https://abc1234.id.cyberark.cloud/",
+                ApiBase::IdentityTenant
+            ),
+            Ok(())
+        );
+        for raw in [
+            "https://abc1234.id.cyberark.cloud/oauth2/platformtoken",
+            "https://abc1234.id.cyberark.cloud/OAuth2",
+        ] {
+            assert_eq!(
+                check(raw, ApiBase::IdentityTenant),
+                Err("https://abc1234.id.cyberark.cloud".to_string()),
+                "{raw}"
+            );
         }
     }
 

@@ -28,6 +28,9 @@ What it asks, by ticketing system (nothing is written to the audit log):
   portal      (FetchCredentialsThroughPVWA=Yes) logs on, counts the vault accounts the
               gateway user may list, logs off; no password is retrieved, so the portal's
               ticketing integration is not exercised (use `pam-ticket test` for that).
+              With PortalAuthMethod=PlatformToken (Privilege Cloud) it gets a platform
+              token of its own from IdentityURL (the token cache is neither read nor
+              written) instead of the logon, and there is no logoff.
 
 With Allowed* lists in force it then reads, once, the choices the system knows for those
 fields (ServiceNow: the active sys_choice rows of incident.state, change_request.state,
@@ -163,6 +166,7 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::PSMPServerConfig => return None,
         Key::PortalURL => portal?.url.to_string(),
         Key::PortalAuthMethod => portal?.auth_method.path_segment().to_string(),
+        Key::IdentityURL => optional(portal?.identity_url.as_ref()),
         Key::PortalAccountFile => account(Some(&portal?.account)),
         Key::PortalTicketingSystemName => portal?.ticketing_system_name.clone(),
         Key::PortalReason => format!("{:?}", portal?.reason_template),
@@ -226,10 +230,16 @@ fn probe(config: &Config) -> i32 {
     };
     let timeout = config.timeout.as_secs_f64();
     match &config.portal {
-        Some(portal) => println!(
-            "connection: logging on to the portal at {} (Timeout {timeout} s)",
-            portal.url
-        ),
+        Some(portal) => match &portal.identity_url {
+            Some(identity) => println!(
+                "connection: getting a platform token from {identity} for the portal at {} (Timeout {timeout} s)",
+                portal.url
+            ),
+            None => println!(
+                "connection: logging on to the portal at {} (Timeout {timeout} s)",
+                portal.url
+            ),
+        },
         None => println!(
             "connection: asking {} at {} for {PROBE_TICKET} (Timeout {timeout} s)",
             source.system_name(),

@@ -168,6 +168,22 @@ pub fn bad_response(detail: &str) -> LookupError {
 /// refused, by whom, and what to check.
 pub fn account_refused_text(config: &Config, status: u16, detail: &str) -> String {
     let (server, username, setting, file, more) = match &config.portal {
+        // The token request goes to the Identity tenant; the portal calls take its token.
+        Some(portal) if portal.identity_url.is_some() => (
+            format!(
+                "{} (platform token for {})",
+                portal
+                    .identity_url
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string),
+                portal.url
+            ),
+            portal.account.username.as_str(),
+            "PortalAccountFile",
+            portal.account.source.display().to_string(),
+            ", that it is an OAuth confidential client (service user) of the Identity tenant \
+             with a Privilege Cloud role, and IdentityURL",
+        ),
         Some(portal) => (
             portal.url.to_string(),
             portal.account.username.as_str(),
@@ -333,7 +349,11 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         crate::http::HttpClient::new(config.ca_bundle.as_ref(), config.https_proxy.as_ref())
             .map_err(|problem| problem.to_string())?;
     if let Some(settings) = &config.portal {
-        return Ok(Box::new(portal::Portal::new(client, settings.clone())));
+        return Ok(Box::new(portal::Portal::new(
+            client,
+            settings.clone(),
+            config.cache_directory.clone(),
+        )));
     }
     let (Some(system), Some(url), Some(account)) = (
         config.ticketing_system,

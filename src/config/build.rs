@@ -295,12 +295,52 @@ impl Settings {
                 "CyberArk" => Ok(PortalAuthMethod::CyberArk),
                 "LDAP" => Ok(PortalAuthMethod::Ldap),
                 "RADIUS" => Ok(PortalAuthMethod::Radius),
+                "PlatformToken" => Ok(PortalAuthMethod::PlatformToken),
                 other => Err(error(
                     &method_origin,
-                    format!("PortalAuthMethod must be CyberArk, LDAP or RADIUS, not {other:?}"),
+                    format!(
+                        "PortalAuthMethod must be CyberArk, LDAP, RADIUS or PlatformToken, not {other:?}"
+                    ),
                 )),
             }
         });
+        let identity_url = self.check(|| {
+            let url = self.https_url(Key::IdentityURL)?;
+            if let Some(url) = &url {
+                url.check_path(ApiBase::IdentityTenant).map_err(|problem| {
+                    error(
+                        &self.origin(Key::IdentityURL),
+                        format!("IdentityURL: {problem}"),
+                    )
+                })?;
+            }
+            Ok(url)
+        });
+        // A platform token comes from the Identity tenant, which only IdentityURL names;
+        // an IdentityURL with a PVWA logon would never be used, and an admin who set it
+        // must not believe that it is.
+        match (auth_method, identity_url.as_ref()) {
+            (Some(PortalAuthMethod::PlatformToken), Some(None)) => {
+                self.report_missing(error(
+                    &self.origin(Key::PortalAuthMethod),
+                    "IdentityURL is required when PortalAuthMethod is PlatformToken \
+                     (https://<tenant>.id.cyberark.cloud, the Identity tenant that issues \
+                     platform tokens)",
+                ));
+            }
+            (Some(method), Some(Some(_))) if method != PortalAuthMethod::PlatformToken => {
+                self.report(error(
+                    &self.origin(Key::IdentityURL),
+                    format!(
+                        "IdentityURL has no effect with PortalAuthMethod={} (only a platform \
+                         token comes from the Identity tenant): set PortalAuthMethod=PlatformToken \
+                         for Privilege Cloud, or remove IdentityURL",
+                        method.path_segment()
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let account = match self.check(|| self.absolute_path(Key::PortalAccountFile)) {
             Some(Some((path, origin))) => self.check(|| read_account_file(&path, &origin)),
             Some(None) => {
@@ -316,9 +356,16 @@ impl Settings {
             self.check(|| self.non_empty_text(Key::PortalTicketingSystemName, ticketing_system));
         let reason_template =
             self.check(|| self.non_empty_text(Key::PortalReason, ticketing_system));
+        let identity_url = identity_url?;
+        let auth_method = auth_method?;
+        if (auth_method == PortalAuthMethod::PlatformToken) != identity_url.is_some() {
+            // Reported above.
+            return None;
+        }
         Some(PortalSettings {
             url: url??,
-            auth_method: auth_method?,
+            auth_method,
+            identity_url,
             account: account?,
             ticketing_system_name: ticketing_system_name?,
             reason_template: reason_template?,
@@ -661,6 +708,64 @@ mod tests {
                 .starts_with("ValidateRequestingUser has no effect in portal mode"),
             "{problem}"
         );
+    }
+
+    /// PlatformToken takes its token from IdentityURL, so it needs one; any other method
+    /// would never use one, so setting it there is refused rather than ignored.
+    #[test]
+    fn a_platform_token_needs_identity_url_and_only_it_takes_one() {
+        let dir =
+            std::env::temp_dir().join(format!("pam_ticket_identity_url_{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let account = dir.join("portal-account");
+        fs::write(&account, "Username=\"svc\"\nPassword=\"pw\"\n").expect("write");
+        fs::set_permissions(&account, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let portal = format!(
+            "FetchCredentialsThroughPVWA=Yes\nPortalURL=https://acme.privilegecloud.cyberark.cloud/PasswordVault\nPortalAccountFile={}\n",
+            account.display()
+        );
+        let problem = build(&format!("{portal}PortalAuthMethod=PlatformToken\n"))
+            .expect_err("no IdentityURL");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:4");
+        assert!(
+            problem
+                .problem
+                .starts_with("IdentityURL is required when PortalAuthMethod is PlatformToken"),
+            "{problem}"
+        );
+        let problem = build(&format!(
+            "{portal}PortalAuthMethod=LDAP\nIdentityURL=https://abc1234.id.cyberark.cloud\n"
+        ))
+        .expect_err("IdentityURL with LDAP");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:5");
+        assert!(
+            problem
+                .problem
+                .starts_with("IdentityURL has no effect with PortalAuthMethod=LDAP"),
+            "{problem}"
+        );
+        let problem = build(&format!(
+            "{portal}PortalAuthMethod=PlatformToken\nIdentityURL=https://abc1234.id.cyberark.cloud/oauth2/platformtoken\n"
+        ))
+        .expect_err("the route itself");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:5");
+        assert!(problem.problem.starts_with("IdentityURL: "), "{problem}");
+        let problem = build(&format!(
+            "{portal}PortalAuthMethod=PlatformToken\nIdentityURL=http://abc1234.id.cyberark.cloud\n"
+        ))
+        .expect_err("plain http");
+        assert!(problem.problem.contains("not an https:// URL"), "{problem}");
+        let config = build(&format!(
+            "{portal}PortalAuthMethod=PlatformToken\nIdentityURL=https://abc1234.id.cyberark.cloud/\n"
+        ))
+        .expect("a platform-token configuration");
+        let settings = config.portal.expect("portal mode");
+        assert_eq!(settings.auth_method, PortalAuthMethod::PlatformToken);
+        assert_eq!(
+            settings.identity_url.map(|url| url.base),
+            Some("https://abc1234.id.cyberark.cloud".to_string())
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -234,7 +234,10 @@ key_table! {
     PortalURL: Required, Modes::PORTAL, Allowed,
         "https base URL of the portal's REST API; required in portal mode";
     PortalAuthMethod: Text("CyberArk"), Modes::PORTAL, Allowed,
-        "how the gateway user logs on: CyberArk, LDAP or RADIUS";
+        "how the gateway user logs on: CyberArk, LDAP, RADIUS or PlatformToken (Privilege Cloud)";
+    IdentityURL: Unset("none; required with PortalAuthMethod=PlatformToken"), Modes::PORTAL,
+        Allowed,
+        "https URL of the Privilege Cloud Identity tenant that issues platform tokens";
     PortalAccountFile: Required, Modes::PORTAL, Allowed,
         "root-only file with the gateway user's Username and Password; required in portal mode";
     PortalTicketingSystemName:
@@ -266,7 +269,7 @@ key_table! {
         Allowed, "the change fields that name a requester";
     RemedyTokenLifetime: Number { default: 3300, min: 60, max: 86_400 }, Modes::REMEDY,
         Allowed, "seconds a logon token is reused before the module logs on again";
-    CacheDirectory: Text("/run/pam_ticket"), Modes::REMEDY, Allowed,
+    CacheDirectory: Text("/run/pam_ticket"), Modes::ALL, Allowed,
         "where the token cache lives (folder 0700, file 0600, owned by root)";
 }
 

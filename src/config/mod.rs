@@ -82,15 +82,20 @@ pub enum PortalAuthMethod {
     CyberArk,
     Ldap,
     Radius,
+    /// Privilege Cloud: a bearer token from the Identity tenant's
+    /// `POST /oauth2/platformtoken` (IdentityURL), no PVWA logon and no logoff.
+    PlatformToken,
 }
 
 impl PortalAuthMethod {
-    /// The path segment of the portal's logon endpoint.
+    /// The value as written in the configuration; for the PVWA logons also the path
+    /// segment of the portal's logon endpoint (`/API/auth/{segment}/Logon/`).
     pub fn path_segment(self) -> &'static str {
         match self {
             PortalAuthMethod::CyberArk => "CyberArk",
             PortalAuthMethod::Ldap => "LDAP",
             PortalAuthMethod::Radius => "RADIUS",
+            PortalAuthMethod::PlatformToken => "PlatformToken",
         }
     }
 }
@@ -100,6 +105,9 @@ impl PortalAuthMethod {
 pub struct PortalSettings {
     pub url: BaseUrl,
     pub auth_method: PortalAuthMethod,
+    /// The Identity tenant that issues platform tokens: set exactly when `auth_method`
+    /// is [`PortalAuthMethod::PlatformToken`].
+    pub identity_url: Option<BaseUrl>,
     pub account: Credentials,
     pub ticketing_system_name: String,
     pub reason_template: String,

@@ -9,10 +9,20 @@
 //! 2. `GET {PortalURL}/API/Accounts?search=<user> <address>&limit=50` → the one account;
 //! 3. `POST {PortalURL}/API/Accounts/{id}/Password/Retrieve` with the ticket;
 //! 4. `POST {PortalURL}/API/Auth/Logoff/`, whatever happened after a successful logon.
+//!
+//! With `PortalAuthMethod=PlatformToken` (Privilege Cloud) step 1 is instead a platform
+//! token: the cached one while it is usable, else one from the Identity tenant's
+//! `POST {IdentityURL}/oauth2/platformtoken` (`grant_type=client_credentials`, the service
+//! user as `client_id` and its password as `client_secret`), cached until shortly before
+//! its `expires_in`. Steps 2 and 3 send it as `Authorization: Bearer <token>`; a 401 there
+//! gets one new token and one retry of the call. There is no step 4: a platform token has
+//! no logoff, it expires on its own.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use std::path::PathBuf;
 
 use super::{
     BadAnswer, Lookup, LookupError, ProbeLine, TicketSource, bad_response, sanitise, status_error,
@@ -23,18 +33,59 @@ use crate::http::TransportError;
 use crate::http::percent_encode;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::login::{Login, Target};
-use crate::secret::Secret;
+use crate::oauth::{self, ClientCredentials, Grant};
+use crate::secret::{Secret, SecretText, secret_text};
 use crate::ticket::TicketId;
+use crate::token_cache::{FreshToken, TokenCache, TokenKind};
 
 /// The page size of the account search; the exact match is looked for in this page.
 const SEARCH_LIMIT: usize = 50;
 /// Time kept back from the exchange so that the logoff can still be sent inside the
 /// deadline (a fifth of the budget when that is less).
 const LOGOFF_RESERVE: Duration = Duration::from_millis(500);
+/// The longest a platform token is reused. Its `expires_in` decides first (the token is
+/// renewed shortly before it); this bounds a token whose answer gave no expiry.
+pub const PLATFORM_TOKEN_MAX_REUSE: Duration = Duration::from_secs(3600);
+/// The Identity tenant's token endpoint, under IdentityURL.
+pub const PLATFORM_TOKEN_PATH: &str = "/oauth2/platformtoken";
 
 pub struct Portal {
     client: HttpClient,
     settings: PortalSettings,
+    /// `Some` exactly with PortalAuthMethod=PlatformToken.
+    platform: Option<PlatformTokens>,
+}
+
+/// Where platform tokens come from, and the cache that shares them between logins.
+struct PlatformTokens {
+    token_url: String,
+    cache: TokenCache,
+}
+
+/// How one exchange's portal calls are authorised.
+enum Credential {
+    /// A PVWA session token from Logon, sent as it is (`Authorization: <token>`, no
+    /// scheme, as PVWA wants it) and logged off afterwards.
+    Session(Secret),
+    /// A Privilege Cloud platform token, sent as `Authorization: Bearer <token>` and never
+    /// logged off. `renewable` until the one renewal an exchange may make after a 401.
+    Platform { token: Secret, renewable: bool },
+}
+
+impl Credential {
+    /// The Authorization header's value, in a buffer wiped on drop; `None` when the token
+    /// is not text.
+    fn header(&self) -> Option<SecretText> {
+        let (scheme, token) = match self {
+            Credential::Session(token) => ("", token),
+            Credential::Platform { token, .. } => ("Bearer ", token),
+        };
+        let token = token.as_str()?;
+        let mut header = secret_text(scheme.len() + token.len());
+        header.push_str(scheme);
+        header.push_str(token);
+        Some(header)
+    }
 }
 
 /// The account the portal returned for the target.
@@ -46,8 +97,138 @@ pub struct Account {
 }
 
 impl Portal {
-    pub fn new(client: HttpClient, settings: PortalSettings) -> Portal {
-        Portal { client, settings }
+    /// `cache_directory` holds the platform-token cache (PortalAuthMethod=PlatformToken);
+    /// the PVWA logons cache nothing.
+    pub fn new(client: HttpClient, settings: PortalSettings, cache_directory: PathBuf) -> Portal {
+        let platform = settings
+            .identity_url
+            .as_ref()
+            .map(|identity| PlatformTokens {
+                token_url: identity.join(PLATFORM_TOKEN_PATH),
+                // One file per (Identity tenant, service user): two configurations never
+                // share a token.
+                cache: TokenCache::new(
+                    cache_directory,
+                    TokenKind::PlatformToken,
+                    &identity.base,
+                    &settings.account.username,
+                    PLATFORM_TOKEN_MAX_REUSE,
+                ),
+            });
+        Portal {
+            client,
+            settings,
+            platform,
+        }
+    }
+
+    /// The platform-token cache, when there is one (for `pam-ticket check --flush-cache`).
+    pub fn platform_token_cache(&self) -> Option<&TokenCache> {
+        self.platform.as_ref().map(|platform| &platform.cache)
+    }
+
+    /// `POST {IdentityURL}/oauth2/platformtoken` with the service user as the OAuth
+    /// client. A 400, 401 or 403 is the service user refused (denied in both fail modes);
+    /// 5xx, 429 and an unreachable tenant are outages, as any logon's.
+    fn request_platform_token(
+        &self,
+        platform: &PlatformTokens,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<FreshToken, LookupError> {
+        let account = &self.settings.account;
+        let secret = account
+            .password
+            .as_str()
+            .ok_or_else(|| LookupError::Misconfigured {
+                detail: format!("the password in {} is not UTF-8", account.source.display()),
+            })?;
+        let answer = oauth::request_token(
+            &self.client,
+            &platform.token_url,
+            &ClientCredentials {
+                client_id: &account.username,
+                client_secret: secret,
+            },
+            &Grant::ClientCredentials,
+            deadline,
+            retries,
+        )?;
+        Ok(FreshToken {
+            token: answer.access_token,
+            expires_in: answer.expires_in,
+        })
+    }
+
+    /// A platform token for a login: the cached one while it is usable and not the one
+    /// the portal just `rejected`, else a new one requested under the cache lock, so that
+    /// of many logins at once only the first asks ([`TokenCache::obtain`]).
+    fn platform_token(
+        &self,
+        platform: &PlatformTokens,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, LookupError> {
+        platform
+            .cache
+            .obtain(deadline, audit, rejected, || {
+                self.request_platform_token(platform, deadline, retries)
+            })
+            .map(|obtained| obtained.token)
+    }
+
+    /// The logon step of a login: a platform token, or a PVWA logon.
+    fn open(
+        &self,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
+    ) -> Result<Credential, LookupError> {
+        match &self.platform {
+            Some(platform) => Ok(Credential::Platform {
+                token: self.platform_token(platform, deadline, retries, audit, None)?,
+                renewable: true,
+            }),
+            None => Ok(Credential::Session(self.logon(deadline, retries)?)),
+        }
+    }
+
+    /// Sends one portal call through `send` with the credential's Authorization header.
+    /// A 401 to a platform token (expired or revoked on the tenant) gets one new token
+    /// and the call is sent once more with it; the outcome of that is the answer. The
+    /// token request's own failure is returned as the outer error, as at the logon step.
+    fn send_authorized(
+        &self,
+        credential: &mut Credential,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
+        mut send: impl FnMut(&[(&str, &str)], &mut RetryBudget) -> Result<HttpResponse, TransportError>,
+    ) -> Result<Result<HttpResponse, TransportError>, LookupError> {
+        let first = send_with(credential, retries, &mut send)?;
+        let refused = matches!(&first, Ok(answer) if answer.status == 401);
+        let (Some(platform), Credential::Platform { token, renewable }) =
+            (&self.platform, &mut *credential)
+        else {
+            return Ok(first);
+        };
+        if !refused || !*renewable {
+            return Ok(first);
+        }
+        *renewable = false;
+        *token = self.platform_token(platform, deadline, retries, audit, Some(token))?;
+        send_with(credential, retries, &mut send)
+    }
+
+    /// Logs a PVWA session off (a platform token has no logoff): `None` when there was
+    /// nothing to log off.
+    fn close(&self, credential: &Credential, deadline: Deadline) -> Option<Result<(), String>> {
+        match credential {
+            Credential::Session(token) => Some(self.logoff(token, deadline)),
+            Credential::Platform { .. } => None,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -121,11 +302,17 @@ impl Portal {
     /// gateway user may list. Only the count is read; no password is ever asked for.
     fn count_accounts(
         &self,
-        token: &str,
+        credential: &Credential,
         deadline: Deadline,
         retries: &mut RetryBudget,
     ) -> Result<u64, LookupError> {
-        let headers = [("Accept", "application/json"), ("Authorization", token)];
+        let header = credential
+            .header()
+            .ok_or_else(|| bad_response("the logon token is not text"))?;
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", header.as_str()),
+        ];
         let url = format!("{}?limit=1", self.url("/API/Accounts"));
         // After the logon worked, as at a login: a search with no answer is not an outage.
         let response = self
@@ -142,16 +329,17 @@ impl Portal {
     }
 
     /// Everything between logon and logoff.
+    #[allow(clippy::too_many_arguments)]
     fn in_session(
         &self,
-        token: &str,
+        credential: &mut Credential,
         id: &TicketId,
         login: &Login,
         target: &Target,
         deadline: Deadline,
         retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        let headers = [("Accept", "application/json"), ("Authorization", token)];
         let wanted_address = account_address(target);
         let search = format!("{} {}", target.user, wanted_address);
         let url = format!(
@@ -160,8 +348,16 @@ impl Portal {
             percent_encode(&search)
         );
         let response = self
-            .client
-            .send_with_retry(Method::Get, &url, &headers, &Body::Empty, deadline, retries)
+            .send_authorized(credential, deadline, retries, audit, |headers, retries| {
+                self.client.send_with_retry(
+                    Method::Get,
+                    &url,
+                    headers,
+                    &Body::Empty,
+                    deadline,
+                    retries,
+                )
+            })?
             .map_err(|error| search_failed(LookupError::from(error)))?;
         let account = pick_account(&response, &target.user, wanted_address)?;
 
@@ -180,10 +376,14 @@ impl Portal {
         ));
         // No retry here: the portal may have validated the ticket, retrieved the password
         // and audited both before the answer was lost; a second Retrieve would be a second
-        // password release in the vault's audit for one login.
+        // password release in the vault's audit for one login. (A 401 to a platform token
+        // is sent again with a new one: the portal refused the token, so nothing was
+        // released.)
         let response = self
-            .client
-            .send(Method::Post, &url, &headers, &Body::Json(&body), deadline)
+            .send_authorized(credential, deadline, retries, audit, |headers, _| {
+                self.client
+                    .send(Method::Post, &url, headers, &Body::Json(&body), deadline)
+            })?
             .map_err(retrieve_failed)?;
         interpret_retrieve(response, &account, &self.settings.ticketing_system_name)
     }
@@ -199,7 +399,7 @@ impl TicketSource for Portal {
         id: &TicketId,
         login: &Login,
         deadline: Deadline,
-        _audit: &mut dyn AuditSink,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         // The flow refuses a login without a target before it prompts; this is the same
         // refusal for any other caller.
@@ -217,39 +417,72 @@ impl TicketSource for Portal {
             });
         }
         let mut retries = RetryBudget::for_check();
-        let token = self.logon(deadline, &mut retries)?;
-        let Some(token_text) = token.as_str() else {
-            return Err(bad_response("the logon token is not text"));
+        let mut credential = self.open(deadline, &mut retries, audit)?;
+        // Time is kept back only for a logoff to send.
+        let exchange_deadline = match credential {
+            Credential::Session(_) => keep_back(deadline),
+            Credential::Platform { .. } => deadline,
         };
-        let exchange_deadline = keep_back(deadline);
         let result = self.in_session(
-            token_text,
+            &mut credential,
             id,
             login,
             target,
             exchange_deadline,
             &mut retries,
+            audit,
         );
-        let _ = self.logoff(&token, deadline);
+        let _ = self.close(&credential, deadline);
         result
     }
 
     /// Logon, a count of the accounts the gateway user may list, logoff. No ticket and no
     /// target are involved and Retrieve is never called, so the check cannot release a
     /// password or leave a line in the vault's password audit.
+    ///
+    /// With a platform token: a token of its own from the Identity tenant (the cache is
+    /// neither read nor written: a cached token proves nothing about the secret, and a
+    /// check run by hand must leave nothing a login would use), the count, no logoff.
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
         let mut retries = RetryBudget::for_check();
-        let token = self.logon(deadline, &mut retries)?;
-        let Some(token_text) = token.as_str() else {
-            return Err(bad_response("the logon token is not text"));
+        let (credential, first_line) = match &self.platform {
+            Some(platform) => {
+                let fresh = self.request_platform_token(platform, deadline, &mut retries)?;
+                let life = fresh.expires_in.map_or_else(
+                    || "no expires_in given".to_string(),
+                    |seconds| format!("expires_in {seconds} s"),
+                );
+                let line = format!(
+                    "got a platform token from {} as {} ({life}; the token cache in {} was neither read nor written)",
+                    platform.token_url,
+                    sanitise(&self.settings.account.username),
+                    platform.cache.directory().display()
+                );
+                (
+                    Credential::Platform {
+                        token: fresh.token,
+                        renewable: false,
+                    },
+                    line,
+                )
+            }
+            None => (
+                Credential::Session(self.logon(deadline, &mut retries)?),
+                format!(
+                    "logged on to the portal as {} ({} authentication)",
+                    sanitise(&self.settings.account.username),
+                    self.settings.auth_method.path_segment()
+                ),
+            ),
         };
-        let counted = self.count_accounts(token_text, keep_back(deadline), &mut retries);
-        let logged_off = self.logoff(&token, deadline);
-        let mut lines = vec![ProbeLine::Ok(format!(
-            "logged on to the portal as {} ({} authentication)",
-            sanitise(&self.settings.account.username),
-            self.settings.auth_method.path_segment()
-        ))];
+        let counted = match credential {
+            Credential::Session(_) => {
+                self.count_accounts(&credential, keep_back(deadline), &mut retries)
+            }
+            Credential::Platform { .. } => self.count_accounts(&credential, deadline, &mut retries),
+        };
+        let logged_off = self.close(&credential, deadline);
+        let mut lines = vec![ProbeLine::Ok(first_line)];
         match counted? {
             0 => {
                 return Err(LookupError::NotCheckable {
@@ -266,13 +499,33 @@ impl TicketSource for Portal {
             ))),
         }
         lines.push(match logged_off {
-            Ok(()) => ProbeLine::Ok("logged off (POST /API/Auth/Logoff/)".to_string()),
-            Err(problem) => ProbeLine::Problem(format!(
+            Some(Ok(())) => ProbeLine::Ok("logged off (POST /API/Auth/Logoff/)".to_string()),
+            Some(Err(problem)) => ProbeLine::Problem(format!(
                 "the logoff failed ({problem}); every login would leave a session open on the portal until it times out"
             )),
+            None => ProbeLine::Ok(
+                "no logoff: a platform token has none, it expires on its own".to_string(),
+            ),
         });
         Ok(lines)
     }
+}
+
+/// Sends one call with the credential's Authorization header (see
+/// [`Portal::send_authorized`]).
+fn send_with(
+    credential: &Credential,
+    retries: &mut RetryBudget,
+    send: &mut impl FnMut(&[(&str, &str)], &mut RetryBudget) -> Result<HttpResponse, TransportError>,
+) -> Result<Result<HttpResponse, TransportError>, LookupError> {
+    let header = credential
+        .header()
+        .ok_or_else(|| bad_response("the logon token is not text"))?;
+    let headers = [
+        ("Accept", "application/json"),
+        ("Authorization", header.as_str()),
+    ];
+    Ok(send(&headers, retries))
 }
 
 /// The message for a PAM_USER that names no target.

@@ -263,6 +263,7 @@ fn the_probe_reads_a_failed_account_listing_as_a_login_would() {
             url: crate::config::parse_https_url("https://portal.example.com/PasswordVault")
                 .expect("a URL"),
             auth_method: crate::config::PortalAuthMethod::CyberArk,
+            identity_url: None,
             account: crate::config::Credentials {
                 username: "gw".to_string(),
                 password: Secret::from_string("pw".to_string()),
@@ -271,6 +272,7 @@ fn the_probe_reads_a_failed_account_listing_as_a_login_would() {
             ticketing_system_name: "ServiceNow".to_string(),
             reason_template: "SSH".to_string(),
         },
+        std::path::PathBuf::from("/nonexistent/pam_ticket-cache"),
     );
     let clock = ManualClock::new();
     let probed = portal.probe(Deadline::new(&clock, Duration::from_secs(10)));
