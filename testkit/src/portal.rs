@@ -14,6 +14,23 @@
 //!
 //! Every call but Logon needs a live token in `Authorization`, else 401 `PASWS006E`.
 //!
+//! # Privilege Cloud ([`PortalSim::enable_privilege_cloud`], [`IdentityTenant`])
+//!
+//! The portal then takes only `Authorization: Bearer <platform token>` (a PVWA session
+//! token, or a platform token sent without `Bearer`, is refused with 401 `PASWS006E`), and
+//! the tokens come from the Identity tenant, a handler of its own that the chain serves
+//! from a second HTTPS server (another origin than the portal's, as the real
+//! `<tenant>.id.cyberark.cloud` is another host than `<subdomain>.privilegecloud…`):
+//!
+//! | call | answer |
+//! |------|--------|
+//! | `POST /oauth2/platformtoken`, form `grant_type=client_credentials&client_id=&client_secret=` | 200 `{"access_token","token_type":"Bearer","expires_in"}` (900 s unless set) |
+//! | the same with a wrong client or secret | [`PortalSim::set_refusal_status`] (400 unless set) `{"error":"access_denied","error_description":"invalid client creds or client not allowed"}`, the body psPAS's tests quote from a real tenant |
+//! | another grant type | 400 `{"error":"unsupported_grant_type",…}` |
+//!
+//! Tokens can be revoked or expired on the server ([`PortalSim::revoke_platform_tokens`]),
+//! and every token request is counted and recorded (without its secret).
+//!
 //! # Error codes: documented ones and assumptions
 //!
 //! * `PASWS013E` 403 "Authentication failure for User [<name>]." on a failed logon and
@@ -51,8 +68,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -243,6 +260,36 @@ pub struct Counters {
     pub sessions_opened: AtomicUsize,
     /// Logoffs that ended a live session.
     pub sessions_closed: AtomicUsize,
+    /// Requests to the Identity tenant's `/oauth2/platformtoken`, refused or not.
+    pub token_requests: AtomicUsize,
+}
+
+/// One request to the Identity tenant's token endpoint, as received (the secret is only
+/// said to have matched or not).
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub content_type: String,
+    pub grant_type: String,
+    pub client_id: String,
+    pub secret_matched: bool,
+    pub status: u16,
+    /// The token issued, when one was.
+    pub token: Option<String>,
+}
+
+/// Privilege Cloud's side: Bearer-only portal calls and the Identity tenant's tokens.
+struct PlatformState {
+    /// Portal calls take only `Bearer <platform token>`.
+    enabled: bool,
+    /// Live tokens and when each expires.
+    tokens: BTreeMap<String, Instant>,
+    next_token: u64,
+    token_lifetime: Duration,
+    refusal_status: u16,
+    token_requests: Vec<TokenRequest>,
+    /// What every token request gets instead of the tenant's answer.
+    token_override: Option<Response>,
+    token_delay: Duration,
 }
 
 pub struct PortalSim {
@@ -271,6 +318,9 @@ struct State {
     retrieve_delay: Duration,
     allowed_incident_states: Vec<String>,
     allowed_change_states: Vec<String>,
+    platform: PlatformState,
+    /// The Authorization header of every call that needs a session, in order.
+    authorizations: Vec<String>,
 }
 
 impl PortalSim {
@@ -293,6 +343,17 @@ impl PortalSim {
                 retrieve_delay: Duration::ZERO,
                 allowed_incident_states: vec!["1".to_string(), "2".to_string()],
                 allowed_change_states: vec!["-2".to_string(), "-1".to_string()],
+                platform: PlatformState {
+                    enabled: false,
+                    tokens: BTreeMap::new(),
+                    next_token: 1,
+                    token_lifetime: Duration::from_secs(900),
+                    refusal_status: 400,
+                    token_requests: Vec::new(),
+                    token_override: None,
+                    token_delay: Duration::ZERO,
+                },
+                authorizations: Vec::new(),
             }),
             counters: Counters::default(),
             link,
@@ -368,6 +429,125 @@ impl PortalSim {
         self.lock().accounts.push(account);
     }
 
+    /// Privilege Cloud: from now on the portal takes only platform tokens from the
+    /// Identity tenant ([`IdentityTenant`]), whose OAuth client is the gateway user with
+    /// the gateway password as its secret.
+    pub fn enable_privilege_cloud(&self) {
+        self.lock().platform.enabled = true;
+    }
+    /// Requests to `/oauth2/platformtoken`, refused or not.
+    pub fn token_requests(&self) -> usize {
+        self.counters.token_requests.load(Ordering::SeqCst)
+    }
+    /// Every token request as received, oldest first.
+    pub fn token_request_log(&self) -> Vec<TokenRequest> {
+        self.lock().platform.token_requests.clone()
+    }
+    /// The Authorization header of every portal call that needed a session, in order.
+    pub fn authorizations(&self) -> Vec<String> {
+        self.lock().authorizations.clone()
+    }
+    /// Platform tokens still alive on the tenant.
+    pub fn live_platform_tokens(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.lock()
+            .platform
+            .tokens
+            .iter()
+            .filter(|(_, expires)| now < **expires)
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
+    /// Every platform token issued so far stops working (revoked, or expired early).
+    pub fn revoke_platform_tokens(&self) {
+        self.lock().platform.tokens.clear();
+    }
+    /// `expires_in` of the tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.lock().platform.token_lifetime = lifetime;
+    }
+    /// The status of a refused token request (400 unless set; 401 is the other one seen).
+    pub fn set_refusal_status(&self, status: u16) {
+        self.lock().platform.refusal_status = status;
+    }
+    /// From now on every token request gets `answer` instead of the tenant's; `None`
+    /// restores it.
+    pub fn set_token_override(&self, answer: Option<Response>) {
+        self.lock().platform.token_override = answer;
+    }
+    /// Makes every token request sleep this long before answering.
+    pub fn set_token_delay(&self, delay: Duration) {
+        self.lock().platform.token_delay = delay;
+    }
+
+    /// The Identity tenant's `POST /oauth2/platformtoken`.
+    fn platform_token(&self, request: &Request) -> Response {
+        self.counters.token_requests.fetch_add(1, Ordering::SeqCst);
+        let delay = self.lock().platform.token_delay;
+        std::thread::sleep(delay);
+        let form = super::https::parse_query(&String::from_utf8_lossy(&request.body));
+        let field = |name: &str| {
+            form.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default()
+        };
+        let mut logged = TokenRequest {
+            content_type: request.header("content-type").unwrap_or("").to_string(),
+            grant_type: field("grant_type"),
+            client_id: field("client_id"),
+            secret_matched: false,
+            status: 0,
+            token: None,
+        };
+        let mut state = self.lock();
+        logged.secret_matched = logged.client_id == state.gateway_user
+            && field("client_secret") == state.gateway_password;
+        let answer = if let Some(answer) = state.platform.token_override.clone() {
+            answer
+        } else if !logged
+            .content_type
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            oauth_error(400, "invalid_request", "form-encoded body expected")
+        } else if logged.grant_type != "client_credentials" {
+            oauth_error(
+                400,
+                "unsupported_grant_type",
+                "grant type not supported for this client",
+            )
+        } else if !logged.secret_matched {
+            oauth_error(
+                state.platform.refusal_status,
+                "access_denied",
+                "invalid client creds or client not allowed",
+            )
+        } else {
+            let number = state.platform.next_token;
+            state.platform.next_token += 1;
+            let token = format!(
+                "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.cGxhdGZvcm0tdG9rZW4tMDAw{number:06}.c2ln{number:04}"
+            );
+            let lifetime = state.platform.token_lifetime;
+            state
+                .platform
+                .tokens
+                .insert(token.clone(), Instant::now() + lifetime);
+            logged.token = Some(token.clone());
+            Response::json(
+                200,
+                &json!({
+                    "access_token": token,
+                    "token_type": "Bearer",
+                    "expires_in": lifetime.as_secs(),
+                }),
+            )
+        };
+        logged.status = answer.status;
+        state.platform.token_requests.push(logged);
+        answer
+    }
+
     fn logon(&self, method: &str, request: &Request) -> Response {
         self.counters.logons.fetch_add(1, Ordering::SeqCst);
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
@@ -400,16 +580,35 @@ impl PortalSim {
         Response::json(200, &json!(token))
     }
 
-    /// The session's user, or the 401 a PVWA sends for a missing or dead token.
+    /// The session's user, or the 401 a PVWA sends for a missing or dead token. In
+    /// Privilege Cloud mode only `Bearer <live platform token>` is a session.
     fn session(&self, request: &Request) -> Result<String, Response> {
-        let token = request.header("authorization").unwrap_or("").trim();
-        self.lock().sessions.get(token).cloned().ok_or_else(|| {
+        let authorization = request.header("authorization").unwrap_or("").trim();
+        let mut state = self.lock();
+        state.authorizations.push(authorization.to_string());
+        let refused = || {
             pvwa_error(
                 401,
                 "PASWS006E",
                 "Your session has expired. Please log on again.",
             )
-        })
+        };
+        if state.platform.enabled {
+            let live = authorization
+                .strip_prefix("Bearer ")
+                .and_then(|token| state.platform.tokens.get(token))
+                .is_some_and(|expires| Instant::now() < *expires);
+            return if live {
+                Ok(state.gateway_user.clone())
+            } else {
+                Err(refused())
+            };
+        }
+        state
+            .sessions
+            .get(authorization)
+            .cloned()
+            .ok_or_else(refused)
     }
 
     fn logoff(&self, request: &Request) -> Response {
@@ -628,6 +827,27 @@ fn incident_state_label(value: &str) -> String {
     .to_string()
 }
 
+/// An OAuth 2.0 error body (RFC 6749 §5.2).
+pub fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    Response::json(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
+}
+
+/// The Identity tenant of a Privilege Cloud portal: its `/oauth2/platformtoken`, served
+/// by a server of its own.
+pub struct IdentityTenant(pub Arc<PortalSim>);
+
+impl Handler for IdentityTenant {
+    fn handle(&self, request: &Request) -> Response {
+        if request.method == "POST" && request.path.eq_ignore_ascii_case("/oauth2/platformtoken") {
+            return self.0.platform_token(request);
+        }
+        Response::text(404, "Not Found")
+    }
+}
+
 /// A PVWA error body.
 pub fn pvwa_error(status: u16, code: &str, message: &str) -> Response {
     Response::json(status, &json!({"ErrorCode": code, "ErrorMessage": message}))
@@ -664,6 +884,8 @@ pub struct PortalChain {
     pub servicenow: std::sync::Arc<super::servicenow::ServiceNowSim>,
     pub server: super::https::TestServer,
     pub portal: std::sync::Arc<PortalSim>,
+    /// The Identity tenant's server, in a Privilege Cloud chain.
+    pub identity_server: Option<super::https::TestServer>,
 }
 
 impl PortalChain {
@@ -696,7 +918,30 @@ impl PortalChain {
             servicenow,
             server,
             portal,
+            identity_server: None,
         }
+    }
+
+    /// A Privilege Cloud chain: the portal takes only platform tokens, which the Identity
+    /// tenant on a second server issues to `service_user` with `secret`.
+    pub fn start_privilege_cloud(label: &str, service_user: &str, secret: &str) -> PortalChain {
+        let mut chain = PortalChain::start(label, service_user, secret);
+        chain.portal.enable_privilege_cloud();
+        chain.identity_server = Some(super::https::TestServer::start(
+            chain.pki.server_config(super::pki::ServerCert::Good),
+            Arc::new(IdentityTenant(chain.portal.clone())),
+        ));
+        chain
+    }
+
+    /// `IdentityURL` for the module: the Identity tenant's server by its IP address, so
+    /// that it is another origin than the portal's (`https://localhost:…`) even where
+    /// the port would match. Panics in a chain without one.
+    pub fn identity_url(&self) -> String {
+        self.identity_server
+            .as_ref()
+            .map(super::https::TestServer::ip_url)
+            .expect("a Privilege Cloud chain (start_privilege_cloud)")
     }
 
     /// `PortalURL` for the module: the server's base URL plus `/PasswordVault`.
