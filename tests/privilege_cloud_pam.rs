@@ -353,6 +353,7 @@ fn an_expired_token_is_renewed_before_it_is_sent() {
 /// Tokens issued with a life shorter than the renewal margin are renewed at the next
 /// login, before they are sent (the margin is a tenth of a short life).
 #[test]
+#[allow(clippy::disallowed_methods)] // real time: the token's real expires_in runs out
 fn a_token_near_its_expiry_is_not_sent() {
     let cloud = Cloud::start("cloud-nearexpiry");
     cloud.portal.set_token_lifetime(Duration::from_secs(1));
