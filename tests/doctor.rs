@@ -1005,6 +1005,53 @@ fn remedy_token_cache_directory_others_may_enter() {
     );
 }
 
+/// With PortalAuthMethod=PlatformToken the platform token is cached in CacheDirectory, so
+/// doctor checks that directory as it does Remedy's (and still gives the portal reminder).
+#[test]
+fn platform_token_cache_directory_others_may_enter() {
+    variant(
+        Distro::Debian,
+        |layout| {
+            let cache = layout.path("cache");
+            fs::create_dir_all(&cache).expect("mkdir");
+            fs::set_permissions(&cache, fs::Permissions::from_mode(0o755)).expect("chmod");
+            layout.write_root_only(
+                "pam_ticket.conf",
+                &format!(
+                    "FetchCredentialsThroughPVWA=\"Yes\"\nPortalURL=\"{}/PasswordVault\"\n\
+                     PortalAuthMethod=\"PlatformToken\"\nIdentityURL=\"{}\"\n\
+                     PortalAccountFile=\"{}\"\nCAFile=\"{}\"\nCacheDirectory=\"{}\"\n\
+                     Timeout=\"5\"\n",
+                    layout.server.base_url(),
+                    layout.server.ip_url(),
+                    layout.path("account.conf").display(),
+                    layout.pki.ca_pem_path().display(),
+                    cache.display(),
+                ),
+            );
+        },
+        |layout| {
+            vec![
+                format!(
+                    "WARN  {}: the token cache directory {} is unusable (mode 0755; group and \
+                     others must have no access): every login asks the Identity tenant for a \
+                     new platform token",
+                    layout.path("pam_ticket.conf").display(),
+                    layout.path("cache").display(),
+                ),
+                format!(
+                    "WARN  {}: portal mode: the portal at {}/PasswordVault decides whether \
+                     tickets are checked at all; for a target whose platform does not require \
+                     ticketing validation, every well-formed ticket ID is let in",
+                    layout.path("pam_ticket.conf").display(),
+                    layout.server.base_url(),
+                ),
+            ]
+        },
+        0,
+    );
+}
+
 /// In portal mode the vault decides whether a ticket is checked at all (a platform without
 /// ticketing validation lets every well-formed ID in), which doctor cannot see: it warns,
 /// and says what to check in the vault. Exit 0: a warning alone.

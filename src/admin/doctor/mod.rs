@@ -377,9 +377,20 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         _ => {}
     }
     if config.portal.is_none() && config.ticketing_system == Some(TicketingSystem::BmcRemedy) {
-        findings.extend(cache_directory_findings(&config.cache_directory, &source));
+        findings.extend(cache_directory_findings(
+            &config.cache_directory,
+            &source,
+            "every login logs on to Remedy anew",
+        ));
     }
     if let Some(portal) = &config.portal {
+        if portal.identity_url.is_some() {
+            findings.extend(cache_directory_findings(
+                &config.cache_directory,
+                &source,
+                "every login asks the Identity tenant for a new platform token",
+            ));
+        }
         findings.push(portal_validation_reminder(portal, &source));
     }
     findings
@@ -453,16 +464,16 @@ fn trust_findings(
     }
 }
 
-/// The Remedy token cache directory as the module will use it under sshd (as root): a
+/// The token cache directory as the module will use it under sshd (as root): a
 /// directory owned by root that nobody else may enter, or one the module can create.
-fn cache_directory_findings(directory: &Path, source: &str) -> Vec<Finding> {
+/// `consequence` says what a login does without it.
+fn cache_directory_findings(directory: &Path, source: &str, consequence: &str) -> Vec<Finding> {
     let unusable = |why: String| {
         vec![Finding::new(
             Severity::Warning,
             source.to_string(),
             format!(
-                "the token cache directory {} is unusable ({why}): every login logs on to \
-                 Remedy anew",
+                "the token cache directory {} is unusable ({why}): {consequence}",
                 directory.display()
             ),
             format!(
