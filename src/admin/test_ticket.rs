@@ -32,8 +32,9 @@ TICKET `-` reads the answer from the first line of standard input (use it for a 
 code, which should not appear in `ps` or the shell history).
 
 The module would ask again after a refused answer, up to MaxAttempts; this runs one answer.
-With TicketingSystem=BMCRemedy the token cache in CacheDirectory is used as the module uses
-it (run as root, like sshd, so that the cache's owner check passes).
+With TicketingSystem=BMCRemedy, or PortalAuthMethod=PlatformToken (Privilege Cloud), the
+token cache in CacheDirectory is used as the module uses it (run as root, like sshd, so that
+the cache's owner check passes).
 
   --user NAME            PAM_USER; in portal mode (FetchCredentialsThroughPVWA=Yes) a PSM for
                          SSH connection string such as alice@root@db01.example.com, split as
