@@ -479,6 +479,39 @@ fn an_identity_tenant_outage_is_an_outage() {
     }
 }
 
+/// A 200 from the tenant that is not a Bearer token (a sign-in page, a token of another
+/// type) is no outage and no token: denied in both fail modes, nothing cached, nothing
+/// sent to the portal.
+#[test]
+fn a_token_answer_that_is_not_a_bearer_token_is_denied_in_both_fail_modes() {
+    for body in [
+        Response::text(200, "<html>Sign in to CyberArk Identity</html>"),
+        Response::json(
+            200,
+            &serde_json::json!({"access_token": "abc", "token_type": "MAC", "expires_in": 900}),
+        ),
+    ] {
+        let cloud = Cloud::start("cloud-not-bearer");
+        cloud.portal.set_token_override(Some(body));
+        for mode in ["secure", "safe"] {
+            let service = cloud.service(&format!("FailMode=\"{mode}\"\n"), &[]);
+            let outcome = alice_to_root_at_db01(&service);
+            assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
+            assert_eq!(outcome.errors(), vec![UNAVAILABLE], "{mode}");
+            let record = cloud.audit().pop().expect("a record");
+            assert_eq!(record["decision"], "unavailable", "{record}");
+            assert!(
+                record["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("unavailable (not an outage, so never failsafe): "),
+                "{record}"
+            );
+        }
+        assert_eq!(cloud.counts(), (2, 0, 0, 0, 0));
+    }
+}
+
 /// 50 logins at once: one token request, every portal call with the same token.
 #[test]
 fn fifty_concurrent_logins_make_one_token_request() {
