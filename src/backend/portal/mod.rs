@@ -18,11 +18,10 @@
 //! gets one new token and one retry of the call. There is no step 4: a platform token has
 //! no logoff, it expires on its own.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-
-use std::path::PathBuf;
 
 use super::{
     BadAnswer, Lookup, LookupError, ProbeLine, TicketSource, bad_response, sanitise, status_error,
@@ -85,6 +84,15 @@ impl Credential {
         header.push_str(scheme);
         header.push_str(token);
         Some(header)
+    }
+
+    /// The deadline for the calls between logon and logoff: time is kept back only when
+    /// there is a logoff to send.
+    fn exchange_deadline<'c>(&self, deadline: Deadline<'c>) -> Deadline<'c> {
+        match self {
+            Credential::Session(_) => keep_back(deadline),
+            Credential::Platform { .. } => deadline,
+        }
     }
 }
 
@@ -418,11 +426,7 @@ impl TicketSource for Portal {
         }
         let mut retries = RetryBudget::for_check();
         let mut credential = self.open(deadline, &mut retries, audit)?;
-        // Time is kept back only for a logoff to send.
-        let exchange_deadline = match credential {
-            Credential::Session(_) => keep_back(deadline),
-            Credential::Platform { .. } => deadline,
-        };
+        let exchange_deadline = credential.exchange_deadline(deadline);
         let result = self.in_session(
             &mut credential,
             id,
@@ -475,12 +479,11 @@ impl TicketSource for Portal {
                 ),
             ),
         };
-        let counted = match credential {
-            Credential::Session(_) => {
-                self.count_accounts(&credential, keep_back(deadline), &mut retries)
-            }
-            Credential::Platform { .. } => self.count_accounts(&credential, deadline, &mut retries),
-        };
+        let counted = self.count_accounts(
+            &credential,
+            credential.exchange_deadline(deadline),
+            &mut retries,
+        );
         let logged_off = self.close(&credential, deadline);
         let mut lines = vec![ProbeLine::Ok(first_line)];
         match counted? {
