@@ -222,6 +222,7 @@ impl From<TransportError> for LookupError {
             TransportError::Unreachable(why) => LookupError::Unavailable(Outage::Unreachable(why)),
             TransportError::UntrustedCertificate(detail) => LookupError::UntrustedServer { detail },
             error @ (TransportError::Tls(_)
+            | TransportError::ClientCertificateRefused { .. }
             | TransportError::Protocol(_)
             | TransportError::HeaderTooLarge { .. }
             | TransportError::BodyTooLarge { .. }
@@ -330,8 +331,7 @@ pub use crate::sanitise::sanitise;
 /// Builds the ticket source the configuration asks for.
 pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSource>, String> {
     let client =
-        crate::http::HttpClient::new(config.ca_bundle.as_ref(), config.https_proxy.as_ref())
-            .map_err(|problem| problem.to_string())?;
+        crate::http::HttpClient::for_config(config).map_err(|problem| problem.to_string())?;
     if let Some(settings) = &config.portal {
         return Ok(Box::new(portal::Portal::new(client, settings.clone())));
     }
