@@ -537,10 +537,22 @@ fn check_says_the_server_refused_the_client_certificate() {
 
     // The good one: check passes.
     let config = rig.write_config(Some(ClientCert::Good), "");
-    let (code, output) = tool(&["check", "--config", &config.display().to_string()]);
+    let config = config.display().to_string();
+    let (code, output) = tool(&["check", "--config", &config]);
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("result: OK"), "{output}");
     assert_no_key_material(&output, &rig, ClientCert::Good);
+
+    assert_eq!(rig.handled(), 1, "check's one query");
+
+    // `ca check` (and doctor, which uses it) still sees the server's chain, though the
+    // server wants a client certificate that its handshake does not present; it sends
+    // no request.
+    rig.server.reset_counters();
+    let (code, output) = tool(&["ca", "check", &rig.server.base_url(), "--config", &config]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("OK: the chain of localhost:"), "{output}");
+    assert_eq!(rig.handled(), 0);
 }
 
 /// With `debug`, a refused and an accepted login: no line of syslog, no audit record
