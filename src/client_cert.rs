@@ -348,6 +348,51 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "pam_ticket_client_cert_{label}_{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        fs::write(path, text).expect("write");
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// One file holding the certificate and its key serves as both, when only root may
+    /// read it; a key in a certificate file others may read is refused.
+    #[test]
+    fn a_key_may_share_the_certificate_file_only_when_nobody_else_can_read_it() {
+        let dir = temp_dir("combined");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let certificate = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let combined = dir.join("gateway.pem");
+        let text = format!("{}{}", certificate.pem(), key.serialize_pem());
+        write(&combined, &text, 0o600);
+        let identity = load(&combined, &combined).expect("a root-only combined file");
+        assert_eq!(identity.certificate_der(), certificate.der().as_ref());
+        let shown = format!("{identity:?}");
+        assert!(!shown.contains("PRIVATE"), "{shown}");
+        fs::set_permissions(&combined, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            load(&combined, &combined).map(|_| ()),
+            Err(ClientCertError::KeyInReadableCertificateFile(
+                combined.clone()
+            ))
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_one_key_section_is_found_by_its_label() {
         let pem = b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n\

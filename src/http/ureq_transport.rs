@@ -438,6 +438,47 @@ mod tests {
         }
     }
 
+    /// The alerts a server sends about the client's certificate are named, with whether
+    /// one was sent, and are never an outage; any other alert stays a TLS failure.
+    #[test]
+    fn a_refused_client_certificate_is_named_and_never_an_outage() {
+        use rustls::AlertDescription;
+        let alert = |description: AlertDescription| {
+            ureq::Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(description),
+            ))
+        };
+        for (description, sent) in [
+            (AlertDescription::UnknownCA, true),
+            (AlertDescription::BadCertificate, true),
+            (AlertDescription::CertificateExpired, true),
+            (AlertDescription::CertificateRequired, false),
+        ] {
+            let classified = classify(alert(description), sent);
+            assert_eq!(
+                classified,
+                TransportError::ClientCertificateRefused {
+                    sent,
+                    alert: format!("{description:?}"),
+                }
+            );
+            assert!(matches!(
+                crate::backend::LookupError::from(classified),
+                crate::backend::LookupError::BadAnswer(_)
+            ));
+        }
+        let refused = classify(alert(AlertDescription::UnknownCA), true).to_string();
+        assert_eq!(
+            refused,
+            "the server refused the client certificate (TLS alert UnknownCA)"
+        );
+        assert!(matches!(
+            classify(alert(AlertDescription::HandshakeFailure), true),
+            TransportError::Tls(_)
+        ));
+    }
+
     /// A reader that hands out its bytes `chunk` at a time, like a socket.
     struct Trickle<'a> {
         bytes: &'a [u8],
