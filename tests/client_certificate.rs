@@ -535,6 +535,24 @@ fn check_says_the_server_refused_the_client_certificate() {
     assert_eq!(setting(&output, "ClientCertificateFile"), "(none)");
     assert_eq!(setting(&output, "ClientKeyFile"), "(none)");
 
+    // A key that does not match: a configuration error with file:line, nothing sent.
+    let config = rig.write_config(Some(ClientCert::MismatchedKey), "");
+    rig.server.reset_counters();
+    let (code, output) = tool(&["check", "--config", &config.display().to_string()]);
+    let files = rig.pki.client(ClientCert::MismatchedKey);
+    assert_eq!(code, 3, "{output}");
+    assert!(
+        output.contains(&format!(
+            "{}:8: ClientKeyFile {} does not match the certificate in ClientCertificateFile {}",
+            config.display(),
+            files.key_path.display(),
+            files.cert_path.display()
+        )),
+        "{output}"
+    );
+    assert_eq!(rig.server.connection_count(), 0, "{output}");
+    assert_no_key_material(&output, &rig, ClientCert::MismatchedKey);
+
     // The good one: check passes.
     let config = rig.write_config(Some(ClientCert::Good), "");
     let config = config.display().to_string();
