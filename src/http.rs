@@ -12,7 +12,6 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::client_cert::ClientIdentity;
-use crate::config::Config;
 use crate::secret::{SecretText, secret_text};
 use crate::trust::CaBundle;
 use crate::url::ProxyUrl;
@@ -248,22 +247,12 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// The client for a configuration: its CA bundle, its client certificate and its
-    /// proxy. Every connection the module makes (ticketing system, portal, token endpoint)
-    /// goes through a client built here, so that each presents the client certificate.
-    pub fn for_config(config: &Config) -> Result<HttpClient, SetupError> {
-        HttpClient::new(
-            config.ca_bundle.as_ref(),
-            config.client_identity.as_ref(),
-            config.https_proxy.as_ref(),
-        )
-    }
-
     /// Builds the client over ureq: trusts exactly the certificates of `ca_bundle`, as
     /// they were read when it was checked (never a path, which could be read again after
     /// a swap), presents `client_identity` to servers that ask for a certificate, tunnels
     /// through `proxy` when given, follows no redirects, and reports HTTP errors as
-    /// responses.
+    /// responses. For a configuration, `backend::http_client` builds it: every connection
+    /// the module makes goes through that one place.
     pub fn new(
         ca_bundle: Option<&CaBundle>,
         client_identity: Option<&ClientIdentity>,
