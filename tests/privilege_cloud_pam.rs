@@ -19,12 +19,14 @@ use serde_json::Value;
 
 use support::files::{audit_records, write_root_only};
 use support::http::Response;
+use support::https::TestServer;
 use support::isolated::{self, ChildLogin};
 use support::pam::{
     Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService, assert_code,
     authenticate, module_path,
 };
-use support::portal::{PortalChain, ROOT_PASSWORD};
+use support::pki::{ClientCert, ServerCert};
+use support::portal::{IdentityTenant, PortalChain, ROOT_PASSWORD};
 
 const SERVICE_USER: &str = "pam-gateway@cyberark.cloud.4711";
 const SERVICE_SECRET: &str = "Svc-Secret-9Qz!71";
@@ -557,6 +559,55 @@ fn the_portal_takes_only_bearer_platform_tokens() {
         !authorizations[0].starts_with("Bearer "),
         "{authorizations:?}"
     );
+}
+
+/// With a client certificate configured (ClientCertificateFile/ClientKeyFile), the token
+/// request carries it too: here the Identity tenant requires one and verifies ours; without
+/// it the handshake fails, which is refused in both fail modes, never an outage.
+#[test]
+fn the_token_request_carries_the_client_certificate() {
+    let mut chain = PortalChain::start_privilege_cloud("cloud-mtls", SERVICE_USER, SERVICE_SECRET);
+    chain.identity_server = Some(TestServer::start_requiring_client_certificates(
+        &chain.pki,
+        ServerCert::Good,
+        Arc::new(IdentityTenant(chain.portal.clone())),
+    ));
+    let cloud = Cloud(chain);
+    let identity = cloud.identity_server.as_ref().expect("the tenant's server");
+    let files = cloud.pki.client(ClientCert::Good);
+    let service = cloud.service(
+        &format!(
+            "ClientCertificateFile=\"{}\"\nClientKeyFile=\"{}\"\n",
+            files.cert_path.display(),
+            files.key_path.display()
+        ),
+        &[],
+    );
+    cloud.assert_last_allowed(&alice_to_root_at_db01(&service));
+    assert_eq!(cloud.counts(), (1, 0, 1, 1, 0));
+    let requests = identity.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].client_certificate.as_ref(),
+        Some(&files.cert_der)
+    );
+
+    for mode in ["secure", "safe"] {
+        fs::remove_dir_all(cloud.cache_dir()).expect("empty the cache");
+        let service = cloud.service(&format!("FailMode=\"{mode}\"\n"), &[]);
+        let outcome = alice_to_root_at_db01(&service);
+        assert_code(&outcome, PAM_AUTHINFO_UNAVAIL);
+        let record = cloud.audit().pop().expect("a record");
+        assert_eq!(record["decision"], "unavailable", "{mode}: {record}");
+        assert!(
+            record["reason"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("unavailable (not an outage, so never failsafe): "),
+            "{record}"
+        );
+    }
+    assert_eq!(cloud.counts(), (1, 0, 1, 1, 0), "no handshake, no request");
 }
 
 /// PlatformToken without IdentityURL is a configuration error at its line: the module
