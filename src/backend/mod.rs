@@ -271,6 +271,25 @@ pub trait TicketSource {
         audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError>;
 
+    /// Whether `identity` (the person in the ticketing system) is a member of the
+    /// assignment group `group` (as the ticket holds it): one request, under the login's
+    /// deadline. Only asked when AllowedUserRoles has assignment_group and no other
+    /// relation holds.
+    fn group_member(
+        &mut self,
+        _identity: &str,
+        _group: &str,
+        _deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        Err(LookupError::Misconfigured {
+            detail: format!(
+                "{} cannot check assignment group membership",
+                self.system_name()
+            ),
+        })
+    }
+
     /// For `pam-ticket check`: one exchange that proves that the account and the TLS trust
     /// work, and the lines that say what it proved. It must log on afresh (a cached
     /// session proves nothing about the password), must release nothing (no password
@@ -345,9 +364,12 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         );
     };
     match system {
-        crate::config::TicketingSystem::ServiceNow => {
-            Ok(Box::new(servicenow::ServiceNow::new(client, url, account)))
-        }
+        crate::config::TicketingSystem::ServiceNow => Ok(Box::new(servicenow::ServiceNow::new(
+            client,
+            url,
+            account,
+            servicenow::PersonQuery::from_people(&config.people),
+        ))),
         crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
             client,
             url,

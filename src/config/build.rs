@@ -118,6 +118,13 @@ impl Settings {
             .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
+        let mode = match (portal_mode, system) {
+            (Some(true), _) => Some(super::Mode::Portal),
+            (Some(false), Some(TicketingSystem::BmcRemedy)) => Some(super::Mode::Remedy),
+            (Some(false), Some(TicketingSystem::ServiceNow)) => Some(super::Mode::ServiceNow),
+            _ => None,
+        };
+        let people = self.people(mode, validate_requesting_user);
         let bypass_codes = self.check(|| self.bypass_codes());
         let timeout = self.check(|| self.number(Key::Timeout));
         let https_proxy = self.check(|| self.proxy());
@@ -128,7 +135,7 @@ impl Settings {
         });
         let prompt = self.check(|| self.prompt());
         let audit_log_file = self.check(|| self.absolute_path(Key::AuditLogFile));
-        let remedy = self.remedy();
+        let remedy = self.remedy(people.as_ref());
         let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
         if self.has_problems() {
             return None;
@@ -150,6 +157,7 @@ impl Settings {
             allowed_approval_statuses: allowed_approval_statuses?,
             validate_operation_time: validate_operation_time?,
             validate_requesting_user: validate_requesting_user?,
+            people: people?,
             bypass_codes: bypass_codes?,
             fail_mode: fail_mode?,
             timeout: Duration::from_secs(timeout?),
@@ -325,7 +333,7 @@ impl Settings {
         })
     }
 
-    fn remedy(&self) -> Option<RemedySettings> {
+    fn remedy(&self, people: Option<&super::People>) -> Option<RemedySettings> {
         let text = |key: Key| self.check(|| self.non_empty_text(key, None));
         let fields = |key: Key| self.check(|| self.field_list(key));
         let incident_form = text(Key::RemedyIncidentForm);
@@ -339,6 +347,13 @@ impl Settings {
         let change_start_field = text(Key::RemedyChangeStartField);
         let change_end_field = text(Key::RemedyChangeEndField);
         let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
+        let incident_assignee_field = text(Key::RemedyIncidentAssigneeField);
+        let incident_group_field = text(Key::RemedyIncidentAssignedGroupField);
+        let change_assignee_field = text(Key::RemedyChangeAssigneeField);
+        let change_group_field = text(Key::RemedyChangeAssignedGroupField);
+        let support_group_form = text(Key::RemedySupportGroupForm);
+        let support_group_login_field = text(Key::RemedySupportGroupLoginField);
+        let support_group_id_field = text(Key::RemedySupportGroupIDField);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
         Some(RemedySettings {
             incident_form: incident_form?,
@@ -352,6 +367,14 @@ impl Settings {
             change_start_field: change_start_field?,
             change_end_field: change_end_field?,
             change_requester_fields: change_requester_fields?,
+            incident_assignee_field: incident_assignee_field?,
+            incident_group_field: incident_group_field?,
+            change_assignee_field: change_assignee_field?,
+            change_group_field: change_group_field?,
+            support_group_form: support_group_form?,
+            support_group_login_field: support_group_login_field?,
+            support_group_id_field: support_group_id_field?,
+            person_roles: people?.roles.clone(),
             token_lifetime: Duration::from_secs(token_lifetime?),
         })
     }

@@ -123,6 +123,9 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         planned_start: None,
         planned_end: None,
         requesters: vec!["alice".to_string()],
+        assignee: None,
+        assignment_group: None,
+        group_member: None,
     }
 }
 
@@ -144,6 +147,7 @@ fn run(
         source: Some(source),
         audit: &mut records,
         clock: &ManualClock::new(),
+        directory: &crate::nss::SystemDirectory,
     }
     .run();
     (outcome, records.0)

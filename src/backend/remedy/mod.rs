@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::wire::{
-    ArMessage, ar_error, fields_url, form_for, interpret, interpret_field_choices, parse_ar_date,
-    qualification, query_url, read_token,
+    ArMessage, ar_error, fields_url, form_for, interpret, interpret_field_choices,
+    interpret_membership, membership_url, parse_ar_date, qualification, query_url, read_token,
 };
 use self::wire::{authorization, error_detail};
 use super::{
@@ -263,6 +263,45 @@ impl Remedy {
         )?)
     }
 
+    /// A GET with a session token: the cached one, renewed once when the server answers
+    /// 401; whatever this replaced or could not cache is logged off afterwards.
+    fn authenticated_get(
+        &self,
+        url: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<HttpResponse, LookupError> {
+        let mut retries = RetryBudget::for_check();
+        let mut session = self.session(deadline, &mut retries, audit, None)?;
+        let mut response = self.query(url, &session.token, deadline, &mut retries);
+        if matches!(&response, Ok(answer) if answer.status == 401) {
+            // The token expired or was revoked on the server: log on again once and retry
+            // once. The refused token is not logged off; the server has already dropped it.
+            let refused = session;
+            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
+                Ok(renewed) => {
+                    session = Session {
+                        retired: refused.retired,
+                        ..renewed
+                    };
+                    response = self.query(url, &session.token, deadline, &mut retries);
+                }
+                Err(error) => {
+                    self.finish(
+                        Session {
+                            cached: true,
+                            ..refused
+                        },
+                        deadline,
+                    );
+                    return Err(error);
+                }
+            }
+        }
+        self.finish(session, deadline);
+        response
+    }
+
     /// Logs off whatever this lookup replaced or could not cache.
     fn finish(&self, session: Session, deadline: Deadline) {
         for token in &session.retired {
@@ -286,40 +325,25 @@ impl TicketSource for Remedy {
         deadline: Deadline,
         audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        let url = self.query_url(id);
-        let mut retries = RetryBudget::for_check();
-        let mut session = self.session(deadline, &mut retries, audit, None)?;
-        let mut response = self.query(&url, &session.token, deadline, &mut retries);
-        if matches!(&response, Ok(answer) if answer.status == 401) {
-            // The token expired or was revoked on the server: log on again once and retry
-            // once. The refused token is not logged off; the server has already dropped it.
-            let refused = session;
-            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
-                Ok(renewed) => {
-                    session = Session {
-                        retired: refused.retired,
-                        ..renewed
-                    };
-                    response = self.query(&url, &session.token, deadline, &mut retries);
-                }
-                Err(error) => {
-                    self.finish(
-                        Session {
-                            cached: true,
-                            ..refused
-                        },
-                        deadline,
-                    );
-                    return Err(error);
-                }
-            }
-        }
+        let response = self.authenticated_get(&self.query_url(id), deadline, audit);
         let (form, id_field, _) = form_for(&self.settings, id.kind);
-        let result = response.and_then(|answer| {
+        response.and_then(|answer| {
             interpret(id, &self.settings, form, id_field, &answer).map(Lookup::Found)
-        });
-        self.finish(session, deadline);
-        result
+        })
+    }
+
+    /// One query of the support group association form, with the lookup's session (the
+    /// cached token: no second log-on).
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        let url = membership_url(&self.base_url, &self.settings, identity, group)?;
+        let response = self.authenticated_get(&url, deadline, audit)?;
+        interpret_membership(&self.settings, identity, group, &response)
     }
 
     /// A log-on of its own (never the cached token: a token cached before the password

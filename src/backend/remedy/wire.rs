@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::backend::{LookupError, bad_response, sanitise, status_error};
-use crate::config::{BaseUrl, RemedySettings};
+use crate::config::{BaseUrl, RemedySettings, UserRole};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
@@ -26,12 +26,7 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.incident_id_field.as_str(),
                 settings.incident_status_field.as_str(),
             ];
-            fields.extend(
-                settings
-                    .incident_requester_fields
-                    .iter()
-                    .map(String::as_str),
-            );
+            fields.extend(settings.person_fields(kind).wanted(&settings.person_roles));
             (
                 settings.incident_form.as_str(),
                 settings.incident_id_field.as_str(),
@@ -46,7 +41,7 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.change_start_field.as_str(),
                 settings.change_end_field.as_str(),
             ];
-            fields.extend(settings.change_requester_fields.iter().map(String::as_str));
+            fields.extend(settings.person_fields(kind).wanted(&settings.person_roles));
             (
                 settings.change_form.as_str(),
                 settings.change_id_field.as_str(),
@@ -73,6 +68,96 @@ pub fn query_url(base_url: &BaseUrl, settings: &RemedySettings, id: &TicketId) -
         percent_encode(&qualification(id_field, &id.text)),
         percent_encode(&format!("values({})", unique.join(","))),
     )
+}
+
+/// `GET …/entry/{support group form}?q='Login ID' = "<identity>" AND 'Support Group ID' =
+/// "<group>"`: one membership. Both values are quoted the AR System's way (a `"` doubled),
+/// so no identity can widen the qualification; one with control or invisible characters
+/// is refused before anything is sent.
+pub fn membership_url(
+    base_url: &BaseUrl,
+    settings: &RemedySettings,
+    identity: &str,
+    group: &str,
+) -> Result<String, LookupError> {
+    if identity.is_empty()
+        || identity.len() > 256
+        || crate::sanitise::has_hidden_characters(identity)
+    {
+        return Err(LookupError::NotCheckable {
+            message: format!(
+                "Your name in the ticketing system ({}) cannot be looked up in a support group; ask your administrator to map it in UserMapFile",
+                sanitise(identity)
+            ),
+        });
+    }
+    let q = format!(
+        "{} AND {}",
+        qualification(&settings.support_group_login_field, identity),
+        qualification(&settings.support_group_id_field, group)
+    );
+    Ok(format!(
+        "{}?q={}&fields={}&limit=2",
+        base_url.join(&format!(
+            "/api/arsys/v1/entry/{}",
+            percent_encode(&settings.support_group_form)
+        )),
+        percent_encode(&q),
+        percent_encode(&format!(
+            "values({},{})",
+            settings.support_group_login_field, settings.support_group_id_field
+        )),
+    ))
+}
+
+/// A member when an entry is exactly the association asked for; an entry of anyone
+/// else's means the qualification did not mean what was sent, so nothing in the answer
+/// is trusted.
+pub fn interpret_membership(
+    settings: &RemedySettings,
+    identity: &str,
+    group: &str,
+    response: &HttpResponse,
+) -> Result<bool, LookupError> {
+    if response.status != 200 {
+        if ar_error(&response.body).and_then(|message| message.number)
+            == Some(ARERR_FORM_DOES_NOT_EXIST)
+        {
+            return Err(LookupError::Misconfigured {
+                detail: format!(
+                    "Remedy form {:?} does not exist ({}); check RemedySupportGroupForm",
+                    settings.support_group_form,
+                    error_detail(response)
+                ),
+            });
+        }
+        return Err(status_error(response, error_detail(response)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let entries = document
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_response("no entries list"))?;
+    for entry in entries {
+        let value = |field: &str| {
+            entry
+                .get("values")
+                .and_then(|values| values.get(field))
+                .and_then(Value::as_str)
+                .map(|text| text.trim_matches(' '))
+        };
+        let same_user = value(&settings.support_group_login_field)
+            .is_some_and(|held| held.eq_ignore_ascii_case(identity));
+        let same_group = value(&settings.support_group_id_field)
+            .is_some_and(|held| held.eq_ignore_ascii_case(group));
+        if !(same_user && same_group) {
+            return Err(bad_response(
+                "the support group form answered with an association that was not asked for",
+            ));
+        }
+    }
+    Ok(!entries.is_empty())
 }
 
 /// `AR-JWT <token>` in a buffer wiped on drop, or `None` when the token is not text.
@@ -236,13 +321,22 @@ pub fn interpret(
     };
     // Remedy returns selection fields as their labels: label and stored value are one.
     let choice = |field: &str| text(field).map(|label| Choice::new(label, label));
-    let requesters = |fields: &[String]| {
-        fields
-            .iter()
-            .filter_map(|field| text(field))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
+    let people = settings.person_fields(id.kind);
+    let wants = |role| settings.person_roles.contains(&role);
+    let requesters: Vec<String> = people
+        .requesters
+        .iter()
+        .filter_map(|field| text(field))
+        .map(str::to_string)
+        .collect();
+    let assignee = wants(UserRole::Assignee)
+        .then(|| text(people.assignee))
+        .flatten()
+        .map(str::to_string);
+    let assignment_group = wants(UserRole::AssignmentGroup)
+        .then(|| text(people.group))
+        .flatten()
+        .map(str::to_string);
     Ok(match id.kind {
         TicketKind::Incident => Ticket {
             id: id.text.clone(),
@@ -251,7 +345,10 @@ pub fn interpret(
             approval: None,
             planned_start: None,
             planned_end: None,
-            requesters: requesters(&settings.incident_requester_fields),
+            requesters: requesters.clone(),
+            assignee,
+            assignment_group,
+            group_member: None,
         },
         TicketKind::Change => Ticket {
             id: id.text.clone(),
@@ -260,7 +357,10 @@ pub fn interpret(
             approval: choice(&settings.change_approval_field),
             planned_start: text(&settings.change_start_field).and_then(parse_ar_date),
             planned_end: text(&settings.change_end_field).and_then(parse_ar_date),
-            requesters: requesters(&settings.change_requester_fields),
+            requesters,
+            assignee,
+            assignment_group,
+            group_member: None,
         },
     })
 }
@@ -347,6 +447,7 @@ pub fn parse_ar_date(text: &str) -> Option<DateTime<Utc>> {
 pub(super) mod tests {
     use super::*;
     use crate::backend::{BadAnswer, Outage};
+    use crate::config::UserRole;
     use serde_json::json;
     use std::time::Duration;
 
@@ -367,8 +468,70 @@ pub(super) mod tests {
             change_start_field: "Scheduled Start Date".to_string(),
             change_end_field: "Scheduled End Date".to_string(),
             change_requester_fields: vec!["Requested By".to_string(), "Submitter".to_string()],
+            incident_assignee_field: "Assignee Login ID".to_string(),
+            incident_group_field: "Assigned Group ID".to_string(),
+            change_assignee_field: "ASLOGID".to_string(),
+            change_group_field: "ASGRPID".to_string(),
+            support_group_form: "CTM:Support Group Association".to_string(),
+            support_group_login_field: "Login ID".to_string(),
+            support_group_id_field: "Support Group ID".to_string(),
+            person_roles: vec![UserRole::Requester],
             token_lifetime: Duration::from_secs(3300),
         }
+    }
+
+    #[test]
+    fn membership_qualification_quotes_the_identity_and_checks_the_answer() {
+        let base = crate::url::parse_https_url("https://remedy.example.com").expect("url");
+        let settings = settings();
+        let url = membership_url(&base, &settings, "o\"brien", "SGP000000000011").expect("url");
+        let q = url
+            .split("q=")
+            .nth(1)
+            .and_then(|rest| rest.split('&').next())
+            .expect("q");
+        let q = percent_encoding::percent_decode_str(q)
+            .decode_utf8()
+            .expect("utf-8");
+        assert_eq!(
+            q,
+            "'Login ID' = \"o\"\"brien\" AND 'Support Group ID' = \"SGP000000000011\""
+        );
+        assert!(matches!(
+            membership_url(&base, &settings, "al\u{200B}ice", "SGP1"),
+            Err(LookupError::NotCheckable { .. })
+        ));
+        let answer = |entries: serde_json::Value| HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: json!({ "entries": entries })
+                .to_string()
+                .into_bytes()
+                .into(),
+        };
+        let row = |login: &str, group: &str| json!({"values": {"Login ID": login, "Support Group ID": group}});
+        assert_eq!(
+            interpret_membership(
+                &settings,
+                "bob",
+                "SGP1",
+                &answer(json!([row("Bob", "SGP1")]))
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            interpret_membership(&settings, "bob", "SGP1", &answer(json!([]))),
+            Ok(false)
+        );
+        assert!(matches!(
+            interpret_membership(
+                &settings,
+                "bob",
+                "SGP1",
+                &answer(json!([row("carol", "SGP1")]))
+            ),
+            Err(LookupError::BadAnswer(_))
+        ));
     }
 
     fn id(text: &str, kind: TicketKind) -> TicketId {
