@@ -522,4 +522,57 @@ mod tests {
         nobody.requesters = vec![String::new()];
         assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0))).is_some());
     }
+
+    #[test]
+    fn any_allowed_relation_lets_the_person_in_and_a_refusal_names_only_them() {
+        let config =
+            config("ValidateRequestingUser=Yes\nAllowedUserRoles=\"assignment_group, assignee\"\n");
+        let mut ticket = change();
+        // dave is the assignee: no group membership is needed.
+        assert_eq!(group_to_ask_about(&config, &ticket, "dave"), None);
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "DAVE", at(11, 0))),
+            None
+        );
+        // bob is not: the group must be asked about, and until it is he is not in it.
+        assert_eq!(
+            group_to_ask_about(&config, &ticket, "bob"),
+            Some("0a5f0000000000000000000000000001")
+        );
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
+            Some((
+                "user_roles",
+                "Change CHG0030001 is not assigned to bob, has an assignment group that bob is not a member of; any one of assignee, assignment_group is required"
+            ))
+        );
+        ticket.group_member = Some(true);
+        assert_eq!(group_to_ask_about(&config, &ticket, "bob"), None);
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
+            None
+        );
+        ticket.group_member = None;
+        ticket.assignment_group = None;
+        assert_eq!(group_to_ask_about(&config, &ticket, "bob"), None);
+        let failure = first_failure(&evaluate(&config, &ticket, "bob", at(11, 0)))
+            .map(|(_, text)| text.to_string())
+            .unwrap_or_default();
+        assert!(failure.contains("has no assignment group"), "{failure}");
+        assert!(
+            !failure.contains("dave") && !failure.contains("Alice"),
+            "{failure}"
+        );
+        // An assignee with hidden characters is nobody.
+        ticket.assignee = Some("dave\u{200B}".to_string());
+        assert!(first_failure(&evaluate(&config, &ticket, "dave", at(11, 0))).is_some());
+    }
+
+    #[test]
+    fn without_the_group_role_membership_is_never_asked() {
+        let requester_only = config("ValidateRequestingUser=Yes\n");
+        assert_eq!(group_to_ask_about(&requester_only, &change(), "bob"), None);
+        let off = config("");
+        assert_eq!(group_to_ask_about(&off, &change(), "bob"), None);
+    }
 }

@@ -233,6 +233,12 @@ fn print_login(login: &Login) {
     if login.person != login.pam_user {
         line.push_str(&format!(" (person {})", login.person));
     }
+    if login.identity() != login.person {
+        line.push_str(&format!(
+            ", in the ticketing system {}",
+            crate::sanitise::sanitise(login.identity())
+        ));
+    }
     if let Some(target) = &login.target {
         line.push_str(&format!(
             ", target {}{}@{}{}",

@@ -325,7 +325,7 @@ impl Settings {
                 other => {
                     let hint = crate::spelling::closest(
                         other,
-                        ["requester", "assignee", "assignment_group"].into_iter(),
+                        ["requester", "assignee", "assignment_group"],
                     )
                     .map(|name| format!(" (did you mean {name}?)"))
                     .unwrap_or_default();
@@ -450,5 +450,105 @@ mod tests {
         people.match_field = UserMatchField::UserName;
         assert_eq!(people.identity_of("bob"), "bob");
         assert_eq!(People::default().identity_of("alice"), "alice");
+    }
+
+    fn build(text: &str) -> Result<crate::config::Config, ConfigError> {
+        let path = Path::new("/etc/test.conf");
+        let entries = crate::config::parse_entries(text, path)?;
+        crate::config::from_entries(path, entries, Vec::new())
+    }
+
+    #[test]
+    fn the_people_keys_are_refused_where_they_cannot_work() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pam_ticket_people_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let account = dir.join("portal-account");
+        std::fs::write(&account, "Username=\"gw\"\nPassword=\"pw\"\n").expect("write");
+        std::fs::set_permissions(&account, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let portal = format!(
+            "FetchCredentialsThroughPVWA=Yes\nPortalURL=https://portal.example.com/PasswordVault\nPortalAccountFile={}\n",
+            account.display()
+        );
+        for line in [
+            "Groups=root",
+            "ExemptGroups=root",
+            "ExemptUsers=root",
+            "UserMatchField=email",
+            "UserMapFile=/etc/security/pam_ticket.users",
+        ] {
+            let problem = build(&format!("{portal}{line}\n")).expect_err(line);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:4", "{line}");
+            assert!(
+                problem.problem.contains("has no effect with portal mode"),
+                "{line}: {problem}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let remedy = "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n";
+        for line in ["UserMatchField=email", "UserMatchDomain=corp.example.com"] {
+            let problem = build(&format!("{remedy}{line}\n")).expect_err(line);
+            assert!(
+                problem.problem.contains("has no effect with BMCRemedy"),
+                "{line}: {problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_people_values_are_errors_at_their_line() {
+        let base = "TicketingSystem=ServiceNow\nValidateTicketNumber=No\n";
+        for (lines, line, needle) in [
+            (
+                "AllowedUserRoles=assignee\n",
+                3,
+                "ValidateRequestingUser is not Yes",
+            ),
+            (
+                "ValidateRequestingUser=Yes\nAllowedUserRoles=\"requester, asignee\"\n",
+                4,
+                "unknown role \"asignee\" (did you mean assignee?)",
+            ),
+            (
+                "UserMatchField=mail\n",
+                3,
+                "user_name, email or employee_number",
+            ),
+            (
+                "UserMatchDomain=corp.example.com\n",
+                3,
+                "UserMatchField is user_name",
+            ),
+            (
+                "UserMatchField=email\nUserMatchDomain=\"corp example\"\n",
+                4,
+                "domain name",
+            ),
+            ("Groups=no-such-group-pam-ticket\n", 3, "there is no group"),
+            ("ExemptUsers=\",\"\n", 3, "names no login"),
+            ("UserMapFile=relative.map\n", 3, "absolute path"),
+        ] {
+            let problem = build(&format!("{base}{lines}")).expect_err(lines);
+            assert_eq!(
+                problem.origin.to_string(),
+                format!("/etc/test.conf:{line}"),
+                "{lines}"
+            );
+            assert!(problem.problem.contains(needle), "{lines}: {problem}");
+        }
+        let config = build(&format!(
+            "{base}ValidateRequestingUser=Yes\nAllowedUserRoles=\"assignment_group, requester\"\nGroups=root\nExemptUsers=\"svc_backup, root\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.people.roles,
+            [UserRole::Requester, UserRole::AssignmentGroup]
+        );
+        assert_eq!(config.people.exempt_users, ["svc_backup", "root"]);
+        assert_eq!(
+            config.people.groups.map(|groups| groups[0].name.clone()),
+            Some("root".to_string())
+        );
+        assert_eq!(build(base).expect("valid").people, People::default());
     }
 }

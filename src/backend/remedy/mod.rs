@@ -10,14 +10,16 @@
 //! `RemedyTokenLifetime` has passed, replaced once when the server answers 401, and logged
 //! off only when it is replaced (or when it could not be cached at all).
 
+mod support_group;
 mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::support_group::{interpret_membership, membership_url};
 pub use self::wire::{
-    ArMessage, ar_error, fields_url, form_for, interpret, interpret_field_choices,
-    interpret_membership, membership_url, parse_ar_date, qualification, query_url, read_token,
+    ArMessage, ar_error, fields_url, form_for, interpret, interpret_field_choices, parse_ar_date,
+    qualification, query_url, read_token,
 };
 use self::wire::{authorization, error_detail};
 use super::{
