@@ -62,7 +62,7 @@ pub fn evaluate(
             check: if roles.as_slice() == [UserRole::Requester] {
                 "requester"
             } else {
-                "user_roles"
+                "roles"
             },
             verdict: check_roles(ticket, roles, identity),
         });
@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(
             first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
             Some((
-                "user_roles",
+                "roles",
                 "Change CHG0030001 is not assigned to bob, has an assignment group that bob is not a member of; any one of assignee, assignment_group is required"
             ))
         );

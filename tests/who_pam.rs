@@ -380,9 +380,9 @@ fn servicenow_assignee_role_lets_the_assignee_in_with_one_query() {
     );
     let records = gate.audit();
     assert_eq!(records[0]["decision"], "allow");
-    assert_eq!(records[0]["reason"], "ticket exists; passed user_roles");
+    assert_eq!(records[0]["reason"], "ticket exists; passed roles");
     assert_eq!(records[1]["decision"], "deny");
-    assert_eq!(records[1]["check"], "user_roles");
+    assert_eq!(records[1]["check"], "roles");
     assert_eq!(
         records[1]["reason"],
         "Ticket INC0010001 is not assigned to alice"
@@ -603,7 +603,7 @@ fn remedy_assignee_and_assignment_group_from_the_support_group_form() {
         .map(|record| record["decision"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(decisions, ["allow", "allow", "deny"]);
-    assert_eq!(records[2]["check"], "user_roles");
+    assert_eq!(records[2]["check"], "roles");
     assert!(
         !records[2]["reason"]
             .as_str()
@@ -677,4 +677,47 @@ fn keys_outside_their_modes_are_configuration_errors() {
     let outcome = login(&service, "alice", "INC0010001");
     assert_code(&outcome, PAM_SERVICE_ERR);
     assert_eq!(gate.request_count(), 0);
+}
+
+/// `pam-ticket test` shows who the login is in the ticketing system, the verdict of the
+/// roles check with the membership the decision used, and the audit record, as the module
+/// would decide.
+#[test]
+fn pam_ticket_test_shows_the_identity_and_the_roles_verdict() {
+    let gate = Gate::service_now();
+    let map = gate.dir.join("users.map");
+    write_root_only(&map, "ops-bob = bob\n");
+    let config = gate.dir.join("pam_ticket.conf");
+    write_root_only(
+        &config,
+        &gate.config_text(&format!(
+            "ValidateRequestingUser=\"Yes\"\nAllowedUserRoles=\"assignee, assignment_group\"\nUserMapFile=\"{}\"\n",
+            map.display()
+        )),
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pam-ticket"))
+        .args(["test", "--user", "ops-bob", "--config"])
+        .arg(&config)
+        .arg("INC0010001")
+        .output()
+        .expect("run pam-ticket");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    for line in [
+        "login                  user ops-bob, in the ticketing system bob",
+        "lookup          FOUND  ServiceNow: incident INC0010001, state In Progress, requesters alice/carol, assignee dave, assignment group 0a5f0000000000000000000000000001 (the person is a member)",
+        "check roles     PASS   bob is in its assignment group",
+        "decision        ALLOW  PAM_SUCCESS",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let tables: Vec<String> = gate
+        .table_requests()
+        .into_iter()
+        .map(|(table, ..)| table)
+        .collect();
+    assert_eq!(tables, ["incident", "sys_user_grmember"]);
+    // Without --audit nothing is written, but the record is shown.
+    assert!(gate.audit().is_empty());
+    assert!(out.contains("\"identity\":\"bob\""), "{out}");
 }

@@ -420,6 +420,20 @@ fn describe(ticket: &Ticket) -> String {
             .collect();
         parts.push(format!("requesters {}", requesters.join("/")));
     }
+    if let Some(assignee) = &ticket.assignee {
+        parts.push(format!("assignee {}", backend::sanitise(assignee)));
+    }
+    if let Some(group) = &ticket.assignment_group {
+        let membership = match ticket.group_member {
+            Some(true) => " (the person is a member)",
+            Some(false) => " (the person is not a member)",
+            None => "",
+        };
+        parts.push(format!(
+            "assignment group {}{membership}",
+            backend::sanitise(group)
+        ));
+    }
     parts.join(", ")
 }
 

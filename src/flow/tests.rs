@@ -588,7 +588,7 @@ fn the_assignment_group_is_asked_about_once_and_its_outage_is_an_outage() {
             "0a5f0000000000000000000000000001".to_string()
         )]
     );
-    assert_eq!(records[0].reason, "ticket exists; passed user_roles");
+    assert_eq!(records[0].reason, "ticket exists; passed roles");
 
     let mut source = GroupSource {
         member: Err(LookupError::Unavailable(Outage::Unreachable(
