@@ -269,14 +269,7 @@ pub fn membership_query(
     identity: &str,
     group: &str,
 ) -> Result<String, LookupError> {
-    let unusable = identity.is_empty()
-        || identity.len() > 256
-        || identity.contains('^')
-        || crate::sanitise::has_hidden_characters(identity)
-        || identity
-            .get(..11)
-            .is_some_and(|start| start.eq_ignore_ascii_case("javascript:"));
-    if unusable {
+    if crate::config::breaks_encoded_query(identity) {
         return Err(LookupError::NotCheckable {
             message: format!(
                 "Your name in the ticketing system ({}) cannot be looked up in a group: it holds characters an encoded query cannot carry; ask your administrator to map it in UserMapFile",

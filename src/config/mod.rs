@@ -39,7 +39,9 @@ pub use arguments::{
     parse_module_arguments_reporting_all,
 };
 pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
-pub use people::{GroupName, People, UserMap, UserMatchField, UserRole, parse_user_map};
+pub use people::{
+    GroupName, People, UserMap, UserMatchField, UserRole, breaks_encoded_query, parse_user_map,
+};
 pub use settings::from_entries;
 use syntax::parse_entries_reporting;
 pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};

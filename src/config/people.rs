@@ -60,6 +60,22 @@ pub struct GroupName {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserMap {
     entries: BTreeMap<String, String>,
+    /// The line of each login, for errors found after parsing.
+    lines: BTreeMap<String, usize>,
+}
+
+/// Whether `text` cannot be carried by a ServiceNow encoded query as one value: ServiceNow
+/// documents no escape, so `^` would start a new condition (`^NQ` a new OR'd query), a
+/// value starting `javascript:` is run on the server, and control or invisible characters
+/// have no place in a name.
+pub fn breaks_encoded_query(text: &str) -> bool {
+    text.is_empty()
+        || text.len() > 256
+        || text.contains('^')
+        || has_hidden_characters(text)
+        || text
+            .get(..11)
+            .is_some_and(|start| start.eq_ignore_ascii_case("javascript:"))
 }
 
 impl UserMap {
@@ -158,7 +174,7 @@ impl Settings {
         let exempt_users = self.check(|| self.logins(Key::ExemptUsers));
         let match_field = self.check(|| self.match_field());
         let match_domain = self.check(|| self.match_domain(match_field));
-        let user_map = self.check(|| self.user_map());
+        let user_map = self.check(|| self.user_map(mode));
         let roles = self.check(|| self.roles(validate_requesting_user));
         Some(People {
             groups: groups?,
@@ -302,13 +318,33 @@ impl Settings {
         Ok(Some(domain.to_string()))
     }
 
-    fn user_map(&self) -> Result<Option<UserMap>, ConfigError> {
+    /// The map; with ServiceNow, an identity that no encoded query can carry is an error
+    /// at its line here rather than a refused login later.
+    fn user_map(&self, mode: Option<Mode>) -> Result<Option<UserMap>, ConfigError> {
         let Some((path, origin)) = self.absolute_path(Key::UserMapFile)? else {
             return Ok(None);
         };
         let text = super::read_root_only_file(&path)
             .map_err(|problem| error(&origin, format!("cannot use UserMapFile: {problem}")))?;
-        parse_user_map(&text, &path).map(Some)
+        let map = parse_user_map(&text, &path)?;
+        if mode == Some(Mode::ServiceNow)
+            && let Some((login, identity)) = map
+                .entries
+                .iter()
+                .find(|(_, identity)| breaks_encoded_query(identity))
+        {
+            return Err(error(
+                &Origin::File {
+                    path: path.clone(),
+                    line: map.lines.get(login).copied().unwrap_or(0),
+                },
+                format!(
+                    "the identity of {login} ({}) cannot go into a ServiceNow query: it holds `^` or starts with `javascript:`",
+                    crate::sanitise::sanitise(identity)
+                ),
+            ));
+        }
+        Ok(Some(map))
     }
 
     /// AllowedUserRoles, requester when not set; only with ValidateRequestingUser=Yes.
@@ -398,7 +434,10 @@ pub fn parse_user_map(text: &str, path: &Path) -> Result<UserMap, ConfigError> {
         first_line.insert(login.to_string(), index + 1);
         entries.insert(login.to_string(), identity.to_string());
     }
-    Ok(UserMap { entries })
+    Ok(UserMap {
+        entries,
+        lines: first_line,
+    })
 }
 
 #[cfg(test)]
@@ -550,5 +589,41 @@ mod tests {
             Some("root".to_string())
         );
         assert_eq!(build(base).expect("valid").people, People::default());
+    }
+
+    #[test]
+    fn a_mapped_identity_no_servicenow_query_can_carry_is_an_error_at_its_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pam_ticket_map_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let map = dir.join("users.map");
+        std::fs::write(&map, "jdoe = john\nmallory = x^NQuser_nameISNOTEMPTY\n").expect("write");
+        std::fs::set_permissions(&map, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let problem = build(&format!(
+            "TicketingSystem=ServiceNow\nValidateTicketNumber=No\nUserMapFile={}\n",
+            map.display()
+        ))
+        .expect_err("refused");
+        assert_eq!(problem.origin.to_string(), format!("{}:2", map.display()));
+        assert!(
+            problem
+                .problem
+                .contains("cannot go into a ServiceNow query"),
+            "{problem}"
+        );
+        // Remedy quotes its values: the same map is fine there.
+        let remedy = build(&format!(
+            "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nUserMapFile={}\n",
+            map.display()
+        ))
+        .expect("valid");
+        assert_eq!(
+            remedy
+                .people
+                .user_map
+                .and_then(|map| map.get("mallory").map(str::to_string)),
+            Some("x^NQuser_nameISNOTEMPTY".to_string())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
