@@ -18,8 +18,8 @@ use crate::who::{self, Asked, WhoError};
 /// The flow's parameters that live in modules of their own, re-exported beside it.
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::conversation::{
-    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MISCONFIGURED_MESSAGE,
-    UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
+    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MEMBERSHIP_UNAVAILABLE_MESSAGE,
+    MISCONFIGURED_MESSAGE, UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
 };
 
 /// How the flow ended; lib.rs maps each to a PAM return code.
@@ -145,7 +145,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                         exports: vec![("TICKET_DECISION".to_string(), "failsafe".to_string())],
                     });
                 }
-                self.conversation.show_error(UNAVAILABLE_MESSAGE);
+                self.conversation.show_error(MEMBERSHIP_UNAVAILABLE_MESSAGE);
                 self.write_audit(Decision::Unavailable, None, reason, started, vec![]);
                 Some(Outcome::Unavailable)
             }

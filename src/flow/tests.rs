@@ -518,7 +518,7 @@ fn a_name_service_that_cannot_answer_is_an_outage_for_fail_mode() {
         &Directory(true),
     );
     assert_eq!(outcome, Outcome::Unavailable);
-    assert_eq!(script.errors, [UNAVAILABLE_MESSAGE]);
+    assert_eq!(script.errors, [MEMBERSHIP_UNAVAILABLE_MESSAGE]);
     assert_eq!(records[0].decision, Decision::Unavailable);
     assert_eq!(
         records[0].reason,
