@@ -721,3 +721,71 @@ fn pam_ticket_test_shows_the_identity_and_the_roles_verdict() {
     assert!(gate.audit().is_empty());
     assert!(out.contains("\"identity\":\"bob\""), "{out}");
 }
+
+/// `pam-ticket check` asks the membership source once when AllowedUserRoles has
+/// assignment_group, so that an account that may not read it, or a misspelt form, shows
+/// before a login meets it.
+#[test]
+fn pam_ticket_check_tries_the_membership_query() {
+    let check = |gate: &Gate| {
+        let config = gate.dir.join("pam_ticket.conf");
+        write_root_only(
+            &config,
+            &gate.config_text(
+                "ValidateRequestingUser=\"Yes\"\nAllowedUserRoles=\"requester, assignment_group\"\n",
+            ),
+        );
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_pam-ticket"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run pam-ticket");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let service_now = Gate::service_now();
+    let (code, out) = check(&service_now);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "  OK    sys_user_grmember answered a membership query (AllowedUserRoles=assignment_group)"
+        ),
+        "{out}"
+    );
+    let (table, query, _) = service_now.table_requests().pop().expect("a request");
+    assert_eq!(table, "sys_user_grmember");
+    assert_eq!(
+        query,
+        format!("user.user_name=pam-ticket-check^group={}", "0".repeat(32))
+    );
+    let Sim::ServiceNow(sim) = &service_now.sim else {
+        unreachable!()
+    };
+    sim.remove_table("sys_user_grmember");
+    let (code, out) = check(&service_now);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("  FAIL  sys_user_grmember, which AllowedUserRoles=assignment_group reads, gave no answer: unexpected HTTP 400: Invalid table sys_user_grmember"),
+        "{out}"
+    );
+
+    let remedy = Gate::remedy();
+    let (code, out) = check(&remedy);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("  OK    form \"CTM:Support Group Association\" answered a membership query"),
+        "{out}"
+    );
+    let Sim::Remedy(sim) = &remedy.sim else {
+        unreachable!()
+    };
+    sim.remove_form(SUPPORT_GROUP_FORM);
+    let (code, out) = check(&remedy);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("  FAIL  form \"CTM:Support Group Association\", which AllowedUserRoles=assignment_group reads, gave no answer: Remedy form \"CTM:Support Group Association\" does not exist"),
+        "{out}"
+    );
+}

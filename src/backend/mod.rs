@@ -16,6 +16,30 @@ use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 /// The ticket `pam-ticket check` asks for: valid in a query, absent from any real system.
 pub const PROBE_TICKET: &str = "PAMTICKETCHECK0";
+/// The person whose group membership `pam-ticket check` asks about (AllowedUserRoles=
+/// assignment_group): valid in a query, a member of nothing in any real system.
+pub const PROBE_MEMBER: &str = "pam-ticket-check";
+
+/// What an admin reads when a group membership query of `pam-ticket check` failed.
+pub fn membership_problem(what: &str, error: &LookupError) -> String {
+    let why = match error {
+        LookupError::AccountRefused { status, detail } => format!(
+            "the module's account was refused (HTTP {status}{}): it needs read access there",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        ),
+        LookupError::Unavailable(outage) => outage.to_string(),
+        LookupError::BadAnswer(why) => why.to_string(),
+        LookupError::Misconfigured { detail } => detail.clone(),
+        LookupError::UntrustedServer { detail } => format!("untrusted certificate: {detail}"),
+        LookupError::NotCheckable { message } => message.clone(),
+        other => format!("{other:?}"),
+    };
+    format!("{what}, which AllowedUserRoles=assignment_group reads, gave no answer: {why}")
+}
 
 /// One finding of [`TicketSource::probe`].
 #[derive(Clone, Debug, PartialEq, Eq)]

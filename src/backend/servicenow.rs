@@ -4,8 +4,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, TicketSource, bad_response, sanitise,
-    status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, ProbeLine, TicketSource,
+    bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, UserRole};
@@ -227,6 +227,37 @@ impl TicketSource for ServiceNow {
         );
         drop(authorization);
         interpret_for(id, &self.people, &response?).map(Lookup::Found)
+    }
+
+    /// The default probe (a lookup of the probe ticket), and, when AllowedUserRoles has
+    /// assignment_group, one membership query: an account that may read incidents but
+    /// not `sys_user_grmember` shows here, not at a login.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
+        // Nothing here warns; anything that did would reach syslog.
+        let mut warnings = crate::audit::SystemAudit::new(None, false);
+        let found = probe_answer(self.lookup(
+            &probe_id(TicketKind::Incident),
+            &login,
+            deadline,
+            &mut warnings,
+        ))?;
+        let mut lines = vec![ProbeLine::Ok(found)];
+        if self.people.roles.contains(&UserRole::AssignmentGroup) {
+            let nobodys_group = "0".repeat(32);
+            lines.push(
+                match self.group_member(PROBE_MEMBER, &nobodys_group, deadline, &mut warnings) {
+                    Ok(_) => ProbeLine::Ok(
+                        "sys_user_grmember answered a membership query (AllowedUserRoles=assignment_group)"
+                            .to_string(),
+                    ),
+                    Err(error) => {
+                        ProbeLine::Problem(membership_problem("sys_user_grmember", &error))
+                    }
+                },
+            );
+        }
+        Ok(lines)
     }
 
     /// One `sys_user_grmember` query. The identity reaches an encoded query, where no

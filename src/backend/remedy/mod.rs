@@ -23,11 +23,11 @@ pub use self::wire::{
 };
 use self::wire::{authorization, error_detail};
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_TICKET, ProbeLine, TicketSource,
-    bad_response, probe_answer, probe_id, sanitise,
+    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, PROBE_TICKET, ProbeLine,
+    TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise,
 };
 use crate::audit::AuditSink;
-use crate::config::{BaseUrl, Credentials, RemedySettings};
+use crate::config::{BaseUrl, Credentials, RemedySettings, UserRole};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::login::Login;
 use crate::secret::Secret;
@@ -262,7 +262,9 @@ impl TicketSource for Remedy {
     /// on the change form (so that a misspelt form name shows here, not at a login), and
     /// a log-off. The token cache is neither read nor written, nor its directory created,
     /// so a check run by hand, perhaps by another user or with another account file, can
-    /// never leave a token or a wrongly owned file for the module to trip over.
+    /// never leave a token or a wrongly owned file for the module to trip over. With
+    /// AllowedUserRoles=assignment_group, one membership query of the support group form
+    /// too, so that a misspelt form or field shows here as well.
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
         let mut retries = RetryBudget::for_check();
         let token = self.log_on(deadline, &mut retries)?;
@@ -292,6 +294,27 @@ impl TicketSource for Remedy {
                     }
                 },
             }
+        }
+        if outcome.is_ok()
+            && self
+                .settings
+                .person_roles
+                .contains(&UserRole::AssignmentGroup)
+        {
+            let form = &self.settings.support_group_form;
+            let answer = membership_url(&self.base_url, &self.settings, PROBE_MEMBER, PROBE_TICKET)
+                .and_then(|url| self.query(&url, &token, deadline, &mut retries))
+                .and_then(|answer| {
+                    interpret_membership(&self.settings, PROBE_MEMBER, PROBE_TICKET, &answer)
+                });
+            lines.push(match answer {
+                Ok(_) => ProbeLine::Ok(format!(
+                    "form {form:?} answered a membership query (AllowedUserRoles=assignment_group)"
+                )),
+                Err(error) => {
+                    ProbeLine::Problem(membership_problem(&format!("form {form:?}"), &error))
+                }
+            });
         }
         let logged_off = self.log_off(&token, deadline);
         outcome?;
