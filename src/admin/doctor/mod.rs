@@ -38,9 +38,11 @@ says how to fix each:
            @include common-auth, substack password-auth, ...) before or beside it;
            module arguments the module would refuse; Groups/ExemptGroups/ExemptUsers
            without `auth optional pam_permit.so` below the ticket (exempt people locked out)
-  module   the configuration as the module loads it; the CA bundle, and whether the
-           ticketing system's (or portal's) certificate verifies against it; the Remedy
-           token cache directory; SELinux enforcing without a pam_ticket policy module
+  module   the configuration as the module loads it (with the account files, and
+           ClientCertificateFile and ClientKeyFile checked against each other); the CA
+           bundle, and whether the ticketing system's (or portal's) certificate verifies
+           against it; the Remedy token cache directory; SELinux enforcing without a
+           pam_ticket policy module
 
   --sshd-config FILE   read this sshd_config (and its Include files) directly; without
                        it doctor asks `/usr/sbin/sshd -T` for the effective configuration,
