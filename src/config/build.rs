@@ -120,13 +120,7 @@ impl Settings {
             .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
-        let mode = match (portal_mode, system) {
-            (Some(true), _) => Some(super::Mode::Portal),
-            (Some(false), Some(TicketingSystem::BmcRemedy)) => Some(super::Mode::Remedy),
-            (Some(false), Some(TicketingSystem::ServiceNow)) => Some(super::Mode::ServiceNow),
-            _ => None,
-        };
-        let people = self.people(mode, validate_requesting_user);
+        let people = self.people(portal_mode, system, validate_requesting_user);
         let bypass_codes = self.check(|| self.bypass_codes());
         let timeout = self.check(|| self.number(Key::Timeout));
         let https_proxy = self.check(|| self.proxy());
@@ -350,13 +344,7 @@ impl Settings {
         let change_start_field = text(Key::RemedyChangeStartField);
         let change_end_field = text(Key::RemedyChangeEndField);
         let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
-        let incident_assignee_field = text(Key::RemedyIncidentAssigneeField);
-        let incident_group_field = text(Key::RemedyIncidentAssignedGroupField);
-        let change_assignee_field = text(Key::RemedyChangeAssigneeField);
-        let change_group_field = text(Key::RemedyChangeAssignedGroupField);
-        let support_group_form = text(Key::RemedySupportGroupForm);
-        let support_group_login_field = text(Key::RemedySupportGroupLoginField);
-        let support_group_id_field = text(Key::RemedySupportGroupIDField);
+        let remedy_people = self.remedy_people(people);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
         Some(RemedySettings {
             incident_form: incident_form?,
@@ -370,14 +358,7 @@ impl Settings {
             change_start_field: change_start_field?,
             change_end_field: change_end_field?,
             change_requester_fields: change_requester_fields?,
-            incident_assignee_field: incident_assignee_field?,
-            incident_group_field: incident_group_field?,
-            change_assignee_field: change_assignee_field?,
-            change_group_field: change_group_field?,
-            support_group_form: support_group_form?,
-            support_group_login_field: support_group_login_field?,
-            support_group_id_field: support_group_id_field?,
-            person_roles: people?.roles.clone(),
+            people: remedy_people?,
             token_lifetime: Duration::from_secs(token_lifetime?),
         })
     }

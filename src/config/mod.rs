@@ -124,6 +124,14 @@ pub struct RemedySettings {
     pub change_start_field: String,
     pub change_end_field: String,
     pub change_requester_fields: Vec<String>,
+    /// The assignee and assignment group fields, and where group membership is read.
+    pub people: RemedyPeople,
+    pub token_lifetime: Duration,
+}
+
+/// Remedy's fields for AllowedUserRoles' assignee and assignment_group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemedyPeople {
     pub incident_assignee_field: String,
     pub incident_group_field: String,
     pub change_assignee_field: String,
@@ -133,8 +141,7 @@ pub struct RemedySettings {
     pub support_group_id_field: String,
     /// The relations AllowedUserRoles checks, so that a query fetches the fields of
     /// those relations only (and nothing more when the check is off).
-    pub person_roles: Vec<UserRole>,
-    pub token_lifetime: Duration,
+    pub roles: Vec<UserRole>,
 }
 
 /// The fields of a ticket that name its people, for one kind of ticket: one mapping that
@@ -169,13 +176,13 @@ impl RemedySettings {
         let (requesters, assignee, group) = match kind {
             TicketKind::Incident => (
                 &self.incident_requester_fields,
-                &self.incident_assignee_field,
-                &self.incident_group_field,
+                &self.people.incident_assignee_field,
+                &self.people.incident_group_field,
             ),
             TicketKind::Change => (
                 &self.change_requester_fields,
-                &self.change_assignee_field,
-                &self.change_group_field,
+                &self.people.change_assignee_field,
+                &self.people.change_group_field,
             ),
         };
         PersonFields {

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::keys::{Key, Mode};
 use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, split_list};
+use super::{RemedyPeople, TicketingSystem};
 use crate::nss::{Directory, SystemDirectory};
 use crate::sanitise::has_hidden_characters;
 
@@ -161,9 +162,16 @@ impl Settings {
     /// The people keys; `mode` is `None` when it could not be told (already reported).
     pub(super) fn people(
         &self,
-        mode: Option<Mode>,
+        portal_mode: Option<bool>,
+        system: Option<TicketingSystem>,
         validate_requesting_user: Option<bool>,
     ) -> Option<People> {
+        let mode = match (portal_mode, system) {
+            (Some(true), _) => Some(Mode::Portal),
+            (Some(false), Some(TicketingSystem::BmcRemedy)) => Some(Mode::Remedy),
+            (Some(false), Some(TicketingSystem::ServiceNow)) => Some(Mode::ServiceNow),
+            _ => None,
+        };
         self.refuse_outside_their_modes(mode);
         let groups = self.check(|| {
             self.entry(Key::Groups)
@@ -184,6 +192,29 @@ impl Settings {
             match_domain: match_domain?,
             user_map: user_map?,
             roles: roles?,
+        })
+    }
+
+    /// Remedy's assignee, assignment group and support group fields, with the roles
+    /// whose fields the entry query fetches.
+    pub(super) fn remedy_people(&self, people: Option<&People>) -> Option<RemedyPeople> {
+        let text = |key: Key| self.check(|| self.non_empty_text(key, None));
+        let incident_assignee_field = text(Key::RemedyIncidentAssigneeField);
+        let incident_group_field = text(Key::RemedyIncidentAssignedGroupField);
+        let change_assignee_field = text(Key::RemedyChangeAssigneeField);
+        let change_group_field = text(Key::RemedyChangeAssignedGroupField);
+        let support_group_form = text(Key::RemedySupportGroupForm);
+        let support_group_login_field = text(Key::RemedySupportGroupLoginField);
+        let support_group_id_field = text(Key::RemedySupportGroupIDField);
+        Some(RemedyPeople {
+            incident_assignee_field: incident_assignee_field?,
+            incident_group_field: incident_group_field?,
+            change_assignee_field: change_assignee_field?,
+            change_group_field: change_group_field?,
+            support_group_form: support_group_form?,
+            support_group_login_field: support_group_login_field?,
+            support_group_id_field: support_group_id_field?,
+            roles: people?.roles.clone(),
         })
     }
 

@@ -298,10 +298,11 @@ impl TicketSource for Remedy {
         if outcome.is_ok()
             && self
                 .settings
-                .person_roles
+                .people
+                .roles
                 .contains(&UserRole::AssignmentGroup)
         {
-            let form = &self.settings.support_group_form;
+            let form = &self.settings.people.support_group_form;
             let answer = membership_url(&self.base_url, &self.settings, PROBE_MEMBER, PROBE_TICKET)
                 .and_then(|url| self.query(&url, &token, deadline, &mut retries))
                 .and_then(|answer| {

@@ -32,19 +32,19 @@ pub fn membership_url(
     }
     let q = format!(
         "{} AND {}",
-        qualification(&settings.support_group_login_field, identity),
-        qualification(&settings.support_group_id_field, group)
+        qualification(&settings.people.support_group_login_field, identity),
+        qualification(&settings.people.support_group_id_field, group)
     );
     Ok(format!(
         "{}?q={}&fields={}&limit=2",
         base_url.join(&format!(
             "/api/arsys/v1/entry/{}",
-            percent_encode(&settings.support_group_form)
+            percent_encode(&settings.people.support_group_form)
         )),
         percent_encode(&q),
         percent_encode(&format!(
             "values({},{})",
-            settings.support_group_login_field, settings.support_group_id_field
+            settings.people.support_group_login_field, settings.people.support_group_id_field
         )),
     ))
 }
@@ -65,7 +65,7 @@ pub fn interpret_membership(
             return Err(LookupError::Misconfigured {
                 detail: format!(
                     "Remedy form {:?} does not exist ({}); check RemedySupportGroupForm",
-                    settings.support_group_form,
+                    settings.people.support_group_form,
                     error_detail(response)
                 ),
             });
@@ -86,9 +86,9 @@ pub fn interpret_membership(
                 .and_then(Value::as_str)
                 .map(|text| text.trim_matches(' '))
         };
-        let same_user = value(&settings.support_group_login_field)
+        let same_user = value(&settings.people.support_group_login_field)
             .is_some_and(|held| held.eq_ignore_ascii_case(identity));
-        let same_group = value(&settings.support_group_id_field)
+        let same_group = value(&settings.people.support_group_id_field)
             .is_some_and(|held| held.eq_ignore_ascii_case(group));
         if !(same_user && same_group) {
             return Err(bad_response(

@@ -26,7 +26,7 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.incident_id_field.as_str(),
                 settings.incident_status_field.as_str(),
             ];
-            fields.extend(settings.person_fields(kind).wanted(&settings.person_roles));
+            fields.extend(settings.person_fields(kind).wanted(&settings.people.roles));
             (
                 settings.incident_form.as_str(),
                 settings.incident_id_field.as_str(),
@@ -41,7 +41,7 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.change_start_field.as_str(),
                 settings.change_end_field.as_str(),
             ];
-            fields.extend(settings.person_fields(kind).wanted(&settings.person_roles));
+            fields.extend(settings.person_fields(kind).wanted(&settings.people.roles));
             (
                 settings.change_form.as_str(),
                 settings.change_id_field.as_str(),
@@ -232,7 +232,7 @@ pub fn interpret(
     // Remedy returns selection fields as their labels: label and stored value are one.
     let choice = |field: &str| text(field).map(|label| Choice::new(label, label));
     let people = settings.person_fields(id.kind);
-    let wants = |role| settings.person_roles.contains(&role);
+    let wants = |role| settings.people.roles.contains(&role);
     let requesters: Vec<String> = people
         .requesters
         .iter()
@@ -357,7 +357,7 @@ pub fn parse_ar_date(text: &str) -> Option<DateTime<Utc>> {
 pub(super) mod tests {
     use super::*;
     use crate::backend::{BadAnswer, Outage};
-    use crate::config::UserRole;
+    use crate::config::{RemedyPeople, UserRole};
     use serde_json::json;
     use std::time::Duration;
 
@@ -378,14 +378,16 @@ pub(super) mod tests {
             change_start_field: "Scheduled Start Date".to_string(),
             change_end_field: "Scheduled End Date".to_string(),
             change_requester_fields: vec!["Requested By".to_string(), "Submitter".to_string()],
-            incident_assignee_field: "Assignee Login ID".to_string(),
-            incident_group_field: "Assigned Group ID".to_string(),
-            change_assignee_field: "ASLOGID".to_string(),
-            change_group_field: "ASGRPID".to_string(),
-            support_group_form: "CTM:Support Group Association".to_string(),
-            support_group_login_field: "Login ID".to_string(),
-            support_group_id_field: "Support Group ID".to_string(),
-            person_roles: vec![UserRole::Requester],
+            people: RemedyPeople {
+                incident_assignee_field: "Assignee Login ID".to_string(),
+                incident_group_field: "Assigned Group ID".to_string(),
+                change_assignee_field: "ASLOGID".to_string(),
+                change_group_field: "ASGRPID".to_string(),
+                support_group_form: "CTM:Support Group Association".to_string(),
+                support_group_login_field: "Login ID".to_string(),
+                support_group_id_field: "Support Group ID".to_string(),
+                roles: vec![UserRole::Requester],
+            },
             token_lifetime: Duration::from_secs(3300),
         }
     }
