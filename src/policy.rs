@@ -3,9 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
+use std::net::IpAddr;
+
 use crate::config::Config;
+use crate::host::TargetNames;
 use crate::sanitise::{has_hidden_characters, sanitise};
-use crate::ticket::{Choice, Ticket, TicketKind};
+use crate::ticket::{Choice, ConfigurationItem, Ticket};
 
 /// The result of one enabled check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,42 +26,50 @@ pub enum Verdict {
     Fail(String),
 }
 
-/// Runs every enabled check, in a fixed order, and returns them all.
+/// Runs every enabled check, in a fixed order, and returns them all. `target` is this
+/// gateway's names, needed when ValidateConfigurationItem is Yes (a ticket is then
+/// refused without them).
 pub fn evaluate(
     config: &Config,
     ticket: &Ticket,
     person: &str,
     now: DateTime<Utc>,
+    target: Option<&TargetNames>,
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    let allowed_states = match ticket.kind {
-        TicketKind::Incident => config.allowed_incident_states.as_deref(),
-        TicketKind::Change => config.allowed_change_states.as_deref(),
-    };
-    if let Some(allowed) = allowed_states {
+    if let Some(allowed) = config.allowed_states(ticket.kind) {
         results.push(CheckResult {
             check: "state",
             verdict: check_state(ticket, allowed),
         });
     }
-    if ticket.kind == TicketKind::Change {
-        if let Some(allowed) = config.allowed_approval_statuses.as_deref() {
-            results.push(CheckResult {
-                check: "approval",
-                verdict: check_approval(ticket, allowed),
-            });
-        }
-        if config.validate_operation_time {
-            results.push(CheckResult {
-                check: "window",
-                verdict: check_window(ticket, now),
-            });
-        }
+    if let Some(allowed) = config.allowed_approvals(ticket.kind) {
+        results.push(CheckResult {
+            check: "approval",
+            verdict: check_approval(ticket, allowed),
+        });
+    }
+    if ticket.kind.has_window() && config.validate_operation_time {
+        results.push(CheckResult {
+            check: "window",
+            verdict: check_window(ticket, now),
+        });
     }
     if config.validate_requesting_user {
         results.push(CheckResult {
             check: "requester",
             verdict: check_requester(ticket, person),
+        });
+    }
+    if let Some(check) = &config.ci_check {
+        let nobody = TargetNames { names: Vec::new() };
+        results.push(CheckResult {
+            check: "ci",
+            verdict: check_configuration_item(
+                ticket,
+                target.unwrap_or(&nobody),
+                check.match_short_name,
+            ),
         });
     }
     results
@@ -108,7 +119,8 @@ fn check_approval(ticket: &Ticket, allowed: &[String]) -> Verdict {
         return Verdict::Pass(format!("approval {}", describe(approval)));
     }
     Verdict::Fail(format!(
-        "Change {} is not approved (approval: {}); allowed: {}",
+        "{} {} is not approved (approval: {}); allowed: {}",
+        ticket.kind.noun(),
         ticket.id,
         describe(approval),
         allowed.join(", ")
@@ -166,10 +178,99 @@ fn check_requester(ticket: &Ticket, person: &str) -> Verdict {
     ))
 }
 
+/// Whether one of the ticket's configuration items is this gateway: a CI's name, FQDN or
+/// host name equal to a target name (case folded, a trailing dot ignored), its IP address
+/// equal to a target that is an IP address, or, with CIMatchShortName, the first labels
+/// of a CI name and a target name equal. Names are compared as the server sent them: one
+/// that holds a control or invisible character matches nothing.
+fn check_configuration_item(ticket: &Ticket, target: &TargetNames, short_names: bool) -> Verdict {
+    let items = ticket.configuration_items.as_deref().unwrap_or_default();
+    let named: Vec<String> = items
+        .iter()
+        .map(|item| sanitise(&item.name))
+        .filter(|name| !name.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Verdict::Fail(format!(
+            "{} {} names no configuration item; it must name this gateway ({})",
+            ticket.kind.noun(),
+            ticket.id,
+            target.describe()
+        ));
+    }
+    for item in items {
+        for name in &target.names {
+            if let Some(how) = ci_matches(item, name, short_names) {
+                return Verdict::Pass(format!(
+                    "configuration item {} matches {} by {how}",
+                    sanitise(&item.name),
+                    sanitise(name)
+                ));
+            }
+        }
+    }
+    Verdict::Fail(format!(
+        "{} {} names configuration item {}, not this gateway ({})",
+        ticket.kind.noun(),
+        ticket.id,
+        if named.is_empty() {
+            "(without a name)".to_string()
+        } else {
+            named.join(", ")
+        },
+        target.describe()
+    ))
+}
+
+/// How `item` matches the target name `name`, if it does.
+fn ci_matches(item: &ConfigurationItem, name: &str, short_names: bool) -> Option<&'static str> {
+    let name = name.trim();
+    if name.is_empty() || has_hidden_characters(name) {
+        return None;
+    }
+    if let Ok(address) = name.parse::<IpAddr>() {
+        // An IP literal matches the CI's IP address, and nothing else.
+        return item
+            .ip_address
+            .as_deref()
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+            .filter(|ip| *ip == address)
+            .map(|_| "ip_address");
+    }
+    let fold = |text: &str| text.trim_end_matches('.').to_lowercase();
+    let wanted = fold(name);
+    let texts = [
+        ("name", Some(item.name.as_str())),
+        ("fqdn", item.fqdn.as_deref()),
+        ("host_name", item.host_name.as_deref()),
+    ];
+    let usable = |text: &&str| !text.is_empty() && !has_hidden_characters(text);
+    for (field, text) in texts {
+        if text.filter(usable).is_some_and(|text| fold(text) == wanted) {
+            return Some(field);
+        }
+    }
+    if short_names {
+        let first_label = |text: &str| fold(text).split('.').next().unwrap_or_default().to_string();
+        let wanted = first_label(name);
+        for (_, text) in texts {
+            if let Some(text) = text.filter(usable)
+                && text.parse::<IpAddr>().is_err()
+                && !wanted.is_empty()
+                && first_label(text) == wanted
+            {
+                return Some("short name");
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::from_entries;
+    use crate::ticket::TicketKind;
     use chrono::TimeZone;
     use std::path::Path;
 
@@ -194,6 +295,7 @@ mod tests {
             planned_start: Some(at(10, 0)),
             planned_end: Some(at(12, 0)),
             requesters: vec!["Alice".to_string()],
+            configuration_items: None,
         }
     }
 
@@ -206,12 +308,13 @@ mod tests {
             planned_start: None,
             planned_end: None,
             requesters: vec!["alice".to_string(), "carol".to_string()],
+            configuration_items: None,
         }
     }
 
     #[test]
     fn nothing_enabled_means_no_checks() {
-        assert!(evaluate(&config(""), &change(), "alice", at(11, 0)).is_empty());
+        assert!(evaluate(&config(""), &change(), "alice", at(11, 0), None).is_empty());
     }
 
     #[test]
@@ -224,6 +327,7 @@ mod tests {
             &incident(Choice::new("Closed", "7")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(
             first_failure(&results),
@@ -237,6 +341,7 @@ mod tests {
             &incident(Choice::new("In  progress", "2")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(first_failure(&results), None);
         let by_value = config_with_values();
@@ -245,7 +350,8 @@ mod tests {
                 &by_value,
                 &incident(Choice::new("In Progress", "2")),
                 "alice",
-                at(11, 0)
+                at(11, 0),
+                None,
             )),
             None
         );
@@ -264,6 +370,7 @@ mod tests {
             &incident(Choice::new("Canceled", "8")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(first_failure(&results), None);
     }
@@ -285,6 +392,7 @@ mod tests {
                 &incident(Choice::new(hidden, hidden)),
                 "alice",
                 at(11, 0),
+                None,
             );
             let failure = first_failure(&results).map(|(check, text)| (check, text.to_string()));
             let expected = format!(
@@ -300,6 +408,7 @@ mod tests {
                 &incident(Choice::new(folded, "2")),
                 "alice",
                 at(11, 0),
+                None,
             );
             assert_eq!(first_failure(&results), None, "{folded:?}");
         }
@@ -309,6 +418,7 @@ mod tests {
             &incident(Choice::new("Clo\u{1b}[8msed\u{2067}", "7")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(
             first_failure(&results),
@@ -326,7 +436,7 @@ mod tests {
         for hidden in ["alice\u{0}", "alice\n", "al\u{200B}ice", "\u{202E}alice"] {
             ticket.requesters = vec![hidden.to_string()];
             assert_eq!(
-                first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+                first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
                 Some(("requester", "Change CHG0030001 was not requested by alice")),
                 "{hidden:?}"
             );
@@ -338,26 +448,27 @@ mod tests {
         let config = config("ValidateApprovalStatus=Yes\nAllowedApprovalStatuses=Approved\n");
         let mut ticket = change();
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
             None
         );
         ticket.approval = Some(Choice::new("Requested", "requested"));
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
             Some((
                 "approval",
                 "Change CHG0030001 is not approved (approval: Requested); allowed: Approved"
             ))
         );
         ticket.approval = None;
-        assert!(first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))).is_some());
+        assert!(first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)).is_some());
         // Incidents have no approval: the check does not apply to them.
         assert!(
             evaluate(
                 &config,
                 &incident(Choice::new("New", "1")),
                 "alice",
-                at(11, 0)
+                at(11, 0),
+                None,
             )
             .is_empty()
         );
@@ -370,7 +481,7 @@ mod tests {
         let mut ticket = change();
         ticket.approval = Some(Choice::new("not requested", "not requested"));
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
             None
         );
     }
@@ -382,11 +493,11 @@ mod tests {
         for (hour, minute, inside) in [(9, 59, false), (10, 0, true), (12, 0, true), (12, 1, false)]
         {
             let failed =
-                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute))).is_some();
+                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute), None)).is_some();
             assert_eq!(failed, !inside, "{hour}:{minute}");
         }
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(13, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(13, 0), None)),
             Some((
                 "window",
                 "Change CHG0030001 is outside its planned window (2026-11-30 10:00 to 12:00 UTC)"
@@ -394,7 +505,7 @@ mod tests {
         );
         let mut missing = change();
         missing.planned_start = None;
-        let failure = first_failure(&evaluate(&config, &missing, "alice", at(11, 0)))
+        let failure = first_failure(&evaluate(&config, &missing, "alice", at(11, 0), None))
             .map(|(_, text)| text.to_string());
         assert_eq!(
             failure.as_deref(),
@@ -418,7 +529,7 @@ mod tests {
     fn requester_check_is_case_insensitive_and_any_of() {
         let config = config("ValidateRequestingUser=Yes\n");
         assert_eq!(
-            first_failure(&evaluate(&config, &change(), "ALICE", at(11, 0))),
+            first_failure(&evaluate(&config, &change(), "ALICE", at(11, 0), None)),
             None
         );
         assert_eq!(
@@ -426,16 +537,17 @@ mod tests {
                 &config,
                 &incident(Choice::new("New", "1")),
                 "carol",
-                at(11, 0)
+                at(11, 0),
+                None,
             )),
             None
         );
         assert_eq!(
-            first_failure(&evaluate(&config, &change(), "bob", at(11, 0))),
+            first_failure(&evaluate(&config, &change(), "bob", at(11, 0), None)),
             Some(("requester", "Change CHG0030001 was not requested by bob"))
         );
         let mut nobody = change();
         nobody.requesters = vec![String::new()];
-        assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0))).is_some());
+        assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0), None)).is_some());
     }
 }

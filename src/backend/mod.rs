@@ -236,18 +236,18 @@ impl From<TransportError> for LookupError {
 /// ticketing system itself knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChoiceField {
-    IncidentState,
-    ChangeState,
-    ChangeApproval,
+    /// The state (status) of a ticket type.
+    State(TicketKind),
+    /// The approval of a ticket type that has one.
+    Approval(TicketKind),
 }
 
 impl ChoiceField {
-    /// How messages name the field.
-    pub fn noun(self) -> &'static str {
+    /// How messages name the field (`incident state`, `change approval`).
+    pub fn noun(self) -> String {
         match self {
-            ChoiceField::IncidentState => "incident state",
-            ChoiceField::ChangeState => "change state",
-            ChoiceField::ChangeApproval => "change approval",
+            ChoiceField::State(kind) => format!("{} state", kind.type_name()),
+            ChoiceField::Approval(kind) => format!("{} approval", kind.type_name()),
         }
     }
 }
@@ -270,6 +270,9 @@ pub trait TicketSource {
         deadline: Deadline,
         audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError>;
+
+    /// How many HTTP requests this source has sent so far, counted in the HTTP client.
+    fn requests_sent(&self) -> u64;
 
     /// For `pam-ticket check`: one exchange that proves that the account and the TLS trust
     /// work, and the lines that say what it proved. It must log on afresh (a cached
@@ -345,15 +348,16 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         );
     };
     match system {
-        crate::config::TicketingSystem::ServiceNow => {
-            Ok(Box::new(servicenow::ServiceNow::new(client, url, account)))
-        }
+        crate::config::TicketingSystem::ServiceNow => Ok(Box::new(
+            servicenow::ServiceNow::new(client, url, account).with_ci(config.ci_check.is_some()),
+        )),
         crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
             client,
             url,
             account,
             config.remedy.clone(),
             config.cache_directory.clone(),
-        ))),
+        )
+        .with_ci(config.ci_check.is_some()))),
     }
 }

@@ -8,15 +8,19 @@
 //! mistake is reported once, not again as a consequence. A configuration with any problem
 //! is never returned.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::account::read_account_file;
 use super::keys::{self, Key};
 use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, parse_entries, split_list};
-use super::{Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem};
+use super::{
+    CiCheck, Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem,
+};
 use crate::bypass::BypassHash;
 use crate::secure_file::{self, Readers};
+use crate::ticket::TicketKind;
 use crate::trust::{self, CaBundle};
 use crate::url::{ApiBase, BaseUrl, ProxyUrl, parse_proxy_url};
 
@@ -83,12 +87,8 @@ impl Settings {
             (Some(_), _) => Some(None),
             (None, _) => None,
         };
-        let incident_identification = self
-            .check(|| self.regex(Key::IncidentTicketIdentification, system, false))
-            .flatten();
-        let change_identification = self
-            .check(|| self.regex(Key::ChangeTicketIdentification, system, false))
-            .flatten();
+        let kinds = self.kinds_of_mode(portal_mode, system);
+        let identification = self.identification(&kinds, system);
         let fail_mode = self.check(|| self.fail_mode());
         let portal = match portal_mode {
             Some(true) => {
@@ -102,20 +102,8 @@ impl Settings {
         let enter_ticketing_info = self.check(|| self.flag(Key::EnterTicketingInfo));
         let uppercase_ticket_id = self.check(|| self.flag(Key::UppercaseTicketId));
         let ticket_format = self.check(|| self.regex(Key::TicketFormatRegex, system, true));
-        let allowed_incident_states = self.check(|| {
-            self.checked_list(
-                Key::ValidateIncidentTicketState,
-                Key::AllowedIncidentTicketStates,
-            )
-        });
-        let allowed_change_states = self.check(|| {
-            self.checked_list(
-                Key::ValidateChangeTicketState,
-                Key::AllowedChangeTicketStates,
-            )
-        });
-        let allowed_approval_statuses = self
-            .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
+        let (allowed_states, allowed_approvals) = self.checked_choices(&kinds);
+        let ci_check = self.check(|| self.ci_check());
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
         let bypass_codes = self.check(|| self.bypass_codes());
@@ -143,11 +131,10 @@ impl Settings {
             validate_ticket_number: validate_ticket_number?,
             uppercase_ticket_id: uppercase_ticket_id?,
             ticket_format: ticket_format?,
-            incident_identification: incident_identification?,
-            change_identification: change_identification?,
-            allowed_incident_states: allowed_incident_states?,
-            allowed_change_states: allowed_change_states?,
-            allowed_approval_statuses: allowed_approval_statuses?,
+            identification: identification?,
+            allowed_states: allowed_states?,
+            allowed_approvals: allowed_approvals?,
+            ci_check: ci_check?,
             validate_operation_time: validate_operation_time?,
             validate_requesting_user: validate_requesting_user?,
             bypass_codes: bypass_codes?,
@@ -162,6 +149,141 @@ impl Settings {
             cache_directory: cache_directory?,
             debug: false,
         })
+    }
+
+    /// The ticket types the mode has, in [`TicketKind::ORDER`]; the keys of every other
+    /// type are refused when set, so that an admin never believes a type is accepted, or
+    /// a check of it in force, when the system has no such tickets. A mode that is not
+    /// known (already reported) reads as ServiceNow's.
+    fn kinds_of_mode(
+        &self,
+        portal_mode: Option<bool>,
+        system: Option<TicketingSystem>,
+    ) -> Vec<TicketKind> {
+        let has = |kind: TicketKind| -> bool {
+            match (portal_mode, system) {
+                (Some(true), _) => kind.is_portal_kind(),
+                (_, Some(TicketingSystem::BmcRemedy)) => kind.systems().remedy,
+                _ => kind.systems().service_now,
+            }
+        };
+        let mode_name = match (portal_mode, system) {
+            (Some(true), _) => "portal mode (FetchCredentialsThroughPVWA=Yes)",
+            (_, Some(TicketingSystem::BmcRemedy)) => "BMCRemedy",
+            _ => "ServiceNow",
+        };
+        let mut kinds = Vec::new();
+        for kind in TicketKind::ORDER {
+            if has(kind) {
+                kinds.push(kind);
+                continue;
+            }
+            for key in keys::kind_keys(kind).all() {
+                if let Some(entry) = self.entry(key) {
+                    self.report(error(
+                        &entry.origin,
+                        format!(
+                            "{key} is for {} tickets, which {mode_name} does not have; remove it",
+                            kind.key_name()
+                        ),
+                    ));
+                }
+            }
+        }
+        kinds
+    }
+
+    /// The identification regex of each type of the mode, in order.
+    fn identification(
+        &self,
+        kinds: &[TicketKind],
+        system: Option<TicketingSystem>,
+    ) -> Option<Vec<(TicketKind, regex::Regex)>> {
+        let mut identification = Some(Vec::new());
+        for kind in kinds {
+            let key = keys::kind_keys(*kind).identification;
+            match self.check(|| self.regex(key, system, false)).flatten() {
+                Some(regex) => {
+                    if let Some(list) = identification.as_mut() {
+                        list.push((*kind, regex));
+                    }
+                }
+                None => identification = None,
+            }
+        }
+        identification
+    }
+
+    /// The Allowed* lists of the state and approval checks in force, by ticket type.
+    #[allow(clippy::type_complexity)]
+    fn checked_choices(
+        &self,
+        kinds: &[TicketKind],
+    ) -> (
+        Option<BTreeMap<TicketKind, Vec<String>>>,
+        Option<BTreeMap<TicketKind, Vec<String>>>,
+    ) {
+        let mut states = Some(BTreeMap::new());
+        let mut approvals = Some(BTreeMap::new());
+        for kind in kinds {
+            let keys = keys::kind_keys(*kind);
+            let checks = [(keys.state, &mut states)]
+                .into_iter()
+                .chain(keys.approval.map(|approval| (approval, &mut approvals)));
+            for ((switch, list_key), lists) in checks {
+                match self.check(|| self.checked_list(switch, list_key)) {
+                    Some(Some(allowed)) => {
+                        if let Some(lists) = lists.as_mut() {
+                            lists.insert(*kind, allowed);
+                        }
+                    }
+                    Some(None) => {}
+                    None => *lists = None,
+                }
+            }
+        }
+        (states, approvals)
+    }
+
+    /// ValidateConfigurationItem, with TargetName and CIMatchShortName, which mean
+    /// nothing without it (set alone, they would look like a check in force).
+    fn ci_check(&self) -> Result<Option<CiCheck>, ConfigError> {
+        let on = self.flag(Key::ValidateConfigurationItem)?;
+        let match_short_name = self.flag(Key::CIMatchShortName)?;
+        let target_name = match self.entry(Key::TargetName) {
+            None => None,
+            Some(entry) => {
+                let name = entry.value.trim();
+                if name.is_empty() || name.chars().any(char::is_control) || name.len() > 253 {
+                    return Err(error(
+                        &entry.origin,
+                        "TargetName must be a name of at most 253 characters without control characters",
+                    ));
+                }
+                Some((name.to_string(), entry.origin.clone()))
+            }
+        };
+        if !on {
+            let stray = target_name
+                .as_ref()
+                .map(|(_, origin)| (Key::TargetName, origin.clone()))
+                .or_else(|| {
+                    match_short_name.then(|| (Key::CIMatchShortName, self.origin(Key::CIMatchShortName)))
+                });
+            if let Some((key, origin)) = stray {
+                return Err(error(
+                    &origin,
+                    format!(
+                        "{key} is set but ValidateConfigurationItem is not Yes, so it would never be used; set ValidateConfigurationItem=Yes or remove it"
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(CiCheck {
+            target_name: target_name.map(|(name, _)| name),
+            match_short_name,
+        }))
     }
 
     /// FetchCredentialsThroughPVWA from this configuration, or else from the
@@ -339,6 +461,17 @@ impl Settings {
         let change_start_field = text(Key::RemedyChangeStartField);
         let change_end_field = text(Key::RemedyChangeEndField);
         let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
+        let incident_ci_field = text(Key::RemedyIncidentCIField);
+        let change_ci_field = text(Key::RemedyChangeCIField);
+        let work_order_form = text(Key::RemedyWorkOrderForm);
+        let work_order_id_field = text(Key::RemedyWorkOrderIDField);
+        let work_order_status_field = text(Key::RemedyWorkOrderStatusField);
+        let work_order_requester_fields = fields(Key::RemedyWorkOrderRequesterFields);
+        let problem_investigation_form = text(Key::RemedyProblemInvestigationForm);
+        let problem_investigation_id_field = text(Key::RemedyProblemInvestigationIDField);
+        let problem_investigation_status_field = text(Key::RemedyProblemInvestigationStatusField);
+        let problem_investigation_requester_fields =
+            fields(Key::RemedyProblemInvestigationRequesterFields);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
         Some(RemedySettings {
             incident_form: incident_form?,
@@ -352,6 +485,16 @@ impl Settings {
             change_start_field: change_start_field?,
             change_end_field: change_end_field?,
             change_requester_fields: change_requester_fields?,
+            incident_ci_field: incident_ci_field?,
+            change_ci_field: change_ci_field?,
+            work_order_form: work_order_form?,
+            work_order_id_field: work_order_id_field?,
+            work_order_status_field: work_order_status_field?,
+            work_order_requester_fields: work_order_requester_fields?,
+            problem_investigation_form: problem_investigation_form?,
+            problem_investigation_id_field: problem_investigation_id_field?,
+            problem_investigation_status_field: problem_investigation_status_field?,
+            problem_investigation_requester_fields: problem_investigation_requester_fields?,
             token_lifetime: Duration::from_secs(token_lifetime?),
         })
     }
@@ -642,12 +785,106 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.prompt, "Ticket ID: ");
-        assert!(config.incident_identification.is_match("INC0010001"));
-        assert!(config.change_identification.is_match("CHG0030001"));
-        assert!(config.allowed_incident_states.is_none());
+        let regex = |config: &Config, kind| {
+            config
+                .identification_of(kind)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        assert!(config.identification_of(TicketKind::Incident).is_some_and(|r| r.is_match("INC0010001")));
+        assert!(config.identification_of(TicketKind::Change).is_some_and(|r| r.is_match("CHG0030001")));
+        assert_eq!(regex(&config, TicketKind::RequestItem), "^RITM[0-9]{7,}$");
+        assert_eq!(regex(&config, TicketKind::CatalogTask), "^SCTASK[0-9]{7,}$");
+        assert_eq!(regex(&config, TicketKind::Problem), "^PRB[0-9]{7,}$");
+        assert_eq!(regex(&config, TicketKind::WorkOrder), "", "not a ServiceNow type");
+        assert!(config.allowed_states(TicketKind::Incident).is_none());
+        assert!(config.ci_check.is_none());
         let remedy = build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n").expect("valid");
-        assert!(remedy.incident_identification.is_match("INC000000000701"));
-        assert!(!remedy.incident_identification.is_match("INC0010001"));
+        let incident = remedy.identification_of(TicketKind::Incident).expect("incidents");
+        assert!(incident.is_match("INC000000000701"));
+        assert!(!incident.is_match("INC0010001"));
+        assert_eq!(regex(&remedy, TicketKind::WorkOrder), "^WO[0-9]{13}$");
+        assert_eq!(regex(&remedy, TicketKind::ProblemInvestigation), "^PBI[0-9]{12}$");
+        assert_eq!(regex(&remedy, TicketKind::RequestItem), "", "not a Remedy type");
+        let kinds: Vec<TicketKind> = remedy.identification.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                TicketKind::Incident,
+                TicketKind::Change,
+                TicketKind::WorkOrder,
+                TicketKind::ProblemInvestigation
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_of_a_type_the_system_lacks_are_errors() {
+        for (text, needle) in [
+            (
+                "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nRequestItemTicketIdentification=\"^RITM[0-9]+$\"\n",
+                "RequestItemTicketIdentification is for RequestItem tickets, which BMCRemedy does not have",
+            ),
+            (
+                "TicketingSystem=ServiceNow\nValidateTicketNumber=No\nAllowedWorkOrderTicketStates=Assigned\n",
+                "AllowedWorkOrderTicketStates is for WorkOrder tickets, which ServiceNow does not have",
+            ),
+            (
+                "TicketingSystem=ServiceNow\nValidateTicketNumber=No\nRemedyProblemInvestigationForm=X\n",
+                "RemedyProblemInvestigationForm is for ProblemInvestigation tickets",
+            ),
+        ] {
+            let problem = build(text).expect_err(needle);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{text}");
+            assert!(problem.problem.starts_with(needle), "{problem}");
+        }
+        let problem = build(
+            "FetchCredentialsThroughPVWA=Yes\nProblemTicketIdentification=\"^PRB[0-9]+$\"\n",
+        )
+        .expect_err("portal");
+        assert!(
+            problem
+                .problem
+                .starts_with("ProblemTicketIdentification is for Problem tickets, which portal mode"),
+            "{problem}"
+        );
+        // In portal mode the new switches are refused like every gateway check.
+        let problem = build("FetchCredentialsThroughPVWA=Yes\nValidateConfigurationItem=Yes\n")
+            .expect_err("portal");
+        assert!(
+            problem
+                .problem
+                .starts_with("ValidateConfigurationItem has no effect in portal mode"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn the_ci_keys_need_their_switch() {
+        for line in ["TargetName=app07.example.com", "CIMatchShortName=Yes"] {
+            let problem = build(&format!("{MINIMAL}{line}\n")).expect_err(line);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{line}");
+            assert!(
+                problem.problem.contains("ValidateConfigurationItem is not Yes"),
+                "{problem}"
+            );
+        }
+        let problem = build(&format!(
+            "{MINIMAL}ValidateConfigurationItem=Yes\nTargetName=\"app\u{7}07\"\n"
+        ))
+        .expect_err("control character");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:4");
+        let config = build(&format!(
+            "{MINIMAL}ValidateConfigurationItem=Yes\nTargetName=\" app07.example.com \"\nCIMatchShortName=Yes\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.ci_check,
+            Some(crate::config::CiCheck {
+                target_name: Some("app07.example.com".to_string()),
+                match_short_name: true
+            })
+        );
     }
 
     #[test]

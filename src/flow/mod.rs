@@ -9,6 +9,7 @@ use crate::backend::{Lookup, LookupError, TicketSource};
 use crate::bypass;
 use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
+use crate::host::TargetNames;
 use crate::login::Login;
 use crate::policy;
 use crate::ticket::TicketId;
@@ -179,6 +180,14 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         };
         let deadline = Deadline::new(self.clock, self.config.timeout);
         let result = source.lookup(&id, self.login, deadline, &mut *self.audit);
+        // The gateway's own names, only when a found ticket must name them; resolving
+        // them shares the lookup's deadline.
+        let target = match (&result, &self.config.ci_check) {
+            (Ok(Lookup::Found(_)), Some(check)) => {
+                Some(TargetNames::for_check(check, deadline.remaining()))
+            }
+            _ => None,
+        };
         self.audit.debug(&format!(
             "lookup of {} {} at {}: {}",
             id.kind.audit_name(),
@@ -186,20 +195,26 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             source.system_name(),
             lookup_summary(&result)
         ));
-        self.judge(&id, result, started)
+        self.judge(&id, result, target.as_ref(), started)
     }
 
     fn judge(
         &mut self,
         id: &TicketId,
         result: Result<Lookup, LookupError>,
+        target: Option<&TargetNames>,
         started: Instant,
     ) -> AnswerVerdict {
         let noun = id.kind.noun();
         match result {
             Ok(Lookup::Found(ticket)) => {
-                let results =
-                    policy::evaluate(self.config, &ticket, &self.login.person, self.clock.now());
+                let results = policy::evaluate(
+                    self.config,
+                    &ticket,
+                    &self.login.person,
+                    self.clock.now(),
+                    target,
+                );
                 if let Some((check, message)) = policy::first_failure(&results) {
                     let message = message.to_string();
                     self.conversation.show_error(&message);

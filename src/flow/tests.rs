@@ -93,6 +93,10 @@ impl TicketSource for FakeSource {
     fn system_name(&self) -> &str {
         "ServiceNow"
     }
+    /// A fake sends nothing over HTTP.
+    fn requests_sent(&self) -> u64 {
+        0
+    }
     fn lookup(
         &mut self,
         id: &TicketId,
@@ -123,6 +127,7 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         planned_start: None,
         planned_end: None,
         requesters: vec!["alice".to_string()],
+        configuration_items: None,
     }
 }
 

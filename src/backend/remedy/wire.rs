@@ -9,7 +9,7 @@ use crate::backend::{LookupError, bad_response, sanitise, status_error};
 use crate::config::{BaseUrl, RemedySettings};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
-use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
+use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId, TicketKind};
 
 /// The longest token accepted from the server; AR JWTs are well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8192;
@@ -18,60 +18,115 @@ const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
 const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
 const ARERR_AUTHENTICATION_FAILED: i64 = 623;
 
-/// The form, ID field and fields to fetch for a ticket of this kind.
-pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec<&str>) {
-    match kind {
-        TicketKind::Incident => {
-            let mut fields = vec![
-                settings.incident_id_field.as_str(),
-                settings.incident_status_field.as_str(),
-            ];
-            fields.extend(
-                settings
-                    .incident_requester_fields
-                    .iter()
-                    .map(String::as_str),
-            );
-            (
-                settings.incident_form.as_str(),
-                settings.incident_id_field.as_str(),
-                fields,
-            )
+/// Where tickets of one kind live in Remedy, and which fields say what: the one typed
+/// path every kind takes (query, answer, choices for `pam-ticket check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FormSpec<'a> {
+    pub form: &'a str,
+    pub id_field: &'a str,
+    pub status_field: &'a str,
+    /// Changes only.
+    pub approval_field: Option<&'a str>,
+    /// The planned start and end fields (changes only).
+    pub window: Option<(&'a str, &'a str)>,
+    pub requester_fields: &'a [String],
+    /// The field that names the configuration item, for the kinds that have one.
+    pub ci_field: Option<&'a str>,
+}
+
+impl<'a> FormSpec<'a> {
+    /// The fields to fetch, each once: the ID, status, approval, window and requester
+    /// fields, and the CI field when `with_ci`.
+    pub fn fields(&self, with_ci: bool) -> Vec<&'a str> {
+        let mut fields = vec![self.id_field, self.status_field];
+        fields.extend(self.approval_field);
+        if let Some((start, end)) = self.window {
+            fields.extend([start, end]);
         }
-        TicketKind::Change => {
-            let mut fields = vec![
-                settings.change_id_field.as_str(),
-                settings.change_status_field.as_str(),
-                settings.change_approval_field.as_str(),
-                settings.change_start_field.as_str(),
-                settings.change_end_field.as_str(),
-            ];
-            fields.extend(settings.change_requester_fields.iter().map(String::as_str));
-            (
-                settings.change_form.as_str(),
-                settings.change_id_field.as_str(),
-                fields,
-            )
+        fields.extend(self.requester_fields.iter().map(String::as_str));
+        if with_ci {
+            fields.extend(self.ci_field);
         }
+        let mut unique: Vec<&'a str> = Vec::new();
+        for field in fields {
+            if !unique.contains(&field) {
+                unique.push(field);
+            }
+        }
+        unique
+    }
+}
+
+/// The form of a kind of ticket, or `None` for a kind Remedy does not have.
+pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec<'_>> {
+    Some(match kind {
+        TicketKind::Incident => FormSpec {
+            form: &settings.incident_form,
+            id_field: &settings.incident_id_field,
+            status_field: &settings.incident_status_field,
+            approval_field: None,
+            window: None,
+            requester_fields: &settings.incident_requester_fields,
+            ci_field: Some(&settings.incident_ci_field),
+        },
+        TicketKind::Change => FormSpec {
+            form: &settings.change_form,
+            id_field: &settings.change_id_field,
+            status_field: &settings.change_status_field,
+            approval_field: Some(&settings.change_approval_field),
+            window: Some((&settings.change_start_field, &settings.change_end_field)),
+            requester_fields: &settings.change_requester_fields,
+            ci_field: Some(&settings.change_ci_field),
+        },
+        TicketKind::WorkOrder => FormSpec {
+            form: &settings.work_order_form,
+            id_field: &settings.work_order_id_field,
+            status_field: &settings.work_order_status_field,
+            approval_field: None,
+            window: None,
+            requester_fields: &settings.work_order_requester_fields,
+            ci_field: None,
+        },
+        TicketKind::ProblemInvestigation => FormSpec {
+            form: &settings.problem_investigation_form,
+            id_field: &settings.problem_investigation_id_field,
+            status_field: &settings.problem_investigation_status_field,
+            approval_field: None,
+            window: None,
+            requester_fields: &settings.problem_investigation_requester_fields,
+            ci_field: None,
+        },
+        TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => return None,
+    })
+}
+
+/// The form, ID field and fields to fetch for a ticket of this kind (see [`FormSpec`]).
+pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> Option<(&str, &str, Vec<&str>)> {
+    form_spec(settings, kind).map(|spec| (spec.form, spec.id_field, spec.fields(false)))
+}
+
+/// The error for a kind of ticket Remedy does not have (the configuration refuses its
+/// keys, so only a bug gets here).
+pub fn no_such_form(kind: TicketKind) -> LookupError {
+    LookupError::Misconfigured {
+        detail: format!("BMC Remedy has no {} tickets", kind.type_name()),
     }
 }
 
 /// `GET {SystemURL}/api/arsys/v1/entry/{form}?q=…&fields=values(…)&limit=2`, the form name
 /// and every parameter percent-encoded. `limit=2` is enough to tell "exactly one" from
-/// "more than one".
-pub fn query_url(base_url: &BaseUrl, settings: &RemedySettings, id: &TicketId) -> String {
-    let (form, id_field, fields) = form_for(settings, id.kind);
-    let mut unique: Vec<&str> = Vec::new();
-    for field in fields {
-        if !unique.contains(&field) {
-            unique.push(field);
-        }
-    }
+/// "more than one". `with_ci` adds the form's CI field (ValidateConfigurationItem).
+pub fn query_url(
+    base_url: &BaseUrl,
+    spec: &FormSpec<'_>,
+    id: &TicketId,
+    with_ci: bool,
+) -> String {
     format!(
         "{}?q={}&fields={}&limit=2",
-        base_url.join(&format!("/api/arsys/v1/entry/{}", percent_encode(form))),
-        percent_encode(&qualification(id_field, &id.text)),
-        percent_encode(&format!("values({})", unique.join(","))),
+        base_url.join(&format!("/api/arsys/v1/entry/{}", percent_encode(spec.form))),
+        percent_encode(&qualification(spec.id_field, &id.text)),
+        percent_encode(&format!("values({})", spec.fields(with_ci).join(","))),
     )
 }
 
@@ -176,11 +231,11 @@ pub fn read_token(response: HttpResponse) -> Result<Secret, LookupError> {
 /// Turns the answer to an entry query into a ticket or an error.
 pub fn interpret(
     id: &TicketId,
-    settings: &RemedySettings,
-    form: &str,
-    id_field: &str,
+    spec: &FormSpec<'_>,
+    with_ci: bool,
     response: &HttpResponse,
 ) -> Result<Ticket, LookupError> {
+    let (form, id_field) = (spec.form, spec.id_field);
     if response.status != 200 {
         let message = ar_error(&response.body);
         match message.as_ref().and_then(|message| message.number) {
@@ -243,25 +298,27 @@ pub fn interpret(
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
-    Ok(match id.kind {
-        TicketKind::Incident => Ticket {
-            id: id.text.clone(),
-            kind: id.kind,
-            state: choice(&settings.incident_status_field),
-            approval: None,
-            planned_start: None,
-            planned_end: None,
-            requesters: requesters(&settings.incident_requester_fields),
-        },
-        TicketKind::Change => Ticket {
-            id: id.text.clone(),
-            kind: id.kind,
-            state: choice(&settings.change_status_field),
-            approval: choice(&settings.change_approval_field),
-            planned_start: text(&settings.change_start_field).and_then(parse_ar_date),
-            planned_end: text(&settings.change_end_field).and_then(parse_ar_date),
-            requesters: requesters(&settings.change_requester_fields),
-        },
+    Ok(Ticket {
+        id: id.text.clone(),
+        kind: id.kind,
+        state: choice(spec.status_field),
+        approval: spec.approval_field.and_then(choice),
+        planned_start: spec
+            .window
+            .and_then(|(start, _)| text(start))
+            .and_then(parse_ar_date),
+        planned_end: spec
+            .window
+            .and_then(|(_, end)| text(end))
+            .and_then(parse_ar_date),
+        requesters: requesters(spec.requester_fields),
+        // The CI field holds the CI's name; a form without one names no CI.
+        configuration_items: with_ci.then(|| {
+            spec.ci_field
+                .and_then(text)
+                .map(|name| vec![ConfigurationItem::named(name)])
+                .unwrap_or_default()
+        }),
     })
 }
 
@@ -367,6 +424,19 @@ pub(super) mod tests {
             change_start_field: "Scheduled Start Date".to_string(),
             change_end_field: "Scheduled End Date".to_string(),
             change_requester_fields: vec!["Requested By".to_string(), "Submitter".to_string()],
+            incident_ci_field: "HPD_CI".to_string(),
+            change_ci_field: "CI_Name".to_string(),
+            work_order_form: "WOI:WorkOrder".to_string(),
+            work_order_id_field: "Work Order ID".to_string(),
+            work_order_status_field: "Status".to_string(),
+            work_order_requester_fields: vec![
+                "Customer Login ID".to_string(),
+                "Submitter".to_string(),
+            ],
+            problem_investigation_form: "PBM:Problem Investigation".to_string(),
+            problem_investigation_id_field: "Problem Investigation ID".to_string(),
+            problem_investigation_status_field: "Investigation Status".to_string(),
+            problem_investigation_requester_fields: vec!["Submitter".to_string()],
             token_lifetime: Duration::from_secs(3300),
         }
     }
@@ -388,8 +458,8 @@ pub(super) mod tests {
 
     fn judge(ticket: &TicketId, answer: &HttpResponse) -> Result<Ticket, LookupError> {
         let settings = settings();
-        let (form, id_field, _) = form_for(&settings, ticket.kind);
-        interpret(ticket, &settings, form, id_field, answer)
+        let spec = form_spec(&settings, ticket.kind).expect("a Remedy kind");
+        interpret(ticket, &spec, false, answer)
     }
 
     /// An AR System error body.
@@ -419,10 +489,13 @@ pub(super) mod tests {
     fn query_url_encodes_form_qualification_and_fields() {
         let base =
             crate::config::parse_https_url("https://remedy.example.com:8443/").expect("valid URL");
+        let settings = settings();
+        let spec = |kind| form_spec(&settings, kind).expect("a Remedy kind");
         let url = query_url(
             &base,
-            &settings(),
+            &spec(TicketKind::Incident),
             &id("INC000000000001", TicketKind::Incident),
+            false,
         );
         assert_eq!(
             url,
@@ -433,8 +506,9 @@ pub(super) mod tests {
         );
         let url = query_url(
             &base,
-            &settings(),
+            &spec(TicketKind::Change),
             &id("CRQ000000000001", TicketKind::Change),
+            false,
         );
         assert!(
             url.contains("/entry/CHG%3AInfrastructure%20Change?"),
@@ -442,6 +516,24 @@ pub(super) mod tests {
         );
         // Submitter is a requester field once, even though both lists could share it.
         assert!(url.contains("Requested%20By%2CSubmitter%29"), "{url}");
+        // The CI field only when the CI check is on.
+        let url = query_url(
+            &base,
+            &spec(TicketKind::Incident),
+            &id("INC000000000001", TicketKind::Incident),
+            true,
+        );
+        assert!(url.contains("Submitter%2CHPD_CI%29"), "{url}");
+        let url = query_url(
+            &base,
+            &spec(TicketKind::WorkOrder),
+            &id("WO0000000000001", TicketKind::WorkOrder),
+            true,
+        );
+        assert!(
+            url.contains("/entry/WOI%3AWorkOrder?q=%27Work%20Order%20ID%27"),
+            "{url}"
+        );
     }
 
     #[test]
