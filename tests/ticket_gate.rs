@@ -760,10 +760,10 @@ fn a_wrong_bypass_code_is_refused_and_not_logged() {
     assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
     assert_eq!(
         outcome.errors(),
-        vec!["That ticket ID is neither an incident nor a change ticket"]
+        vec!["That ticket ID is not of a ticket type this gateway accepts"]
     );
     assert_eq!(gate.server.request_count(), 0);
-    let record = assert_single_audit(&gate, "deny", "neither identification regex");
+    let record = assert_single_audit(&gate, "deny", "matches no identification regex");
     assert_eq!(record["answer_length"], 14);
     let audit_text = fs::read_to_string(gate.audit_path()).expect("audit file");
     assert!(!audit_text.contains("wrong-code"));

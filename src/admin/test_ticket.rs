@@ -431,6 +431,28 @@ fn describe(ticket: &Ticket) -> String {
             .collect();
         parts.push(format!("requesters {}", requesters.join("/")));
     }
+    if let Some(items) = &ticket.configuration_items {
+        let names: Vec<String> = items
+            .iter()
+            .map(|item| {
+                let mut name = backend::sanitise(&item.name);
+                let more: Vec<String> = [&item.fqdn, &item.host_name, &item.ip_address]
+                    .into_iter()
+                    .flatten()
+                    .map(|text| backend::sanitise(text))
+                    .collect();
+                if !more.is_empty() {
+                    name.push_str(&format!(" ({})", more.join(" ")));
+                }
+                name
+            })
+            .collect();
+        parts.push(if names.is_empty() {
+            "no configuration item".to_string()
+        } else {
+            format!("configuration items {}", names.join("/"))
+        });
+    }
     parts.join(", ")
 }
 
