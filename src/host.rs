@@ -122,7 +122,10 @@ mod tests {
             target_name: None,
             match_short_name: false,
         };
-        let host = hostname::get().expect("hostname").into_string().expect("utf-8");
+        let host = hostname::get()
+            .expect("hostname")
+            .into_string()
+            .expect("utf-8");
         let names = TargetNames::for_check(&check, Some(Duration::from_secs(5))).names;
         assert_eq!(names.last(), Some(&host), "{names:?}");
         // Without time for the resolver, gethostname() alone.

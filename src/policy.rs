@@ -493,7 +493,8 @@ mod tests {
         for (hour, minute, inside) in [(9, 59, false), (10, 0, true), (12, 0, true), (12, 1, false)]
         {
             let failed =
-                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute), None)).is_some();
+                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute), None))
+                    .is_some();
             assert_eq!(failed, !inside, "{hour}:{minute}");
         }
         assert_eq!(

@@ -159,7 +159,9 @@ impl IdRefusal {
         match self {
             IdRefusal::Empty => "No ticket ID was entered".to_string(),
             IdRefusal::TooLong { length } => {
-                format!("A ticket ID has at most {MAX_ID_LENGTH} characters; this answer has {length}")
+                format!(
+                    "A ticket ID has at most {MAX_ID_LENGTH} characters; this answer has {length}"
+                )
             }
             IdRefusal::BadCharacters => {
                 "A ticket ID may only contain letters, digits, '-' and '_'".to_string()

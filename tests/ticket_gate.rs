@@ -1567,8 +1567,8 @@ fn the_example_configuration_is_valid() {
         Some(pam_ticket::config::TicketingSystem::ServiceNow)
     );
     assert_eq!(
-        config.allowed_incident_states,
-        Some(vec!["New".to_string(), "In Progress".to_string()])
+        config.allowed_states(pam_ticket::ticket::TicketKind::Incident),
+        Some(&["New".to_string(), "In Progress".to_string()][..])
     );
     assert!(config.validate_requesting_user && config.validate_operation_time);
     assert!(config.portal.is_none());

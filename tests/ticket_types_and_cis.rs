@@ -13,12 +13,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use chrono::Utc;
+use pam_ticket::clock::{Clock, SystemClock};
 use serde_json::Value;
 
 use support::http::Handler;
 use support::https::TestServer;
-use support::pam::{self, Login, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService};
+use support::pam::{
+    self, Login, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
+};
 use support::pki::{ServerCert, TestPki};
 use support::remedy::{self as remedy_sim, Endpoint, RemedySim};
 use support::servicenow::{self as sn_sim, ReceivedQuery, ServiceNowSim};
@@ -70,7 +72,7 @@ impl Rig {
     /// ServiceNow with the default fixture and the tickets that name CIs.
     fn servicenow() -> Rig {
         let sim = ServiceNowSim::new(ACCOUNT_USER, ACCOUNT_PASSWORD);
-        for (table, record) in sn_sim::ci_tickets(Utc::now()) {
+        for (table, record) in sn_sim::ci_tickets(SystemClock.now()) {
             sim.insert(table, record);
         }
         Rig::new(Sim::ServiceNow(Arc::new(sim)))
@@ -79,7 +81,7 @@ impl Rig {
     /// Remedy with the default fixture and the entries that name CIs.
     fn remedy() -> Rig {
         let sim = RemedySim::new(ACCOUNT_USER, ACCOUNT_PASSWORD);
-        for (form, entry) in remedy_sim::ci_entries(Utc::now()) {
+        for (form, entry) in remedy_sim::ci_entries(SystemClock.now()) {
             sim.insert(form, entry);
         }
         Rig::new(Sim::Remedy(Arc::new(sim)))
@@ -152,7 +154,10 @@ impl Rig {
             Sim::ServiceNow(sim) => sim.clear_received(),
             Sim::Remedy(sim) => sim.clear_received(),
         }
-        pam::authenticate(service, &Login::new(user).rhost("192.0.2.10").answer(answer))
+        pam::authenticate(
+            service,
+            &Login::new(user).rhost("192.0.2.10").answer(answer),
+        )
     }
 
     fn audit(&self) -> Vec<Value> {
@@ -405,7 +410,10 @@ fn remedy_problem_investigations_valid_and_closed() {
     assert_allowed(&rig, &outcome, "PBI000000000001", "problem_investigation");
     let queries = rig.remedy_queries();
     assert_eq!(queries.len(), 1, "{queries:?}");
-    assert_eq!(queries[0].form.as_deref(), Some("PBM:Problem Investigation"));
+    assert_eq!(
+        queries[0].form.as_deref(),
+        Some("PBM:Problem Investigation")
+    );
     assert_eq!(
         queries[0].q.as_deref(),
         Some("'Problem Investigation ID' = \"PBI000000000001\"")
@@ -541,7 +549,9 @@ fn short_names_match_only_with_ci_match_short_name() {
     let outcome = rig.login(&service, "alice", "INC0010007");
     assert_allowed(&rig, &outcome, "INC0010007", "incident");
     // Either way round: a short target against a CI's FQDN.
-    let service = rig.service(&format!("{CI_CHECK}TargetName=app07.other.example\nCIMatchShortName=Yes\n"));
+    let service = rig.service(&format!(
+        "{CI_CHECK}TargetName=app07.other.example\nCIMatchShortName=Yes\n"
+    ));
     let outcome = rig.login(&service, "alice", "INC0010006");
     assert_allowed(&rig, &outcome, "INC0010006", "incident");
     one_query(&rig, "incident");
@@ -585,7 +595,9 @@ fn a_change_passes_through_its_affected_cis_at_one_more_request() {
     );
     assert_eq!(
         received[1].fields.as_deref(),
-        Some("ci_item,ci_item.name,ci_item.ip_address,ci_item.fqdn,ci_item.host_name,ci_item.sys_class_name")
+        Some(
+            "ci_item,ci_item.name,ci_item.ip_address,ci_item.fqdn,ci_item.host_name,ci_item.sys_class_name"
+        )
     );
     assert_eq!(received[1].matched, 2);
 
@@ -630,7 +642,10 @@ fn a_hostile_target_name_never_widens_the_match() {
             assert_eq!(record["check"], "ci", "{target}: {record}");
             for query in rig.sn().received() {
                 let asked = format!("{:?} {:?}", query.sysparm_query, query.fields);
-                assert!(!asked.contains("app07"), "{target} reached a query: {asked}");
+                assert!(
+                    !asked.contains("app07"),
+                    "{target} reached a query: {asked}"
+                );
             }
         }
     }
@@ -645,7 +660,10 @@ fn a_hostile_target_name_never_widens_the_match() {
         )],
         headers: [(
             "authorization".to_string(),
-            format!("Basic {}", base64(&format!("{ACCOUNT_USER}:{ACCOUNT_PASSWORD}"))),
+            format!(
+                "Basic {}",
+                base64(&format!("{ACCOUNT_USER}:{ACCOUNT_PASSWORD}"))
+            ),
         )]
         .into_iter()
         .collect(),

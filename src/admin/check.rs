@@ -8,9 +8,9 @@ use crate::backend::{
 };
 use crate::clock::{Clock, Deadline, SystemClock};
 use crate::config::{Config, Credentials, FailMode, KEYS, Key, kind_keys};
-use crate::ticket::TicketKind;
 use crate::http::{TransportError, Unreachable};
 use crate::spelling;
+use crate::ticket::TicketKind;
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
@@ -468,7 +468,8 @@ fn compare_choices(config: &Config, source: &mut dyn TicketSource) {
         if let Some(allowed) = config.allowed_states(kind) {
             lists.push((ChoiceField::State(kind), keys.state.1, allowed));
         }
-        if let (Some(allowed), Some((_, list_key))) = (config.allowed_approvals(kind), keys.approval)
+        if let (Some(allowed), Some((_, list_key))) =
+            (config.allowed_approvals(kind), keys.approval)
         {
             lists.push((ChoiceField::Approval(kind), list_key, allowed));
         }

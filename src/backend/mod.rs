@@ -351,13 +351,15 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         crate::config::TicketingSystem::ServiceNow => Ok(Box::new(
             servicenow::ServiceNow::new(client, url, account).with_ci(config.ci_check.is_some()),
         )),
-        crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
-            client,
-            url,
-            account,
-            config.remedy.clone(),
-            config.cache_directory.clone(),
-        )
-        .with_ci(config.ci_check.is_some()))),
+        crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(
+            remedy::Remedy::new(
+                client,
+                url,
+                account,
+                config.remedy.clone(),
+                config.cache_directory.clone(),
+            )
+            .with_ci(config.ci_check.is_some()),
+        )),
     }
 }

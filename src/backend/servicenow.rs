@@ -144,7 +144,8 @@ impl ServiceNow {
         }
         Ok(format!(
             "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
-            self.base_url.join(&format!("/api/now/table/{}", spec.table)),
+            self.base_url
+                .join(&format!("/api/now/table/{}", spec.table)),
             percent_encode(&format!("number={}", id.text)),
             percent_encode(&fields.join(",")),
         ))
@@ -366,7 +367,9 @@ fn referenced_ci(record: &Value, reference: &str) -> Option<ConfigurationItem> {
 }
 
 /// The affected CIs in a `task_ci` answer.
-pub fn interpret_affected_cis(response: &HttpResponse) -> Result<Vec<ConfigurationItem>, LookupError> {
+pub fn interpret_affected_cis(
+    response: &HttpResponse,
+) -> Result<Vec<ConfigurationItem>, LookupError> {
     if response.status != 200 {
         return Err(status_error(response, error_detail(&response.body)));
     }

@@ -24,6 +24,9 @@ use crate::ticket::TicketKind;
 use crate::trust::{self, CaBundle};
 use crate::url::{ApiBase, BaseUrl, ProxyUrl, parse_proxy_url};
 
+/// Allowed* lists by ticket type (`None` once a problem was recorded).
+type ListsByKind = BTreeMap<TicketKind, Vec<String>>;
+
 impl Settings {
     /// The configuration, or its first problem.
     pub(super) fn build(&self) -> Result<Config, ConfigError> {
@@ -215,14 +218,7 @@ impl Settings {
     }
 
     /// The Allowed* lists of the state and approval checks in force, by ticket type.
-    #[allow(clippy::type_complexity)]
-    fn checked_choices(
-        &self,
-        kinds: &[TicketKind],
-    ) -> (
-        Option<BTreeMap<TicketKind, Vec<String>>>,
-        Option<BTreeMap<TicketKind, Vec<String>>>,
-    ) {
+    fn checked_choices(&self, kinds: &[TicketKind]) -> (Option<ListsByKind>, Option<ListsByKind>) {
         let mut states = Some(BTreeMap::new());
         let mut approvals = Some(BTreeMap::new());
         for kind in kinds {
@@ -268,7 +264,8 @@ impl Settings {
                 .as_ref()
                 .map(|(_, origin)| (Key::TargetName, origin.clone()))
                 .or_else(|| {
-                    match_short_name.then(|| (Key::CIMatchShortName, self.origin(Key::CIMatchShortName)))
+                    match_short_name
+                        .then(|| (Key::CIMatchShortName, self.origin(Key::CIMatchShortName)))
                 });
             if let Some((key, origin)) = stray {
                 return Err(error(
@@ -791,22 +788,47 @@ mod tests {
                 .map(ToString::to_string)
                 .unwrap_or_default()
         };
-        assert!(config.identification_of(TicketKind::Incident).is_some_and(|r| r.is_match("INC0010001")));
-        assert!(config.identification_of(TicketKind::Change).is_some_and(|r| r.is_match("CHG0030001")));
+        assert!(
+            config
+                .identification_of(TicketKind::Incident)
+                .is_some_and(|r| r.is_match("INC0010001"))
+        );
+        assert!(
+            config
+                .identification_of(TicketKind::Change)
+                .is_some_and(|r| r.is_match("CHG0030001"))
+        );
         assert_eq!(regex(&config, TicketKind::RequestItem), "^RITM[0-9]{7,}$");
         assert_eq!(regex(&config, TicketKind::CatalogTask), "^SCTASK[0-9]{7,}$");
         assert_eq!(regex(&config, TicketKind::Problem), "^PRB[0-9]{7,}$");
-        assert_eq!(regex(&config, TicketKind::WorkOrder), "", "not a ServiceNow type");
+        assert_eq!(
+            regex(&config, TicketKind::WorkOrder),
+            "",
+            "not a ServiceNow type"
+        );
         assert!(config.allowed_states(TicketKind::Incident).is_none());
         assert!(config.ci_check.is_none());
         let remedy = build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n").expect("valid");
-        let incident = remedy.identification_of(TicketKind::Incident).expect("incidents");
+        let incident = remedy
+            .identification_of(TicketKind::Incident)
+            .expect("incidents");
         assert!(incident.is_match("INC000000000701"));
         assert!(!incident.is_match("INC0010001"));
         assert_eq!(regex(&remedy, TicketKind::WorkOrder), "^WO[0-9]{13}$");
-        assert_eq!(regex(&remedy, TicketKind::ProblemInvestigation), "^PBI[0-9]{12}$");
-        assert_eq!(regex(&remedy, TicketKind::RequestItem), "", "not a Remedy type");
-        let kinds: Vec<TicketKind> = remedy.identification.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(
+            regex(&remedy, TicketKind::ProblemInvestigation),
+            "^PBI[0-9]{12}$"
+        );
+        assert_eq!(
+            regex(&remedy, TicketKind::RequestItem),
+            "",
+            "not a Remedy type"
+        );
+        let kinds: Vec<TicketKind> = remedy
+            .identification
+            .iter()
+            .map(|(kind, _)| *kind)
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -838,14 +860,13 @@ mod tests {
             assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{text}");
             assert!(problem.problem.starts_with(needle), "{problem}");
         }
-        let problem = build(
-            "FetchCredentialsThroughPVWA=Yes\nProblemTicketIdentification=\"^PRB[0-9]+$\"\n",
-        )
-        .expect_err("portal");
+        let problem =
+            build("FetchCredentialsThroughPVWA=Yes\nProblemTicketIdentification=\"^PRB[0-9]+$\"\n")
+                .expect_err("portal");
         assert!(
-            problem
-                .problem
-                .starts_with("ProblemTicketIdentification is for Problem tickets, which portal mode"),
+            problem.problem.starts_with(
+                "ProblemTicketIdentification is for Problem tickets, which portal mode"
+            ),
             "{problem}"
         );
         // In portal mode the new switches are refused like every gateway check.
@@ -865,7 +886,9 @@ mod tests {
             let problem = build(&format!("{MINIMAL}{line}\n")).expect_err(line);
             assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{line}");
             assert!(
-                problem.problem.contains("ValidateConfigurationItem is not Yes"),
+                problem
+                    .problem
+                    .contains("ValidateConfigurationItem is not Yes"),
                 "{problem}"
             );
         }

@@ -400,7 +400,11 @@ impl KindKeys {
     pub fn all(self) -> impl Iterator<Item = Key> {
         [self.identification, self.state.0, self.state.1]
             .into_iter()
-            .chain(self.approval.into_iter().flat_map(|(switch, list)| [switch, list]))
+            .chain(
+                self.approval
+                    .into_iter()
+                    .flat_map(|(switch, list)| [switch, list]),
+            )
             .chain(self.others.iter().copied())
     }
 }
@@ -408,72 +412,89 @@ impl KindKeys {
 /// The keys of a ticket type, for the one typed path every type takes through the
 /// configuration.
 pub fn kind_keys(kind: TicketKind) -> KindKeys {
-    let (identification, state, approval, others): (Key, (Key, Key), Option<(Key, Key)>, &[Key]) =
-        match kind {
-            TicketKind::Incident => (
-                Key::IncidentTicketIdentification,
-                (Key::ValidateIncidentTicketState, Key::AllowedIncidentTicketStates),
-                None,
-                &[],
-            ),
-            TicketKind::Change => (
-                Key::ChangeTicketIdentification,
-                (Key::ValidateChangeTicketState, Key::AllowedChangeTicketStates),
-                Some((Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses)),
-                &[],
-            ),
-            TicketKind::RequestItem => (
-                Key::RequestItemTicketIdentification,
-                (Key::ValidateRequestItemTicketState, Key::AllowedRequestItemTicketStates),
-                Some((
-                    Key::ValidateRequestItemApprovalStatus,
-                    Key::AllowedRequestItemApprovalStatuses,
-                )),
-                &[],
-            ),
-            TicketKind::CatalogTask => (
-                Key::CatalogTaskTicketIdentification,
-                (Key::ValidateCatalogTaskTicketState, Key::AllowedCatalogTaskTicketStates),
-                None,
-                &[],
-            ),
-            TicketKind::Problem => (
-                Key::ProblemTicketIdentification,
-                (Key::ValidateProblemTicketState, Key::AllowedProblemTicketStates),
-                None,
-                &[],
-            ),
-            TicketKind::WorkOrder => (
-                Key::WorkOrderTicketIdentification,
-                (Key::ValidateWorkOrderTicketState, Key::AllowedWorkOrderTicketStates),
-                None,
-                &[
-                    Key::RemedyWorkOrderForm,
-                    Key::RemedyWorkOrderIDField,
-                    Key::RemedyWorkOrderStatusField,
-                    Key::RemedyWorkOrderRequesterFields,
-                ],
-            ),
-            TicketKind::ProblemInvestigation => (
-                Key::ProblemInvestigationTicketIdentification,
-                (
-                    Key::ValidateProblemInvestigationTicketState,
-                    Key::AllowedProblemInvestigationTicketStates,
-                ),
-                None,
-                &[
-                    Key::RemedyProblemInvestigationForm,
-                    Key::RemedyProblemInvestigationIDField,
-                    Key::RemedyProblemInvestigationStatusField,
-                    Key::RemedyProblemInvestigationRequesterFields,
-                ],
-            ),
-        };
-    KindKeys {
+    let keys = |identification, state, approval, others| KindKeys {
         identification,
         state,
         approval,
         others,
+    };
+    match kind {
+        TicketKind::Incident => keys(
+            Key::IncidentTicketIdentification,
+            (
+                Key::ValidateIncidentTicketState,
+                Key::AllowedIncidentTicketStates,
+            ),
+            None,
+            &[],
+        ),
+        TicketKind::Change => keys(
+            Key::ChangeTicketIdentification,
+            (
+                Key::ValidateChangeTicketState,
+                Key::AllowedChangeTicketStates,
+            ),
+            Some((Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses)),
+            &[],
+        ),
+        TicketKind::RequestItem => keys(
+            Key::RequestItemTicketIdentification,
+            (
+                Key::ValidateRequestItemTicketState,
+                Key::AllowedRequestItemTicketStates,
+            ),
+            Some((
+                Key::ValidateRequestItemApprovalStatus,
+                Key::AllowedRequestItemApprovalStatuses,
+            )),
+            &[],
+        ),
+        TicketKind::CatalogTask => keys(
+            Key::CatalogTaskTicketIdentification,
+            (
+                Key::ValidateCatalogTaskTicketState,
+                Key::AllowedCatalogTaskTicketStates,
+            ),
+            None,
+            &[],
+        ),
+        TicketKind::Problem => keys(
+            Key::ProblemTicketIdentification,
+            (
+                Key::ValidateProblemTicketState,
+                Key::AllowedProblemTicketStates,
+            ),
+            None,
+            &[],
+        ),
+        TicketKind::WorkOrder => keys(
+            Key::WorkOrderTicketIdentification,
+            (
+                Key::ValidateWorkOrderTicketState,
+                Key::AllowedWorkOrderTicketStates,
+            ),
+            None,
+            &[
+                Key::RemedyWorkOrderForm,
+                Key::RemedyWorkOrderIDField,
+                Key::RemedyWorkOrderStatusField,
+                Key::RemedyWorkOrderRequesterFields,
+            ],
+        ),
+        TicketKind::ProblemInvestigation => keys(
+            Key::ProblemInvestigationTicketIdentification,
+            (
+                Key::ValidateProblemInvestigationTicketState,
+                Key::AllowedProblemInvestigationTicketStates,
+            ),
+            None,
+            &[
+                Key::RemedyProblemInvestigationForm,
+                Key::RemedyProblemInvestigationIDField,
+                Key::RemedyProblemInvestigationStatusField,
+                Key::RemedyProblemInvestigationRequesterFields,
+            ],
+        ),
     }
 }
 
@@ -540,7 +561,10 @@ mod tests {
         for kind in TicketKind::ORDER {
             let keys = kind_keys(kind);
             let name = kind.key_name();
-            assert_eq!(keys.identification.name(), format!("{name}TicketIdentification"));
+            assert_eq!(
+                keys.identification.name(),
+                format!("{name}TicketIdentification")
+            );
             assert_eq!(keys.state.0.name(), format!("Validate{name}TicketState"));
             assert_eq!(keys.state.1.name(), format!("Allowed{name}TicketStates"));
             assert_eq!(keys.approval.is_some(), kind.has_approval(), "{name}");

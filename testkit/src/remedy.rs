@@ -1320,7 +1320,10 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
             PROBLEM_FORM,
             entry(&[
                 ("Request ID", Some(&format!("{serial:015}"))),
-                ("Problem Investigation ID", Some(&format!("PBI{serial:012}"))),
+                (
+                    "Problem Investigation ID",
+                    Some(&format!("PBI{serial:012}")),
+                ),
                 ("Investigation Status", Some(status)),
                 ("Submitter", Some("alice")),
                 ("Description", Some("Nightly export fails")),

@@ -807,7 +807,9 @@ mod schema {
             "sc_task" => SC_TASK,
             "problem" => PROBLEM,
             "task_ci" => TASK_CI,
-            "cmdb_ci_computer" | "cmdb_ci_server" | "cmdb_ci_linux_server"
+            "cmdb_ci_computer"
+            | "cmdb_ci_server"
+            | "cmdb_ci_linux_server"
             | "cmdb_ci_win_server" => CMDB_CI_COMPUTER,
             table if is_cmdb(table) => CMDB_CI,
             _ => &[],
@@ -1514,17 +1516,41 @@ fn more_types_and_cis() -> Vec<(&'static str, Record)> {
     records.extend([
         (
             "cmdb_ci",
-            ci(CI_APP07, "cmdb_ci_linux_server", "app07", "192.0.2.7", "app07.example.com", "app07"),
+            ci(
+                CI_APP07,
+                "cmdb_ci_linux_server",
+                "app07",
+                "192.0.2.7",
+                "app07.example.com",
+                "app07",
+            ),
         ),
         (
             "cmdb_ci",
-            ci(CI_WEB01, "cmdb_ci_linux_server", "web01.example.com", "192.0.2.1", "", "web01"),
+            ci(
+                CI_WEB01,
+                "cmdb_ci_linux_server",
+                "web01.example.com",
+                "192.0.2.1",
+                "",
+                "web01",
+            ),
         ),
         (
             "cmdb_ci",
-            ci(CI_DB02, "cmdb_ci_win_server", "DB02", "192.0.2.22", "db02.corp.example.com", "DB02"),
+            ci(
+                CI_DB02,
+                "cmdb_ci_win_server",
+                "DB02",
+                "192.0.2.22",
+                "db02.corp.example.com",
+                "DB02",
+            ),
         ),
-        ("cmdb_ci", ci(CI_PAYROLL, "cmdb_ci_appl", "Payroll", "", "", "")),
+        (
+            "cmdb_ci",
+            ci(CI_PAYROLL, "cmdb_ci_appl", "Payroll", "", "", ""),
+        ),
     ]);
     let request_items = [
         (10001, "2", "approved", CI_APP07),

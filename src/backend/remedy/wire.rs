@@ -116,15 +116,13 @@ pub fn no_such_form(kind: TicketKind) -> LookupError {
 /// `GET {SystemURL}/api/arsys/v1/entry/{form}?q=…&fields=values(…)&limit=2`, the form name
 /// and every parameter percent-encoded. `limit=2` is enough to tell "exactly one" from
 /// "more than one". `with_ci` adds the form's CI field (ValidateConfigurationItem).
-pub fn query_url(
-    base_url: &BaseUrl,
-    spec: &FormSpec<'_>,
-    id: &TicketId,
-    with_ci: bool,
-) -> String {
+pub fn query_url(base_url: &BaseUrl, spec: &FormSpec<'_>, id: &TicketId, with_ci: bool) -> String {
     format!(
         "{}?q={}&fields={}&limit=2",
-        base_url.join(&format!("/api/arsys/v1/entry/{}", percent_encode(spec.form))),
+        base_url.join(&format!(
+            "/api/arsys/v1/entry/{}",
+            percent_encode(spec.form)
+        )),
         percent_encode(&qualification(spec.id_field, &id.text)),
         percent_encode(&format!("values({})", spec.fields(with_ci).join(","))),
     )
