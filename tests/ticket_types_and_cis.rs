@@ -833,3 +833,74 @@ fn pam_ticket_test_shows_each_verdict_and_the_request_count() {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
 }
+
+/// `pam-ticket check` compares every type's Allowed* lists with the choices the system
+/// knows for that type's own table or form, through the same path as incidents'.
+#[test]
+fn check_compares_the_new_types_allowed_lists_with_the_systems_choices() {
+    let rig = Rig::servicenow();
+    let config = rig.config_path(
+        "ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Open, Work In-Progress\"\nValidateRequestItemApprovalStatus=Yes\nAllowedRequestItemApprovalStatuses=Approved\nValidateProblemTicketState=Yes\nAllowedProblemTicketStates=Asses\n",
+    );
+    let output = Command::new(TOOL)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run pam-ticket check");
+    let out = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    for line in [
+        "  WARN  AllowedRequestItemTicketStates entry \"Work In-Progress\" names no requested item state ServiceNow knows, so it never matches (did you mean \"Work in Progress\"?)",
+        "  OK    AllowedRequestItemApprovalStatuses: every entry names one of the requested item approvals ServiceNow knows",
+        "  WARN  AllowedProblemTicketStates entry \"Asses\" names no problem state ServiceNow knows, so it never matches (did you mean \"Assess\"?)",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let choices: Vec<Option<String>> = rig
+        .sn()
+        .received()
+        .into_iter()
+        .filter(|query| query.table == "sys_choice")
+        .map(|query| query.sysparm_query)
+        .collect();
+    assert_eq!(
+        choices,
+        [
+            Some("name=sc_req_item^element=state^inactive=false".to_string()),
+            Some("name=sc_req_item^element=approval^inactive=false".to_string()),
+            Some("name=problem^element=state^inactive=false".to_string()),
+        ]
+    );
+
+    let rig = Rig::remedy();
+    let config = rig.config_path(
+        "ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"In Progres\"\nValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Under Investigation\"\n",
+    );
+    let output = Command::new(TOOL)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run pam-ticket check");
+    let out = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    for line in [
+        "  WARN  AllowedWorkOrderTicketStates entry \"In Progres\" names no work order state BMCRemedy knows, so it never matches (did you mean \"In Progress\"?)",
+        "  OK    AllowedProblemInvestigationTicketStates: every entry names one of the problem investigation states BMCRemedy knows",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let forms: Vec<Option<String>> = rig
+        .rm()
+        .received()
+        .into_iter()
+        .filter(|request| request.endpoint == Endpoint::Fields)
+        .map(|request| request.form)
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            Some("WOI:WorkOrder".to_string()),
+            Some("PBM:Problem Investigation".to_string())
+        ]
+    );
+}
