@@ -1821,6 +1821,65 @@ mod tests {
         assert_eq!(numbers(&sim, "incident", "caller_id.u_nonsense=1").len(), 5);
     }
 
+    /// A CI is read as its own class through a reference: a server's `fqdn` comes back,
+    /// an application's is an unknown field (left out); the base table never shows it.
+    #[test]
+    fn ci_fields_follow_the_class_of_the_ci() {
+        let sim = sim();
+        let fields = "number,cmdb_ci.name,cmdb_ci.fqdn,cmdb_ci.host_name,cmdb_ci.sys_class_name";
+        let row = |table: &str, number: &str| {
+            let response = get(
+                &sim,
+                &format!("/api/now/table/{table}"),
+                &[
+                    ("sysparm_query", &format!("number={number}")),
+                    ("sysparm_fields", fields),
+                ],
+            );
+            body(&response)["result"][0].clone()
+        };
+        let item = row("sc_req_item", "RITM0010001");
+        assert_eq!(item["cmdb_ci.fqdn"], "app07.example.com", "{item}");
+        assert_eq!(item["cmdb_ci.host_name"], "app07", "{item}");
+        assert_eq!(
+            item["cmdb_ci.sys_class_name"], "cmdb_ci_linux_server",
+            "{item}"
+        );
+        let problem = row("problem", "PRB0010001");
+        assert_eq!(problem["cmdb_ci.name"], "Payroll", "{problem}");
+        assert!(problem.get("cmdb_ci.fqdn").is_none(), "{problem}");
+        let response = get(
+            &sim,
+            "/api/now/table/cmdb_ci",
+            &[("sysparm_query", "name=app07")],
+        );
+        let base = body(&response)["result"][0].clone();
+        assert_eq!(base["name"], "app07", "{base}");
+        assert!(
+            base.get("fqdn").is_none() && base.get("host_name").is_none(),
+            "{base}"
+        );
+        // task_ci finds a task of any task table through `task`.
+        for (table, record) in ci_tickets(Utc::now()) {
+            sim.insert(table, record);
+        }
+        let response = get(
+            &sim,
+            "/api/now/table/task_ci",
+            &[
+                ("sysparm_query", "task.number=CHG0030008"),
+                ("sysparm_fields", "ci_item.name,ci_item.fqdn"),
+            ],
+        );
+        assert_eq!(
+            body(&response)["result"],
+            json!([
+                {"ci_item.name": "DB02", "ci_item.fqdn": "db02.corp.example.com"},
+                {"ci_item.name": "app07", "ci_item.fqdn": "app07.example.com"}
+            ])
+        );
+    }
+
     #[test]
     fn operators() {
         let sim = sim();
