@@ -904,3 +904,68 @@ fn check_compares_the_new_types_allowed_lists_with_the_systems_choices() {
         ]
     );
 }
+
+/// Each new type refuses an open ticket whose state is simply not in its list, with the
+/// type's own noun and the state's label, after one query of its own table or form.
+#[test]
+fn each_new_type_refuses_a_state_not_in_its_list() {
+    let rig = Rig::servicenow();
+    for (keys, ticket, message, table, ticket_type) in [
+        (
+            "ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Work in Progress\"\n",
+            "RITM0010003",
+            "Requested item RITM0010003 is Open; allowed states: Work in Progress",
+            "sc_req_item",
+            "request_item",
+        ),
+        (
+            "ValidateCatalogTaskTicketState=Yes\nAllowedCatalogTaskTicketStates=\"Work in Progress\"\n",
+            "SCTASK0010001",
+            "Catalog task SCTASK0010001 is Open; allowed states: Work in Progress",
+            "sc_task",
+            "catalog_task",
+        ),
+        (
+            "ValidateProblemTicketState=Yes\nAllowedProblemTicketStates=\"Fix in Progress, 104\"\n",
+            "PRB0010001",
+            "Problem PRB0010001 is Assess; allowed states: Fix in Progress, 104",
+            "problem",
+            "problem",
+        ),
+    ] {
+        let service = rig.service(keys);
+        let outcome = rig.login(&service, "alice", ticket);
+        assert_refused(&rig, &outcome, message, "state", ticket_type);
+        one_query(&rig, table);
+    }
+    // The stored value names the state too (102 is Assess).
+    let service =
+        rig.service("ValidateProblemTicketState=Yes\nAllowedProblemTicketStates=\"102\"\n");
+    let outcome = rig.login(&service, "alice", "PRB0010001");
+    assert_allowed(&rig, &outcome, "PRB0010001", "problem");
+
+    let rig = Rig::remedy();
+    for (keys, ticket, message, form, ticket_type) in [
+        (
+            "ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"Assigned, Planning\"\n",
+            "WO0000000000001",
+            "Work order WO0000000000001 is In Progress; allowed states: Assigned, Planning",
+            "WOI:WorkOrder",
+            "work_order",
+        ),
+        (
+            "ValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Assigned\"\n",
+            "PBI000000000001",
+            "Problem investigation PBI000000000001 is Under Investigation; allowed states: Assigned",
+            "PBM:Problem Investigation",
+            "problem_investigation",
+        ),
+    ] {
+        let service = rig.service(keys);
+        let outcome = rig.login(&service, "alice", ticket);
+        assert_refused(&rig, &outcome, message, "state", ticket_type);
+        let queries = rig.remedy_queries();
+        assert_eq!(queries.len(), 1, "{queries:?}");
+        assert_eq!(queries[0].form.as_deref(), Some(form));
+    }
+}
