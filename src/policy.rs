@@ -312,6 +312,98 @@ mod tests {
         }
     }
 
+    fn ci_ticket(items: Vec<ConfigurationItem>) -> Ticket {
+        let mut ticket = incident(Choice::new("New", "1"));
+        ticket.configuration_items = Some(items);
+        ticket
+    }
+
+    fn server(name: &str, ip: &str, fqdn: Option<&str>) -> ConfigurationItem {
+        ConfigurationItem {
+            name: name.to_string(),
+            ip_address: Some(ip.to_string()),
+            fqdn: fqdn.map(str::to_string),
+            host_name: None,
+            class: Some("cmdb_ci_linux_server".to_string()),
+        }
+    }
+
+    fn ci_verdict(ticket: &Ticket, target: &[&str], short: bool) -> Verdict {
+        let target = TargetNames {
+            names: target.iter().map(|name| name.to_string()).collect(),
+        };
+        check_configuration_item(ticket, &target, short)
+    }
+
+    #[test]
+    fn ci_names_match_exactly_and_case_insensitively() {
+        let ticket = ci_ticket(vec![server("App07", "192.0.2.7", Some("app07.example.com."))]);
+        for target in ["app07", "APP07.EXAMPLE.COM", "app07.example.com."] {
+            assert!(
+                matches!(ci_verdict(&ticket, &[target], false), Verdict::Pass(_)),
+                "{target}"
+            );
+        }
+        for target in ["app0", "app07.example", "app07.example.com.evil", "", "app\u{200B}07"] {
+            assert!(
+                matches!(ci_verdict(&ticket, &[target], false), Verdict::Fail(_)),
+                "{target:?}"
+            );
+        }
+        // Short names, either way round, only when asked for.
+        for target in ["app07.other.example", "APP07"] {
+            assert!(matches!(ci_verdict(&ticket, &[target], true), Verdict::Pass(_)));
+        }
+        assert!(matches!(
+            ci_verdict(&ticket, &["app07.other.example"], false),
+            Verdict::Fail(_)
+        ));
+        // A CI whose name holds a hidden character matches nothing.
+        let hidden = ci_ticket(vec![server("app07\u{0}", "", None)]);
+        assert!(matches!(ci_verdict(&hidden, &["app07"], true), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn an_ip_target_matches_the_ip_address_only() {
+        let ticket = ci_ticket(vec![
+            server("192.0.2.8", "192.0.2.7", None),
+            server("v6", "2001:db8::7", None),
+        ]);
+        assert!(matches!(ci_verdict(&ticket, &["192.0.2.7"], false), Verdict::Pass(_)));
+        assert!(matches!(
+            ci_verdict(&ticket, &["2001:0db8:0:0::7"], false),
+            Verdict::Pass(_)
+        ));
+        // The CI named like an address is not matched by name, nor by its first label.
+        assert!(matches!(ci_verdict(&ticket, &["192.0.2.8"], true), Verdict::Fail(_)));
+        assert!(matches!(ci_verdict(&ticket, &["192.1.1.1"], true), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn a_refusal_names_the_cis_and_the_target() {
+        let none = ci_ticket(Vec::new());
+        assert_eq!(
+            ci_verdict(&none, &["gw1.example.com", "gw1"], false),
+            Verdict::Fail(
+                "Ticket INC0010002 names no configuration item; it must name this gateway (gw1.example.com, gw1)"
+                    .to_string()
+            )
+        );
+        let two = ci_ticket(vec![server("web01", "", None), server("db\u{1b}02", "", None)]);
+        assert_eq!(
+            ci_verdict(&two, &["gw1"], false),
+            Verdict::Fail(
+                "Ticket INC0010002 names configuration item web01, db 02, not this gateway (gw1)"
+                    .to_string()
+            )
+        );
+        // Without the gateway's names nothing can match.
+        assert!(matches!(
+            ci_verdict(&ci_ticket(vec![server("gw1", "", None)]), &[], true),
+            Verdict::Fail(_)
+        ));
+    }
+
     #[test]
     fn nothing_enabled_means_no_checks() {
         assert!(evaluate(&config(""), &change(), "alice", at(11, 0), None).is_empty());
