@@ -337,14 +337,24 @@ mod tests {
 
     #[test]
     fn ci_names_match_exactly_and_case_insensitively() {
-        let ticket = ci_ticket(vec![server("App07", "192.0.2.7", Some("app07.example.com."))]);
+        let ticket = ci_ticket(vec![server(
+            "App07",
+            "192.0.2.7",
+            Some("app07.example.com."),
+        )]);
         for target in ["app07", "APP07.EXAMPLE.COM", "app07.example.com."] {
             assert!(
                 matches!(ci_verdict(&ticket, &[target], false), Verdict::Pass(_)),
                 "{target}"
             );
         }
-        for target in ["app0", "app07.example", "app07.example.com.evil", "", "app\u{200B}07"] {
+        for target in [
+            "app0",
+            "app07.example",
+            "app07.example.com.evil",
+            "",
+            "app\u{200B}07",
+        ] {
             assert!(
                 matches!(ci_verdict(&ticket, &[target], false), Verdict::Fail(_)),
                 "{target:?}"
@@ -352,7 +362,10 @@ mod tests {
         }
         // Short names, either way round, only when asked for.
         for target in ["app07.other.example", "APP07"] {
-            assert!(matches!(ci_verdict(&ticket, &[target], true), Verdict::Pass(_)));
+            assert!(matches!(
+                ci_verdict(&ticket, &[target], true),
+                Verdict::Pass(_)
+            ));
         }
         assert!(matches!(
             ci_verdict(&ticket, &["app07.other.example"], false),
@@ -360,7 +373,10 @@ mod tests {
         ));
         // A CI whose name holds a hidden character matches nothing.
         let hidden = ci_ticket(vec![server("app07\u{0}", "", None)]);
-        assert!(matches!(ci_verdict(&hidden, &["app07"], true), Verdict::Fail(_)));
+        assert!(matches!(
+            ci_verdict(&hidden, &["app07"], true),
+            Verdict::Fail(_)
+        ));
     }
 
     #[test]
@@ -369,14 +385,23 @@ mod tests {
             server("192.0.2.8", "192.0.2.7", None),
             server("v6", "2001:db8::7", None),
         ]);
-        assert!(matches!(ci_verdict(&ticket, &["192.0.2.7"], false), Verdict::Pass(_)));
+        assert!(matches!(
+            ci_verdict(&ticket, &["192.0.2.7"], false),
+            Verdict::Pass(_)
+        ));
         assert!(matches!(
             ci_verdict(&ticket, &["2001:0db8:0:0::7"], false),
             Verdict::Pass(_)
         ));
         // The CI named like an address is not matched by name, nor by its first label.
-        assert!(matches!(ci_verdict(&ticket, &["192.0.2.8"], true), Verdict::Fail(_)));
-        assert!(matches!(ci_verdict(&ticket, &["192.1.1.1"], true), Verdict::Fail(_)));
+        assert!(matches!(
+            ci_verdict(&ticket, &["192.0.2.8"], true),
+            Verdict::Fail(_)
+        ));
+        assert!(matches!(
+            ci_verdict(&ticket, &["192.1.1.1"], true),
+            Verdict::Fail(_)
+        ));
     }
 
     #[test]
@@ -389,7 +414,10 @@ mod tests {
                     .to_string()
             )
         );
-        let two = ci_ticket(vec![server("web01", "", None), server("db\u{1b}02", "", None)]);
+        let two = ci_ticket(vec![
+            server("web01", "", None),
+            server("db\u{1b}02", "", None),
+        ]);
         assert_eq!(
             ci_verdict(&two, &["gw1"], false),
             Verdict::Fail(

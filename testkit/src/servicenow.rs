@@ -73,8 +73,10 @@
 //! (`cmdb_ci_computer`, `cmdb_ci_server`, `cmdb_ci_linux_server`, `cmdb_ci_win_server`)
 //! add `fqdn` and `host_name`. A dot-walk through a reference to `cmdb_ci`
 //! (`cmdb_ci.fqdn`) reads the field of the CI's own class, and is an unknown field (left
-//! out of the answer) where that class lacks it. `task_ci` links a task (`task`, any task
-//! table) to an affected CI (`ci_item`).
+//! out of the answer) where that class lacks it. A class table
+//! (`GET /api/now/table/cmdb_ci_server`) lists the CIs of that class and the classes that
+//! extend it, with the class's fields. `task_ci` links a task (`task`, any task table) to
+//! an affected CI (`ci_item`).
 //!
 //! | number        | table       | state               | approval | requester (field)         | CI |
 //! |---------------|-------------|---------------------|----------|---------------------------|----|
@@ -396,9 +398,27 @@ impl State {
             );
             return (response, 0);
         }
-        let Some(rows) = self.db.tables.get(&route.table) else {
-            let message = format!("Invalid table {}", route.table);
-            return (error(400, &message, Value::Null), 0);
+        // A CMDB class table holds the CIs of that class and of the classes that extend
+        // it; every CI is stored once, in `cmdb_ci`.
+        let class_rows: Vec<Record>;
+        let rows: &[Record] = match self.db.tables.get(&route.table) {
+            Some(rows) => rows,
+            None if schema::is_class_table(&route.table) => {
+                class_rows = self
+                    .db
+                    .tables
+                    .get("cmdb_ci")
+                    .into_iter()
+                    .flatten()
+                    .filter(|ci| schema::extends(text(ci, "sys_class_name"), &route.table))
+                    .cloned()
+                    .collect();
+                &class_rows
+            }
+            None => {
+                let message = format!("Invalid table {}", route.table);
+                return (error(400, &message, Value::Null), 0);
+            }
         };
         let options = render::Options::from_request(request, self.user_offset);
 
@@ -783,6 +803,38 @@ mod schema {
     /// make the field known on the base class).
     pub fn is_cmdb(table: &str) -> bool {
         table == "cmdb_ci" || table.starts_with("cmdb_ci_")
+    }
+
+    /// The CMDB classes the simulator knows, each with the class it extends.
+    const CLASSES: &[(&str, &str)] = &[
+        ("cmdb_ci_hardware", "cmdb_ci"),
+        ("cmdb_ci_computer", "cmdb_ci_hardware"),
+        ("cmdb_ci_server", "cmdb_ci_computer"),
+        ("cmdb_ci_linux_server", "cmdb_ci_server"),
+        ("cmdb_ci_win_server", "cmdb_ci_server"),
+        ("cmdb_ci_appl", "cmdb_ci"),
+        ("cmdb_ci_service", "cmdb_ci"),
+        ("cmdb_ci_cluster", "cmdb_ci"),
+    ];
+
+    /// Whether `table` is a CMDB class table other than the base, which the Table API
+    /// answers with the CIs of that class and its subclasses.
+    pub fn is_class_table(table: &str) -> bool {
+        CLASSES.iter().any(|(class, _)| *class == table)
+    }
+
+    /// Whether `class` is `ancestor` or extends it.
+    pub fn extends(class: &str, ancestor: &str) -> bool {
+        let mut current = class;
+        loop {
+            if current == ancestor {
+                return true;
+            }
+            match CLASSES.iter().find(|(known, _)| *known == current) {
+                Some((_, parent)) => current = parent,
+                None => return false,
+            }
+        }
     }
 
     const SYS_CHOICE: &[(&str, Kind)] = &[
@@ -1858,6 +1910,23 @@ mod tests {
         assert!(
             base.get("fqdn").is_none() && base.get("host_name").is_none(),
             "{base}"
+        );
+        // A class table lists the CIs of its class and subclasses, with the class's fields.
+        let response = get(
+            &sim,
+            "/api/now/table/cmdb_ci_server",
+            &[
+                ("sysparm_fields", "name,fqdn"),
+                ("sysparm_query", "ORDERBYname"),
+            ],
+        );
+        assert_eq!(
+            body(&response)["result"],
+            json!([
+                {"name": "DB02", "fqdn": "db02.corp.example.com"},
+                {"name": "app07", "fqdn": "app07.example.com"},
+                {"name": "web01.example.com", "fqdn": ""}
+            ])
         );
         // task_ci finds a task of any task table through `task`.
         for (table, record) in ci_tickets(Utc::now()) {
