@@ -109,7 +109,8 @@ pub fn run(arguments: &[String]) -> i32 {
         user,
         options.value("rhost").map(str::to_string),
         Some(options.value("service").unwrap_or("pam-ticket").to_string()),
-    );
+    )
+    .identified(&config.people);
     print_login(&login);
     let trimmed = answer.as_bytes().trim_ascii().to_vec();
     let trimmed = Secret::new(trimmed);
@@ -168,6 +169,7 @@ pub fn run(arguments: &[String]) -> i32 {
             .map(|recording| recording as &mut dyn TicketSource),
         audit: &mut audit,
         clock: &FixedClock(now),
+        directory: &crate::nss::SystemDirectory,
     }
     .run();
 
@@ -241,6 +243,12 @@ fn print_login(login: &Login) {
     let mut line = format!("user {}", login.pam_user);
     if login.person != login.pam_user {
         line.push_str(&format!(" (person {})", login.person));
+    }
+    if login.identity() != login.person {
+        line.push_str(&format!(
+            ", in the ticketing system {}",
+            crate::sanitise::sanitise(login.identity())
+        ));
     }
     if let Some(target) = &login.target {
         line.push_str(&format!(
@@ -335,7 +343,7 @@ fn print_lookup(
             if let Some(target) = &target {
                 row("target", "", &target.describe());
             }
-            let results = policy::evaluate(config, ticket, &login.person, now, target.as_ref());
+            let results = policy::evaluate(config, ticket, login.identity(), now, target.as_ref());
             if results.is_empty() {
                 row(
                     "checks",
@@ -453,6 +461,20 @@ fn describe(ticket: &Ticket) -> String {
             format!("configuration items {}", names.join("/"))
         });
     }
+    if let Some(assignee) = &ticket.assignee {
+        parts.push(format!("assignee {}", backend::sanitise(assignee)));
+    }
+    if let Some(group) = &ticket.assignment_group {
+        let membership = match ticket.group_member {
+            Some(true) => " (the person is a member)",
+            Some(false) => " (the person is not a member)",
+            None => "",
+        };
+        parts.push(format!(
+            "assignment group {}{membership}",
+            backend::sanitise(group)
+        ));
+    }
     parts.join(", ")
 }
 
@@ -541,6 +563,23 @@ impl TicketSource for Recording<'_> {
     ) -> Result<Lookup, LookupError> {
         let result = self.inner.lookup(id, login, deadline, audit);
         self.seen = Some(result.clone());
+        result
+    }
+    /// Forwarded, and the answer kept in the recorded ticket, so that the report's
+    /// re-evaluation sees the membership the decision used.
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        let result = self.inner.group_member(identity, group, deadline, audit);
+        match (&result, &mut self.seen) {
+            (Ok(member), Some(Ok(Lookup::Found(ticket)))) => ticket.group_member = Some(*member),
+            (Err(error), seen) => *seen = Some(Err(error.clone())),
+            _ => {}
+        }
         result
     }
 }

@@ -9,11 +9,11 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, TicketSource, bad_response, sanitise,
-    status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, ProbeLine, TicketSource,
+    bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
 };
 use crate::audit::AuditSink;
-use crate::config::{BaseUrl, Credentials};
+use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, UserRole};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::SecretText;
@@ -23,12 +23,14 @@ pub struct ServiceNow {
     client: HttpClient,
     base_url: BaseUrl,
     account: Credentials,
+    people: PersonQuery,
     /// ValidateConfigurationItem: fetch the ticket's configuration items too.
     with_ci: bool,
 }
 
 /// Where tickets of one kind live in ServiceNow, and which fields say what: the one typed
-/// path every kind takes (query, answer, choices for `pam-ticket check`).
+/// path every kind takes (query, answer, choices for `pam-ticket check`). The people
+/// fields are [`person_fields`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableSpec {
     pub table: &'static str,
@@ -36,54 +38,29 @@ pub struct TableSpec {
     pub approval: Option<&'static str>,
     /// The planned start and end fields (changes).
     pub window: Option<(&'static str, &'static str)>,
-    /// Dot-walked logins of the people who count as the requester.
-    pub requesters: &'static [&'static str],
     /// Whether affected CIs live in `task_ci` beside the ticket's own `cmdb_ci`.
     pub affected_cis: bool,
 }
 
 /// The table of a kind of ticket, or `None` for a kind ServiceNow does not have.
 pub fn table_spec(kind: TicketKind) -> Option<TableSpec> {
-    let spec = |table, approval, window, requesters, affected_cis| TableSpec {
+    let spec = |table, approval, window, affected_cis| TableSpec {
         table,
         approval,
         window,
-        requesters,
         affected_cis,
     };
     Some(match kind {
-        TicketKind::Incident => spec(
-            "incident",
-            None,
-            None,
-            &["caller_id.user_name", "opened_by.user_name"],
-            false,
-        ),
+        TicketKind::Incident => spec("incident", None, None, false),
         TicketKind::Change => spec(
             "change_request",
             Some("approval"),
             Some(("start_date", "end_date")),
-            &["requested_by.user_name"],
             true,
         ),
-        TicketKind::RequestItem => spec(
-            "sc_req_item",
-            Some("approval"),
-            None,
-            &["requested_for.user_name", "opened_by.user_name"],
-            false,
-        ),
-        TicketKind::CatalogTask => spec(
-            "sc_task",
-            None,
-            None,
-            &[
-                "request_item.requested_for.user_name",
-                "opened_by.user_name",
-            ],
-            false,
-        ),
-        TicketKind::Problem => spec("problem", None, None, &["opened_by.user_name"], false),
+        TicketKind::RequestItem => spec("sc_req_item", Some("approval"), None, false),
+        TicketKind::CatalogTask => spec("sc_task", None, None, false),
+        TicketKind::Problem => spec("problem", None, None, false),
         TicketKind::WorkOrder | TicketKind::ProblemInvestigation => return None,
     })
 }
@@ -112,12 +89,91 @@ fn ci_field_list(reference: &str) -> Vec<String> {
         .collect()
 }
 
+/// How people are read from tickets: the sys_user field they are matched on, and the
+/// relations (AllowedUserRoles) whose fields are fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonQuery {
+    pub match_field: UserMatchField,
+    pub roles: Vec<UserRole>,
+}
+
+impl Default for PersonQuery {
+    /// Requesters by user_name: the query the module always made.
+    fn default() -> PersonQuery {
+        PersonQuery {
+            match_field: UserMatchField::UserName,
+            roles: vec![UserRole::Requester],
+        }
+    }
+}
+
+impl PersonQuery {
+    pub fn from_people(people: &People) -> PersonQuery {
+        PersonQuery {
+            match_field: people.match_field,
+            roles: people.roles.clone(),
+        }
+    }
+
+    /// The answer's field that holds a reference field's person, in the matched terms:
+    /// `caller_id.user_name`, or the group's sys_id itself for the assignment group.
+    fn walked(&self, reference: &str) -> String {
+        format!("{reference}.{}", self.match_field.field())
+    }
+}
+
+/// The reference fields that name a ticket's people, per kind: the one mapping that the
+/// query and the reader of its answer both use.
+pub fn person_fields(kind: TicketKind) -> PersonFields<'static> {
+    match kind {
+        TicketKind::Incident => PersonFields {
+            requesters: vec!["caller_id", "opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        TicketKind::Change => PersonFields {
+            requesters: vec!["requested_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        TicketKind::RequestItem => PersonFields {
+            requesters: vec!["requested_for", "opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        // The requester of a catalog task is its requested item's requested_for (one
+        // dot-walk further), or whoever opened the task.
+        TicketKind::CatalogTask => PersonFields {
+            requesters: vec!["request_item.requested_for", "opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        TicketKind::Problem => PersonFields {
+            requesters: vec!["opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        // Not ServiceNow types: table_spec refuses them before any query is built.
+        TicketKind::WorkOrder | TicketKind::ProblemInvestigation => PersonFields {
+            requesters: Vec::new(),
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+    }
+}
+
 impl ServiceNow {
-    pub fn new(client: HttpClient, base_url: BaseUrl, account: Credentials) -> ServiceNow {
+    pub fn new(
+        client: HttpClient,
+        base_url: BaseUrl,
+        account: Credentials,
+        people: PersonQuery,
+    ) -> ServiceNow {
         ServiceNow {
             client,
             base_url,
             account,
+            people,
             with_ci: false,
         }
     }
@@ -138,7 +194,14 @@ impl ServiceNow {
         if let Some((start, end)) = spec.window {
             fields.extend([start.to_string(), end.to_string()]);
         }
-        fields.extend(spec.requesters.iter().map(|field| field.to_string()));
+        let people = person_fields(id.kind);
+        for field in people.wanted(&self.people.roles) {
+            fields.push(if field == people.group {
+                field.to_string()
+            } else {
+                self.people.walked(field)
+            });
+        }
         if self.with_ci {
             fields.extend(ci_field_list("cmdb_ci"));
         }
@@ -177,6 +240,17 @@ impl ServiceNow {
             deadline,
             &mut RetryBudget::for_check(),
         )?)
+    }
+
+    /// `GET sys_user_grmember` for one membership: the person (by the matched field) in
+    /// the group (by sys_id). Both values were checked by [`membership_query`].
+    pub fn membership_url(&self, query: &str) -> String {
+        format!(
+            "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_exclude_reference_link=true&sysparm_no_count=true",
+            self.base_url.join("/api/now/table/sys_user_grmember"),
+            percent_encode(query),
+            percent_encode(&format!("{},group", self.people.walked("user"))),
+        )
     }
 }
 
@@ -270,7 +344,8 @@ impl TicketSource for ServiceNow {
         _audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
-        let mut ticket = interpret(id, &self.get(&self.query_url(id)?, deadline)?)?;
+        let mut ticket =
+            interpret_for(id, &self.people, &self.get(&self.query_url(id)?, deadline)?)?;
         if self.with_ci {
             let record_cis = ticket.configuration_items.get_or_insert_with(Vec::new);
             if spec.affected_cis {
@@ -285,10 +360,142 @@ impl TicketSource for ServiceNow {
         }
         Ok(Lookup::Found(ticket))
     }
+
+    /// The default probe (a lookup of the probe ticket), and, when AllowedUserRoles has
+    /// assignment_group, one membership query: an account that may read incidents but
+    /// not `sys_user_grmember` shows here, not at a login.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
+        // Nothing here warns; anything that did would reach syslog.
+        let mut warnings = crate::audit::SystemAudit::new(None, false);
+        let found = probe_answer(self.lookup(
+            &probe_id(TicketKind::Incident),
+            &login,
+            deadline,
+            &mut warnings,
+        ))?;
+        let mut lines = vec![ProbeLine::Ok(found)];
+        if self.people.roles.contains(&UserRole::AssignmentGroup) {
+            let nobodys_group = "0".repeat(32);
+            lines.push(
+                match self.group_member(PROBE_MEMBER, &nobodys_group, deadline, &mut warnings) {
+                    Ok(_) => ProbeLine::Ok(
+                        "sys_user_grmember answered a membership query (AllowedUserRoles=assignment_group)"
+                            .to_string(),
+                    ),
+                    Err(error) => {
+                        ProbeLine::Problem(membership_problem("sys_user_grmember", &error))
+                    }
+                },
+            );
+        }
+        Ok(lines)
+    }
+
+    /// One `sys_user_grmember` query. The identity reaches an encoded query, where no
+    /// escape for `^` exists: an identity that could change the query's meaning is
+    /// refused before anything is sent, and an answer row that is not the membership
+    /// asked for is a bad answer, never a member.
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        let query = membership_query(self.people.match_field, identity, group)?;
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        let response = self.client.send_with_retry(
+            Method::Get,
+            &self.membership_url(&query),
+            &headers,
+            &Body::Empty,
+            deadline,
+            &mut RetryBudget::for_check(),
+        );
+        drop(authorization);
+        interpret_membership(&self.people, identity, group, &response?)
+    }
 }
 
-/// Turns the Table API's answer into a ticket or an error.
+/// `user.<field>=<identity>^group=<sys_id>`, or why the values cannot go into a query.
+/// ServiceNow documents no escape in encoded queries: `^` would start a new condition
+/// (`^NQ` a new OR'd query), a value starting `javascript:` is run on the server, and
+/// control characters have no place in a name. The group comes from the ticket: it must
+/// be a sys_id.
+pub fn membership_query(
+    match_field: UserMatchField,
+    identity: &str,
+    group: &str,
+) -> Result<String, LookupError> {
+    if crate::config::breaks_encoded_query(identity) {
+        return Err(LookupError::NotCheckable {
+            message: format!(
+                "Your name in the ticketing system ({}) cannot be looked up in a group: it holds characters an encoded query cannot carry; ask your administrator to map it in UserMapFile",
+                sanitise(identity)
+            ),
+        });
+    }
+    if group.len() != 32 || !group.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(bad_response(
+            "the ticket's assignment_group is not a sys_id",
+        ));
+    }
+    Ok(format!(
+        "user.{}={identity}^group={group}",
+        match_field.field()
+    ))
+}
+
+/// A member when a row is exactly the membership asked for; a row of anyone else's
+/// means the query did not mean what was sent, so the answer is not trusted at all.
+pub fn interpret_membership(
+    people: &PersonQuery,
+    identity: &str,
+    group: &str,
+    response: &HttpResponse,
+) -> Result<bool, LookupError> {
+    if response.status != 200 {
+        return Err(status_error(response, error_detail(&response.body)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let rows = document
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_response("no result list"))?;
+    let user_field = people.walked("user");
+    for row in rows {
+        let same_user =
+            field_value(row, &user_field).is_some_and(|held| held.eq_ignore_ascii_case(identity));
+        let same_group =
+            field_value(row, "group").is_some_and(|held| held.eq_ignore_ascii_case(group));
+        if !(same_user && same_group) {
+            return Err(bad_response(
+                "sys_user_grmember answered with a membership that was not asked for",
+            ));
+        }
+    }
+    Ok(!rows.is_empty())
+}
+
+/// Turns the Table API's answer into a ticket or an error, reading people as the
+/// module always did (requesters by user_name).
 pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, LookupError> {
+    interpret_for(id, &PersonQuery::default(), response)
+}
+
+/// Turns the Table API's answer into a ticket or an error, reading the people fields
+/// `people` asked for.
+pub fn interpret_for(
+    id: &TicketId,
+    people: &PersonQuery,
+    response: &HttpResponse,
+) -> Result<Ticket, LookupError> {
     let detail = error_detail(&response.body);
     match response.status {
         200 => {}
@@ -324,6 +531,11 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
             .and_then(|field| field_value(record, field))
             .and_then(|text| parse_glide_date(&text))
     };
+    let fields = person_fields(id.kind);
+    let wants = |role| people.roles.contains(&role);
+    let person = |reference: &str| {
+        field_value(record, &people.walked(reference)).filter(|held| !held.is_empty())
+    };
     Ok(Ticket {
         id: id.text.clone(),
         kind: id.kind,
@@ -331,12 +543,19 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
         approval: spec.approval.and_then(|field| field_choice(record, field)),
         planned_start: date(spec.window.map(|(start, _)| start)),
         planned_end: date(spec.window.map(|(_, end)| end)),
-        requesters: spec
+        requesters: fields
             .requesters
             .iter()
-            .filter_map(|field| field_value(record, field))
-            .filter(|login| !login.is_empty())
+            .filter_map(|field| person(field))
             .collect(),
+        assignee: wants(UserRole::Assignee)
+            .then(|| person(fields.assignee))
+            .flatten(),
+        assignment_group: wants(UserRole::AssignmentGroup)
+            .then(|| field_value(record, fields.group))
+            .flatten()
+            .filter(|group| !group.is_empty()),
+        group_member: None,
         // Only an answer to a query that asked for `cmdb_ci` carries the key.
         configuration_items: record
             .get("cmdb_ci")
@@ -627,6 +846,57 @@ mod tests {
             ticket.state,
             Some(Choice::new("In\u{0}Progress", "2\u{202e}"))
         );
+    }
+
+    #[test]
+    fn membership_queries_refuse_what_would_change_their_meaning() {
+        let group = "0a5f0000000000000000000000000001";
+        assert_eq!(
+            membership_query(UserMatchField::Email, "o'brien@x=y.example", group),
+            Ok(format!("user.email=o'brien@x=y.example^group={group}"))
+        );
+        for identity in [
+            "bob^NQuser.user_nameISNOTEMPTY",
+            "JavaScript:gs.getUserID()",
+            "bob\n",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    membership_query(UserMatchField::UserName, identity, group),
+                    Err(LookupError::NotCheckable { .. })
+                ),
+                "{identity:?}"
+            );
+        }
+        assert!(matches!(
+            membership_query(UserMatchField::UserName, "bob", "abc^NQx"),
+            Err(LookupError::BadAnswer(_))
+        ));
+        let people = PersonQuery::default();
+        let rows = |rows: Value| response(200, json!({ "result": rows }));
+        assert_eq!(
+            interpret_membership(
+                &people,
+                "bob",
+                group,
+                &rows(json!([{"user.user_name": "bob", "group": group}]))
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            interpret_membership(&people, "bob", group, &rows(json!([]))),
+            Ok(false)
+        );
+        assert!(matches!(
+            interpret_membership(
+                &people,
+                "bob",
+                group,
+                &rows(json!([{"user.user_name": "carol", "group": group}]))
+            ),
+            Err(LookupError::BadAnswer(_))
+        ));
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl Settings {
         let ci_check = self.check(|| self.ci_check());
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
+        let people = self.people(portal_mode, system, validate_requesting_user);
         let bypass_codes = self.check(|| self.bypass_codes());
         let timeout = self.check(|| self.number(Key::Timeout));
         let https_proxy = self.check(|| self.proxy());
@@ -121,7 +122,7 @@ impl Settings {
         });
         let prompt = self.check(|| self.prompt());
         let audit_log_file = self.check(|| self.absolute_path(Key::AuditLogFile));
-        let remedy = self.remedy();
+        let remedy = self.remedy(people.as_ref());
         let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
         if self.has_problems() {
             return None;
@@ -143,6 +144,7 @@ impl Settings {
             ci_check: ci_check?,
             validate_operation_time: validate_operation_time?,
             validate_requesting_user: validate_requesting_user?,
+            people: people?,
             bypass_codes: bypass_codes?,
             fail_mode: fail_mode?,
             timeout: Duration::from_secs(timeout?),
@@ -447,7 +449,7 @@ impl Settings {
         })
     }
 
-    fn remedy(&self) -> Option<RemedySettings> {
+    fn remedy(&self, people: Option<&super::People>) -> Option<RemedySettings> {
         let text = |key: Key| self.check(|| self.non_empty_text(key, None));
         let fields = |key: Key| self.check(|| self.field_list(key));
         let incident_form = text(Key::RemedyIncidentForm);
@@ -472,6 +474,7 @@ impl Settings {
         let problem_investigation_status_field = text(Key::RemedyProblemInvestigationStatusField);
         let problem_investigation_requester_fields =
             fields(Key::RemedyProblemInvestigationRequesterFields);
+        let remedy_people = self.remedy_people(people);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
         Some(RemedySettings {
             incident_form: incident_form?,
@@ -495,6 +498,7 @@ impl Settings {
             problem_investigation_id_field: problem_investigation_id_field?,
             problem_investigation_status_field: problem_investigation_status_field?,
             problem_investigation_requester_fields: problem_investigation_requester_fields?,
+            people: remedy_people?,
             token_lifetime: Duration::from_secs(token_lifetime?),
         })
     }

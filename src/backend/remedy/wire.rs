@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::backend::{LookupError, bad_response, sanitise, status_error};
-use crate::config::{BaseUrl, RemedySettings};
+use crate::config::{BaseUrl, PersonFields, RemedySettings, UserRole};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
 use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId, TicketKind};
@@ -15,12 +15,12 @@ use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId, TicketKind};
 const MAX_TOKEN_BYTES: usize = 8192;
 /// AR System message numbers the module reacts to.
 const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
-const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
+pub(super) const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
 const ARERR_AUTHENTICATION_FAILED: i64 = 623;
 
 /// Where tickets of one kind live in Remedy, and which fields say what: the one typed
 /// path every kind takes (query, answer, choices for `pam-ticket check`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormSpec<'a> {
     pub form: &'a str,
     pub id_field: &'a str,
@@ -29,21 +29,24 @@ pub struct FormSpec<'a> {
     pub approval_field: Option<&'a str>,
     /// The planned start and end fields (changes only).
     pub window: Option<(&'a str, &'a str)>,
-    pub requester_fields: &'a [String],
+    /// The fields that name the ticket's people.
+    pub people: PersonFields<'a>,
+    /// The relations AllowedUserRoles checks: the people fields fetched are theirs.
+    pub roles: &'a [UserRole],
     /// The field that names the configuration item, for the kinds that have one.
     pub ci_field: Option<&'a str>,
 }
 
 impl<'a> FormSpec<'a> {
-    /// The fields to fetch, each once: the ID, status, approval, window and requester
-    /// fields, and the CI field when `with_ci`.
+    /// The fields to fetch, each once: the ID, status, approval and window fields, the
+    /// people fields of the relations checked, and the CI field when `with_ci`.
     pub fn fields(&self, with_ci: bool) -> Vec<&'a str> {
         let mut fields = vec![self.id_field, self.status_field];
         fields.extend(self.approval_field);
         if let Some((start, end)) = self.window {
             fields.extend([start, end]);
         }
-        fields.extend(self.requester_fields.iter().map(String::as_str));
+        fields.extend(self.people.wanted(self.roles));
         if with_ci {
             fields.extend(self.ci_field);
         }
@@ -66,7 +69,8 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             status_field: &settings.incident_status_field,
             approval_field: None,
             window: None,
-            requester_fields: &settings.incident_requester_fields,
+            people: settings.person_fields(TicketKind::Incident),
+            roles: &settings.people.roles,
             ci_field: Some(&settings.incident_ci_field),
         },
         TicketKind::Change => FormSpec {
@@ -75,7 +79,8 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             status_field: &settings.change_status_field,
             approval_field: Some(&settings.change_approval_field),
             window: Some((&settings.change_start_field, &settings.change_end_field)),
-            requester_fields: &settings.change_requester_fields,
+            people: settings.person_fields(TicketKind::Change),
+            roles: &settings.people.roles,
             ci_field: Some(&settings.change_ci_field),
         },
         TicketKind::WorkOrder => FormSpec {
@@ -84,7 +89,8 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             status_field: &settings.work_order_status_field,
             approval_field: None,
             window: None,
-            requester_fields: &settings.work_order_requester_fields,
+            people: settings.person_fields(TicketKind::WorkOrder),
+            roles: &settings.people.roles,
             ci_field: None,
         },
         TicketKind::ProblemInvestigation => FormSpec {
@@ -93,7 +99,8 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             status_field: &settings.problem_investigation_status_field,
             approval_field: None,
             window: None,
-            requester_fields: &settings.problem_investigation_requester_fields,
+            people: settings.person_fields(TicketKind::ProblemInvestigation),
+            roles: &settings.people.roles,
             ci_field: None,
         },
         TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => return None,
@@ -289,13 +296,22 @@ pub fn interpret(
     };
     // Remedy returns selection fields as their labels: label and stored value are one.
     let choice = |field: &str| text(field).map(|label| Choice::new(label, label));
-    let requesters = |fields: &[String]| {
-        fields
-            .iter()
-            .filter_map(|field| text(field))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
+    let people = &spec.people;
+    let wants = |role| spec.roles.contains(&role);
+    let requesters: Vec<String> = people
+        .requesters
+        .iter()
+        .filter_map(|field| text(field))
+        .map(str::to_string)
+        .collect();
+    let assignee = wants(UserRole::Assignee)
+        .then(|| text(people.assignee))
+        .flatten()
+        .map(str::to_string);
+    let assignment_group = wants(UserRole::AssignmentGroup)
+        .then(|| text(people.group))
+        .flatten()
+        .map(str::to_string);
     Ok(Ticket {
         id: id.text.clone(),
         kind: id.kind,
@@ -309,7 +325,10 @@ pub fn interpret(
             .window
             .and_then(|(_, end)| text(end))
             .and_then(parse_ar_date),
-        requesters: requesters(spec.requester_fields),
+        requesters,
+        assignee,
+        assignment_group,
+        group_member: None,
         // The CI field holds the CI's name; a form without one names no CI.
         configuration_items: with_ci.then(|| {
             spec.ci_field
@@ -402,6 +421,7 @@ pub fn parse_ar_date(text: &str) -> Option<DateTime<Utc>> {
 pub(super) mod tests {
     use super::*;
     use crate::backend::{BadAnswer, Outage};
+    use crate::config::{RemedyPeople, UserRole};
     use serde_json::json;
     use std::time::Duration;
 
@@ -435,6 +455,16 @@ pub(super) mod tests {
             problem_investigation_id_field: "Problem Investigation ID".to_string(),
             problem_investigation_status_field: "Investigation Status".to_string(),
             problem_investigation_requester_fields: vec!["Submitter".to_string()],
+            people: RemedyPeople {
+                incident_assignee_field: "Assignee Login ID".to_string(),
+                incident_group_field: "Assigned Group ID".to_string(),
+                change_assignee_field: "ASLOGID".to_string(),
+                change_group_field: "ASGRPID".to_string(),
+                support_group_form: "CTM:Support Group Association".to_string(),
+                support_group_login_field: "Login ID".to_string(),
+                support_group_id_field: "Support Group ID".to_string(),
+                roles: vec![UserRole::Requester],
+            },
             token_lifetime: Duration::from_secs(3300),
         }
     }
