@@ -19,6 +19,7 @@ mod account;
 mod arguments;
 mod build;
 mod keys;
+mod kinds;
 mod people;
 mod settings;
 mod syntax;
