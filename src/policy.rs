@@ -3,12 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use std::net::IpAddr;
-
 use crate::config::{Config, UserRole};
 use crate::host::TargetNames;
 use crate::sanitise::{has_hidden_characters, sanitise};
-use crate::ticket::{Choice, ConfigurationItem, Ticket};
+use crate::ticket::{Choice, Ticket};
 
 /// The result of one enabled check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +69,7 @@ pub fn evaluate(
         let nobody = TargetNames { names: Vec::new() };
         results.push(CheckResult {
             check: "ci",
-            verdict: check_configuration_item(
+            verdict: crate::host::check_configuration_item(
                 ticket,
                 target.unwrap_or(&nobody),
                 check.match_short_name,
@@ -256,94 +254,6 @@ fn check_roles(ticket: &Ticket, roles: &[UserRole], identity: &str) -> Verdict {
     }
 }
 
-/// Whether one of the ticket's configuration items is this gateway: a CI's name, FQDN or
-/// host name equal to a target name (case folded, a trailing dot ignored), its IP address
-/// equal to a target that is an IP address, or, with CIMatchShortName, the first labels
-/// of a CI name and a target name equal. Names are compared as the server sent them: one
-/// that holds a control or invisible character matches nothing.
-fn check_configuration_item(ticket: &Ticket, target: &TargetNames, short_names: bool) -> Verdict {
-    let items = ticket.configuration_items.as_deref().unwrap_or_default();
-    let named: Vec<String> = items
-        .iter()
-        .map(|item| sanitise(&item.name))
-        .filter(|name| !name.is_empty())
-        .collect();
-    if items.is_empty() {
-        return Verdict::Fail(format!(
-            "{} {} names no configuration item; it must name this gateway ({})",
-            ticket.kind.noun(),
-            ticket.id,
-            target.describe()
-        ));
-    }
-    for item in items {
-        for name in &target.names {
-            if let Some(how) = ci_matches(item, name, short_names) {
-                return Verdict::Pass(format!(
-                    "configuration item {} matches {} by {how}",
-                    sanitise(&item.name),
-                    sanitise(name)
-                ));
-            }
-        }
-    }
-    Verdict::Fail(format!(
-        "{} {} names configuration item {}, not this gateway ({})",
-        ticket.kind.noun(),
-        ticket.id,
-        if named.is_empty() {
-            "(without a name)".to_string()
-        } else {
-            named.join(", ")
-        },
-        target.describe()
-    ))
-}
-
-/// How `item` matches the target name `name`, if it does.
-fn ci_matches(item: &ConfigurationItem, name: &str, short_names: bool) -> Option<&'static str> {
-    let name = name.trim();
-    if name.is_empty() || has_hidden_characters(name) {
-        return None;
-    }
-    if let Ok(address) = name.parse::<IpAddr>() {
-        // An IP literal matches the CI's IP address, and nothing else.
-        return item
-            .ip_address
-            .as_deref()
-            .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
-            .filter(|ip| *ip == address)
-            .map(|_| "ip_address");
-    }
-    let fold = |text: &str| text.trim_end_matches('.').to_lowercase();
-    let wanted = fold(name);
-    let texts = [
-        ("name", Some(item.name.as_str())),
-        ("fqdn", item.fqdn.as_deref()),
-        ("host_name", item.host_name.as_deref()),
-    ];
-    let usable = |text: &&str| !text.is_empty() && !has_hidden_characters(text);
-    for (field, text) in texts {
-        if text.filter(usable).is_some_and(|text| fold(text) == wanted) {
-            return Some(field);
-        }
-    }
-    if short_names {
-        let first_label = |text: &str| fold(text).split('.').next().unwrap_or_default().to_string();
-        let wanted = first_label(name);
-        for (_, text) in texts {
-            if let Some(text) = text.filter(usable)
-                && text.parse::<IpAddr>().is_err()
-                && !wanted.is_empty()
-                && first_label(text) == wanted
-            {
-                return Some("short name");
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,126 +304,6 @@ mod tests {
             group_member: None,
             configuration_items: None,
         }
-    }
-
-    fn ci_ticket(items: Vec<ConfigurationItem>) -> Ticket {
-        let mut ticket = incident(Choice::new("New", "1"));
-        ticket.configuration_items = Some(items);
-        ticket
-    }
-
-    fn server(name: &str, ip: &str, fqdn: Option<&str>) -> ConfigurationItem {
-        ConfigurationItem {
-            name: name.to_string(),
-            ip_address: Some(ip.to_string()),
-            fqdn: fqdn.map(str::to_string),
-            host_name: None,
-            class: Some("cmdb_ci_linux_server".to_string()),
-        }
-    }
-
-    fn ci_verdict(ticket: &Ticket, target: &[&str], short: bool) -> Verdict {
-        let target = TargetNames {
-            names: target.iter().map(|name| name.to_string()).collect(),
-        };
-        check_configuration_item(ticket, &target, short)
-    }
-
-    #[test]
-    fn ci_names_match_exactly_and_case_insensitively() {
-        let ticket = ci_ticket(vec![server(
-            "App07",
-            "192.0.2.7",
-            Some("app07.example.com."),
-        )]);
-        for target in ["app07", "APP07.EXAMPLE.COM", "app07.example.com."] {
-            assert!(
-                matches!(ci_verdict(&ticket, &[target], false), Verdict::Pass(_)),
-                "{target}"
-            );
-        }
-        for target in [
-            "app0",
-            "app07.example",
-            "app07.example.com.evil",
-            "",
-            "app\u{200B}07",
-        ] {
-            assert!(
-                matches!(ci_verdict(&ticket, &[target], false), Verdict::Fail(_)),
-                "{target:?}"
-            );
-        }
-        // Short names, either way round, only when asked for.
-        for target in ["app07.other.example", "APP07"] {
-            assert!(matches!(
-                ci_verdict(&ticket, &[target], true),
-                Verdict::Pass(_)
-            ));
-        }
-        assert!(matches!(
-            ci_verdict(&ticket, &["app07.other.example"], false),
-            Verdict::Fail(_)
-        ));
-        // A CI whose name holds a hidden character matches nothing.
-        let hidden = ci_ticket(vec![server("app07\u{0}", "", None)]);
-        assert!(matches!(
-            ci_verdict(&hidden, &["app07"], true),
-            Verdict::Fail(_)
-        ));
-    }
-
-    #[test]
-    fn an_ip_target_matches_the_ip_address_only() {
-        let ticket = ci_ticket(vec![
-            server("192.0.2.8", "192.0.2.7", None),
-            server("v6", "2001:db8::7", None),
-        ]);
-        assert!(matches!(
-            ci_verdict(&ticket, &["192.0.2.7"], false),
-            Verdict::Pass(_)
-        ));
-        assert!(matches!(
-            ci_verdict(&ticket, &["2001:0db8:0:0::7"], false),
-            Verdict::Pass(_)
-        ));
-        // The CI named like an address is not matched by name, nor by its first label.
-        assert!(matches!(
-            ci_verdict(&ticket, &["192.0.2.8"], true),
-            Verdict::Fail(_)
-        ));
-        assert!(matches!(
-            ci_verdict(&ticket, &["192.1.1.1"], true),
-            Verdict::Fail(_)
-        ));
-    }
-
-    #[test]
-    fn a_refusal_names_the_cis_and_the_target() {
-        let none = ci_ticket(Vec::new());
-        assert_eq!(
-            ci_verdict(&none, &["gw1.example.com", "gw1"], false),
-            Verdict::Fail(
-                "Ticket INC0010002 names no configuration item; it must name this gateway (gw1.example.com, gw1)"
-                    .to_string()
-            )
-        );
-        let two = ci_ticket(vec![
-            server("web01", "", None),
-            server("db\u{1b}02", "", None),
-        ]);
-        assert_eq!(
-            ci_verdict(&two, &["gw1"], false),
-            Verdict::Fail(
-                "Ticket INC0010002 names configuration item web01, db 02, not this gateway (gw1)"
-                    .to_string()
-            )
-        );
-        // Without the gateway's names nothing can match.
-        assert!(matches!(
-            ci_verdict(&ci_ticket(vec![server("gw1", "", None)]), &[], true),
-            Verdict::Fail(_)
-        ));
     }
 
     #[test]
