@@ -2,9 +2,11 @@
 //! Whether a failure is "the ticket is not valid" or "we could not ask" is decided here,
 //! by the variant a backend returns, never guessed later from a message.
 
+pub mod cmdb;
 pub mod portal;
 pub mod remedy;
 pub mod servicenow;
+pub mod tables;
 
 use std::fmt;
 

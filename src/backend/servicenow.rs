@@ -1,13 +1,12 @@
-//! ServiceNow through the Table API: one GET per ticket, stored values only.
-//!
-//! With ValidateConfigurationItem=Yes the same GET also dot-walks the ticket's `cmdb_ci`
-//! (name, IP address, and the FQDN and host name where the CI's class has them), so an
-//! incident, requested item, catalog task or problem costs no extra request; a change
-//! costs one more, a GET of `task_ci` (its affected CIs), dot-walked the same way.
+//! ServiceNow through the Table API: one GET per ticket, stored values only (a change
+//! checked for its configuration items: one more, see [`super::cmdb`]).
 
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::cmdb::{MAX_AFFECTED_CIS, ci_field_list, interpret_affected_cis, referenced_ci};
+use super::tables::no_such_table;
+pub use super::tables::{TableSpec, table_spec};
 use super::{
     ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, ProbeLine, TicketSource,
     bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
@@ -17,7 +16,7 @@ use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, 
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::SecretText;
-use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId, TicketKind};
+use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 
 pub struct ServiceNow {
     client: HttpClient,
@@ -26,67 +25,6 @@ pub struct ServiceNow {
     people: PersonQuery,
     /// ValidateConfigurationItem: fetch the ticket's configuration items too.
     with_ci: bool,
-}
-
-/// Where tickets of one kind live in ServiceNow, and which fields say what: the one typed
-/// path every kind takes (query, answer, choices for `pam-ticket check`). The people
-/// fields are [`person_fields`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TableSpec {
-    pub table: &'static str,
-    /// The approval field, for the kinds that have one.
-    pub approval: Option<&'static str>,
-    /// The planned start and end fields (changes).
-    pub window: Option<(&'static str, &'static str)>,
-    /// Whether affected CIs live in `task_ci` beside the ticket's own `cmdb_ci`.
-    pub affected_cis: bool,
-}
-
-/// The table of a kind of ticket, or `None` for a kind ServiceNow does not have.
-pub fn table_spec(kind: TicketKind) -> Option<TableSpec> {
-    let spec = |table, approval, window, affected_cis| TableSpec {
-        table,
-        approval,
-        window,
-        affected_cis,
-    };
-    Some(match kind {
-        TicketKind::Incident => spec("incident", None, None, false),
-        TicketKind::Change => spec(
-            "change_request",
-            Some("approval"),
-            Some(("start_date", "end_date")),
-            true,
-        ),
-        TicketKind::RequestItem => spec("sc_req_item", Some("approval"), None, false),
-        TicketKind::CatalogTask => spec("sc_task", None, None, false),
-        TicketKind::Problem => spec("problem", None, None, false),
-        TicketKind::WorkOrder | TicketKind::ProblemInvestigation => return None,
-    })
-}
-
-/// The error for a kind of ticket ServiceNow does not have (the configuration refuses
-/// its keys, so only a bug gets here).
-fn no_such_table(kind: TicketKind) -> LookupError {
-    LookupError::Misconfigured {
-        detail: format!("ServiceNow has no {} tickets", kind.type_name()),
-    }
-}
-
-/// The CI fields read through a reference to `cmdb_ci`: the base class's `name`,
-/// `ip_address` and `sys_class_name`, and `fqdn` and `host_name`, which only some classes
-/// have (cmdb_ci_computer and the classes that extend it). Where a CI's class lacks a
-/// field, the instance leaves it out of the answer, so it can only narrow the match.
-const CI_FIELDS: [&str; 5] = ["name", "ip_address", "fqdn", "host_name", "sys_class_name"];
-
-/// The most affected CIs read for one change.
-pub const MAX_AFFECTED_CIS: usize = 100;
-
-/// `reference` and its dot-walked CI fields, for `sysparm_fields`.
-fn ci_field_list(reference: &str) -> Vec<String> {
-    std::iter::once(reference.to_string())
-        .chain(CI_FIELDS.iter().map(|field| format!("{reference}.{field}")))
-        .collect()
 }
 
 /// How people are read from tickets: the sys_user field they are matched on, and the
@@ -563,50 +501,9 @@ pub fn interpret_for(
     })
 }
 
-/// The CI a reference field points at, read from its dot-walked fields; `None` when the
-/// reference is empty.
-fn referenced_ci(record: &Value, reference: &str) -> Option<ConfigurationItem> {
-    let sys_id = field_value(record, reference).filter(|value| !value.is_empty())?;
-    let field = |name: &str| {
-        field_value(record, &format!("{reference}.{name}")).filter(|value| !value.is_empty())
-    };
-    // The reference's display value is the CI's name, should the dot-walk not answer.
-    let display = record
-        .get(reference)
-        .and_then(|value| value.get("display_value"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Some(ConfigurationItem {
-        name: field("name").or(display).unwrap_or(sys_id),
-        ip_address: field("ip_address"),
-        fqdn: field("fqdn"),
-        host_name: field("host_name"),
-        class: field("sys_class_name"),
-    })
-}
-
-/// The affected CIs in a `task_ci` answer.
-pub fn interpret_affected_cis(
-    response: &HttpResponse,
-) -> Result<Vec<ConfigurationItem>, LookupError> {
-    if response.status != 200 {
-        return Err(status_error(response, error_detail(&response.body)));
-    }
-    let document =
-        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
-    let rows = document
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_response("no result list"))?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| referenced_ci(row, "ci_item"))
-        .collect())
-}
-
 /// The stored value of a field, whichever display mode the answer used: a plain string,
 /// `{"value": …}` (display_value=all, or a reference link), or absent.
-fn field_value(record: &Value, field: &str) -> Option<String> {
+pub(super) fn field_value(record: &Value, field: &str) -> Option<String> {
     match record.get(field)? {
         Value::String(text) => Some(text.clone()),
         Value::Object(object) => object
@@ -640,7 +537,7 @@ pub fn parse_glide_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// The `error.message` and `error.detail` of a ServiceNow error body, sanitised.
-fn error_detail(body: &[u8]) -> String {
+pub(super) fn error_detail(body: &[u8]) -> String {
     let Ok(document) = crate::json::parse(body) else {
         return String::new();
     };
