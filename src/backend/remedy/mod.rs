@@ -10,6 +10,7 @@
 //! `RemedyTokenLifetime` has passed, replaced once when the server answers 401, and logged
 //! off only when it is replaced (or when it could not be cached at all).
 
+mod forms;
 mod support_group;
 mod wire;
 
