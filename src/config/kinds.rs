@@ -165,6 +165,67 @@ mod tests {
     const MINIMAL: &str = "TicketingSystem=\"ServiceNow\"\nValidateTicketNumber=\"No\"\n";
 
     #[test]
+    fn each_mode_has_its_types_with_their_default_rules_in_order() {
+        let config = build(MINIMAL).expect("valid");
+        let regex = |config: &Config, kind| {
+            config
+                .identification_of(kind)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        assert!(
+            config
+                .identification_of(TicketKind::Incident)
+                .is_some_and(|r| r.is_match("INC0010001"))
+        );
+        assert!(
+            config
+                .identification_of(TicketKind::Change)
+                .is_some_and(|r| r.is_match("CHG0030001"))
+        );
+        assert_eq!(regex(&config, TicketKind::RequestItem), "^RITM[0-9]{7,}$");
+        assert_eq!(regex(&config, TicketKind::CatalogTask), "^SCTASK[0-9]{7,}$");
+        assert_eq!(regex(&config, TicketKind::Problem), "^PRB[0-9]{7,}$");
+        assert_eq!(
+            regex(&config, TicketKind::WorkOrder),
+            "",
+            "not a ServiceNow type"
+        );
+        assert!(config.allowed_states(TicketKind::Incident).is_none());
+        assert!(config.ci_check.is_none());
+        let remedy = build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n").expect("valid");
+        let incident = remedy
+            .identification_of(TicketKind::Incident)
+            .expect("incidents");
+        assert!(incident.is_match("INC000000000701"));
+        assert!(!incident.is_match("INC0010001"));
+        assert_eq!(regex(&remedy, TicketKind::WorkOrder), "^WO[0-9]{13}$");
+        assert_eq!(
+            regex(&remedy, TicketKind::ProblemInvestigation),
+            "^PBI[0-9]{12}$"
+        );
+        assert_eq!(
+            regex(&remedy, TicketKind::RequestItem),
+            "",
+            "not a Remedy type"
+        );
+        let kinds: Vec<TicketKind> = remedy
+            .identification
+            .iter()
+            .map(|(kind, _)| *kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                TicketKind::Incident,
+                TicketKind::Change,
+                TicketKind::WorkOrder,
+                TicketKind::ProblemInvestigation
+            ]
+        );
+    }
+
+    #[test]
     fn keys_of_a_type_the_system_lacks_are_errors() {
         for (text, needle) in [
             (
