@@ -969,3 +969,39 @@ fn each_new_type_refuses_a_state_not_in_its_list() {
         assert_eq!(queries[0].form.as_deref(), Some(form));
     }
 }
+
+/// The new types carry their people through the same path as incidents and changes:
+/// AllowedUserRoles=assignee reads a requested item's assigned_to, and a work order's
+/// assignee field, in the one ticket query.
+#[test]
+fn allowed_user_roles_apply_to_the_new_types() {
+    let roles = "ValidateRequestingUser=Yes\nAllowedUserRoles=\"assignee\"\n";
+    let rig = Rig::servicenow();
+    let service = rig.service(roles);
+    let outcome = rig.login(&service, "dave", "RITM0010001");
+    assert_allowed(&rig, &outcome, "RITM0010001", "request_item");
+    let query = one_query(&rig, "sc_req_item");
+    assert_eq!(
+        query.fields.as_deref(),
+        Some(
+            "number,state,approval,requested_for.user_name,opened_by.user_name,assigned_to.user_name"
+        )
+    );
+    let outcome = rig.login(&service, "alice", "RITM0010001");
+    let context = outcome.transcript();
+    assert_eq!(outcome.code, PAM_MAXTRIES, "{context}");
+    let record = rig.record();
+    assert_eq!(record["decision"], "deny", "{record}");
+    assert_eq!(record["check"], "roles", "{record}");
+
+    let rig = Rig::remedy();
+    let service = rig.service(roles);
+    let outcome = rig.login(&service, "dave", "WO0000000000001");
+    assert_allowed(&rig, &outcome, "WO0000000000001", "work_order");
+    let queries = rig.remedy_queries();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(
+        queries[0].fields.as_deref(),
+        Some("values(Work Order ID,Status,Customer Login ID,Submitter,ASLOGID)")
+    );
+}

@@ -76,7 +76,8 @@
 //!
 //! Dates are `YYYY-MM-DDTHH:MM:SS.000+0000`, truncated to the second; empty fields are null.
 //!
-//! `WOI:WorkOrder` (`Work Order ID`, `Status`, `Customer Login ID`, `Submitter` = carol)
+//! `WOI:WorkOrder` (`Work Order ID`, `Status`, `Customer Login ID`, `Submitter` = carol,
+//! `ASLOGID` = dave)
 //! and `PBM:Problem Investigation` (`Problem Investigation ID`, `Investigation Status`,
 //! `Submitter`):
 //!
@@ -1334,6 +1335,7 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
                 ("Status", Some(status)),
                 ("Customer Login ID", Some("alice")),
                 ("Submitter", Some("carol")),
+                ("ASLOGID", Some("dave")),
                 ("Description", Some("Rack the new switch")),
                 ("Submit Date", Some(&submitted)),
             ]),

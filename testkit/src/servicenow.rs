@@ -770,6 +770,7 @@ mod schema {
         ("requested_for", USER),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("assignment_group", GROUP),
         ("cmdb_ci", CI),
     ];
     const SC_TASK: &[(&str, Kind)] = &[
@@ -781,6 +782,7 @@ mod schema {
         ("request_item", Kind::Reference("sc_req_item")),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("assignment_group", GROUP),
         ("cmdb_ci", CI),
     ];
     const PROBLEM: &[(&str, Kind)] = &[
@@ -791,6 +793,7 @@ mod schema {
         ("active", Kind::Text),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("assignment_group", GROUP),
         ("cmdb_ci", CI),
     ];
     /// The base class of every CI.
@@ -1745,6 +1748,7 @@ fn more_types_and_cis() -> Vec<(&'static str, Record)> {
                 ("requested_for", ALICE),
                 ("opened_by", CAROL),
                 ("assigned_to", DAVE),
+                ("assignment_group", LINUX_OPS),
                 ("cmdb_ci", ci),
             ]),
         ));
