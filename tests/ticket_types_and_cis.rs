@@ -1005,3 +1005,56 @@ fn allowed_user_roles_apply_to_the_new_types() {
         Some("values(Work Order ID,Status,Customer Login ID,Submitter,ASLOGID)")
     );
 }
+
+/// With ValidateConfigurationItem=Yes, `pam-ticket check` also reads task_ci once, so an
+/// account that may not read it shows there, not at a login; the incident probe asks for
+/// the dot-walked CI fields as a login would.
+#[test]
+fn check_reads_task_ci_when_the_ci_check_is_on() {
+    let rig = Rig::servicenow();
+    let config = rig.config_path(CI_CHECK);
+    let run = || {
+        let output = Command::new(TOOL)
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run pam-ticket check");
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).expect("utf-8"),
+        )
+    };
+    let (code, out) = run();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "task_ci answered a query of a change's affected CIs (ValidateConfigurationItem)"
+        ),
+        "{out}"
+    );
+    let received = rig.sn().received();
+    let tables: Vec<&str> = received.iter().map(|query| query.table.as_str()).collect();
+    assert_eq!(tables, ["incident", "task_ci"], "{received:?}");
+    assert!(
+        received[0]
+            .fields
+            .as_deref()
+            .is_some_and(|fields| fields.contains("cmdb_ci.fqdn")),
+        "{received:?}"
+    );
+    assert_eq!(
+        received[1].sysparm_query.as_deref(),
+        Some("task.number=PAMTICKETCHECK0")
+    );
+
+    // An instance without the table (or an account that may not read it) is a problem
+    // that check names.
+    rig.sn().remove_table("task_ci");
+    let (_, out) = run();
+    assert!(
+        out.contains(
+            "task_ci, which ValidateConfigurationItem reads for changes, gave no answer: unexpected HTTP 400: Invalid table task_ci"
+        ),
+        "{out}"
+    );
+}

@@ -24,7 +24,15 @@ pub const PROBE_MEMBER: &str = "pam-ticket-check";
 
 /// What an admin reads when a group membership query of `pam-ticket check` failed.
 pub fn membership_problem(what: &str, error: &LookupError) -> String {
-    let why = match error {
+    format!(
+        "{what}, which AllowedUserRoles=assignment_group reads, gave no answer: {}",
+        why_unanswered(error)
+    )
+}
+
+/// Why a query that `pam-ticket check` makes for a check gave no answer, in a few words.
+pub fn why_unanswered(error: &LookupError) -> String {
+    match error {
         LookupError::AccountRefused { status, detail } => format!(
             "the module's account was refused (HTTP {status}{}): it needs read access there",
             if detail.is_empty() {
@@ -39,8 +47,7 @@ pub fn membership_problem(what: &str, error: &LookupError) -> String {
         LookupError::UntrustedServer { detail } => format!("untrusted certificate: {detail}"),
         LookupError::NotCheckable { message } => message.clone(),
         other => format!("{other:?}"),
-    };
-    format!("{what}, which AllowedUserRoles=assignment_group reads, gave no answer: {why}")
+    }
 }
 
 /// One finding of [`TicketSource::probe`].

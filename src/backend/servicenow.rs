@@ -10,6 +10,7 @@ pub use super::tables::{TableSpec, table_spec};
 use super::{
     ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, ProbeLine, TicketSource,
     bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
+    why_unanswered,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, UserRole};
@@ -326,6 +327,23 @@ impl TicketSource for ServiceNow {
                     }
                 },
             );
+        }
+        if self.with_ci {
+            // The incident query above dot-walked cmdb_ci; a change also reads task_ci.
+            let change = probe_id(TicketKind::Change);
+            let answer = self
+                .get(&self.affected_cis_url(&change), deadline)
+                .and_then(|answer| interpret_affected_cis(&answer));
+            lines.push(match answer {
+                Ok(_) => ProbeLine::Ok(
+                    "task_ci answered a query of a change's affected CIs (ValidateConfigurationItem)"
+                        .to_string(),
+                ),
+                Err(error) => ProbeLine::Problem(format!(
+                    "task_ci, which ValidateConfigurationItem reads for changes, gave no answer: {}",
+                    why_unanswered(&error)
+                )),
+            });
         }
         Ok(lines)
     }
