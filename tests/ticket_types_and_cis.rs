@@ -1058,3 +1058,36 @@ fn check_reads_task_ci_when_the_ci_check_is_on() {
         "{out}"
     );
 }
+
+/// `pam-ticket check` queries the form of every Remedy ticket type, so a misspelt
+/// RemedyWorkOrderForm shows there, with the form's name, not at a login.
+#[test]
+fn check_queries_every_remedy_types_form() {
+    let rig = Rig::remedy();
+    let config = rig.config_path("RemedyWorkOrderForm=\"WOI:Work Order\"\n");
+    let output = Command::new(TOOL)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run pam-ticket check");
+    let out = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("  FAIL  setup: Remedy form \"WOI:Work Order\" does not exist (ARERR 303"),
+        "{out}"
+    );
+    let forms: Vec<Option<String>> = rig
+        .remedy_queries()
+        .into_iter()
+        .map(|query| query.form)
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            Some("HPD:Help Desk".to_string()),
+            Some("CHG:Infrastructure Change".to_string()),
+            Some("WOI:Work Order".to_string())
+        ]
+    );
+    assert_eq!(rig.rm().logout_count(), 1, "the probe still logs off");
+}

@@ -271,8 +271,9 @@ impl TicketSource for Remedy {
     }
 
     /// A log-on of its own (never the cached token: a token cached before the password
-    /// changed would prove nothing), a query of [`PROBE_TICKET`] on the incident form and
-    /// on the change form (so that a misspelt form name shows here, not at a login), and
+    /// changed would prove nothing), a query of [`PROBE_TICKET`] on the form of each ticket
+    /// type (incident, change, work order, problem investigation: so that a misspelt form
+    /// name shows here, not at a login), and
     /// a log-off. The token cache is neither read nor written, nor its directory created,
     /// so a check run by hand, perhaps by another user or with another account file, can
     /// never leave a token or a wrongly owned file for the module to trip over. With
@@ -286,7 +287,8 @@ impl TicketSource for Remedy {
             sanitise(&self.account.username)
         ))];
         let mut outcome = Ok(());
-        for kind in [TicketKind::Incident, TicketKind::Change] {
+        // Every type Remedy has: the configuration gives each its form.
+        for kind in TicketKind::ORDER {
             let id = probe_id(kind);
             let Some(spec) = form_spec(&self.settings, kind) else {
                 continue;
