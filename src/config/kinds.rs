@@ -114,10 +114,14 @@ impl Settings {
             None => None,
             Some(entry) => {
                 let name = entry.value.trim();
-                if name.is_empty() || name.chars().any(char::is_control) || name.len() > 253 {
+                // A hidden character would make the name match nothing, silently.
+                if name.is_empty()
+                    || crate::sanitise::has_hidden_characters(name)
+                    || name.len() > 253
+                {
                     return Err(error(
                         &entry.origin,
-                        "TargetName must be a name of at most 253 characters without control characters",
+                        "TargetName must be a name of at most 253 characters without control or invisible characters",
                     ));
                 }
                 Some((name.to_string(), entry.origin.clone()))
@@ -277,11 +281,14 @@ mod tests {
                 "{problem}"
             );
         }
-        let problem = build(&format!(
-            "{MINIMAL}ValidateConfigurationItem=Yes\nTargetName=\"app\u{7}07\"\n"
-        ))
-        .expect_err("control character");
-        assert_eq!(problem.origin.to_string(), "/etc/test.conf:4");
+        for hidden in ["app\u{7}07", "app\u{200B}07", "app07\u{202E}"] {
+            let problem = build(&format!(
+                "{MINIMAL}ValidateConfigurationItem=Yes\nTargetName=\"{hidden}\"\n"
+            ))
+            .expect_err(hidden);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:4", "{hidden:?}");
+            assert!(problem.problem.contains("invisible"), "{problem}");
+        }
         let config = build(&format!(
             "{MINIMAL}ValidateConfigurationItem=Yes\nTargetName=\" app07.example.com \"\nCIMatchShortName=Yes\n"
         ))
