@@ -122,7 +122,8 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
             .ticketing_system
             .map_or_else(|| "(none)".to_string(), |system| system.name().to_string()),
         Key::SystemURL => optional(config.system_url.as_ref()),
-        Key::ConnectionAccountFile => account(config.connection_account.as_ref()),
+        Key::ConnectionAccountFile => connection_account(config),
+        Key::AuthMethod => config.auth_method.name().to_string(),
         Key::CAFile => config.ca_bundle.as_ref().map_or_else(
             || "(none found: set CAFile)".to_string(),
             |bundle| bundle.path().display().to_string(),
@@ -200,6 +201,23 @@ fn account(credentials: Option<&Credentials>) -> String {
                 credentials.username
             )
         },
+    )
+}
+
+/// ConnectionAccountFile with the lines the module uses from it, secrets masked.
+fn connection_account(config: &Config) -> String {
+    let Some(client) = &config.oauth_client else {
+        return account(config.connection_account.as_ref());
+    };
+    let user = config
+        .connection_account
+        .as_ref()
+        .map(|user| format!(", Username={}, Password=********", user.username))
+        .unwrap_or_default();
+    format!(
+        "{} (ClientID={}, ClientSecret=********{user})",
+        client.source.display(),
+        client.client_id
     )
 }
 

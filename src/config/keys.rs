@@ -89,6 +89,11 @@ impl Modes {
         remedy: true,
         portal: false,
     };
+    pub const SERVICE_NOW: Modes = Modes {
+        service_now: true,
+        remedy: false,
+        portal: false,
+    };
     pub const REMEDY: Modes = Modes {
         service_now: false,
         remedy: true,
@@ -175,7 +180,9 @@ key_table! {
     SystemURL: Required, Modes::DIRECT, Allowed,
         "https base URL of the ticketing system's API; required when ValidateTicketNumber=Yes";
     ConnectionAccountFile: Required, Modes::DIRECT, Allowed,
-        "root-only file with the Username and Password the module queries with";
+        "root-only file with the Username and Password (and for OAuth the ClientID and ClientSecret) the module queries with";
+    AuthMethod: Text("basic"), Modes::SERVICE_NOW, Allowed,
+        "ServiceNow: basic, oauth-client-credentials or oauth-password (a token from /oauth_token.do)";
     CAFile: Unset("the first system CA bundle that exists"), Modes::ALL, Allowed,
         "PEM bundle of the CAs trusted for the ticketing system and the portal";
     EnterTicketingInfo: Flag(true), Modes::ALL, Allowed,
@@ -266,8 +273,8 @@ key_table! {
         Allowed, "the change fields that name a requester";
     RemedyTokenLifetime: Number { default: 3300, min: 60, max: 86_400 }, Modes::REMEDY,
         Allowed, "seconds a logon token is reused before the module logs on again";
-    CacheDirectory: Text("/run/pam_ticket"), Modes::REMEDY, Allowed,
-        "where the token cache lives (folder 0700, file 0600, owned by root)";
+    CacheDirectory: Text("/run/pam_ticket"), Modes::DIRECT, Allowed,
+        "where the token cache lives (folder 0700, file 0600, owned by root): Remedy and ServiceNow OAuth tokens";
 }
 
 impl Key {
