@@ -376,7 +376,10 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         )),
         _ => {}
     }
-    if config.portal.is_none() && config.ticketing_system == Some(TicketingSystem::BmcRemedy) {
+    if config.portal.is_none()
+        && (config.ticketing_system == Some(TicketingSystem::BmcRemedy)
+            || config.oauth_client.is_some())
+    {
         findings.extend(cache_directory_findings(&config.cache_directory, &source));
     }
     if let Some(portal) = &config.portal {
