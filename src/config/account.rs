@@ -284,6 +284,54 @@ mod tests {
     }
 
     #[test]
+    fn each_method_takes_the_lines_it_sends_and_refuses_the_others() {
+        let path = Path::new("/etc/acct");
+        let full = "Username=\"svc\"\nPassword=\"pw\"\nClientID=\"cid\"\nClientSecret=\"cs\"\n";
+        let account =
+            parse_service_now_account_text(full, path, AuthMethod::OAuthPassword).expect("all four");
+        let user = account.user.expect("a user");
+        let client = account.client.expect("a client");
+        assert_eq!((user.username.as_str(), user.password.as_str()), ("svc", Some("pw")));
+        assert_eq!(
+            (client.client_id.as_str(), client.client_secret.as_str()),
+            ("cid", Some("cs"))
+        );
+        let only_client = "ClientID=\"cid\"\nClientSecret=\"cs\"\n";
+        let account =
+            parse_service_now_account_text(only_client, path, AuthMethod::OAuthClientCredentials)
+                .expect("client alone");
+        assert!(account.user.is_none() && account.client.is_some());
+        for (text, method, expected) in [
+            (full, AuthMethod::OAuthClientCredentials, "/etc/acct:1: Username is not used"),
+            (full, AuthMethod::Basic, "/etc/acct:3: ClientID is not used here"),
+            (
+                only_client,
+                AuthMethod::OAuthPassword,
+                "/etc/acct: Username is missing",
+            ),
+            (
+                "ClientSecret=\"cs\"\n",
+                AuthMethod::OAuthClientCredentials,
+                "/etc/acct: ClientID is missing (AuthMethod=oauth-client-credentials needs it)",
+            ),
+            (
+                "ClientID=\"a\"\nClientID=\"b\"\n",
+                AuthMethod::OAuthClientCredentials,
+                "/etc/acct:2: ClientID is set twice",
+            ),
+        ] {
+            let problem = parse_service_now_account_text(text, path, method)
+                .expect_err(expected)
+                .to_string();
+            assert!(problem.starts_with(expected), "{problem}");
+            assert!(!problem.contains("\"cs\"") && !problem.contains("pw"), "{problem}");
+        }
+        // Remedy and the portal read Username and Password only.
+        let problem = parse_account_text(full, path).expect_err("client lines").to_string();
+        assert!(problem.starts_with("/etc/acct:3: ClientID is not used here"), "{problem}");
+    }
+
+    #[test]
     fn account_file_must_be_root_only() {
         let dir =
             std::env::temp_dir().join(format!("pam_ticket_config_test_{}", std::process::id()));

@@ -549,6 +549,36 @@ mod tests {
     }
 
     #[test]
+    fn auth_method_is_for_servicenow_only() {
+        let config = build(MINIMAL).expect("valid");
+        assert_eq!(config.auth_method, AuthMethod::Basic);
+        let config =
+            build(&format!("{MINIMAL}AuthMethod=\"oauth-password\"\n")).expect("ServiceNow");
+        assert_eq!(config.auth_method, AuthMethod::OAuthPassword);
+        let problem = build(&format!("{MINIMAL}AuthMethod=\"oauth\"\n")).expect_err("bad value");
+        assert_eq!(
+            problem.to_string(),
+            "/etc/test.conf:3: AuthMethod must be basic, oauth-client-credentials or \
+             oauth-password, not \"oauth\""
+        );
+        let problem = build(
+            "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nAuthMethod=oauth-client-credentials\n",
+        )
+        .expect_err("Remedy");
+        assert!(
+            problem.to_string().starts_with(
+                "/etc/test.conf:3: AuthMethod=oauth-client-credentials is for ServiceNow only"
+            ),
+            "{problem}"
+        );
+        // basic, said outright, is what Remedy does anyway.
+        assert!(
+            build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nAuthMethod=basic\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn unknown_key_is_an_error_with_a_hint() {
         let problem =
             build(&format!("{MINIMAL}ValidateRequestngUser=\"Yes\"\n")).expect_err("typo");
