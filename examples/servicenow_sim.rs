@@ -23,7 +23,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let user = args.next().unwrap_or_else(|| "svc_pam".to_string());
     let password = args.next().unwrap_or_else(|| "s3cret".to_string());
-    let client_id = args.next().unwrap_or_else(|| "pam-ticket-client".to_string());
+    let client_id = args
+        .next()
+        .unwrap_or_else(|| "pam-ticket-client".to_string());
     let client_secret = args.next().unwrap_or_else(|| "client-s3cret".to_string());
 
     let dir =

@@ -99,7 +99,10 @@ impl OAuthGate {
     }
 
     fn write_account(&self, client_secret: &str) {
-        write_root_only(&self.account_path(), &self.method.account_text(client_secret));
+        write_root_only(
+            &self.account_path(),
+            &self.method.account_text(client_secret),
+        );
     }
 
     fn account_path(&self) -> PathBuf {
@@ -175,7 +178,11 @@ impl OAuthGate {
         self.sim
             .token_requests()
             .into_iter()
-            .map(|TokenRequest { grant_type, status, .. }| (grant_type, status))
+            .map(
+                |TokenRequest {
+                     grant_type, status, ..
+                 }| (grant_type, status),
+            )
             .collect()
     }
 
@@ -185,7 +192,13 @@ impl OAuthGate {
             return Vec::new();
         };
         let mut names: Vec<String> = entries
-            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|name| name.ends_with(".token"))
             .collect();
         names.sort();
@@ -201,7 +214,10 @@ impl OAuthGate {
         let config = self.config_path();
         let mut args = vec!["check", "--config", config.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra_args);
-        let output = Command::new(TOOL).args(&args).output().expect("run pam-ticket");
+        let output = Command::new(TOOL)
+            .args(&args)
+            .output()
+            .expect("run pam-ticket");
         (
             output.status.code().unwrap_or(-1),
             format!(
@@ -391,7 +407,12 @@ fn an_expired_token_is_renewed_exactly_once() {
             "{method:?}"
         );
         assert_eq!(gate.sim.table_auth_schemes(), vec!["Bearer"; 3]);
-        let statuses: Vec<u16> = gate.sim.received().iter().map(|query| query.status).collect();
+        let statuses: Vec<u16> = gate
+            .sim
+            .received()
+            .iter()
+            .map(|query| query.status)
+            .collect();
         assert_eq!(statuses, vec![200, 401, 200], "{method:?}");
         // The renewed token is the cached one now: the next login asks for none.
         gate.log_in_allowed(&service);
@@ -424,7 +445,12 @@ fn a_revoked_token_falls_back_from_the_refresh_token_to_a_new_grant() {
             ],
             "{errors:?}"
         );
-        let statuses: Vec<u16> = gate.sim.received().iter().map(|query| query.status).collect();
+        let statuses: Vec<u16> = gate
+            .sim
+            .received()
+            .iter()
+            .map(|query| query.status)
+            .collect();
         assert_eq!(statuses, vec![200, 401, 200], "{errors:?}");
         // The new grant's refresh token replaced the refused one.
         gate.sim.expire_access_tokens();
@@ -436,6 +462,7 @@ fn a_revoked_token_falls_back_from_the_refresh_token_to_a_new_grant() {
 /// Near its end (here: a 2 s token, after 2 s) the access token is renewed with the
 /// refresh token before it is used, so the Table API never sees an expired one.
 #[test]
+#[allow(clippy::disallowed_methods)] // real time: the token's life passes on the simulator too
 fn the_refresh_token_is_used_near_the_end_of_the_access_token() {
     let gate = OAuthGate::new(Method::Password);
     gate.sim.set_access_token_lifetime(Duration::from_secs(2));
@@ -450,7 +477,12 @@ fn the_refresh_token_is_used_near_the_end_of_the_access_token() {
             ("refresh_token".to_string(), 200)
         ]
     );
-    let statuses: Vec<u16> = gate.sim.received().iter().map(|query| query.status).collect();
+    let statuses: Vec<u16> = gate
+        .sim
+        .received()
+        .iter()
+        .map(|query| query.status)
+        .collect();
     assert_eq!(statuses, vec![200, 200]);
 }
 
@@ -478,7 +510,10 @@ fn a_refused_client_is_denied_in_both_fail_modes() {
                     "{reason}"
                 );
             }
-            assert!(gate.sim.received().is_empty(), "no Table API call without a token");
+            assert!(
+                gate.sim.received().is_empty(),
+                "no Table API call without a token"
+            );
             assert_no_secret(&gate, &gate.audit_text(), "the audit file");
             assert!(gate.token_files().is_empty());
         }
@@ -492,6 +527,50 @@ fn a_refused_client_is_denied_in_both_fail_modes() {
         reason.contains("glide.oauth.inbound.client.credential.grant_type.enabled"),
         "{reason}"
     );
+}
+
+/// A refused client reaches syslog at err (authpriv), naming the client and what to
+/// check, and no line holds the secret it was refused for.
+#[test]
+fn a_refused_client_is_logged_at_err_without_its_secret() {
+    let gate = OAuthGate::new(Method::Password);
+    gate.write_account("Wr0ng-Cl1ent-S3cret");
+    gate.write_config("FailMode=safe\n");
+    let service = PamService::new(
+        &gate.dir.join("pam.d-refused"),
+        "servicenow-oauth-refused",
+        &pam::module_path(),
+        &[format!("config={}", gate.config_path().display())],
+    );
+    let DevLogRun { output, lines } = run_with_private_dev_log(
+        gate.dir.path(),
+        "oauth_login_child",
+        &[
+            ("OAUTH_CHILD_PAMD", service.dir().as_os_str()),
+            ("OAUTH_CHILD_SERVICE", OsStr::new(service.name())),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("CHILD_CODE={PAM_AUTHINFO_UNAVAIL}")),
+        "{stdout}"
+    );
+    // authpriv (10) * 8 + err (3)
+    let refused: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.starts_with("<83>"))
+        .filter(|line| line.contains(&format!("OAuth client {CLIENT_ID}")))
+        .collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert!(
+        refused[0].contains("access_denied") && refused[0].contains("Application Registry"),
+        "{}",
+        refused[0]
+    );
+    for line in &lines {
+        assert!(!line.contains("Wr0ng-Cl1ent-S3cret"), "{line}");
+        assert_no_secret(&gate, line, "a syslog line");
+    }
 }
 
 /// 50 PAM logins at once: one token request, every query with the same Bearer token.
@@ -546,9 +625,8 @@ fn check_signs_in_on_its_own_and_says_when_the_client_is_refused() {
             "{output}"
         );
         assert!(
-            output.contains(&format!(
-                "got an OAuth access token for client {CLIENT_ID}"
-            )) && output.contains(&format!("grant_type={}", method.grant())),
+            output.contains(&format!("got an OAuth access token for client {CLIENT_ID}"))
+                && output.contains(&format!("grant_type={}", method.grant())),
             "{output}"
         );
         assert!(output.contains("neither read nor written"), "{output}");
@@ -602,13 +680,18 @@ fn flush_cache_removes_this_configurations_tokens() {
     gate.log_in_allowed(&service);
     assert_eq!(gate.token_files().len(), 2);
     // Another configuration's token in the same directory is not touched.
-    let other = gate.cache_dir().join("remedy-00000000000000000000000000000000.token");
+    let other = gate
+        .cache_dir()
+        .join("remedy-00000000000000000000000000000000.token");
     fs::write(&other, "not ours").expect("write");
 
     let (code, output) = gate.check(&["--flush-cache"]);
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("ServiceNow OAuth token cache"), "{output}");
-    assert!(output.contains("ServiceNow refresh token cache"), "{output}");
+    assert!(
+        output.contains("ServiceNow refresh token cache"),
+        "{output}"
+    );
     assert_eq!(output.matches("REMOVED").count(), 2, "{output}");
     assert!(output.contains("2 cached tokens removed"), "{output}");
     assert_eq!(
@@ -656,10 +739,12 @@ fn account_files_that_do_not_fit_the_method_are_configuration_errors() {
     ] {
         write_root_only(&gate.account_path(), &text);
         gate.write_config("");
-        let config = fs::read_to_string(gate.config_path()).expect("config").replace(
-            "AuthMethod=\"oauth-client-credentials\"",
-            &format!("AuthMethod=\"{method}\""),
-        );
+        let config = fs::read_to_string(gate.config_path())
+            .expect("config")
+            .replace(
+                "AuthMethod=\"oauth-client-credentials\"",
+                &format!("AuthMethod=\"{method}\""),
+            );
         fs::write(gate.config_path(), config).expect("config");
         let service = PamService::new(
             &gate.dir.join("pam.d"),

@@ -406,15 +406,17 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
     match system {
         crate::config::TicketingSystem::ServiceNow => {
             let auth = match (config.auth_method, &config.oauth_client) {
-                (crate::config::AuthMethod::Basic, _) => servicenow::ServiceNowAuth::Basic(account()?),
-                (_, Some(client)) => servicenow::ServiceNowAuth::OAuth(Box::new(
-                    servicenow::OAuthSession::new(
+                (crate::config::AuthMethod::Basic, _) => {
+                    servicenow::ServiceNowAuth::Basic(account()?)
+                }
+                (_, Some(client)) => {
+                    servicenow::ServiceNowAuth::OAuth(Box::new(servicenow::OAuthSession::new(
                         &url,
                         client.clone(),
                         config.connection_account.clone(),
                         config.cache_directory.clone(),
-                    ),
-                )),
+                    )))
+                }
                 (method, None) => {
                     return Err(format!(
                         "AuthMethod={} needs ClientID and ClientSecret in ConnectionAccountFile",

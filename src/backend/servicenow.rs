@@ -18,8 +18,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, ProbeLine, TicketSource,
-    bad_response, probe_answer, probe_id, sanitise, status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, ProbeLine, TicketSource, bad_response,
+    probe_answer, probe_id, sanitise, status_error,
 };
 use crate::audit::AuditSink;
 use crate::config::{AuthMethod, BaseUrl, Credentials, OAuthClient};
@@ -174,9 +174,9 @@ impl ServiceNow {
         };
         let grant = match (refresh_token, &session.user) {
             (Some(token), _) => Grant::Refresh {
-                refresh_token: token.as_str().ok_or_else(|| {
-                    bad_response("the cached refresh token is not valid text")
-                })?,
+                refresh_token: token
+                    .as_str()
+                    .ok_or_else(|| bad_response("the cached refresh token is not valid text"))?,
             },
             (None, Some(user)) => Grant::Password {
                 username: &user.username,
@@ -342,11 +342,7 @@ impl ServiceNow {
                     ),
                 };
                 let lifetime = answer.expires_in.map_or_else(
-                    || {
-                        format!(
-                            "no expires_in given: taken as {DEFAULT_ACCESS_TOKEN_SECONDS} s"
-                        )
-                    },
+                    || format!("no expires_in given: taken as {DEFAULT_ACCESS_TOKEN_SECONDS} s"),
                     |seconds| format!("expires in {seconds} s"),
                 );
                 let refresh = match (&session.user, &answer.refresh_token) {
@@ -376,7 +372,10 @@ impl ServiceNow {
 }
 
 fn cache_noun(cache: &TokenCache) -> String {
-    format!("ServiceNow refresh token cache {}", cache.token_path().display())
+    format!(
+        "ServiceNow refresh token cache {}",
+        cache.token_path().display()
+    )
 }
 
 /// `Bearer <token>`, in a buffer wiped on drop.

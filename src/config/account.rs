@@ -78,7 +78,10 @@ pub fn read_service_now_account(
 /// password, and they end up in syslog and the audit file.
 pub fn parse_account_text(text: &str, path: &Path) -> Result<Credentials, ConfigError> {
     let mut lines = parse_lines(text, path)?;
-    refuse_client_lines(&lines, "the account logs on with Username and Password only")?;
+    refuse_client_lines(
+        &lines,
+        "the account logs on with Username and Password only",
+    )?;
     user(&mut lines, path)
 }
 
@@ -109,8 +112,14 @@ pub fn parse_service_now_account_text(
         }
         AuthMethod::OAuthClientCredentials => {
             for (key, origin) in [
-                ("Username", lines.username.as_ref().map(|(_, origin)| origin)),
-                ("Password", lines.password.as_ref().map(|(_, origin)| origin)),
+                (
+                    "Username",
+                    lines.username.as_ref().map(|(_, origin)| origin),
+                ),
+                (
+                    "Password",
+                    lines.password.as_ref().map(|(_, origin)| origin),
+                ),
             ] {
                 if let Some(origin) = origin {
                     return Err(error(
@@ -183,7 +192,10 @@ fn parse_lines(text: &str, path: &Path) -> Result<AccountLines, ConfigError> {
 /// ClientID and ClientSecret are an error where nothing would send them.
 fn refuse_client_lines(lines: &AccountLines, why: &str) -> Result<(), ConfigError> {
     for (key, origin) in [
-        ("ClientID", lines.client_id.as_ref().map(|(_, origin)| origin)),
+        (
+            "ClientID",
+            lines.client_id.as_ref().map(|(_, origin)| origin),
+        ),
         (
             "ClientSecret",
             lines.client_secret.as_ref().map(|(_, origin)| origin),
@@ -287,11 +299,14 @@ mod tests {
     fn each_method_takes_the_lines_it_sends_and_refuses_the_others() {
         let path = Path::new("/etc/acct");
         let full = "Username=\"svc\"\nPassword=\"pw\"\nClientID=\"cid\"\nClientSecret=\"cs\"\n";
-        let account =
-            parse_service_now_account_text(full, path, AuthMethod::OAuthPassword).expect("all four");
+        let account = parse_service_now_account_text(full, path, AuthMethod::OAuthPassword)
+            .expect("all four");
         let user = account.user.expect("a user");
         let client = account.client.expect("a client");
-        assert_eq!((user.username.as_str(), user.password.as_str()), ("svc", Some("pw")));
+        assert_eq!(
+            (user.username.as_str(), user.password.as_str()),
+            ("svc", Some("pw"))
+        );
         assert_eq!(
             (client.client_id.as_str(), client.client_secret.as_str()),
             ("cid", Some("cs"))
@@ -302,8 +317,16 @@ mod tests {
                 .expect("client alone");
         assert!(account.user.is_none() && account.client.is_some());
         for (text, method, expected) in [
-            (full, AuthMethod::OAuthClientCredentials, "/etc/acct:1: Username is not used"),
-            (full, AuthMethod::Basic, "/etc/acct:3: ClientID is not used here"),
+            (
+                full,
+                AuthMethod::OAuthClientCredentials,
+                "/etc/acct:1: Username is not used",
+            ),
+            (
+                full,
+                AuthMethod::Basic,
+                "/etc/acct:3: ClientID is not used here",
+            ),
             (
                 only_client,
                 AuthMethod::OAuthPassword,
@@ -324,11 +347,19 @@ mod tests {
                 .expect_err(expected)
                 .to_string();
             assert!(problem.starts_with(expected), "{problem}");
-            assert!(!problem.contains("\"cs\"") && !problem.contains("pw"), "{problem}");
+            assert!(
+                !problem.contains("\"cs\"") && !problem.contains("pw"),
+                "{problem}"
+            );
         }
         // Remedy and the portal read Username and Password only.
-        let problem = parse_account_text(full, path).expect_err("client lines").to_string();
-        assert!(problem.starts_with("/etc/acct:3: ClientID is not used here"), "{problem}");
+        let problem = parse_account_text(full, path)
+            .expect_err("client lines")
+            .to_string();
+        assert!(
+            problem.starts_with("/etc/acct:3: ClientID is not used here"),
+            "{problem}"
+        );
     }
 
     #[test]

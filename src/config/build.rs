@@ -15,8 +15,7 @@ use super::keys::{self, Key};
 use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, parse_entries, split_list};
 use super::{
-    AuthMethod, Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings,
-    TicketingSystem,
+    AuthMethod, Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem,
 };
 use crate::bypass::BypassHash;
 use crate::secure_file::{self, Readers};
@@ -277,9 +276,9 @@ impl Settings {
                 "portal mode (FetchCredentialsThroughPVWA=Yes), where PortalAuthMethod decides how \
                  the gateway user logs on",
             ),
-            (_, Some(TicketingSystem::BmcRemedy)) => Some(
-                "BMC Remedy, which logs on with Username and Password (POST /api/jwt/login)",
-            ),
+            (_, Some(TicketingSystem::BmcRemedy)) => {
+                Some("BMC Remedy, which logs on with Username and Password (POST /api/jwt/login)")
+            }
             _ => None,
         };
         match elsewhere {
@@ -573,8 +572,7 @@ mod tests {
         );
         // basic, said outright, is what Remedy does anyway.
         assert!(
-            build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nAuthMethod=basic\n")
-                .is_ok()
+            build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nAuthMethod=basic\n").is_ok()
         );
     }
 
