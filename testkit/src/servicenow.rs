@@ -1700,6 +1700,116 @@ mod tests {
         out
     }
 
+    fn token(sim: &ServiceNowSim, form: &str) -> Response {
+        sim.handle(&Request {
+            method: "POST".into(),
+            path: "/oauth_token.do".into(),
+            body: form.as_bytes().to_vec(),
+            ..Request::default()
+        })
+    }
+
+    fn bearer_get(sim: &ServiceNowSim, token: &str) -> u16 {
+        let mut request = Request {
+            method: "GET".into(),
+            path: "/api/now/table/incident".into(),
+            ..Request::default()
+        };
+        request
+            .headers
+            .insert("authorization".into(), format!("Bearer {token}"));
+        sim.handle(&request).status
+    }
+
+    #[test]
+    fn oauth_grants_refresh_expiry_and_refusals() {
+        let sim = sim();
+        sim.set_oauth_client(Some(("cid", "csecret")));
+        let password = format!(
+            "grant_type=password&client_id=cid&client_secret=csecret&username={USER}&password={PASSWORD}"
+        );
+        let answer = body(&token(&sim, &password));
+        assert_eq!(answer["token_type"], "Bearer");
+        assert_eq!(answer["expires_in"], 1799);
+        let access = answer["access_token"].as_str().expect("token").to_string();
+        let refresh = answer["refresh_token"]
+            .as_str()
+            .expect("refresh")
+            .to_string();
+        assert_eq!(bearer_get(&sim, &access), 200);
+        assert_eq!(
+            bearer_get(&sim, &refresh),
+            401,
+            "a refresh token is no access token"
+        );
+        // Refresh, then the access tokens end early: the refresh token still works.
+        sim.expire_access_tokens();
+        assert_eq!(bearer_get(&sim, &access), 401);
+        let refreshed = body(&token(
+            &sim,
+            &format!(
+                "grant_type=refresh_token&client_id=cid&client_secret=csecret&refresh_token={refresh}"
+            ),
+        ));
+        assert!(refreshed["refresh_token"].is_null());
+        let renewed = refreshed["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        assert_eq!(bearer_get(&sim, &renewed), 200);
+        // Revoked: the refresh token is refused as an instance refuses it.
+        sim.revoke_tokens();
+        let refused = token(
+            &sim,
+            &format!(
+                "grant_type=refresh_token&client_id=cid&client_secret=csecret&refresh_token={refresh}"
+            ),
+        );
+        assert_eq!(refused.status, 401);
+        assert_eq!(
+            body(&refused),
+            json!({"error_description": "access_denied", "error": "server_error"})
+        );
+        // Client credentials: off until the instance property is set; no refresh token.
+        let client_only = "grant_type=client_credentials&client_id=cid&client_secret=csecret";
+        assert_eq!(token(&sim, client_only).status, 401);
+        sim.set_client_credentials_enabled(true);
+        let answer = body(&token(&sim, client_only));
+        assert!(answer["refresh_token"].is_null() && answer["access_token"].is_string());
+        // RFC 6749 bodies on request.
+        sim.set_oauth_errors(OAuthErrors::Rfc6749);
+        let wrong_secret = token(
+            &sim,
+            "grant_type=client_credentials&client_id=cid&client_secret=x",
+        );
+        assert_eq!(
+            (wrong_secret.status, body(&wrong_secret)["error"].clone()),
+            (401, json!("invalid_client"))
+        );
+        let wrong_user = token(
+            &sim,
+            "grant_type=password&client_id=cid&client_secret=csecret&username=x&password=y",
+        );
+        assert_eq!(
+            (wrong_user.status, body(&wrong_user)["error"].clone()),
+            (400, json!("invalid_grant"))
+        );
+        // Basic turned off: 401 for Basic, Bearer still served.
+        sim.set_basic_auth_enabled(false);
+        assert_eq!(get(&sim, "/api/now/table/incident", &[]).status, 401);
+        assert_eq!(
+            bearer_get(&sim, answer["access_token"].as_str().expect("token")),
+            200
+        );
+        let grants: Vec<(String, u16)> = sim
+            .token_requests()
+            .into_iter()
+            .map(|request| (request.grant_type, request.status))
+            .collect();
+        assert_eq!(grants.len(), 7);
+        assert_eq!(grants[0], ("password".to_string(), 200));
+    }
+
     fn body(response: &Response) -> Value {
         serde_json::from_slice(&response.body).expect("the simulator answers JSON")
     }
