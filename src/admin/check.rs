@@ -23,6 +23,8 @@ trust work.
 What it asks, by ticketing system (nothing is written to the audit log):
   ServiceNow  looks up an incident that does not exist (PAMTICKETCHECK0); \"not found\"
               proves that the certificate verified and that the account may read tickets.
+              With an OAuth AuthMethod it first gets a token of its own from
+              /oauth_token.do (a new grant; the token cache is neither read nor written).
   BMCRemedy   logs on (its own token: the token cache is neither read nor written),
               queries PAMTICKETCHECK0 on the incident form and on the change form, logs off.
   portal      (FetchCredentialsThroughPVWA=Yes) logs on, counts the vault accounts the

@@ -380,7 +380,16 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         && (config.ticketing_system == Some(TicketingSystem::BmcRemedy)
             || config.oauth_client.is_some())
     {
-        findings.extend(cache_directory_findings(&config.cache_directory, &source));
+        let anew = if config.oauth_client.is_some() {
+            "asks ServiceNow for an OAuth token anew"
+        } else {
+            "logs on to Remedy anew"
+        };
+        findings.extend(cache_directory_findings(
+            &config.cache_directory,
+            anew,
+            &source,
+        ));
     }
     if let Some(portal) = &config.portal {
         findings.push(portal_validation_reminder(portal, &source));
@@ -458,14 +467,13 @@ fn trust_findings(
 
 /// The Remedy token cache directory as the module will use it under sshd (as root): a
 /// directory owned by root that nobody else may enter, or one the module can create.
-fn cache_directory_findings(directory: &Path, source: &str) -> Vec<Finding> {
+fn cache_directory_findings(directory: &Path, anew: &str, source: &str) -> Vec<Finding> {
     let unusable = |why: String| {
         vec![Finding::new(
             Severity::Warning,
             source.to_string(),
             format!(
-                "the token cache directory {} is unusable ({why}): every login logs on to \
-                 Remedy anew",
+                "the token cache directory {} is unusable ({why}): every login {anew}",
                 directory.display()
             ),
             format!(
