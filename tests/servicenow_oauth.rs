@@ -24,7 +24,7 @@ use support::pam::{
     self, Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
     assert_code,
 };
-use support::pki::{ServerCert, TestPki};
+use support::pki::{ClientCert, ServerCert, TestPki};
 use support::servicenow::{OAuthErrors, ServiceNowSim, TokenRequest};
 use support::tmp::TestDir;
 
@@ -80,13 +80,23 @@ struct OAuthGate {
 
 impl OAuthGate {
     fn new(method: Method) -> OAuthGate {
+        OAuthGate::start(method, false)
+    }
+
+    /// `requiring_client_certificates`: the instance's HTTPS server, token endpoint
+    /// included, refuses a connection without a client certificate of the test CA.
+    fn start(method: Method, requiring_client_certificates: bool) -> OAuthGate {
         let dir = TestDir::new(&format!("servicenow-{}", method.name()));
         let pki = TestPki::generate(&dir.join("pki"));
         let sim = Arc::new(ServiceNowSim::new(USER, PASSWORD));
         sim.set_oauth_client(Some((CLIENT_ID, CLIENT_SECRET)));
         sim.set_client_credentials_enabled(true);
         sim.set_basic_auth_enabled(false);
-        let server = TestServer::start(pki.server_config(ServerCert::Good), sim.clone());
+        let server = if requiring_client_certificates {
+            TestServer::start_requiring_client_certificates(&pki, ServerCert::Good, sim.clone())
+        } else {
+            TestServer::start(pki.server_config(ServerCert::Good), sim.clone())
+        };
         let gate = OAuthGate {
             dir,
             pki,
@@ -571,6 +581,38 @@ fn a_refused_client_is_logged_at_err_without_its_secret() {
         assert!(!line.contains("Wr0ng-Cl1ent-S3cret"), "{line}");
         assert_no_secret(&gate, line, "a syslog line");
     }
+}
+
+/// With ClientCertificateFile and ClientKeyFile, the token request goes over the same
+/// client as the Table API: it presents the certificate too, so an instance that
+/// requires one issues the token; without the certificate nothing gets through.
+#[test]
+fn the_token_endpoint_gets_the_client_certificate_too() {
+    let gate = OAuthGate::start(Method::ClientCredentials, true);
+    let files = gate.pki.client(ClientCert::Good);
+    let service = gate.service(&format!(
+        "ClientCertificateFile=\"{}\"\nClientKeyFile=\"{}\"\n",
+        files.cert_path.display(),
+        files.key_path.display()
+    ));
+    gate.log_in_allowed(&service);
+    assert_eq!(gate.grants(), vec![("client_credentials".to_string(), 200)]);
+    assert_eq!(gate.sim.table_auth_schemes(), vec!["Bearer"]);
+
+    let without = gate.service("FailMode=safe\n");
+    fs::remove_dir_all(gate.cache_dir()).expect("empty the cache");
+    let outcome = gate.login(&without, "INC0010001");
+    assert_eq!(
+        outcome.code,
+        PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        outcome.transcript()
+    );
+    assert!(
+        !outcome.env.contains_key("TICKET_DECISION"),
+        "never failsafe"
+    );
+    assert_eq!(gate.grants().len(), 1, "no token request got through");
 }
 
 /// 50 PAM logins at once: one token request, every query with the same Bearer token.
