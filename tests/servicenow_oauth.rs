@@ -615,6 +615,41 @@ fn the_token_endpoint_gets_the_client_certificate_too() {
     assert_eq!(gate.grants().len(), 1, "no token request got through");
 }
 
+/// AllowedUserRoles=assignment_group: the `sys_user_grmember` query goes with the same
+/// shared Bearer token as the ticket's (Basic is off on this instance), and `check`'s
+/// membership probe with the check's own token.
+#[test]
+fn the_group_membership_query_uses_the_token_too() {
+    let gate = OAuthGate::new(Method::Password);
+    let service = gate.service(
+        "ValidateRequestingUser=\"Yes\"\nAllowedUserRoles=\"requester, assignment_group\"\n",
+    );
+    // bob is no requester of INC0010001 but a member of its assignment group.
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("bob").rhost("192.0.2.32").answer("INC0010001"),
+    );
+    assert_code(&outcome, PAM_SUCCESS);
+    let tables: Vec<String> = gate
+        .sim
+        .received()
+        .into_iter()
+        .map(|query| query.table)
+        .collect();
+    assert_eq!(tables, ["incident", "sys_user_grmember"]);
+    assert_eq!(gate.sim.table_auth_schemes(), vec!["Bearer"; 2]);
+    assert_eq!(gate.grants(), vec![("password".to_string(), 200)]);
+
+    let (code, output) = gate.check(&[]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("OK    sys_user_grmember answered a membership query"),
+        "{output}"
+    );
+    assert_eq!(gate.sim.table_auth_schemes(), vec!["Bearer"; 4]);
+    assert_eq!(gate.grants().len(), 2, "check used a token of its own");
+}
+
 /// 50 PAM logins at once: one token request, every query with the same Bearer token.
 #[test]
 fn fifty_concurrent_logins_make_one_token_request() {
