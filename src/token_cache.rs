@@ -207,6 +207,10 @@ impl TokenCache {
         &self.directory
     }
 
+    pub fn kind(&self) -> TokenKind {
+        self.kind
+    }
+
     pub fn token_path(&self) -> &Path {
         &self.token_path
     }

@@ -776,3 +776,34 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// `pam-ticket check --flush-cache` removes the cached platform token, and the next login
+/// asks the tenant for a new one.
+#[test]
+fn flush_cache_removes_the_platform_token() {
+    let cloud = Cloud::start("cloud-flush");
+    let service = cloud.service("", &[]);
+    cloud.assert_last_allowed(&alice_to_root_at_db01(&service));
+    let token_file = cloud.token_file();
+    let config = cloud.config_path().display().to_string();
+    let (code, output) = tool(&["check", "--flush-cache", "--config", &config]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains(&format!(
+            "REMOVED {} (Privilege Cloud platform token cache)",
+            token_file.display()
+        )),
+        "{output}"
+    );
+    assert!(!token_file.exists());
+    let tokens = cloud.issued_tokens();
+    assert_eq!(tokens.len(), 1);
+    assert!(!output.contains(tokens[0].as_str()), "{output}");
+    cloud.assert_last_allowed(&alice_to_root_at_db01(&service));
+    assert_eq!(
+        cloud.issued_tokens().len(),
+        2,
+        "a new token after the flush"
+    );
+    assert_eq!(cloud.audit().len(), 2);
+}

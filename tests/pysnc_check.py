@@ -7,7 +7,12 @@ parameters (sysparm_display_value=all, sysparm_exclude_reference_link, offset/li
 paging, the ORDERBYsys_id it always appends), value shapes, X-Total-Count, the
 single-record route and the error bodies.
 
-Usage: pysnc_check.py URL CA_PEM USER PASSWORD   (tests/pysnc_check.sh runs it)
+(e) pysnc's OAuth password grant (ServiceNowPasswordGrantFlow, through requests-oauthlib)
+gets a token from /oauth_token.do and queries with it as a Bearer token; a wrong client
+secret is refused the way an instance refuses it.
+
+Usage: pysnc_check.py URL CA_PEM USER PASSWORD CLIENT_ID CLIENT_SECRET
+(tests/pysnc_check.sh runs it)
 Exit status 0 only when every check passed.
 """
 
@@ -44,7 +49,7 @@ def numbers(gr):
 
 
 def main():
-    url, ca, user, password = sys.argv[1:5]
+    url, ca, user, password, client_id, client_secret = sys.argv[1:7]
     # pysnc sends each request through requests' merge_environment_settings with
     # verify=None, so these variables would silently replace verify=ca.
     for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
@@ -223,6 +228,36 @@ def main():
         check("d: unknown table raises", "no exception", "RequestException")
     except RequestException as error:
         check("d: unknown table raises", "Invalid table u_no_such_table" in str(error), True)
+
+    # (e) OAuth 2.0 password grant, as pysnc does it.
+    from pysnc.auth import ServiceNowPasswordGrantFlow
+
+    flow = ServiceNowPasswordGrantFlow(user, password, client_id, client_secret)
+    oauth_client = pysnc.ServiceNowClient(url, flow, verify=ca)
+    oauth_sent = []
+
+    def record_oauth(response, *args, **kwargs):
+        oauth_sent.append((urllib.parse.urlsplit(response.request.url).path,
+                           response.request.headers.get("Authorization", "")))
+    oauth_client.session.hooks["response"].append(record_oauth)
+    token = oauth_client.session.token
+    check("e: token_type Bearer", token.get("token_type"), "Bearer")
+    check("e: expires_in as ServiceNow gives it", token.get("expires_in"), 1799)
+    check("e: a refresh token with the password grant", bool(token.get("refresh_token")), True)
+    gr = oauth_client.GlideRecord("incident")
+    gr.add_query("number", "INC0010001")
+    gr.query()
+    check("e: query with the token finds the incident", numbers(gr), ["INC0010001"])
+    check("e: the query went with a Bearer token",
+          [auth.split(" ")[0] for path, auth in oauth_sent if path.startswith("/api/now/")][:1],
+          ["Bearer"])
+    wrong = ServiceNowPasswordGrantFlow(user, password, client_id, client_secret + "x")
+    try:
+        pysnc.ServiceNowClient(url, wrong, verify=ca).GlideRecord("incident").query()
+        check("e: wrong client secret is refused", "no exception", "an OAuth error")
+    except Exception as error:  # oauthlib raises its own error types, at sign-in
+        check("e: wrong client secret is refused as server_error/access_denied",
+              (type(error).__name__, "access_denied" in str(error)), ("ServerError", True))
 
     print(f"pysnc {pysnc.__version__}")
     print(f"{passed} passed, {failed} failed")

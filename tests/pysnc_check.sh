@@ -13,6 +13,9 @@ set -euo pipefail
 PYSNC_VERSION=1.2.1
 USER_NAME=svc_pam
 PASSWORD='s3cret-pysnc'
+CLIENT_ID=pysnc-oauth-client
+CLIENT_SECRET='client-s3cret-pysnc'
+REQUESTS_OAUTHLIB_VERSION=2.0.0
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/pam_ticket-pysnc.XXXXXX")
@@ -37,9 +40,11 @@ if [[ -n "${PYSNC_PYTHON:-}" ]]; then
     python=$PYSNC_PYTHON
 else
     venv="${TMPDIR:-/tmp}/pam_ticket-pysnc-$PYSNC_VERSION"
-    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pysnc' 2>/dev/null; then
+    # requests-oauthlib is pysnc's optional dependency for its OAuth flows.
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pysnc, requests_oauthlib' 2>/dev/null; then
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "pysnc==$PYSNC_VERSION"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "pysnc==$PYSNC_VERSION" \
+            "requests-oauthlib==$REQUESTS_OAUTHLIB_VERSION"
     fi
     python=$venv/bin/python
 fi
@@ -55,7 +60,7 @@ fi
 
 # A FIFO as standard input: the simulator serves while fd 3 stays open here.
 mkfifo "$work/stdin"
-"$sim_bin" "$USER_NAME" "$PASSWORD" <"$work/stdin" >"$work/sim.out" 2>"$work/sim.err" &
+"$sim_bin" "$USER_NAME" "$PASSWORD" "$CLIENT_ID" "$CLIENT_SECRET" <"$work/stdin" >"$work/sim.out" 2>"$work/sim.err" &
 sim_pid=$!
 exec 3>"$work/stdin"
 
@@ -72,5 +77,6 @@ if [[ -z "$ca" || -z "$port" ]]; then
 fi
 
 status=0
-"$python" "$repo/tests/pysnc_check.py" "https://localhost:$port" "$ca" "$USER_NAME" "$PASSWORD" || status=$?
+"$python" "$repo/tests/pysnc_check.py" "https://localhost:$port" "$ca" "$USER_NAME" "$PASSWORD" \
+    "$CLIENT_ID" "$CLIENT_SECRET" || status=$?
 exit "$status"

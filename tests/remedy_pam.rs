@@ -125,6 +125,19 @@ impl RemedyGate {
         self.only_cache_file("token")
     }
 
+    /// Whether any `.token` file is in the cache directory.
+    fn token_file_path_exists(&self) -> bool {
+        fs::read_dir(self.cache_dir())
+            .expect("cache directory")
+            .any(|entry| {
+                entry
+                    .expect("entry")
+                    .path()
+                    .extension()
+                    .is_some_and(|ext| ext == "token")
+            })
+    }
+
     /// The one lock file beside it (`remedy-<key>.lock`).
     fn token_file_sibling_lock(&self) -> PathBuf {
         self.only_cache_file("lock")
@@ -769,4 +782,34 @@ fn one_retry_per_check_across_log_on_and_query() {
     assert_eq!(gate.audit().len(), 1);
     let record = gate.newest_record_names("server error HTTP 503");
     assert_eq!(record["decision"], "unavailable");
+}
+
+/// `pam-ticket check --flush-cache` removes the cached AR-JWT (not logged off: the tool
+/// asks no server), and the next login logs on again.
+#[test]
+fn flush_cache_removes_the_cached_token() {
+    let gate = RemedyGate::new();
+    let service = gate.service("");
+    gate.log_in_allowed(&service, "INC000000000001");
+    let token = gate.cached_token();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pam-ticket"))
+        .args(["check", "--flush-cache", "--config"])
+        .arg(gate.dir.join("pam_ticket.conf"))
+        .output()
+        .expect("run pam-ticket");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("REMOVED") && stdout.contains("(Remedy token cache)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 cached token removed"), "{stdout}");
+    assert!(
+        !stdout.contains(&token) && !stdout.contains(ACCOUNT_PASSWORD),
+        "{stdout}"
+    );
+    assert!(!gate.token_file_path_exists());
+    assert_eq!((gate.sim.login_count(), gate.sim.logout_count()), (1, 0));
+    gate.log_in_allowed(&service, "INC000000000001");
+    assert_eq!(gate.sim.login_count(), 2);
 }

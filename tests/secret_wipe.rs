@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pam_ticket::backend::{portal, remedy, servicenow};
-use pam_ticket::config::{Credentials, Origin, read_account_file};
+use pam_ticket::config::{
+    AuthMethod, Credentials, Origin, read_account_file, read_service_now_account,
+};
 use pam_ticket::http::{HttpResponse, encode_form, encode_json, read_wiped_body};
 use pam_ticket::secret::Secret;
 use serde_json::json;
@@ -272,6 +274,30 @@ fn secrets_are_wiped_before_their_memory_is_freed() {
         }),
         0,
         "account file"
+    );
+
+    // A ServiceNow OAuth account file: the client secret is wiped as the password is,
+    // read or refused (a ClientSecret where the method sends none).
+    fs::write(
+        &path,
+        format!("ClientID=\"cid\"\nClientSecret=\"{MARKER}\"\n"),
+    )
+    .expect("an account file");
+    assert_eq!(
+        freed_with(start, || {
+            let read = read_service_now_account(&path, &origin, AuthMethod::OAuthClientCredentials)
+                .map_err(|error| error.to_string());
+            assert_eq!(
+                read.as_ref()
+                    .ok()
+                    .and_then(|account| account.client.as_ref())
+                    .and_then(|client| client.client_secret.as_str()),
+                Some(MARKER)
+            );
+            assert!(read_service_now_account(&path, &origin, AuthMethod::Basic).is_err());
+        }),
+        0,
+        "OAuth account file"
     );
 
     // Account files the module refuses: the password read before the problem is wiped too.

@@ -24,6 +24,8 @@ trust work.
 What it asks, by ticketing system (nothing is written to the audit log):
   ServiceNow  looks up an incident that does not exist (PAMTICKETCHECK0); \"not found\"
               proves that the certificate verified and that the account may read tickets.
+              With an OAuth AuthMethod it first gets a token of its own from
+              /oauth_token.do (a new grant; the token cache is neither read nor written).
   BMCRemedy   logs on (its own token: the token cache is neither read nor written),
               queries PAMTICKETCHECK0 on the incident form and on the change form, logs off.
   portal      (FetchCredentialsThroughPVWA=Yes) logs on, counts the vault accounts the
@@ -40,14 +42,21 @@ change_request.approval; BMCRemedy: another log-on, each form's field definition
 them, with the nearest choice (In-Progress: did you mean \"In Progress\"?). A list that
 cannot be read is a warning too; warnings never change the exit status.
 
+With --flush-cache it asks nothing: it removes the token files this configuration's
+logins share under CacheDirectory (BMCRemedy: the AR-JWT; ServiceNow with an OAuth
+AuthMethod: the access token and, for oauth-password, the refresh token), says which it
+removed, and exits. The next login fetches new tokens. Use it after changing an account's
+password or client secret, or revoking its tokens on the server.
+
   --config PATH          the configuration file (as config=PATH on the pam.d line)
   --arg MODULE-ARGUMENT  an argument as written on the pam.d line (debug, Key=Value);
                          repeat it for several, e.g. --arg FailMode=safe
+  --flush-cache          remove this configuration's cached tokens instead of checking
 ";
 
 /// Runs the subcommand; returns the process exit code.
 pub fn run(arguments: &[String]) -> i32 {
-    let options = match args::parse(arguments, &["config"], &["arg"], &[]) {
+    let options = match args::parse(arguments, &["config"], &["arg"], &["flush-cache"]) {
         Ok(Parsed::Help) => {
             println!("{HELP}\n{EXIT_CODES}");
             return EXIT_OK;
@@ -91,6 +100,9 @@ pub fn run(arguments: &[String]) -> i32 {
     };
     println!("  OK    parsed and validated");
     println!();
+    if options.switch("flush-cache") {
+        return flush_cache(&config);
+    }
     println!("effective settings:");
     for (key, value) in settings(&config) {
         println!("  {key:<30} {value}");
@@ -152,7 +164,8 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
             .ticketing_system
             .map_or_else(|| "(none)".to_string(), |system| system.name().to_string()),
         Key::SystemURL => optional(config.system_url.as_ref()),
-        Key::ConnectionAccountFile => account(config.connection_account.as_ref()),
+        Key::ConnectionAccountFile => connection_account(config),
+        Key::AuthMethod => config.auth_method.name().to_string(),
         Key::CAFile => config.ca_bundle.as_ref().map_or_else(
             || "(none found: set CAFile)".to_string(),
             |bundle| bundle.path().display().to_string(),
@@ -340,6 +353,66 @@ fn account(credentials: Option<&Credentials>) -> String {
                 credentials.username
             )
         },
+    )
+}
+
+/// `--flush-cache`: removes the token file of each cache the configured source uses.
+fn flush_cache(config: &Config) -> i32 {
+    let source = match backend::from_config(config) {
+        Ok(source) => source,
+        Err(problem) => {
+            println!("token cache: FAIL cannot set up the ticket source: {problem}");
+            println!("result: FAILED");
+            return EXIT_FAILED;
+        }
+    };
+    let caches = source.token_caches();
+    if caches.is_empty() {
+        println!("token cache: this configuration caches no tokens; nothing to remove");
+        println!("result: OK");
+        return EXIT_OK;
+    }
+    println!("token cache: {}", config.cache_directory.display());
+    let (mut removed, mut failed) = (0, 0);
+    for cache in caches {
+        let path = cache.token_path().display();
+        let noun = cache.kind().noun();
+        match cache.remove() {
+            Ok(true) => {
+                removed += 1;
+                println!("  REMOVED {path} ({noun})");
+            }
+            Ok(false) => println!("  NONE    {path} ({noun}): no cached token"),
+            Err(problem) => {
+                failed += 1;
+                println!("  FAIL    {noun}: {problem}");
+            }
+        }
+    }
+    let tokens = if removed == 1 { "token" } else { "tokens" };
+    if failed == 0 {
+        println!("result: OK ({removed} cached {tokens} removed; the next login fetches new ones)");
+        EXIT_OK
+    } else {
+        println!("result: FAILED ({removed} cached {tokens} removed, {failed} could not be)");
+        EXIT_FAILED
+    }
+}
+
+/// ConnectionAccountFile with the lines the module uses from it, secrets masked.
+fn connection_account(config: &Config) -> String {
+    let Some(client) = &config.oauth_client else {
+        return account(config.connection_account.as_ref());
+    };
+    let user = config
+        .connection_account
+        .as_ref()
+        .map(|user| format!(", Username={}, Password=********", user.username))
+        .unwrap_or_default();
+    format!(
+        "{} (ClientID={}, ClientSecret=********{user})",
+        client.source.display(),
+        client.client_id
     )
 }
 

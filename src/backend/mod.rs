@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::http::{Deadline, HttpResponse, TransportError, Unreachable, retry_after};
 use crate::login::Login;
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
+use crate::token_cache::TokenCache;
 
 /// The ticket `pam-ticket check` asks for: valid in a query, absent from any real system.
 pub const PROBE_TICKET: &str = "PAMTICKETCHECK0";
@@ -202,6 +203,11 @@ pub fn bad_response(detail: &str) -> LookupError {
 /// What the admin reads when the system refuses the module's own account: who was
 /// refused, by whom, and what to check.
 pub fn account_refused_text(config: &Config, status: u16, detail: &str) -> String {
+    if config.portal.is_none()
+        && let Some(client) = &config.oauth_client
+    {
+        return oauth_client_refused_text(config, client, status, detail);
+    }
     let (server, username, setting, file, more) = match &config.portal {
         // The token request goes to the Identity tenant; the portal calls take its token.
         Some(portal) if portal.identity_url.is_some() => (
@@ -253,6 +259,53 @@ pub fn account_refused_text(config: &Config, status: u16, detail: &str) -> Strin
     }
     text.push_str(&format!(
         "): check {setting} ({file}) and the account's password, lock state and roles{more}"
+    ));
+    text
+}
+
+/// [`account_refused_text`] for ServiceNow with an OAuth AuthMethod: the refusal may come
+/// from `/oauth_token.do` (the client, its secret, the user of a password grant) or from
+/// the Table API (the roles of the user the token acts as).
+fn oauth_client_refused_text(
+    config: &Config,
+    client: &crate::config::OAuthClient,
+    status: u16,
+    detail: &str,
+) -> String {
+    let server = config
+        .system_url
+        .as_ref()
+        .map_or_else(|| "the ticketing system".to_string(), ToString::to_string);
+    let (who, lines, user_hint) = match &config.connection_account {
+        Some(user) => (
+            format!(
+                "OAuth client {} (AuthMethod=oauth-password, user {})",
+                sanitise(&client.client_id),
+                sanitise(&user.username)
+            ),
+            "ClientID, ClientSecret, Username and Password",
+            "the user's password, lock state and roles",
+        ),
+        None => (
+            format!(
+                "OAuth client {} (AuthMethod=oauth-client-credentials)",
+                sanitise(&client.client_id)
+            ),
+            "ClientID and ClientSecret",
+            "the entry's OAuth Application User and its roles, and that the instance allows \
+             the grant (glide.oauth.inbound.client.credential.grant_type.enabled=true)",
+        ),
+    };
+    let mut text = format!("the module's {who} was refused by {server} (HTTP {status}");
+    if !detail.is_empty() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    text.push_str(&format!(
+        "): check {lines} in ConnectionAccountFile ({}), the client's Application Registry \
+         entry on the instance (System OAuth > Application Registry: active, same client \
+         secret), and {user_hint}",
+        client.source.display()
     ));
     text
 }
@@ -371,6 +424,12 @@ pub trait TicketSource {
     fn known_choices(&mut self, _fields: &[ChoiceField], _deadline: Deadline) -> Vec<KnownChoices> {
         Vec::new()
     }
+
+    /// The token caches this configuration's logins use (every kind it may write), for
+    /// `pam-ticket check --flush-cache`. A source that caches nothing has none.
+    fn token_caches(&self) -> Vec<&TokenCache> {
+        Vec::new()
+    }
 }
 
 /// The probe ticket, as an ID of the given kind.
@@ -423,30 +482,51 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
             config.cache_directory.clone(),
         )));
     }
-    let (Some(system), Some(url), Some(account)) = (
-        config.ticketing_system,
-        config.system_url.clone(),
-        config.connection_account.clone(),
-    ) else {
-        return Err(
-            "TicketingSystem, SystemURL and ConnectionAccountFile are required".to_string(),
-        );
+    let (Some(system), Some(url)) = (config.ticketing_system, config.system_url.clone()) else {
+        return Err("TicketingSystem and SystemURL are required".to_string());
+    };
+    let account = || {
+        config
+            .connection_account
+            .clone()
+            .ok_or_else(|| "ConnectionAccountFile is required".to_string())
     };
     match system {
-        crate::config::TicketingSystem::ServiceNow => Ok(Box::new(
-            servicenow::ServiceNow::new(
-                client,
-                url,
-                account,
-                servicenow::PersonQuery::from_people(&config.people),
-            )
-            .with_ci(config.ci_check.is_some()),
-        )),
+        crate::config::TicketingSystem::ServiceNow => {
+            let auth = match (config.auth_method, &config.oauth_client) {
+                (crate::config::AuthMethod::Basic, _) => {
+                    servicenow::ServiceNowAuth::Basic(account()?)
+                }
+                (_, Some(client)) => {
+                    servicenow::ServiceNowAuth::OAuth(Box::new(servicenow::OAuthSession::new(
+                        &url,
+                        client.clone(),
+                        config.connection_account.clone(),
+                        config.cache_directory.clone(),
+                    )))
+                }
+                (method, None) => {
+                    return Err(format!(
+                        "AuthMethod={} needs ClientID and ClientSecret in ConnectionAccountFile",
+                        method.name()
+                    ));
+                }
+            };
+            Ok(Box::new(
+                servicenow::ServiceNow::new(
+                    client,
+                    url,
+                    auth,
+                    servicenow::PersonQuery::from_people(&config.people),
+                )
+                .with_ci(config.ci_check.is_some()),
+            ))
+        }
         crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(
             remedy::Remedy::new(
                 client,
                 url,
-                account,
+                account()?,
                 config.remedy.clone(),
                 config.cache_directory.clone(),
             )

@@ -1,5 +1,19 @@
 //! ServiceNow through the Table API: one GET per ticket, stored values only (a change
 //! checked for its configuration items: one more, see [`super::cmdb`]).
+//!
+//! The module signs in with HTTP basic authentication (AuthMethod=basic) or with an
+//! OAuth 2.0 access token from `POST /oauth_token.do` (AuthMethod=oauth-client-credentials
+//! or oauth-password), sent as `Authorization: Bearer …`. A token is shared by every sshd
+//! process through the root-only token cache ([`TokenCache::obtain`]: one token request
+//! for a burst of logins), used until shortly before its `expires_in`, then renewed: with
+//! the refresh token that came with a password grant, or, when there is none or the
+//! instance refuses it, with a new grant. A 401 on a Table API call means the instance
+//! dropped the token (expired early, revoked): a new one is got once and the call retried
+//! once. A token request the instance refuses (400 or 401) is the module's client refused:
+//! denied in both fail modes.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -13,16 +27,97 @@ use super::{
     why_unanswered,
 };
 use crate::audit::AuditSink;
-use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, UserRole};
+use crate::config::{
+    AuthMethod, BaseUrl, Credentials, OAuthClient, People, PersonFields, UserMatchField, UserRole,
+};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
-use crate::secret::SecretText;
+use crate::oauth::{self, ClientCredentials, Grant, TokenAnswer};
+use crate::secret::{Secret, SecretText, secret_text};
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
+use crate::token_cache::{FreshToken, TokenCache, TokenKind};
+
+/// ServiceNow's access token lifespan when the token answer gives none (the default of an
+/// Application Registry entry is 1,800 s).
+const DEFAULT_ACCESS_TOKEN_SECONDS: u64 = 1800;
+/// The longest the module keeps an access token, whatever its `expires_in` says.
+const ACCESS_TOKEN_CACHE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// The longest the module keeps a refresh token: ServiceNow's default refresh token
+/// lifespan (8,640,000 s, 100 days). One that the instance ends sooner is refused there,
+/// and the module falls back to a new grant.
+const REFRESH_TOKEN_CACHE_LIMIT: Duration = Duration::from_secs(8_640_000);
+
+/// How the module signs in to the instance.
+pub enum ServiceNowAuth {
+    /// Username and Password on every request.
+    Basic(Credentials),
+    /// An OAuth 2.0 access token from `/oauth_token.do`.
+    OAuth(Box<OAuthSession>),
+}
+
+/// The OAuth client, the user of a password grant, and the caches of its tokens.
+pub struct OAuthSession {
+    client: OAuthClient,
+    /// The integration user of a password grant; `None` for client credentials.
+    user: Option<Credentials>,
+    access: TokenCache,
+    /// Refresh tokens (password grant only). Written and read under the access token's
+    /// lock: only a login that is about to fetch an access token uses it.
+    refresh: Option<TokenCache>,
+}
+
+impl OAuthSession {
+    /// The session for `client` (and `user`, for the password grant) against `base_url`,
+    /// its tokens cached under `cache_directory`.
+    pub fn new(
+        base_url: &BaseUrl,
+        client: OAuthClient,
+        user: Option<Credentials>,
+        cache_directory: PathBuf,
+    ) -> OAuthSession {
+        // The cache key names the grant, the client and the user: a token of one never
+        // serves another.
+        let account = match &user {
+            Some(user) => format!("password:{}:{}", client.client_id, user.username),
+            None => format!("client_credentials:{}", client.client_id),
+        };
+        let access = TokenCache::new(
+            cache_directory.clone(),
+            TokenKind::ServiceNowAccess,
+            &base_url.base,
+            &account,
+            ACCESS_TOKEN_CACHE_LIMIT,
+        );
+        let refresh = user.is_some().then(|| {
+            TokenCache::new(
+                cache_directory,
+                TokenKind::ServiceNowRefresh,
+                &base_url.base,
+                &account,
+                REFRESH_TOKEN_CACHE_LIMIT,
+            )
+        });
+        OAuthSession {
+            client,
+            user,
+            access,
+            refresh,
+        }
+    }
+
+    fn method(&self) -> AuthMethod {
+        if self.user.is_some() {
+            AuthMethod::OAuthPassword
+        } else {
+            AuthMethod::OAuthClientCredentials
+        }
+    }
+}
 
 pub struct ServiceNow {
     client: HttpClient,
     base_url: BaseUrl,
-    account: Credentials,
+    auth: ServiceNowAuth,
     people: PersonQuery,
     /// ValidateConfigurationItem: fetch the ticket's configuration items too.
     with_ci: bool,
@@ -105,13 +200,13 @@ impl ServiceNow {
     pub fn new(
         client: HttpClient,
         base_url: BaseUrl,
-        account: Credentials,
+        auth: ServiceNowAuth,
         people: PersonQuery,
     ) -> ServiceNow {
         ServiceNow {
             client,
             base_url,
-            account,
+            auth,
             people,
             with_ci: false,
         }
@@ -164,23 +259,6 @@ impl ServiceNow {
         )
     }
 
-    fn get(&self, url: &str, deadline: Deadline) -> Result<HttpResponse, LookupError> {
-        // Decodes to the password: wiped (on drop) as soon as the request is over.
-        let authorization = basic_authorization(&self.account);
-        let headers = [
-            ("Accept", "application/json"),
-            ("Authorization", authorization.as_str()),
-        ];
-        Ok(self.client.send_with_retry(
-            Method::Get,
-            url,
-            &headers,
-            &Body::Empty,
-            deadline,
-            &mut RetryBudget::for_check(),
-        )?)
-    }
-
     /// `GET sys_user_grmember` for one membership: the person (by the matched field) in
     /// the group (by sys_id). Both values were checked by [`membership_query`].
     pub fn membership_url(&self, query: &str) -> String {
@@ -191,6 +269,250 @@ impl ServiceNow {
             percent_encode(&format!("{},group", self.people.walked("user"))),
         )
     }
+
+    fn token_url(&self) -> String {
+        self.base_url.join("/oauth_token.do")
+    }
+
+    /// One grant at `/oauth_token.do`: the session's own (client credentials or
+    /// password), or a refresh.
+    fn request_token(
+        &self,
+        session: &OAuthSession,
+        refresh_token: Option<&Secret>,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<TokenAnswer, LookupError> {
+        let not_text = |what: &str| LookupError::Misconfigured {
+            detail: format!(
+                "the {what} in {} is not valid UTF-8",
+                session.client.source.display()
+            ),
+        };
+        let client_secret = session
+            .client
+            .client_secret
+            .as_str()
+            .ok_or_else(|| not_text("ClientSecret"))?;
+        let client = ClientCredentials {
+            client_id: &session.client.client_id,
+            client_secret,
+        };
+        let grant = match (refresh_token, &session.user) {
+            (Some(token), _) => Grant::Refresh {
+                refresh_token: token
+                    .as_str()
+                    .ok_or_else(|| bad_response("the cached refresh token is not valid text"))?,
+            },
+            (None, Some(user)) => Grant::Password {
+                username: &user.username,
+                password: user.password.as_str().ok_or_else(|| not_text("Password"))?,
+            },
+            (None, None) => Grant::ClientCredentials,
+        };
+        oauth::request_token(
+            &self.client,
+            &self.token_url(),
+            &client,
+            &grant,
+            deadline,
+            retries,
+        )
+    }
+
+    /// A new access token for the cache, fetched under its lock: with the cached refresh
+    /// token when there is one, else (or when the instance refuses it) with a new grant.
+    /// A refresh token that comes with the answer replaces the cached one. Problems with
+    /// the refresh token's file change no decision and are returned as `warnings`.
+    fn fetch_access_token(
+        &self,
+        session: &OAuthSession,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        warnings: &mut Vec<String>,
+    ) -> Result<FreshToken, LookupError> {
+        let now = deadline.clock().unix_seconds();
+        let cached_refresh = session.refresh.as_ref().and_then(|cache| {
+            cache
+                .read()
+                .ok()
+                .filter(|cached| cache.is_usable(cached, now))
+        });
+        let mut answer = None;
+        if let Some(cached) = cached_refresh {
+            match self.request_token(session, Some(&cached.token), deadline, retries) {
+                Ok(refreshed) => answer = Some(refreshed),
+                // Expired, revoked, or the client's refresh tokens reset: a new grant
+                // decides whether the client itself is still let in.
+                Err(LookupError::AccountRefused { .. }) => {
+                    if let Some(cache) = &session.refresh
+                        && let Err(problem) = cache.remove()
+                    {
+                        warnings.push(format!("{} not cleared: {problem}", cache_noun(cache)));
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let answer = match answer {
+            Some(answer) => answer,
+            None => self.request_token(session, None, deadline, retries)?,
+        };
+        if let (Some(cache), Some(refresh_token)) = (&session.refresh, &answer.refresh_token) {
+            let written = cache
+                .prepare_directory()
+                .and_then(|()| cache.write_until(refresh_token, now, None));
+            if let Err(problem) = written {
+                warnings.push(format!("{} not written: {problem}", cache_noun(cache)));
+            }
+        }
+        Ok(FreshToken {
+            token: answer.access_token,
+            expires_in: Some(answer.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_SECONDS)),
+        })
+    }
+
+    /// The access token to use: the cached one while usable and not `rejected`, else a new
+    /// one, fetched once for a burst of logins ([`TokenCache::obtain`]).
+    fn access_token(
+        &self,
+        session: &OAuthSession,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, LookupError> {
+        let mut warnings = Vec::new();
+        let obtained = session.access.obtain(deadline, audit, rejected, || {
+            self.fetch_access_token(session, deadline, retries, &mut warnings)
+        });
+        for warning in warnings {
+            audit.warn(&warning);
+        }
+        Ok(obtained?.token)
+    }
+
+    /// One GET with the given `Authorization` header value.
+    fn get(
+        &self,
+        url: &str,
+        authorization: &str,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<HttpResponse, LookupError> {
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization),
+        ];
+        Ok(self.client.send_with_retry(
+            Method::Get,
+            url,
+            &headers,
+            &Body::Empty,
+            deadline,
+            retries,
+        )?)
+    }
+
+    /// One GET with the module's sign-in: basic, or the shared access token (renewed once
+    /// and the call retried once when the instance answers 401).
+    fn get_signed_in(
+        &self,
+        url: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<HttpResponse, LookupError> {
+        let mut retries = RetryBudget::for_check();
+        match &self.auth {
+            ServiceNowAuth::Basic(account) => {
+                // Decodes to the password: wiped (on drop) as soon as the request is over.
+                let authorization = basic_authorization(account);
+                self.get(url, authorization.as_str(), deadline, &mut retries)
+            }
+            ServiceNowAuth::OAuth(session) => {
+                let token = self.access_token(session, deadline, &mut retries, audit, None)?;
+                let response = self.get(url, &bearer(&token)?, deadline, &mut retries)?;
+                if response.status != 401 {
+                    return Ok(response);
+                }
+                // The instance dropped the token before its time (revoked, or its
+                // lifespan shortened): one new token, one retry.
+                let renewed =
+                    self.access_token(session, deadline, &mut retries, audit, Some(&token))?;
+                self.get(url, &bearer(&renewed)?, deadline, &mut retries)
+            }
+        }
+    }
+
+    /// For `pam-ticket check`: the `Authorization` header value of a sign-in of its own (a
+    /// new grant, never a cached or refresh token, which would prove nothing about the
+    /// client's secret today; nothing is written to the cache), and what it proved.
+    fn check_authorization(
+        &self,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<(SecretText, Option<String>), LookupError> {
+        match &self.auth {
+            ServiceNowAuth::Basic(account) => Ok((basic_authorization(account), None)),
+            ServiceNowAuth::OAuth(session) => {
+                let answer = self.request_token(session, None, deadline, retries)?;
+                let who = match &session.user {
+                    Some(user) => format!(
+                        "client {} for user {} (grant_type=password)",
+                        sanitise(&session.client.client_id),
+                        sanitise(&user.username)
+                    ),
+                    None => format!(
+                        "client {} (grant_type=client_credentials)",
+                        sanitise(&session.client.client_id)
+                    ),
+                };
+                let lifetime = answer.expires_in.map_or_else(
+                    || format!("no expires_in given: taken as {DEFAULT_ACCESS_TOKEN_SECONDS} s"),
+                    |seconds| format!("expires in {seconds} s"),
+                );
+                let refresh = match (&session.user, &answer.refresh_token) {
+                    (Some(_), Some(_)) => ", with a refresh token",
+                    (Some(_), None) => {
+                        ", without a refresh token (each renewal is a new password grant)"
+                    }
+                    (None, _) => "",
+                };
+                let line = format!(
+                    "got an OAuth access token for {who} from POST /oauth_token.do ({lifetime}{refresh})"
+                );
+                Ok((bearer(&answer.access_token)?, Some(line)))
+            }
+        }
+    }
+
+    /// The token caches this configuration uses, for `pam-ticket check --flush-cache`.
+    fn caches(&self) -> Vec<&TokenCache> {
+        match &self.auth {
+            ServiceNowAuth::Basic(_) => Vec::new(),
+            ServiceNowAuth::OAuth(session) => std::iter::once(&session.access)
+                .chain(session.refresh.as_ref())
+                .collect(),
+        }
+    }
+}
+
+fn cache_noun(cache: &TokenCache) -> String {
+    format!(
+        "ServiceNow refresh token cache {}",
+        cache.token_path().display()
+    )
+}
+
+/// `Bearer <token>`, in a buffer wiped on drop.
+fn bearer(token: &Secret) -> Result<SecretText, LookupError> {
+    let text = token
+        .as_str()
+        .ok_or_else(|| bad_response("the access token is not valid text"))?;
+    let mut header = secret_text("Bearer ".len() + text.len());
+    header.push_str("Bearer ");
+    header.push_str(text);
+    Ok(header)
 }
 
 /// Where a choice field's choices live in `sys_choice`: the table and the element.
@@ -250,12 +572,22 @@ impl TicketSource for ServiceNow {
         self.client.requests_sent()
     }
 
-    /// One `sys_choice` query per field, with the module's own account.
+    /// One `sys_choice` query per field, with a sign-in of the check's own (see
+    /// [`ServiceNow::check_authorization`]).
     fn known_choices(&mut self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
+        let mut retries = RetryBudget::for_check();
+        let authorization = match self.check_authorization(deadline, &mut retries) {
+            Ok((authorization, _)) => authorization,
+            Err(error) => {
+                return fields
+                    .iter()
+                    .map(|field| (*field, Err(error.clone())))
+                    .collect();
+            }
+        };
         fields
             .iter()
             .map(|field| {
-                let authorization = basic_authorization(&self.account);
                 let headers = [
                     ("Accept", "application/json"),
                     ("Authorization", authorization.as_str()),
@@ -280,16 +612,19 @@ impl TicketSource for ServiceNow {
         id: &TicketId,
         _login: &Login,
         deadline: Deadline,
-        _audit: &mut dyn AuditSink,
+        audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
         let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
-        let mut ticket =
-            interpret_for(id, &self.people, &self.get(&self.query_url(id)?, deadline)?)?;
+        let mut ticket = interpret_for(
+            id,
+            &self.people,
+            &self.get_signed_in(&self.query_url(id)?, deadline, audit)?,
+        )?;
         if self.with_ci {
             let record_cis = ticket.configuration_items.get_or_insert_with(Vec::new);
             if spec.affected_cis {
                 // One more request, on the same deadline: the change's affected CIs.
-                let answer = self.get(&self.affected_cis_url(id), deadline)?;
+                let answer = self.get_signed_in(&self.affected_cis_url(id), deadline, audit)?;
                 for item in interpret_affected_cis(&answer)? {
                     if !record_cis.contains(&item) {
                         record_cis.push(item);
@@ -300,39 +635,59 @@ impl TicketSource for ServiceNow {
         Ok(Lookup::Found(ticket))
     }
 
-    /// The default probe (a lookup of the probe ticket), and, when AllowedUserRoles has
-    /// assignment_group, one membership query: an account that may read incidents but
-    /// not `sys_user_grmember` shows here, not at a login.
+    /// A sign-in of its own (with OAuth a new grant: the token cache is neither read nor
+    /// written, nor its directory created, so a check run by hand can never leave a token
+    /// or a wrongly owned file for the module to trip over) and a lookup of
+    /// [`super::PROBE_TICKET`].
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
-        let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
-        // Nothing here warns; anything that did would reach syslog.
-        let mut warnings = crate::audit::SystemAudit::new(None, false);
-        let found = probe_answer(self.lookup(
-            &probe_id(TicketKind::Incident),
-            &login,
+        let mut retries = RetryBudget::for_check();
+        let (authorization, signed_in) = self.check_authorization(deadline, &mut retries)?;
+        let mut lines: Vec<ProbeLine> = signed_in.into_iter().map(ProbeLine::Ok).collect();
+        let id = probe_id(TicketKind::Incident);
+        let response = self.get(
+            &self.query_url(&id)?,
+            authorization.as_str(),
             deadline,
-            &mut warnings,
-        ))?;
-        let mut lines = vec![ProbeLine::Ok(found)];
+            &mut retries,
+        )?;
+        lines.push(ProbeLine::Ok(probe_answer(
+            interpret_for(&id, &self.people, &response).map(Lookup::Found),
+        )?));
+        // When AllowedUserRoles has assignment_group, one membership query with the same
+        // sign-in: an account that may read incidents but not `sys_user_grmember` shows
+        // here, not at a login.
         if self.people.roles.contains(&UserRole::AssignmentGroup) {
             let nobodys_group = "0".repeat(32);
-            lines.push(
-                match self.group_member(PROBE_MEMBER, &nobodys_group, deadline, &mut warnings) {
-                    Ok(_) => ProbeLine::Ok(
-                        "sys_user_grmember answered a membership query (AllowedUserRoles=assignment_group)"
-                            .to_string(),
-                    ),
-                    Err(error) => {
-                        ProbeLine::Problem(membership_problem("sys_user_grmember", &error))
-                    }
-                },
-            );
+            let member = membership_query(self.people.match_field, PROBE_MEMBER, &nobodys_group)
+                .and_then(|query| {
+                    self.get(
+                        &self.membership_url(&query),
+                        authorization.as_str(),
+                        deadline,
+                        &mut RetryBudget::for_check(),
+                    )
+                })
+                .and_then(|response| {
+                    interpret_membership(&self.people, PROBE_MEMBER, &nobodys_group, &response)
+                });
+            lines.push(match member {
+                Ok(_) => ProbeLine::Ok(
+                    "sys_user_grmember answered a membership query (AllowedUserRoles=assignment_group)"
+                        .to_string(),
+                ),
+                Err(error) => ProbeLine::Problem(membership_problem("sys_user_grmember", &error)),
+            });
         }
         if self.with_ci {
             // The incident query above dot-walked cmdb_ci; a change also reads task_ci.
             let change = probe_id(TicketKind::Change);
             let answer = self
-                .get(&self.affected_cis_url(&change), deadline)
+                .get(
+                    &self.affected_cis_url(&change),
+                    authorization.as_str(),
+                    deadline,
+                    &mut RetryBudget::for_check(),
+                )
                 .and_then(|answer| interpret_affected_cis(&answer));
             lines.push(match answer {
                 Ok(_) => ProbeLine::Ok(
@@ -345,36 +700,36 @@ impl TicketSource for ServiceNow {
                 )),
             });
         }
+        drop(authorization);
+        if let ServiceNowAuth::OAuth(session) = &self.auth {
+            lines.push(ProbeLine::Ok(format!(
+                "AuthMethod={}: token cache in {} neither read nor written",
+                session.method().name(),
+                session.access.directory().display()
+            )));
+        }
         Ok(lines)
     }
 
-    /// One `sys_user_grmember` query. The identity reaches an encoded query, where no
-    /// escape for `^` exists: an identity that could change the query's meaning is
-    /// refused before anything is sent, and an answer row that is not the membership
-    /// asked for is a bad answer, never a member.
+    fn token_caches(&self) -> Vec<&TokenCache> {
+        self.caches()
+    }
+
+    /// One `sys_user_grmember` query, with the module's sign-in (basic, or the shared
+    /// OAuth token). The identity reaches an encoded query, where no escape for `^`
+    /// exists: an identity that could change the query's meaning is refused before
+    /// anything is sent, and an answer row that is not the membership asked for is a bad
+    /// answer, never a member.
     fn group_member(
         &mut self,
         identity: &str,
         group: &str,
         deadline: Deadline,
-        _audit: &mut dyn AuditSink,
+        audit: &mut dyn AuditSink,
     ) -> Result<bool, LookupError> {
         let query = membership_query(self.people.match_field, identity, group)?;
-        let authorization = basic_authorization(&self.account);
-        let headers = [
-            ("Accept", "application/json"),
-            ("Authorization", authorization.as_str()),
-        ];
-        let response = self.client.send_with_retry(
-            Method::Get,
-            &self.membership_url(&query),
-            &headers,
-            &Body::Empty,
-            deadline,
-            &mut RetryBudget::for_check(),
-        );
-        drop(authorization);
-        interpret_membership(&self.people, identity, group, &response?)
+        let response = self.get_signed_in(&self.membership_url(&query), deadline, audit)?;
+        interpret_membership(&self.people, identity, group, &response)
     }
 }
 

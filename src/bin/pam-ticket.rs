@@ -6,6 +6,8 @@ const USAGE: &str = "usage: pam-ticket <command> [options]
 
 commands:
   check [--config PATH]                    parse the configuration as the module does and test the account and TLS trust
+  check --flush-cache [--config PATH]      remove this configuration's cached tokens (Remedy JWT, ServiceNow OAuth,
+                                            Privilege Cloud platform token)
   test --user NAME [--rhost HOST] TICKET   run the whole validation for one ticket, without PAM
   hash-code [--generate]                   hash a failsafe bypass code for FailsafeBypassCode
   ca add CERT [--dry-run] [--bundle PATH]  trust a CA: in the system trust store (update-ca-trust, update-ca-certificates) or a bundle

@@ -10,11 +10,13 @@
 
 use std::time::Duration;
 
-use super::account::read_account_file;
+use super::account::{read_account_file, read_service_now_account};
 use super::keys::{self, Key};
 use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, parse_entries, split_list};
-use super::{Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem};
+use super::{
+    AuthMethod, Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem,
+};
 use crate::bypass::BypassHash;
 use crate::client_cert::{self, ClientIdentity};
 use crate::secure_file::{self, Readers};
@@ -69,20 +71,29 @@ impl Settings {
                 "SystemURL is required",
             ));
         }
+        let auth_method = self.check(|| self.auth_method(portal_mode, system));
         let account_path = self.check(|| self.absolute_path(Key::ConnectionAccountFile));
-        let connection_account = match (account_path, needs_direct_access) {
-            (Some(Some((path, origin))), Some(true)) => {
-                self.check(|| read_account_file(&path, &origin)).map(Some)
-            }
-            (Some(None), Some(true)) => {
+        // (the user, the OAuth client)
+        let connection_account = match (account_path, needs_direct_access, auth_method) {
+            (Some(Some((path, origin))), Some(true), Some(method)) => match system {
+                Some(TicketingSystem::ServiceNow) => self
+                    .check(|| read_service_now_account(&path, &origin, method))
+                    .map(|account| (account.user, account.client)),
+                _ => self
+                    .check(|| read_account_file(&path, &origin))
+                    .map(|user| (Some(user), None)),
+            },
+            // AuthMethod's problem is reported already.
+            (Some(Some(_)), Some(true), None) => None,
+            (Some(None), Some(true), _) => {
                 self.report_missing(error(
                     &self.blame(self.whole(), &direct_causes),
                     "ConnectionAccountFile is required when ValidateTicketNumber is Yes",
                 ));
                 None
             }
-            (Some(_), _) => Some(None),
-            (None, _) => None,
+            (Some(_), _, _) => Some((None, None)),
+            (None, _, _) => None,
         };
         let kinds = self.kinds_of_mode(portal_mode, system);
         let identification = self.identification(&kinds, system);
@@ -120,11 +131,14 @@ impl Settings {
         if self.has_problems() {
             return None;
         }
+        let (user, client) = connection_account?;
         Some(Config {
             source: self.path.clone(),
             ticketing_system: ticketing_system?,
             system_url: system_url?,
-            connection_account: connection_account?,
+            connection_account: user,
+            auth_method: auth_method?,
+            oauth_client: client,
             ca_bundle: ca_bundle?,
             client_identity: client_identity?,
             enter_ticketing_info: enter_ticketing_info?,
@@ -217,6 +231,57 @@ impl Settings {
             )
         })?;
         Ok(Some(url))
+    }
+
+    /// AuthMethod: how the module signs in to ServiceNow. The OAuth methods are refused
+    /// where nothing would use them (BMC Remedy, portal mode), so that an admin never
+    /// believes the module signs in in a way it does not.
+    fn auth_method(
+        &self,
+        portal_mode: Option<bool>,
+        system: Option<TicketingSystem>,
+    ) -> Result<AuthMethod, ConfigError> {
+        let (value, origin) = self.text(Key::AuthMethod, system)?;
+        let method = match value.trim() {
+            "basic" => AuthMethod::Basic,
+            "oauth-client-credentials" => AuthMethod::OAuthClientCredentials,
+            "oauth-password" => AuthMethod::OAuthPassword,
+            other => {
+                return Err(error(
+                    &origin,
+                    format!(
+                        "AuthMethod must be basic, oauth-client-credentials or oauth-password, \
+                         not {other:?}"
+                    ),
+                ));
+            }
+        };
+        if method == AuthMethod::Basic {
+            return Ok(method);
+        }
+        let elsewhere = match (portal_mode, system) {
+            (Some(true), _) => Some(
+                "portal mode (FetchCredentialsThroughPVWA=Yes), where PortalAuthMethod decides how \
+                 the gateway user logs on",
+            ),
+            (_, Some(TicketingSystem::BmcRemedy)) => {
+                Some("BMC Remedy, which logs on with Username and Password (POST /api/jwt/login)")
+            }
+            _ => None,
+        };
+        match elsewhere {
+            Some(place) => Err(error(
+                &self.blame(
+                    origin,
+                    &[Key::FetchCredentialsThroughPVWA, Key::TicketingSystem],
+                ),
+                format!(
+                    "AuthMethod={} is for ServiceNow only; it has no effect in {place}: remove it",
+                    method.name()
+                ),
+            )),
+            None => Ok(method),
+        }
     }
 
     fn fail_mode(&self) -> Result<FailMode, ConfigError> {
@@ -584,6 +649,35 @@ mod tests {
         let format = config.ticket_format.expect("set");
         assert!(format.is_match("INC0012345"));
         assert!(!format.is_match("xINC0012345"));
+    }
+
+    #[test]
+    fn auth_method_is_for_servicenow_only() {
+        let config = build(MINIMAL).expect("valid");
+        assert_eq!(config.auth_method, AuthMethod::Basic);
+        let config =
+            build(&format!("{MINIMAL}AuthMethod=\"oauth-password\"\n")).expect("ServiceNow");
+        assert_eq!(config.auth_method, AuthMethod::OAuthPassword);
+        let problem = build(&format!("{MINIMAL}AuthMethod=\"oauth\"\n")).expect_err("bad value");
+        assert_eq!(
+            problem.to_string(),
+            "/etc/test.conf:3: AuthMethod must be basic, oauth-client-credentials or \
+             oauth-password, not \"oauth\""
+        );
+        let problem = build(
+            "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nAuthMethod=oauth-client-credentials\n",
+        )
+        .expect_err("Remedy");
+        assert!(
+            problem.to_string().starts_with(
+                "/etc/test.conf:3: AuthMethod=oauth-client-credentials is for ServiceNow only"
+            ),
+            "{problem}"
+        );
+        // basic, said outright, is what Remedy does anyway.
+        assert!(
+            build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\nAuthMethod=basic\n").is_ok()
+        );
     }
 
     #[test]

@@ -181,7 +181,9 @@ key_table! {
     SystemURL: Required, Modes::DIRECT, Allowed,
         "https base URL of the ticketing system's API; required when ValidateTicketNumber=Yes";
     ConnectionAccountFile: Required, Modes::DIRECT, Allowed,
-        "root-only file with the Username and Password the module queries with";
+        "root-only file with the Username and Password (and for OAuth the ClientID and ClientSecret) the module queries with";
+    AuthMethod: Text("basic"), Modes::SERVICE_NOW, Allowed,
+        "ServiceNow: basic, oauth-client-credentials or oauth-password (a token from /oauth_token.do)";
     CAFile: Unset("the first system CA bundle that exists"), Modes::ALL, Allowed,
         "PEM bundle of the CAs trusted for the ticketing system and the portal";
     ClientCertificateFile: Unset("no client certificate"), Modes::ALL, Allowed,
@@ -368,7 +370,7 @@ key_table! {
     RemedyTokenLifetime: Number { default: 3300, min: 60, max: 86_400 }, Modes::REMEDY,
         Allowed, "seconds a logon token is reused before the module logs on again";
     CacheDirectory: Text("/run/pam_ticket"), Modes::ALL, Allowed,
-        "where the token cache lives (folder 0700, file 0600, owned by root)";
+        "where the token cache lives (folder 0700, file 0600, owned by root): Remedy, ServiceNow OAuth and Privilege Cloud platform tokens";
 }
 
 impl Key {

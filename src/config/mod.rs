@@ -37,7 +37,11 @@ use crate::secure_file::{self, Readers};
 use crate::ticket::TicketKind;
 use crate::trust::CaBundle;
 
-pub use account::{Credentials, parse_account_text, read_account_file, read_root_only_file};
+pub use account::{
+    Credentials, OAuthClient, ServiceNowAccount, parse_account_text,
+    parse_service_now_account_text, read_account_file, read_root_only_file,
+    read_service_now_account,
+};
 pub use arguments::{
     ModuleArguments, audit_file_from_arguments, parse_module_arguments,
     parse_module_arguments_reporting_all,
@@ -71,6 +75,30 @@ impl TicketingSystem {
         match self {
             TicketingSystem::ServiceNow => "ServiceNow",
             TicketingSystem::BmcRemedy => "BMCRemedy",
+        }
+    }
+}
+
+/// How the module signs in to ServiceNow (AuthMethod).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP basic authentication with Username and Password on every request.
+    Basic,
+    /// An OAuth 2.0 access token from `POST /oauth_token.do` with
+    /// `grant_type=client_credentials` (ClientID and ClientSecret only).
+    OAuthClientCredentials,
+    /// An OAuth 2.0 access token from `POST /oauth_token.do` with `grant_type=password`
+    /// (ClientID, ClientSecret, Username and Password), renewed with its refresh token.
+    OAuthPassword,
+}
+
+impl AuthMethod {
+    /// The value written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Basic => "basic",
+            AuthMethod::OAuthClientCredentials => "oauth-client-credentials",
+            AuthMethod::OAuthPassword => "oauth-password",
         }
     }
 }
@@ -253,7 +281,13 @@ pub struct Config {
     /// `None` only in portal mode, where the gateway never talks to the ticketing system.
     pub ticketing_system: Option<TicketingSystem>,
     pub system_url: Option<BaseUrl>,
+    /// The user of ConnectionAccountFile: for Remedy, and for ServiceNow with
+    /// AuthMethod basic or oauth-password; `None` with oauth-client-credentials.
     pub connection_account: Option<Credentials>,
+    /// How the module signs in to ServiceNow; always basic for the other systems.
+    pub auth_method: AuthMethod,
+    /// The OAuth client of ConnectionAccountFile (ServiceNow with an OAuth AuthMethod).
+    pub oauth_client: Option<OAuthClient>,
     /// The CA bundle to trust, read and checked once when the configuration loaded;
     /// `None` when CAFile is not set and no system bundle exists either (an error when
     /// the ticket source is set up, reported as such).

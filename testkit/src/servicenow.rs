@@ -73,6 +73,28 @@
 //!   (`name`, `element`, `value`, `label`, `sequence`, `language`, `inactive`), so
 //!   `sysparm_query=name=incident^element=state^inactive=false` lists the incident states.
 //!
+//! # OAuth 2.0 (`POST /oauth_token.do`)
+//!
+//! [`ServiceNowSim::set_oauth_client`] registers one Application Registry entry (client ID
+//! and secret). The token endpoint then answers, form-encoded, `grant_type=password`
+//! (client + the account's user name and password), `grant_type=client_credentials`
+//! (client alone; off until [`ServiceNowSim::set_client_credentials_enabled`], as the
+//! instance property `glide.oauth.inbound.client.credential.grant_type.enabled`) and
+//! `grant_type=refresh_token` (a refresh token from a password grant), with
+//! `{"access_token","refresh_token","scope":"useraccount","token_type":"Bearer","expires_in"}`
+//! (no refresh token for client credentials). Access tokens expire after
+//! [`ServiceNowSim::set_access_token_lifetime`] (1,799 s by default, ServiceNow's default
+//! lifespan less a second, as instances answer) and can be revoked or expired early by a
+//! test. Every refusal (unknown client, wrong secret, wrong user or password, a refresh
+//! token that is unknown, revoked or expired, a grant that is off) is what an instance
+//! sends: HTTP 401 with `{"error_description":"access_denied","error":"server_error"}`
+//! (the body third-party clients record from real instances; an instance does not tell
+//! invalid_client from invalid_grant). [`OAuthErrors::Rfc6749`] answers the RFC 6749 §5.2
+//! bodies instead (`invalid_client` 401, `invalid_grant` 400), for a module that must read
+//! both. The Table API takes `Authorization: Bearer <access token>`;
+//! [`ServiceNowSim::set_basic_auth_enabled`]`(false)` refuses Basic with 401, as an
+//! instance whose integration users must use OAuth.
+//!
 //! # More ticket types and configuration items
 //!
 //! `sc_req_item`, `sc_task` and `problem` (all tasks: `number`, `state`, `cmdb_ci`, …) and
@@ -162,6 +184,76 @@ pub struct ReceivedQuery {
     pub matched: usize,
 }
 
+/// How the token endpoint words a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OAuthErrors {
+    /// What an instance sends for every refusal: 401
+    /// `{"error_description":"access_denied","error":"server_error"}`.
+    ServiceNow,
+    /// RFC 6749 §5.2: 401 `{"error":"invalid_client",…}` for the client, 400
+    /// `{"error":"invalid_grant",…}` for the user's password or a refresh token.
+    Rfc6749,
+}
+
+/// What the simulator saw for one `POST /oauth_token.do`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub grant_type: String,
+    pub client_id: String,
+    /// The `username` of a password grant.
+    pub username: Option<String>,
+    /// The status the simulator answered.
+    pub status: u16,
+    /// The access token it issued, when it did.
+    pub issued: Option<String>,
+}
+
+/// One token the simulator issued.
+struct IssuedToken {
+    refresh: bool,
+    issued: std::time::Instant,
+    lifetime: std::time::Duration,
+    revoked: bool,
+}
+
+impl IssuedToken {
+    fn live(&self) -> bool {
+        !self.revoked && self.issued.elapsed() < self.lifetime
+    }
+}
+
+/// The OAuth side of the instance.
+struct OAuth {
+    client: Option<(String, String)>,
+    client_credentials_enabled: bool,
+    basic_enabled: bool,
+    access_lifetime: std::time::Duration,
+    refresh_lifetime: std::time::Duration,
+    errors: OAuthErrors,
+    tokens: BTreeMap<String, IssuedToken>,
+    requests: Vec<TokenRequest>,
+    /// The `Authorization` scheme of every Table API request (`Basic`, `Bearer`, or `""`).
+    table_schemes: Vec<String>,
+    issued_count: u64,
+}
+
+impl Default for OAuth {
+    fn default() -> OAuth {
+        OAuth {
+            client: None,
+            client_credentials_enabled: false,
+            basic_enabled: true,
+            access_lifetime: std::time::Duration::from_secs(1799),
+            refresh_lifetime: std::time::Duration::from_secs(8_640_000),
+            errors: OAuthErrors::ServiceNow,
+            tokens: BTreeMap::new(),
+            requests: Vec::new(),
+            table_schemes: Vec::new(),
+            issued_count: 0,
+        }
+    }
+}
+
 /// The simulated instance. Cheap to share: wrap it in an `Arc` for the server.
 pub struct ServiceNowSim {
     state: Mutex<State>,
@@ -176,6 +268,7 @@ struct State {
     forbidden: bool,
     invalid_query_returns_no_rows: bool,
     user_offset: FixedOffset,
+    oauth: OAuth,
 }
 
 impl ServiceNowSim {
@@ -200,6 +293,7 @@ impl ServiceNowSim {
                 forbidden: false,
                 invalid_query_returns_no_rows: false,
                 user_offset: FixedOffset::west_opt(5 * 3600).expect("-05:00 is a valid offset"),
+                oauth: OAuth::default(),
             }),
         };
         for (table, record) in records {
@@ -306,6 +400,69 @@ impl ServiceNowSim {
         state.user = user.to_string();
         state.password = password.to_string();
     }
+
+    /// Registers the one OAuth client (an Application Registry entry); `None` removes it.
+    pub fn set_oauth_client(&self, client: Option<(&str, &str)>) {
+        self.lock().oauth.client = client.map(|(id, secret)| (id.to_string(), secret.to_string()));
+    }
+
+    /// The instance property `glide.oauth.inbound.client.credential.grant_type.enabled`.
+    pub fn set_client_credentials_enabled(&self, enabled: bool) {
+        self.lock().oauth.client_credentials_enabled = enabled;
+    }
+
+    /// `false`: the Table API refuses Basic authentication with 401 (OAuth only).
+    pub fn set_basic_auth_enabled(&self, enabled: bool) {
+        self.lock().oauth.basic_enabled = enabled;
+    }
+
+    /// How long access tokens issued from now on live (and the `expires_in` they carry).
+    pub fn set_access_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.lock().oauth.access_lifetime = lifetime;
+    }
+
+    pub fn set_oauth_errors(&self, errors: OAuthErrors) {
+        self.lock().oauth.errors = errors;
+    }
+
+    /// Revokes every token issued so far, access and refresh (as revoking the client's
+    /// tokens on the instance does).
+    pub fn revoke_tokens(&self) {
+        for token in self.lock().oauth.tokens.values_mut() {
+            token.revoked = true;
+        }
+    }
+
+    /// Ends every access token issued so far, as if its lifespan had passed on the
+    /// instance; refresh tokens stay valid.
+    pub fn expire_access_tokens(&self) {
+        for token in self.lock().oauth.tokens.values_mut() {
+            if !token.refresh {
+                token.revoked = true;
+            }
+        }
+    }
+
+    /// Every `POST /oauth_token.do`, oldest first.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.lock().oauth.requests.clone()
+    }
+
+    /// The `Authorization` scheme of every Table API request, oldest first.
+    pub fn table_auth_schemes(&self) -> Vec<String> {
+        self.lock().oauth.table_schemes.clone()
+    }
+
+    /// Access and refresh tokens issued so far that are still live.
+    pub fn live_tokens(&self) -> Vec<String> {
+        self.lock()
+            .oauth
+            .tokens
+            .iter()
+            .filter(|(_, token)| token.live())
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
 }
 
 impl Handler for ServiceNowSim {
@@ -319,7 +476,18 @@ impl State {
     /// Answers and, for a table route, records what was asked, even when refused (so a
     /// test can count the attempts a module made with bad credentials).
     fn answer(&mut self, request: &Request) -> Response {
+        if request.path == "/oauth_token.do" {
+            return self.token_endpoint(request);
+        }
         let route = Route::parse(&request.path);
+        if route.is_some() {
+            let scheme = request
+                .header("authorization")
+                .and_then(|header| header.trim().split_once(' '))
+                .map(|(scheme, _)| scheme.to_string())
+                .unwrap_or_default();
+            self.oauth.table_schemes.push(scheme);
+        }
         let (response, matched) = if !self.authenticated(request) {
             let response = error(
                 401,
@@ -373,7 +541,14 @@ impl State {
         let Some((scheme, encoded)) = header.trim().split_once(' ') else {
             return false;
         };
-        if !scheme.eq_ignore_ascii_case("basic") {
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return self
+                .oauth
+                .tokens
+                .get(encoded.trim())
+                .is_some_and(|token| !token.refresh && token.live());
+        }
+        if !scheme.eq_ignore_ascii_case("basic") || !self.oauth.basic_enabled {
             return false;
         }
         let Some(decoded) = base64_decode(encoded.trim()) else {
@@ -381,6 +556,145 @@ impl State {
         };
         let expected = format!("{}:{}", self.user, self.password);
         decoded == expected.as_bytes()
+    }
+
+    /// `POST /oauth_token.do`: a form-encoded grant, answered with a token or a refusal.
+    fn token_endpoint(&mut self, request: &Request) -> Response {
+        if request.method != "POST" {
+            return error(405, "Method not Supported", Value::Null);
+        }
+        let form = super::https::parse_query(&String::from_utf8_lossy(&request.body));
+        let field = |name: &str| {
+            form.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let grant_type = field("grant_type").unwrap_or_default();
+        // The client authenticates in the form (client_secret_post) or, as RFC 6749
+        // §2.3.1 requires servers to accept and requests-oauthlib (pysnc) does, with HTTP
+        // Basic (client_secret_basic).
+        let basic_client = request
+            .header("authorization")
+            .and_then(|header| header.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .and_then(|(_, encoded)| base64_decode(encoded.trim()))
+            .and_then(|decoded| {
+                let text = String::from_utf8(decoded).ok()?;
+                let (id, secret) = text.split_once(':')?;
+                Some((
+                    super::https::percent_decode(id, true),
+                    super::https::percent_decode(secret, true),
+                ))
+            });
+        let (client_id, client_secret) = match (field("client_secret"), basic_client) {
+            (Some(secret), _) => (field("client_id").unwrap_or_default(), Some(secret)),
+            (None, Some((id, secret))) => (id, Some(secret)),
+            (None, None) => (field("client_id").unwrap_or_default(), None),
+        };
+        let username = field("username");
+        let client_ok = self.oauth.client.as_ref().is_some_and(|(id, secret)| {
+            *id == client_id && client_secret.as_deref() == Some(secret.as_str())
+        });
+        let outcome = if !client_ok {
+            Err(false)
+        } else {
+            match grant_type.as_str() {
+                "password" => {
+                    if username.as_deref() == Some(self.user.as_str())
+                        && field("password").as_deref() == Some(self.password.as_str())
+                    {
+                        Ok(true)
+                    } else {
+                        Err(true)
+                    }
+                }
+                "client_credentials" if self.oauth.client_credentials_enabled => Ok(false),
+                "client_credentials" => Err(false),
+                "refresh_token" => {
+                    let live = field("refresh_token").is_some_and(|token| {
+                        self.oauth
+                            .tokens
+                            .get(&token)
+                            .is_some_and(|issued| issued.refresh && issued.live())
+                    });
+                    if live { Ok(false) } else { Err(true) }
+                }
+                _ => Err(true),
+            }
+        };
+        let (response, issued) = match outcome {
+            Ok(with_refresh) => {
+                let access = self.issue(false);
+                let mut body = json!({
+                    "access_token": access,
+                    "scope": "useraccount",
+                    "token_type": "Bearer",
+                    "expires_in": self.oauth.access_lifetime.as_secs(),
+                });
+                if with_refresh {
+                    body["refresh_token"] = json!(self.issue(true));
+                }
+                (Response::json(200, &body), Some(access))
+            }
+            Err(grant_problem) => (self.oauth_refusal(grant_problem), None),
+        };
+        self.oauth.requests.push(TokenRequest {
+            grant_type,
+            client_id,
+            username,
+            status: response.status,
+            issued,
+        });
+        response
+    }
+
+    /// A new token, remembered as live.
+    fn issue(&mut self, refresh: bool) -> String {
+        self.oauth.issued_count += 1;
+        let seed = format!(
+            "{}/{}/{:?}",
+            self.oauth.issued_count,
+            refresh,
+            std::time::SystemTime::now()
+        );
+        let token = format!(
+            "{}{}",
+            derived_sys_id(&seed),
+            derived_sys_id(&format!("{seed}+"))
+        );
+        let lifetime = if refresh {
+            self.oauth.refresh_lifetime
+        } else {
+            self.oauth.access_lifetime
+        };
+        self.oauth.tokens.insert(
+            token.clone(),
+            IssuedToken {
+                refresh,
+                issued: std::time::Instant::now(),
+                lifetime,
+                revoked: false,
+            },
+        );
+        token
+    }
+
+    /// A refused grant: the client (`false`) or the grant itself (`true`).
+    fn oauth_refusal(&self, grant_problem: bool) -> Response {
+        match (self.oauth.errors, grant_problem) {
+            (OAuthErrors::ServiceNow, _) => Response::json(
+                401,
+                &json!({"error_description": "access_denied", "error": "server_error"}),
+            ),
+            (OAuthErrors::Rfc6749, false) => Response::json(
+                401,
+                &json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
+            ),
+            (OAuthErrors::Rfc6749, true) => Response::json(
+                400,
+                &json!({"error": "invalid_grant", "error_description": "The grant is invalid or expired"}),
+            ),
+        }
     }
 
     /// The answer and the number of records matched.
@@ -1891,6 +2205,116 @@ mod tests {
             }
         }
         out
+    }
+
+    fn token(sim: &ServiceNowSim, form: &str) -> Response {
+        sim.handle(&Request {
+            method: "POST".into(),
+            path: "/oauth_token.do".into(),
+            body: form.as_bytes().to_vec(),
+            ..Request::default()
+        })
+    }
+
+    fn bearer_get(sim: &ServiceNowSim, token: &str) -> u16 {
+        let mut request = Request {
+            method: "GET".into(),
+            path: "/api/now/table/incident".into(),
+            ..Request::default()
+        };
+        request
+            .headers
+            .insert("authorization".into(), format!("Bearer {token}"));
+        sim.handle(&request).status
+    }
+
+    #[test]
+    fn oauth_grants_refresh_expiry_and_refusals() {
+        let sim = sim();
+        sim.set_oauth_client(Some(("cid", "csecret")));
+        let password = format!(
+            "grant_type=password&client_id=cid&client_secret=csecret&username={USER}&password={PASSWORD}"
+        );
+        let answer = body(&token(&sim, &password));
+        assert_eq!(answer["token_type"], "Bearer");
+        assert_eq!(answer["expires_in"], 1799);
+        let access = answer["access_token"].as_str().expect("token").to_string();
+        let refresh = answer["refresh_token"]
+            .as_str()
+            .expect("refresh")
+            .to_string();
+        assert_eq!(bearer_get(&sim, &access), 200);
+        assert_eq!(
+            bearer_get(&sim, &refresh),
+            401,
+            "a refresh token is no access token"
+        );
+        // Refresh, then the access tokens end early: the refresh token still works.
+        sim.expire_access_tokens();
+        assert_eq!(bearer_get(&sim, &access), 401);
+        let refreshed = body(&token(
+            &sim,
+            &format!(
+                "grant_type=refresh_token&client_id=cid&client_secret=csecret&refresh_token={refresh}"
+            ),
+        ));
+        assert!(refreshed["refresh_token"].is_null());
+        let renewed = refreshed["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        assert_eq!(bearer_get(&sim, &renewed), 200);
+        // Revoked: the refresh token is refused as an instance refuses it.
+        sim.revoke_tokens();
+        let refused = token(
+            &sim,
+            &format!(
+                "grant_type=refresh_token&client_id=cid&client_secret=csecret&refresh_token={refresh}"
+            ),
+        );
+        assert_eq!(refused.status, 401);
+        assert_eq!(
+            body(&refused),
+            json!({"error_description": "access_denied", "error": "server_error"})
+        );
+        // Client credentials: off until the instance property is set; no refresh token.
+        let client_only = "grant_type=client_credentials&client_id=cid&client_secret=csecret";
+        assert_eq!(token(&sim, client_only).status, 401);
+        sim.set_client_credentials_enabled(true);
+        let answer = body(&token(&sim, client_only));
+        assert!(answer["refresh_token"].is_null() && answer["access_token"].is_string());
+        // RFC 6749 bodies on request.
+        sim.set_oauth_errors(OAuthErrors::Rfc6749);
+        let wrong_secret = token(
+            &sim,
+            "grant_type=client_credentials&client_id=cid&client_secret=x",
+        );
+        assert_eq!(
+            (wrong_secret.status, body(&wrong_secret)["error"].clone()),
+            (401, json!("invalid_client"))
+        );
+        let wrong_user = token(
+            &sim,
+            "grant_type=password&client_id=cid&client_secret=csecret&username=x&password=y",
+        );
+        assert_eq!(
+            (wrong_user.status, body(&wrong_user)["error"].clone()),
+            (400, json!("invalid_grant"))
+        );
+        // Basic turned off: 401 for Basic, Bearer still served.
+        sim.set_basic_auth_enabled(false);
+        assert_eq!(get(&sim, "/api/now/table/incident", &[]).status, 401);
+        assert_eq!(
+            bearer_get(&sim, answer["access_token"].as_str().expect("token")),
+            200
+        );
+        let grants: Vec<(String, u16)> = sim
+            .token_requests()
+            .into_iter()
+            .map(|request| (request.grant_type, request.status))
+            .collect();
+        assert_eq!(grants.len(), 7);
+        assert_eq!(grants[0], ("password".to_string(), 200));
     }
 
     fn body(response: &Response) -> Value {

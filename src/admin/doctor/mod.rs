@@ -380,11 +380,19 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         )),
         _ => {}
     }
-    if config.portal.is_none() && config.ticketing_system == Some(TicketingSystem::BmcRemedy) {
+    if config.portal.is_none()
+        && (config.ticketing_system == Some(TicketingSystem::BmcRemedy)
+            || config.oauth_client.is_some())
+    {
+        let consequence = if config.oauth_client.is_some() {
+            "every login asks ServiceNow for an OAuth token anew"
+        } else {
+            "every login logs on to Remedy anew"
+        };
         findings.extend(cache_directory_findings(
             &config.cache_directory,
             &source,
-            "every login logs on to Remedy anew",
+            consequence,
         ));
     }
     if let Some(portal) = &config.portal {

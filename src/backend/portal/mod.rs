@@ -130,11 +130,6 @@ impl Portal {
         }
     }
 
-    /// The platform-token cache, when there is one (for `pam-ticket check --flush-cache`).
-    pub fn platform_token_cache(&self) -> Option<&TokenCache> {
-        self.platform.as_ref().map(|platform| &platform.cache)
-    }
-
     /// `POST {IdentityURL}/oauth2/platformtoken` with the service user as the OAuth
     /// client. A 400, 401 or 403 is the service user refused (denied in both fail modes);
     /// 5xx, 429 and an unreachable tenant are outages, as any logon's.
@@ -400,6 +395,14 @@ impl Portal {
 impl TicketSource for Portal {
     fn system_name(&self) -> &str {
         "portal"
+    }
+
+    /// The platform-token cache, when there is one.
+    fn token_caches(&self) -> Vec<&TokenCache> {
+        self.platform
+            .iter()
+            .map(|platform| &platform.cache)
+            .collect()
     }
 
     fn requests_sent(&self) -> u64 {

@@ -358,6 +358,10 @@ impl TicketSource for Remedy {
     fn known_choices(&mut self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
         self.read_choices(fields, deadline)
     }
+
+    fn token_caches(&self) -> Vec<&TokenCache> {
+        vec![&self.cache]
+    }
 }
 
 impl Remedy {
