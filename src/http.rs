@@ -173,6 +173,8 @@ impl fmt::Display for SetupError {
 pub enum Method {
     Get,
     Post,
+    /// Writing a work note back to a ServiceNow record.
+    Patch,
 }
 
 /// A request body.

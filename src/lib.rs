@@ -18,6 +18,7 @@ pub mod flow;
 pub mod http;
 pub mod json;
 pub mod login;
+pub mod notes;
 mod pam_glue;
 pub mod policy;
 pub mod sanitise;

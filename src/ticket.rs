@@ -199,6 +199,9 @@ pub struct Ticket {
     pub planned_end: Option<DateTime<Utc>>,
     /// Logins of the people who count as the ticket's requester.
     pub requesters: Vec<String>,
+    /// What a work note needs to find the record, when the ticket ID is not enough: the
+    /// ServiceNow `sys_id`, the Remedy change's entry ID.
+    pub record_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -179,6 +179,16 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::RemedyChangeRequesterFields => remedy.change_requester_fields.join(", "),
         Key::RemedyTokenLifetime => format!("{} s", remedy.token_lifetime.as_secs()),
         Key::CacheDirectory => config.cache_directory.display().to_string(),
+        Key::WorkNotes => yes_no(config.work_notes.is_some()),
+        Key::WorkNoteTimeout => format!("{} s", config.work_notes.as_ref()?.timeout.as_secs()),
+        Key::NoteTemplate => format!("{:?}", config.work_notes.as_ref()?.template.source()),
+        Key::AskReason => yes_no(config.reason_prompt.is_some()),
+        Key::ReasonPrompt => format!("{:?}", config.reason_prompt.as_ref()?),
+        Key::RemedyIncidentWorkLogForm => remedy.incident_work_log_form.clone(),
+        Key::RemedyIncidentWorkLogIDField => remedy.incident_work_log_id_field.clone(),
+        Key::RemedyChangeWorkLogForm => remedy.change_work_log_form.clone(),
+        Key::RemedyChangeWorkLogIDField => remedy.change_work_log_id_field.clone(),
+        Key::RemedyChangeEntryIDField => remedy.change_entry_id_field.clone(),
     })
 }
 

@@ -255,6 +255,19 @@ impl ChoiceField {
 /// The choices a system knows for one field, or why they could not be read.
 pub type KnownChoices = (ChoiceField, Result<Vec<Choice>, LookupError>);
 
+/// The ticket a work note goes to. Each backend maps the kind to where it writes (the
+/// ServiceNow table the lookup used, the Remedy work-log form and its fields), so that a
+/// new kind is one match arm there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoteTarget {
+    pub kind: TicketKind,
+    /// The ticket ID.
+    pub id: String,
+    /// What the lookup read for writing: the ServiceNow `sys_id`, the Remedy change's
+    /// entry ID.
+    pub record_id: Option<String>,
+}
+
 /// A ticketing system (or the portal in front of one).
 pub trait TicketSource {
     /// The name written to the audit and exported as TICKETING_SYSTEM.
@@ -289,6 +302,21 @@ pub trait TicketSource {
             &mut warnings,
         ))?;
         Ok(vec![ProbeLine::Ok(found)])
+    }
+
+    /// Writes a work note to a ticket this source looked up. Every request it makes must
+    /// finish before `deadline`, and a failed write is retried once at most. The portal
+    /// keeps its own audit and takes no notes (the configuration refuses WorkNotes there).
+    fn write_note(
+        &mut self,
+        _target: &NoteTarget,
+        _text: &str,
+        _deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<(), LookupError> {
+        Err(LookupError::Misconfigured {
+            detail: format!("{} takes no work notes", self.system_name()),
+        })
     }
 
     /// For `pam-ticket check`: the choices the system knows for each of `fields`, each

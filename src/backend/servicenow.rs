@@ -4,8 +4,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, TicketSource, bad_response, sanitise,
-    status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, TicketSource, bad_response,
+    sanitise, status_error,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials};
@@ -32,16 +32,16 @@ impl ServiceNow {
     /// The Table API URL for one ticket. `sysparm_display_value=all` returns each field as
     /// `{display_value, value}`: the label for messages, the stored value for matching and
     /// dates (stored in UTC, whereas display values are in the API user's time zone).
+    ///
+    /// `sys_id` is read too: a work note is written to the record by it, with no second
+    /// query.
     pub fn query_url(&self, id: &TicketId) -> String {
-        let (table, fields) = match id.kind {
-            TicketKind::Incident => (
-                "incident",
-                "number,state,caller_id.user_name,opened_by.user_name",
-            ),
-            TicketKind::Change => (
-                "change_request",
-                "number,state,approval,start_date,end_date,requested_by.user_name",
-            ),
+        let table = table_for(id.kind);
+        let fields = match id.kind {
+            TicketKind::Incident => "sys_id,number,state,caller_id.user_name,opened_by.user_name",
+            TicketKind::Change => {
+                "sys_id,number,state,approval,start_date,end_date,requested_by.user_name"
+            }
         };
         format!(
             "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
@@ -50,6 +50,47 @@ impl ServiceNow {
             percent_encode(fields),
         )
     }
+}
+
+/// The table a ticket of this kind lives in: the lookup queries it and a work note is
+/// written to the record found there.
+pub fn table_for(kind: TicketKind) -> &'static str {
+    match kind {
+        TicketKind::Incident => "incident",
+        TicketKind::Change => "change_request",
+    }
+}
+
+/// `PATCH /api/now/table/{table}/{sys_id}?sysparm_fields=sys_id`: the answer holds the
+/// `sys_id` only, however long the record's journal.
+pub fn note_url(base_url: &BaseUrl, kind: TicketKind, sys_id: &str) -> String {
+    format!(
+        "{}?sysparm_fields=sys_id",
+        base_url.join(&format!(
+            "/api/now/table/{}/{}",
+            table_for(kind),
+            percent_encode(sys_id)
+        )),
+    )
+}
+
+/// Reads the answer to a work-note PATCH: 200 with the record's `sys_id`.
+pub fn interpret_note(sys_id: &str, response: &HttpResponse) -> Result<(), LookupError> {
+    let detail = error_detail(&response.body);
+    match response.status {
+        200 => {}
+        404 => return Err(LookupError::NotFound),
+        _ => return Err(status_error(response, detail)),
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let written = document
+        .get("result")
+        .and_then(|result| field_value(result, "sys_id"));
+    if written.as_deref() != Some(sys_id) {
+        return Err(bad_response("the answer does not name the record written to"));
+    }
+    Ok(())
 }
 
 /// Where a choice field's choices live in `sys_choice`: the table and the element.
@@ -154,6 +195,36 @@ impl TicketSource for ServiceNow {
         drop(authorization);
         interpret(id, &response?).map(Lookup::Found)
     }
+
+    /// One PATCH of `work_notes` on the record the lookup found, by its `sys_id`, with the
+    /// module's own account; one retry at most (an outage), inside `deadline`.
+    fn write_note(
+        &mut self,
+        target: &NoteTarget,
+        text: &str,
+        deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<(), LookupError> {
+        let Some(sys_id) = target.record_id.as_deref() else {
+            return Err(bad_response("the lookup gave no sys_id for the record"));
+        };
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        let body = serde_json::json!({ "work_notes": text });
+        let response = self.client.send_with_retry(
+            Method::Patch,
+            &note_url(&self.base_url, target.kind, sys_id),
+            &headers,
+            &Body::Json(&body),
+            deadline,
+            &mut RetryBudget::for_check(),
+        );
+        drop(authorization);
+        interpret_note(sys_id, &response?)
+    }
 }
 
 /// Turns the Table API's answer into a ticket or an error.
@@ -192,6 +263,7 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
         TicketKind::Change => &["requested_by.user_name"],
     };
     Ok(Ticket {
+        record_id: field_value(record, "sys_id").filter(|sys_id| !sys_id.is_empty()),
         id: id.text.clone(),
         kind: id.kind,
         state: field_choice(record, "state"),

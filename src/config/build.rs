@@ -16,6 +16,7 @@ use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, parse_entries, split_list};
 use super::{Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem};
 use crate::bypass::BypassHash;
+use crate::notes::{NoteSettings, NoteTemplate};
 use crate::secure_file::{self, Readers};
 use crate::trust::{self, CaBundle};
 use crate::url::{ApiBase, BaseUrl, ProxyUrl, parse_proxy_url};
@@ -130,6 +131,11 @@ impl Settings {
         let audit_log_file = self.check(|| self.absolute_path(Key::AuditLogFile));
         let remedy = self.remedy();
         let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
+        let work_notes = self.check(|| self.work_notes());
+        let reason_prompt = self.check(|| self.reason_prompt());
+        if portal_mode == Some(true) {
+            self.refuse_audit_trail_in_portal_mode();
+        }
         if self.has_problems() {
             return None;
         }
@@ -158,8 +164,13 @@ impl Settings {
             prompt: prompt?,
             audit_log_file: audit_log_file?.map(|(path, _)| path),
             portal: portal?,
-            remedy: remedy?,
+            remedy: RemedySettings {
+                read_change_entry_id: work_notes.as_ref().is_some_and(Option::is_some),
+                ..remedy?
+            },
             cache_directory: cache_directory?,
+            work_notes: work_notes?,
+            reason_prompt: reason_prompt?,
             debug: false,
         })
     }
@@ -340,6 +351,11 @@ impl Settings {
         let change_end_field = text(Key::RemedyChangeEndField);
         let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
+        let incident_work_log_form = text(Key::RemedyIncidentWorkLogForm);
+        let incident_work_log_id_field = text(Key::RemedyIncidentWorkLogIDField);
+        let change_work_log_form = text(Key::RemedyChangeWorkLogForm);
+        let change_work_log_id_field = text(Key::RemedyChangeWorkLogIDField);
+        let change_entry_id_field = text(Key::RemedyChangeEntryIDField);
         Some(RemedySettings {
             incident_form: incident_form?,
             incident_id_field: incident_id_field?,
@@ -353,7 +369,85 @@ impl Settings {
             change_end_field: change_end_field?,
             change_requester_fields: change_requester_fields?,
             token_lifetime: Duration::from_secs(token_lifetime?),
+            incident_work_log_form: incident_work_log_form?,
+            incident_work_log_id_field: incident_work_log_id_field?,
+            change_work_log_form: change_work_log_form?,
+            change_work_log_id_field: change_work_log_id_field?,
+            change_entry_id_field: change_entry_id_field?,
+            // Set once WorkNotes is read (see `assemble`).
+            read_change_entry_id: false,
         })
+    }
+
+    /// WorkNotes, WorkNoteTimeout and NoteTemplate. A timeout or template without
+    /// WorkNotes=Yes would look like notes in force and never be used: an error.
+    fn work_notes(&self) -> Result<Option<NoteSettings>, ConfigError> {
+        let enabled = self.flag(Key::WorkNotes)?;
+        let timeout = self.number(Key::WorkNoteTimeout)?;
+        let template = match self.entry(Key::NoteTemplate) {
+            Some(entry) => NoteTemplate::parse(&entry.value)
+                .map_err(|problem| error(&entry.origin, problem.to_string()))?,
+            None => NoteTemplate::built_in(),
+        };
+        if !enabled {
+            for key in [Key::WorkNoteTimeout, Key::NoteTemplate] {
+                if let Some(entry) = self.entry(key) {
+                    return Err(error(
+                        &entry.origin,
+                        format!("{key} is set but WorkNotes is not Yes, so it would never be used; set WorkNotes=Yes or remove it"),
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        Ok(Some(NoteSettings {
+            timeout: Duration::from_secs(timeout),
+            template,
+        }))
+    }
+
+    /// AskReason and ReasonPrompt: the prompt when the reason is asked for.
+    fn reason_prompt(&self) -> Result<Option<String>, ConfigError> {
+        let enabled = self.flag(Key::AskReason)?;
+        let (prompt, origin) = self.text(Key::ReasonPrompt, None)?;
+        if prompt.trim().is_empty() || prompt.chars().any(char::is_control) {
+            return Err(error(
+                &origin,
+                "ReasonPrompt must be non-empty text without control characters",
+            ));
+        }
+        if !enabled {
+            if let Some(entry) = self.entry(Key::ReasonPrompt) {
+                return Err(error(
+                    &entry.origin,
+                    "ReasonPrompt is set but AskReason is not Yes, so it would never be shown; set AskReason=Yes or remove it",
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(prompt))
+    }
+
+    /// The portal keeps its own audit of who used which ticket, and the gateway never
+    /// talks to the ticketing system there: work notes and the reason are refused in
+    /// portal mode rather than silently ignored.
+    fn refuse_audit_trail_in_portal_mode(&self) {
+        for key in keys::AUDIT_TRAIL_KEYS {
+            let in_force = match key.spec().default {
+                keys::DefaultValue::Flag(_) => self.flag(key).ok() == Some(true),
+                _ => self.entry(key).is_some(),
+            };
+            if !in_force {
+                continue;
+            }
+            let origin = self.blame(self.origin(key), &[Key::FetchCredentialsThroughPVWA]);
+            self.report(error(
+                &origin,
+                format!(
+                    "{key} has no effect in portal mode (FetchCredentialsThroughPVWA=Yes): the portal keeps its own audit of ticket use and the gateway never writes to the ticketing system; remove it here"
+                ),
+            ));
+        }
     }
 
     /// CAFile, or the first system bundle that exists, read and parsed here once: the

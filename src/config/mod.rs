@@ -120,6 +120,15 @@ pub struct RemedySettings {
     pub change_end_field: String,
     pub change_requester_fields: Vec<String>,
     pub token_lifetime: Duration,
+    /// Where work notes go: a work-log form and the field that names the ticket, per kind.
+    pub incident_work_log_form: String,
+    pub incident_work_log_id_field: String,
+    pub change_work_log_form: String,
+    pub change_work_log_id_field: String,
+    /// The change form's entry ID field, which the change work log names its change by.
+    pub change_entry_id_field: String,
+    /// Whether a change lookup reads `change_entry_id_field` too (WorkNotes=Yes).
+    pub read_change_entry_id: bool,
 }
 
 /// The validated configuration the login flow runs with.
@@ -159,6 +168,10 @@ pub struct Config {
     pub portal: Option<PortalSettings>,
     pub remedy: RemedySettings,
     pub cache_directory: PathBuf,
+    /// WorkNotes=Yes: the notes' settings.
+    pub work_notes: Option<crate::notes::NoteSettings>,
+    /// AskReason=Yes: the ReasonPrompt.
+    pub reason_prompt: Option<String>,
     pub debug: bool,
 }
 

@@ -82,10 +82,13 @@ impl Transport for UreqTransport {
                 }
                 request.call()
             }
-            Method::Post => {
-                let mut request = self
-                    .agent
-                    .post(url)
+            Method::Post | Method::Patch => {
+                let builder = if method == Method::Post {
+                    self.agent.post(url)
+                } else {
+                    self.agent.patch(url)
+                };
+                let mut request = builder
                     .config()
                     .timeout_global(Some(timeout))
                     .build();

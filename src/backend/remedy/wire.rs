@@ -47,6 +47,9 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.change_end_field.as_str(),
             ];
             fields.extend(settings.change_requester_fields.iter().map(String::as_str));
+            if settings.read_change_entry_id {
+                fields.push(settings.change_entry_id_field.as_str());
+            }
             (
                 settings.change_form.as_str(),
                 settings.change_id_field.as_str(),
@@ -252,6 +255,8 @@ pub fn interpret(
             planned_start: None,
             planned_end: None,
             requesters: requesters(&settings.incident_requester_fields),
+            // The incident work log names its incident by the Incident Number.
+            record_id: None,
         },
         TicketKind::Change => Ticket {
             id: id.text.clone(),
@@ -261,6 +266,10 @@ pub fn interpret(
             planned_start: text(&settings.change_start_field).and_then(parse_ar_date),
             planned_end: text(&settings.change_end_field).and_then(parse_ar_date),
             requesters: requesters(&settings.change_requester_fields),
+            record_id: settings
+                .read_change_entry_id
+                .then(|| text(&settings.change_entry_id_field).map(str::to_string))
+                .flatten(),
         },
     })
 }
@@ -368,6 +377,12 @@ pub(super) mod tests {
             change_end_field: "Scheduled End Date".to_string(),
             change_requester_fields: vec!["Requested By".to_string(), "Submitter".to_string()],
             token_lifetime: Duration::from_secs(3300),
+            incident_work_log_form: "HPD:WorkLog".to_string(),
+            incident_work_log_id_field: "Incident Number".to_string(),
+            change_work_log_form: "CHG:WorkLog".to_string(),
+            change_work_log_id_field: "Infra. Change Entry ID".to_string(),
+            change_entry_id_field: "Request ID".to_string(),
+            read_change_entry_id: false,
         }
     }
 
