@@ -24,6 +24,8 @@ pub enum Decision {
     Failsafe,
     Unavailable,
     Error,
+    /// A session on a ticket-verified login ended (WorkNotes=Yes).
+    SessionEnd,
 }
 
 impl Decision {
@@ -35,13 +37,14 @@ impl Decision {
             Decision::Failsafe => "failsafe",
             Decision::Unavailable => "unavailable",
             Decision::Error => "error",
+            Decision::SessionEnd => "session_end",
         }
     }
 }
 
 /// The extra fields that are counts: written as JSON numbers (`"answer_length":29`), so
 /// that log tools can compare and add them up, as they can `elapsed_ms`.
-pub const NUMBER_FIELDS: [&str; 2] = ["answer_length", "bypass_entry"];
+pub const NUMBER_FIELDS: [&str; 4] = ["answer_length", "bypass_entry", "work_note_ms", "duration_s"];
 
 /// One audit record. Optional fields are left out when empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -290,7 +293,7 @@ pub fn syslog_line(decision: Decision, line: &str) -> Result<(), SyslogFailure> 
     // Record lines arrive escaped already; a warning or a panic message may not.
     let line = &*one_line(line);
     match decision {
-        Decision::Allow => logger.info(line),
+        Decision::Allow | Decision::SessionEnd => logger.info(line),
         Decision::Deny => logger.notice(line),
         Decision::Bypass | Decision::Failsafe => logger.warning(line),
         Decision::Unavailable | Decision::Error => logger.err(line),

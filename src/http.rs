@@ -34,6 +34,11 @@ impl RetryBudget {
         RetryBudget { left: 1 }
     }
 
+    /// A budget with no retry left: for the request that is itself the one retry.
+    pub fn spent() -> RetryBudget {
+        RetryBudget { left: 0 }
+    }
+
     /// Whether a retry is left.
     pub fn is_spent(&self) -> bool {
         self.left == 0

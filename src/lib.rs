@@ -60,16 +60,17 @@ impl PamHooks for PamTicket {
         PamResultCode::PAM_IGNORE
     }
 
+    /// The start note is written at authentication, right after the decision (its cost
+    /// was measured there: one request on the connection the lookup opened); nothing is
+    /// left to do here, so no configuration is read and nothing is sent.
     fn sm_open_session(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         PamResultCode::PAM_IGNORE
     }
 
-    fn sm_close_session(
-        _pamh: &mut PamHandle,
-        _args: Vec<&CStr>,
-        _flags: PamFlag,
-    ) -> PamResultCode {
-        PamResultCode::PAM_IGNORE
+    /// The end note (WorkNotes=Yes), when authentication left a session record; else
+    /// PAM_IGNORE without reading the configuration or touching the network.
+    fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        guarded(|| close_session(pamh, &args))
     }
 
     fn sm_chauthtok(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
@@ -171,6 +172,13 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
                 if pam_glue::putenv(pamh, name, value).is_err() {
                     return PamResultCode::PAM_BUF_ERR;
                 }
+                // Also kept with the handle: an application that authenticates and
+                // closes the session in one process finds it there (see notes/carrier.rs).
+                if name == notes::carrier::ENVIRONMENT_NAME
+                    && pam_glue::set_session_record(pamh, value).is_err()
+                {
+                    audit.warn("the session record could not be kept with pam_set_data");
+                }
             }
             PamResultCode::PAM_SUCCESS
         }
@@ -183,6 +191,108 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
         Outcome::Refused => PamResultCode::PAM_MAXTRIES,
         Outcome::ServiceError => PamResultCode::PAM_SERVICE_ERR,
     }
+}
+
+/// `pam_sm_close_session`: the end note for a session whose login left a sealed record.
+fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    // Nothing to do unless authentication left a record: no configuration is read.
+    let (sealed, carried_by) = match pam_glue::session_record(pamh) {
+        Some(sealed) => (sealed, "pam_data"),
+        None => match pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME) {
+            Some(sealed) => (sealed, "environment"),
+            None => return PamResultCode::PAM_IGNORE,
+        },
+    };
+    let service = pam_glue::service(pamh);
+    let service_label = service.clone().unwrap_or_else(|| "unknown".to_string());
+    let arguments: Vec<String> = args
+        .iter()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+    let config = match config::parse_module_arguments(&arguments, &service_label)
+        .and_then(|parsed| config::load(&parsed))
+    {
+        Ok(config) => config,
+        Err(problem) => return configuration_failed(pamh, &arguments, &service_label, &problem),
+    };
+    let Some(settings) = config.work_notes.clone() else {
+        return PamResultCode::PAM_IGNORE;
+    };
+    // Written once: a second close on this handle finds no record.
+    pam_glue::unsetenv(pamh, notes::carrier::ENVIRONMENT_NAME);
+    let user = pam_glue::user_item(pamh).unwrap_or_default();
+    let rhost = pam_glue::rhost(pamh);
+    let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
+    audit.debug(&format!(
+        "session record found in the {}",
+        if carried_by == "pam_data" {
+            "PAM data (pam_set_data)"
+        } else {
+            "PAM environment"
+        }
+    ));
+    let clock = SystemClock;
+    let mut record = AuditRecord {
+        time: clock.now(),
+        decision: Decision::SessionEnd,
+        user: user.clone(),
+        rhost: rhost.clone(),
+        service: service.clone(),
+        ticket: None,
+        ticket_type: None,
+        system: Some(flow::system_name(&config)),
+        reason: "session ended".to_string(),
+        elapsed_ms: 0,
+        extra: vec![("session_record", carried_by.to_string())],
+    };
+    let facts = match notes::carrier::open(&config, &sealed) {
+        Ok(facts) if facts.user != user => Err(format!(
+            "the session record names another user ({})",
+            backend::sanitise(&facts.user)
+        )),
+        Ok(facts) if Some(&facts.system) != record.system.as_ref() => Err(format!(
+            "the session record is for {}, the configuration now names another system",
+            backend::sanitise(&facts.system)
+        )),
+        Ok(facts) => Ok(facts),
+        Err(problem) => Err(problem.to_string()),
+    };
+    let facts = match facts {
+        Ok(facts) => facts,
+        Err(why) => {
+            audit.warn(&format!("no end note written: {why}"));
+            record
+                .extra
+                .extend(notes::NoteOutcome::Skipped(why).audit_fields());
+            audit.record(&record);
+            return PamResultCode::PAM_IGNORE;
+        }
+    };
+    record.ticket = Some(facts.ticket.clone());
+    record.ticket_type = Some(facts.kind.audit_name());
+    let started = chrono::DateTime::from_timestamp(facts.started, 0).unwrap_or(record.time);
+    let duration = (record.time - started).to_std().unwrap_or_default();
+    record.reason = format!("session ended after {}", notes::duration_text(duration));
+    record
+        .extra
+        .push(("duration_s", duration.as_secs().to_string()));
+    let begun = clock.monotonic();
+    let outcome = match backend::from_config(&config) {
+        Ok(mut source) => notes::write(
+            &config,
+            &settings,
+            source.as_mut(),
+            &facts,
+            notes::NoteEvent::Ended { duration },
+            &clock,
+            &mut audit,
+        ),
+        Err(problem) => notes::NoteOutcome::Failed(format!("cannot set up the ticket source: {problem}")),
+    };
+    record.elapsed_ms = u64::try_from(clock.since(begun).as_millis()).unwrap_or(u64::MAX);
+    record.extra.extend(outcome.audit_fields());
+    audit.record(&record);
+    PamResultCode::PAM_SUCCESS
 }
 
 /// A configuration error: logged with file:line to syslog, and to the audit file only when

@@ -194,6 +194,7 @@ mod tests {
             planned_start: Some(at(10, 0)),
             planned_end: Some(at(12, 0)),
             requesters: vec!["Alice".to_string()],
+            record_id: None,
         }
     }
 
@@ -206,6 +207,7 @@ mod tests {
             planned_start: None,
             planned_end: None,
             requesters: vec!["alice".to_string(), "carol".to_string()],
+            record_id: None,
         }
     }
 

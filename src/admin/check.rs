@@ -180,10 +180,19 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::RemedyTokenLifetime => format!("{} s", remedy.token_lifetime.as_secs()),
         Key::CacheDirectory => config.cache_directory.display().to_string(),
         Key::WorkNotes => yes_no(config.work_notes.is_some()),
-        Key::WorkNoteTimeout => format!("{} s", config.work_notes.as_ref()?.timeout.as_secs()),
-        Key::NoteTemplate => format!("{:?}", config.work_notes.as_ref()?.template.source()),
+        Key::WorkNoteTimeout => config.work_notes.as_ref().map_or_else(
+            || "(no notes: WorkNotes is No)".to_string(),
+            |notes| format!("{} s", notes.timeout.as_secs()),
+        ),
+        Key::NoteTemplate => config.work_notes.as_ref().map_or_else(
+            || "(no notes: WorkNotes is No)".to_string(),
+            |notes| format!("{:?}", notes.template.source()),
+        ),
         Key::AskReason => yes_no(config.reason_prompt.is_some()),
-        Key::ReasonPrompt => format!("{:?}", config.reason_prompt.as_ref()?),
+        Key::ReasonPrompt => config.reason_prompt.as_ref().map_or_else(
+            || "(not asked: AskReason is No)".to_string(),
+            |prompt| format!("{prompt:?}"),
+        ),
         Key::RemedyIncidentWorkLogForm => remedy.incident_work_log_form.clone(),
         Key::RemedyIncidentWorkLogIDField => remedy.incident_work_log_id_field.clone(),
         Key::RemedyChangeWorkLogForm => remedy.change_work_log_form.clone(),

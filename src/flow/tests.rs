@@ -123,6 +123,7 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         planned_start: None,
         planned_end: None,
         requesters: vec!["alice".to_string()],
+        record_id: None,
     }
 }
 

@@ -16,17 +16,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::wire::{
-    ArMessage, ar_error, fields_url, form_for, interpret, interpret_field_choices, parse_ar_date,
-    qualification, query_url, read_token,
+    ArMessage, ar_error, fields_url, form_for, interpret, interpret_created,
+    interpret_field_choices, parse_ar_date, qualification, query_url, read_token,
+    work_log_entry,
 };
 use self::wire::{authorization, error_detail};
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_TICKET, ProbeLine, TicketSource,
-    bad_response, probe_answer, probe_id, sanitise,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_TICKET, ProbeLine,
+    TicketSource, bad_response, probe_answer, probe_id, sanitise,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, RemedySettings};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{TicketId, TicketKind};
@@ -263,6 +264,31 @@ impl Remedy {
         )?)
     }
 
+    /// `POST /api/arsys/v1/entry/{form}` with `{"values": {…}}`.
+    fn create(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        token: &Secret,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<HttpResponse, LookupError> {
+        let authorization =
+            authorization(token).ok_or_else(|| bad_response("the token is not valid text"))?;
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        Ok(self.client.send_with_retry(
+            Method::Post,
+            url,
+            &headers,
+            &Body::Json(body),
+            deadline,
+            retries,
+        )?)
+    }
+
     /// Logs off whatever this lookup replaced or could not cache.
     fn finish(&self, session: Session, deadline: Deadline) {
         for token in &session.retired {
@@ -318,6 +344,57 @@ impl TicketSource for Remedy {
         let result = response.and_then(|answer| {
             interpret(id, &self.settings, form, id_field, &answer).map(Lookup::Found)
         });
+        self.finish(session, deadline);
+        result
+    }
+
+    /// A new entry on the kind's work-log form (`HPD:WorkLog` for incidents, named by the
+    /// Incident Number; `CHG:WorkLog` for changes, named by the change's entry ID that the
+    /// lookup read), with the cached token. A 401 (the token expired on the server) gets
+    /// one new log-on and one more try: the write's one retry.
+    fn write_note(
+        &mut self,
+        target: &NoteTarget,
+        text: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<(), LookupError> {
+        let (form, body) = work_log_entry(&self.settings, target, text)?;
+        let url = self
+            .base_url
+            .join(&format!("/api/arsys/v1/entry/{}", percent_encode(form)));
+        let mut retries = RetryBudget::for_check();
+        let mut session = self.session(deadline, &mut retries, audit, None)?;
+        let mut response = self.create(&url, &body, &session.token, deadline, &mut retries);
+        if matches!(&response, Ok(answer) if answer.status == 401) && !retries.is_spent() {
+            let refused = session;
+            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
+                Ok(renewed) => {
+                    session = Session {
+                        retired: refused.retired,
+                        ..renewed
+                    };
+                    response = self.create(
+                        &url,
+                        &body,
+                        &session.token,
+                        deadline,
+                        &mut RetryBudget::spent(),
+                    );
+                }
+                Err(error) => {
+                    self.finish(
+                        Session {
+                            cached: true,
+                            ..refused
+                        },
+                        deadline,
+                    );
+                    return Err(error);
+                }
+            }
+        }
+        let result = response.and_then(|answer| interpret_created(form, &answer));
         self.finish(session, deadline);
         result
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::backend::{LookupError, bad_response, sanitise, status_error};
+use crate::backend::{LookupError, NoteTarget, bad_response, sanitise, status_error};
 use crate::config::{BaseUrl, RemedySettings};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
@@ -272,6 +272,78 @@ pub fn interpret(
                 .flatten(),
         },
     })
+}
+
+/// The longest `Description` (the work log's summary line) written; the field is short on
+/// the work-log forms.
+const WORK_LOG_SUMMARY_LIMIT: usize = 100;
+
+/// The work-log form and the new entry's values for a note on `target`, per ticket kind:
+/// an incident's work log names it by its Incident Number, a change's by the entry ID the
+/// lookup read.
+pub fn work_log_entry<'s>(
+    settings: &'s RemedySettings,
+    target: &NoteTarget,
+    text: &str,
+) -> Result<(&'s str, Value), LookupError> {
+    let summary: String = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(WORK_LOG_SUMMARY_LIMIT)
+        .collect();
+    let mut values = serde_json::Map::new();
+    let form = match target.kind {
+        TicketKind::Incident => {
+            values.insert(
+                settings.incident_work_log_id_field.clone(),
+                Value::from(target.id.as_str()),
+            );
+            values.insert("View Access".into(), Value::from("Internal"));
+            values.insert("Secure Work Log".into(), Value::from("No"));
+            settings.incident_work_log_form.as_str()
+        }
+        TicketKind::Change => {
+            let entry_id = target.record_id.as_deref().ok_or_else(|| {
+                bad_response(&format!(
+                    "the lookup read no {} for the change",
+                    settings.change_entry_id_field
+                ))
+            })?;
+            values.insert(
+                settings.change_work_log_id_field.clone(),
+                Value::from(entry_id),
+            );
+            settings.change_work_log_form.as_str()
+        }
+    };
+    values.insert("Work Log Type".into(), Value::from("General Information"));
+    values.insert("Description".into(), Value::from(summary));
+    values.insert("Detailed Description".into(), Value::from(text));
+    Ok((form, serde_json::json!({ "values": values })))
+}
+
+/// Reads the answer to an entry creation: 201 (with a `Location`), or the AR error.
+pub fn interpret_created(form: &str, response: &HttpResponse) -> Result<(), LookupError> {
+    if response.status == 201 {
+        return Ok(());
+    }
+    let message = ar_error(&response.body);
+    if message.as_ref().and_then(|message| message.number) == Some(ARERR_FORM_DOES_NOT_EXIST) {
+        return Err(LookupError::Misconfigured {
+            detail: format!(
+                "Remedy form {form:?} does not exist; check the Remedy*WorkLogForm settings"
+            ),
+        });
+    }
+    if (200..300).contains(&response.status) {
+        return Err(bad_response(&format!(
+            "HTTP {} where 201 Created was expected",
+            response.status
+        )));
+    }
+    Err(status_error(response, error_detail(response)))
 }
 
 /// `GET {SystemURL}/api/arsys/v1.0/fields/{form}?field_criteria=NAME,DATATYPE,LIMIT`: the
