@@ -61,10 +61,21 @@ impl PamHooks for PamTicket {
     }
 
     /// The start note is written at authentication, right after the decision (its cost
-    /// was measured there: one request on the connection the lookup opened); nothing is
-    /// left to do here, so no configuration is read and nothing is sent.
-    fn sm_open_session(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_IGNORE
+    /// was measured there: one request on the connection the lookup opened), so nothing
+    /// is sent here and no configuration is read. PAM_SUCCESS when authentication left a
+    /// session record, for a reason of libpam's: `pam_close_session` acts on what each
+    /// module answered to `pam_open_session` (the chain is frozen there), so a module that
+    /// ignored the opening has its closing ignored too. PAM_IGNORE otherwise.
+    fn sm_open_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        guarded(|| {
+            if pam_glue::session_record(pamh).is_some()
+                || pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME).is_some()
+            {
+                PamResultCode::PAM_SUCCESS
+            } else {
+                PamResultCode::PAM_IGNORE
+            }
+        })
     }
 
     /// The end note (WorkNotes=Yes), when authentication left a session record; else

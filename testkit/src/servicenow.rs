@@ -109,6 +109,29 @@ pub struct ReceivedQuery {
     pub matched: usize,
 }
 
+/// One `PATCH` of a record that the simulator accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordUpdate {
+    pub table: String,
+    pub sys_id: String,
+    /// The record's `number` (empty for a record without one).
+    pub number: String,
+    /// The fields as sent (string values; anything else as its JSON text).
+    pub fields: Vec<(String, String)>,
+    /// `sysparm_fields` of the request.
+    pub sysparm_fields: Option<String>,
+}
+
+impl RecordUpdate {
+    /// The `work_notes` written, if this update wrote one.
+    pub fn work_notes(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == "work_notes")
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// The simulated instance. Cheap to share: wrap it in an `Arc` for the server.
 pub struct ServiceNowSim {
     state: Mutex<State>,
@@ -123,6 +146,13 @@ struct State {
     forbidden: bool,
     invalid_query_returns_no_rows: bool,
     user_offset: FixedOffset,
+    /// The account may read but not write (a PATCH gets the ACL's 403).
+    read_only: bool,
+    /// A status every PATCH is answered with instead of being applied.
+    write_failure: Option<u16>,
+    /// How long a PATCH waits before it is answered.
+    write_delay: std::time::Duration,
+    updates: Vec<RecordUpdate>,
 }
 
 impl ServiceNowSim {
@@ -147,6 +177,10 @@ impl ServiceNowSim {
                 forbidden: false,
                 invalid_query_returns_no_rows: false,
                 user_offset: FixedOffset::west_opt(5 * 3600).expect("-05:00 is a valid offset"),
+                read_only: false,
+                write_failure: None,
+                write_delay: std::time::Duration::ZERO,
+                updates: Vec::new(),
             }),
         };
         for (table, record) in records {
@@ -253,10 +287,50 @@ impl ServiceNowSim {
         state.user = user.to_string();
         state.password = password.to_string();
     }
+
+    /// `true`: the account may read but not write; a PATCH gets 403 with the body an
+    /// instance sends when the table's write ACL refuses ("ACL Exception Update Failed
+    /// due to security constraints").
+    pub fn set_read_only(&self, read_only: bool) {
+        self.lock().read_only = read_only;
+    }
+
+    /// `Some(status)`: every PATCH is answered with this status (an error envelope) and
+    /// nothing is written.
+    pub fn set_write_failure(&self, status: Option<u16>) {
+        self.lock().write_failure = status;
+    }
+
+    /// Every PATCH waits this long before it is answered (a hanging write).
+    pub fn set_write_delay(&self, delay: std::time::Duration) {
+        self.lock().write_delay = delay;
+    }
+
+    /// Every PATCH the simulator applied, oldest first.
+    pub fn updates(&self) -> Vec<RecordUpdate> {
+        self.lock().updates.clone()
+    }
+
+    /// The work notes written to the record whose `number` is `number`, oldest first.
+    pub fn work_notes(&self, number: &str) -> Vec<String> {
+        self.lock()
+            .updates
+            .iter()
+            .filter(|update| update.number == number)
+            .filter_map(|update| update.work_notes().map(str::to_string))
+            .collect()
+    }
 }
 
 impl Handler for ServiceNowSim {
     fn handle(&self, request: &Request) -> Response {
+        if request.method == "PATCH" {
+            // Waited for without the lock: the other requests go on meanwhile.
+            let delay = self.lock().write_delay;
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+        }
         let mut state = self.lock();
         state.answer(request)
     }
@@ -331,8 +405,79 @@ impl State {
     }
 
     /// The answer and the number of records matched.
-    fn serve(&self, request: &Request, route: &Route) -> (Response, usize) {
-        if request.method != "GET" {
+    /// `PATCH /api/now/table/{table}/{sys_id}` with a JSON object of fields: 200 with the
+    /// record (as `sysparm_fields` asks), 404 for an unknown record, 403 when the account
+    /// may not write.
+    fn update(&mut self, request: &Request, route: &Route) -> (Response, usize) {
+        if self.read_only || self.forbidden {
+            let response = error(
+                403,
+                "Operation Failed",
+                json!("ACL Exception Update Failed due to security constraints"),
+            );
+            return (response, 0);
+        }
+        if let Some(status) = self.write_failure {
+            return (error(status, "Simulated failure", json!("set_write_failure")), 0);
+        }
+        let Some(sys_id) = route.sys_id.clone() else {
+            return (
+                error(405, "Method not Supported", json!("PATCH needs a sys_id")),
+                0,
+            );
+        };
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&request.body) else {
+            return (
+                error(400, "Exception while reading request", json!("Invalid JSON")),
+                0,
+            );
+        };
+        let Some(record) = self.db.find_mut(&route.table, &sys_id) else {
+            return (
+                error(
+                    404,
+                    "No Record found",
+                    json!("Record doesn't exist or ACL restricts the record retrieval"),
+                ),
+                0,
+            );
+        };
+        let number = text(record, "number").to_string();
+        let sent: Vec<(String, String)> = fields
+            .iter()
+            .map(|(name, value)| {
+                let value = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string);
+                (name.clone(), value)
+            })
+            .collect();
+        for (name, value) in &sent {
+            // A journal field is not stored on the record: the update log holds it.
+            if name != "work_notes" && name != "comments" {
+                record.insert(name.clone(), json!(value));
+            }
+        }
+        self.updates.push(RecordUpdate {
+            table: route.table.clone(),
+            sys_id: sys_id.clone(),
+            number,
+            fields: sent,
+            sysparm_fields: request.param("sysparm_fields").map(str::to_string),
+        });
+        let options = render::Options::from_request(request, self.user_offset);
+        let Some(record) = self.db.by_sys_id(&route.table, &sys_id) else {
+            return (error(500, "Record vanished", Value::Null), 0);
+        };
+        let rendered = render::record(&self.db, &route.table, record, &options);
+        (Response::json(200, &json!({ "result": rendered })), 1)
+    }
+
+    fn serve(&mut self, request: &Request, route: &Route) -> (Response, usize) {
+        if request.method == "PATCH" && self.rate_limited.is_none() {
+            return self.update(request, route);
+        }
+        if request.method != "GET" && request.method != "PATCH" {
             let detail = format!(
                 "Method {} is not supported by the simulator",
                 request.method
