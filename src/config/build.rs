@@ -94,6 +94,7 @@ impl Settings {
         let portal = match portal_mode {
             Some(true) => {
                 self.refuse_gateway_checks_in_portal_mode();
+                self.refuse_audit_trail_in_portal_mode();
                 self.portal(system).map(Some)
             }
             Some(false) => Some(None),
@@ -133,9 +134,6 @@ impl Settings {
         let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
         let work_notes = self.check(|| self.work_notes());
         let reason_prompt = self.check(|| self.reason_prompt());
-        if portal_mode == Some(true) {
-            self.refuse_audit_trail_in_portal_mode();
-        }
         if self.has_problems() {
             return None;
         }
@@ -758,6 +756,73 @@ mod tests {
     }
 
     #[test]
+    fn note_and_reason_keys_are_refused_in_portal_mode() {
+        for (line, key) in [
+            ("WorkNotes=Yes", "WorkNotes"),
+            ("WorkNoteTimeout=5", "WorkNoteTimeout"),
+            ("NoteTemplate=\"{user}\"", "NoteTemplate"),
+            ("AskReason=Yes", "AskReason"),
+            ("ReasonPrompt=\"Why: \"", "ReasonPrompt"),
+        ] {
+            let problem = build(&format!("FetchCredentialsThroughPVWA=Yes\n{line}\n"))
+                .expect_err(line);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:2", "{line}");
+            assert!(
+                problem.problem.starts_with(&format!(
+                    "{key} has no effect in portal mode (FetchCredentialsThroughPVWA=Yes): the portal keeps its own audit"
+                )),
+                "{problem}"
+            );
+        }
+        // Switched off, a flag is no error.
+        let problem = build("FetchCredentialsThroughPVWA=Yes\nWorkNotes=No\n").expect_err("no url");
+        assert!(!problem.problem.contains("WorkNotes"), "{problem}");
+    }
+
+    #[test]
+    fn a_note_template_with_an_unknown_placeholder_is_an_error_at_its_line() {
+        let problem = build(&format!(
+            "{MINIMAL}WorkNotes=Yes\nNoteTemplate=\"{{user}} from {{rhots}}\"\n"
+        ))
+        .expect_err("unknown placeholder");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:4");
+        assert!(
+            problem
+                .problem
+                .starts_with("NoteTemplate has an unknown placeholder {rhots}; the placeholders are {user}, {identity}, {rhost}"),
+            "{problem}"
+        );
+        let config = build(&format!(
+            "{MINIMAL}WorkNotes=Yes\nWorkNoteTimeout=7\nNoteTemplate=\"{{user}} on {{host}}\\n{{reason}}\"\nAskReason=Yes\n"
+        ))
+        .expect("valid");
+        let notes = config.work_notes.expect("on");
+        assert_eq!(notes.timeout, Duration::from_secs(7));
+        assert_eq!(notes.template.source(), "{user} on {host}\\n{reason}");
+        assert_eq!(config.reason_prompt.as_deref(), Some("Reason: "));
+        assert!(config.remedy.read_change_entry_id);
+    }
+
+    #[test]
+    fn note_settings_without_their_switch_are_errors() {
+        for (line, switch) in [
+            ("WorkNoteTimeout=5", "WorkNotes"),
+            ("NoteTemplate=\"{user}\"", "WorkNotes"),
+            ("ReasonPrompt=\"Why: \"", "AskReason"),
+        ] {
+            let problem = build(&format!("{MINIMAL}{line}\n")).expect_err(line);
+            assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{line}");
+            assert!(
+                problem.problem.contains(&format!("but {switch} is not Yes")),
+                "{problem}"
+            );
+        }
+        let config = build(MINIMAL).expect("valid");
+        assert!(config.work_notes.is_none() && config.reason_prompt.is_none());
+        assert!(!config.remedy.read_change_entry_id);
+    }
+
+    #[test]
     fn direct_mode_needs_url_and_account() {
         let problem = build("TicketingSystem=ServiceNow\n").expect_err("no url");
         assert_eq!(problem.to_string(), "/etc/test.conf: SystemURL is required");
@@ -810,6 +875,10 @@ mod tests {
             (
                 Mode::Remedy,
                 "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n".to_string(),
+            ),
+            (
+                Mode::ServiceNow,
+                format!("{MINIMAL}WorkNotes=Yes\nNoteTemplate=\"{{user}}\"\nAskReason=Yes\n"),
             ),
             (
                 Mode::Portal,

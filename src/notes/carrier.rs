@@ -138,3 +138,77 @@ pub fn open(config: &Config, text: &str) -> Result<SessionFacts, CarrierError> {
             .ok_or(CarrierError::Malformed)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(password: &str) -> Config {
+        let mut config = crate::config::from_entries(
+            Path::new("/etc/test.conf"),
+            crate::config::parse_entries(
+                "TicketingSystem=\"ServiceNow\"\nValidateTicketNumber=\"No\"\n",
+                Path::new("/etc/test.conf"),
+            )
+            .expect("entries"),
+            Vec::new(),
+        )
+        .expect("config");
+        config.connection_account = Some(
+            crate::config::parse_account_text(
+                &format!("Username=\"svc\"\nPassword=\"{password}\"\n"),
+                Path::new("/etc/account.conf"),
+            )
+            .expect("account"),
+        );
+        config
+    }
+
+    fn facts() -> SessionFacts {
+        SessionFacts {
+            ticket: "CHG0030001".to_string(),
+            kind: TicketKind::Change,
+            record_id: Some("abc123".to_string()),
+            system: "ServiceNow".to_string(),
+            user: "alice".to_string(),
+            identity: "alice".to_string(),
+            rhost: None,
+            host: "gw1.example.com".to_string(),
+            service: Some("sshd".to_string()),
+            target: Some("root@db01".to_string()),
+            checks: vec!["state Implement".to_string()],
+            reason: Some("fix it".to_string()),
+            started: 1_764_928_800,
+        }
+    }
+
+    #[test]
+    fn a_sealed_record_opens_to_the_same_facts() {
+        let config = config("pw-1");
+        let sealed = seal(&config, &facts()).expect("sealed");
+        assert!(sealed.starts_with("v1."));
+        assert_eq!(open(&config, &sealed), Ok(facts()));
+    }
+
+    #[test]
+    fn a_forged_altered_or_foreign_record_is_refused() {
+        let config = config("pw-1");
+        let sealed = seal(&config, &facts()).expect("sealed");
+        // Another ticket, with the seal of the first.
+        let mut other = facts();
+        other.ticket = "CHG0039999".to_string();
+        let forged = seal(&config, &other).expect("sealed");
+        let (forged_record, _) = forged.rsplit_once('.').expect("three parts");
+        let (_, seal_of_first) = sealed.rsplit_once('.').expect("three parts");
+        assert_eq!(
+            open(&config, &format!("{forged_record}.{seal_of_first}")),
+            Err(CarrierError::BadSeal)
+        );
+        // Sealed with another account password.
+        assert_eq!(open(&self::config("pw-2"), &sealed), Err(CarrierError::BadSeal));
+        assert_eq!(open(&config, "no-dots"), Err(CarrierError::Malformed));
+        assert_eq!(open(&config, "v1.e30.!!"), Err(CarrierError::Malformed));
+    }
+}
