@@ -283,6 +283,18 @@ fn probe(config: &Config) -> i32 {
                 }
             }
             println!("  answered in {elapsed} ms");
+            if config.work_notes.is_some() {
+                let clock = SystemClock;
+                for line in source.write_access(Deadline::new(&clock, config.timeout)) {
+                    match line {
+                        ProbeLine::Ok(text) => println!("  OK    {text}"),
+                        ProbeLine::Problem(text) => {
+                            problems += 1;
+                            println!("  FAIL  {text}");
+                        }
+                    }
+                }
+            }
             compare_choices(config, source.as_mut());
             if let Some(portal) = &config.portal {
                 // Only a Retrieve with a real ticket exercises the portal's ticketing

@@ -164,6 +164,23 @@ pub fn bad_response(detail: &str) -> LookupError {
     })
 }
 
+/// An error in a few words, for `pam-ticket check`'s lines.
+pub fn error_text(error: &LookupError) -> String {
+    match error {
+        LookupError::AccountRefused { status, detail } if detail.is_empty() => {
+            format!("HTTP {status}")
+        }
+        LookupError::AccountRefused { status, detail } => format!("HTTP {status}: {detail}"),
+        LookupError::Unavailable(outage) => outage.to_string(),
+        LookupError::BadAnswer(why) => why.to_string(),
+        LookupError::UntrustedServer { detail } | LookupError::Misconfigured { detail } => {
+            detail.clone()
+        }
+        LookupError::NotFound => "not found".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// What the admin reads when the system refuses the module's own account: who was
 /// refused, by whom, and what to check.
 pub fn account_refused_text(config: &Config, status: u16, detail: &str) -> String {
@@ -317,6 +334,13 @@ pub trait TicketSource {
         Err(LookupError::Misconfigured {
             detail: format!("{} takes no work notes", self.system_name()),
         })
+    }
+
+    /// For `pam-ticket check` with WorkNotes=Yes: whether the account could write a note,
+    /// as far as a read can tell (never by writing one). Nothing when the source cannot
+    /// tell at all.
+    fn write_access(&mut self, _deadline: Deadline) -> Vec<ProbeLine> {
+        Vec::new()
     }
 
     /// For `pam-ticket check`: the choices the system knows for each of `fields`, each

@@ -4,8 +4,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, TicketSource, bad_response,
-    sanitise, status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, ProbeLine, TicketSource,
+    bad_response, sanitise, status_error,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials};
@@ -72,6 +72,39 @@ pub fn note_url(base_url: &BaseUrl, kind: TicketKind, sys_id: &str) -> String {
             percent_encode(sys_id)
         )),
     )
+}
+
+/// The roles that write `work_notes` on incident and change_request on a stock instance.
+pub const WRITE_ROLES: [&str; 4] = ["itil", "sn_incident_write", "sn_change_write", "admin"];
+
+/// `GET /api/now/table/sys_user_has_role` for the roles of `user_name`.
+pub fn roles_url(base_url: &BaseUrl, user_name: &str) -> String {
+    format!(
+        "{}?sysparm_query={}&sysparm_fields={}",
+        base_url.join("/api/now/table/sys_user_has_role"),
+        percent_encode(&format!("user.user_name={user_name}")),
+        percent_encode("role.name"),
+    )
+}
+
+/// The role names in a `sys_user_has_role` answer.
+pub fn interpret_roles(response: &HttpResponse) -> Result<Vec<String>, LookupError> {
+    if response.status != 200 {
+        return Err(status_error(response, error_detail(&response.body)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let rows = document
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_response("no result list"))?;
+    let mut roles: Vec<String> = rows
+        .iter()
+        .filter_map(|row| field_value(row, "role.name"))
+        .collect();
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
 }
 
 /// Reads the answer to a work-note PATCH: 200 with the record's `sys_id`.
@@ -194,6 +227,48 @@ impl TicketSource for ServiceNow {
         );
         drop(authorization);
         interpret(id, &response?).map(Lookup::Found)
+    }
+
+    /// The account's roles from `sys_user_has_role`: a read, never a write. Writing
+    /// `work_notes` on incident and change_request comes with `itil` on a stock instance
+    /// (or `sn_incident_write` / `sn_change_write`, or `admin`); a customised ACL can say
+    /// otherwise, so a role found is "expected", not proven. An account that may not read
+    /// its roles leaves the question open.
+    fn write_access(&mut self, deadline: Deadline) -> Vec<ProbeLine> {
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        let url = roles_url(&self.base_url, &self.account.username);
+        let answer = self
+            .client
+            .send(Method::Get, &url, &headers, &Body::Empty, deadline)
+            .map_err(LookupError::from)
+            .and_then(|response| interpret_roles(&response));
+        drop(authorization);
+        let account = sanitise(&self.account.username);
+        vec![match answer {
+            Ok(roles) => {
+                let shown = if roles.is_empty() {
+                    "none".to_string()
+                } else {
+                    sanitise(&roles.join(", "))
+                };
+                match roles.iter().find(|role| WRITE_ROLES.contains(&role.as_str())) {
+                    Some(role) => ProbeLine::Ok(format!(
+                        "work notes: the account {account} has the role {role}, which writes work_notes on incident and change_request on a stock instance (roles: {shown})"
+                    )),
+                    None => ProbeLine::Problem(format!(
+                        "work notes: the account {account} has none of the roles that write work_notes ({}; roles: {shown}): every note would fail; give it one",
+                        WRITE_ROLES.join(", ")
+                    )),
+                }
+            }
+            Err(error) => ProbeLine::Ok(format!(
+                "work notes: cannot tell whether {account} may write them (its roles could not be read from sys_user_has_role: {}); a failed note is logged at warning", crate::backend::error_text(&error)
+            )),
+        }]
     }
 
     /// One PATCH of `work_notes` on the record the lookup found, by its `sys_id`, with the

@@ -306,6 +306,43 @@ impl ServiceNowSim {
         self.lock().write_delay = delay;
     }
 
+    /// Gives `user_name` (a `sys_user`, created when missing) the role `role` in
+    /// `sys_user_has_role`, which `pam-ticket check` reads.
+    pub fn grant_role(&self, user_name: &str, role: &str) {
+        let user_id = derived_sys_id(&format!("sys_user/{user_name}"));
+        let role_id = derived_sys_id(&format!("sys_user_role/{role}"));
+        let has_user = self
+            .lock()
+            .db
+            .find_mut("sys_user", user_name)
+            .is_some();
+        if !has_user {
+            self.insert(
+                "sys_user",
+                record(&[("sys_id", &user_id), ("user_name", user_name), ("name", user_name)]),
+            );
+        }
+        let has_role = self.lock().db.find_mut("sys_user_role", &role_id).is_some();
+        if !has_role {
+            self.insert(
+                "sys_user_role",
+                record(&[("sys_id", &role_id), ("name", role)]),
+            );
+        }
+        let user_id = text(
+            self.lock()
+                .db
+                .find_mut("sys_user", user_name)
+                .expect("the user was just made"),
+            "sys_id",
+        )
+        .to_string();
+        self.insert(
+            "sys_user_has_role",
+            record(&[("user", &user_id), ("role", &role_id)]),
+        );
+    }
+
     /// Every PATCH the simulator applied, oldest first.
     pub fn updates(&self) -> Vec<RecordUpdate> {
         self.lock().updates.clone()
@@ -809,6 +846,13 @@ mod schema {
         ("inactive", Kind::Text),
     ];
 
+    const SYS_USER_ROLE: &[(&str, Kind)] = &[("sys_id", Kind::Text), ("name", Kind::Text)];
+    const SYS_USER_HAS_ROLE: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("user", USER),
+        ("role", Kind::Reference("sys_user_role")),
+    ];
+
     /// The declared fields of a table, in output order.
     pub fn fields(table: &str) -> &'static [(&'static str, Kind)] {
         match table {
@@ -816,6 +860,8 @@ mod schema {
             "change_request" => CHANGE_REQUEST,
             "sys_user" => SYS_USER,
             "sys_choice" => SYS_CHOICE,
+            "sys_user_role" => SYS_USER_ROLE,
+            "sys_user_has_role" => SYS_USER_HAS_ROLE,
             _ => &[],
         }
     }

@@ -453,6 +453,51 @@ impl TicketSource for Remedy {
     fn known_choices(&mut self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
         self.read_choices(fields, deadline)
     }
+
+    /// The work-log forms' field definitions, read with a log-on of its own: a form that
+    /// does not exist (a misspelt Remedy*WorkLogForm) shows here. Whether the account may
+    /// create entries on them cannot be told without creating one.
+    fn write_access(&mut self, deadline: Deadline) -> Vec<ProbeLine> {
+        let mut retries = RetryBudget::for_check();
+        let token = match self.log_on(deadline, &mut retries) {
+            Ok(token) => token,
+            Err(error) => {
+                return vec![ProbeLine::Problem(format!(
+                    "work notes: could not log on to read the work-log forms: {}", crate::backend::error_text(&error)
+                ))];
+            }
+        };
+        let mut lines = Vec::new();
+        for form in [
+            self.settings.incident_work_log_form.clone(),
+            self.settings.change_work_log_form.clone(),
+        ] {
+            let answer = self.query(
+                &fields_url(&self.base_url, &form),
+                &token,
+                deadline,
+                &mut retries,
+            );
+            lines.push(match answer {
+                Ok(response) if response.status == 200 => ProbeLine::Ok(format!(
+                    "work notes: form {form:?} exists; whether the account may create entries on it cannot be told without writing one (a failed note is logged at warning)"
+                )),
+                Ok(response) => ProbeLine::Problem(format!(
+                    "work notes: form {form:?} cannot be read (HTTP {}{}); check the Remedy*WorkLogForm settings and the account's permissions",
+                    response.status,
+                    match error_detail(&response) {
+                        detail if detail.is_empty() => String::new(),
+                        detail => format!(": {detail}"),
+                    }
+                )),
+                Err(error) => ProbeLine::Problem(format!(
+                    "work notes: form {form:?} could not be read: {}", crate::backend::error_text(&error)
+                )),
+            });
+        }
+        let _ = self.log_off(&token, deadline);
+        lines
+    }
 }
 
 impl Remedy {
