@@ -173,7 +173,9 @@ fn main() {
         "sshd-demo-notes",
         &format!("auth required {line}\nsession optional {line}\n"),
     );
-    println!("=== with WorkNotes=\"Yes\" and AskReason=\"Yes\": alice logs in with {valid}, stays 2 s, logs out");
+    println!(
+        "=== with WorkNotes=\"Yes\" and AskReason=\"Yes\": alice logs in with {valid}, stays 2 s, logs out"
+    );
     let reason = "restart the stuck print spooler";
     let full = pam::run(
         &noted,
@@ -210,7 +212,11 @@ fn main() {
     };
     println!(
         "  -> work notes now on {valid} in the simulator ({}):",
-        if remedy { "HPD:WorkLog entries" } else { "work_notes" }
+        if remedy {
+            "HPD:WorkLog entries"
+        } else {
+            "work_notes"
+        }
     );
     for note in notes {
         println!("  ----");

@@ -44,7 +44,12 @@ impl Decision {
 
 /// The extra fields that are counts: written as JSON numbers (`"answer_length":29`), so
 /// that log tools can compare and add them up, as they can `elapsed_ms`.
-pub const NUMBER_FIELDS: [&str; 4] = ["answer_length", "bypass_entry", "work_note_ms", "duration_s"];
+pub const NUMBER_FIELDS: [&str; 4] = [
+    "answer_length",
+    "bypass_entry",
+    "work_note_ms",
+    "duration_s",
+];
 
 /// One audit record. Optional fields are left out when empty.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -298,7 +298,9 @@ fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
             &clock,
             &mut audit,
         ),
-        Err(problem) => notes::NoteOutcome::Failed(format!("cannot set up the ticket source: {problem}")),
+        Err(problem) => {
+            notes::NoteOutcome::Failed(format!("cannot set up the ticket source: {problem}"))
+        }
     };
     record.elapsed_ms = u64::try_from(clock.since(begun).as_millis()).unwrap_or(u64::MAX);
     record.extra.extend(outcome.audit_fields());

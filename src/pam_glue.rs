@@ -142,8 +142,6 @@ pub fn set_session_record(handle: &mut PamHandle, sealed: &str) -> Result<(), Pa
 pub fn session_record(handle: &PamHandle) -> Option<String> {
     // SAFETY: the name is this module's own, and `set_session_record` is the only code
     // that sets it, always with a `SessionRecordData`, so the data behind it has that type.
-    let data = unsafe {
-        handle.get_data::<SessionRecordData>(crate::notes::carrier::DATA_NAME)
-    };
+    let data = unsafe { handle.get_data::<SessionRecordData>(crate::notes::carrier::DATA_NAME) };
     data.ok().map(|record| record.0.clone())
 }

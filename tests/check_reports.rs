@@ -372,7 +372,9 @@ fn check_reads_the_remedy_work_log_forms() {
         "{out}"
     );
     assert!(
-        out.contains("  FAIL  work notes: form \"CHG:WorkLogg\" cannot be read (HTTP 404: ARERR 303"),
+        out.contains(
+            "  FAIL  work notes: form \"CHG:WorkLogg\" cannot be read (HTTP 404: ARERR 303"
+        ),
         "{out}"
     );
     assert!(sim.entries("HPD:WorkLog").is_empty(), "check never writes");

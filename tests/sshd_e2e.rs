@@ -706,7 +706,11 @@ fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
     assert_eq!(gate.decisions(), ["allow", "session_end"], "{context}");
     assert_eq!(audit[0]["work_note"], "written");
     assert_eq!(audit[1]["work_note"], "written");
-    assert!(audit[1]["duration_s"].as_u64().is_some_and(|duration| duration >= 2));
+    assert!(
+        audit[1]["duration_s"]
+            .as_u64()
+            .is_some_and(|duration| duration >= 2)
+    );
     report(&format!(
         "sshd_e2e notes: the session record reached pam_sm_close_session through the {}",
         audit[1]["session_record"]

@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use support::files::{audit_records, write_root_only};
 use support::https::TestServer;
-use support::pam::{
-    self, FullOutcome, Login, PAM_MAXTRIES, PAM_SUCCESS, PamService, Steps,
-};
+use support::pam::{self, FullOutcome, Login, PAM_MAXTRIES, PAM_SUCCESS, PamService, Steps};
 use support::pki::{ServerCert, TestPki};
 use support::remedy::{CHANGE_WORK_LOG_FORM, INCIDENT_WORK_LOG_FORM, RemedySim};
 use support::servicenow::ServiceNowSim;
@@ -148,7 +146,10 @@ impl Gate {
                 .iter()
                 .filter(|received| {
                     received.method == "POST"
-                        && received.form.as_deref().is_some_and(|form| form.contains("WorkLog"))
+                        && received
+                            .form
+                            .as_deref()
+                            .is_some_and(|form| form.contains("WorkLog"))
                 })
                 .count(),
         }
@@ -197,7 +198,10 @@ fn with_time_checked(note: &str, before: DateTime<Utc>, after: DateTime<Utc>) ->
                     .expect("ISO 8601")
                     .with_timezone(&Utc);
                 let floor = before - chrono::Duration::seconds(1);
-                assert!(floor <= time && time <= after, "{time} not in {before}..{after}");
+                assert!(
+                    floor <= time && time <= after,
+                    "{time} not in {before}..{after}"
+                );
                 "Time: <time> (UTC)".to_string()
             }
             None => line.to_string(),
@@ -241,7 +245,12 @@ fn both_notes(gate: &Gate, user: &str, ticket: &str, checks: &str, config: &str,
         Duration::from_millis(1100),
     );
     let after = Utc::now();
-    assert_eq!(outcome.auth.code, PAM_SUCCESS, "{}", outcome.auth.transcript());
+    assert_eq!(
+        outcome.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        outcome.auth.transcript()
+    );
     assert_eq!(outcome.auth.prompts(), ["Ticket ID: ", "Reason: "]);
     // PAM_SUCCESS: a session record is there to be closed (see `sm_open_session`).
     assert_eq!(outcome.open_session_code, Some(PAM_SUCCESS));
@@ -278,7 +287,11 @@ fn both_notes(gate: &Gate, user: &str, ticket: &str, checks: &str, config: &str,
     assert_eq!(end["ticket"], ticket);
     assert_eq!(end["work_note"], "written");
     assert_eq!(end["session_record"], "pam_data");
-    assert!(end["duration_s"].as_u64().is_some_and(|seconds| seconds >= 1));
+    assert!(
+        end["duration_s"]
+            .as_u64()
+            .is_some_and(|seconds| seconds >= 1)
+    );
 }
 
 #[test]
@@ -298,7 +311,11 @@ fn servicenow_incident_start_and_end_notes() {
     for update in &updates {
         assert_eq!(update.table, "incident");
         assert_eq!(update.sysparm_fields.as_deref(), Some("sys_id"));
-        let fields: Vec<&str> = update.fields.iter().map(|(name, _)| name.as_str()).collect();
+        let fields: Vec<&str> = update
+            .fields
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
         assert_eq!(fields, ["work_notes"], "only the note is written");
     }
     // One lookup, with the sys_id the PATCH used: no second query.
@@ -308,7 +325,12 @@ fn servicenow_incident_start_and_end_notes() {
         .filter(|query| query.method == "GET")
         .collect();
     assert_eq!(queries.len(), 1);
-    assert!(queries[0].fields.as_deref().is_some_and(|fields| fields.starts_with("sys_id,")));
+    assert!(
+        queries[0]
+            .fields
+            .as_deref()
+            .is_some_and(|fields| fields.starts_with("sys_id,"))
+    );
 }
 
 #[test]
@@ -357,7 +379,9 @@ fn remedy_change_notes_name_the_change_by_its_entry_id() {
     // CRQ000000000001 is the fixture's first change: its Request ID.
     let change_entry_id = support::remedy::default_fixture(Utc::now())
         .into_iter()
-        .find(|(_, entry)| entry.get("Infrastructure Change ID") == Some(&Value::from("CRQ000000000001")))
+        .find(|(_, entry)| {
+            entry.get("Infrastructure Change ID") == Some(&Value::from("CRQ000000000001"))
+        })
         .and_then(|(_, entry)| entry["Request ID"].as_str().map(str::to_string))
         .expect("the fixture's change");
     for entry in &entries {
@@ -370,7 +394,12 @@ fn remedy_change_notes_name_the_change_by_its_entry_id() {
         .into_iter()
         .find(|received| received.method == "GET")
         .expect("the lookup");
-    assert!(query.fields.as_deref().is_some_and(|fields| fields.ends_with(",Request ID)")));
+    assert!(
+        query
+            .fields
+            .as_deref()
+            .is_some_and(|fields| fields.ends_with(",Request ID)"))
+    );
     assert_eq!(sim.login_count(), 1);
 }
 
@@ -378,7 +407,10 @@ fn remedy_change_notes_name_the_change_by_its_entry_id() {
 /// the warning say what to fix.
 #[test]
 fn a_refused_write_changes_no_verdict_and_says_what_to_fix() {
-    for (gate, ticket) in [(Gate::servicenow(), "INC0010001"), (Gate::remedy(), "INC000000000001")] {
+    for (gate, ticket) in [
+        (Gate::servicenow(), "INC0010001"),
+        (Gate::remedy(), "INC000000000001"),
+    ] {
         match &gate.sim {
             Sim::ServiceNow(sim) => sim.set_read_only(true),
             Sim::Remedy(sim) => sim.set_read_only(true),
@@ -386,7 +418,11 @@ fn a_refused_write_changes_no_verdict_and_says_what_to_fix() {
         let service = gate.service("WorkNotes=Yes\n");
         let outcome = pam::authenticate(&service, &Login::new("alice").rhost(RHOST).answer(ticket));
         assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
-        assert!(outcome.errors().is_empty(), "the user is not bothered: {:?}", outcome.errors());
+        assert!(
+            outcome.errors().is_empty(),
+            "the user is not bothered: {:?}",
+            outcome.errors()
+        );
         assert!(gate.notes(ticket).is_empty());
         assert_eq!(gate.write_attempts(), 1, "a refusal is not retried");
         let allow = gate.audit().pop().expect("a record");
@@ -404,7 +440,10 @@ fn a_refused_write_changes_no_verdict_and_says_what_to_fix() {
 /// A write that fails with a 5xx is retried once, and the verdict stands.
 #[test]
 fn a_failing_write_is_retried_once_and_changes_no_verdict() {
-    for (gate, ticket) in [(Gate::servicenow(), "CHG0030001"), (Gate::remedy(), "CRQ000000000001")] {
+    for (gate, ticket) in [
+        (Gate::servicenow(), "CHG0030001"),
+        (Gate::remedy(), "CRQ000000000001"),
+    ] {
         match &gate.sim {
             Sim::ServiceNow(sim) => sim.set_write_failure(Some(503)),
             Sim::Remedy(sim) => sim.set_write_failure(Some(503)),
@@ -428,7 +467,10 @@ fn a_failing_write_is_retried_once_and_changes_no_verdict() {
 /// its retry included, and the verdict stands.
 #[test]
 fn a_hanging_write_is_cut_off_at_work_note_timeout() {
-    for (gate, ticket) in [(Gate::servicenow(), "INC0010001"), (Gate::remedy(), "INC000000000001")] {
+    for (gate, ticket) in [
+        (Gate::servicenow(), "INC0010001"),
+        (Gate::remedy(), "INC000000000001"),
+    ] {
         match &gate.sim {
             Sim::ServiceNow(sim) => sim.set_write_delay(Duration::from_secs(8)),
             Sim::Remedy(sim) => sim.set_write_delay(Duration::from_secs(8)),
@@ -442,11 +484,14 @@ fn a_hanging_write_is_cut_off_at_work_note_timeout() {
         let allow = gate.audit().pop().expect("a record");
         assert_eq!(allow["work_note"], "failed");
         let note_ms = allow["work_note_ms"].as_u64().expect("work_note_ms");
-        assert!((900..=1600).contains(&note_ms), "the write took {note_ms} ms");
         assert!(
-            allow["work_note_reason"]
-                .as_str()
-                .is_some_and(|why| why.contains("timed out") && why.contains("WorkNoteTimeout (1 s)")),
+            (900..=1600).contains(&note_ms),
+            "the write took {note_ms} ms"
+        );
+        assert!(
+            allow["work_note_reason"].as_str().is_some_and(
+                |why| why.contains("timed out") && why.contains("WorkNoteTimeout (1 s)")
+            ),
             "{allow}"
         );
     }
@@ -463,17 +508,38 @@ fn nothing_is_written_for_bypass_failsafe_or_refused_logins() {
     ));
     let sim = gate.servicenow_sim();
 
-    let bypass = session(&service, &Login::new("alice").rhost(RHOST).answer("letmein-2026"), Duration::ZERO);
-    assert_eq!(bypass.auth.code, PAM_SUCCESS, "{}", bypass.auth.transcript());
+    let bypass = session(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("letmein-2026"),
+        Duration::ZERO,
+    );
+    assert_eq!(
+        bypass.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        bypass.auth.transcript()
+    );
     assert_eq!(bypass.close_session_code, Some(MODULE_IGNORED));
 
-    let refused = pam::authenticate(&service, &Login::new("alice").rhost(RHOST).answer("INC0010002"));
+    let refused = pam::authenticate(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010002"),
+    );
     assert_eq!(refused.code, PAM_MAXTRIES);
 
     sim.set_rate_limited(Some(600));
-    let failsafe = session(&service, &Login::new("alice").rhost(RHOST).answer("INC0010001"), Duration::ZERO);
+    let failsafe = session(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+        Duration::ZERO,
+    );
     sim.set_rate_limited(None);
-    assert_eq!(failsafe.auth.code, PAM_SUCCESS, "{}", failsafe.auth.transcript());
+    assert_eq!(
+        failsafe.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        failsafe.auth.transcript()
+    );
     assert_eq!(failsafe.close_session_code, Some(MODULE_IGNORED));
 
     assert_eq!(gate.write_attempts(), 0);
@@ -493,7 +559,11 @@ fn nothing_is_written_for_bypass_failsafe_or_refused_logins() {
         [
             ("bypass", "skipped", "bypass login: no verified ticket"),
             ("deny", "skipped", "login refused"),
-            ("failsafe", "skipped", "failsafe login: the ticket was not verified"),
+            (
+                "failsafe",
+                "skipped",
+                "failsafe login: the ticket was not verified"
+            ),
         ]
     );
     assert!(!bypass.auth.env.contains_key("TICKET_SESSION"));
@@ -507,18 +577,35 @@ fn the_reason_is_asked_once_more_then_refused() {
     let service = gate.service("AskReason=Yes\nReasonPrompt=\"Why: \"\n");
     let given = pam::authenticate(
         &service,
-        &Login::new("alice").rhost(RHOST).answer("INC0010001").answer("  ").answer("disk full on /var"),
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("INC0010001")
+            .answer("  ")
+            .answer("disk full on /var"),
     );
     assert_eq!(given.code, PAM_SUCCESS, "{}", given.transcript());
     assert_eq!(given.prompts(), ["Ticket ID: ", "Why: ", "Why: "]);
-    assert_eq!(given.errors(), ["A reason is required: say why you need this access"]);
-    assert_eq!(given.env.get("TICKET_REASON").map(String::as_str), Some("disk full on /var"));
-    assert_eq!(gate.audit().pop().expect("record")["access_reason"], "disk full on /var");
+    assert_eq!(
+        given.errors(),
+        ["A reason is required: say why you need this access"]
+    );
+    assert_eq!(
+        given.env.get("TICKET_REASON").map(String::as_str),
+        Some("disk full on /var")
+    );
+    assert_eq!(
+        gate.audit().pop().expect("record")["access_reason"],
+        "disk full on /var"
+    );
 
     let long = "x".repeat(201);
     let refused = pam::authenticate(
         &service,
-        &Login::new("alice").rhost(RHOST).answer("INC0010001").answer(&long).answer(""),
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("INC0010001")
+            .answer(&long)
+            .answer(""),
     );
     assert_eq!(refused.code, PAM_MAXTRIES, "{}", refused.transcript());
     assert_eq!(
@@ -530,13 +617,18 @@ fn the_reason_is_asked_once_more_then_refused() {
     );
     let record = gate.audit().pop().expect("record");
     assert_eq!(record["decision"], "deny");
-    assert!(record["reason"].as_str().is_some_and(|why| why.starts_with("no acceptable reason given")));
+    assert!(
+        record["reason"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("no acceptable reason given"))
+    );
     // The reason never went into a query.
-    assert!(gate
-        .servicenow_sim()
-        .received()
-        .iter()
-        .all(|query| !format!("{query:?}").contains("disk full")));
+    assert!(
+        gate.servicenow_sim()
+            .received()
+            .iter()
+            .all(|query| !format!("{query:?}").contains("disk full"))
+    );
 }
 
 /// Without WorkNotes, open and close return PAM_IGNORE and send nothing.
@@ -544,13 +636,21 @@ fn the_reason_is_asked_once_more_then_refused() {
 fn sessions_without_notes_do_nothing() {
     let gate = Gate::servicenow();
     let service = gate.service("");
-    let outcome = session(&service, &Login::new("alice").rhost(RHOST).answer("INC0010001"), Duration::ZERO);
+    let outcome = session(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+        Duration::ZERO,
+    );
     assert_eq!(outcome.auth.code, PAM_SUCCESS);
     assert_eq!(outcome.open_session_code, Some(MODULE_IGNORED));
     assert_eq!(outcome.close_session_code, Some(MODULE_IGNORED));
     assert_eq!(gate.servicenow_sim().query_count(), 1);
     assert_eq!(gate.audit().len(), 1, "no session record");
-    assert!(!gate.audit()[0].as_object().is_some_and(|record| record.contains_key("work_note")));
+    assert!(
+        !gate.audit()[0]
+            .as_object()
+            .is_some_and(|record| record.contains_key("work_note"))
+    );
 }
 
 /// What the start note adds to a granted login, measured in one run: logins with and
@@ -591,5 +691,8 @@ fn the_start_note_costs_at_most_one_request() {
         with.as_secs_f64() / without.as_secs_f64()
     );
     assert_eq!(gate.servicenow_sim().updates().len(), 15);
-    assert!(note <= without, "the note ({note:?}) costs more than a whole login ({without:?})");
+    assert!(
+        note <= without,
+        "the note ({note:?}) costs more than a whole login ({without:?})"
+    );
 }

@@ -121,7 +121,9 @@ pub fn interpret_note(sys_id: &str, response: &HttpResponse) -> Result<(), Looku
         .get("result")
         .and_then(|result| field_value(result, "sys_id"));
     if written.as_deref() != Some(sys_id) {
-        return Err(bad_response("the answer does not name the record written to"));
+        return Err(bad_response(
+            "the answer does not name the record written to",
+        ));
     }
     Ok(())
 }
@@ -255,7 +257,10 @@ impl TicketSource for ServiceNow {
                 } else {
                     sanitise(&roles.join(", "))
                 };
-                match roles.iter().find(|role| WRITE_ROLES.contains(&role.as_str())) {
+                match roles
+                    .iter()
+                    .find(|role| WRITE_ROLES.contains(&role.as_str()))
+                {
                     Some(role) => ProbeLine::Ok(format!(
                         "work notes: the account {account} has the role {role}, which writes work_notes on incident and change_request on a stock instance (roles: {shown})"
                     )),
@@ -266,7 +271,8 @@ impl TicketSource for ServiceNow {
                 }
             }
             Err(error) => ProbeLine::Ok(format!(
-                "work notes: cannot tell whether {account} may write them (its roles could not be read from sys_user_has_role: {}); a failed note is logged at warning", crate::backend::error_text(&error)
+                "work notes: cannot tell whether {account} may write them (its roles could not be read from sys_user_has_role: {}); a failed note is logged at warning",
+                crate::backend::error_text(&error)
             )),
         }]
     }

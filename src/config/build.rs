@@ -392,7 +392,9 @@ impl Settings {
                 if let Some(entry) = self.entry(key) {
                     return Err(error(
                         &entry.origin,
-                        format!("{key} is set but WorkNotes is not Yes, so it would never be used; set WorkNotes=Yes or remove it"),
+                        format!(
+                            "{key} is set but WorkNotes is not Yes, so it would never be used; set WorkNotes=Yes or remove it"
+                        ),
                     ));
                 }
             }
@@ -764,8 +766,8 @@ mod tests {
             ("AskReason=Yes", "AskReason"),
             ("ReasonPrompt=\"Why: \"", "ReasonPrompt"),
         ] {
-            let problem = build(&format!("FetchCredentialsThroughPVWA=Yes\n{line}\n"))
-                .expect_err(line);
+            let problem =
+                build(&format!("FetchCredentialsThroughPVWA=Yes\n{line}\n")).expect_err(line);
             assert_eq!(problem.origin.to_string(), "/etc/test.conf:2", "{line}");
             assert!(
                 problem.problem.starts_with(&format!(
@@ -813,7 +815,9 @@ mod tests {
             let problem = build(&format!("{MINIMAL}{line}\n")).expect_err(line);
             assert_eq!(problem.origin.to_string(), "/etc/test.conf:3", "{line}");
             assert!(
-                problem.problem.contains(&format!("but {switch} is not Yes")),
+                problem
+                    .problem
+                    .contains(&format!("but {switch} is not Yes")),
                 "{problem}"
             );
         }

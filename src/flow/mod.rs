@@ -471,16 +471,18 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             let answer = self.conversation.ask(&prompt);
             let text = answer
                 .as_ref()
-                .map(|answer| String::from_utf8_lossy(answer.as_bytes()).trim().to_string())
+                .map(|answer| {
+                    String::from_utf8_lossy(answer.as_bytes())
+                        .trim()
+                        .to_string()
+                })
                 .unwrap_or_default();
             let length = text.chars().count();
             let reason = sanitise(&text);
             problem = if reason.is_empty() {
                 "A reason is required: say why you need this access".to_string()
             } else if length > REASON_LIMIT {
-                format!(
-                    "A reason has at most {REASON_LIMIT} characters; this one has {length}"
-                )
+                format!("A reason has at most {REASON_LIMIT} characters; this one has {length}")
             } else {
                 return Ok(Some(reason));
             };
@@ -509,8 +511,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         if self.login.person != self.login.pam_user {
             extra.push(("person", self.login.person.clone()));
         }
-        if self.config.work_notes.is_some() && !extra.iter().any(|(key, _)| *key == "work_note")
-        {
+        if self.config.work_notes.is_some() && !extra.iter().any(|(key, _)| *key == "work_note") {
             let why = match decision {
                 Decision::Bypass => "bypass login: no verified ticket",
                 Decision::Failsafe => "failsafe login: the ticket was not verified",

@@ -88,10 +88,7 @@ impl Transport for UreqTransport {
                 } else {
                     self.agent.patch(url)
                 };
-                let mut request = builder
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build();
+                let mut request = builder.config().timeout_global(Some(timeout)).build();
                 for (name, value) in headers {
                     request = request.header(*name, *value);
                 }

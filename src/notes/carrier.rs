@@ -207,7 +207,10 @@ mod tests {
             Err(CarrierError::BadSeal)
         );
         // Sealed with another account password.
-        assert_eq!(open(&self::config("pw-2"), &sealed), Err(CarrierError::BadSeal));
+        assert_eq!(
+            open(&self::config("pw-2"), &sealed),
+            Err(CarrierError::BadSeal)
+        );
         assert_eq!(open(&config, "no-dots"), Err(CarrierError::Malformed));
         assert_eq!(open(&config, "v1.e30.!!"), Err(CarrierError::Malformed));
     }

@@ -137,7 +137,9 @@ pub fn compose(
             .unwrap_or_else(absent)
     };
     let headline = match event {
-        NoteEvent::Started => "pam_ticket: SSH access granted on this ticket; session started.".to_string(),
+        NoteEvent::Started => {
+            "pam_ticket: SSH access granted on this ticket; session started.".to_string()
+        }
         NoteEvent::Ended { duration } => format!(
             "pam_ticket: SSH session ended after {}.",
             duration_text(duration)
@@ -255,7 +257,9 @@ fn failure_text(config: &Config, settings: &NoteSettings, error: &LookupError) -
         LookupError::NotFound => {
             "the ticket's record was not found for writing (removed since the login?)".to_string()
         }
-        LookupError::BadAnswer(why) => format!("{why}; check SystemURL and the account's access to the ticket's table or form"),
+        LookupError::BadAnswer(why) => {
+            format!("{why}; check SystemURL and the account's access to the ticket's table or form")
+        }
         LookupError::UntrustedServer { detail } => {
             format!("the server's certificate was not trusted: {detail}")
         }
@@ -310,8 +314,7 @@ fn canonical_name(host: &str) -> Option<String> {
     // SAFETY: `name` is NUL-terminated and outlives the call, the service may be null,
     // `hints` and `found` are valid for the call; the list `found` points to afterwards
     // is freed below, once.
-    let status =
-        unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut found) };
+    let status = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut found) };
     if status != 0 || found.is_null() {
         return None;
     }
@@ -320,8 +323,11 @@ fn canonical_name(host: &str) -> Option<String> {
     // copied before the list is freed.
     let canonical = unsafe {
         let pointer = (*found).ai_canonname;
-        (!pointer.is_null())
-            .then(|| std::ffi::CStr::from_ptr(pointer).to_string_lossy().into_owned())
+        (!pointer.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(pointer)
+                .to_string_lossy()
+                .into_owned()
+        })
     };
     // SAFETY: `found` came from a successful getaddrinfo and is freed exactly once.
     unsafe { libc::freeaddrinfo(found) };
@@ -353,7 +359,10 @@ mod tests {
 
     #[test]
     fn the_built_in_note_names_who_where_what_when_and_the_checks() {
-        let now = Utc.with_ymd_and_hms(2026, 12, 5, 10, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 5, 10, 0, 0)
+            .single()
+            .expect("time");
         let text = compose(&NoteTemplate::built_in(), &facts(), NoteEvent::Started, now);
         assert_eq!(
             text,
@@ -380,11 +389,18 @@ mod tests {
         facts.user = format!("mallory\n\u{1b}[2J{}", "x".repeat(5000));
         let template = NoteTemplate::parse("{user}{user}{user}{user}{user}{user}{user}{user}{user}{user}{user}{user}{user}{user}{user}")
             .expect("parses");
-        let now = Utc.with_ymd_and_hms(2026, 12, 5, 10, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 5, 10, 0, 0)
+            .single()
+            .expect("time");
         let text = compose(&template, &facts, NoteEvent::Started, now);
         assert_eq!(text.chars().count(), NOTE_LIMIT);
         assert!(text.ends_with('…'));
-        assert_eq!(text.matches('\n').count(), 1, "only the headline's line break");
+        assert_eq!(
+            text.matches('\n').count(),
+            1,
+            "only the headline's line break"
+        );
         assert!(!text.contains('\u{1b}'));
     }
 }

@@ -106,10 +106,16 @@ impl fmt::Display for TemplateError {
                 known.join(", ")
             ),
             TemplateError::Unclosed => {
-                write!(f, "NoteTemplate has a {{ without its }} (write {{{{ for a brace)")
+                write!(
+                    f,
+                    "NoteTemplate has a {{ without its }} (write {{{{ for a brace)"
+                )
             }
             TemplateError::StrayBrace => {
-                write!(f, "NoteTemplate has a }} without its {{ (write }}}} for a brace)")
+                write!(
+                    f,
+                    "NoteTemplate has a }} without its {{ (write }}}} for a brace)"
+                )
             }
             TemplateError::Empty => write!(f, "NoteTemplate must not be empty"),
         }

@@ -542,7 +542,12 @@ impl State {
             return ar_error(404, 303, "Form does not exist on server", Some(&form));
         }
         if self.read_only {
-            return ar_error(403, 9273, "No permission to submit to this form", Some(&form));
+            return ar_error(
+                403,
+                9273,
+                "No permission to submit to this form",
+                Some(&form),
+            );
         }
         if let Some(status) = self.write_failure {
             return ar_error(status, 9350, "Simulated failure", Some("set_write_failure"));

@@ -311,15 +311,15 @@ impl ServiceNowSim {
     pub fn grant_role(&self, user_name: &str, role: &str) {
         let user_id = derived_sys_id(&format!("sys_user/{user_name}"));
         let role_id = derived_sys_id(&format!("sys_user_role/{role}"));
-        let has_user = self
-            .lock()
-            .db
-            .find_mut("sys_user", user_name)
-            .is_some();
+        let has_user = self.lock().db.find_mut("sys_user", user_name).is_some();
         if !has_user {
             self.insert(
                 "sys_user",
-                record(&[("sys_id", &user_id), ("user_name", user_name), ("name", user_name)]),
+                record(&[
+                    ("sys_id", &user_id),
+                    ("user_name", user_name),
+                    ("name", user_name),
+                ]),
             );
         }
         let has_role = self.lock().db.find_mut("sys_user_role", &role_id).is_some();
@@ -455,7 +455,10 @@ impl State {
             return (response, 0);
         }
         if let Some(status) = self.write_failure {
-            return (error(status, "Simulated failure", json!("set_write_failure")), 0);
+            return (
+                error(status, "Simulated failure", json!("set_write_failure")),
+                0,
+            );
         }
         let Some(sys_id) = route.sys_id.clone() else {
             return (
@@ -465,7 +468,11 @@ impl State {
         };
         let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&request.body) else {
             return (
-                error(400, "Exception while reading request", json!("Invalid JSON")),
+                error(
+                    400,
+                    "Exception while reading request",
+                    json!("Invalid JSON"),
+                ),
                 0,
             );
         };

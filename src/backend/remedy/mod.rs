@@ -17,8 +17,7 @@ use std::time::Duration;
 
 pub use self::wire::{
     ArMessage, ar_error, fields_url, form_for, interpret, interpret_created,
-    interpret_field_choices, parse_ar_date, qualification, query_url, read_token,
-    work_log_entry,
+    interpret_field_choices, parse_ar_date, qualification, query_url, read_token, work_log_entry,
 };
 use self::wire::{authorization, error_detail};
 use super::{
@@ -463,7 +462,8 @@ impl TicketSource for Remedy {
             Ok(token) => token,
             Err(error) => {
                 return vec![ProbeLine::Problem(format!(
-                    "work notes: could not log on to read the work-log forms: {}", crate::backend::error_text(&error)
+                    "work notes: could not log on to read the work-log forms: {}",
+                    crate::backend::error_text(&error)
                 ))];
             }
         };
