@@ -19,6 +19,7 @@ pub mod http;
 pub mod json;
 pub mod login;
 pub mod notes;
+pub mod oauth;
 mod pam_glue;
 pub mod policy;
 pub mod sanitise;

@@ -1,6 +1,8 @@
 //! Tokens shared by every sshd process: sshd forks a process per connection, so a token
-//! that should outlive one login (Remedy's AR-JWT today; ServiceNow OAuth and Privilege
-//! Cloud tokens next) lives in a file under `CacheDirectory`.
+//! that should outlive one login (Remedy's AR-JWT, ServiceNow's OAuth access and refresh
+//! tokens, Privilege Cloud's platform token) lives in a file under `CacheDirectory`.
+//! [`TokenCache::obtain`] is the one way a backend gets a token: the cached one while it
+//! is usable, else one fetched under the lock, so that a burst of logins asks once.
 //!
 //! One file per (kind, URL, account), so two configurations never share a token:
 //! - the directory is created 0700 and used only while it passes the owner and mode rule
@@ -40,6 +42,14 @@ const LOCK_POLL: Duration = Duration::from_millis(10);
 /// How far in the future a token's log-on time may lie (clocks of forked processes agree;
 /// this only absorbs a small step of the system clock).
 const CLOCK_SLACK_SECONDS: u64 = 60;
+/// A token with an expiry from its server is renewed this long before it (or a tenth of
+/// its life, if that is shorter), so that it never expires between the check and its use.
+const RENEW_BEFORE_EXPIRY_SECONDS: u64 = 60;
+/// A login waits for the lock for at most the time left divided by this, and then gets a
+/// token without the cache: a process that holds the lock and does not go on (a stopped
+/// `pam-ticket test`) must not turn every login into a time-out, which FailMode=safe
+/// would let in unasked.
+const LOCK_WAIT_SHARE: u32 = 2;
 
 /// What a cached token is. It names the file and is written into it, so a token of one
 /// kind is never read as another.
@@ -47,13 +57,41 @@ const CLOCK_SLACK_SECONDS: u64 = 60;
 pub enum TokenKind {
     /// A BMC Remedy AR-JWT from `POST /api/jwt/login`.
     RemedyJwt,
+    /// A ServiceNow OAuth access token from `POST /oauth_token.do`.
+    ServiceNowAccess,
+    /// The refresh token that came with a ServiceNow password-grant access token.
+    ServiceNowRefresh,
+    /// A Privilege Cloud platform token from the Identity tenant's
+    /// `POST /oauth2/platformtoken`.
+    PlatformToken,
 }
 
 impl TokenKind {
+    /// Every kind, for `pam-ticket check --flush-cache`.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::RemedyJwt,
+        TokenKind::ServiceNowAccess,
+        TokenKind::ServiceNowRefresh,
+        TokenKind::PlatformToken,
+    ];
+
     /// The file-name prefix, and the word in the file's first line.
     fn label(self) -> &'static str {
         match self {
             TokenKind::RemedyJwt => "remedy",
+            TokenKind::ServiceNowAccess => "servicenow-access",
+            TokenKind::ServiceNowRefresh => "servicenow-refresh",
+            TokenKind::PlatformToken => "platform",
+        }
+    }
+
+    /// How warnings name the cache of this kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            TokenKind::RemedyJwt => "Remedy token cache",
+            TokenKind::ServiceNowAccess => "ServiceNow OAuth token cache",
+            TokenKind::ServiceNowRefresh => "ServiceNow refresh token cache",
+            TokenKind::PlatformToken => "Privilege Cloud platform token cache",
         }
     }
 }
@@ -76,6 +114,36 @@ pub struct CachedToken {
     pub token: Secret,
     /// Unix time of the log-on that produced it.
     pub obtained: u64,
+    /// Unix time at which its server said it ends (`expires_in`), when it said.
+    pub expires: Option<u64>,
+}
+
+/// A token just fetched from its server, for [`TokenCache::obtain`] to cache.
+pub struct FreshToken {
+    pub token: Secret,
+    /// Seconds the server said it lives (`expires_in`), when it said.
+    pub expires_in: Option<u64>,
+}
+
+/// A token in hand for one login, from [`TokenCache::obtain`].
+pub struct Obtained {
+    pub token: Secret,
+    /// Whether `token` is in the cache. One that is not is this login's alone: a source
+    /// with sessions logs it off after use.
+    pub cached: bool,
+    /// Cached tokens this call replaced while they may still be alive on the server: a
+    /// source with sessions logs them off after use.
+    pub retired: Vec<Secret>,
+}
+
+impl Obtained {
+    fn from_cache(token: Secret) -> Obtained {
+        Obtained {
+            token,
+            cached: true,
+            retired: Vec::new(),
+        }
+    }
 }
 
 /// Why the cache gave no token.
@@ -159,6 +227,134 @@ impl TokenCache {
     pub fn is_fresh(&self, obtained: u64, now: u64) -> bool {
         obtained <= now.saturating_add(CLOCK_SLACK_SECONDS)
             && now.saturating_sub(obtained) < self.lifetime.as_secs()
+    }
+
+    /// Whether a cached token may still be used at `now`: fresh by the cache's lifetime
+    /// and, when its server gave it an expiry, not within the renewal margin of it.
+    pub fn is_usable(&self, cached: &CachedToken, now: u64) -> bool {
+        self.is_fresh(cached.obtained, now)
+            && cached.expires.is_none_or(|expires| {
+                let life = expires.saturating_sub(cached.obtained);
+                let margin = RENEW_BEFORE_EXPIRY_SECONDS.min(life / 10);
+                now.saturating_add(margin) < expires
+            })
+    }
+
+    /// The cached token while it is usable and not the one its server just `rejected`,
+    /// else one from `fetch`, called under the cache lock and cached, so that of many
+    /// logins at once only the first asks. A cache that cannot be used never fails the
+    /// login: the problem goes to `audit` as a warning, and `fetch` is called without the
+    /// cache (the token is then not cached, and [`Obtained::cached`] says so).
+    pub fn obtain<E>(
+        &self,
+        deadline: Deadline,
+        audit: &mut dyn crate::audit::AuditSink,
+        rejected: Option<&Secret>,
+        mut fetch: impl FnMut() -> Result<FreshToken, E>,
+    ) -> Result<Obtained, E> {
+        let clock = deadline.clock();
+        let noun = self.kind.noun();
+        let uncached = |fetch: &mut dyn FnMut() -> Result<FreshToken, E>| {
+            Ok(Obtained {
+                token: fetch()?.token,
+                cached: false,
+                retired: Vec::new(),
+            })
+        };
+        if let Err(problem) = self.prepare_directory() {
+            audit.warn(&format!("{noun} unusable, going on without it: {problem}"));
+            return uncached(&mut fetch);
+        }
+        let usable_other_than_rejected = |cached: &CachedToken| {
+            rejected != Some(&cached.token) && self.is_usable(cached, clock.unix_seconds())
+        };
+        if let Ok(cached) = self.read()
+            && usable_other_than_rejected(&cached)
+        {
+            return Ok(Obtained::from_cache(cached.token));
+        }
+        // Another login's fetch takes a moment; waiting for the lock at most half of the
+        // time left keeps the other half for a fetch of this login's own.
+        let lock_wait = deadline.within(
+            deadline
+                .remaining()
+                .map_or(Duration::ZERO, |left| left / LOCK_WAIT_SHARE),
+        );
+        let guard = match self.lock(lock_wait) {
+            Ok(guard) => guard,
+            Err(LockError::TimedOut) => {
+                // The holder may have written a token after all.
+                if let Ok(cached) = self.read()
+                    && usable_other_than_rejected(&cached)
+                {
+                    return Ok(Obtained::from_cache(cached.token));
+                }
+                audit.warn(&format!(
+                    "{noun} lock {} held by another process; going on without the cache",
+                    self.lock_path.display()
+                ));
+                return uncached(&mut fetch);
+            }
+            Err(LockError::Unusable(problem)) => {
+                audit.warn(&format!(
+                    "{noun} lock unusable, going on without the cache: {problem}"
+                ));
+                return uncached(&mut fetch);
+            }
+        };
+        // Another process may have fetched one while this one waited for the lock.
+        let mut retired = Vec::new();
+        match self.read() {
+            Ok(cached) if rejected != Some(&cached.token) => {
+                if self.is_usable(&cached, clock.unix_seconds()) {
+                    return Ok(Obtained::from_cache(cached.token));
+                }
+                // Aged out here but perhaps still alive on the server.
+                retired.push(cached.token);
+            }
+            // The token the server just refused: nothing to retire.
+            Ok(_) => {}
+            Err(CacheMiss::Absent) => {}
+            Err(CacheMiss::Ignored(problem)) => {
+                audit.warn(&format!("{noun} ignored and rebuilt: {problem}"));
+            }
+        }
+        let fresh = fetch()?;
+        let obtained = clock.unix_seconds();
+        let expires = fresh
+            .expires_in
+            .map(|seconds| obtained.saturating_add(seconds));
+        let cached = match self.write_until(&fresh.token, obtained, expires) {
+            Ok(()) => true,
+            Err(problem) => {
+                audit.warn(&format!("{noun} not written: {problem}"));
+                false
+            }
+        };
+        drop(guard);
+        Ok(Obtained {
+            token: fresh.token,
+            cached,
+            retired,
+        })
+    }
+
+    /// Removes this cache's token file, for `pam-ticket check --flush-cache`. Whether
+    /// there was one to remove.
+    pub fn remove(&self) -> Result<bool, String> {
+        let directory = match self.open_directory() {
+            Ok(directory) => directory,
+            Err(_) if !self.directory.exists() => return Ok(false),
+            Err(problem) => return Err(problem),
+        };
+        match secure_file::remove_in(&directory, &self.token_name) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(format!(
+                "cannot remove {}: {error}",
+                self.token_path.display()
+            )),
+        }
     }
 
     /// Creates the directory (0700) when missing, and checks that it is a real directory
@@ -257,7 +453,18 @@ impl TokenCache {
             return None;
         }
         let obtained: u64 = take("obtained")?.parse().ok()?;
-        let token = take("token")?.as_bytes();
+        // `expires` is written only for tokens whose server gave an expiry, so a Remedy
+        // file keeps the format it has always had.
+        let mut next = lines.next()?;
+        let expires = match next.strip_prefix("expires=") {
+            Some(value) => {
+                let expires: u64 = value.parse().ok()?;
+                next = lines.next()?;
+                Some(expires)
+            }
+            None => None,
+        };
+        let token = next.strip_prefix("token=")?.as_bytes();
         if token.is_empty()
             || token.len() > MAX_TOKEN_BYTES
             || !token.iter().all(|byte| byte.is_ascii_graphic())
@@ -267,6 +474,7 @@ impl TokenCache {
         Some(CachedToken {
             token: Secret::new(token.to_vec()),
             obtained,
+            expires,
         })
     }
 
@@ -274,6 +482,16 @@ impl TokenCache {
     /// a reader sees the old file or the new one, never half of one. A wrongly owned or
     /// corrupt file is replaced the same way.
     pub fn write(&self, token: &Secret, obtained: u64) -> Result<(), String> {
+        self.write_until(token, obtained, None)
+    }
+
+    /// [`TokenCache::write`], with the Unix time at which the server said the token ends.
+    pub fn write_until(
+        &self,
+        token: &Secret,
+        obtained: u64,
+        expires: Option<u64>,
+    ) -> Result<(), String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let directory = self.open_directory()?;
         let temporary_name = OsString::from(format!(
@@ -283,8 +501,9 @@ impl TokenCache {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let temporary = self.directory.join(&temporary_name);
+        let expires_line = expires.map_or(String::new(), |expires| format!("expires={expires}\n"));
         let header = format!(
-            "{}\nsystem_url={}\nusername={}\nobtained={obtained}\ntoken=",
+            "{}\nsystem_url={}\nusername={}\nobtained={obtained}\n{expires_line}token=",
             self.magic(),
             self.url,
             self.account
@@ -626,6 +845,102 @@ mod tests {
         assert!(!cache.is_fresh(1_000, 1_000 + 3300));
         // From the future (clock set back or a forged file): not trusted.
         assert!(!cache.is_fresh(10_000, 1_000));
+    }
+
+    fn platform_cache_in(scratch: &Scratch) -> TokenCache {
+        TokenCache::new(
+            scratch.0.join("cache"),
+            TokenKind::PlatformToken,
+            "https://abc1234.id.cyberark.cloud",
+            "svc_pam@cyberark.cloud.1234",
+            Duration::from_secs(24 * 3600),
+        )
+    }
+
+    #[test]
+    fn a_server_expiry_is_kept_and_renewed_before_it() {
+        let scratch = Scratch::new("expiry");
+        let cache = platform_cache_in(&scratch);
+        cache.prepare_directory().expect("directory");
+        cache
+            .write_until(
+                &Secret::new(b"eyJ.platform".to_vec()),
+                1_000,
+                Some(1_000 + 900),
+            )
+            .expect("write");
+        let cached = cache.read().expect("read back");
+        assert_eq!((cached.obtained, cached.expires), (1_000, Some(1_900)));
+        assert_eq!(cached.token.as_bytes(), b"eyJ.platform");
+        // Renewed a minute before its end; the cache's own lifetime is far longer.
+        assert!(cache.is_usable(&cached, 1_000 + 839));
+        assert!(!cache.is_usable(&cached, 1_000 + 840));
+        // A short-lived token keeps nine tenths of its life.
+        let short = CachedToken {
+            token: Secret::new(b"t".to_vec()),
+            obtained: 1_000,
+            expires: Some(1_030),
+        };
+        assert!(cache.is_usable(&short, 1_026) && !cache.is_usable(&short, 1_027));
+        // The file names the kind: a Remedy cache for the same URL never reads it.
+        assert!(
+            cache
+                .token_path()
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("platform-"))
+        );
+    }
+
+    #[test]
+    fn obtain_fetches_once_then_serves_the_cache_until_the_expiry() {
+        let scratch = Scratch::new("obtain");
+        let cache = platform_cache_in(&scratch);
+        let clock = ManualClock::new();
+        let mut notes = crate::fakes::Notes::default();
+        let fetches = std::cell::Cell::new(0);
+        let fetch = || -> Result<FreshToken, String> {
+            fetches.set(fetches.get() + 1);
+            Ok(FreshToken {
+                token: Secret::new(format!("token-{}", fetches.get()).into_bytes()),
+                expires_in: Some(900),
+            })
+        };
+        let deadline = Deadline::new(&clock, Duration::from_secs(5));
+        let first = cache
+            .obtain(deadline, &mut notes, None, &fetch)
+            .expect("first");
+        let second = cache
+            .obtain(deadline, &mut notes, None, &fetch)
+            .expect("second");
+        assert!(first.cached && second.cached);
+        assert_eq!(second.token.as_bytes(), b"token-1");
+        // The server refused the cached token: one new fetch, and the refused one is not
+        // handed back.
+        let renewed = cache
+            .obtain(deadline, &mut notes, Some(&second.token), fetch)
+            .expect("renewed");
+        assert_eq!(renewed.token.as_bytes(), b"token-2");
+        assert!(renewed.retired.is_empty(), "a refused token is not retired");
+        // Near its end it is replaced, and the old one is retired.
+        clock.advance(Duration::from_secs(850));
+        let late = cache
+            .obtain(deadline, &mut notes, None, &fetch)
+            .expect("late");
+        assert_eq!(late.token.as_bytes(), b"token-3");
+        assert_eq!(late.retired.len(), 1);
+        assert_eq!(fetches.get(), 3);
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+        // Flushed: removed once, and nothing is left to remove.
+        assert_eq!(cache.remove(), Ok(true));
+        assert_eq!(cache.remove(), Ok(false));
+        assert!(matches!(cache.read(), Err(CacheMiss::Absent)));
+    }
+
+    #[test]
+    fn removing_from_a_cache_directory_that_does_not_exist_removes_nothing() {
+        let scratch = Scratch::new("flush-none");
+        assert_eq!(platform_cache_in(&scratch).remove(), Ok(false));
     }
 
     #[test]

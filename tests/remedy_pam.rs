@@ -684,7 +684,7 @@ fn the_example_configuration_works() {
             &gate.dir.join("account.conf").display().to_string(),
         )
         .replace(
-            "/var/log/pam_ticket.audit.jsonl",
+            "/var/log/pam_ticket/audit.jsonl",
             &gate.audit_path().display().to_string(),
         )
         .replace(

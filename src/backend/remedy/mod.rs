@@ -30,13 +30,10 @@ use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget,
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{TicketId, TicketKind};
-use crate::token_cache::{CacheMiss, LockError, TokenCache, TokenKind};
+use crate::token_cache::{FreshToken, Obtained, TokenCache, TokenKind};
 
 /// The most a log-off may add to a login: it is housekeeping, not part of the decision.
 const LOGOFF_BUDGET: Duration = Duration::from_secs(2);
-/// A login waits for the token cache lock for at most the time left divided by this, and
-/// then logs on without the cache.
-const LOCK_WAIT_SHARE: u32 = 2;
 
 pub struct Remedy {
     client: HttpClient,
@@ -76,10 +73,8 @@ impl Remedy {
 
     /// A token to use: the cached one while it is young enough and not the one the server
     /// just rejected, else a new one from a log-on made under the cache lock, so that of
-    /// many logins at once only the first logs on.
-    ///
-    /// A cache that cannot be used never fails the login: the problem goes to `audit` as
-    /// a warning, and the login logs on without the cache.
+    /// many logins at once only the first logs on ([`TokenCache::obtain`]). A token that
+    /// could not be cached is logged off after use.
     fn session(
         &self,
         deadline: Deadline,
@@ -87,98 +82,12 @@ impl Remedy {
         audit: &mut dyn AuditSink,
         rejected: Option<&Secret>,
     ) -> Result<Session, LookupError> {
-        let clock = deadline.clock();
-        if let Err(problem) = self.cache.prepare_directory() {
-            audit.warn(&format!(
-                "Remedy token cache unusable, logging on without it: {problem}"
-            ));
-            return self.uncached_session(deadline, retries);
-        }
-        if rejected.is_none()
-            && let Ok(cached) = self.cache.read()
-            && self.cache.is_fresh(cached.obtained, clock.unix_seconds())
-        {
-            return Ok(Session::cached(cached.token));
-        }
-        // Another login's log-on takes a moment; waiting for the lock at most half of the
-        // time left keeps the other half for a log-on of this login's own. A process that
-        // holds the lock and does not go on (a stopped `pam-ticket test`) must not turn
-        // every login into a time-out, which FailMode=safe would let in unasked.
-        let lock_wait = deadline.within(
-            deadline
-                .remaining()
-                .map_or(Duration::ZERO, |left| left / LOCK_WAIT_SHARE),
-        );
-        let guard = match self.cache.lock(lock_wait) {
-            Ok(guard) => guard,
-            Err(LockError::TimedOut) => {
-                // The holder may have written a token after all.
-                if let Ok(cached) = self.cache.read()
-                    && rejected != Some(&cached.token)
-                    && self.cache.is_fresh(cached.obtained, clock.unix_seconds())
-                {
-                    return Ok(Session::cached(cached.token));
-                }
-                audit.warn(&format!(
-                    "Remedy token cache lock {} held by another process; logging on without \
-                     the cache (the token is logged off after use)",
-                    self.cache.lock_path().display()
-                ));
-                return self.uncached_session(deadline, retries);
-            }
-            Err(LockError::Unusable(problem)) => {
-                audit.warn(&format!(
-                    "Remedy token cache lock unusable, logging on without the cache: {problem}"
-                ));
-                return self.uncached_session(deadline, retries);
-            }
-        };
-        // Another process may have logged on while this one waited for the lock.
-        let mut retired = Vec::new();
-        match self.cache.read() {
-            Ok(cached) if rejected != Some(&cached.token) => {
-                if self.cache.is_fresh(cached.obtained, clock.unix_seconds()) {
-                    return Ok(Session::cached(cached.token));
-                }
-                // Aged out here but probably still alive on the server: log it off once
-                // it has been replaced.
-                retired.push(cached.token);
-            }
-            // The token the server just refused: nothing to log off.
-            Ok(_) => {}
-            Err(CacheMiss::Absent) => {}
-            Err(CacheMiss::Ignored(problem)) => {
-                audit.warn(&format!(
-                    "Remedy token cache ignored and rebuilt: {problem}"
-                ));
-            }
-        }
-        let token = self.log_on(deadline, retries)?;
-        let cached = match self.cache.write(&token, clock.unix_seconds()) {
-            Ok(()) => true,
-            Err(problem) => {
-                audit.warn(&format!("Remedy token cache not written: {problem}"));
-                false
-            }
-        };
-        drop(guard);
-        Ok(Session {
-            token,
-            cached,
-            retired,
-        })
-    }
-
-    /// A log-on whose token no other process will see, so it is logged off after use.
-    fn uncached_session(
-        &self,
-        deadline: Deadline,
-        retries: &mut RetryBudget,
-    ) -> Result<Session, LookupError> {
-        Ok(Session {
-            token: self.log_on(deadline, retries)?,
-            cached: false,
-            retired: Vec::new(),
+        self.cache.obtain(deadline, audit, rejected, || {
+            Ok(FreshToken {
+                token: self.log_on(deadline, retries)?,
+                // An AR-JWT says nothing of its life: RemedyTokenLifetime decides.
+                expires_in: None,
+            })
         })
     }
 
@@ -562,24 +471,9 @@ impl Remedy {
     }
 }
 
-/// A token in hand for one lookup.
-struct Session {
-    token: Secret,
-    /// Whether `token` is in the cache; if not, it is logged off after use.
-    cached: bool,
-    /// Cached tokens this lookup replaced while they may still be alive: logged off after.
-    retired: Vec<Secret>,
-}
-
-impl Session {
-    fn cached(token: Secret) -> Session {
-        Session {
-            token,
-            cached: true,
-            retired: Vec::new(),
-        }
-    }
-}
+/// A token in hand for one lookup: not cached means logged off after use, and retired
+/// tokens (replaced while perhaps still alive) are logged off too.
+type Session = Obtained;
 
 #[cfg(test)]
 mod tests;

@@ -223,7 +223,7 @@ fn an_unusable_cache_is_a_warning_and_its_token_is_logged_off() {
         assert_eq!(rig.notes.warnings.len(), round);
     }
     assert!(
-        rig.notes.warnings[0].starts_with("Remedy token cache unusable, logging on without it: ")
+        rig.notes.warnings[0].starts_with("Remedy token cache unusable, going on without it: ")
             && rig.notes.warnings[0].contains("mode 0755"),
         "{:?}",
         rig.notes.warnings
