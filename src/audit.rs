@@ -177,6 +177,11 @@ pub trait AuditSink {
     /// A problem that changes no decision but that an administrator should fix (a token
     /// cache that cannot be used). Never part of a record.
     fn warn(&mut self, message: &str);
+    /// A failure that changes no decision and blocks nothing (a work note not written),
+    /// with what to fix: syslog at warning where [`AuditSink::warn`] is at err.
+    fn warning(&mut self, message: &str) {
+        self.warn(message);
+    }
 }
 
 /// The real sink: syslog plus the optional JSON-lines file.
@@ -236,6 +241,18 @@ impl AuditSink for SystemAudit {
     fn warn(&mut self, message: &str) {
         let _ = syslog_line(Decision::Error, message);
     }
+
+    fn warning(&mut self, message: &str) {
+        let _ = syslog_warning(message);
+    }
+}
+
+/// One line to syslog at warning.
+pub fn syslog_warning(line: &str) -> Result<(), SyslogFailure> {
+    let mut logger = logger()?;
+    logger
+        .warning(&*one_line(line))
+        .map_err(|problem| SyslogFailure::NotSent(problem.to_string()))
 }
 
 /// Why a line did not reach syslog.

@@ -526,6 +526,12 @@ impl AuditSink for Capture {
             None => SystemAudit::new(None, false).warn(message),
         }
     }
+    fn warning(&mut self, message: &str) {
+        match &mut self.forward {
+            Some(sink) => sink.warning(message),
+            None => SystemAudit::new(None, false).warning(message),
+        }
+    }
 }
 
 /// One "now" for the Flow and the report's re-evaluation, so both see the same window;
