@@ -696,3 +696,109 @@ fn the_start_note_costs_at_most_one_request() {
         "the note ({note:?}) costs more than a whole login ({without:?})"
     );
 }
+
+/// Remedy: a token the server dropped between the lookup and the note (here while the
+/// reason is asked) gets one new log-on and one more try: the write's one retry.
+#[test]
+fn remedy_renews_a_dropped_token_once_for_the_note() {
+    let gate = Gate::remedy();
+    let service = gate.service("WorkNotes=Yes\nAskReason=Yes\n");
+    let sim = match &gate.sim {
+        Sim::Remedy(sim) => sim.clone(),
+        Sim::ServiceNow(_) => unreachable!("a Remedy gate"),
+    };
+    let expire = sim.clone();
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("INC000000000001")
+            .answer("rotate the logs")
+            .on_prompt(move |prompt| {
+                if prompt == "Reason: " {
+                    expire.expire_tokens();
+                }
+            }),
+    );
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(gate.notes("INC000000000001").len(), 1);
+    assert_eq!(sim.login_count(), 2, "one new log-on for the note");
+    assert_eq!(gate.write_attempts(), 2, "the refused try and the one retry");
+    assert_eq!(gate.audit().pop().expect("record")["work_note"], "written");
+}
+
+/// A session record the module did not seal (here planted by pam_env in the session
+/// stack, as `user_readenv` would let a user do) writes nothing at the session's end and
+/// is audited; one sealed with another account's password is no better.
+#[test]
+fn a_planted_session_record_writes_no_end_note() {
+    let gate = Gate::servicenow();
+    let hash = pam_ticket::bypass::BypassHash::create(b"letmein-2026", b"notes");
+    gate.service(&format!("WorkNotes=Yes\nFailsafeBypassCode=\"{hash}\"\n"));
+    let config_path = gate.dir.join("pam_ticket.conf");
+
+    // A record for INC0010001, sealed with a password that is not the account's.
+    let path = std::path::Path::new("/etc/other.conf");
+    let mut other = pam_ticket::config::from_entries(
+        path,
+        pam_ticket::config::parse_entries(
+            "TicketingSystem=\"ServiceNow\"\nValidateTicketNumber=\"No\"\n",
+            path,
+        )
+        .expect("entries"),
+        Vec::new(),
+    )
+    .expect("config");
+    other.connection_account = Some(
+        pam_ticket::config::parse_account_text(
+            &format!("Username=\"{ACCOUNT_USER}\"\nPassword=\"guessed\"\n"),
+            path,
+        )
+        .expect("account"),
+    );
+    let facts = pam_ticket::notes::SessionFacts {
+        ticket: "INC0010001".to_string(),
+        kind: pam_ticket::ticket::TicketKind::Incident,
+        record_id: Some("0000".to_string()),
+        system: "ServiceNow".to_string(),
+        user: "alice".to_string(),
+        identity: "alice".to_string(),
+        rhost: None,
+        host: "gw".to_string(),
+        service: None,
+        target: None,
+        checks: Vec::new(),
+        reason: None,
+        started: 0,
+    };
+    let forged = pam_ticket::notes::carrier::seal(&other, &facts).expect("sealed");
+    let env_conf = gate.dir.join("pam_env.conf");
+    fs::write(&env_conf, format!("TICKET_SESSION DEFAULT={forged}\n")).expect("pam_env.conf");
+    let line = pam::module_line(&pam::module_path(), &[format!("config={}", config_path.display())]);
+    let service = PamService::with_text(
+        &gate.dir.join("pam.d"),
+        "notes-planted",
+        &format!(
+            "auth required {line}\nsession required {} readenv=0 conffile={}\nsession optional {line}\n",
+            pam::system_module("pam_env.so").display(),
+            env_conf.display()
+        ),
+    );
+    let outcome = session(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("letmein-2026"),
+        Duration::ZERO,
+    );
+    assert_eq!(outcome.auth.code, PAM_SUCCESS, "{}", outcome.auth.transcript());
+    assert_eq!(gate.write_attempts(), 0, "nothing written");
+    let end = gate.audit().pop().expect("a record of the session's end");
+    assert_eq!(end["decision"], "session_end", "{end}");
+    assert_eq!(end["session_record"], "environment");
+    assert_eq!(end["work_note"], "skipped");
+    assert!(
+        end["work_note_reason"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("the session record's seal does not verify")),
+        "{end}"
+    );
+}
