@@ -348,7 +348,9 @@ fn test_writes_no_work_note_and_asks_no_reason() {
     let (code, out, err) = run_test(&config, "alice", "INC0010001");
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("work note       SKIP   WorkNotes=Yes: pam-ticket test writes nothing to the ticket"),
+        out.contains(
+            "work note       SKIP   WorkNotes=Yes: pam-ticket test writes nothing to the ticket"
+        ),
         "{out}"
     );
     assert!(

@@ -723,7 +723,11 @@ fn remedy_renews_a_dropped_token_once_for_the_note() {
     assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
     assert_eq!(gate.notes("INC000000000001").len(), 1);
     assert_eq!(sim.login_count(), 2, "one new log-on for the note");
-    assert_eq!(gate.write_attempts(), 2, "the refused try and the one retry");
+    assert_eq!(
+        gate.write_attempts(),
+        2,
+        "the refused try and the one retry"
+    );
     assert_eq!(gate.audit().pop().expect("record")["work_note"], "written");
 }
 
@@ -774,7 +778,10 @@ fn a_planted_session_record_writes_no_end_note() {
     let forged = pam_ticket::notes::carrier::seal(&other, &facts).expect("sealed");
     let env_conf = gate.dir.join("pam_env.conf");
     fs::write(&env_conf, format!("TICKET_SESSION DEFAULT={forged}\n")).expect("pam_env.conf");
-    let line = pam::module_line(&pam::module_path(), &[format!("config={}", config_path.display())]);
+    let line = pam::module_line(
+        &pam::module_path(),
+        &[format!("config={}", config_path.display())],
+    );
     let service = PamService::with_text(
         &gate.dir.join("pam.d"),
         "notes-planted",
@@ -789,7 +796,12 @@ fn a_planted_session_record_writes_no_end_note() {
         &Login::new("alice").rhost(RHOST).answer("letmein-2026"),
         Duration::ZERO,
     );
-    assert_eq!(outcome.auth.code, PAM_SUCCESS, "{}", outcome.auth.transcript());
+    assert_eq!(
+        outcome.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        outcome.auth.transcript()
+    );
     assert_eq!(gate.write_attempts(), 0, "nothing written");
     let end = gate.audit().pop().expect("a record of the session's end");
     assert_eq!(end["decision"], "session_end", "{end}");

@@ -112,7 +112,11 @@ pub fn run(arguments: &[String]) -> i32 {
         );
     }
     if config.reason_prompt.take().is_some() {
-        row("reason", "SKIP", "AskReason=Yes: not asked by pam-ticket test");
+        row(
+            "reason",
+            "SKIP",
+            "AskReason=Yes: not asked by pam-ticket test",
+        );
     }
 
     let login = Login::new(

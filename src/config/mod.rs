@@ -13,10 +13,12 @@
 //! - `keys`: the one table of keys (name, default, modes, pam.d or not, description);
 //! - `settings`: unknown and duplicate keys refused, typed accessors keyed by the table;
 //! - `build`: the typed [`Config`], built key by key through those accessors;
+//! - `audit_trail`: the work-note and reason keys, read for `build`;
 //! - `account`: the root-only account files.
 
 mod account;
 mod arguments;
+mod audit_trail;
 mod build;
 mod keys;
 mod settings;
