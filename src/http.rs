@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::client_cert::ClientIdentity;
 use crate::secret::{SecretText, secret_text};
 use crate::trust::CaBundle;
 use crate::url::ProxyUrl;
@@ -79,6 +80,11 @@ pub enum TransportError {
     HeaderTooLarge { limit: usize },
     /// A body larger than the module reads.
     BodyTooLarge { limit: u64 },
+    /// The server asked for a client certificate and ended the handshake with an alert
+    /// about it (certificate_required, bad_certificate, unknown_ca …): it refused the one
+    /// the module sent, or it requires one and none is configured (`sent` says which).
+    /// Not an outage: it lasts as long as the configuration does.
+    ClientCertificateRefused { sent: bool, alert: String },
     /// The CONNECT proxy answered, but did not open the tunnel (407, 403, 502 …). Only
     /// its words are known, not the reason, so this is not read as an outage.
     ProxyRefused(String),
@@ -122,6 +128,15 @@ impl fmt::Display for TransportError {
                 write!(f, "server certificate not trusted: {detail}")
             }
             TransportError::Tls(detail) => write!(f, "TLS failure: {detail}"),
+            TransportError::ClientCertificateRefused { sent: true, alert } => write!(
+                f,
+                "the server refused the client certificate (TLS alert {alert})"
+            ),
+            TransportError::ClientCertificateRefused { sent: false, alert } => write!(
+                f,
+                "the server requires a client certificate and none is configured (TLS \
+                 alert {alert})"
+            ),
             TransportError::Protocol(detail) => write!(f, "HTTP protocol error: {detail}"),
             TransportError::HeaderTooLarge { limit } => {
                 write!(f, "response header larger than {limit} bytes")
@@ -241,15 +256,20 @@ pub struct HttpClient {
 impl HttpClient {
     /// Builds the client over ureq: trusts exactly the certificates of `ca_bundle`, as
     /// they were read when it was checked (never a path, which could be read again after
-    /// a swap), tunnels through `proxy` when given, follows no redirects, and reports HTTP
-    /// errors as responses.
+    /// a swap), presents `client_identity` to servers that ask for a certificate, tunnels
+    /// through `proxy` when given, follows no redirects, and reports HTTP errors as
+    /// responses. For a configuration, `backend::http_client` builds it: every connection
+    /// the module makes goes through that one place.
     pub fn new(
         ca_bundle: Option<&CaBundle>,
+        client_identity: Option<&ClientIdentity>,
         proxy: Option<&ProxyUrl>,
     ) -> Result<HttpClient, SetupError> {
         let ca_bundle = ca_bundle.ok_or(SetupError::NoCaBundle)?;
         Ok(HttpClient::with_transport(Box::new(UreqTransport::new(
-            ca_bundle, proxy,
+            ca_bundle,
+            client_identity,
+            proxy,
         )?)))
     }
 

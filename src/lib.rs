@@ -9,6 +9,7 @@ pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod bypass;
+pub mod client_cert;
 pub mod clock;
 pub mod config;
 pub mod conversation;

@@ -617,7 +617,7 @@ fn customised_field_names_are_used() {
 fn the_simulator_really_widens_an_injected_qualification() {
     let gate = RemedyGate::new();
     let bundle = pam_ticket::trust::load(&gate.pki.ca_pem_path()).expect("CA bundle");
-    let client = pam_ticket::http::HttpClient::new(Some(&bundle), None).expect("client");
+    let client = pam_ticket::http::HttpClient::new(Some(&bundle), None, None).expect("client");
     let deadline =
         || pam_ticket::http::Deadline::new(&pam_ticket::clock::SystemClock, Duration::from_secs(5));
     let login = client

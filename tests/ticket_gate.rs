@@ -1463,7 +1463,7 @@ fn the_simulator_really_widens_an_injected_query() {
     let system = servicenow();
     let gate = Gate::new(system.clone());
     let bundle = pam_ticket::trust::load(&gate.pki.ca_pem_path()).expect("CA bundle");
-    let client = pam_ticket::http::HttpClient::new(Some(&bundle), None).expect("client");
+    let client = pam_ticket::http::HttpClient::new(Some(&bundle), None, None).expect("client");
     let account = pam_ticket::config::Credentials {
         username: ACCOUNT_USER.to_string(),
         password: pam_ticket::secret::Secret::from_string(ACCOUNT_PASSWORD.to_string()),

@@ -127,6 +127,29 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
             || "(none found: set CAFile)".to_string(),
             |bundle| bundle.path().display().to_string(),
         ),
+        Key::ClientCertificateFile => config.client_identity.as_ref().map_or_else(
+            || "(none)".to_string(),
+            |identity| {
+                let path = identity.certificate_path().display();
+                match super::x509::parse_certificate(identity.certificate_der()) {
+                    Ok(facts) => format!(
+                        "{path} (subject {}, issued by {})",
+                        crate::sanitise::sanitise(&facts.subject),
+                        crate::sanitise::sanitise(&facts.issuer)
+                    ),
+                    Err(_) => path.to_string(),
+                }
+            },
+        ),
+        Key::ClientKeyFile => config.client_identity.as_ref().map_or_else(
+            || "(none)".to_string(),
+            |identity| {
+                format!(
+                    "{} (matches the certificate; not shown)",
+                    identity.key_path().display()
+                )
+            },
+        ),
         Key::EnterTicketingInfo => yes_no(config.enter_ticketing_info),
         Key::ValidateTicketNumber => yes_no(config.validate_ticket_number),
         Key::UppercaseTicketId => yes_no(config.uppercase_ticket_id),
@@ -355,6 +378,37 @@ fn probe(config: &Config) -> i32 {
                 backend::account_refused_text(config, status, &detail)
             ),
         ),
+        Err(LookupError::BadAnswer(BadAnswer::Transport(
+            TransportError::ClientCertificateRefused { sent, alert },
+        ))) => {
+            let who = if config.portal.is_some() {
+                "the portal"
+            } else {
+                "the ticketing system"
+            };
+            let what = match (sent, &config.client_identity) {
+                (true, Some(identity)) => format!(
+                    "TLS: {who} refused the client certificate {} (TLS alert {alert}); check \
+                     that the server trusts the CA that issued it, that it has not expired \
+                     or been revoked, and that ClientCertificateFile holds the chain up to \
+                     that CA",
+                    identity.certificate_path().display()
+                ),
+                _ => format!(
+                    "TLS: {who} requires a client certificate and none is configured (TLS \
+                     alert {alert}); set ClientCertificateFile and ClientKeyFile to the \
+                     certificate and key the server's administrators issued for this gateway"
+                ),
+            };
+            // The server's own certificate verified before it asked for ours.
+            fail(
+                true,
+                format!(
+                    "{what}; not an outage: every login is denied, in both fail modes, until \
+                     it is fixed"
+                ),
+            )
+        }
         Err(LookupError::BadAnswer(why)) => {
             let (tls_verified, hint) = match &why {
                 BadAnswer::Transport(TransportError::Tls(_)) => (
@@ -380,7 +434,8 @@ fn probe(config: &Config) -> i32 {
                 BadAnswer::Transport(
                     TransportError::Other(_)
                     | TransportError::Unreachable(_)
-                    | TransportError::UntrustedCertificate(_),
+                    | TransportError::UntrustedCertificate(_)
+                    | TransportError::ClientCertificateRefused { .. },
                 ) => (false, ""),
                 BadAnswer::UnexpectedStatus { .. } | BadAnswer::BadResponse { .. } => {
                     (true, " (check the URL's path and the account's roles)")

@@ -239,6 +239,7 @@ impl From<TransportError> for LookupError {
             TransportError::Unreachable(why) => LookupError::Unavailable(Outage::Unreachable(why)),
             TransportError::UntrustedCertificate(detail) => LookupError::UntrustedServer { detail },
             error @ (TransportError::Tls(_)
+            | TransportError::ClientCertificateRefused { .. }
             | TransportError::Protocol(_)
             | TransportError::HeaderTooLarge { .. }
             | TransportError::BodyTooLarge { .. }
@@ -379,11 +380,21 @@ pub fn probe_answer(result: Result<Lookup, LookupError>) -> Result<String, Looku
 
 pub use crate::sanitise::sanitise;
 
+/// The HTTPS client for a configuration: its CA bundle, its client certificate
+/// (ClientCertificateFile) and its proxy. Every connection the module makes (ticketing
+/// system, portal, token endpoints) goes through a client built here, so that each trusts
+/// the same CAs and presents the same client certificate.
+pub fn http_client(config: &Config) -> Result<crate::http::HttpClient, crate::http::SetupError> {
+    crate::http::HttpClient::new(
+        config.ca_bundle.as_ref(),
+        config.client_identity.as_ref(),
+        config.https_proxy.as_ref(),
+    )
+}
+
 /// Builds the ticket source the configuration asks for.
 pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSource>, String> {
-    let client =
-        crate::http::HttpClient::new(config.ca_bundle.as_ref(), config.https_proxy.as_ref())
-            .map_err(|problem| problem.to_string())?;
+    let client = http_client(config).map_err(|problem| problem.to_string())?;
     if let Some(settings) = &config.portal {
         return Ok(Box::new(portal::Portal::new(client, settings.clone())));
     }

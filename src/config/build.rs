@@ -16,6 +16,7 @@ use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, parse_entries, split_list};
 use super::{Config, FailMode, PortalAuthMethod, PortalSettings, RemedySettings, TicketingSystem};
 use crate::bypass::BypassHash;
+use crate::client_cert::{self, ClientIdentity};
 use crate::secure_file::{self, Readers};
 use crate::trust::{self, CaBundle};
 use crate::url::{ApiBase, BaseUrl, ProxyUrl, parse_proxy_url};
@@ -100,6 +101,7 @@ impl Settings {
             None => None,
         };
         let ca_bundle = self.check(|| self.ca_bundle());
+        let client_identity = self.check(|| self.client_identity());
         let enter_ticketing_info = self.check(|| self.flag(Key::EnterTicketingInfo));
         let uppercase_ticket_id = self.check(|| self.flag(Key::UppercaseTicketId));
         let ticket_format = self.check(|| self.regex(Key::TicketFormatRegex, system, true));
@@ -142,6 +144,7 @@ impl Settings {
             system_url: system_url?,
             connection_account: connection_account?,
             ca_bundle: ca_bundle?,
+            client_identity: client_identity?,
             enter_ticketing_info: enter_ticketing_info?,
             validate_ticket_number: validate_ticket_number?,
             uppercase_ticket_id: uppercase_ticket_id?,
@@ -389,6 +392,51 @@ impl Settings {
         trust::load(&path)
             .map(Some)
             .map_err(|problem| error(&origin, problem.to_string()))
+    }
+
+    /// ClientCertificateFile and ClientKeyFile, both or neither, read here once and checked
+    /// against each other: a key that does not belong to the certificate would fail every
+    /// handshake, so it is a configuration error now rather than a refusal at each login.
+    fn client_identity(&self) -> Result<Option<ClientIdentity>, ConfigError> {
+        let certificate = self.absolute_path(Key::ClientCertificateFile)?;
+        let key = self.absolute_path(Key::ClientKeyFile)?;
+        let ((certificate_path, certificate_origin), (key_path, key_origin)) =
+            match (certificate, key) {
+                (None, None) => return Ok(None),
+                (Some(certificate), Some(key)) => (certificate, key),
+                (Some((_, origin)), None) => {
+                    return Err(error(
+                        &origin,
+                        "ClientCertificateFile is set but ClientKeyFile is not: set both \
+                         (the certificate and its private key) or neither",
+                    ));
+                }
+                (None, Some((_, origin))) => {
+                    return Err(error(
+                        &origin,
+                        "ClientKeyFile is set but ClientCertificateFile is not: set both \
+                         (the certificate and its private key) or neither",
+                    ));
+                }
+            };
+        client_cert::load(&certificate_path, &key_path)
+            .map(Some)
+            .map_err(|problem| {
+                let origin = match problem {
+                    client_cert::ClientCertError::CertificateUnusable(_)
+                    | client_cert::ClientCertError::NoCertificate(_)
+                    | client_cert::ClientCertError::KeyInReadableCertificateFile(_)
+                    | client_cert::ClientCertError::BadCertificate { .. } => &certificate_origin,
+                    client_cert::ClientCertError::KeyUnusable(_)
+                    | client_cert::ClientCertError::KeyEncrypted(_)
+                    | client_cert::ClientCertError::NoKey(_)
+                    | client_cert::ClientCertError::SeveralKeys(_)
+                    | client_cert::ClientCertError::KeyNotPem(_)
+                    | client_cert::ClientCertError::KeyUnsupported { .. }
+                    | client_cert::ClientCertError::KeyMismatch { .. } => &key_origin,
+                };
+                error(origin, problem.to_string())
+            })
     }
 
     fn bypass_codes(&self) -> Result<Vec<BypassHash>, ConfigError> {

@@ -178,6 +178,10 @@ key_table! {
         "root-only file with the Username and Password the module queries with";
     CAFile: Unset("the first system CA bundle that exists"), Modes::ALL, Allowed,
         "PEM bundle of the CAs trusted for the ticketing system and the portal";
+    ClientCertificateFile: Unset("no client certificate"), Modes::ALL, Allowed,
+        "PEM client certificate (and chain) sent on every TLS connection; needs ClientKeyFile";
+    ClientKeyFile: Unset("no client certificate"), Modes::ALL, Allowed,
+        "root-only PEM private key of ClientCertificateFile (unencrypted)";
     EnterTicketingInfo: Flag(true), Modes::ALL, Allowed,
         "Yes: ask for a ticket; No: return PAM_IGNORE without asking";
     ValidateTicketNumber: Flag(true), Modes::ALL, Allowed,

@@ -31,6 +31,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::bypass::BypassHash;
+use crate::client_cert::ClientIdentity;
 use crate::secure_file::{self, Readers};
 use crate::trust::CaBundle;
 
@@ -146,6 +147,9 @@ pub struct Config {
     /// `None` when CAFile is not set and no system bundle exists either (an error when
     /// the ticket source is set up, reported as such).
     pub ca_bundle: Option<CaBundle>,
+    /// The certificate and key sent on every TLS connection (ClientCertificateFile and
+    /// ClientKeyFile), read and checked against each other when the configuration loaded.
+    pub client_identity: Option<ClientIdentity>,
     pub enter_ticketing_info: bool,
     pub validate_ticket_number: bool,
     /// UppercaseTicketId: an answer is upper-cased before the ID rules, because the

@@ -3,6 +3,7 @@
 //! error mapped by variant to what happened.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig};
@@ -14,6 +15,7 @@ use super::{
     Body, HttpResponse, Method, Request, SetupError, Transport, TransportError, Unreachable,
     encode_form, encode_json,
 };
+use crate::client_cert::ClientIdentity;
 use crate::trust::CaBundle;
 use crate::url::ProxyUrl;
 
@@ -25,16 +27,25 @@ const FIRST_BODY_BUFFER_BYTES: usize = 8 * 1024;
 /// ureq's agent, set up once per client.
 pub struct UreqTransport {
     agent: ureq::Agent,
+    /// Whether a client certificate is configured, which tells "refused ours" from
+    /// "requires one" when a server ends the handshake over it.
+    sends_client_certificate: bool,
 }
 
 impl UreqTransport {
-    /// Trusts exactly the certificates of `ca_bundle`; tunnels through `proxy` when given.
+    /// Trusts exactly the certificates of `ca_bundle`; presents `client_identity` to a
+    /// server that asks for a certificate; tunnels through `proxy` when given.
     pub fn new(
         ca_bundle: &CaBundle,
+        client_identity: Option<&ClientIdentity>,
         proxy: Option<&ProxyUrl>,
     ) -> Result<UreqTransport, SetupError> {
         let tls = TlsConfig::builder()
             .root_certs(RootCerts::Specific(ca_bundle.roots()))
+            .client_cert(client_identity.map(ClientIdentity::tls))
+            // The provider the client key was checked with when the configuration loaded
+            // (crate::client_cert), so that the handshake loads it the same way.
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .build();
         let proxy = proxy
             .map(|proxy| {
@@ -53,6 +64,7 @@ impl UreqTransport {
             .build();
         Ok(UreqTransport {
             agent: agent_with_named_lookups(agent_config),
+            sends_client_certificate: client_identity.is_some(),
         })
     }
 }
@@ -112,7 +124,8 @@ impl Transport for UreqTransport {
                 }
             }
         };
-        let mut response = result.map_err(classify)?;
+        let sent = self.sends_client_certificate;
+        let mut response = result.map_err(|error| classify(error, sent))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -133,7 +146,7 @@ impl Transport for UreqTransport {
             .limit(MAX_BODY_BYTES)
             .reader();
         let body = read_wiped_body(&mut reader, announced, MAX_BODY_BYTES)
-            .map_err(|error| classify(ureq::Error::from(error)))?;
+            .map_err(|error| classify(ureq::Error::from(error), sent))?;
         Ok(HttpResponse {
             status,
             headers,
@@ -217,12 +230,13 @@ fn read_some(reader: &mut impl Read, into: &mut [u8]) -> io::Result<usize> {
 /// a failed name lookup are `Unreachable`; a certificate that does not verify is kept
 /// apart from every other TLS failure, for the message. Each ureq variant is named, so
 /// that a new one is a compile-time decision rather than a silent outage.
-fn classify(error: ureq::Error) -> TransportError {
+/// `sent_client_certificate` says whether the module presents a client certificate.
+fn classify(error: ureq::Error, sent_client_certificate: bool) -> TransportError {
     match error {
         ureq::Error::Timeout(_) => TransportError::TIMED_OUT,
         ureq::Error::HostNotFound => TransportError::Unreachable(Unreachable::NameResolution),
-        ureq::Error::Io(io_error) => classify_io(&io_error),
-        ureq::Error::Rustls(tls_error) => classify_tls(&tls_error),
+        ureq::Error::Io(io_error) => classify_io(&io_error, sent_client_certificate),
+        ureq::Error::Rustls(tls_error) => classify_tls(&tls_error, sent_client_certificate),
         ureq::Error::Tls(detail) => TransportError::Tls(bounded(detail)),
         ureq::Error::TlsRequired => TransportError::Tls("the connection is not TLS".to_string()),
         ureq::Error::ConnectProxyFailed(detail) => TransportError::ProxyRefused(bounded(detail)),
@@ -256,12 +270,12 @@ fn bounded(detail: impl std::fmt::Display) -> String {
     crate::sanitise::sanitise(&detail.to_string())
 }
 
-fn classify_io(io_error: &io::Error) -> TransportError {
+fn classify_io(io_error: &io::Error, sent_client_certificate: bool) -> TransportError {
     if let Some(tls_error) = io_error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return classify_tls(tls_error);
+        return classify_tls(tls_error, sent_client_certificate);
     }
     let unreachable = match io_error.kind() {
         io::ErrorKind::ConnectionRefused => Unreachable::ConnectionRefused,
@@ -281,8 +295,23 @@ fn classify_io(io_error: &io::Error) -> TransportError {
     TransportError::Unreachable(unreachable)
 }
 
-fn classify_tls(tls_error: &rustls::Error) -> TransportError {
+fn classify_tls(tls_error: &rustls::Error, sent_client_certificate: bool) -> TransportError {
     match tls_error {
+        // A server sends these only about the certificate its peer sent, or failed to
+        // send: ours (TLS 1.3 reports a refused client certificate after the client's
+        // side of the handshake, when the request is on its way).
+        rustls::Error::AlertReceived(
+            alert @ (rustls::AlertDescription::CertificateRequired
+            | rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::UnsupportedCertificate
+            | rustls::AlertDescription::CertificateRevoked
+            | rustls::AlertDescription::CertificateExpired
+            | rustls::AlertDescription::CertificateUnknown
+            | rustls::AlertDescription::UnknownCA),
+        ) => TransportError::ClientCertificateRefused {
+            sent: sent_client_certificate,
+            alert: format!("{alert:?}"),
+        },
         // The Debug form names the reason (`UnknownIssuer`, `NotValidForNameContext { … }`
         // with every name the certificate presents), so it is bounded.
         rustls::Error::InvalidCertificate(reason) => {
@@ -338,7 +367,7 @@ mod tests {
             let invalid = url
                 .parse::<ureq::http::Uri>()
                 .expect_err("the URL is invalid");
-            let classified = classify(ureq::Error::Http(ureq::http::Error::from(invalid)));
+            let classified = classify(ureq::Error::Http(ureq::http::Error::from(invalid)), false);
             assert!(
                 matches!(classified, TransportError::InvalidRequest(_)),
                 "{url:?}: {classified:?}"
@@ -377,7 +406,10 @@ mod tests {
             ),
         ];
         for (error, expected) in outages {
-            assert_eq!(classify(error), TransportError::Unreachable(expected));
+            assert_eq!(
+                classify(error, false),
+                TransportError::Unreachable(expected)
+            );
         }
         let not_outages = [
             ureq::Error::BodyExceedsLimit(1 << 20),
@@ -398,12 +430,53 @@ mod tests {
         ];
         for error in not_outages {
             let shown = format!("{error:?}");
-            let classified = classify(error);
+            let classified = classify(error, false);
             assert!(
                 !matches!(classified, TransportError::Unreachable(_)),
                 "{shown} must not be an outage: {classified:?}"
             );
         }
+    }
+
+    /// The alerts a server sends about the client's certificate are named, with whether
+    /// one was sent, and are never an outage; any other alert stays a TLS failure.
+    #[test]
+    fn a_refused_client_certificate_is_named_and_never_an_outage() {
+        use rustls::AlertDescription;
+        let alert = |description: AlertDescription| {
+            ureq::Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(description),
+            ))
+        };
+        for (description, sent) in [
+            (AlertDescription::UnknownCA, true),
+            (AlertDescription::BadCertificate, true),
+            (AlertDescription::CertificateExpired, true),
+            (AlertDescription::CertificateRequired, false),
+        ] {
+            let classified = classify(alert(description), sent);
+            assert_eq!(
+                classified,
+                TransportError::ClientCertificateRefused {
+                    sent,
+                    alert: format!("{description:?}"),
+                }
+            );
+            assert!(matches!(
+                crate::backend::LookupError::from(classified),
+                crate::backend::LookupError::BadAnswer(_)
+            ));
+        }
+        let refused = classify(alert(AlertDescription::UnknownCA), true).to_string();
+        assert_eq!(
+            refused,
+            "the server refused the client certificate (TLS alert UnknownCA)"
+        );
+        assert!(matches!(
+            classify(alert(AlertDescription::HandshakeFailure), true),
+            TransportError::Tls(_)
+        ));
     }
 
     /// A reader that hands out its bytes `chunk` at a time, like a socket.
@@ -474,7 +547,7 @@ mod tests {
             };
             let error = read_wiped_body(&mut reader, announced, limit).expect_err("too large");
             assert_eq!(
-                classify(ureq::Error::from(error)),
+                classify(ureq::Error::from(error), false),
                 TransportError::BodyTooLarge { limit },
                 "{limit}"
             );
@@ -506,10 +579,13 @@ mod tests {
             presented,
         };
         assert!(format!("{reason:?}").len() > 50_000);
-        let classified = classify(ureq::Error::Io(io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(reason),
-        )));
+        let classified = classify(
+            ureq::Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(reason),
+            )),
+            false,
+        );
         let TransportError::UntrustedCertificate(detail) = &classified else {
             panic!("{classified:?}");
         };
@@ -517,10 +593,13 @@ mod tests {
         assert!(detail.chars().count() <= 301, "{}", detail.chars().count());
         assert!(classified.to_string().chars().count() < 400);
         // Every other detail too, e.g. a proxy's status line.
-        let proxy = classify(ureq::Error::ConnectProxyFailed(format!(
-            "proxy server responded 407/{}",
-            "x".repeat(10_000)
-        )));
+        let proxy = classify(
+            ureq::Error::ConnectProxyFailed(format!(
+                "proxy server responded 407/{}",
+                "x".repeat(10_000)
+            )),
+            false,
+        );
         assert!(proxy.to_string().chars().count() < 400, "{proxy}");
     }
 

@@ -17,6 +17,8 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
+    /// The certificate the client presented in the TLS handshake (DER), if it sent one.
+    pub client_certificate: Option<Vec<u8>>,
 }
 
 impl Request {

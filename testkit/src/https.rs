@@ -28,6 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::http::{Handler, Request, Response};
+use super::pki::{ServerCert, TestPki};
 
 /// How the server misbehaves. Per-request faults are read when a request has been received,
 /// `HangBeforeTls` when a TCP connection is accepted.
@@ -145,6 +146,21 @@ impl TestServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A server that presents the `kind` certificate and requires a client certificate
+    /// issued by the trusted CA (see
+    /// [`TestPki::server_config_requiring_client_certificates`]); each request records the
+    /// certificate the client presented ([`Request::client_certificate`]).
+    pub fn start_requiring_client_certificates(
+        pki: &TestPki,
+        kind: ServerCert,
+        handler: Arc<dyn Handler>,
+    ) -> TestServer {
+        TestServer::start(
+            pki.server_config_requiring_client_certificates(kind),
+            handler,
+        )
     }
 
     /// `https://localhost:PORT`, the name the `Good` certificate carries.
@@ -364,7 +380,12 @@ fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
 
     // The loop ends on a clean close between requests, a TLS failure (e.g. the client
     // rejected our certificate), or garbage: in every case the connection is over.
-    while let Ok(Some(request)) = read_request(&mut tls, &mut buffer) {
+    while let Ok(Some(mut request)) = read_request(&mut tls, &mut buffer) {
+        request.client_certificate = tls
+            .conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|certificate| certificate.to_vec());
         let wants_close = wants_close(&request);
         shared.request_count.fetch_add(1, Ordering::SeqCst);
         lock(&shared.requests).push(request.clone());

@@ -26,6 +26,33 @@ pub const UNTRUSTED_CA_NAME: &str = "pam_ticket Untrusted CA";
 /// The only name in the `WrongHost` certificate.
 pub const WRONG_HOST_NAME: &str = "wrong-host.example.test";
 
+/// The common name of the client certificates (`ClientCert::Good` and `OtherCa`).
+pub const CLIENT_COMMON_NAME: &str = "pam-ticket-gateway.example.test";
+
+/// Which client certificate (and key) the module is given for mutual TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientCert {
+    /// Issued by the trusted CA (the one a `server_config_requiring_client_certificates`
+    /// server accepts), with its own key.
+    Good,
+    /// The same subject, issued by the untrusted CA: a server that requires client
+    /// certificates refuses it.
+    OtherCa,
+    /// The `Good` certificate with a key of its own that does not belong to it.
+    MismatchedKey,
+}
+
+/// A client certificate and a key file for the module: PEM, the key root-only (0600).
+#[derive(Clone, Debug)]
+pub struct ClientFiles {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    /// The certificate, DER (what the server sees).
+    pub cert_der: Vec<u8>,
+    /// The key file's PEM text (to look for in logs).
+    pub key_pem: String,
+}
+
 /// Which certificate a test server presents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServerCert {
@@ -81,6 +108,8 @@ pub struct TestPki {
     pub wrong_host: CertKey,
     pub untrusted_leaf: CertKey,
     pub expired: CertKey,
+    /// Client certificates, by [`ClientCert`].
+    pub clients: Vec<(ClientCert, ClientFiles)>,
     configs: Vec<(ServerCert, Arc<rustls::ServerConfig>)>,
 }
 
@@ -111,6 +140,21 @@ impl TestPki {
             false,
         );
         let expired = make_leaf(dir, ServerCert::Expired, &local_names, &ca_issuer, true);
+        let good_client = make_client(dir, "client", &ca_issuer);
+        let other_ca_client = make_client(dir, "client_other_ca", &untrusted_issuer);
+        let stray_key = KeyPair::generate().expect("generate a stray key");
+        let stray_key_path = dir.join("client_stray-key.pem");
+        write_key_file(&stray_key_path, &stray_key.serialize_pem());
+        let mismatched = ClientFiles {
+            key_path: stray_key_path,
+            key_pem: stray_key.serialize_pem(),
+            ..good_client.clone()
+        };
+        let clients = vec![
+            (ClientCert::Good, good_client),
+            (ClientCert::OtherCa, other_ca_client),
+            (ClientCert::MismatchedKey, mismatched),
+        ];
 
         let mut pki = TestPki {
             dir: dir.to_path_buf(),
@@ -120,6 +164,7 @@ impl TestPki {
             wrong_host,
             untrusted_leaf,
             expired,
+            clients,
             configs: Vec::new(),
         };
         pki.configs = ServerCert::ALL
@@ -167,6 +212,47 @@ impl TestPki {
             .find(|(k, _)| *k == kind)
             .map(|(_, config)| Arc::clone(config))
             .expect("a config is built for every ServerCert")
+    }
+
+    /// The files of a client certificate for the module.
+    pub fn client(&self, kind: ClientCert) -> &ClientFiles {
+        self.clients
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, files)| files)
+            .expect("files are made for every ClientCert")
+    }
+
+    /// A server config like `server_config(kind)` that requires a client certificate
+    /// issued by the trusted CA (`ca.pem`), verified by rustls' `WebPkiClientVerifier`: a
+    /// client without one, or with one of another CA, fails the handshake with an alert.
+    pub fn server_config_requiring_client_certificates(
+        &self,
+        kind: ServerCert,
+    ) -> Arc<rustls::ServerConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(self.ca.cert_der.clone()))
+            .expect("the generated CA is a valid trust anchor");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider()),
+        )
+        .build()
+        .expect("a client verifier over the test CA");
+        let leaf = self.leaf(kind);
+        let chain = vec![
+            CertificateDer::from(leaf.cert_der.clone()),
+            CertificateDer::from(self.issuer_of(kind).cert_der.clone()),
+        ];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .expect("the generated leaf and key match");
+        Arc::new(config)
     }
 
     /// A client config trusting only `ca.pem`, for tests that talk TLS to a server directly.
@@ -255,6 +341,43 @@ fn make_leaf(
     }
     let cert = params.signed_by(&key, issuer).expect("sign the leaf");
     write_pair(dir, kind.file_stem(), cert.der().to_vec(), cert.pem(), &key)
+}
+
+/// A client certificate (`CLIENT_COMMON_NAME`, clientAuth) issued by `issuer`, written as
+/// `<stem>.pem` and a root-only `<stem>-key.pem`.
+fn make_client(dir: &Path, stem: &str, issuer: &Issuer<'static, KeyPair>) -> ClientFiles {
+    let key = KeyPair::generate().expect("generate a client key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("no SANs is valid");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, CLIENT_COMMON_NAME);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "pam_ticket tests");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params
+        .signed_by(&key, issuer)
+        .expect("sign the client certificate");
+    let cert_path = dir.join(format!("{stem}.pem"));
+    fs::write(&cert_path, cert.pem()).expect("write a client certificate");
+    let key_path = dir.join(format!("{stem}-key.pem"));
+    write_key_file(&key_path, &key.serialize_pem());
+    ClientFiles {
+        cert_path,
+        key_path,
+        cert_der: cert.der().to_vec(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// Writes a key file the module accepts: mode 0600, owned by whoever runs the tests.
+fn write_key_file(path: &Path, pem: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, pem).expect("write a client key");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
 fn write_pair(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::http::{Handler, Request, Response};
 use support::https::{Fault, TestServer, refusing_port};
 use support::pam::{self, Event, Login, PamService, Steps};
-use support::pki::{ServerCert, TestPki};
+use support::pki::{ClientCert, ServerCert, TestPki};
 use support::proxy::ConnectProxy;
 use support::tmp::TestDir;
 
@@ -129,6 +129,51 @@ fn rustls_client_config_trusts_the_good_server() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("Connection: close\r\n"), "{answer}");
     assert!(answer.contains("\"path\":\"/raw\""), "{answer}");
+}
+
+/// The server that requires client certificates, through curl: the good one gets an
+/// answer and is recorded with the request; none, one of the other CA, or the good
+/// certificate with a key that is not its own, fail the handshake with no request.
+#[test]
+fn a_server_requiring_client_certificates_takes_only_the_trusted_ones() {
+    let dir = TestDir::new("client-certs");
+    let pki = TestPki::generate(dir.path());
+    let server =
+        TestServer::start_requiring_client_certificates(&pki, ServerCert::Good, Arc::new(Echo));
+    let with = |kind: ClientCert| {
+        let files = pki.client(kind);
+        curl(
+            &pki,
+            &[
+                "--cert",
+                &files.cert_path.display().to_string(),
+                "--key",
+                &files.key_path.display().to_string(),
+                &server.url("/mtls"),
+            ],
+        )
+    };
+    let answered = body_json(&with(ClientCert::Good));
+    assert_eq!(answered["path"], "/mtls");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].client_certificate.as_ref(),
+        Some(&pki.client(ClientCert::Good).cert_der)
+    );
+    server.reset_counters();
+    for (label, output) in [
+        ("none", curl(&pki, &[&server.url("/mtls")])),
+        ("other CA", with(ClientCert::OtherCa)),
+        ("mismatched key", with(ClientCert::MismatchedKey)),
+    ] {
+        assert!(!output.status.success(), "{label}: {output:?}");
+        assert_eq!(server.request_count(), 0, "{label}");
+    }
+    // The ordinary server records that no certificate came.
+    let plain = start(&pki, ServerCert::Good);
+    body_json(&curl(&pki, &[&plain.url("/")]));
+    assert_eq!(plain.requests()[0].client_certificate, None);
 }
 
 #[test]

@@ -37,9 +37,11 @@ says how to fix each:
            `sufficient` line or a jump over it; a password module (pam_unix, pam_sss,
            @include common-auth, substack password-auth, ...) before or beside it;
            module arguments the module would refuse
-  module   the configuration as the module loads it; the CA bundle, and whether the
-           ticketing system's (or portal's) certificate verifies against it; the Remedy
-           token cache directory; SELinux enforcing without a pam_ticket policy module
+  module   the configuration as the module loads it (with the account files, and
+           ClientCertificateFile and ClientKeyFile checked against each other); the CA
+           bundle, and whether the ticketing system's (or portal's) certificate verifies
+           against it; the Remedy token cache directory; SELinux enforcing without a
+           pam_ticket policy module
 
   --sshd-config FILE   read this sshd_config (and its Include files) directly; without
                        it doctor asks `/usr/sbin/sshd -T` for the effective configuration,
