@@ -52,6 +52,31 @@ impl ServiceNow {
     }
 }
 
+impl ServiceNow {
+    /// One request signed in as the module's account, retried only while `retries` has a
+    /// retry: the path the work notes and `pam-ticket check`'s role query take. It must
+    /// sign in the way the lookup does, so a change to the lookup's sign-in belongs here
+    /// too.
+    fn send_signed_in(
+        &self,
+        method: Method,
+        url: &str,
+        body: &Body<'_>,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<HttpResponse, LookupError> {
+        // Decodes to the password: wiped (on drop) as soon as the request is over.
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        Ok(self
+            .client
+            .send_with_retry(method, url, &headers, body, deadline, retries)?)
+    }
+}
+
 /// The table a ticket of this kind lives in: the lookup queries it and a work note is
 /// written to the record found there.
 pub fn table_for(kind: TicketKind) -> &'static str {
@@ -237,18 +262,16 @@ impl TicketSource for ServiceNow {
     /// otherwise, so a role found is "expected", not proven. An account that may not read
     /// its roles leaves the question open.
     fn write_access(&mut self, deadline: Deadline) -> Vec<ProbeLine> {
-        let authorization = basic_authorization(&self.account);
-        let headers = [
-            ("Accept", "application/json"),
-            ("Authorization", authorization.as_str()),
-        ];
         let url = roles_url(&self.base_url, &self.account.username);
         let answer = self
-            .client
-            .send(Method::Get, &url, &headers, &Body::Empty, deadline)
-            .map_err(LookupError::from)
+            .send_signed_in(
+                Method::Get,
+                &url,
+                &Body::Empty,
+                deadline,
+                &mut RetryBudget::spent(),
+            )
             .and_then(|response| interpret_roles(&response));
-        drop(authorization);
         let account = sanitise(&self.account.username);
         vec![match answer {
             Ok(roles) => {
@@ -289,22 +312,15 @@ impl TicketSource for ServiceNow {
         let Some(sys_id) = target.record_id.as_deref() else {
             return Err(bad_response("the lookup gave no sys_id for the record"));
         };
-        let authorization = basic_authorization(&self.account);
-        let headers = [
-            ("Accept", "application/json"),
-            ("Authorization", authorization.as_str()),
-        ];
         let body = serde_json::json!({ "work_notes": text });
-        let response = self.client.send_with_retry(
+        let response = self.send_signed_in(
             Method::Patch,
             &note_url(&self.base_url, target.kind, sys_id),
-            &headers,
             &Body::Json(&body),
             deadline,
             &mut RetryBudget::for_check(),
-        );
-        drop(authorization);
-        interpret_note(sys_id, &response?)
+        )?;
+        interpret_note(sys_id, &response)
     }
 }
 
