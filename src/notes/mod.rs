@@ -222,7 +222,7 @@ pub fn write(
         Ok(()) => NoteOutcome::Written,
         Err(error) => {
             let why = failure_text(config, settings, &error);
-            audit.warn(&format!(
+            audit.warning(&format!(
                 "work note on {} {} not written: {why}",
                 facts.kind.audit_name(),
                 sanitise(&facts.ticket)
