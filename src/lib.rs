@@ -298,6 +298,7 @@ fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
             &facts,
             notes::NoteEvent::Ended { duration },
             &clock,
+            clock::Deadline::new(&clock, settings.timeout),
             &mut audit,
         ),
         Err(problem) => {

@@ -15,9 +15,6 @@ use crate::policy;
 use crate::sanitise::sanitise;
 use crate::ticket::TicketId;
 
-/// How long a note waits for the resolver to give this host's canonical name.
-const HOST_NAME_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// Adds the reason, when one was given, to the audit record and the exports.
 fn with_reason(
     extra: &mut Vec<(&'static str, String)>,
@@ -270,8 +267,10 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                             policy::Verdict::Fail(_) => None,
                         })
                         .collect();
-                    let facts = self.session_facts(&ticket, checks, access_reason);
+                    // WorkNoteTimeout bounds the whole note: finding this host's name too.
                     let note_started = self.clock.monotonic();
+                    let deadline = Deadline::new(self.clock, settings.timeout);
+                    let facts = self.session_facts(&ticket, checks, access_reason, deadline);
                     let outcome = match self.source.as_deref_mut() {
                         Some(source) => notes::write(
                             self.config,
@@ -280,6 +279,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                             &facts,
                             NoteEvent::Started,
                             self.clock,
+                            deadline,
                             &mut *self.audit,
                         ),
                         None => NoteOutcome::Skipped("no ticket source".to_string()),
@@ -438,7 +438,13 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         ticket: &crate::ticket::Ticket,
         checks: Vec<String>,
         reason: Option<String>,
+        deadline: Deadline,
     ) -> SessionFacts {
+        let host_wait = deadline
+            .remaining()
+            .map_or(std::time::Duration::ZERO, |left| {
+                left.min(notes::HOST_NAME_WAIT)
+            });
         SessionFacts {
             ticket: ticket.id.clone(),
             kind: ticket.kind,
@@ -447,7 +453,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             user: self.login.pam_user.clone(),
             identity: notes::identity(self.login).to_string(),
             rhost: self.login.rhost.clone(),
-            host: notes::host_name(HOST_NAME_WAIT),
+            host: notes::host_name(host_wait),
             service: self.login.service.clone(),
             target: notes::target_text(self.login),
             checks,

@@ -205,8 +205,10 @@ impl NoteOutcome {
     }
 }
 
-/// Writes one note, bounded by WorkNoteTimeout, and says what became of it. A failure is
-/// logged at warning with what to fix; it never changes anything else.
+/// Writes one note before `deadline` (set to WorkNoteTimeout when the note was begun,
+/// see [`host_name`]) and says what became of it. A failure is logged at warning with
+/// what to fix; it never changes anything else.
+#[allow(clippy::too_many_arguments)] // each is one thing the note needs
 pub fn write(
     config: &Config,
     settings: &NoteSettings,
@@ -214,10 +216,10 @@ pub fn write(
     facts: &SessionFacts,
     event: NoteEvent,
     clock: &dyn Clock,
+    deadline: Deadline,
     audit: &mut dyn AuditSink,
 ) -> NoteOutcome {
     let text = compose(&settings.template, facts, event, clock.now());
-    let deadline = Deadline::new(clock, settings.timeout);
     match source.write_note(&facts.target_record(), &text, deadline, audit) {
         Ok(()) => NoteOutcome::Written,
         Err(error) => {
@@ -270,9 +272,13 @@ fn failure_text(config: &Config, settings: &NoteSettings, error: &LookupError) -
     }
 }
 
+/// How long a note waits for the resolver to give this host's canonical name, at most.
+pub const HOST_NAME_WAIT: Duration = Duration::from_millis(500);
+
 /// This gateway's fully qualified name: `gethostname`, then its canonical name through
 /// the resolver, asked on a thread of its own and waited for at most `wait`, so that a
-/// slow resolver never holds up a login (the short name is used then).
+/// slow resolver never holds up a login (the short name is used then). A note's wait is
+/// part of its WorkNoteTimeout: [`HOST_NAME_WAIT`] or what is left of it, if less.
 pub fn host_name(wait: Duration) -> String {
     let short = short_host_name();
     let asked = short.clone();
