@@ -814,3 +814,98 @@ fn a_planted_session_record_writes_no_end_note() {
         "{end}"
     );
 }
+
+/// A NoteTemplate of one's own: placeholders, literal braces, a line break; the duration
+/// is `-` in the start note.
+#[test]
+fn a_note_template_of_ones_own() {
+    let gate = Gate::servicenow();
+    let service = gate.service(
+        "WorkNotes=Yes\nNoteTemplate=\"{ticket} by {user} from {rhost} for {duration}\\n{{no placeholder}} {reason}\"\n",
+    );
+    let outcome = session(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("CHG0030001"),
+        Duration::from_millis(1100),
+    );
+    assert_eq!(
+        outcome.close_session_code,
+        Some(PAM_SUCCESS),
+        "{}",
+        outcome.auth.transcript()
+    );
+    let notes = gate.notes("CHG0030001");
+    assert_eq!(notes.len(), 2);
+    assert_eq!(
+        notes[0],
+        format!("{STARTED}\nCHG0030001 by alice from {RHOST} for -\n{{no placeholder}} -")
+    );
+    let (headline, body) = notes[1].split_once('\n').expect("two parts");
+    let seconds = ended_seconds(headline);
+    assert!(seconds >= 1, "{headline}");
+    assert_eq!(
+        body,
+        format!(
+            "CHG0030001 by alice from {RHOST} for 00:00:0{seconds} ({seconds} s)\n{{no placeholder}} -"
+        )
+    );
+}
+
+/// The end note is bounded like the start note: a hanging write holds the session's end
+/// for WorkNoteTimeout at most, and the end record says it failed.
+#[test]
+fn a_hanging_end_note_is_cut_off_too() {
+    let gate = Gate::servicenow();
+    gate.servicenow_sim()
+        .set_write_delay(Duration::from_secs(8));
+    let service = gate.service("WorkNotes=Yes\nWorkNoteTimeout=1\n");
+    let started = Instant::now();
+    let outcome = session(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+        Duration::ZERO,
+    );
+    let took = started.elapsed();
+    assert_eq!(outcome.auth.code, PAM_SUCCESS);
+    assert_eq!(outcome.close_session_code, Some(PAM_SUCCESS));
+    assert!(
+        took < Duration::from_millis(4500),
+        "took {took:?} for two notes of 1 s each"
+    );
+    let end = gate.audit().pop().expect("the end record");
+    assert_eq!(end["decision"], "session_end");
+    assert_eq!(end["work_note"], "failed");
+    let elapsed = end["elapsed_ms"].as_u64().expect("elapsed_ms");
+    assert!(
+        (900..=1700).contains(&elapsed),
+        "the end note took {elapsed} ms"
+    );
+}
+
+/// AskReason after a bypass code: the reason is asked, exported and audited; no note.
+#[test]
+fn a_bypass_login_is_asked_for_its_reason_too() {
+    let gate = Gate::servicenow();
+    let hash = pam_ticket::bypass::BypassHash::create(b"letmein-2026", b"notes");
+    let service = gate.service(&format!(
+        "AskReason=Yes\nWorkNotes=Yes\nFailsafeBypassCode=\"{hash}\"\n"
+    ));
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("letmein-2026")
+            .answer("ticketing is down"),
+    );
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(outcome.prompts(), ["Ticket ID: ", "Reason: "]);
+    assert_eq!(
+        outcome.env.get("TICKET_REASON").map(String::as_str),
+        Some("ticketing is down")
+    );
+    let record = gate.audit().pop().expect("record");
+    assert_eq!(record["decision"], "bypass");
+    assert_eq!(record["access_reason"], "ticketing is down");
+    assert_eq!(record["work_note"], "skipped");
+    assert_eq!(gate.write_attempts(), 0);
+}
