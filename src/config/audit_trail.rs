@@ -12,7 +12,8 @@ use crate::notes::{NoteSettings, NoteTemplate};
 
 impl Settings {
     /// WorkNotes, WorkNoteTimeout and NoteTemplate. A timeout or template without
-    /// WorkNotes=Yes would look like notes in force and never be used: an error.
+    /// WorkNotes=Yes, or WorkNotes=Yes without lookups, would look like notes in force and
+    /// never be used: an error.
     pub(super) fn work_notes(&self) -> Result<Option<NoteSettings>, ConfigError> {
         let enabled = self.flag(Key::WorkNotes)?;
         let timeout = self.number(Key::WorkNoteTimeout)?;
@@ -33,6 +34,13 @@ impl Settings {
                 }
             }
             return Ok(None);
+        }
+        // A bad ValidateTicketNumber is reported where it is read.
+        if self.flag(Key::ValidateTicketNumber).ok() == Some(false) {
+            return Err(error(
+                &self.blame(self.origin(Key::WorkNotes), &[Key::ValidateTicketNumber]),
+                "WorkNotes is Yes but ValidateTicketNumber is No: no ticket is looked up, so no note would ever be written; set ValidateTicketNumber=Yes or WorkNotes=No",
+            ));
         }
         Ok(Some(NoteSettings {
             timeout: Duration::from_secs(timeout),
@@ -101,6 +109,21 @@ mod tests {
 
     const MINIMAL: &str = "TicketingSystem=\"ServiceNow\"\nValidateTicketNumber=\"No\"\n";
 
+    /// A configuration that looks tickets up: a URL and a root-only account file.
+    fn direct() -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("pam_ticket_audit_trail_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let account = dir.join("account");
+        std::fs::write(&account, "Username=\"svc\"\nPassword=\"pw\"\n").expect("write");
+        std::fs::set_permissions(&account, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        format!(
+            "TicketingSystem=\"ServiceNow\"\nSystemURL=\"https://acme.service-now.com\"\nConnectionAccountFile=\"{}\"\n",
+            account.display()
+        )
+    }
+
     #[test]
     fn note_and_reason_keys_are_refused_in_portal_mode() {
         for (line, key) in [
@@ -139,14 +162,30 @@ mod tests {
             "{problem}"
         );
         let config = build(&format!(
-            "{MINIMAL}WorkNotes=Yes\nWorkNoteTimeout=7\nNoteTemplate=\"{{user}} on {{host}}\\n{{reason}}\"\nAskReason=Yes\n"
+            "{}WorkNotes=Yes\nWorkNoteTimeout=7\nNoteTemplate=\"{{user}} on {{host}}\\n{{reason}}\"\nAskReason=Yes\n",
+            direct()
         ))
         .expect("valid");
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("pam_ticket_audit_trail_{}", std::process::id())),
+        );
         let notes = config.work_notes.expect("on");
         assert_eq!(notes.timeout, Duration::from_secs(7));
         assert_eq!(notes.template.source(), "{user} on {host}\\n{reason}");
         assert_eq!(config.reason_prompt.as_deref(), Some("Reason: "));
         assert!(config.remedy.read_change_entry_id);
+    }
+
+    #[test]
+    fn notes_without_lookups_are_an_error() {
+        let problem = build(&format!("{MINIMAL}WorkNotes=Yes\n")).expect_err("no lookups");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:3");
+        assert!(
+            problem
+                .problem
+                .starts_with("WorkNotes is Yes but ValidateTicketNumber is No"),
+            "{problem}"
+        );
     }
 
     #[test]

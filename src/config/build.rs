@@ -787,7 +787,10 @@ mod tests {
             ),
             (
                 Mode::ServiceNow,
-                format!("{MINIMAL}WorkNotes=Yes\nNoteTemplate=\"{{user}}\"\nAskReason=Yes\n"),
+                format!(
+                    "TicketingSystem=ServiceNow\nSystemURL=https://acme.service-now.com\nConnectionAccountFile={}\nWorkNotes=Yes\nNoteTemplate=\"{{user}}\"\nAskReason=Yes\n",
+                    account.display()
+                ),
             ),
             (
                 Mode::Portal,
