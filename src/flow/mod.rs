@@ -194,14 +194,6 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             let mut extra = Vec::new();
             let mut exports = self.granted_exports(&id, "allow");
             with_reason(&mut extra, &mut exports, reason);
-            if self.config.work_notes.is_some() {
-                extra.extend(
-                    NoteOutcome::Skipped(
-                        "ValidateTicketNumber=No: the ticket was not looked up".to_string(),
-                    )
-                    .audit_fields(),
-                );
-            }
             self.write_audit(
                 Decision::Allow,
                 Some(&id),
