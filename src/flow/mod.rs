@@ -15,18 +15,6 @@ use crate::policy;
 use crate::sanitise::sanitise;
 use crate::ticket::TicketId;
 
-/// Adds the reason, when one was given, to the audit record and the exports.
-fn with_reason(
-    extra: &mut Vec<(&'static str, String)>,
-    exports: &mut Vec<(String, String)>,
-    reason: Option<String>,
-) {
-    if let Some(reason) = reason {
-        extra.push(("access_reason", reason.clone()));
-        exports.push(("TICKET_REASON".to_string(), reason));
-    }
-}
-
 /// The flow's parameters that live in modules of their own, re-exported beside it.
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::conversation::{
@@ -251,42 +239,8 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 let mut extra = Vec::new();
                 let mut exports = self.granted_exports(id, "allow");
                 with_reason(&mut extra, &mut exports, access_reason.clone());
-                if let Some(settings) = &self.config.work_notes {
-                    let checks = results
-                        .iter()
-                        .filter_map(|result| match &result.verdict {
-                            policy::Verdict::Pass(seen) => Some(seen.clone()),
-                            policy::Verdict::Fail(_) => None,
-                        })
-                        .collect();
-                    // WorkNoteTimeout bounds the whole note: finding this host's name too.
-                    let note_started = self.clock.monotonic();
-                    let deadline = Deadline::new(self.clock, settings.timeout);
-                    let facts = self.session_facts(&ticket, checks, access_reason, deadline);
-                    let outcome = match self.source.as_deref_mut() {
-                        Some(source) => notes::write(
-                            self.config,
-                            settings,
-                            source,
-                            &facts,
-                            NoteEvent::Started,
-                            self.clock,
-                            deadline,
-                            &mut *self.audit,
-                        ),
-                        None => NoteOutcome::Skipped("no ticket source".to_string()),
-                    };
-                    extra.extend(outcome.audit_fields());
-                    extra.push((
-                        "work_note_ms",
-                        self.clock.since(note_started).as_millis().to_string(),
-                    ));
-                    match carrier::seal(self.config, &facts) {
-                        Ok(sealed) => exports.push((carrier::ENVIRONMENT_NAME.to_string(), sealed)),
-                        Err(problem) => self.audit.warn(&format!(
-                            "no work note will be written when the session ends: {problem}"
-                        )),
-                    }
+                if self.config.work_notes.is_some() {
+                    self.start_note(&ticket, &results, access_reason, &mut extra, &mut exports);
                 }
                 self.write_audit(Decision::Allow, Some(id), audit_reason, started, extra);
                 AnswerVerdict::Done(Outcome::Granted { exports })
@@ -424,6 +378,57 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         ]
     }
 
+    /// WorkNotes=Yes, once access is granted on `ticket`: writes the start note (after the
+    /// decision, which it cannot change) and seals the session record that the end note
+    /// needs into `exports`. What became of the note goes to `extra`, for the audit.
+    fn start_note(
+        &mut self,
+        ticket: &crate::ticket::Ticket,
+        results: &[policy::CheckResult],
+        reason: Option<String>,
+        extra: &mut Vec<(&'static str, String)>,
+        exports: &mut Vec<(String, String)>,
+    ) {
+        let Some(settings) = &self.config.work_notes else {
+            return;
+        };
+        let checks = results
+            .iter()
+            .filter_map(|result| match &result.verdict {
+                policy::Verdict::Pass(seen) => Some(seen.clone()),
+                policy::Verdict::Fail(_) => None,
+            })
+            .collect();
+        // WorkNoteTimeout bounds the whole note: finding this host's name too.
+        let note_started = self.clock.monotonic();
+        let deadline = Deadline::new(self.clock, settings.timeout);
+        let facts = self.session_facts(ticket, checks, reason, deadline);
+        let outcome = match self.source.as_deref_mut() {
+            Some(source) => notes::write(
+                self.config,
+                settings,
+                source,
+                &facts,
+                NoteEvent::Started,
+                self.clock,
+                deadline,
+                &mut *self.audit,
+            ),
+            None => NoteOutcome::Skipped("no ticket source".to_string()),
+        };
+        extra.extend(outcome.audit_fields());
+        extra.push((
+            "work_note_ms",
+            self.clock.since(note_started).as_millis().to_string(),
+        ));
+        match carrier::seal(self.config, &facts) {
+            Ok(sealed) => exports.push((carrier::ENVIRONMENT_NAME.to_string(), sealed)),
+            Err(problem) => self.audit.warn(&format!(
+                "no work note will be written when the session ends: {problem}"
+            )),
+        }
+    }
+
     /// What the notes say about this login.
     fn session_facts(
         &self,
@@ -538,6 +543,18 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             extra,
         };
         self.audit.record(&record);
+    }
+}
+
+/// Adds the reason, when one was given, to the audit record and the exports.
+fn with_reason(
+    extra: &mut Vec<(&'static str, String)>,
+    exports: &mut Vec<(String, String)>,
+    reason: Option<String>,
+) {
+    if let Some(reason) = reason {
+        extra.push(("access_reason", reason.clone()));
+        exports.push(("TICKET_REASON".to_string(), reason));
     }
 }
 
