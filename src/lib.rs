@@ -210,9 +210,9 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
 fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     // Nothing to do unless authentication left a record: no configuration is read.
     let (sealed, carried_by) = match pam_glue::session_record(pamh) {
-        Some(sealed) => (sealed, "pam_data"),
+        Some(sealed) => (sealed, notes::session_end::CarriedBy::PamData),
         None => match pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME) {
-            Some(sealed) => (sealed, "environment"),
+            Some(sealed) => (sealed, notes::session_end::CarriedBy::Environment),
             None => return PamResultCode::PAM_IGNORE,
         },
     };
@@ -233,82 +233,20 @@ fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     };
     // Written once: a second close on this handle finds no record.
     pam_glue::unsetenv(pamh, notes::carrier::ENVIRONMENT_NAME);
-    let user = pam_glue::user_item(pamh).unwrap_or_default();
-    let rhost = pam_glue::rhost(pamh);
+    pam_glue::clear_session_record(pamh);
+    let session = notes::session_end::ClosingSession {
+        user: pam_glue::user_item(pamh).unwrap_or_default(),
+        rhost: pam_glue::rhost(pamh),
+        service,
+        sealed,
+        carried_by,
+    };
     let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
-    audit.debug(&format!(
-        "session record found in the {}",
-        if carried_by == "pam_data" {
-            "PAM data (pam_set_data)"
-        } else {
-            "PAM environment"
-        }
-    ));
-    let clock = SystemClock;
-    let mut record = AuditRecord {
-        time: clock.now(),
-        decision: Decision::SessionEnd,
-        user: user.clone(),
-        rhost: rhost.clone(),
-        service: service.clone(),
-        ticket: None,
-        ticket_type: None,
-        system: Some(flow::system_name(&config)),
-        reason: "session ended".to_string(),
-        elapsed_ms: 0,
-        extra: vec![("session_record", carried_by.to_string())],
-    };
-    let facts = match notes::carrier::open(&config, &sealed) {
-        Ok(facts) if facts.user != user => Err(format!(
-            "the session record names another user ({})",
-            backend::sanitise(&facts.user)
-        )),
-        Ok(facts) if Some(&facts.system) != record.system.as_ref() => Err(format!(
-            "the session record is for {}, the configuration now names another system",
-            backend::sanitise(&facts.system)
-        )),
-        Ok(facts) => Ok(facts),
-        Err(problem) => Err(problem.to_string()),
-    };
-    let facts = match facts {
-        Ok(facts) => facts,
-        Err(why) => {
-            audit.warn(&format!("no end note written: {why}"));
-            record
-                .extra
-                .extend(notes::NoteOutcome::Skipped(why).audit_fields());
-            audit.record(&record);
-            return PamResultCode::PAM_IGNORE;
-        }
-    };
-    record.ticket = Some(facts.ticket.clone());
-    record.ticket_type = Some(facts.kind.audit_name());
-    let started = chrono::DateTime::from_timestamp(facts.started, 0).unwrap_or(record.time);
-    let duration = (record.time - started).to_std().unwrap_or_default();
-    record.reason = format!("session ended after {}", notes::duration_text(duration));
-    record
-        .extra
-        .push(("duration_s", duration.as_secs().to_string()));
-    let begun = clock.monotonic();
-    let outcome = match backend::from_config(&config) {
-        Ok(mut source) => notes::write(
-            &config,
-            &settings,
-            source.as_mut(),
-            &facts,
-            notes::NoteEvent::Ended { duration },
-            &clock,
-            clock::Deadline::new(&clock, settings.timeout),
-            &mut audit,
-        ),
-        Err(problem) => {
-            notes::NoteOutcome::Failed(format!("cannot set up the ticket source: {problem}"))
-        }
-    };
-    record.elapsed_ms = u64::try_from(clock.since(begun).as_millis()).unwrap_or(u64::MAX);
-    record.extra.extend(outcome.audit_fields());
-    audit.record(&record);
-    PamResultCode::PAM_SUCCESS
+    if notes::session_end::record_end(&config, &settings, &session, &SystemClock, &mut audit) {
+        PamResultCode::PAM_SUCCESS
+    } else {
+        PamResultCode::PAM_IGNORE
+    }
 }
 
 /// A configuration error: logged with file:line to syslog, and to the audit file only when

@@ -143,5 +143,16 @@ pub fn session_record(handle: &PamHandle) -> Option<String> {
     // SAFETY: the name is this module's own, and `set_session_record` is the only code
     // that sets it, always with a `SessionRecordData`, so the data behind it has that type.
     let data = unsafe { handle.get_data::<SessionRecordData>(crate::notes::carrier::DATA_NAME) };
-    data.ok().map(|record| record.0.clone())
+    data.ok()
+        .map(|record| record.0.clone())
+        .filter(|record| !record.is_empty())
+}
+
+/// Forgets the session record kept with the handle (libpam cannot delete data, so it is
+/// replaced by an empty one, which [`session_record`] does not return).
+pub fn clear_session_record(handle: &mut PamHandle) {
+    let _ = handle.set_data(
+        crate::notes::carrier::DATA_NAME,
+        Box::new(SessionRecordData(String::new())),
+    );
 }

@@ -10,6 +10,7 @@
 //! a sealed [`carrier`] record.
 
 pub mod carrier;
+pub mod session_end;
 pub mod template;
 
 use std::time::Duration;
