@@ -36,7 +36,8 @@ says how to fix each:
   pam.d    pam_ticket.so missing from the auth stack, not `required`, behind a
            `sufficient` line or a jump over it; a password module (pam_unix, pam_sss,
            @include common-auth, substack password-auth, ...) before or beside it;
-           module arguments the module would refuse
+           module arguments the module would refuse; with WorkNotes=Yes, no pam_ticket.so
+           session line (no note when a session ends)
   module   the configuration as the module loads it (with the account files, and
            ClientCertificateFile and ClientKeyFile checked against each other); the CA
            bundle, and whether the ticketing system's (or portal's) certificate verifies
@@ -224,6 +225,7 @@ pub fn run(arguments: &[String]) -> i32 {
         }
         if let Some(config) = &loaded {
             report.extend(module_findings(config));
+            report.extend(session_line_findings(config, &service_file));
         }
     }
     report.extend(selinux_findings(
@@ -385,6 +387,28 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         findings.push(portal_validation_reminder(portal, &source));
     }
     findings
+}
+
+/// WorkNotes=Yes writes the end note from `pam_sm_close_session`, which runs only when the
+/// module is in the session stack. Doctor looks at the service file's own lines (a session
+/// line in an included file is not seen, and then the warning is one to ignore).
+fn session_line_findings(config: &Config, service_file: &Path) -> Vec<Finding> {
+    if config.work_notes.is_none() {
+        return Vec::new();
+    }
+    let text = fs::read_to_string(service_file).unwrap_or_default();
+    let has_session_line = pam_stack::parse(&text, service_file)
+        .iter()
+        .any(|line| line.kind == "session" && line.is_pam_ticket());
+    if has_session_line {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Warning,
+        service_file.display().to_string(),
+        "WorkNotes is Yes but pam_ticket.so is not in the session stack: no work note is written when a session ends",
+        "add `session optional pam_ticket.so` (with the auth line's arguments) as the last session line",
+    )]
 }
 
 /// In portal mode the vault decides whether a ticket is checked at all: Retrieve answers
