@@ -20,6 +20,8 @@ use crate::sanitise::{login_text, one_line};
 pub enum Decision {
     Allow,
     Deny,
+    /// Not asked for a ticket (ExemptUsers, ExemptGroups, or outside Groups): PAM_IGNORE.
+    Exempt,
     Bypass,
     Failsafe,
     Unavailable,
@@ -33,6 +35,7 @@ impl Decision {
         match self {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
+            Decision::Exempt => "exempt",
             Decision::Bypass => "bypass",
             Decision::Failsafe => "failsafe",
             Decision::Unavailable => "unavailable",
@@ -315,7 +318,7 @@ pub fn syslog_line(decision: Decision, line: &str) -> Result<(), SyslogFailure> 
     // Record lines arrive escaped already; a warning or a panic message may not.
     let line = &*one_line(line);
     match decision {
-        Decision::Allow | Decision::SessionEnd => logger.info(line),
+        Decision::Allow | Decision::Exempt | Decision::SessionEnd => logger.info(line),
         Decision::Deny => logger.notice(line),
         Decision::Bypass | Decision::Failsafe => logger.warning(line),
         Decision::Unavailable | Decision::Error => logger.err(line),

@@ -20,6 +20,7 @@ pub mod http;
 pub mod json;
 pub mod login;
 pub mod notes;
+pub mod nss;
 pub mod oauth;
 mod pam_glue;
 pub mod policy;
@@ -31,6 +32,7 @@ pub mod ticket;
 pub mod token_cache;
 pub mod trust;
 pub mod url;
+pub mod who;
 
 use std::ffi::CStr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -139,7 +141,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
         Ok(user) => user,
         Err(code) => return code,
     };
-    let login = Login::new(&user, pam_glue::rhost(pamh), service);
+    let login = Login::new(&user, pam_glue::rhost(pamh), service).identified(&config.people);
     let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
 
     let mut source = if config.validate_ticket_number {
@@ -173,6 +175,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
                 .map(|source| source as &mut dyn backend::TicketSource),
             audit: &mut audit,
             clock: &SystemClock,
+            directory: &nss::SystemDirectory,
         }
         .run(),
         None => return PamResultCode::PAM_CONV_ERR,

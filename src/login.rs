@@ -57,9 +57,25 @@ pub struct Login {
     pub target: Option<Target>,
     pub rhost: Option<String>,
     pub service: Option<String>,
+    /// Who the person is in the ticketing system; see [`Login::identity`].
+    identity: String,
 }
 
 impl Login {
+    /// Who the person is in the ticketing system: what every person check compares (the
+    /// requester, the assignee, the assignment group's members) and what the audit
+    /// records next to PAM_USER. The person as is until [`Login::identified`] applies
+    /// UserMapFile, UserMatchField and UserMatchDomain.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// This login with its identity in the ticketing system set from the configuration.
+    pub fn identified(mut self, people: &crate::config::People) -> Login {
+        self.identity = people.identity_of(&self.person);
+        self
+    }
+
     pub fn new(pam_user: &str, rhost: Option<String>, service: Option<String>) -> Login {
         let (person, target) = match parse_connection_string(pam_user) {
             Some((vault_user, target)) => (vault_user, Some(target)),
@@ -67,6 +83,7 @@ impl Login {
         };
         Login {
             pam_user: pam_user.to_string(),
+            identity: person.clone(),
             person,
             target,
             rhost,

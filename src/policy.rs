@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
+use crate::config::{Config, UserRole};
 use crate::sanitise::{has_hidden_characters, sanitise};
 use crate::ticket::{Choice, Ticket, TicketKind};
 
@@ -23,11 +23,12 @@ pub enum Verdict {
     Fail(String),
 }
 
-/// Runs every enabled check, in a fixed order, and returns them all.
+/// Runs every enabled check, in a fixed order, and returns them all. `identity` is who
+/// the person is in the ticketing system ([`crate::login::Login::identity`]).
 pub fn evaluate(
     config: &Config,
     ticket: &Ticket,
-    person: &str,
+    identity: &str,
     now: DateTime<Utc>,
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
@@ -56,12 +57,45 @@ pub fn evaluate(
         }
     }
     if config.validate_requesting_user {
+        let roles = &config.people.roles;
         results.push(CheckResult {
-            check: "requester",
-            verdict: check_requester(ticket, person),
+            check: if roles.as_slice() == [UserRole::Requester] {
+                "requester"
+            } else {
+                "roles"
+            },
+            verdict: check_roles(ticket, roles, identity),
         });
     }
     results
+}
+
+/// The assignment group whose membership must be asked about before the person checks
+/// can be decided: only when assignment_group is an allowed role, the ticket has a group,
+/// membership was not asked yet, and no other allowed relation already lets the person
+/// in (any one is enough, so the extra request is saved whenever it can be).
+pub fn group_to_ask_about<'t>(
+    config: &Config,
+    ticket: &'t Ticket,
+    identity: &str,
+) -> Option<&'t str> {
+    let roles = &config.people.roles;
+    if !config.validate_requesting_user
+        || !roles.contains(&UserRole::AssignmentGroup)
+        || ticket.group_member.is_some()
+    {
+        return None;
+    }
+    let other_relation_holds = roles
+        .iter()
+        .any(|role| *role != UserRole::AssignmentGroup && relation_holds(ticket, *role, identity));
+    if other_relation_holds {
+        return None;
+    }
+    ticket
+        .assignment_group
+        .as_deref()
+        .filter(|group| !group.is_empty() && !has_hidden_characters(group))
 }
 
 /// The first failed check's message, if any.
@@ -148,22 +182,66 @@ pub fn format_window(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     format!("{} to {end_text} UTC", start.format("%Y-%m-%d %H:%M"))
 }
 
-/// Requesters are compared as the server sent them (ASCII case folded); one that holds a
+/// People are compared as the server sent them (ASCII case folded); a value that holds a
 /// control or invisible character matches nobody.
-fn check_requester(ticket: &Ticket, person: &str) -> Verdict {
-    if ticket.requesters.iter().any(|requester| {
-        !requester.is_empty()
-            && !has_hidden_characters(requester)
-            && requester.eq_ignore_ascii_case(person)
-    }) {
-        return Verdict::Pass(format!("requested by {}", sanitise(person)));
+fn same_person(held: &str, identity: &str) -> bool {
+    !held.is_empty() && !has_hidden_characters(held) && held.eq_ignore_ascii_case(identity)
+}
+
+/// Whether the person has this relation to the ticket, from what the ticket holds (the
+/// group membership from what the flow asked).
+fn relation_holds(ticket: &Ticket, role: UserRole, identity: &str) -> bool {
+    match role {
+        UserRole::Requester => ticket
+            .requesters
+            .iter()
+            .any(|requester| same_person(requester, identity)),
+        UserRole::Assignee => ticket
+            .assignee
+            .as_deref()
+            .is_some_and(|assignee| same_person(assignee, identity)),
+        UserRole::AssignmentGroup => ticket.group_member == Some(true),
     }
-    Verdict::Fail(format!(
-        "{} {} was not requested by {}",
-        ticket.kind.noun(),
-        ticket.id,
-        sanitise(person)
-    ))
+}
+
+/// Any one allowed relation lets the person in. A refusal names the relations that were
+/// required and how each failed, in terms of the person only: it never names the
+/// ticket's requester, assignee or group.
+fn check_roles(ticket: &Ticket, roles: &[UserRole], identity: &str) -> Verdict {
+    let who = sanitise(identity);
+    if let Some(role) = roles
+        .iter()
+        .find(|role| relation_holds(ticket, **role, identity))
+    {
+        return Verdict::Pass(match role {
+            UserRole::Requester => format!("requested by {who}"),
+            UserRole::Assignee => format!("assigned to {who}"),
+            UserRole::AssignmentGroup => format!("{who} is in its assignment group"),
+        });
+    }
+    let ticket_name = format!("{} {}", ticket.kind.noun(), ticket.id);
+    let failure = |role: &UserRole| match role {
+        UserRole::Requester => format!("was not requested by {who}"),
+        UserRole::Assignee => format!("is not assigned to {who}"),
+        UserRole::AssignmentGroup if ticket.assignment_group.is_none() => {
+            "has no assignment group".to_string()
+        }
+        UserRole::AssignmentGroup => {
+            format!("has an assignment group that {who} is not a member of")
+        }
+    };
+    match roles {
+        [only] => Verdict::Fail(format!("{ticket_name} {}", failure(only))),
+        _ => {
+            let names: Vec<&str> = roles.iter().map(|role| role.name()).collect();
+            let failures: Vec<String> = roles.iter().map(failure).collect();
+            Verdict::Fail(format!(
+                "{ticket_name} {}; any one of {} is required",
+                failures.join(", "),
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +272,9 @@ mod tests {
             planned_start: Some(at(10, 0)),
             planned_end: Some(at(12, 0)),
             requesters: vec!["Alice".to_string()],
+            assignee: Some("dave".to_string()),
+            assignment_group: Some("0a5f0000000000000000000000000001".to_string()),
+            group_member: None,
             record_id: None,
         }
     }
@@ -207,6 +288,9 @@ mod tests {
             planned_start: None,
             planned_end: None,
             requesters: vec!["alice".to_string(), "carol".to_string()],
+            assignee: None,
+            assignment_group: None,
+            group_member: None,
             record_id: None,
         }
     }
@@ -439,5 +523,58 @@ mod tests {
         let mut nobody = change();
         nobody.requesters = vec![String::new()];
         assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0))).is_some());
+    }
+
+    #[test]
+    fn any_allowed_relation_lets_the_person_in_and_a_refusal_names_only_them() {
+        let config =
+            config("ValidateRequestingUser=Yes\nAllowedUserRoles=\"assignment_group, assignee\"\n");
+        let mut ticket = change();
+        // dave is the assignee: no group membership is needed.
+        assert_eq!(group_to_ask_about(&config, &ticket, "dave"), None);
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "DAVE", at(11, 0))),
+            None
+        );
+        // bob is not: the group must be asked about, and until it is he is not in it.
+        assert_eq!(
+            group_to_ask_about(&config, &ticket, "bob"),
+            Some("0a5f0000000000000000000000000001")
+        );
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
+            Some((
+                "roles",
+                "Change CHG0030001 is not assigned to bob, has an assignment group that bob is not a member of; any one of assignee, assignment_group is required"
+            ))
+        );
+        ticket.group_member = Some(true);
+        assert_eq!(group_to_ask_about(&config, &ticket, "bob"), None);
+        assert_eq!(
+            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
+            None
+        );
+        ticket.group_member = None;
+        ticket.assignment_group = None;
+        assert_eq!(group_to_ask_about(&config, &ticket, "bob"), None);
+        let failure = first_failure(&evaluate(&config, &ticket, "bob", at(11, 0)))
+            .map(|(_, text)| text.to_string())
+            .unwrap_or_default();
+        assert!(failure.contains("has no assignment group"), "{failure}");
+        assert!(
+            !failure.contains("dave") && !failure.contains("Alice"),
+            "{failure}"
+        );
+        // An assignee with hidden characters is nobody.
+        ticket.assignee = Some("dave\u{200B}".to_string());
+        assert!(first_failure(&evaluate(&config, &ticket, "dave", at(11, 0))).is_some());
+    }
+
+    #[test]
+    fn without_the_group_role_membership_is_never_asked() {
+        let requester_only = config("ValidateRequestingUser=Yes\n");
+        assert_eq!(group_to_ask_about(&requester_only, &change(), "bob"), None);
+        let off = config("");
+        assert_eq!(group_to_ask_about(&off, &change(), "bob"), None);
     }
 }

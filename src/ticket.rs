@@ -197,8 +197,17 @@ pub struct Ticket {
     pub approval: Option<Choice>,
     pub planned_start: Option<DateTime<Utc>>,
     pub planned_end: Option<DateTime<Utc>>,
-    /// Logins of the people who count as the ticket's requester.
+    /// The people who count as the ticket's requester, as the matched field holds them
+    /// (a login, an email address, an employee number).
     pub requesters: Vec<String>,
+    /// The assignee, in the same terms; fetched only when AllowedUserRoles has assignee.
+    pub assignee: Option<String>,
+    /// The assignment (support) group's ID; fetched only when AllowedUserRoles has
+    /// assignment_group.
+    pub assignment_group: Option<String>,
+    /// Whether the person is a member of `assignment_group`: `None` until the flow asked
+    /// (it asks only when no other allowed relation holds).
+    pub group_member: Option<bool>,
     /// What a work note needs to find the record, when the ticket ID is not enough: the
     /// ServiceNow `sys_id`, the Remedy change's entry ID.
     pub record_id: Option<String>,

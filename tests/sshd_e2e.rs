@@ -21,7 +21,10 @@ use support::https::{TestServer, refusing_port};
 use support::pam::{module_path, system_module};
 use support::pki::{ServerCert, TestPki};
 use support::servicenow::ServiceNowSim;
-use support::sshd::{Client, SshRun, Sshd, TEST_USER, report, unavailable_reason};
+use support::sshd::{
+    Client, SshRun, Sshd, TEST_GROUP, TEST_USER, ensure_test_user_in_group, report,
+    unavailable_reason,
+};
 use support::tmp::TestDir;
 
 const ACCOUNT_USER: &str = "svc_pam";
@@ -55,6 +58,8 @@ struct Layout<'a> {
     sshd_changes: &'a [(&'a str, &'a str)],
     /// pam.d lines above the module's `auth` line.
     auth_above: &'a str,
+    /// pam.d lines below the module's `auth` line.
+    auth_below: &'a str,
     /// Portal mode (FetchCredentialsThroughPVWA) instead of ServiceNow.
     portal: bool,
     /// The module in the session stack too (for the end-of-session work note).
@@ -129,6 +134,7 @@ fn gateway_with(
         "# pam_ticket end-to-end test; removed when the test ends.\n\
          {above}\
          auth     required {module} config={config}\n\
+         {below}\
          account  required {permit}\n\
          {session}\
          session  required {permit}\n\
@@ -138,6 +144,7 @@ fn gateway_with(
         permit = system_module("pam_permit.so").display(),
         deny = system_module("pam_deny.so").display(),
         above = layout.auth_above,
+        below = layout.auth_below,
         session = if layout.session_module {
             format!(
                 "session  optional {} config={}\n",
@@ -644,6 +651,89 @@ fn doctor_passes_the_readme_layout_and_names_common_auth_kept_above_the_ticket()
         vec![expected.as_str()],
         "{out}"
     );
+}
+
+/// Exemptions through a real login, with the README's stack for them: `auth optional
+/// pam_permit.so` below the ticket decides only when the module ignored the login. An
+/// exempt user (ExemptUsers, or a member of ExemptGroups by a supplementary group) gets
+/// the session with the key alone and is never asked; with the user's group in Groups
+/// instead, the user is asked, and gets in only with a valid ticket.
+#[test]
+fn an_exempt_user_is_not_asked_and_a_member_of_groups_is() {
+    if unavailable_reason().is_none() {
+        ensure_test_user_in_group();
+    }
+    let permit_below = format!(
+        "auth     optional {}\n",
+        system_module("pam_permit.so").display()
+    );
+    let layout = || Layout {
+        auth_below: &permit_below,
+        ..Layout::default()
+    };
+    for (label, exemption, reason) in [
+        (
+            "exempt-user",
+            format!("ExemptUsers=\"{TEST_USER}\"\n"),
+            format!("{TEST_USER} is listed in ExemptUsers"),
+        ),
+        (
+            "exempt-group",
+            format!("Groups=\"{TEST_USER}\"\nExemptGroups=\"{TEST_GROUP}\"\n"),
+            format!("{TEST_USER} is a member of {TEST_GROUP}, listed in ExemptGroups"),
+        ),
+    ] {
+        let Some(gate) = gateway_with(label, Backend::Up, &exemption, layout()) else {
+            return;
+        };
+        let run = gate.ssh(&Client::answering(&[]));
+        let context = gate.context(&run);
+        assert!(run.got_shell(), "no session:\n{context}");
+        assert_eq!(run.exit_status, 0, "{context}");
+        assert!(run.prompt_at_ms.is_empty(), "asked:\n{context}");
+        // Nothing exported: the session prints the variable empty.
+        assert_eq!(
+            run.session_value("TICKET_ID").as_deref(),
+            Some(""),
+            "{context}"
+        );
+        assert_eq!(gate.queries(), 0, "{context}");
+        let audit = gate.audit();
+        assert_eq!(gate.decisions(), vec!["exempt"], "{context}");
+        assert_eq!(audit[0]["user"], TEST_USER);
+        assert_eq!(audit[0]["reason"], reason);
+        assert!(
+            gate.sshd_logged(&format!(
+                "Accepted keyboard-interactive/pam for {TEST_USER}"
+            )),
+            "{context}"
+        );
+    }
+
+    let Some(gate) = gateway_with(
+        "member",
+        Backend::Up,
+        &format!("Groups=\"{TEST_GROUP}\"\nMaxAttempts=\"1\"\n"),
+        layout(),
+    ) else {
+        return;
+    };
+    // Asked, and a closed ticket is refused even with pam_permit below.
+    let refused = gate.ssh(&Client::answering(&["INC0010002"]));
+    let context = gate.context(&refused);
+    assert!(!refused.got_shell(), "let in:\n{context}");
+    assert_eq!(refused.prompt_at_ms.len(), 1, "{context}");
+    assert!(refused.transcript.contains(CLOSED_REASON), "{context}");
+    let granted = gate.ssh(&Client::answering(&["INC0010001"]));
+    let context = gate.context(&granted);
+    assert!(granted.got_shell(), "no session:\n{context}");
+    assert_eq!(granted.prompt_at_ms.len(), 1, "{context}");
+    assert_eq!(
+        granted.session_value("TICKET_ID").as_deref(),
+        Some("INC0010001")
+    );
+    assert_eq!(gate.queries(), 2);
+    assert_eq!(gate.decisions(), vec!["deny", "allow"], "{context}");
 }
 
 /// WorkNotes through real OpenSSH: log in with a valid ticket, run a command that sleeps,

@@ -223,8 +223,11 @@ fn ended_seconds(note: &str) -> u64 {
 }
 
 fn body(user: &str, target: &str, ticket: &str, checks: &str, reason: &str) -> String {
+    // The identity the ticket was matched against: the person (a connection string's
+    // vault user), as no UserMapFile maps it.
+    let identity = user.split('@').next().unwrap_or(user);
     format!(
-        "User: {user} (identity {user})\nFrom: {RHOST}\nOnto: {}, PAM service notes-test, target {target}\nTime: <time> (UTC)\nTicket: {ticket}\nChecks passed: {checks}\nReason: {reason}",
+        "User: {user} (identity {identity})\nFrom: {RHOST}\nOnto: {}, PAM service notes-test, target {target}\nTime: <time> (UTC)\nTicket: {ticket}\nChecks passed: {checks}\nReason: {reason}",
         host()
     )
 }

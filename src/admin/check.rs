@@ -117,6 +117,7 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
     };
     let portal = config.portal.as_ref();
     let remedy = &config.remedy;
+    let people = &config.people;
     Some(match key {
         Key::TicketingSystem => config
             .ticketing_system
@@ -165,6 +166,24 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         | Key::AllowedApprovalStatuses => return None,
         Key::ValidateOperationTime => yes_no(config.validate_operation_time),
         Key::ValidateRequestingUser => yes_no(config.validate_requesting_user),
+        Key::AllowedUserRoles => people
+            .roles
+            .iter()
+            .map(|role| role.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Key::Groups => people.groups.as_ref().map_or_else(
+            || "(not set: everyone is asked)".to_string(),
+            |groups| group_names(groups),
+        ),
+        Key::ExemptGroups => none_if_empty(group_names(&people.exempt_groups)),
+        Key::ExemptUsers => none_if_empty(people.exempt_users.join(", ")),
+        Key::UserMatchField => people.match_field.field().to_string(),
+        Key::UserMatchDomain => optional(people.match_domain.as_ref()),
+        Key::UserMapFile => people.user_map.as_ref().map_or_else(
+            || "(none)".to_string(),
+            |map| format!("{} login(s) mapped", map.len()),
+        ),
         Key::FailsafeBypassCode => {
             format!("{} hashed code(s) (not shown)", config.bypass_codes.len())
         }
@@ -200,6 +219,13 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::RemedyChangeStartField => remedy.change_start_field.clone(),
         Key::RemedyChangeEndField => remedy.change_end_field.clone(),
         Key::RemedyChangeRequesterFields => remedy.change_requester_fields.join(", "),
+        Key::RemedyIncidentAssigneeField => remedy.people.incident_assignee_field.clone(),
+        Key::RemedyIncidentAssignedGroupField => remedy.people.incident_group_field.clone(),
+        Key::RemedyChangeAssigneeField => remedy.people.change_assignee_field.clone(),
+        Key::RemedyChangeAssignedGroupField => remedy.people.change_group_field.clone(),
+        Key::RemedySupportGroupForm => remedy.people.support_group_form.clone(),
+        Key::RemedySupportGroupLoginField => remedy.people.support_group_login_field.clone(),
+        Key::RemedySupportGroupIDField => remedy.people.support_group_id_field.clone(),
         Key::RemedyTokenLifetime => format!("{} s", remedy.token_lifetime.as_secs()),
         Key::CacheDirectory => config.cache_directory.display().to_string(),
         Key::WorkNotes => yes_no(config.work_notes.is_some()),
@@ -222,6 +248,22 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::RemedyChangeWorkLogIDField => remedy.change_work_log_id_field.clone(),
         Key::RemedyChangeEntryIDField => remedy.change_entry_id_field.clone(),
     })
+}
+
+fn group_names(groups: &[crate::config::GroupName]) -> String {
+    groups
+        .iter()
+        .map(|group| group.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn none_if_empty(text: String) -> String {
+    if text.is_empty() {
+        "(none)".to_string()
+    } else {
+        text
+    }
 }
 
 fn yes_no(flag: bool) -> String {
@@ -600,13 +642,17 @@ mod tests {
             ),
         ] {
             let shown = shown_keys(text);
-            // Allowed* lists are shown on their switch's line; PSMPServerConfig's one
-            // effect is FetchCredentialsThroughPVWA.
+            // Allowed* state lists are shown on their switch's line (AllowedUserRoles,
+            // which has a default, on its own); PSMPServerConfig's one effect is
+            // FetchCredentialsThroughPVWA.
             let expected: Vec<&str> = KEYS
                 .iter()
                 .filter(|spec| spec.modes.allows(mode))
                 .map(|spec| spec.name)
-                .filter(|name| !name.starts_with("Allowed") && *name != "PSMPServerConfig")
+                .filter(|name| {
+                    (!name.starts_with("Allowed") || *name == "AllowedUserRoles")
+                        && *name != "PSMPServerConfig"
+                })
                 .chain(["debug"])
                 .collect();
             assert_eq!(shown, expected, "{mode:?}");

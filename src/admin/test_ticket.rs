@@ -123,7 +123,8 @@ pub fn run(arguments: &[String]) -> i32 {
         user,
         options.value("rhost").map(str::to_string),
         Some(options.value("service").unwrap_or("pam-ticket").to_string()),
-    );
+    )
+    .identified(&config.people);
     print_login(&login);
     let trimmed = answer.as_bytes().trim_ascii().to_vec();
     let trimmed = Secret::new(trimmed);
@@ -182,6 +183,7 @@ pub fn run(arguments: &[String]) -> i32 {
             .map(|recording| recording as &mut dyn TicketSource),
         audit: &mut audit,
         clock: &FixedClock(now),
+        directory: &crate::nss::SystemDirectory,
     }
     .run();
 
@@ -245,6 +247,12 @@ fn print_login(login: &Login) {
     let mut line = format!("user {}", login.pam_user);
     if login.person != login.pam_user {
         line.push_str(&format!(" (person {})", login.person));
+    }
+    if login.identity() != login.person {
+        line.push_str(&format!(
+            ", in the ticketing system {}",
+            crate::sanitise::sanitise(login.identity())
+        ));
     }
     if let Some(target) = &login.target {
         line.push_str(&format!(
@@ -331,7 +339,7 @@ fn print_lookup(
                 &format!("{system}: {}", describe(ticket)),
             );
             // The same pure function the Flow ran, on the same ticket, person and time.
-            let results = policy::evaluate(config, ticket, &login.person, now);
+            let results = policy::evaluate(config, ticket, login.identity(), now);
             if results.is_empty() {
                 row(
                     "checks",
@@ -427,6 +435,20 @@ fn describe(ticket: &Ticket) -> String {
             .collect();
         parts.push(format!("requesters {}", requesters.join("/")));
     }
+    if let Some(assignee) = &ticket.assignee {
+        parts.push(format!("assignee {}", backend::sanitise(assignee)));
+    }
+    if let Some(group) = &ticket.assignment_group {
+        let membership = match ticket.group_member {
+            Some(true) => " (the person is a member)",
+            Some(false) => " (the person is not a member)",
+            None => "",
+        };
+        parts.push(format!(
+            "assignment group {}{membership}",
+            backend::sanitise(group)
+        ));
+    }
     parts.join(", ")
 }
 
@@ -512,6 +534,23 @@ impl TicketSource for Recording<'_> {
     ) -> Result<Lookup, LookupError> {
         let result = self.inner.lookup(id, login, deadline, audit);
         self.seen = Some(result.clone());
+        result
+    }
+    /// Forwarded, and the answer kept in the recorded ticket, so that the report's
+    /// re-evaluation sees the membership the decision used.
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        let result = self.inner.group_member(identity, group, deadline, audit);
+        match (&result, &mut self.seen) {
+            (Ok(member), Some(Ok(Lookup::Found(ticket)))) => ticket.group_member = Some(*member),
+            (Err(error), seen) => *seen = Some(Err(error.clone())),
+            _ => {}
+        }
         result
     }
 }

@@ -4,11 +4,11 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, ProbeLine, TicketSource,
-    bad_response, sanitise, status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_MEMBER, ProbeLine,
+    TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
 };
 use crate::audit::AuditSink;
-use crate::config::{BaseUrl, Credentials};
+use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, UserRole};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::SecretText;
@@ -18,14 +18,71 @@ pub struct ServiceNow {
     client: HttpClient,
     base_url: BaseUrl,
     account: Credentials,
+    people: PersonQuery,
+}
+
+/// How people are read from tickets: the sys_user field they are matched on, and the
+/// relations (AllowedUserRoles) whose fields are fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonQuery {
+    pub match_field: UserMatchField,
+    pub roles: Vec<UserRole>,
+}
+
+impl Default for PersonQuery {
+    /// Requesters by user_name: the query the module always made.
+    fn default() -> PersonQuery {
+        PersonQuery {
+            match_field: UserMatchField::UserName,
+            roles: vec![UserRole::Requester],
+        }
+    }
+}
+
+impl PersonQuery {
+    pub fn from_people(people: &People) -> PersonQuery {
+        PersonQuery {
+            match_field: people.match_field,
+            roles: people.roles.clone(),
+        }
+    }
+
+    /// The answer's field that holds a reference field's person, in the matched terms:
+    /// `caller_id.user_name`, or the group's sys_id itself for the assignment group.
+    fn walked(&self, reference: &str) -> String {
+        format!("{reference}.{}", self.match_field.field())
+    }
+}
+
+/// The reference fields that name a ticket's people, per kind: the one mapping that the
+/// query and the reader of its answer both use.
+pub fn person_fields(kind: TicketKind) -> PersonFields<'static> {
+    match kind {
+        TicketKind::Incident => PersonFields {
+            requesters: vec!["caller_id", "opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        TicketKind::Change => PersonFields {
+            requesters: vec!["requested_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+    }
 }
 
 impl ServiceNow {
-    pub fn new(client: HttpClient, base_url: BaseUrl, account: Credentials) -> ServiceNow {
+    pub fn new(
+        client: HttpClient,
+        base_url: BaseUrl,
+        account: Credentials,
+        people: PersonQuery,
+    ) -> ServiceNow {
         ServiceNow {
             client,
             base_url,
             account,
+            people,
         }
     }
 
@@ -38,16 +95,34 @@ impl ServiceNow {
     pub fn query_url(&self, id: &TicketId) -> String {
         let table = table_for(id.kind);
         let fields = match id.kind {
-            TicketKind::Incident => "sys_id,number,state,caller_id.user_name,opened_by.user_name",
-            TicketKind::Change => {
-                "sys_id,number,state,approval,start_date,end_date,requested_by.user_name"
-            }
+            TicketKind::Incident => "sys_id,number,state",
+            TicketKind::Change => "sys_id,number,state,approval,start_date,end_date",
         };
+        let people = person_fields(id.kind);
+        let mut fields = vec![fields.to_string()];
+        for field in people.wanted(&self.people.roles) {
+            fields.push(if field == people.group {
+                field.to_string()
+            } else {
+                self.people.walked(field)
+            });
+        }
         format!(
             "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
             self.base_url.join(&format!("/api/now/table/{table}")),
             percent_encode(&format!("number={}", id.text)),
-            percent_encode(fields),
+            percent_encode(&fields.join(",")),
+        )
+    }
+
+    /// `GET sys_user_grmember` for one membership: the person (by the matched field) in
+    /// the group (by sys_id). Both values were checked by [`membership_query`].
+    pub fn membership_url(&self, query: &str) -> String {
+        format!(
+            "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_exclude_reference_link=true&sysparm_no_count=true",
+            self.base_url.join("/api/now/table/sys_user_grmember"),
+            percent_encode(query),
+            percent_encode(&format!("{},group", self.people.walked("user"))),
         )
     }
 }
@@ -253,7 +328,67 @@ impl TicketSource for ServiceNow {
             &mut RetryBudget::for_check(),
         );
         drop(authorization);
-        interpret(id, &response?).map(Lookup::Found)
+        interpret_for(id, &self.people, &response?).map(Lookup::Found)
+    }
+
+    /// The default probe (a lookup of the probe ticket), and, when AllowedUserRoles has
+    /// assignment_group, one membership query: an account that may read incidents but
+    /// not `sys_user_grmember` shows here, not at a login.
+    fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
+        let login = Login::new("pam-ticket-check", None, Some("pam-ticket".to_string()));
+        // Nothing here warns; anything that did would reach syslog.
+        let mut warnings = crate::audit::SystemAudit::new(None, false);
+        let found = probe_answer(self.lookup(
+            &probe_id(TicketKind::Incident),
+            &login,
+            deadline,
+            &mut warnings,
+        ))?;
+        let mut lines = vec![ProbeLine::Ok(found)];
+        if self.people.roles.contains(&UserRole::AssignmentGroup) {
+            let nobodys_group = "0".repeat(32);
+            lines.push(
+                match self.group_member(PROBE_MEMBER, &nobodys_group, deadline, &mut warnings) {
+                    Ok(_) => ProbeLine::Ok(
+                        "sys_user_grmember answered a membership query (AllowedUserRoles=assignment_group)"
+                            .to_string(),
+                    ),
+                    Err(error) => {
+                        ProbeLine::Problem(membership_problem("sys_user_grmember", &error))
+                    }
+                },
+            );
+        }
+        Ok(lines)
+    }
+
+    /// One `sys_user_grmember` query. The identity reaches an encoded query, where no
+    /// escape for `^` exists: an identity that could change the query's meaning is
+    /// refused before anything is sent, and an answer row that is not the membership
+    /// asked for is a bad answer, never a member.
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        let query = membership_query(self.people.match_field, identity, group)?;
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        let response = self.client.send_with_retry(
+            Method::Get,
+            &self.membership_url(&query),
+            &headers,
+            &Body::Empty,
+            deadline,
+            &mut RetryBudget::for_check(),
+        );
+        drop(authorization);
+        interpret_membership(&self.people, identity, group, &response?)
     }
 
     /// The account's roles from `sys_user_has_role`: a read, never a write. Writing
@@ -324,8 +459,80 @@ impl TicketSource for ServiceNow {
     }
 }
 
-/// Turns the Table API's answer into a ticket or an error.
+/// `user.<field>=<identity>^group=<sys_id>`, or why the values cannot go into a query.
+/// ServiceNow documents no escape in encoded queries: `^` would start a new condition
+/// (`^NQ` a new OR'd query), a value starting `javascript:` is run on the server, and
+/// control characters have no place in a name. The group comes from the ticket: it must
+/// be a sys_id.
+pub fn membership_query(
+    match_field: UserMatchField,
+    identity: &str,
+    group: &str,
+) -> Result<String, LookupError> {
+    if crate::config::breaks_encoded_query(identity) {
+        return Err(LookupError::NotCheckable {
+            message: format!(
+                "Your name in the ticketing system ({}) cannot be looked up in a group: it holds characters an encoded query cannot carry; ask your administrator to map it in UserMapFile",
+                sanitise(identity)
+            ),
+        });
+    }
+    if group.len() != 32 || !group.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(bad_response(
+            "the ticket's assignment_group is not a sys_id",
+        ));
+    }
+    Ok(format!(
+        "user.{}={identity}^group={group}",
+        match_field.field()
+    ))
+}
+
+/// A member when a row is exactly the membership asked for; a row of anyone else's
+/// means the query did not mean what was sent, so the answer is not trusted at all.
+pub fn interpret_membership(
+    people: &PersonQuery,
+    identity: &str,
+    group: &str,
+    response: &HttpResponse,
+) -> Result<bool, LookupError> {
+    if response.status != 200 {
+        return Err(status_error(response, error_detail(&response.body)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let rows = document
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_response("no result list"))?;
+    let user_field = people.walked("user");
+    for row in rows {
+        let same_user =
+            field_value(row, &user_field).is_some_and(|held| held.eq_ignore_ascii_case(identity));
+        let same_group =
+            field_value(row, "group").is_some_and(|held| held.eq_ignore_ascii_case(group));
+        if !(same_user && same_group) {
+            return Err(bad_response(
+                "sys_user_grmember answered with a membership that was not asked for",
+            ));
+        }
+    }
+    Ok(!rows.is_empty())
+}
+
+/// Turns the Table API's answer into a ticket or an error, reading people as the
+/// module always did (requesters by user_name).
 pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, LookupError> {
+    interpret_for(id, &PersonQuery::default(), response)
+}
+
+/// Turns the Table API's answer into a ticket or an error, reading the people fields
+/// `people` asked for.
+pub fn interpret_for(
+    id: &TicketId,
+    people: &PersonQuery,
+    response: &HttpResponse,
+) -> Result<Ticket, LookupError> {
     let detail = error_detail(&response.body);
     match response.status {
         200 => {}
@@ -355,9 +562,10 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
     if field_value(record, "number").as_deref() != Some(id.text.as_str()) {
         return Err(LookupError::Ambiguous { records: 1 });
     }
-    let requester_fields: &[&str] = match id.kind {
-        TicketKind::Incident => &["caller_id.user_name", "opened_by.user_name"],
-        TicketKind::Change => &["requested_by.user_name"],
+    let fields = person_fields(id.kind);
+    let wants = |role| people.roles.contains(&role);
+    let person = |reference: &str| {
+        field_value(record, &people.walked(reference)).filter(|held| !held.is_empty())
     };
     Ok(Ticket {
         record_id: field_value(record, "sys_id").filter(|sys_id| !sys_id.is_empty()),
@@ -370,11 +578,19 @@ pub fn interpret(id: &TicketId, response: &HttpResponse) -> Result<Ticket, Looku
         },
         planned_start: field_value(record, "start_date").and_then(|text| parse_glide_date(&text)),
         planned_end: field_value(record, "end_date").and_then(|text| parse_glide_date(&text)),
-        requesters: requester_fields
+        requesters: fields
+            .requesters
             .iter()
-            .filter_map(|field| field_value(record, field))
-            .filter(|login| !login.is_empty())
+            .filter_map(|field| person(field))
             .collect(),
+        assignee: wants(UserRole::Assignee)
+            .then(|| person(fields.assignee))
+            .flatten(),
+        assignment_group: wants(UserRole::AssignmentGroup)
+            .then(|| field_value(record, fields.group))
+            .flatten()
+            .filter(|group| !group.is_empty()),
+        group_member: None,
     })
 }
 
@@ -620,6 +836,57 @@ mod tests {
             ticket.state,
             Some(Choice::new("In\u{0}Progress", "2\u{202e}"))
         );
+    }
+
+    #[test]
+    fn membership_queries_refuse_what_would_change_their_meaning() {
+        let group = "0a5f0000000000000000000000000001";
+        assert_eq!(
+            membership_query(UserMatchField::Email, "o'brien@x=y.example", group),
+            Ok(format!("user.email=o'brien@x=y.example^group={group}"))
+        );
+        for identity in [
+            "bob^NQuser.user_nameISNOTEMPTY",
+            "JavaScript:gs.getUserID()",
+            "bob\n",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    membership_query(UserMatchField::UserName, identity, group),
+                    Err(LookupError::NotCheckable { .. })
+                ),
+                "{identity:?}"
+            );
+        }
+        assert!(matches!(
+            membership_query(UserMatchField::UserName, "bob", "abc^NQx"),
+            Err(LookupError::BadAnswer(_))
+        ));
+        let people = PersonQuery::default();
+        let rows = |rows: Value| response(200, json!({ "result": rows }));
+        assert_eq!(
+            interpret_membership(
+                &people,
+                "bob",
+                group,
+                &rows(json!([{"user.user_name": "bob", "group": group}]))
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            interpret_membership(&people, "bob", group, &rows(json!([]))),
+            Ok(false)
+        );
+        assert!(matches!(
+            interpret_membership(
+                &people,
+                "bob",
+                group,
+                &rows(json!([{"user.user_name": "carol", "group": group}]))
+            ),
+            Err(LookupError::BadAnswer(_))
+        ));
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl Settings {
             .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
+        let people = self.people(portal_mode, system, validate_requesting_user);
         let bypass_codes = self.check(|| self.bypass_codes());
         let timeout = self.check(|| self.number(Key::Timeout));
         let https_proxy = self.check(|| self.proxy());
@@ -131,7 +132,7 @@ impl Settings {
         });
         let prompt = self.check(|| self.prompt());
         let audit_log_file = self.check(|| self.absolute_path(Key::AuditLogFile));
-        let remedy = self.remedy();
+        let remedy = self.remedy(people.as_ref());
         let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
         let work_notes = self.check(|| self.work_notes());
         let reason_prompt = self.check(|| self.reason_prompt());
@@ -156,6 +157,7 @@ impl Settings {
             allowed_approval_statuses: allowed_approval_statuses?,
             validate_operation_time: validate_operation_time?,
             validate_requesting_user: validate_requesting_user?,
+            people: people?,
             bypass_codes: bypass_codes?,
             fail_mode: fail_mode?,
             timeout: Duration::from_secs(timeout?),
@@ -336,7 +338,7 @@ impl Settings {
         })
     }
 
-    fn remedy(&self) -> Option<RemedySettings> {
+    fn remedy(&self, people: Option<&super::People>) -> Option<RemedySettings> {
         let text = |key: Key| self.check(|| self.non_empty_text(key, None));
         let fields = |key: Key| self.check(|| self.field_list(key));
         let incident_form = text(Key::RemedyIncidentForm);
@@ -350,6 +352,7 @@ impl Settings {
         let change_start_field = text(Key::RemedyChangeStartField);
         let change_end_field = text(Key::RemedyChangeEndField);
         let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
+        let remedy_people = self.remedy_people(people);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
         let incident_work_log_form = text(Key::RemedyIncidentWorkLogForm);
         let incident_work_log_id_field = text(Key::RemedyIncidentWorkLogIDField);
@@ -368,6 +371,7 @@ impl Settings {
             change_start_field: change_start_field?,
             change_end_field: change_end_field?,
             change_requester_fields: change_requester_fields?,
+            people: remedy_people?,
             token_lifetime: Duration::from_secs(token_lifetime?),
             incident_work_log_form: incident_work_log_form?,
             incident_work_log_id_field: incident_work_log_id_field?,

@@ -94,6 +94,11 @@ impl Modes {
         remedy: true,
         portal: false,
     };
+    pub const SERVICE_NOW: Modes = Modes {
+        service_now: true,
+        remedy: false,
+        portal: false,
+    };
     pub const PORTAL: Modes = Modes {
         service_now: false,
         remedy: false,
@@ -211,7 +216,21 @@ key_table! {
     ValidateOperationTime: Flag(false), Modes::DIRECT, Allowed,
         "a change passes only between its planned start and end";
     ValidateRequestingUser: Flag(false), Modes::DIRECT, Allowed,
-        "the ticket's requester must be the person logging in";
+        "the ticket's requester (or another relation of AllowedUserRoles) must be the person logging in";
+    AllowedUserRoles: List(&["requester"]), Modes::DIRECT, Allowed,
+        "relations to the ticket that let a person in (any one): requester, assignee, assignment_group; needs ValidateRequestingUser=Yes";
+    Groups: Unset("everyone is asked"), Modes::DIRECT, Allowed,
+        "only members of these groups (NSS, primary group included) are asked; others get PAM_IGNORE";
+    ExemptGroups: Unset("none"), Modes::DIRECT, Allowed,
+        "members of these groups are never asked (PAM_IGNORE, audited as exempt); beats Groups";
+    ExemptUsers: Unset("none"), Modes::DIRECT, Allowed,
+        "these logins are never asked (PAM_IGNORE, audited as exempt); beats Groups";
+    UserMatchField: Text("user_name"), Modes::SERVICE_NOW, Allowed,
+        "the sys_user field the person is matched on: user_name, email or employee_number";
+    UserMatchDomain: Unset("none"), Modes::SERVICE_NOW, Allowed,
+        "with UserMatchField=email, @domain appended to the login to make the address";
+    UserMapFile: Unset("none"), Modes::DIRECT, Allowed,
+        "root-only file of `login = itsm-identity` lines: who a login is in the ticketing system";
     FailsafeBypassCode: Unset("no bypass codes"), Modes::ALL,
         Argument::Refused(
             "files in /etc/pam.d are readable by every local user, who could then guess the \
@@ -268,6 +287,20 @@ key_table! {
         "the change form's planned end field";
     RemedyChangeRequesterFields: List(&["Requested By", "Submitter"]), Modes::REMEDY,
         Allowed, "the change fields that name a requester";
+    RemedyIncidentAssigneeField: Text("Assignee Login ID"), Modes::REMEDY, Allowed,
+        "the incident field that holds the assignee's login";
+    RemedyIncidentAssignedGroupField: Text("Assigned Group ID"), Modes::REMEDY, Allowed,
+        "the incident field that holds the assigned support group's ID";
+    RemedyChangeAssigneeField: Text("ASLOGID"), Modes::REMEDY, Allowed,
+        "the change field that holds the assignee's login";
+    RemedyChangeAssignedGroupField: Text("ASGRPID"), Modes::REMEDY, Allowed,
+        "the change field that holds the assigned support group's ID";
+    RemedySupportGroupForm: Text("CTM:Support Group Association"), Modes::REMEDY, Allowed,
+        "the form that says which people are members of which support group";
+    RemedySupportGroupLoginField: Text("Login ID"), Modes::REMEDY, Allowed,
+        "the support group association form's field for the member's login";
+    RemedySupportGroupIDField: Text("Support Group ID"), Modes::REMEDY, Allowed,
+        "the support group association form's field for the group's ID";
     RemedyTokenLifetime: Number { default: 3300, min: 60, max: 86_400 }, Modes::REMEDY,
         Allowed, "seconds a logon token is reused before the module logs on again";
     CacheDirectory: Text("/run/pam_ticket"), Modes::REMEDY, Allowed,

@@ -21,6 +21,7 @@ mod arguments;
 mod audit_trail;
 mod build;
 mod keys;
+mod people;
 mod settings;
 mod syntax;
 
@@ -41,6 +42,9 @@ pub use arguments::{
     parse_module_arguments_reporting_all,
 };
 pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
+pub use people::{
+    GroupName, People, UserMap, UserMatchField, UserRole, breaks_encoded_query, parse_user_map,
+};
 pub use settings::from_entries;
 use syntax::parse_entries_reporting;
 pub use syntax::{ConfigError, Entry, Origin, parse_entries, split_list};
@@ -122,6 +126,8 @@ pub struct RemedySettings {
     pub change_start_field: String,
     pub change_end_field: String,
     pub change_requester_fields: Vec<String>,
+    /// The assignee and assignment group fields, and where group membership is read.
+    pub people: RemedyPeople,
     pub token_lifetime: Duration,
     /// Where work notes go: a work-log form and the field that names the ticket, per kind.
     pub incident_work_log_form: String,
@@ -132,6 +138,70 @@ pub struct RemedySettings {
     pub change_entry_id_field: String,
     /// Whether a change lookup reads `change_entry_id_field` too (WorkNotes=Yes).
     pub read_change_entry_id: bool,
+}
+
+/// Remedy's fields for AllowedUserRoles' assignee and assignment_group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemedyPeople {
+    pub incident_assignee_field: String,
+    pub incident_group_field: String,
+    pub change_assignee_field: String,
+    pub change_group_field: String,
+    pub support_group_form: String,
+    pub support_group_login_field: String,
+    pub support_group_id_field: String,
+    /// The relations AllowedUserRoles checks, so that a query fetches the fields of
+    /// those relations only (and nothing more when the check is off).
+    pub roles: Vec<UserRole>,
+}
+
+/// The fields of a ticket that name its people, for one kind of ticket: one mapping that
+/// the query (which fields to fetch) and the reader of the answer both use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonFields<'a> {
+    /// Any of these names the requester.
+    pub requesters: Vec<&'a str>,
+    pub assignee: &'a str,
+    pub group: &'a str,
+}
+
+impl<'a> PersonFields<'a> {
+    /// The fields to fetch for the relations `roles` checks: the requesters always (the
+    /// requester check is the default), the assignee and the group only when asked for.
+    pub fn wanted(&self, roles: &[UserRole]) -> Vec<&'a str> {
+        let mut fields = self.requesters.clone();
+        if roles.contains(&UserRole::Assignee) {
+            fields.push(self.assignee);
+        }
+        if roles.contains(&UserRole::AssignmentGroup) {
+            fields.push(self.group);
+        }
+        fields
+    }
+}
+
+impl RemedySettings {
+    /// The person fields of a ticket of this kind on its form.
+    pub fn person_fields(&self, kind: crate::ticket::TicketKind) -> PersonFields<'_> {
+        use crate::ticket::TicketKind;
+        let (requesters, assignee, group) = match kind {
+            TicketKind::Incident => (
+                &self.incident_requester_fields,
+                &self.people.incident_assignee_field,
+                &self.people.incident_group_field,
+            ),
+            TicketKind::Change => (
+                &self.change_requester_fields,
+                &self.people.change_assignee_field,
+                &self.people.change_group_field,
+            ),
+        };
+        PersonFields {
+            requesters: requesters.iter().map(String::as_str).collect(),
+            assignee,
+            group,
+        }
+    }
 }
 
 /// The validated configuration the login flow runs with.
@@ -164,6 +234,8 @@ pub struct Config {
     pub allowed_approval_statuses: Option<Vec<String>>,
     pub validate_operation_time: bool,
     pub validate_requesting_user: bool,
+    /// Who is asked, who they are in the ticketing system, which relations let them in.
+    pub people: People,
     pub bypass_codes: Vec<BypassHash>,
     pub fail_mode: FailMode,
     pub timeout: Duration,

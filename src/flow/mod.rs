@@ -11,15 +11,17 @@ use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
 use crate::login::Login;
 use crate::notes::{self, NoteEvent, NoteOutcome, REASON_LIMIT, SessionFacts, carrier};
+use crate::nss::Directory;
 use crate::policy;
 use crate::sanitise::sanitise;
 use crate::ticket::TicketId;
+use crate::who::{self, Asked, WhoError};
 
 /// The flow's parameters that live in modules of their own, re-exported beside it.
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::conversation::{
-    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MISCONFIGURED_MESSAGE,
-    UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
+    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MEMBERSHIP_UNAVAILABLE_MESSAGE,
+    MISCONFIGURED_MESSAGE, UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
 };
 
 /// How the flow ended; lib.rs maps each to a PAM return code.
@@ -59,6 +61,8 @@ pub struct Flow<'a, C: Conversation, A: AuditSink, K: Clock> {
     pub source: Option<&'a mut dyn TicketSource>,
     pub audit: &'a mut A,
     pub clock: &'a K,
+    /// Where group memberships come from (Groups, ExemptGroups).
+    pub directory: &'a dyn Directory,
 }
 
 impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
@@ -68,6 +72,9 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             self.audit
                 .debug("EnterTicketingInfo is No: this module does not apply");
             return Outcome::NotApplicable;
+        }
+        if let Some(outcome) = self.not_asked() {
+            return outcome;
         }
         if self.config.portal.is_some() && self.login.target.is_none() {
             let message = crate::backend::portal::no_target_message(&self.login.pam_user);
@@ -110,6 +117,52 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             }
         }
         Outcome::AttemptsExhausted
+    }
+
+    /// Whether this login is exempt from presenting a ticket (see [`crate::who`]): the
+    /// outcome when it is not asked, or cannot be told; `None` when it must be asked.
+    fn not_asked(&mut self) -> Option<Outcome> {
+        let started = self.clock.monotonic();
+        match who::decide(&self.config.people, &self.login.pam_user, self.directory) {
+            Ok(Asked::Yes) => None,
+            Ok(Asked::Exempt { reason }) => {
+                self.write_audit(Decision::Exempt, None, reason, started, vec![]);
+                Some(Outcome::NotApplicable)
+            }
+            Err(WhoError::Unavailable(error)) => {
+                // Like an outage of the ticketing system: FailMode decides.
+                let reason = format!("group membership unavailable ({error})");
+                if self.config.fail_mode == FailMode::Safe {
+                    self.conversation.show_info(
+                        "Group membership could not be checked; access is granted under the failsafe policy and audited.",
+                    );
+                    self.write_audit(
+                        Decision::Failsafe,
+                        None,
+                        format!("{reason}, allowed by FailMode=safe"),
+                        started,
+                        vec![],
+                    );
+                    return Some(Outcome::Granted {
+                        exports: vec![("TICKET_DECISION".to_string(), "failsafe".to_string())],
+                    });
+                }
+                self.conversation.show_error(MEMBERSHIP_UNAVAILABLE_MESSAGE);
+                self.write_audit(Decision::Unavailable, None, reason, started, vec![]);
+                Some(Outcome::Unavailable)
+            }
+            Err(error @ WhoError::UnknownGroup { .. }) => {
+                self.conversation.show_error(MISCONFIGURED_MESSAGE);
+                self.write_audit(
+                    Decision::Error,
+                    None,
+                    format!("configuration error: {error}"),
+                    started,
+                    vec![],
+                );
+                Some(Outcome::ServiceError)
+            }
+        }
     }
 
     fn one_answer(&mut self) -> AnswerVerdict {
@@ -192,7 +245,27 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             return AnswerVerdict::Done(Outcome::Granted { exports });
         };
         let deadline = Deadline::new(self.clock, self.config.timeout);
-        let result = source.lookup(&id, self.login, deadline, &mut *self.audit);
+        let mut result = source.lookup(&id, self.login, deadline, &mut *self.audit);
+        // The one extra request of AllowedUserRoles=assignment_group, under the same
+        // deadline, made only when no other allowed relation already holds.
+        if let Ok(Lookup::Found(ticket)) = &mut result
+            && let Some(group) =
+                policy::group_to_ask_about(self.config, ticket, self.login.identity())
+                    .map(str::to_string)
+        {
+            let identity = self.login.identity();
+            match source.group_member(identity, &group, deadline, &mut *self.audit) {
+                Ok(member) => {
+                    self.audit.debug(&format!(
+                        "assignment group membership of {}: {}",
+                        crate::sanitise::sanitise(identity),
+                        if member { "member" } else { "not a member" }
+                    ));
+                    ticket.group_member = Some(member);
+                }
+                Err(error) => result = Err(error),
+            }
+        }
         self.audit.debug(&format!(
             "lookup of {} {} at {}: {}",
             id.kind.audit_name(),
@@ -212,8 +285,12 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         let noun = id.kind.noun();
         match result {
             Ok(Lookup::Found(ticket)) => {
-                let results =
-                    policy::evaluate(self.config, &ticket, &self.login.person, self.clock.now());
+                let results = policy::evaluate(
+                    self.config,
+                    &ticket,
+                    self.login.identity(),
+                    self.clock.now(),
+                );
                 if let Some((check, message)) = policy::first_failure(&results) {
                     let message = message.to_string();
                     self.conversation.show_error(&message);
@@ -514,12 +591,17 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         if self.login.person != self.login.pam_user {
             extra.push(("person", self.login.person.clone()));
         }
+        // Who the person is in the ticketing system, when that is not the login itself.
+        if self.login.identity() != self.login.person {
+            extra.push(("identity", self.login.identity().to_string()));
+        }
         if self.config.work_notes.is_some() && !extra.iter().any(|(key, _)| *key == "work_note") {
             let why = match decision {
                 Decision::Bypass => "bypass login: no verified ticket",
                 Decision::Failsafe => "failsafe login: the ticket was not verified",
                 Decision::Deny => "login refused",
                 Decision::Unavailable | Decision::Error => "no verdict on the ticket",
+                Decision::Exempt => "not asked for a ticket (exempt)",
                 Decision::Allow | Decision::SessionEnd => "no verified ticket",
             };
             extra.extend(NoteOutcome::Skipped(why.to_string()).audit_fields());

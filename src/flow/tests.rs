@@ -123,6 +123,9 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         planned_start: None,
         planned_end: None,
         requesters: vec!["alice".to_string()],
+        assignee: None,
+        assignment_group: None,
+        group_member: None,
         record_id: None,
     }
 }
@@ -145,6 +148,7 @@ fn run(
         source: Some(source),
         audit: &mut records,
         clock: &ManualClock::new(),
+        directory: &crate::nss::SystemDirectory,
     }
     .run();
     (outcome, records.0)
@@ -442,4 +446,159 @@ fn not_found_names_the_ticket() {
         script.errors,
         vec!["Ticket INC0099999 was not found".to_string()]
     );
+}
+
+/// alice is in group 0 (root); "broken" makes the name service fail.
+struct Directory(bool);
+
+impl crate::nss::Directory for Directory {
+    fn group_id(&self, name: &str) -> Result<Option<crate::nss::Gid>, crate::nss::NssError> {
+        Ok((name == "root").then_some(0))
+    }
+    fn groups_of(&self, login: &str) -> Result<Option<Vec<crate::nss::Gid>>, crate::nss::NssError> {
+        if self.0 {
+            return Err(crate::nss::NssError {
+                what: format!("looking up user {login}"),
+                errno: libc::EIO,
+            });
+        }
+        Ok(Some(vec![0]))
+    }
+}
+
+fn run_with(
+    config: &Config,
+    script: &mut Script,
+    source: &mut dyn TicketSource,
+    directory: &Directory,
+) -> (Outcome, Vec<AuditRecord>) {
+    let login = Login::new("alice", None, Some("sshd".to_string())).identified(&config.people);
+    let mut records = Records::default();
+    let outcome = Flow {
+        config,
+        login: &login,
+        conversation: script,
+        source: Some(source),
+        audit: &mut records,
+        clock: &ManualClock::new(),
+        directory,
+    }
+    .run();
+    (outcome, records.0)
+}
+
+#[test]
+fn a_login_that_is_not_asked_is_ignored_and_audited_as_exempt() {
+    for (extra, reason) in [
+        ("ExemptUsers=alice\n", "alice is listed in ExemptUsers"),
+        (
+            "ExemptGroups=root\n",
+            "alice is a member of root, listed in ExemptGroups",
+        ),
+    ] {
+        let mut script = Script::new(&[]);
+        let mut source = source_with_state("2");
+        let (outcome, records) =
+            run_with(&config(extra), &mut script, &mut source, &Directory(false));
+        assert_eq!(outcome, Outcome::NotApplicable, "{extra}");
+        assert_eq!(script.prompts, 0);
+        assert_eq!(source.lookups, 0);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].decision, Decision::Exempt);
+        assert_eq!(records[0].reason, reason);
+    }
+}
+
+#[test]
+fn a_name_service_that_cannot_answer_is_an_outage_for_fail_mode() {
+    let mut script = Script::new(&[]);
+    let (outcome, records) = run_with(
+        &config("Groups=root\n"),
+        &mut script,
+        &mut source_with_state("2"),
+        &Directory(true),
+    );
+    assert_eq!(outcome, Outcome::Unavailable);
+    assert_eq!(script.errors, [MEMBERSHIP_UNAVAILABLE_MESSAGE]);
+    assert_eq!(records[0].decision, Decision::Unavailable);
+    assert_eq!(
+        records[0].reason,
+        "group membership unavailable (looking up user alice: Input/output error (os error 5))"
+    );
+    let mut script = Script::new(&[]);
+    let (outcome, records) = run_with(
+        &config("Groups=root\nFailMode=safe\n"),
+        &mut script,
+        &mut source_with_state("2"),
+        &Directory(true),
+    );
+    assert!(matches!(outcome, Outcome::Granted { .. }), "{outcome:?}");
+    assert_eq!(script.infos.len(), 1);
+    assert_eq!(records[0].decision, Decision::Failsafe);
+}
+
+/// A source whose ticket has an assignment group, and which answers the membership.
+struct GroupSource {
+    member: Result<bool, LookupError>,
+    asked: Vec<(String, String)>,
+}
+
+impl TicketSource for GroupSource {
+    fn system_name(&self) -> &str {
+        "ServiceNow"
+    }
+    fn lookup(
+        &mut self,
+        id: &TicketId,
+        _login: &Login,
+        _deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<Lookup, LookupError> {
+        let mut found = ticket(id, "2");
+        found.requesters = vec!["carol".to_string()];
+        found.assignment_group = Some("0a5f0000000000000000000000000001".to_string());
+        Ok(Lookup::Found(found))
+    }
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        _deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        self.asked.push((identity.to_string(), group.to_string()));
+        self.member.clone()
+    }
+}
+
+#[test]
+fn the_assignment_group_is_asked_about_once_and_its_outage_is_an_outage() {
+    let roles =
+        config("ValidateRequestingUser=Yes\nAllowedUserRoles=\"requester, assignment_group\"\n");
+    let mut source = GroupSource {
+        member: Ok(true),
+        asked: Vec::new(),
+    };
+    let mut script = Script::new(&["INC0010001"]);
+    let (outcome, records) = run_with(&roles, &mut script, &mut source, &Directory(false));
+    assert!(matches!(outcome, Outcome::Granted { .. }), "{outcome:?}");
+    assert_eq!(
+        source.asked,
+        [(
+            "alice".to_string(),
+            "0a5f0000000000000000000000000001".to_string()
+        )]
+    );
+    assert_eq!(records[0].reason, "ticket exists; passed roles");
+
+    let mut source = GroupSource {
+        member: Err(LookupError::Unavailable(Outage::Unreachable(
+            Unreachable::ConnectionRefused,
+        ))),
+        asked: Vec::new(),
+    };
+    let mut script = Script::new(&["INC0010001"]);
+    let (outcome, records) = run_with(&roles, &mut script, &mut source, &Directory(false));
+    assert_eq!(outcome, Outcome::Unavailable);
+    assert_eq!(records[0].reason, "unavailable: connection refused");
 }

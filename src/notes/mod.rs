@@ -41,10 +41,11 @@ pub struct NoteSettings {
     pub template: NoteTemplate,
 }
 
-/// The identity the ticket was matched against, as the notes name it. Today that is
-/// PAM_USER; the one place to change when logins are mapped to another identity.
+/// The identity the ticket was matched against, as the notes name it: who the person is
+/// in the ticketing system (UserMapFile, UserMatchField, UserMatchDomain; the person
+/// itself when none maps it).
 pub fn identity(login: &Login) -> &str {
-    &login.pam_user
+    login.identity()
 }
 
 /// Everything a note says about one login; raw values, sanitised when a note is made.

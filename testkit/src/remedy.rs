@@ -68,6 +68,12 @@
 //! | CRQ000000000007 | Closed                     | Approved  | now-1h .. now+1h  | alice | refused state |
 //! | CRQ000000000008 | Scheduled                  | Approved  | now-1h .. now+1h  | alice | a second allowed state |
 //!
+//! Incidents carry `Assignee Login ID` (dave on INC000000000001) and `Assigned Group ID`
+//! ([`LINUX_OPS_GROUP`] on INC000000000001, [`DBA_GROUP`] on INC000000000003); every change
+//! carries `ASLOGID` dave and `ASGRPID` [`LINUX_OPS_GROUP`]. `CTM:Support Group
+//! Association` (`Support Group Association ID`, `Login ID`, `Full Name`, `Support Group
+//! ID`): bob and dave in Linux Ops, carol in Database Admins, alice in none.
+//!
 //! Dates are `YYYY-MM-DDTHH:MM:SS.000+0000`, truncated to the second; empty fields are null.
 
 use std::collections::BTreeMap;
@@ -88,6 +94,14 @@ pub const CHANGE_FORM: &str = "CHG:Infrastructure Change";
 /// The work-log forms notes are created on.
 pub const INCIDENT_WORK_LOG_FORM: &str = "HPD:WorkLog";
 pub const CHANGE_WORK_LOG_FORM: &str = "CHG:WorkLog";
+/// Who is in which support group: `Login ID`, `Support Group ID`, `Full Name`.
+pub const SUPPORT_GROUP_FORM: &str = "CTM:Support Group Association";
+/// The support group "Linux Ops": bob and dave are members; INC000000000001 and every
+/// change are assigned to it.
+pub const LINUX_OPS_GROUP: &str = "SGP000000000011";
+/// The support group "Database Admins": carol is a member; INC000000000003 is assigned
+/// to it.
+pub const DBA_GROUP: &str = "SGP000000000012";
 /// The date format of the REST API.
 pub const DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S.000+0000";
 
@@ -1251,6 +1265,14 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
                 ("Customer Login ID", Some(customer)),
                 ("Submitter", Some(submitter)),
                 ("Assignee Login ID", (serial == 1).then_some("dave")),
+                (
+                    "Assigned Group ID",
+                    match serial {
+                        1 => Some(LINUX_OPS_GROUP),
+                        3 => Some(DBA_GROUP),
+                        _ => None,
+                    },
+                ),
                 ("Description", Some(summary)),
                 ("Submit Date", Some(&submitted)),
             ]),
@@ -1340,8 +1362,29 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
                 ("Scheduled End Date", end.as_deref()),
                 ("Requested By", Some(requester)),
                 ("Submitter", Some("carol")),
+                ("ASLOGID", Some("dave")),
+                ("ASGRPID", Some(LINUX_OPS_GROUP)),
                 ("Description", Some(summary)),
                 ("Submit Date", Some(&submitted)),
+            ]),
+        ));
+    }
+    let memberships = [
+        ("bob", "Bob Baker", LINUX_OPS_GROUP),
+        ("dave", "Dave Dunn", LINUX_OPS_GROUP),
+        ("carol", "Carol Chen", DBA_GROUP),
+    ];
+    for (serial, (login, name, group)) in memberships.into_iter().enumerate() {
+        entries.push((
+            SUPPORT_GROUP_FORM,
+            entry(&[
+                (
+                    "Support Group Association ID",
+                    Some(&format!("SGA{:012}", serial + 1)),
+                ),
+                ("Login ID", Some(login)),
+                ("Full Name", Some(name)),
+                ("Support Group ID", Some(group)),
             ]),
         ));
     }

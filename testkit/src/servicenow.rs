@@ -45,8 +45,16 @@
 //! | CHG0030006 | -1 Implement| approved  | "" .. now+1h            | alice | start date missing |
 //! | CHG0030007 | 3 Closed    | approved  | now-1h .. now+1h        | alice | refused state |
 //!
-//! Every change is `opened_by` carol and `assigned_to` dave; incidents have an empty
-//! `assigned_to` except INC0010001 (dave), so both empty and set references are rendered.
+//! Every change is `opened_by` carol, `assigned_to` dave and in `assignment_group` Linux
+//! Ops; incidents have an empty `assigned_to` except INC0010001 (dave), so both empty and
+//! set references are rendered. INC0010001's `assignment_group` is Linux Ops
+//! ([`LINUX_OPS`]), INC0010003's Database Admins ([`DBA`]), the others have none.
+//!
+//! People (`sys_user` `email`, `employee_number`): alice `alice@corp.example.com` E1001,
+//! bob `bob@corp.example.com` E1002, carol `carol.chen@corp.example.com` E1003, dave
+//! `dave@corp.example.com` E1004. Groups (`sys_user_group`, display value = `name`) and
+//! memberships (`sys_user_grmember`, `user` and `group` references): bob and dave are in
+//! Linux Ops, carol in Database Admins, alice in none.
 //! Dates are stored in UTC, truncated to the second.
 //!
 //! # Behaviour worth knowing
@@ -80,6 +88,11 @@ pub const ALICE: &str = "a11ce000000000000000000000000001";
 pub const BOB: &str = "b0b00000000000000000000000000002";
 pub const CAROL: &str = "ca201000000000000000000000000003";
 pub const DAVE: &str = "da7e0000000000000000000000000004";
+/// `sys_user_group` "Linux Ops": bob and dave are members; INC0010001 and every change
+/// are assigned to it.
+pub const LINUX_OPS: &str = "0a5f0000000000000000000000000001";
+/// `sys_user_group` "Database Admins": carol is a member; INC0010003 is assigned to it.
+pub const DBA: &str = "0db40000000000000000000000000002";
 
 /// The stored-date format ServiceNow uses on the wire with `display_value=false`.
 pub const DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -800,6 +813,7 @@ mod schema {
     ];
 
     const USER: Kind = Kind::Reference("sys_user");
+    const GROUP: Kind = Kind::Reference("sys_user_group");
 
     const INCIDENT: &[(&str, Kind)] = &[
         ("sys_id", Kind::Text),
@@ -811,6 +825,7 @@ mod schema {
         ("caller_id", USER),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("assignment_group", GROUP),
         ("opened_at", Kind::DateTime),
         ("sys_created_on", Kind::DateTime),
         ("sys_updated_on", Kind::DateTime),
@@ -828,6 +843,7 @@ mod schema {
         ("requested_by", USER),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("assignment_group", GROUP),
         ("opened_at", Kind::DateTime),
         ("sys_created_on", Kind::DateTime),
         ("sys_updated_on", Kind::DateTime),
@@ -839,8 +855,17 @@ mod schema {
         ("first_name", Kind::Text),
         ("last_name", Kind::Text),
         ("email", Kind::Text),
+        ("employee_number", Kind::Text),
         ("active", Kind::Text),
     ];
+    const SYS_USER_GROUP: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("name", Kind::Text),
+        ("active", Kind::Text),
+    ];
+    /// Group membership: one row per (user, group).
+    const SYS_USER_GRMEMBER: &[(&str, Kind)] =
+        &[("sys_id", Kind::Text), ("user", USER), ("group", GROUP)];
 
     const SYS_CHOICE: &[(&str, Kind)] = &[
         ("sys_id", Kind::Text),
@@ -866,6 +891,8 @@ mod schema {
             "incident" => INCIDENT,
             "change_request" => CHANGE_REQUEST,
             "sys_user" => SYS_USER,
+            "sys_user_group" => SYS_USER_GROUP,
+            "sys_user_grmember" => SYS_USER_GRMEMBER,
             "sys_choice" => SYS_CHOICE,
             "sys_user_role" => SYS_USER_ROLE,
             "sys_user_has_role" => SYS_USER_HAS_ROLE,
@@ -883,7 +910,8 @@ mod schema {
     /// The field whose value stands for a record when another record references it.
     pub fn display_field(table: &str) -> &'static str {
         match table {
-            "sys_user" => "name",
+            "sys_user" | "sys_user_group" => "name",
+            "sys_user_grmember" => "sys_id",
             _ => "number",
         }
     }
@@ -1371,14 +1399,21 @@ pub mod query {
     }
 }
 
-fn user(sys_id: &str, user_name: &str, first: &str, last: &str) -> Record {
+fn user(
+    sys_id: &str,
+    user_name: &str,
+    (first, last): (&str, &str),
+    email: &str,
+    employee_number: &str,
+) -> Record {
     record(&[
         ("sys_id", sys_id),
         ("user_name", user_name),
         ("name", &format!("{first} {last}")),
         ("first_name", first),
         ("last_name", last),
-        ("email", &format!("{user_name}@example.com")),
+        ("email", email),
+        ("employee_number", employee_number),
         ("active", "true"),
     ])
 }
@@ -1416,20 +1451,106 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Record)> {
     let at = |offset: Duration| (now + offset).format(DATE_FORMAT).to_string();
     let opened = at(Duration::days(-1));
     let mut records = vec![
-        ("sys_user", user(ALICE, "alice", "Alice", "Anders")),
-        ("sys_user", user(BOB, "bob", "Bob", "Baker")),
-        ("sys_user", user(CAROL, "carol", "Carol", "Chen")),
-        ("sys_user", user(DAVE, "dave", "Dave", "Dunn")),
+        (
+            "sys_user",
+            user(
+                ALICE,
+                "alice",
+                ("Alice", "Anders"),
+                "alice@corp.example.com",
+                "E1001",
+            ),
+        ),
+        (
+            "sys_user",
+            user(
+                BOB,
+                "bob",
+                ("Bob", "Baker"),
+                "bob@corp.example.com",
+                "E1002",
+            ),
+        ),
+        (
+            "sys_user",
+            user(
+                CAROL,
+                "carol",
+                ("Carol", "Chen"),
+                "carol.chen@corp.example.com",
+                "E1003",
+            ),
+        ),
+        (
+            "sys_user",
+            user(
+                DAVE,
+                "dave",
+                ("Dave", "Dunn"),
+                "dave@corp.example.com",
+                "E1004",
+            ),
+        ),
+        (
+            "sys_user_group",
+            record(&[
+                ("sys_id", LINUX_OPS),
+                ("name", "Linux Ops"),
+                ("active", "true"),
+            ]),
+        ),
+        (
+            "sys_user_group",
+            record(&[
+                ("sys_id", DBA),
+                ("name", "Database Admins"),
+                ("active", "true"),
+            ]),
+        ),
     ];
+    for (user, group) in [(BOB, LINUX_OPS), (DAVE, LINUX_OPS), (CAROL, DBA)] {
+        records.push((
+            "sys_user_grmember",
+            record(&[("user", user), ("group", group)]),
+        ));
+    }
 
     let incidents = [
-        (10001, "2", ALICE, CAROL, DAVE, "VPN drops every hour"),
-        (10002, "7", ALICE, ALICE, "", "Printer jammed (closed)"),
-        (10003, "1", BOB, ALICE, "", "Bob's laptop will not boot"),
-        (10004, "8", ALICE, ALICE, "", "Duplicate of INC0010001"),
-        (10005, "3", ALICE, ALICE, "", "Waiting for a vendor"),
+        (
+            10001,
+            "2",
+            ALICE,
+            CAROL,
+            (DAVE, LINUX_OPS),
+            "VPN drops every hour",
+        ),
+        (
+            10002,
+            "7",
+            ALICE,
+            ALICE,
+            ("", ""),
+            "Printer jammed (closed)",
+        ),
+        (
+            10003,
+            "1",
+            BOB,
+            ALICE,
+            ("", DBA),
+            "Bob's laptop will not boot",
+        ),
+        (
+            10004,
+            "8",
+            ALICE,
+            ALICE,
+            ("", ""),
+            "Duplicate of INC0010001",
+        ),
+        (10005, "3", ALICE, ALICE, ("", ""), "Waiting for a vendor"),
     ];
-    for (serial, state, caller, opener, assignee, summary) in incidents {
+    for (serial, state, caller, opener, (assignee, group), summary) in incidents {
         let active = if ["7", "8"].contains(&state) {
             "false"
         } else {
@@ -1447,6 +1568,7 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Record)> {
                 ("caller_id", caller),
                 ("opened_by", opener),
                 ("assigned_to", assignee),
+                ("assignment_group", group),
                 ("opened_at", &opened),
                 ("sys_created_on", &opened),
                 ("sys_updated_on", &opened),
@@ -1524,6 +1646,7 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Record)> {
                 ("requested_by", requester),
                 ("opened_by", CAROL),
                 ("assigned_to", DAVE),
+                ("assignment_group", LINUX_OPS),
                 ("opened_at", &opened),
                 ("sys_created_on", &opened),
                 ("sys_updated_on", &opened),
@@ -1971,6 +2094,54 @@ mod tests {
             &[],
         );
         assert_eq!(response.status, 404);
+    }
+
+    #[test]
+    fn group_memberships_dot_walk_and_an_injected_nq_widens_them() {
+        let sim = sim();
+        let members = |query: &str| -> Vec<String> {
+            let response = get(
+                &sim,
+                "/api/now/table/sys_user_grmember",
+                &[
+                    ("sysparm_query", query),
+                    ("sysparm_fields", "user.user_name,group"),
+                    ("sysparm_exclude_reference_link", "true"),
+                ],
+            );
+            assert_eq!(response.status, 200);
+            body(&response)["result"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|row| {
+                    assert!(row["group"].is_string(), "a bare sys_id: {row}");
+                    row["user.user_name"].as_str().expect("login").to_string()
+                })
+                .collect()
+        };
+        assert_eq!(
+            members(&format!("user.user_name=bob^group={LINUX_OPS}")),
+            ["bob"]
+        );
+        assert_eq!(
+            members(&format!(
+                "user.email=bob@corp.example.com^group={LINUX_OPS}"
+            )),
+            ["bob"]
+        );
+        assert_eq!(
+            members(&format!("user.employee_number=E1003^group={DBA}")),
+            ["carol"]
+        );
+        assert!(members(&format!("user.user_name=alice^group={LINUX_OPS}")).is_empty());
+        assert_eq!(
+            members(&format!(
+                "user.user_name=alice^NQuser.user_nameISNOTEMPTY^group={LINUX_OPS}"
+            )),
+            ["bob", "dave"]
+        );
+        assert!(members(&format!("user.user_name=o'b=r@x^group={LINUX_OPS}")).is_empty());
     }
 
     #[test]

@@ -75,6 +75,31 @@ pub fn ensure_test_user() {
     );
 }
 
+/// A supplementary group of [`TEST_USER`] (created, with the user added, when missing),
+/// for tests of group membership through the system's name service.
+pub const TEST_GROUP: &str = "pamticket-who-ops";
+
+/// Creates [`TEST_USER`] and [`TEST_GROUP`] and makes the user a member of the group
+/// (its primary group stays its own, named like the user).
+pub fn ensure_test_user_in_group() {
+    ensure_test_user();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poison| poison.into_inner());
+    let run = |program: &str, args: &[&str]| {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|problem| panic!("run {program}: {problem}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run("groupadd", &["-f", TEST_GROUP]);
+    run("usermod", &["-a", "-G", TEST_GROUP, TEST_USER]);
+}
+
 /// Makes an ed25519 key pair at `path` and `path.pub`, without a passphrase.
 pub fn keygen(path: &Path) {
     let _ = fs::remove_file(path);

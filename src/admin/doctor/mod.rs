@@ -36,8 +36,9 @@ says how to fix each:
   pam.d    pam_ticket.so missing from the auth stack, not `required`, behind a
            `sufficient` line or a jump over it; a password module (pam_unix, pam_sss,
            @include common-auth, substack password-auth, ...) before or beside it;
-           module arguments the module would refuse; with WorkNotes=Yes, no pam_ticket.so
-           session line (no note when a session ends)
+           module arguments the module would refuse; Groups/ExemptGroups/ExemptUsers
+           without `auth optional pam_permit.so` below the ticket (exempt people locked out);
+           with WorkNotes=Yes, no pam_ticket.so session line (no note when a session ends)
   module   the configuration as the module loads it (with the account files, and
            ClientCertificateFile and ClientKeyFile checked against each other); the CA
            bundle, and whether the ticketing system's (or portal's) certificate verifies
@@ -225,6 +226,7 @@ pub fn run(arguments: &[String]) -> i32 {
         }
         if let Some(config) = &loaded {
             report.extend(module_findings(config));
+            report.extend(exemption_findings(stack, config));
             report.extend(session_line_findings(config, &service_file));
         }
     }
@@ -387,6 +389,38 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         findings.push(portal_validation_reminder(portal, &source));
     }
     findings
+}
+
+/// Groups, ExemptGroups and ExemptUsers make the module return PAM_IGNORE for the logins
+/// it does not ask. PAM_IGNORE alone fails the stack (libpam's "no module decided"), so
+/// without a line below the ticket that succeeds for them (`auth optional pam_permit.so`),
+/// the people the configuration exempts are locked out.
+fn exemption_findings(stack: &pam_stack::AuthStack, config: &Config) -> Vec<Finding> {
+    if !config.people.decides_who_is_asked() {
+        return Vec::new();
+    }
+    let Some(ticket) = stack
+        .entries
+        .iter()
+        .position(|entry| entry.line.is_pam_ticket())
+    else {
+        return Vec::new();
+    };
+    let let_in_below = stack.entries[ticket + 1..]
+        .iter()
+        .any(|entry| entry.line.module_name() == "pam_permit");
+    if let_in_below {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Error,
+        stack.entries[ticket].line.place.to_string(),
+        "Groups, ExemptGroups or ExemptUsers are set, so the module returns PAM_IGNORE for \
+         the logins it does not ask, and nothing below this line lets them in: PAM_IGNORE \
+         alone fails the stack, so the people it exempts are locked out",
+        "add `auth optional pam_permit.so` right below this line (a refused ticket still \
+         fails the stack)",
+    )]
 }
 
 /// WorkNotes=Yes writes the end note from `pam_sm_close_session`, which runs only when the
@@ -581,6 +615,38 @@ pub fn selinux_findings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exemptions_need_a_line_below_the_ticket_that_lets_ignored_logins_in() {
+        let dir =
+            std::env::temp_dir().join(format!("pam_ticket_doctor_exempt_{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let stack_of = |text: &str| {
+            let file = dir.join("sshd");
+            fs::write(&file, text).expect("write");
+            pam_stack::auth_stack(&file, std::slice::from_ref(&dir)).expect("stack")
+        };
+        let config_of = |extra: &str| {
+            let text = format!("TicketingSystem=ServiceNow\nValidateTicketNumber=No\n{extra}");
+            let path = Path::new("/etc/test.conf");
+            let entries = config::parse_entries(&text, path).expect("syntax");
+            config::from_entries(path, entries, Vec::new()).expect("valid")
+        };
+        let alone = stack_of("auth required pam_ticket.so\n");
+        let permitted = stack_of("auth required pam_ticket.so\nauth optional pam_permit.so\n");
+        let exempting = config_of("ExemptUsers=root\n");
+        let found = exemption_findings(&alone, &exempting);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].severity, Severity::Error);
+        assert!(
+            found[0].problem.contains("locked out"),
+            "{}",
+            found[0].problem
+        );
+        assert!(exemption_findings(&permitted, &exempting).is_empty());
+        assert!(exemption_findings(&alone, &config_of("")).is_empty());
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn selinux_enforcing_without_the_module_is_a_warning() {

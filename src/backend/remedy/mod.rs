@@ -10,22 +10,24 @@
 //! `RemedyTokenLifetime` has passed, replaced once when the server answers 401, and logged
 //! off only when it is replaced (or when it could not be cached at all).
 
+mod support_group;
 mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::support_group::{interpret_membership, membership_url};
 pub use self::wire::{
     ArMessage, ar_error, fields_url, form_for, interpret, interpret_created,
     interpret_field_choices, parse_ar_date, qualification, query_url, read_token, work_log_entry,
 };
 use self::wire::{authorization, error_detail};
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_TICKET, ProbeLine,
-    TicketSource, bad_response, probe_answer, probe_id, sanitise,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_MEMBER, PROBE_TICKET,
+    ProbeLine, TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise,
 };
 use crate::audit::AuditSink;
-use crate::config::{BaseUrl, Credentials, RemedySettings};
+use crate::config::{BaseUrl, Credentials, RemedySettings, UserRole};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::Secret;
@@ -172,6 +174,45 @@ impl Remedy {
         )?)
     }
 
+    /// A GET with a session token: the cached one, renewed once when the server answers
+    /// 401; whatever this replaced or could not cache is logged off afterwards.
+    fn authenticated_get(
+        &self,
+        url: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<HttpResponse, LookupError> {
+        let mut retries = RetryBudget::for_check();
+        let mut session = self.session(deadline, &mut retries, audit, None)?;
+        let mut response = self.query(url, &session.token, deadline, &mut retries);
+        if matches!(&response, Ok(answer) if answer.status == 401) {
+            // The token expired or was revoked on the server: log on again once and retry
+            // once. The refused token is not logged off; the server has already dropped it.
+            let refused = session;
+            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
+                Ok(renewed) => {
+                    session = Session {
+                        retired: refused.retired,
+                        ..renewed
+                    };
+                    response = self.query(url, &session.token, deadline, &mut retries);
+                }
+                Err(error) => {
+                    self.finish(
+                        Session {
+                            cached: true,
+                            ..refused
+                        },
+                        deadline,
+                    );
+                    return Err(error);
+                }
+            }
+        }
+        self.finish(session, deadline);
+        response
+    }
+
     /// `POST /api/arsys/v1/entry/{form}` with `{"values": {…}}`.
     fn create(
         &self,
@@ -220,40 +261,25 @@ impl TicketSource for Remedy {
         deadline: Deadline,
         audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        let url = self.query_url(id);
-        let mut retries = RetryBudget::for_check();
-        let mut session = self.session(deadline, &mut retries, audit, None)?;
-        let mut response = self.query(&url, &session.token, deadline, &mut retries);
-        if matches!(&response, Ok(answer) if answer.status == 401) {
-            // The token expired or was revoked on the server: log on again once and retry
-            // once. The refused token is not logged off; the server has already dropped it.
-            let refused = session;
-            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
-                Ok(renewed) => {
-                    session = Session {
-                        retired: refused.retired,
-                        ..renewed
-                    };
-                    response = self.query(&url, &session.token, deadline, &mut retries);
-                }
-                Err(error) => {
-                    self.finish(
-                        Session {
-                            cached: true,
-                            ..refused
-                        },
-                        deadline,
-                    );
-                    return Err(error);
-                }
-            }
-        }
+        let response = self.authenticated_get(&self.query_url(id), deadline, audit);
         let (form, id_field, _) = form_for(&self.settings, id.kind);
-        let result = response.and_then(|answer| {
+        response.and_then(|answer| {
             interpret(id, &self.settings, form, id_field, &answer).map(Lookup::Found)
-        });
-        self.finish(session, deadline);
-        result
+        })
+    }
+
+    /// One query of the support group association form, with the lookup's session (the
+    /// cached token: no second log-on).
+    fn group_member(
+        &mut self,
+        identity: &str,
+        group: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<bool, LookupError> {
+        let url = membership_url(&self.base_url, &self.settings, identity, group)?;
+        let response = self.authenticated_get(&url, deadline, audit)?;
+        interpret_membership(&self.settings, identity, group, &response)
     }
 
     /// A new entry on the kind's work-log form (`HPD:WorkLog` for incidents, named by the
@@ -312,7 +338,9 @@ impl TicketSource for Remedy {
     /// on the change form (so that a misspelt form name shows here, not at a login), and
     /// a log-off. The token cache is neither read nor written, nor its directory created,
     /// so a check run by hand, perhaps by another user or with another account file, can
-    /// never leave a token or a wrongly owned file for the module to trip over.
+    /// never leave a token or a wrongly owned file for the module to trip over. With
+    /// AllowedUserRoles=assignment_group, one membership query of the support group form
+    /// too, so that a misspelt form or field shows here as well.
     fn probe(&mut self, deadline: Deadline) -> Result<Vec<ProbeLine>, LookupError> {
         let mut retries = RetryBudget::for_check();
         let token = self.log_on(deadline, &mut retries)?;
@@ -342,6 +370,28 @@ impl TicketSource for Remedy {
                     }
                 },
             }
+        }
+        if outcome.is_ok()
+            && self
+                .settings
+                .people
+                .roles
+                .contains(&UserRole::AssignmentGroup)
+        {
+            let form = &self.settings.people.support_group_form;
+            let answer = membership_url(&self.base_url, &self.settings, PROBE_MEMBER, PROBE_TICKET)
+                .and_then(|url| self.query(&url, &token, deadline, &mut retries))
+                .and_then(|answer| {
+                    interpret_membership(&self.settings, PROBE_MEMBER, PROBE_TICKET, &answer)
+                });
+            lines.push(match answer {
+                Ok(_) => ProbeLine::Ok(format!(
+                    "form {form:?} answered a membership query (AllowedUserRoles=assignment_group)"
+                )),
+                Err(error) => {
+                    ProbeLine::Problem(membership_problem(&format!("form {form:?}"), &error))
+                }
+            });
         }
         let logged_off = self.log_off(&token, deadline);
         outcome?;

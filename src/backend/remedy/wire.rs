@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::backend::{LookupError, NoteTarget, bad_response, sanitise, status_error};
-use crate::config::{BaseUrl, RemedySettings};
+use crate::config::{BaseUrl, RemedySettings, UserRole};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
 use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
@@ -15,7 +15,7 @@ use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
 const MAX_TOKEN_BYTES: usize = 8192;
 /// AR System message numbers the module reacts to.
 const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
-const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
+pub(super) const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
 const ARERR_AUTHENTICATION_FAILED: i64 = 623;
 
 /// The form, ID field and fields to fetch for a ticket of this kind.
@@ -26,12 +26,7 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.incident_id_field.as_str(),
                 settings.incident_status_field.as_str(),
             ];
-            fields.extend(
-                settings
-                    .incident_requester_fields
-                    .iter()
-                    .map(String::as_str),
-            );
+            fields.extend(settings.person_fields(kind).wanted(&settings.people.roles));
             (
                 settings.incident_form.as_str(),
                 settings.incident_id_field.as_str(),
@@ -46,7 +41,7 @@ pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec
                 settings.change_start_field.as_str(),
                 settings.change_end_field.as_str(),
             ];
-            fields.extend(settings.change_requester_fields.iter().map(String::as_str));
+            fields.extend(settings.person_fields(kind).wanted(&settings.people.roles));
             if settings.read_change_entry_id {
                 fields.push(settings.change_entry_id_field.as_str());
             }
@@ -239,13 +234,22 @@ pub fn interpret(
     };
     // Remedy returns selection fields as their labels: label and stored value are one.
     let choice = |field: &str| text(field).map(|label| Choice::new(label, label));
-    let requesters = |fields: &[String]| {
-        fields
-            .iter()
-            .filter_map(|field| text(field))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
+    let people = settings.person_fields(id.kind);
+    let wants = |role| settings.people.roles.contains(&role);
+    let requesters: Vec<String> = people
+        .requesters
+        .iter()
+        .filter_map(|field| text(field))
+        .map(str::to_string)
+        .collect();
+    let assignee = wants(UserRole::Assignee)
+        .then(|| text(people.assignee))
+        .flatten()
+        .map(str::to_string);
+    let assignment_group = wants(UserRole::AssignmentGroup)
+        .then(|| text(people.group))
+        .flatten()
+        .map(str::to_string);
     Ok(match id.kind {
         TicketKind::Incident => Ticket {
             id: id.text.clone(),
@@ -254,7 +258,10 @@ pub fn interpret(
             approval: None,
             planned_start: None,
             planned_end: None,
-            requesters: requesters(&settings.incident_requester_fields),
+            requesters: requesters.clone(),
+            assignee,
+            assignment_group,
+            group_member: None,
             // The incident work log names its incident by the Incident Number.
             record_id: None,
         },
@@ -265,7 +272,10 @@ pub fn interpret(
             approval: choice(&settings.change_approval_field),
             planned_start: text(&settings.change_start_field).and_then(parse_ar_date),
             planned_end: text(&settings.change_end_field).and_then(parse_ar_date),
-            requesters: requesters(&settings.change_requester_fields),
+            requesters,
+            assignee,
+            assignment_group,
+            group_member: None,
             record_id: settings
                 .read_change_entry_id
                 .then(|| text(&settings.change_entry_id_field).map(str::to_string))
@@ -428,6 +438,7 @@ pub fn parse_ar_date(text: &str) -> Option<DateTime<Utc>> {
 pub(super) mod tests {
     use super::*;
     use crate::backend::{BadAnswer, Outage};
+    use crate::config::{RemedyPeople, UserRole};
     use serde_json::json;
     use std::time::Duration;
 
@@ -448,6 +459,16 @@ pub(super) mod tests {
             change_start_field: "Scheduled Start Date".to_string(),
             change_end_field: "Scheduled End Date".to_string(),
             change_requester_fields: vec!["Requested By".to_string(), "Submitter".to_string()],
+            people: RemedyPeople {
+                incident_assignee_field: "Assignee Login ID".to_string(),
+                incident_group_field: "Assigned Group ID".to_string(),
+                change_assignee_field: "ASLOGID".to_string(),
+                change_group_field: "ASGRPID".to_string(),
+                support_group_form: "CTM:Support Group Association".to_string(),
+                support_group_login_field: "Login ID".to_string(),
+                support_group_id_field: "Support Group ID".to_string(),
+                roles: vec![UserRole::Requester],
+            },
             token_lifetime: Duration::from_secs(3300),
             incident_work_log_form: "HPD:WorkLog".to_string(),
             incident_work_log_id_field: "Incident Number".to_string(),

@@ -1,0 +1,174 @@
+//! Users and groups as the system's name service (NSS) knows them: which groups a login
+//! is in (its primary group included), and whether a group name exists. Behind a trait,
+//! so that the decision of who is asked for a ticket is unit-tested without the system's
+//! databases; [`SystemDirectory`] is the one implementation that calls libc.
+
+use std::ffi::{CString, c_char};
+use std::fmt;
+
+/// A group ID.
+pub type Gid = libc::gid_t;
+
+/// The name service could not answer (a failing LDAP or SSSD backend, out of memory): an
+/// outage of the directory, for FailMode to decide, never "not a member".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NssError {
+    pub what: String,
+    pub errno: i32,
+}
+
+impl fmt::Display for NssError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.what,
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+/// What the name service says about users and groups.
+pub trait Directory {
+    /// The ID of the group called `name`, or `None` when there is no such group.
+    fn group_id(&self, name: &str) -> Result<Option<Gid>, NssError>;
+
+    /// Every group `login` is in, its primary group first, or `None` when the name
+    /// service knows no such user.
+    fn groups_of(&self, login: &str) -> Result<Option<Vec<Gid>>, NssError>;
+}
+
+/// The system's name service, through `getgrnam_r`, `getpwnam_r` and `getgrouplist`.
+pub struct SystemDirectory;
+
+/// The largest buffer a lookup grows to before it gives up (an entry this large is a
+/// broken directory, not a real group).
+const MAX_BUFFER: usize = 1 << 22;
+/// The most groups a user may be in that the lookup reads.
+const MAX_GROUPS: usize = 1 << 16;
+
+impl Directory for SystemDirectory {
+    fn group_id(&self, name: &str) -> Result<Option<Gid>, NssError> {
+        let Ok(c_name) = CString::new(name) else {
+            return Ok(None);
+        };
+        let mut buffer: Vec<c_char> = vec![0; 1024];
+        loop {
+            // SAFETY: an all-zero `group` is a valid value for a plain C struct of
+            // integers and pointers; getgrnam_r fills it in before it is read.
+            let mut group: libc::group = unsafe { std::mem::zeroed() };
+            let mut result: *mut libc::group = std::ptr::null_mut();
+            // SAFETY: every pointer is valid for the call: the name is NUL-terminated,
+            // `group` and `result` are live locals, and the buffer's length is passed with
+            // it. Nothing that getgrnam_r points into the buffer is read after it returns,
+            // only the gid copied out of `group`.
+            let status = unsafe {
+                libc::getgrnam_r(
+                    c_name.as_ptr(),
+                    &mut group,
+                    buffer.as_mut_ptr(),
+                    buffer.len(),
+                    &mut result,
+                )
+            };
+            match status {
+                0 if result.is_null() => return Ok(None),
+                0 => return Ok(Some(group.gr_gid)),
+                libc::ERANGE if buffer.len() < MAX_BUFFER => {
+                    buffer.resize(buffer.len() * 4, 0);
+                }
+                // "Not found" is reported as one of these by some NSS modules.
+                libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+                errno => {
+                    return Err(NssError {
+                        what: format!("looking up group {name}"),
+                        errno,
+                    });
+                }
+            }
+        }
+    }
+
+    fn groups_of(&self, login: &str) -> Result<Option<Vec<Gid>>, NssError> {
+        let Ok(c_login) = CString::new(login) else {
+            return Ok(None);
+        };
+        let Some(primary) = primary_group(&c_login, login)? else {
+            return Ok(None);
+        };
+        let mut groups: Vec<Gid> = vec![0; 64];
+        loop {
+            let mut count = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: the login is NUL-terminated and `groups` holds `count` elements,
+            // which getgrouplist writes at most; it sets `count` to the number it needs.
+            let status = unsafe {
+                libc::getgrouplist(c_login.as_ptr(), primary, groups.as_mut_ptr(), &mut count)
+            };
+            let needed = usize::try_from(count).unwrap_or(0);
+            if status >= 0 {
+                groups.truncate(needed.min(groups.len()));
+                // The primary group first, once.
+                groups.retain(|gid| *gid != primary);
+                groups.insert(0, primary);
+                return Ok(Some(groups));
+            }
+            if needed <= groups.len() || needed > MAX_GROUPS {
+                return Err(NssError {
+                    what: format!("listing the groups of {login}"),
+                    errno: libc::ERANGE,
+                });
+            }
+            groups.resize(needed, 0);
+        }
+    }
+}
+
+/// The primary group of `login` from its passwd entry, `None` for an unknown user.
+fn primary_group(c_login: &CString, login: &str) -> Result<Option<Gid>, NssError> {
+    let mut buffer: Vec<c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero `passwd` is a valid value for a plain C struct of integers
+        // and pointers; getpwnam_r fills it in before it is read.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: as for getgrnam_r above: valid, live pointers and the buffer's length;
+        // only the gid is copied out.
+        let status = unsafe {
+            libc::getpwnam_r(
+                c_login.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut result,
+            )
+        };
+        match status {
+            0 if result.is_null() => return Ok(None),
+            0 => return Ok(Some(entry.pw_gid)),
+            libc::ERANGE if buffer.len() < MAX_BUFFER => buffer.resize(buffer.len() * 4, 0),
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            errno => {
+                return Err(NssError {
+                    what: format!("looking up user {login}"),
+                    errno,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_in_group_root_and_unknown_names_are_none() {
+        let directory = SystemDirectory;
+        assert_eq!(directory.group_id("root"), Ok(Some(0)));
+        assert_eq!(directory.group_id("no-such-group-pam-ticket"), Ok(None));
+        assert_eq!(directory.group_id("nul\0byte"), Ok(None));
+        let groups = directory.groups_of("root").expect("NSS answers");
+        assert_eq!(groups.as_ref().and_then(|list| list.first()), Some(&0));
+        assert_eq!(directory.groups_of("no-such-user-pam-ticket"), Ok(None));
+    }
+}
