@@ -648,6 +648,15 @@ fn sessions_without_notes_do_nothing() {
     assert_eq!(outcome.open_session_code, Some(MODULE_IGNORED));
     assert_eq!(outcome.close_session_code, Some(MODULE_IGNORED));
     assert_eq!(gate.servicenow_sim().query_count(), 1);
+    // Without notes the lookup is what it always was: no sys_id is read.
+    let query = gate.servicenow_sim().received().remove(0);
+    assert!(
+        query
+            .fields
+            .as_deref()
+            .is_some_and(|fields| fields.starts_with("number,state")),
+        "{query:?}"
+    );
     assert_eq!(gate.audit().len(), 1, "no session record");
     assert!(
         !gate.audit()[0]

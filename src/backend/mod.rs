@@ -454,12 +454,15 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
         );
     };
     match system {
-        crate::config::TicketingSystem::ServiceNow => Ok(Box::new(servicenow::ServiceNow::new(
-            client,
-            url,
-            account,
-            servicenow::PersonQuery::from_people(&config.people),
-        ))),
+        crate::config::TicketingSystem::ServiceNow => Ok(Box::new(
+            servicenow::ServiceNow::new(
+                client,
+                url,
+                account,
+                servicenow::PersonQuery::from_people(&config.people),
+            )
+            .reading_sys_id(config.work_notes.is_some()),
+        )),
         crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
             client,
             url,

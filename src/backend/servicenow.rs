@@ -19,6 +19,9 @@ pub struct ServiceNow {
     base_url: BaseUrl,
     account: Credentials,
     people: PersonQuery,
+    /// Whether a lookup reads the record's `sys_id` (WorkNotes=Yes), which a work note is
+    /// written to.
+    reads_sys_id: bool,
 }
 
 /// How people are read from tickets: the sys_user field they are matched on, and the
@@ -83,20 +86,33 @@ impl ServiceNow {
             base_url,
             account,
             people,
+            reads_sys_id: false,
         }
+    }
+
+    /// WorkNotes=Yes: every lookup also reads the record's `sys_id`, so that a note is
+    /// written to it with no second query.
+    pub fn reading_sys_id(mut self, reads_sys_id: bool) -> ServiceNow {
+        self.reads_sys_id = reads_sys_id;
+        self
     }
 
     /// The Table API URL for one ticket. `sysparm_display_value=all` returns each field as
     /// `{display_value, value}`: the label for messages, the stored value for matching and
     /// dates (stored in UTC, whereas display values are in the API user's time zone).
     ///
-    /// `sys_id` is read too: a work note is written to the record by it, with no second
-    /// query.
+    /// With WorkNotes=Yes `sys_id` is read too: a work note is written to the record by
+    /// it, with no second query.
     pub fn query_url(&self, id: &TicketId) -> String {
         let table = table_for(id.kind);
         let fields = match id.kind {
-            TicketKind::Incident => "sys_id,number,state",
-            TicketKind::Change => "sys_id,number,state,approval,start_date,end_date",
+            TicketKind::Incident => "number,state",
+            TicketKind::Change => "number,state,approval,start_date,end_date",
+        };
+        let fields = if self.reads_sys_id {
+            format!("sys_id,{fields}")
+        } else {
+            fields.to_string()
         };
         let people = person_fields(id.kind);
         let mut fields = vec![fields.to_string()];
