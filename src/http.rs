@@ -251,6 +251,9 @@ pub trait Transport {
 /// [`Transport`].
 pub struct HttpClient {
     transport: Box<dyn Transport>,
+    /// Requests handed to the transport so far, retries included (`pam-ticket test`
+    /// reports it per login).
+    requests_sent: std::sync::atomic::AtomicU64,
 }
 
 impl HttpClient {
@@ -275,7 +278,16 @@ impl HttpClient {
 
     /// The client over another transport (a scripted one in unit tests).
     pub fn with_transport(transport: Box<dyn Transport>) -> HttpClient {
-        HttpClient { transport }
+        HttpClient {
+            transport,
+            requests_sent: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How many requests this client has sent (handed to the transport), retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends one request, finishing before `deadline` or failing with `TimedOut`.
@@ -294,6 +306,8 @@ impl HttpClient {
             headers,
             body,
         };
+        self.requests_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.transport.send(&request, timeout)
     }
 

@@ -16,6 +16,7 @@ pub mod conversation;
 #[cfg(test)]
 mod fakes;
 pub mod flow;
+pub mod host;
 pub mod http;
 pub mod json;
 pub mod login;

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, UserRole};
+use crate::host::TargetNames;
 use crate::sanitise::{has_hidden_characters, sanitise};
-use crate::ticket::{Choice, Ticket, TicketKind};
+use crate::ticket::{Choice, Ticket};
 
 /// The result of one enabled check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,37 +25,34 @@ pub enum Verdict {
 }
 
 /// Runs every enabled check, in a fixed order, and returns them all. `identity` is who
-/// the person is in the ticketing system ([`crate::login::Login::identity`]).
+/// the person is in the ticketing system ([`crate::login::Login::identity`]). `target` is
+/// this gateway's names, needed when ValidateConfigurationItem is Yes (a ticket is then
+/// refused without them).
 pub fn evaluate(
     config: &Config,
     ticket: &Ticket,
     identity: &str,
     now: DateTime<Utc>,
+    target: Option<&TargetNames>,
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    let allowed_states = match ticket.kind {
-        TicketKind::Incident => config.allowed_incident_states.as_deref(),
-        TicketKind::Change => config.allowed_change_states.as_deref(),
-    };
-    if let Some(allowed) = allowed_states {
+    if let Some(allowed) = config.allowed_states(ticket.kind) {
         results.push(CheckResult {
             check: "state",
             verdict: check_state(ticket, allowed),
         });
     }
-    if ticket.kind == TicketKind::Change {
-        if let Some(allowed) = config.allowed_approval_statuses.as_deref() {
-            results.push(CheckResult {
-                check: "approval",
-                verdict: check_approval(ticket, allowed),
-            });
-        }
-        if config.validate_operation_time {
-            results.push(CheckResult {
-                check: "window",
-                verdict: check_window(ticket, now),
-            });
-        }
+    if let Some(allowed) = config.allowed_approvals(ticket.kind) {
+        results.push(CheckResult {
+            check: "approval",
+            verdict: check_approval(ticket, allowed),
+        });
+    }
+    if ticket.kind.has_window() && config.validate_operation_time {
+        results.push(CheckResult {
+            check: "window",
+            verdict: check_window(ticket, now),
+        });
     }
     if config.validate_requesting_user {
         let roles = &config.people.roles;
@@ -65,6 +63,17 @@ pub fn evaluate(
                 "roles"
             },
             verdict: check_roles(ticket, roles, identity),
+        });
+    }
+    if let Some(check) = &config.ci_check {
+        let nobody = TargetNames { names: Vec::new() };
+        results.push(CheckResult {
+            check: "ci",
+            verdict: crate::host::check_configuration_item(
+                ticket,
+                target.unwrap_or(&nobody),
+                check.match_short_name,
+            ),
         });
     }
     results
@@ -142,7 +151,8 @@ fn check_approval(ticket: &Ticket, allowed: &[String]) -> Verdict {
         return Verdict::Pass(format!("approval {}", describe(approval)));
     }
     Verdict::Fail(format!(
-        "Change {} is not approved (approval: {}); allowed: {}",
+        "{} {} is not approved (approval: {}); allowed: {}",
+        ticket.kind.noun(),
         ticket.id,
         describe(approval),
         allowed.join(", ")
@@ -248,6 +258,7 @@ fn check_roles(ticket: &Ticket, roles: &[UserRole], identity: &str) -> Verdict {
 mod tests {
     use super::*;
     use crate::config::from_entries;
+    use crate::ticket::TicketKind;
     use chrono::TimeZone;
     use std::path::Path;
 
@@ -275,6 +286,7 @@ mod tests {
             assignee: Some("dave".to_string()),
             assignment_group: Some("0a5f0000000000000000000000000001".to_string()),
             group_member: None,
+            configuration_items: None,
             record_id: None,
         }
     }
@@ -291,13 +303,14 @@ mod tests {
             assignee: None,
             assignment_group: None,
             group_member: None,
+            configuration_items: None,
             record_id: None,
         }
     }
 
     #[test]
     fn nothing_enabled_means_no_checks() {
-        assert!(evaluate(&config(""), &change(), "alice", at(11, 0)).is_empty());
+        assert!(evaluate(&config(""), &change(), "alice", at(11, 0), None).is_empty());
     }
 
     #[test]
@@ -310,6 +323,7 @@ mod tests {
             &incident(Choice::new("Closed", "7")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(
             first_failure(&results),
@@ -323,6 +337,7 @@ mod tests {
             &incident(Choice::new("In  progress", "2")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(first_failure(&results), None);
         let by_value = config_with_values();
@@ -331,7 +346,8 @@ mod tests {
                 &by_value,
                 &incident(Choice::new("In Progress", "2")),
                 "alice",
-                at(11, 0)
+                at(11, 0),
+                None,
             )),
             None
         );
@@ -350,6 +366,7 @@ mod tests {
             &incident(Choice::new("Canceled", "8")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(first_failure(&results), None);
     }
@@ -371,6 +388,7 @@ mod tests {
                 &incident(Choice::new(hidden, hidden)),
                 "alice",
                 at(11, 0),
+                None,
             );
             let failure = first_failure(&results).map(|(check, text)| (check, text.to_string()));
             let expected = format!(
@@ -386,6 +404,7 @@ mod tests {
                 &incident(Choice::new(folded, "2")),
                 "alice",
                 at(11, 0),
+                None,
             );
             assert_eq!(first_failure(&results), None, "{folded:?}");
         }
@@ -395,6 +414,7 @@ mod tests {
             &incident(Choice::new("Clo\u{1b}[8msed\u{2067}", "7")),
             "alice",
             at(11, 0),
+            None,
         );
         assert_eq!(
             first_failure(&results),
@@ -412,7 +432,7 @@ mod tests {
         for hidden in ["alice\u{0}", "alice\n", "al\u{200B}ice", "\u{202E}alice"] {
             ticket.requesters = vec![hidden.to_string()];
             assert_eq!(
-                first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+                first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
                 Some(("requester", "Change CHG0030001 was not requested by alice")),
                 "{hidden:?}"
             );
@@ -424,26 +444,27 @@ mod tests {
         let config = config("ValidateApprovalStatus=Yes\nAllowedApprovalStatuses=Approved\n");
         let mut ticket = change();
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
             None
         );
         ticket.approval = Some(Choice::new("Requested", "requested"));
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
             Some((
                 "approval",
                 "Change CHG0030001 is not approved (approval: Requested); allowed: Approved"
             ))
         );
         ticket.approval = None;
-        assert!(first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))).is_some());
+        assert!(first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)).is_some());
         // Incidents have no approval: the check does not apply to them.
         assert!(
             evaluate(
                 &config,
                 &incident(Choice::new("New", "1")),
                 "alice",
-                at(11, 0)
+                at(11, 0),
+                None,
             )
             .is_empty()
         );
@@ -456,7 +477,7 @@ mod tests {
         let mut ticket = change();
         ticket.approval = Some(Choice::new("not requested", "not requested"));
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(11, 0), None)),
             None
         );
     }
@@ -468,11 +489,12 @@ mod tests {
         for (hour, minute, inside) in [(9, 59, false), (10, 0, true), (12, 0, true), (12, 1, false)]
         {
             let failed =
-                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute))).is_some();
+                first_failure(&evaluate(&config, &ticket, "alice", at(hour, minute), None))
+                    .is_some();
             assert_eq!(failed, !inside, "{hour}:{minute}");
         }
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "alice", at(13, 0))),
+            first_failure(&evaluate(&config, &ticket, "alice", at(13, 0), None)),
             Some((
                 "window",
                 "Change CHG0030001 is outside its planned window (2026-11-30 10:00 to 12:00 UTC)"
@@ -480,7 +502,7 @@ mod tests {
         );
         let mut missing = change();
         missing.planned_start = None;
-        let failure = first_failure(&evaluate(&config, &missing, "alice", at(11, 0)))
+        let failure = first_failure(&evaluate(&config, &missing, "alice", at(11, 0), None))
             .map(|(_, text)| text.to_string());
         assert_eq!(
             failure.as_deref(),
@@ -504,7 +526,7 @@ mod tests {
     fn requester_check_is_case_insensitive_and_any_of() {
         let config = config("ValidateRequestingUser=Yes\n");
         assert_eq!(
-            first_failure(&evaluate(&config, &change(), "ALICE", at(11, 0))),
+            first_failure(&evaluate(&config, &change(), "ALICE", at(11, 0), None)),
             None
         );
         assert_eq!(
@@ -512,17 +534,18 @@ mod tests {
                 &config,
                 &incident(Choice::new("New", "1")),
                 "carol",
-                at(11, 0)
+                at(11, 0),
+                None,
             )),
             None
         );
         assert_eq!(
-            first_failure(&evaluate(&config, &change(), "bob", at(11, 0))),
+            first_failure(&evaluate(&config, &change(), "bob", at(11, 0), None)),
             Some(("requester", "Change CHG0030001 was not requested by bob"))
         );
         let mut nobody = change();
         nobody.requesters = vec![String::new()];
-        assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0))).is_some());
+        assert!(first_failure(&evaluate(&config, &nobody, "", at(11, 0), None)).is_some());
     }
 
     #[test]
@@ -533,7 +556,7 @@ mod tests {
         // dave is the assignee: no group membership is needed.
         assert_eq!(group_to_ask_about(&config, &ticket, "dave"), None);
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "DAVE", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "DAVE", at(11, 0), None)),
             None
         );
         // bob is not: the group must be asked about, and until it is he is not in it.
@@ -542,7 +565,7 @@ mod tests {
             Some("0a5f0000000000000000000000000001")
         );
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0), None)),
             Some((
                 "roles",
                 "Change CHG0030001 is not assigned to bob, has an assignment group that bob is not a member of; any one of assignee, assignment_group is required"
@@ -551,13 +574,13 @@ mod tests {
         ticket.group_member = Some(true);
         assert_eq!(group_to_ask_about(&config, &ticket, "bob"), None);
         assert_eq!(
-            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0))),
+            first_failure(&evaluate(&config, &ticket, "bob", at(11, 0), None)),
             None
         );
         ticket.group_member = None;
         ticket.assignment_group = None;
         assert_eq!(group_to_ask_about(&config, &ticket, "bob"), None);
-        let failure = first_failure(&evaluate(&config, &ticket, "bob", at(11, 0)))
+        let failure = first_failure(&evaluate(&config, &ticket, "bob", at(11, 0), None))
             .map(|(_, text)| text.to_string())
             .unwrap_or_default();
         assert!(failure.contains("has no assignment group"), "{failure}");
@@ -567,7 +590,7 @@ mod tests {
         );
         // An assignee with hidden characters is nobody.
         ticket.assignee = Some("dave\u{200B}".to_string());
-        assert!(first_failure(&evaluate(&config, &ticket, "dave", at(11, 0))).is_some());
+        assert!(first_failure(&evaluate(&config, &ticket, "dave", at(11, 0), None)).is_some());
     }
 
     #[test]

@@ -9,19 +9,57 @@ use crate::sanitise::has_hidden_characters;
 /// The longest ticket ID the module accepts.
 pub const MAX_ID_LENGTH: usize = 64;
 
-/// Incident or change: decided from the ID by the identification regexes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The type of a ticket, decided from the ID by the identification regexes.
+///
+/// Every kind goes through the same typed path: its identification, state and approval
+/// keys here, its table (ServiceNow) or form (Remedy) and person fields in the backends,
+/// and its choice fields for `pam-ticket check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TicketKind {
     Incident,
     Change,
+    /// ServiceNow requested item (`sc_req_item`, RITM…).
+    RequestItem,
+    /// ServiceNow catalog task (`sc_task`, SCTASK…).
+    CatalogTask,
+    /// ServiceNow problem (`problem`, PRB…).
+    Problem,
+    /// Remedy work order (`WOI:WorkOrder`, WO…).
+    WorkOrder,
+    /// Remedy problem investigation (`PBM:Problem Investigation`, PBI…).
+    ProblemInvestigation,
+}
+
+/// The ticketing systems a kind of ticket exists in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindSystems {
+    pub service_now: bool,
+    pub remedy: bool,
 }
 
 impl TicketKind {
+    /// Every kind, in the documented order in which the identification regexes are tried:
+    /// the first that matches decides the type.
+    pub const ORDER: [TicketKind; 7] = [
+        TicketKind::Incident,
+        TicketKind::Change,
+        TicketKind::RequestItem,
+        TicketKind::CatalogTask,
+        TicketKind::Problem,
+        TicketKind::WorkOrder,
+        TicketKind::ProblemInvestigation,
+    ];
+
     /// The name used in audit records.
     pub fn audit_name(self) -> &'static str {
         match self {
             TicketKind::Incident => "incident",
             TicketKind::Change => "change",
+            TicketKind::RequestItem => "request_item",
+            TicketKind::CatalogTask => "catalog_task",
+            TicketKind::Problem => "problem",
+            TicketKind::WorkOrder => "work_order",
+            TicketKind::ProblemInvestigation => "problem_investigation",
         }
     }
 
@@ -30,7 +68,70 @@ impl TicketKind {
         match self {
             TicketKind::Incident => "Ticket",
             TicketKind::Change => "Change",
+            TicketKind::RequestItem => "Requested item",
+            TicketKind::CatalogTask => "Catalog task",
+            TicketKind::Problem => "Problem",
+            TicketKind::WorkOrder => "Work order",
+            TicketKind::ProblemInvestigation => "Problem investigation",
         }
+    }
+
+    /// The type's name in running text (`requested item`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            TicketKind::Incident => "incident",
+            TicketKind::Change => "change",
+            TicketKind::RequestItem => "requested item",
+            TicketKind::CatalogTask => "catalog task",
+            TicketKind::Problem => "problem",
+            TicketKind::WorkOrder => "work order",
+            TicketKind::ProblemInvestigation => "problem investigation",
+        }
+    }
+
+    /// The type's name in configuration keys (`<T>TicketIdentification`, …).
+    pub fn key_name(self) -> &'static str {
+        match self {
+            TicketKind::Incident => "Incident",
+            TicketKind::Change => "Change",
+            TicketKind::RequestItem => "RequestItem",
+            TicketKind::CatalogTask => "CatalogTask",
+            TicketKind::Problem => "Problem",
+            TicketKind::WorkOrder => "WorkOrder",
+            TicketKind::ProblemInvestigation => "ProblemInvestigation",
+        }
+    }
+
+    /// The systems that have tickets of this kind. In portal mode only incidents and
+    /// changes are known (the portal classifies nothing else).
+    pub fn systems(self) -> KindSystems {
+        let (service_now, remedy) = match self {
+            TicketKind::Incident | TicketKind::Change => (true, true),
+            TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => {
+                (true, false)
+            }
+            TicketKind::WorkOrder | TicketKind::ProblemInvestigation => (false, true),
+        };
+        KindSystems {
+            service_now,
+            remedy,
+        }
+    }
+
+    /// Whether the kind is one of the two the module knew first, which portal mode keeps.
+    pub fn is_portal_kind(self) -> bool {
+        matches!(self, TicketKind::Incident | TicketKind::Change)
+    }
+
+    /// Whether tickets of this kind carry an approval the gateway can check (changes and
+    /// requested items).
+    pub fn has_approval(self) -> bool {
+        matches!(self, TicketKind::Change | TicketKind::RequestItem)
+    }
+
+    /// Whether tickets of this kind carry a planned window (changes).
+    pub fn has_window(self) -> bool {
+        self == TicketKind::Change
     }
 }
 
@@ -50,7 +151,6 @@ pub enum IdRefusal {
     BadCharacters,
     FormatMismatch,
     UnknownKind,
-    BothKinds,
 }
 
 impl IdRefusal {
@@ -59,17 +159,16 @@ impl IdRefusal {
         match self {
             IdRefusal::Empty => "No ticket ID was entered".to_string(),
             IdRefusal::TooLong { length } => {
-                format!("A ticket ID has at most {MAX_ID_LENGTH} characters; this answer has {length}")
+                format!(
+                    "A ticket ID has at most {MAX_ID_LENGTH} characters; this answer has {length}"
+                )
             }
             IdRefusal::BadCharacters => {
                 "A ticket ID may only contain letters, digits, '-' and '_'".to_string()
             }
             IdRefusal::FormatMismatch => "That is not a valid ticket ID format".to_string(),
             IdRefusal::UnknownKind => {
-                "That ticket ID is neither an incident nor a change ticket".to_string()
-            }
-            IdRefusal::BothKinds => {
-                "That ticket ID matches both the incident and the change format; ask your administrator to fix the identification rules".to_string()
+                "That ticket ID is not of a ticket type this gateway accepts".to_string()
             }
         }
     }
@@ -81,8 +180,7 @@ impl IdRefusal {
             IdRefusal::TooLong { length } => format!("answer too long ({length} characters)"),
             IdRefusal::BadCharacters => "answer has characters outside [A-Za-z0-9_-]".to_string(),
             IdRefusal::FormatMismatch => "answer does not match TicketFormatRegex".to_string(),
-            IdRefusal::UnknownKind => "answer matches neither identification regex".to_string(),
-            IdRefusal::BothKinds => "answer matches both identification regexes".to_string(),
+            IdRefusal::UnknownKind => "answer matches no identification regex".to_string(),
         }
     }
 }
@@ -90,8 +188,9 @@ impl IdRefusal {
 impl TicketId {
     /// Checks an answer (already trimmed) against every rule that must hold before the
     /// network is touched: at most 64 ASCII letters, digits, `-` and `_`; then, upper-cased
-    /// when UppercaseTicketId is Yes, TicketFormatRegex when set and exactly one of the
-    /// identification regexes.
+    /// when UppercaseTicketId is Yes, TicketFormatRegex when set and one of the
+    /// identification regexes: the first that matches, in [`TicketKind::ORDER`], is the
+    /// ticket's type.
     pub fn parse(answer: &[u8], config: &Config) -> Result<TicketId, IdRefusal> {
         if answer.is_empty() {
             return Err(IdRefusal::Empty);
@@ -127,13 +226,13 @@ impl TicketId {
         {
             return Err(IdRefusal::FormatMismatch);
         }
-        let incident = config.incident_identification.is_match(text);
-        let change = config.change_identification.is_match(text);
-        let kind = match (incident, change) {
-            (true, false) => TicketKind::Incident,
-            (false, true) => TicketKind::Change,
-            (false, false) => return Err(IdRefusal::UnknownKind),
-            (true, true) => return Err(IdRefusal::BothKinds),
+        let Some(kind) = config
+            .identification
+            .iter()
+            .find(|(_, regex)| regex.is_match(text))
+            .map(|(kind, _)| *kind)
+        else {
+            return Err(IdRefusal::UnknownKind);
         };
         Ok(TicketId {
             text: text.to_string(),
@@ -211,6 +310,32 @@ pub struct Ticket {
     /// What a work note needs to find the record, when the ticket ID is not enough: the
     /// ServiceNow `sys_id`, the Remedy change's entry ID.
     pub record_id: Option<String>,
+    /// The configuration items the ticket names (ServiceNow: its `cmdb_ci`, and for a
+    /// change its affected CIs too); `None` when they were not asked for
+    /// (ValidateConfigurationItem=No).
+    pub configuration_items: Option<Vec<ConfigurationItem>>,
+}
+
+/// One configuration item as the ticketing system describes it. Absent fields are ones
+/// the item's class does not have (or that are empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigurationItem {
+    pub name: String,
+    pub ip_address: Option<String>,
+    pub fqdn: Option<String>,
+    pub host_name: Option<String>,
+    /// ServiceNow's `sys_class_name` (`cmdb_ci_linux_server`).
+    pub class: Option<String>,
+}
+
+impl ConfigurationItem {
+    /// An item known by its name alone (a Remedy CI field).
+    pub fn named(name: impl Into<String>) -> ConfigurationItem {
+        ConfigurationItem {
+            name: name.into(),
+            ..ConfigurationItem::default()
+        }
+    }
 }
 
 #[cfg(test)]

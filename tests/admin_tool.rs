@@ -531,8 +531,12 @@ const REMEDY_USER: &str = "svc_pam_ticket";
 const REMEDY_PASSWORD: &str = "S3rvice-Passw0rd!";
 
 /// What `check` sends Remedy: a log-on, a query on each form, a log-off.
-const CHECK_EXCHANGE: [Endpoint; 4] = [
+/// A log-on, a query on each ticket type's form (incident, change, work order, problem
+/// investigation), a log-off.
+const CHECK_EXCHANGE: [Endpoint; 6] = [
     Endpoint::Login,
+    Endpoint::Query,
+    Endpoint::Query,
     Endpoint::Query,
     Endpoint::Query,
     Endpoint::Logout,
@@ -637,6 +641,8 @@ fn check_remedy_logs_on_queries_both_forms_logs_off_and_leaves_the_cache_alone()
         "  OK    logged on as svc_pam_ticket (POST /api/jwt/login)",
         "  OK    form \"HPD:Help Desk\" answered a query on \"Incident Number\" (no entry PAMTICKETCHECK0, as expected)",
         "  OK    form \"CHG:Infrastructure Change\" answered a query on \"Infrastructure Change ID\" (no entry PAMTICKETCHECK0, as expected)",
+        "  OK    form \"WOI:WorkOrder\" answered a query on \"Work Order ID\" (no entry PAMTICKETCHECK0, as expected)",
+        "  OK    form \"PBM:Problem Investigation\" answered a query on \"Problem Investigation ID\" (no entry PAMTICKETCHECK0, as expected)",
         "  OK    logged off (POST /api/jwt/logout)",
     ] {
         assert!(
@@ -1028,6 +1034,15 @@ fn check_remedy_names_a_missing_form_and_still_logs_off() {
         "{out}"
     );
     assert!(out.ends_with("result: FAILED\n"), "{out}");
-    assert_eq!(setup.endpoints(), CHECK_EXCHANGE);
+    // The probe stops at the missing form (the incident's, then the change's), and logs off.
+    assert_eq!(
+        setup.endpoints(),
+        [
+            Endpoint::Login,
+            Endpoint::Query,
+            Endpoint::Query,
+            Endpoint::Logout
+        ]
+    );
     assert!(setup.sim.live_tokens().is_empty());
 }

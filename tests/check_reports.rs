@@ -276,6 +276,8 @@ fn check_warns_about_allowed_remedy_choices_the_forms_do_not_know() {
             Endpoint::Login,
             Endpoint::Query,
             Endpoint::Query,
+            Endpoint::Query,
+            Endpoint::Query,
             Endpoint::Logout,
             Endpoint::Login,
             Endpoint::Fields,
@@ -284,7 +286,7 @@ fn check_warns_about_allowed_remedy_choices_the_forms_do_not_know() {
         ],
         "{received:?}"
     );
-    let forms: Vec<Option<&str>> = received[5..7]
+    let forms: Vec<Option<&str>> = received[7..9]
         .iter()
         .map(|request| request.form.as_deref())
         .collect();

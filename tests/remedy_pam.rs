@@ -718,7 +718,7 @@ fn the_example_configuration_works() {
         vec![
             "Change CRQ000000000007 is Closed; allowed states: Scheduled, Implementation In Progress",
             "Change CRQ000000000002 is not approved (approval: Requested); allowed: Approved",
-            "That ticket ID is neither an incident nor a change ticket",
+            "That ticket ID is not of a ticket type this gateway accepts",
         ]
     );
     assert_eq!(pam::code_name(outcome.code), "PAM_MAXTRIES");

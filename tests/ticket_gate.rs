@@ -760,10 +760,10 @@ fn a_wrong_bypass_code_is_refused_and_not_logged() {
     assert_eq!(outcome.code, PAM_MAXTRIES, "{}", outcome.transcript());
     assert_eq!(
         outcome.errors(),
-        vec!["That ticket ID is neither an incident nor a change ticket"]
+        vec!["That ticket ID is not of a ticket type this gateway accepts"]
     );
     assert_eq!(gate.server.request_count(), 0);
-    let record = assert_single_audit(&gate, "deny", "neither identification regex");
+    let record = assert_single_audit(&gate, "deny", "matches no identification regex");
     assert_eq!(record["answer_length"], 14);
     let audit_text = fs::read_to_string(gate.audit_path()).expect("audit file");
     assert!(!audit_text.contains("wrong-code"));
@@ -1567,8 +1567,8 @@ fn the_example_configuration_is_valid() {
         Some(pam_ticket::config::TicketingSystem::ServiceNow)
     );
     assert_eq!(
-        config.allowed_incident_states,
-        Some(vec!["New".to_string(), "In Progress".to_string()])
+        config.allowed_states(pam_ticket::ticket::TicketKind::Incident),
+        Some(&["New".to_string(), "In Progress".to_string()][..])
     );
     assert!(config.validate_requesting_user && config.validate_operation_time);
     assert!(config.portal.is_none());

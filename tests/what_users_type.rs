@@ -129,7 +129,7 @@ fn a_lower_case_servicenow_id_is_upper_cased_unless_switched_off() {
     assert_eq!(outcome.code, PAM_MAXTRIES, "{context}");
     assert_eq!(
         outcome.errors(),
-        vec!["That ticket ID is neither an incident nor a change ticket"],
+        vec!["That ticket ID is not of a ticket type this gateway accepts"],
         "{context}"
     );
     assert_eq!(sim.query_count(), 1, "no request for the refused answer");

@@ -90,13 +90,10 @@ fn check_config(config: &Config) {
     assert!((60..=86_400).contains(&config.remedy.token_lifetime.as_secs()));
     assert!(!config.prompt.trim().is_empty());
     assert_shown_text(&config.prompt, "the prompt");
-    for list in [
-        &config.allowed_incident_states,
-        &config.allowed_change_states,
-        &config.allowed_approval_statuses,
-    ]
-    .into_iter()
-    .flatten()
+    for list in config
+        .allowed_states
+        .values()
+        .chain(config.allowed_approvals.values())
     {
         assert!(!list.is_empty(), "a check in force with nothing allowed");
         for item in list {
@@ -104,7 +101,10 @@ fn check_config(config: &Config) {
         }
     }
     if let Some(url) = &config.system_url {
-        let probe = |kind| remedy::query_url(url, &config.remedy, &backend::probe_id(kind));
+        let probe = |kind| {
+            let spec = remedy::form_spec(&config.remedy, kind).expect("a Remedy kind");
+            remedy::query_url(url, &spec, &backend::probe_id(kind), true)
+        };
         let request_urls = [
             url.join("/api/now/table/incident"),
             url.join("/api/jwt/login"),
@@ -133,9 +133,9 @@ fn check_config(config: &Config) {
     assert!(config.cache_directory.is_absolute());
     match &config.portal {
         Some(portal) => {
-            assert!(config.allowed_incident_states.is_none());
-            assert!(config.allowed_change_states.is_none());
-            assert!(config.allowed_approval_statuses.is_none());
+            assert!(config.allowed_states.is_empty());
+            assert!(config.allowed_approvals.is_empty());
+            assert!(config.ci_check.is_none());
             assert!(!config.validate_operation_time && !config.validate_requesting_user);
             assert!(!portal.ticketing_system_name.is_empty());
             assert!(!portal.reason_template.is_empty());

@@ -73,11 +73,11 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => check_lookup_error(&error),
     }
 
-    let (form, id_field) = match id.kind {
-        TicketKind::Incident => (&settings.incident_form, &settings.incident_id_field),
-        TicketKind::Change => (&settings.change_form, &settings.change_id_field),
+    let Some(spec) = remedy::form_spec(settings, id.kind) else {
+        return;
     };
-    match remedy::interpret(&id, settings, form, id_field, &response) {
+    let id_field = spec.id_field.to_string();
+    match remedy::interpret(&id, &spec, true, &response) {
         Ok(ticket) => {
             assert_eq!(status, 200, "a ticket from HTTP {status}");
             let document = accepted_json(body);

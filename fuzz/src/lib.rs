@@ -28,15 +28,14 @@ pub fn status(word: &str) -> Option<u16> {
         .filter(|status| (100..=999).contains(status))
 }
 
-/// `incident INC0010001` or `change CHG0030001` from a header: the ticket asked for. The
+/// `incident INC0010001`, `change CHG0030001` (or another type's audit name, such as
+/// `request_item`) from a header: the ticket asked for. The
 /// ID must pass the charset and length rule that `TicketId::parse` applies before any
 /// request is made, so only IDs a real lookup could ask for are used.
 pub fn ticket_id(kind: &str, text: &str) -> Option<TicketId> {
-    let kind = match kind {
-        "incident" => TicketKind::Incident,
-        "change" => TicketKind::Change,
-        _ => return None,
-    };
+    let kind = TicketKind::ORDER
+        .into_iter()
+        .find(|known| known.audit_name() == kind)?;
     let valid = !text.is_empty()
         && text.len() <= pam_ticket::ticket::MAX_ID_LENGTH
         && text

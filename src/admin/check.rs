@@ -7,9 +7,10 @@ use crate::backend::{
     self, BadAnswer, ChoiceField, LookupError, Outage, PROBE_TICKET, ProbeLine, TicketSource,
 };
 use crate::clock::{Clock, Deadline, SystemClock};
-use crate::config::{Config, Credentials, FailMode, KEYS, Key};
+use crate::config::{Config, Credentials, FailMode, KEYS, Key, kind_keys};
 use crate::http::{TransportError, Unreachable};
 use crate::spelling;
+use crate::ticket::TicketKind;
 
 const HELP: &str = "usage: pam-ticket check [--config PATH] [--arg MODULE-ARGUMENT]...
 
@@ -111,13 +112,38 @@ pub fn settings(config: &Config) -> Vec<(&'static str, String)> {
 
 /// How one key's effective value is shown; `None` for a key shown on another key's line.
 fn shown_value(config: &Config, key: Key) -> Option<String> {
-    let list = |allowed: &Option<Vec<String>>| match allowed {
+    let list = |allowed: Option<&[String]>| match allowed {
         Some(entries) => format!("Yes: {}", entries.join(", ")),
         None => "No".to_string(),
     };
     let portal = config.portal.as_ref();
     let remedy = &config.remedy;
     let people = &config.people;
+    for kind in TicketKind::ORDER {
+        let keys = kind_keys(kind);
+        if key == keys.identification {
+            return Some(config.identification_of(kind).map_or_else(
+                || "(not a ticket type of this mode)".to_string(),
+                ToString::to_string,
+            ));
+        }
+        for (switch, list_key, allowed) in [(keys.state, config.allowed_states(kind))]
+            .into_iter()
+            .chain(
+                keys.approval
+                    .map(|approval| (approval, config.allowed_approvals(kind))),
+            )
+            .map(|((switch, list_key), allowed)| (switch, list_key, allowed))
+        {
+            if key == switch {
+                return Some(list(allowed));
+            }
+            // Shown with its switch, as "Yes: the list".
+            if key == list_key {
+                return None;
+            }
+        }
+    }
     Some(match key {
         Key::TicketingSystem => config
             .ticketing_system
@@ -155,15 +181,46 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::ValidateTicketNumber => yes_no(config.validate_ticket_number),
         Key::UppercaseTicketId => yes_no(config.uppercase_ticket_id),
         Key::TicketFormatRegex => optional(config.ticket_format.as_ref()),
-        Key::IncidentTicketIdentification => config.incident_identification.to_string(),
-        Key::ChangeTicketIdentification => config.change_identification.to_string(),
-        Key::ValidateIncidentTicketState => list(&config.allowed_incident_states),
-        Key::ValidateChangeTicketState => list(&config.allowed_change_states),
-        Key::ValidateApprovalStatus => list(&config.allowed_approval_statuses),
-        // Shown with their switch, as "Yes: the list".
-        Key::AllowedIncidentTicketStates
+        // Shown above, by ticket type.
+        Key::IncidentTicketIdentification
+        | Key::ChangeTicketIdentification
+        | Key::ValidateIncidentTicketState
+        | Key::ValidateChangeTicketState
+        | Key::ValidateApprovalStatus
+        | Key::AllowedIncidentTicketStates
         | Key::AllowedChangeTicketStates
-        | Key::AllowedApprovalStatuses => return None,
+        | Key::AllowedApprovalStatuses
+        | Key::RequestItemTicketIdentification
+        | Key::ValidateRequestItemTicketState
+        | Key::AllowedRequestItemTicketStates
+        | Key::ValidateRequestItemApprovalStatus
+        | Key::AllowedRequestItemApprovalStatuses
+        | Key::CatalogTaskTicketIdentification
+        | Key::ValidateCatalogTaskTicketState
+        | Key::AllowedCatalogTaskTicketStates
+        | Key::ProblemTicketIdentification
+        | Key::ValidateProblemTicketState
+        | Key::AllowedProblemTicketStates
+        | Key::WorkOrderTicketIdentification
+        | Key::ValidateWorkOrderTicketState
+        | Key::AllowedWorkOrderTicketStates
+        | Key::ProblemInvestigationTicketIdentification
+        | Key::ValidateProblemInvestigationTicketState
+        | Key::AllowedProblemInvestigationTicketStates => return None,
+        Key::ValidateConfigurationItem => yes_no(config.ci_check.is_some()),
+        Key::TargetName => match config.ci_check.as_ref() {
+            Some(crate::config::CiCheck {
+                target_name: Some(name),
+                ..
+            }) => name.clone(),
+            _ => "(none: this gateway's canonical FQDN and gethostname())".to_string(),
+        },
+        Key::CIMatchShortName => yes_no(
+            config
+                .ci_check
+                .as_ref()
+                .is_some_and(|check| check.match_short_name),
+        ),
         Key::ValidateOperationTime => yes_no(config.validate_operation_time),
         Key::ValidateRequestingUser => yes_no(config.validate_requesting_user),
         Key::AllowedUserRoles => people
@@ -219,6 +276,20 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::RemedyChangeStartField => remedy.change_start_field.clone(),
         Key::RemedyChangeEndField => remedy.change_end_field.clone(),
         Key::RemedyChangeRequesterFields => remedy.change_requester_fields.join(", "),
+        Key::RemedyIncidentCIField => remedy.incident_ci_field.clone(),
+        Key::RemedyChangeCIField => remedy.change_ci_field.clone(),
+        Key::RemedyWorkOrderForm => remedy.work_order_form.clone(),
+        Key::RemedyWorkOrderIDField => remedy.work_order_id_field.clone(),
+        Key::RemedyWorkOrderStatusField => remedy.work_order_status_field.clone(),
+        Key::RemedyWorkOrderRequesterFields => remedy.work_order_requester_fields.join(", "),
+        Key::RemedyProblemInvestigationForm => remedy.problem_investigation_form.clone(),
+        Key::RemedyProblemInvestigationIDField => remedy.problem_investigation_id_field.clone(),
+        Key::RemedyProblemInvestigationStatusField => {
+            remedy.problem_investigation_status_field.clone()
+        }
+        Key::RemedyProblemInvestigationRequesterFields => {
+            remedy.problem_investigation_requester_fields.join(", ")
+        }
         Key::RemedyIncidentAssigneeField => remedy.people.incident_assignee_field.clone(),
         Key::RemedyIncidentAssignedGroupField => remedy.people.incident_group_field.clone(),
         Key::RemedyChangeAssigneeField => remedy.people.change_assignee_field.clone(),
@@ -519,26 +590,18 @@ fn compare_choices(config: &Config, source: &mut dyn TicketSource) {
     if config.portal.is_some() {
         return;
     }
-    let lists: Vec<(ChoiceField, Key, &Vec<String>)> = [
-        (
-            ChoiceField::IncidentState,
-            Key::AllowedIncidentTicketStates,
-            &config.allowed_incident_states,
-        ),
-        (
-            ChoiceField::ChangeState,
-            Key::AllowedChangeTicketStates,
-            &config.allowed_change_states,
-        ),
-        (
-            ChoiceField::ChangeApproval,
-            Key::AllowedApprovalStatuses,
-            &config.allowed_approval_statuses,
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(field, key, allowed)| allowed.as_ref().map(|allowed| (field, key, allowed)))
-    .collect();
+    let mut lists: Vec<(ChoiceField, Key, &[String])> = Vec::new();
+    for kind in TicketKind::ORDER {
+        let keys = kind_keys(kind);
+        if let Some(allowed) = config.allowed_states(kind) {
+            lists.push((ChoiceField::State(kind), keys.state.1, allowed));
+        }
+        if let (Some(allowed), Some((_, list_key))) =
+            (config.allowed_approvals(kind), keys.approval)
+        {
+            lists.push((ChoiceField::Approval(kind), list_key, allowed));
+        }
+    }
     if lists.is_empty() {
         return;
     }

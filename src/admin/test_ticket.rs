@@ -10,6 +10,7 @@ use crate::audit::{AuditRecord, AuditSink, Delivery, SystemAudit};
 use crate::backend::{self, Lookup, LookupError, TicketSource};
 use crate::bypass;
 use crate::flow::{Clock, Conversation, ConversationFailed, Flow, Outcome, SystemClock};
+use crate::host::TargetNames;
 use crate::http::Deadline;
 use crate::login::Login;
 use crate::policy::{self, Verdict};
@@ -189,6 +190,16 @@ pub fn run(arguments: &[String]) -> i32 {
 
     if let Some(recording) = &recording {
         print_lookup(&config, &login, recording, now);
+        // Counted in the HTTP client: every request this login made, retries included.
+        row(
+            "requests",
+            "",
+            &format!(
+                "{} HTTP request(s) to {} for this login",
+                recording.requests_sent(),
+                recording.system_name()
+            ),
+        );
     } else if config.enter_ticketing_info && !config.validate_ticket_number {
         row("lookup", "SKIP", "ValidateTicketNumber=No: no request");
     }
@@ -338,8 +349,16 @@ fn print_lookup(
                 "FOUND",
                 &format!("{system}: {}", describe(ticket)),
             );
-            // The same pure function the Flow ran, on the same ticket, person and time.
-            let results = policy::evaluate(config, ticket, login.identity(), now);
+            // The same pure function the Flow ran, on the same ticket, person, time and
+            // target.
+            let target = config
+                .ci_check
+                .as_ref()
+                .map(|check| TargetNames::for_check(check, Some(config.timeout)));
+            if let Some(target) = &target {
+                row("target", "", &target.describe());
+            }
+            let results = policy::evaluate(config, ticket, login.identity(), now, target.as_ref());
             if results.is_empty() {
                 row(
                     "checks",
@@ -435,6 +454,28 @@ fn describe(ticket: &Ticket) -> String {
             .collect();
         parts.push(format!("requesters {}", requesters.join("/")));
     }
+    if let Some(items) = &ticket.configuration_items {
+        let names: Vec<String> = items
+            .iter()
+            .map(|item| {
+                let mut name = backend::sanitise(&item.name);
+                let more: Vec<String> = [&item.fqdn, &item.host_name, &item.ip_address]
+                    .into_iter()
+                    .flatten()
+                    .map(|text| backend::sanitise(text))
+                    .collect();
+                if !more.is_empty() {
+                    name.push_str(&format!(" ({})", more.join(" ")));
+                }
+                name
+            })
+            .collect();
+        parts.push(if names.is_empty() {
+            "no configuration item".to_string()
+        } else {
+            format!("configuration items {}", names.join("/"))
+        });
+    }
     if let Some(assignee) = &ticket.assignee {
         parts.push(format!("assignee {}", backend::sanitise(assignee)));
     }
@@ -524,6 +565,9 @@ struct Recording<'a> {
 impl TicketSource for Recording<'_> {
     fn system_name(&self) -> &str {
         self.inner.system_name()
+    }
+    fn requests_sent(&self) -> u64 {
+        self.inner.requests_sent()
     }
     fn lookup(
         &mut self,

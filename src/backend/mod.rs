@@ -2,9 +2,11 @@
 //! Whether a failure is "the ticket is not valid" or "we could not ask" is decided here,
 //! by the variant a backend returns, never guessed later from a message.
 
+pub mod cmdb;
 pub mod portal;
 pub mod remedy;
 pub mod servicenow;
+pub mod tables;
 
 use std::fmt;
 
@@ -22,7 +24,15 @@ pub const PROBE_MEMBER: &str = "pam-ticket-check";
 
 /// What an admin reads when a group membership query of `pam-ticket check` failed.
 pub fn membership_problem(what: &str, error: &LookupError) -> String {
-    let why = match error {
+    format!(
+        "{what}, which AllowedUserRoles=assignment_group reads, gave no answer: {}",
+        why_unanswered(error)
+    )
+}
+
+/// Why a query that `pam-ticket check` makes for a check gave no answer, in a few words.
+pub fn why_unanswered(error: &LookupError) -> String {
+    match error {
         LookupError::AccountRefused { status, detail } => format!(
             "the module's account was refused (HTTP {status}{}): it needs read access there",
             if detail.is_empty() {
@@ -37,8 +47,7 @@ pub fn membership_problem(what: &str, error: &LookupError) -> String {
         LookupError::UntrustedServer { detail } => format!("untrusted certificate: {detail}"),
         LookupError::NotCheckable { message } => message.clone(),
         other => format!("{other:?}"),
-    };
-    format!("{what}, which AllowedUserRoles=assignment_group reads, gave no answer: {why}")
+    }
 }
 
 /// One finding of [`TicketSource::probe`].
@@ -52,8 +61,7 @@ pub enum ProbeLine {
 }
 
 /// What a backend established about a ticket.
-// One value per answer, moved once into the policy: keeping the ticket inline costs a few
-// hundred bytes on the stack for that moment, where a box would cost an allocation.
+// One Lookup per answer, moved once into the flow: boxing the ticket would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -281,18 +289,18 @@ impl From<TransportError> for LookupError {
 /// ticketing system itself knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChoiceField {
-    IncidentState,
-    ChangeState,
-    ChangeApproval,
+    /// The state (status) of a ticket type.
+    State(TicketKind),
+    /// The approval of a ticket type that has one.
+    Approval(TicketKind),
 }
 
 impl ChoiceField {
-    /// How messages name the field.
-    pub fn noun(self) -> &'static str {
+    /// How messages name the field (`incident state`, `change approval`).
+    pub fn noun(self) -> String {
         match self {
-            ChoiceField::IncidentState => "incident state",
-            ChoiceField::ChangeState => "change state",
-            ChoiceField::ChangeApproval => "change approval",
+            ChoiceField::State(kind) => format!("{} state", kind.type_name()),
+            ChoiceField::Approval(kind) => format!("{} approval", kind.type_name()),
         }
     }
 }
@@ -328,6 +336,9 @@ pub trait TicketSource {
         deadline: Deadline,
         audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError>;
+
+    /// How many HTTP requests this source has sent so far, counted in the HTTP client.
+    fn requests_sent(&self) -> u64;
 
     /// Whether `identity` (the person in the ticketing system) is a member of the
     /// assignment group `group` (as the ticket holds it): one request, under the login's
@@ -461,14 +472,18 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
                 account,
                 servicenow::PersonQuery::from_people(&config.people),
             )
-            .reading_sys_id(config.work_notes.is_some()),
+            .reading_sys_id(config.work_notes.is_some())
+            .with_ci(config.ci_check.is_some()),
         )),
-        crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(remedy::Remedy::new(
-            client,
-            url,
-            account,
-            config.remedy.clone(),
-            config.cache_directory.clone(),
-        ))),
+        crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(
+            remedy::Remedy::new(
+                client,
+                url,
+                account,
+                config.remedy.clone(),
+                config.cache_directory.clone(),
+            )
+            .with_ci(config.ci_check.is_some()),
+        )),
     }
 }

@@ -1,11 +1,16 @@
-//! ServiceNow through the Table API: one GET per ticket, stored values only.
+//! ServiceNow through the Table API: one GET per ticket, stored values only (a change
+//! checked for its configuration items: one more, see [`super::cmdb`]).
 
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::cmdb::{MAX_AFFECTED_CIS, ci_field_list, interpret_affected_cis, referenced_ci};
+use super::tables::no_such_table;
+pub use super::tables::{TableSpec, table_spec};
 use super::{
     ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_MEMBER, ProbeLine,
     TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
+    why_unanswered,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, People, PersonFields, UserMatchField, UserRole};
@@ -22,6 +27,8 @@ pub struct ServiceNow {
     /// Whether a lookup reads the record's `sys_id` (WorkNotes=Yes), which a work note is
     /// written to.
     reads_sys_id: bool,
+    /// ValidateConfigurationItem: fetch the ticket's configuration items too.
+    with_ci: bool,
 }
 
 /// How people are read from tickets: the sys_user field they are matched on, and the
@@ -71,6 +78,29 @@ pub fn person_fields(kind: TicketKind) -> PersonFields<'static> {
             assignee: "assigned_to",
             group: "assignment_group",
         },
+        TicketKind::RequestItem => PersonFields {
+            requesters: vec!["requested_for", "opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        // The requester of a catalog task is its requested item's requested_for (one
+        // dot-walk further), or whoever opened the task.
+        TicketKind::CatalogTask => PersonFields {
+            requesters: vec!["request_item.requested_for", "opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        TicketKind::Problem => PersonFields {
+            requesters: vec!["opened_by"],
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
+        // Not ServiceNow types: table_spec refuses them before any query is built.
+        TicketKind::WorkOrder | TicketKind::ProblemInvestigation => PersonFields {
+            requesters: Vec::new(),
+            assignee: "assigned_to",
+            group: "assignment_group",
+        },
     }
 }
 
@@ -87,6 +117,7 @@ impl ServiceNow {
             account,
             people,
             reads_sys_id: false,
+            with_ci: false,
         }
     }
 
@@ -97,25 +128,29 @@ impl ServiceNow {
         self
     }
 
+    /// Fetches each ticket's configuration items too (ValidateConfigurationItem).
+    pub fn with_ci(mut self, with_ci: bool) -> ServiceNow {
+        self.with_ci = with_ci;
+        self
+    }
+
     /// The Table API URL for one ticket. `sysparm_display_value=all` returns each field as
     /// `{display_value, value}`: the label for messages, the stored value for matching and
     /// dates (stored in UTC, whereas display values are in the API user's time zone).
     ///
     /// With WorkNotes=Yes `sys_id` is read too: a work note is written to the record by
     /// it, with no second query.
-    pub fn query_url(&self, id: &TicketId) -> String {
-        let table = table_for(id.kind);
-        let fields = match id.kind {
-            TicketKind::Incident => "number,state",
-            TicketKind::Change => "number,state,approval,start_date,end_date",
-        };
-        let fields = if self.reads_sys_id {
-            format!("sys_id,{fields}")
-        } else {
-            fields.to_string()
-        };
+    pub fn query_url(&self, id: &TicketId) -> Result<String, LookupError> {
+        let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
+        let mut fields: Vec<String> = ["number", "state"].map(str::to_string).to_vec();
+        if self.reads_sys_id {
+            fields.insert(0, "sys_id".to_string());
+        }
+        fields.extend(spec.approval.map(str::to_string));
+        if let Some((start, end)) = spec.window {
+            fields.extend([start.to_string(), end.to_string()]);
+        }
         let people = person_fields(id.kind);
-        let mut fields = vec![fields.to_string()];
         for field in people.wanted(&self.people.roles) {
             fields.push(if field == people.group {
                 field.to_string()
@@ -123,12 +158,44 @@ impl ServiceNow {
                 self.people.walked(field)
             });
         }
-        format!(
+        if self.with_ci {
+            fields.extend(ci_field_list("cmdb_ci"));
+        }
+        Ok(format!(
             "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit=2&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
-            self.base_url.join(&format!("/api/now/table/{table}")),
+            self.base_url
+                .join(&format!("/api/now/table/{}", spec.table)),
             percent_encode(&format!("number={}", id.text)),
             percent_encode(&fields.join(",")),
+        ))
+    }
+
+    /// `GET task_ci` for the affected CIs of a change, found by the change's number
+    /// (which passed the ID rules) through the `task` reference.
+    pub fn affected_cis_url(&self, id: &TicketId) -> String {
+        format!(
+            "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit={MAX_AFFECTED_CIS}&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
+            self.base_url.join("/api/now/table/task_ci"),
+            percent_encode(&format!("task.number={}", id.text)),
+            percent_encode(&ci_field_list("ci_item").join(",")),
         )
+    }
+
+    fn get(&self, url: &str, deadline: Deadline) -> Result<HttpResponse, LookupError> {
+        // Decodes to the password: wiped (on drop) as soon as the request is over.
+        let authorization = basic_authorization(&self.account);
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        Ok(self.client.send_with_retry(
+            Method::Get,
+            url,
+            &headers,
+            &Body::Empty,
+            deadline,
+            &mut RetryBudget::for_check(),
+        )?)
     }
 
     /// `GET sys_user_grmember` for one membership: the person (by the matched field) in
@@ -168,26 +235,19 @@ impl ServiceNow {
     }
 }
 
-/// The table a ticket of this kind lives in: the lookup queries it and a work note is
-/// written to the record found there.
-pub fn table_for(kind: TicketKind) -> &'static str {
-    match kind {
-        TicketKind::Incident => "incident",
-        TicketKind::Change => "change_request",
-    }
-}
-
-/// `PATCH /api/now/table/{table}/{sys_id}?sysparm_fields=sys_id`: the answer holds the
-/// `sys_id` only, however long the record's journal.
-pub fn note_url(base_url: &BaseUrl, kind: TicketKind, sys_id: &str) -> String {
-    format!(
+/// `PATCH /api/now/table/{table}/{sys_id}?sysparm_fields=sys_id`, on the table the lookup
+/// queried (every ticket table extends `task`, which has `work_notes`): the answer holds
+/// the `sys_id` only, however long the record's journal.
+pub fn note_url(base_url: &BaseUrl, kind: TicketKind, sys_id: &str) -> Result<String, LookupError> {
+    let spec = table_spec(kind).ok_or_else(|| no_such_table(kind))?;
+    Ok(format!(
         "{}?sysparm_fields=sys_id",
         base_url.join(&format!(
             "/api/now/table/{}/{}",
-            table_for(kind),
+            spec.table,
             percent_encode(sys_id)
         )),
-    )
+    ))
 }
 
 /// The roles that write `work_notes` on incident and change_request on a stock instance.
@@ -245,24 +305,25 @@ pub fn interpret_note(sys_id: &str, response: &HttpResponse) -> Result<(), Looku
 }
 
 /// Where a choice field's choices live in `sys_choice`: the table and the element.
-pub fn choice_element(field: ChoiceField) -> (&'static str, &'static str) {
+pub fn choice_element(field: ChoiceField) -> Option<(&'static str, &'static str)> {
     match field {
-        ChoiceField::IncidentState => ("incident", "state"),
-        ChoiceField::ChangeState => ("change_request", "state"),
-        ChoiceField::ChangeApproval => ("change_request", "approval"),
+        ChoiceField::State(kind) => table_spec(kind).map(|spec| (spec.table, "state")),
+        ChoiceField::Approval(kind) => {
+            table_spec(kind).and_then(|spec| spec.approval.map(|field| (spec.table, field)))
+        }
     }
 }
 
 /// `GET /api/now/table/sys_choice` for the active choices of one field: each a stored
 /// value and its label.
-pub fn choices_url(base_url: &BaseUrl, field: ChoiceField) -> String {
-    let (table, element) = choice_element(field);
-    format!(
+pub fn choices_url(base_url: &BaseUrl, field: ChoiceField) -> Option<String> {
+    let (table, element) = choice_element(field)?;
+    Some(format!(
         "{}?sysparm_query={}&sysparm_fields={}",
         base_url.join("/api/now/table/sys_choice"),
         percent_encode(&format!("name={table}^element={element}^inactive=false")),
         percent_encode("label,value"),
-    )
+    ))
 }
 
 /// The choices in a `sys_choice` answer, each once (an instance with several languages
@@ -296,6 +357,10 @@ impl TicketSource for ServiceNow {
         "ServiceNow"
     }
 
+    fn requests_sent(&self) -> u64 {
+        self.client.requests_sent()
+    }
+
     /// One `sys_choice` query per field, with the module's own account.
     fn known_choices(&mut self, fields: &[ChoiceField], deadline: Deadline) -> Vec<KnownChoices> {
         fields
@@ -306,17 +371,16 @@ impl TicketSource for ServiceNow {
                     ("Accept", "application/json"),
                     ("Authorization", authorization.as_str()),
                 ];
-                let answer = self
-                    .client
-                    .send(
-                        Method::Get,
-                        &choices_url(&self.base_url, *field),
-                        &headers,
-                        &Body::Empty,
-                        deadline,
-                    )
-                    .map_err(LookupError::from)
-                    .and_then(|response| interpret_choices(&response));
+                let answer = match choices_url(&self.base_url, *field) {
+                    Some(url) => self
+                        .client
+                        .send(Method::Get, &url, &headers, &Body::Empty, deadline)
+                        .map_err(LookupError::from)
+                        .and_then(|response| interpret_choices(&response)),
+                    None => Err(no_such_table(match field {
+                        ChoiceField::State(kind) | ChoiceField::Approval(kind) => *kind,
+                    })),
+                };
                 (*field, answer)
             })
             .collect()
@@ -329,22 +393,22 @@ impl TicketSource for ServiceNow {
         deadline: Deadline,
         _audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        // Decodes to the password: wiped (on drop) as soon as the request is over.
-        let authorization = basic_authorization(&self.account);
-        let headers = [
-            ("Accept", "application/json"),
-            ("Authorization", authorization.as_str()),
-        ];
-        let response = self.client.send_with_retry(
-            Method::Get,
-            &self.query_url(id),
-            &headers,
-            &Body::Empty,
-            deadline,
-            &mut RetryBudget::for_check(),
-        );
-        drop(authorization);
-        interpret_for(id, &self.people, &response?).map(Lookup::Found)
+        let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
+        let mut ticket =
+            interpret_for(id, &self.people, &self.get(&self.query_url(id)?, deadline)?)?;
+        if self.with_ci {
+            let record_cis = ticket.configuration_items.get_or_insert_with(Vec::new);
+            if spec.affected_cis {
+                // One more request, on the same deadline: the change's affected CIs.
+                let answer = self.get(&self.affected_cis_url(id), deadline)?;
+                for item in interpret_affected_cis(&answer)? {
+                    if !record_cis.contains(&item) {
+                        record_cis.push(item);
+                    }
+                }
+            }
+        }
+        Ok(Lookup::Found(ticket))
     }
 
     /// The default probe (a lookup of the probe ticket), and, when AllowedUserRoles has
@@ -374,6 +438,23 @@ impl TicketSource for ServiceNow {
                     }
                 },
             );
+        }
+        if self.with_ci {
+            // The incident query above dot-walked cmdb_ci; a change also reads task_ci.
+            let change = probe_id(TicketKind::Change);
+            let answer = self
+                .get(&self.affected_cis_url(&change), deadline)
+                .and_then(|answer| interpret_affected_cis(&answer));
+            lines.push(match answer {
+                Ok(_) => ProbeLine::Ok(
+                    "task_ci answered a query of a change's affected CIs (ValidateConfigurationItem)"
+                        .to_string(),
+                ),
+                Err(error) => ProbeLine::Problem(format!(
+                    "task_ci, which ValidateConfigurationItem reads for changes, gave no answer: {}",
+                    why_unanswered(&error)
+                )),
+            });
         }
         Ok(lines)
     }
@@ -466,7 +547,7 @@ impl TicketSource for ServiceNow {
         let body = serde_json::json!({ "work_notes": text });
         let response = self.send_signed_in(
             Method::Patch,
-            &note_url(&self.base_url, target.kind, sys_id),
+            &note_url(&self.base_url, target.kind, sys_id)?,
             &Body::Json(&body),
             deadline,
             &mut RetryBudget::for_check(),
@@ -578,6 +659,12 @@ pub fn interpret_for(
     if field_value(record, "number").as_deref() != Some(id.text.as_str()) {
         return Err(LookupError::Ambiguous { records: 1 });
     }
+    let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
+    let date = |field: Option<&str>| {
+        field
+            .and_then(|field| field_value(record, field))
+            .and_then(|text| parse_glide_date(&text))
+    };
     let fields = person_fields(id.kind);
     let wants = |role| people.roles.contains(&role);
     let person = |reference: &str| {
@@ -588,12 +675,9 @@ pub fn interpret_for(
         id: id.text.clone(),
         kind: id.kind,
         state: field_choice(record, "state"),
-        approval: match id.kind {
-            TicketKind::Change => field_choice(record, "approval"),
-            TicketKind::Incident => None,
-        },
-        planned_start: field_value(record, "start_date").and_then(|text| parse_glide_date(&text)),
-        planned_end: field_value(record, "end_date").and_then(|text| parse_glide_date(&text)),
+        approval: spec.approval.and_then(|field| field_choice(record, field)),
+        planned_start: date(spec.window.map(|(start, _)| start)),
+        planned_end: date(spec.window.map(|(_, end)| end)),
         requesters: fields
             .requesters
             .iter()
@@ -607,12 +691,16 @@ pub fn interpret_for(
             .flatten()
             .filter(|group| !group.is_empty()),
         group_member: None,
+        // Only an answer to a query that asked for `cmdb_ci` carries the key.
+        configuration_items: record
+            .get("cmdb_ci")
+            .map(|_| referenced_ci(record, "cmdb_ci").into_iter().collect()),
     })
 }
 
 /// The stored value of a field, whichever display mode the answer used: a plain string,
 /// `{"value": …}` (display_value=all, or a reference link), or absent.
-fn field_value(record: &Value, field: &str) -> Option<String> {
+pub(super) fn field_value(record: &Value, field: &str) -> Option<String> {
     match record.get(field)? {
         Value::String(text) => Some(text.clone()),
         Value::Object(object) => object
@@ -646,7 +734,7 @@ pub fn parse_glide_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// The `error.message` and `error.detail` of a ServiceNow error body, sanitised.
-fn error_detail(body: &[u8]) -> String {
+pub(super) fn error_detail(body: &[u8]) -> String {
     let Ok(document) = crate::json::parse(body) else {
         return String::new();
     };

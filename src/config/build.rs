@@ -84,12 +84,8 @@ impl Settings {
             (Some(_), _) => Some(None),
             (None, _) => None,
         };
-        let incident_identification = self
-            .check(|| self.regex(Key::IncidentTicketIdentification, system, false))
-            .flatten();
-        let change_identification = self
-            .check(|| self.regex(Key::ChangeTicketIdentification, system, false))
-            .flatten();
+        let kinds = self.kinds_of_mode(portal_mode, system);
+        let identification = self.identification(&kinds, system);
         let fail_mode = self.check(|| self.fail_mode());
         let portal = match portal_mode {
             Some(true) => {
@@ -105,20 +101,8 @@ impl Settings {
         let enter_ticketing_info = self.check(|| self.flag(Key::EnterTicketingInfo));
         let uppercase_ticket_id = self.check(|| self.flag(Key::UppercaseTicketId));
         let ticket_format = self.check(|| self.regex(Key::TicketFormatRegex, system, true));
-        let allowed_incident_states = self.check(|| {
-            self.checked_list(
-                Key::ValidateIncidentTicketState,
-                Key::AllowedIncidentTicketStates,
-            )
-        });
-        let allowed_change_states = self.check(|| {
-            self.checked_list(
-                Key::ValidateChangeTicketState,
-                Key::AllowedChangeTicketStates,
-            )
-        });
-        let allowed_approval_statuses = self
-            .check(|| self.checked_list(Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses));
+        let (allowed_states, allowed_approvals) = self.checked_choices(&kinds);
+        let ci_check = self.check(|| self.ci_check());
         let validate_operation_time = self.check(|| self.flag(Key::ValidateOperationTime));
         let validate_requesting_user = self.check(|| self.flag(Key::ValidateRequestingUser));
         let people = self.people(portal_mode, system, validate_requesting_user);
@@ -150,11 +134,10 @@ impl Settings {
             validate_ticket_number: validate_ticket_number?,
             uppercase_ticket_id: uppercase_ticket_id?,
             ticket_format: ticket_format?,
-            incident_identification: incident_identification?,
-            change_identification: change_identification?,
-            allowed_incident_states: allowed_incident_states?,
-            allowed_change_states: allowed_change_states?,
-            allowed_approval_statuses: allowed_approval_statuses?,
+            identification: identification?,
+            allowed_states: allowed_states?,
+            allowed_approvals: allowed_approvals?,
+            ci_check: ci_check?,
             validate_operation_time: validate_operation_time?,
             validate_requesting_user: validate_requesting_user?,
             people: people?,
@@ -352,6 +335,17 @@ impl Settings {
         let change_start_field = text(Key::RemedyChangeStartField);
         let change_end_field = text(Key::RemedyChangeEndField);
         let change_requester_fields = fields(Key::RemedyChangeRequesterFields);
+        let incident_ci_field = text(Key::RemedyIncidentCIField);
+        let change_ci_field = text(Key::RemedyChangeCIField);
+        let work_order_form = text(Key::RemedyWorkOrderForm);
+        let work_order_id_field = text(Key::RemedyWorkOrderIDField);
+        let work_order_status_field = text(Key::RemedyWorkOrderStatusField);
+        let work_order_requester_fields = fields(Key::RemedyWorkOrderRequesterFields);
+        let problem_investigation_form = text(Key::RemedyProblemInvestigationForm);
+        let problem_investigation_id_field = text(Key::RemedyProblemInvestigationIDField);
+        let problem_investigation_status_field = text(Key::RemedyProblemInvestigationStatusField);
+        let problem_investigation_requester_fields =
+            fields(Key::RemedyProblemInvestigationRequesterFields);
         let remedy_people = self.remedy_people(people);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
         let incident_work_log_form = text(Key::RemedyIncidentWorkLogForm);
@@ -371,6 +365,16 @@ impl Settings {
             change_start_field: change_start_field?,
             change_end_field: change_end_field?,
             change_requester_fields: change_requester_fields?,
+            incident_ci_field: incident_ci_field?,
+            change_ci_field: change_ci_field?,
+            work_order_form: work_order_form?,
+            work_order_id_field: work_order_id_field?,
+            work_order_status_field: work_order_status_field?,
+            work_order_requester_fields: work_order_requester_fields?,
+            problem_investigation_form: problem_investigation_form?,
+            problem_investigation_id_field: problem_investigation_id_field?,
+            problem_investigation_status_field: problem_investigation_status_field?,
+            problem_investigation_requester_fields: problem_investigation_requester_fields?,
             people: remedy_people?,
             token_lifetime: Duration::from_secs(token_lifetime?),
             incident_work_log_form: incident_work_log_form?,
@@ -500,6 +504,7 @@ mod tests {
     use crate::config::parse_module_arguments;
     use crate::config::settings::{from_entries, merge};
     use crate::config::syntax::Entry;
+    use crate::ticket::TicketKind;
     use crate::url::parse_https_url;
 
     fn entries(text: &str) -> Result<Vec<Entry>, ConfigError> {
@@ -714,12 +719,14 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.prompt, "Ticket ID: ");
-        assert!(config.incident_identification.is_match("INC0010001"));
-        assert!(config.change_identification.is_match("CHG0030001"));
-        assert!(config.allowed_incident_states.is_none());
+        assert!(config.allowed_states(TicketKind::Incident).is_none());
+        assert!(config.ci_check.is_none());
         let remedy = build("TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n").expect("valid");
-        assert!(remedy.incident_identification.is_match("INC000000000701"));
-        assert!(!remedy.incident_identification.is_match("INC0010001"));
+        let incident = remedy
+            .identification_of(TicketKind::Incident)
+            .expect("incidents");
+        assert!(incident.is_match("INC000000000701"));
+        assert!(!incident.is_match("INC0010001"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::fmt;
 
 use super::syntax::{ConfigError, Entry, Origin, error};
 use crate::config::TicketingSystem;
+use crate::ticket::TicketKind;
 
 /// A key's value when the configuration does not set it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,6 +232,46 @@ key_table! {
         "with UserMatchField=email, @domain appended to the login to make the address";
     UserMapFile: Unset("none"), Modes::DIRECT, Allowed,
         "root-only file of `login = itsm-identity` lines: who a login is in the ticketing system";
+    RequestItemTicketIdentification: Text("^RITM[0-9]{7,}$"), Modes::SERVICE_NOW, Allowed,
+        "regular expression that makes an ID a requested item (sc_req_item)";
+    ValidateRequestItemTicketState: Flag(false), Modes::SERVICE_NOW, Allowed,
+        "check a requested item's state against AllowedRequestItemTicketStates";
+    AllowedRequestItemTicketStates: Unset("none"), Modes::SERVICE_NOW, Allowed,
+        "the requested item states that pass";
+    ValidateRequestItemApprovalStatus: Flag(false), Modes::SERVICE_NOW, Allowed,
+        "check a requested item's approval against AllowedRequestItemApprovalStatuses";
+    AllowedRequestItemApprovalStatuses: Unset("none"), Modes::SERVICE_NOW, Allowed,
+        "the requested item approval statuses that pass";
+    CatalogTaskTicketIdentification: Text("^SCTASK[0-9]{7,}$"), Modes::SERVICE_NOW, Allowed,
+        "regular expression that makes an ID a catalog task (sc_task)";
+    ValidateCatalogTaskTicketState: Flag(false), Modes::SERVICE_NOW, Allowed,
+        "check a catalog task's state against AllowedCatalogTaskTicketStates";
+    AllowedCatalogTaskTicketStates: Unset("none"), Modes::SERVICE_NOW, Allowed,
+        "the catalog task states that pass";
+    ProblemTicketIdentification: Text("^PRB[0-9]{7,}$"), Modes::SERVICE_NOW, Allowed,
+        "regular expression that makes an ID a problem (problem)";
+    ValidateProblemTicketState: Flag(false), Modes::SERVICE_NOW, Allowed,
+        "check a problem's state against AllowedProblemTicketStates";
+    AllowedProblemTicketStates: Unset("none"), Modes::SERVICE_NOW, Allowed,
+        "the problem states that pass";
+    WorkOrderTicketIdentification: Text("^WO[0-9]{13}$"), Modes::REMEDY, Allowed,
+        "regular expression that makes an ID a work order (WOI:WorkOrder)";
+    ValidateWorkOrderTicketState: Flag(false), Modes::REMEDY, Allowed,
+        "check a work order's status against AllowedWorkOrderTicketStates";
+    AllowedWorkOrderTicketStates: Unset("none"), Modes::REMEDY, Allowed,
+        "the work order statuses that pass";
+    ProblemInvestigationTicketIdentification: Text("^PBI[0-9]{12}$"), Modes::REMEDY, Allowed,
+        "regular expression that makes an ID a problem investigation (PBM:Problem Investigation)";
+    ValidateProblemInvestigationTicketState: Flag(false), Modes::REMEDY, Allowed,
+        "check a problem investigation's status against AllowedProblemInvestigationTicketStates";
+    AllowedProblemInvestigationTicketStates: Unset("none"), Modes::REMEDY, Allowed,
+        "the problem investigation statuses that pass";
+    ValidateConfigurationItem: Flag(false), Modes::DIRECT, Allowed,
+        "the ticket's configuration item must be this gateway (or TargetName)";
+    TargetName: Unset("this gateway's canonical FQDN and gethostname()"), Modes::DIRECT, Allowed,
+        "the name the ticket's configuration item must match, instead of this gateway's own";
+    CIMatchShortName: Flag(false), Modes::DIRECT, Allowed,
+        "Yes: the first labels of the CI's name and of the target may also match";
     FailsafeBypassCode: Unset("no bypass codes"), Modes::ALL,
         Argument::Refused(
             "files in /etc/pam.d are readable by every local user, who could then guess the \
@@ -301,6 +342,26 @@ key_table! {
         "the support group association form's field for the member's login";
     RemedySupportGroupIDField: Text("Support Group ID"), Modes::REMEDY, Allowed,
         "the support group association form's field for the group's ID";
+    RemedyIncidentCIField: Text("HPD_CI"), Modes::REMEDY, Allowed,
+        "the incident form's configuration item field (ValidateConfigurationItem)";
+    RemedyChangeCIField: Text("CI_Name"), Modes::REMEDY, Allowed,
+        "the change form's configuration item field (ValidateConfigurationItem)";
+    RemedyWorkOrderForm: Text("WOI:WorkOrder"), Modes::REMEDY, Allowed,
+        "the work order form";
+    RemedyWorkOrderIDField: Text("Work Order ID"), Modes::REMEDY, Allowed,
+        "the work order form's ID field";
+    RemedyWorkOrderStatusField: Text("Status"), Modes::REMEDY, Allowed,
+        "the work order form's status field";
+    RemedyWorkOrderRequesterFields: List(&["Customer Login ID", "Submitter"]), Modes::REMEDY,
+        Allowed, "the work order fields that name a requester";
+    RemedyProblemInvestigationForm: Text("PBM:Problem Investigation"), Modes::REMEDY, Allowed,
+        "the problem investigation form";
+    RemedyProblemInvestigationIDField: Text("Problem Investigation ID"), Modes::REMEDY,
+        Allowed, "the problem investigation form's ID field";
+    RemedyProblemInvestigationStatusField: Text("Investigation Status"), Modes::REMEDY,
+        Allowed, "the problem investigation form's status field";
+    RemedyProblemInvestigationRequesterFields: List(&["Submitter"]), Modes::REMEDY, Allowed,
+        "the problem investigation fields that name a requester";
     RemedyTokenLifetime: Number { default: 3300, min: 60, max: 86_400 }, Modes::REMEDY,
         Allowed, "seconds a logon token is reused before the module logs on again";
     CacheDirectory: Text("/run/pam_ticket"), Modes::REMEDY, Allowed,
@@ -383,6 +444,122 @@ pub fn known(entry: &Entry) -> Result<Key, ConfigError> {
     ))
 }
 
+/// The keys of one ticket type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindKeys {
+    /// `<T>TicketIdentification`.
+    pub identification: Key,
+    /// `Validate<T>TicketState` and `Allowed<T>TicketStates`.
+    pub state: (Key, Key),
+    /// The approval switch and list, for the types that have an approval.
+    pub approval: Option<(Key, Key)>,
+    /// Every other key that exists for this type alone (its Remedy form and fields).
+    pub others: &'static [Key],
+}
+
+impl KindKeys {
+    /// Every key of the type.
+    pub fn all(self) -> impl Iterator<Item = Key> {
+        [self.identification, self.state.0, self.state.1]
+            .into_iter()
+            .chain(
+                self.approval
+                    .into_iter()
+                    .flat_map(|(switch, list)| [switch, list]),
+            )
+            .chain(self.others.iter().copied())
+    }
+}
+
+/// The keys of a ticket type, for the one typed path every type takes through the
+/// configuration.
+pub fn kind_keys(kind: TicketKind) -> KindKeys {
+    let keys = |identification, state, approval, others| KindKeys {
+        identification,
+        state,
+        approval,
+        others,
+    };
+    match kind {
+        TicketKind::Incident => keys(
+            Key::IncidentTicketIdentification,
+            (
+                Key::ValidateIncidentTicketState,
+                Key::AllowedIncidentTicketStates,
+            ),
+            None,
+            &[],
+        ),
+        TicketKind::Change => keys(
+            Key::ChangeTicketIdentification,
+            (
+                Key::ValidateChangeTicketState,
+                Key::AllowedChangeTicketStates,
+            ),
+            Some((Key::ValidateApprovalStatus, Key::AllowedApprovalStatuses)),
+            &[],
+        ),
+        TicketKind::RequestItem => keys(
+            Key::RequestItemTicketIdentification,
+            (
+                Key::ValidateRequestItemTicketState,
+                Key::AllowedRequestItemTicketStates,
+            ),
+            Some((
+                Key::ValidateRequestItemApprovalStatus,
+                Key::AllowedRequestItemApprovalStatuses,
+            )),
+            &[],
+        ),
+        TicketKind::CatalogTask => keys(
+            Key::CatalogTaskTicketIdentification,
+            (
+                Key::ValidateCatalogTaskTicketState,
+                Key::AllowedCatalogTaskTicketStates,
+            ),
+            None,
+            &[],
+        ),
+        TicketKind::Problem => keys(
+            Key::ProblemTicketIdentification,
+            (
+                Key::ValidateProblemTicketState,
+                Key::AllowedProblemTicketStates,
+            ),
+            None,
+            &[],
+        ),
+        TicketKind::WorkOrder => keys(
+            Key::WorkOrderTicketIdentification,
+            (
+                Key::ValidateWorkOrderTicketState,
+                Key::AllowedWorkOrderTicketStates,
+            ),
+            None,
+            &[
+                Key::RemedyWorkOrderForm,
+                Key::RemedyWorkOrderIDField,
+                Key::RemedyWorkOrderStatusField,
+                Key::RemedyWorkOrderRequesterFields,
+            ],
+        ),
+        TicketKind::ProblemInvestigation => keys(
+            Key::ProblemInvestigationTicketIdentification,
+            (
+                Key::ValidateProblemInvestigationTicketState,
+                Key::AllowedProblemInvestigationTicketStates,
+            ),
+            None,
+            &[
+                Key::RemedyProblemInvestigationForm,
+                Key::RemedyProblemInvestigationIDField,
+                Key::RemedyProblemInvestigationStatusField,
+                Key::RemedyProblemInvestigationRequesterFields,
+            ],
+        ),
+    }
+}
+
 /// The Yes/No switches that have no effect in portal mode, where the portal validates the
 /// ticket: switching one on there is refused rather than silently ignored.
 pub fn gateway_switches() -> impl Iterator<Item = Key> {
@@ -430,8 +607,34 @@ mod tests {
                 "ValidateApprovalStatus",
                 "ValidateOperationTime",
                 "ValidateRequestingUser",
+                "ValidateRequestItemTicketState",
+                "ValidateRequestItemApprovalStatus",
+                "ValidateCatalogTaskTicketState",
+                "ValidateProblemTicketState",
+                "ValidateWorkOrderTicketState",
+                "ValidateProblemInvestigationTicketState",
+                "ValidateConfigurationItem",
+                "CIMatchShortName",
             ]
         );
+    }
+
+    #[test]
+    fn each_type_has_its_keys_by_the_pattern() {
+        for kind in TicketKind::ORDER {
+            let keys = kind_keys(kind);
+            let name = kind.key_name();
+            assert_eq!(
+                keys.identification.name(),
+                format!("{name}TicketIdentification")
+            );
+            assert_eq!(keys.state.0.name(), format!("Validate{name}TicketState"));
+            assert_eq!(keys.state.1.name(), format!("Allowed{name}TicketStates"));
+            assert_eq!(keys.approval.is_some(), kind.has_approval(), "{name}");
+            for key in keys.others {
+                assert!(key.name().starts_with(&format!("Remedy{name}")), "{key}");
+            }
+        }
     }
 
     #[test]

@@ -21,10 +21,12 @@ mod arguments;
 mod audit_trail;
 mod build;
 mod keys;
+mod kinds;
 mod people;
 mod settings;
 mod syntax;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +36,7 @@ use regex::Regex;
 use crate::bypass::BypassHash;
 use crate::client_cert::ClientIdentity;
 use crate::secure_file::{self, Readers};
+use crate::ticket::TicketKind;
 use crate::trust::CaBundle;
 
 pub use account::{Credentials, parse_account_text, read_account_file, read_root_only_file};
@@ -41,7 +44,7 @@ pub use arguments::{
     ModuleArguments, audit_file_from_arguments, parse_module_arguments,
     parse_module_arguments_reporting_all,
 };
-pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, Mode, Modes};
+pub use keys::{Argument, DefaultValue, KEYS, Key, KeySpec, KindKeys, Mode, Modes, kind_keys};
 pub use people::{
     GroupName, People, UserMap, UserMatchField, UserRole, breaks_encoded_query, parse_user_map,
 };
@@ -126,6 +129,18 @@ pub struct RemedySettings {
     pub change_start_field: String,
     pub change_end_field: String,
     pub change_requester_fields: Vec<String>,
+    /// The field that names an incident's configuration item.
+    pub incident_ci_field: String,
+    /// The field that names a change's configuration item.
+    pub change_ci_field: String,
+    pub work_order_form: String,
+    pub work_order_id_field: String,
+    pub work_order_status_field: String,
+    pub work_order_requester_fields: Vec<String>,
+    pub problem_investigation_form: String,
+    pub problem_investigation_id_field: String,
+    pub problem_investigation_status_field: String,
+    pub problem_investigation_requester_fields: Vec<String>,
     /// The assignee and assignment group fields, and where group membership is read.
     pub people: RemedyPeople,
     pub token_lifetime: Duration,
@@ -195,6 +210,26 @@ impl RemedySettings {
                 &self.people.change_assignee_field,
                 &self.people.change_group_field,
             ),
+            // Work orders carry the change form's assignment fields, problem
+            // investigations the incident form's (unconfirmed: docs/remedy.md).
+            TicketKind::WorkOrder => (
+                &self.work_order_requester_fields,
+                &self.people.change_assignee_field,
+                &self.people.change_group_field,
+            ),
+            TicketKind::ProblemInvestigation => (
+                &self.problem_investigation_requester_fields,
+                &self.people.incident_assignee_field,
+                &self.people.incident_group_field,
+            ),
+            // Not Remedy types: form_spec refuses them before any query is built.
+            TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => {
+                return PersonFields {
+                    requesters: Vec::new(),
+                    assignee: &self.people.incident_assignee_field,
+                    group: &self.people.incident_group_field,
+                };
+            }
         };
         PersonFields {
             requesters: requesters.iter().map(String::as_str).collect(),
@@ -202,6 +237,15 @@ impl RemedySettings {
             group,
         }
     }
+}
+
+/// ValidateConfigurationItem=Yes: what the ticket's configuration item must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CiCheck {
+    /// TargetName; `None` means this gateway's canonical FQDN and `gethostname()`.
+    pub target_name: Option<String>,
+    /// CIMatchShortName: the first labels may match too.
+    pub match_short_name: bool,
 }
 
 /// The validated configuration the login flow runs with.
@@ -226,12 +270,16 @@ pub struct Config {
     /// system's IDs are upper case (`inc0042001` is INC0042001).
     pub uppercase_ticket_id: bool,
     pub ticket_format: Option<Regex>,
-    pub incident_identification: Regex,
-    pub change_identification: Regex,
-    /// `Some(list)` when the incident state is checked.
-    pub allowed_incident_states: Option<Vec<String>>,
-    pub allowed_change_states: Option<Vec<String>>,
-    pub allowed_approval_statuses: Option<Vec<String>>,
+    /// The identification regex of each ticket type this mode has, in
+    /// [`TicketKind::ORDER`]: the first that matches an ID decides its type.
+    pub identification: Vec<(TicketKind, Regex)>,
+    /// The allowed states of each type whose state is checked (Validate<T>TicketState).
+    pub allowed_states: BTreeMap<TicketKind, Vec<String>>,
+    /// The allowed approvals of each type whose approval is checked
+    /// (ValidateApprovalStatus for changes, ValidateRequestItemApprovalStatus).
+    pub allowed_approvals: BTreeMap<TicketKind, Vec<String>>,
+    /// `Some` when ValidateConfigurationItem is Yes.
+    pub ci_check: Option<CiCheck>,
     pub validate_operation_time: bool,
     pub validate_requesting_user: bool,
     /// Who is asked, who they are in the ticketing system, which relations let them in.
@@ -254,6 +302,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// The states that pass for tickets of `kind`, when their state is checked.
+    pub fn allowed_states(&self, kind: TicketKind) -> Option<&[String]> {
+        self.allowed_states.get(&kind).map(Vec::as_slice)
+    }
+
+    /// The approvals that pass for tickets of `kind`, when their approval is checked.
+    pub fn allowed_approvals(&self, kind: TicketKind) -> Option<&[String]> {
+        self.allowed_approvals.get(&kind).map(Vec::as_slice)
+    }
+
+    /// The identification regex of `kind`, when this mode has the type.
+    pub fn identification_of(&self, kind: TicketKind) -> Option<&Regex> {
+        self.identification
+            .iter()
+            .find(|(known, _)| *known == kind)
+            .map(|(_, regex)| regex)
+    }
+
     /// The mode the module runs in, which decides the keys that have an effect (see
     /// [`KEYS`]): portal mode, else the ticketing system asked directly (which a direct
     /// configuration always names).

@@ -9,6 +9,7 @@ use crate::backend::{Lookup, LookupError, TicketSource};
 use crate::bypass;
 use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
+use crate::host::TargetNames;
 use crate::login::Login;
 use crate::notes::{self, NoteEvent, NoteOutcome, REASON_LIMIT, SessionFacts, carrier};
 use crate::nss::Directory;
@@ -266,6 +267,14 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 Err(error) => result = Err(error),
             }
         }
+        // The gateway's own names, only when a found ticket must name them; resolving
+        // them shares the lookup's deadline.
+        let target = match (&result, &self.config.ci_check) {
+            (Ok(Lookup::Found(_)), Some(check)) => {
+                Some(TargetNames::for_check(check, deadline.remaining()))
+            }
+            _ => None,
+        };
         self.audit.debug(&format!(
             "lookup of {} {} at {}: {}",
             id.kind.audit_name(),
@@ -273,13 +282,14 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             source.system_name(),
             lookup_summary(&result)
         ));
-        self.judge(&id, result, started)
+        self.judge(&id, result, target.as_ref(), started)
     }
 
     fn judge(
         &mut self,
         id: &TicketId,
         result: Result<Lookup, LookupError>,
+        target: Option<&TargetNames>,
         started: Instant,
     ) -> AnswerVerdict {
         let noun = id.kind.noun();
@@ -290,6 +300,7 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                     &ticket,
                     self.login.identity(),
                     self.clock.now(),
+                    target,
                 );
                 if let Some((check, message)) = policy::first_failure(&results) {
                     let message = message.to_string();

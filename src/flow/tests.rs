@@ -93,6 +93,10 @@ impl TicketSource for FakeSource {
     fn system_name(&self) -> &str {
         "ServiceNow"
     }
+    /// A fake sends nothing over HTTP.
+    fn requests_sent(&self) -> u64 {
+        0
+    }
     fn lookup(
         &mut self,
         id: &TicketId,
@@ -126,6 +130,7 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         assignee: None,
         assignment_group: None,
         group_member: None,
+        configuration_items: None,
         record_id: None,
     }
 }
@@ -544,6 +549,10 @@ struct GroupSource {
 }
 
 impl TicketSource for GroupSource {
+    /// A fake sends nothing over HTTP.
+    fn requests_sent(&self) -> u64 {
+        0
+    }
     fn system_name(&self) -> &str {
         "ServiceNow"
     }

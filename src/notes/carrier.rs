@@ -107,11 +107,11 @@ pub fn open(config: &Config, text: &str) -> Result<SessionFacts, CarrierError> {
     let record = crate::json::parse(&bytes).map_err(|_| CarrierError::Malformed)?;
     let text = |name: &str| record.get(name).and_then(Value::as_str).map(str::to_string);
     let required = |name: &str| text(name).ok_or(CarrierError::Malformed);
-    let kind = match required("kind")?.as_str() {
-        "incident" => TicketKind::Incident,
-        "change" => TicketKind::Change,
-        _ => return Err(CarrierError::Malformed),
-    };
+    let kind_name = required("kind")?;
+    let kind = TicketKind::ORDER
+        .into_iter()
+        .find(|kind| kind.audit_name() == kind_name)
+        .ok_or(CarrierError::Malformed)?;
     Ok(SessionFacts {
         ticket: required("ticket")?,
         kind,

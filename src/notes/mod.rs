@@ -277,69 +277,11 @@ fn failure_text(config: &Config, settings: &NoteSettings, error: &LookupError) -
 /// How long a note waits for the resolver to give this host's canonical name, at most.
 pub const HOST_NAME_WAIT: Duration = Duration::from_millis(500);
 
-/// This gateway's fully qualified name: `gethostname`, then its canonical name through
-/// the resolver, asked on a thread of its own and waited for at most `wait`, so that a
-/// slow resolver never holds up a login (the short name is used then). A note's wait is
-/// part of its WorkNoteTimeout: [`HOST_NAME_WAIT`] or what is left of it, if less.
+/// This gateway's fully qualified name ([`crate::host::fqdn`]), waited for at most `wait`
+/// so that a slow resolver never holds up a login (the short name is used then). A note's
+/// wait is part of its WorkNoteTimeout: [`HOST_NAME_WAIT`] or what is left of it, if less.
 pub fn host_name(wait: Duration) -> String {
-    let short = short_host_name();
-    let asked = short.clone();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("pam_ticket-fqdn".to_string())
-        .spawn(move || {
-            let _ = sender.send(canonical_name(&asked));
-        });
-    if spawned.is_err() {
-        return short;
-    }
-    match receiver.recv_timeout(wait) {
-        Ok(Some(name)) if !name.is_empty() => name,
-        _ => short,
-    }
-}
-
-fn short_host_name() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: the pointer and length describe `buffer`, which lives for the call;
-    // gethostname writes at most that many bytes.
-    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    if status != 0 {
-        return "unknown-host".to_string();
-    }
-    let end = buffer.iter().position(|byte| *byte == 0).unwrap_or(0);
-    String::from_utf8_lossy(&buffer[..end]).into_owned()
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let name = std::ffi::CString::new(host).ok()?;
-    // SAFETY: addrinfo is a plain C struct for which all-zero bytes are a valid value
-    // (null pointers, zero numbers): getaddrinfo's documented way to start its hints.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME;
-    hints.ai_family = libc::AF_UNSPEC;
-    let mut found: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: `name` is NUL-terminated and outlives the call, the service may be null,
-    // `hints` and `found` are valid for the call; the list `found` points to afterwards
-    // is freed below, once.
-    let status = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut found) };
-    if status != 0 || found.is_null() {
-        return None;
-    }
-    // SAFETY: getaddrinfo succeeded, so `found` points to a valid list whose first entry
-    // holds the canonical name (AI_CANONNAME), a NUL-terminated string or null; it is
-    // copied before the list is freed.
-    let canonical = unsafe {
-        let pointer = (*found).ai_canonname;
-        (!pointer.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(pointer)
-                .to_string_lossy()
-                .into_owned()
-        })
-    };
-    // SAFETY: `found` came from a successful getaddrinfo and is freed exactly once.
-    unsafe { libc::freeaddrinfo(found) };
-    canonical
+    crate::host::fqdn(wait)
 }
 
 #[cfg(test)]

@@ -75,6 +75,21 @@
 //! ID`): bob and dave in Linux Ops, carol in Database Admins, alice in none.
 //!
 //! Dates are `YYYY-MM-DDTHH:MM:SS.000+0000`, truncated to the second; empty fields are null.
+//!
+//! `WOI:WorkOrder` (`Work Order ID`, `Status`, `Customer Login ID`, `Submitter` = carol,
+//! `ASLOGID` = dave)
+//! and `PBM:Problem Investigation` (`Problem Investigation ID`, `Investigation Status`,
+//! `Submitter`):
+//!
+//! | ID              | Status              | requester | for |
+//! |-----------------|---------------------|-----------|-----|
+//! | WO0000000000001 | In Progress         | alice (Customer Login ID) | the valid work order |
+//! | WO0000000000002 | Closed              | alice     | refused state |
+//! | PBI000000000001 | Under Investigation | alice (Submitter) | the valid problem investigation |
+//! | PBI000000000002 | Closed              | alice     | refused state |
+//!
+//! [`ci_entries`], which a test adds, holds INC000000000006 (`HPD_CI` app07) and
+//! CRQ000000000009 (`CI_Name` app07); the default incidents and changes name no CI.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -94,6 +109,8 @@ pub const CHANGE_FORM: &str = "CHG:Infrastructure Change";
 /// The work-log forms notes are created on.
 pub const INCIDENT_WORK_LOG_FORM: &str = "HPD:WorkLog";
 pub const CHANGE_WORK_LOG_FORM: &str = "CHG:WorkLog";
+pub const WORK_ORDER_FORM: &str = "WOI:WorkOrder";
+pub const PROBLEM_FORM: &str = "PBM:Problem Investigation";
 /// Who is in which support group: `Login ID`, `Support Group ID`, `Full Name`.
 pub const SUPPORT_GROUP_FORM: &str = "CTM:Support Group Association";
 /// The support group "Linux Ops": bob and dave are members; INC000000000001 and every
@@ -1191,6 +1208,33 @@ pub const CHANGE_STATUSES: &[&str] = &[
     "Cancelled",
 ];
 
+/// `WOI:WorkOrder`'s `Status` (unverified against a server).
+pub const WORK_ORDER_STATUSES: &[&str] = &[
+    "Assigned",
+    "Pending",
+    "Waiting Approval",
+    "Planning",
+    "In Progress",
+    "Completed",
+    "Rejected",
+    "Cancelled",
+    "Closed",
+];
+
+/// `PBM:Problem Investigation`'s `Investigation Status` (unverified against a server).
+pub const PROBLEM_STATUSES: &[&str] = &[
+    "Draft",
+    "Under Review",
+    "Request for Authorization",
+    "Assigned",
+    "Under Investigation",
+    "Pending",
+    "Completed",
+    "Rejected",
+    "Closed",
+    "Cancelled",
+];
+
 /// `Approval Status` of the change form: the simulator's own list (unverified).
 pub const APPROVAL_STATUSES: &[&str] = &["Requested", "Approved", "Rejected"];
 
@@ -1222,6 +1266,18 @@ fn field_definitions(
                 "Approval Status".to_string(),
                 Some(APPROVAL_STATUSES),
             ));
+        }
+        WORK_ORDER_FORM => {
+            fields.push((7, "Status".to_string(), Some(WORK_ORDER_STATUSES)));
+            fields.push((1_000_000_182, "Work Order ID".to_string(), None));
+        }
+        PROBLEM_FORM => {
+            fields.push((
+                7,
+                "Investigation Status".to_string(),
+                Some(PROBLEM_STATUSES),
+            ));
+            fields.push((1_000_000_232, "Problem Investigation ID".to_string(), None));
         }
         _ => {}
     }
@@ -1369,6 +1425,37 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
             ]),
         ));
     }
+    for (serial, status) in [(1, "In Progress"), (2, "Closed")] {
+        entries.push((
+            WORK_ORDER_FORM,
+            entry(&[
+                ("Request ID", Some(&format!("{serial:015}"))),
+                ("Work Order ID", Some(&format!("WO{serial:013}"))),
+                ("Status", Some(status)),
+                ("Customer Login ID", Some("alice")),
+                ("Submitter", Some("carol")),
+                ("ASLOGID", Some("dave")),
+                ("Description", Some("Rack the new switch")),
+                ("Submit Date", Some(&submitted)),
+            ]),
+        ));
+    }
+    for (serial, status) in [(1, "Under Investigation"), (2, "Closed")] {
+        entries.push((
+            PROBLEM_FORM,
+            entry(&[
+                ("Request ID", Some(&format!("{serial:015}"))),
+                (
+                    "Problem Investigation ID",
+                    Some(&format!("PBI{serial:012}")),
+                ),
+                ("Investigation Status", Some(status)),
+                ("Submitter", Some("alice")),
+                ("Description", Some("Nightly export fails")),
+                ("Submit Date", Some(&submitted)),
+            ]),
+        ));
+    }
     let memberships = [
         ("bob", "Bob Baker", LINUX_OPS_GROUP),
         ("dave", "Dave Dunn", LINUX_OPS_GROUP),
@@ -1389,6 +1476,44 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
         ));
     }
     entries
+}
+
+/// INC000000000006 and CRQ000000000009, which name the CI `app07`; kept out of
+/// [`default_fixture`], whose incidents and changes other tests count.
+pub fn ci_entries(now: DateTime<Utc>) -> Vec<(&'static str, Entry)> {
+    let at = |offset: Duration| (now + offset).format(DATE_FORMAT).to_string();
+    let submitted = at(Duration::days(-1));
+    vec![
+        (
+            INCIDENT_FORM,
+            entry(&[
+                ("Request ID", Some("000000000000006")),
+                ("Incident Number", Some("INC000000000006")),
+                ("Status", Some("In Progress")),
+                ("Customer Login ID", Some("alice")),
+                ("Submitter", Some("alice")),
+                ("HPD_CI", Some("app07")),
+                ("Description", Some("Names a CI")),
+                ("Submit Date", Some(&submitted)),
+            ]),
+        ),
+        (
+            CHANGE_FORM,
+            entry(&[
+                ("Request ID", Some("000000000000009")),
+                ("Infrastructure Change ID", Some("CRQ000000000009")),
+                ("Change Request Status", Some("Implementation In Progress")),
+                ("Approval Status", Some("Approved")),
+                ("Scheduled Start Date", Some(&at(-Duration::hours(1)))),
+                ("Scheduled End Date", Some(&at(Duration::hours(1)))),
+                ("Requested By", Some("alice")),
+                ("Submitter", Some("carol")),
+                ("CI_Name", Some("app07")),
+                ("Description", Some("Names a CI")),
+                ("Submit Date", Some(&submitted)),
+            ]),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -72,6 +72,40 @@
 //!   change_request `state` and `approval`), one active English row per choice
 //!   (`name`, `element`, `value`, `label`, `sequence`, `language`, `inactive`), so
 //!   `sysparm_query=name=incident^element=state^inactive=false` lists the incident states.
+//!
+//! # More ticket types and configuration items
+//!
+//! `sc_req_item`, `sc_task` and `problem` (all tasks: `number`, `state`, `cmdb_ci`, …) and
+//! the CMDB: every CI is stored in `cmdb_ci` with its class in `sys_class_name`. The base
+//! class has `name`, `ip_address` and `sys_class_name`; the computer classes
+//! (`cmdb_ci_computer`, `cmdb_ci_server`, `cmdb_ci_linux_server`, `cmdb_ci_win_server`)
+//! add `fqdn` and `host_name`. A dot-walk through a reference to `cmdb_ci`
+//! (`cmdb_ci.fqdn`) reads the field of the CI's own class, and is an unknown field (left
+//! out of the answer) where that class lacks it. A class table
+//! (`GET /api/now/table/cmdb_ci_server`) lists the CIs of that class and the classes that
+//! extend it, with the class's fields. `task_ci` links a task (`task`, any task table) to
+//! an affected CI (`ci_item`).
+//!
+//! | number        | table       | state               | approval | requester (field)         | CI |
+//! |---------------|-------------|---------------------|----------|---------------------------|----|
+//! | RITM0010001   | sc_req_item | 2 Work in Progress  | approved | alice (requested_for)     | app07 |
+//! | RITM0010002   | sc_req_item | 3 Closed Complete   | approved | alice                     | |
+//! | RITM0010003   | sc_req_item | 1 Open              | requested| alice                     | |
+//! | SCTASK0010001 | sc_task     | 1 Open              |          | alice (request_item.requested_for of RITM0010001) | app07 |
+//! | SCTASK0010002 | sc_task     | 3 Closed Complete   |          | alice                     | |
+//! | PRB0010001    | problem     | 102 Assess          |          | alice (opened_by)         | payroll |
+//! | PRB0010002    | problem     | 107 Closed          |          | alice                     | |
+//! | INC0010006*   | incident    | 2 In Progress       |          | alice                     | app07 |
+//! | INC0010007*   | incident    | 2 In Progress       |          | alice                     | web01 |
+//! | CHG0030008*   | change_request | -1 Implement     | approved | alice                     | web01; affected (task_ci): db02, app07 |
+//!
+//! (*) in [`ci_tickets`], which a test adds; the default fixture's incidents and changes
+//! name no CI.
+//!
+//! CIs: app07 (`cmdb_ci_linux_server`, fqdn app07.example.com, host_name app07,
+//! 192.0.2.7), web01 (`cmdb_ci_linux_server`, name web01.example.com, host_name web01,
+//! 192.0.2.1), db02 (`cmdb_ci_win_server`, name DB02, fqdn db02.corp.example.com,
+//! 192.0.2.22), payroll (`cmdb_ci_appl`, name Payroll, no fqdn or host name).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -93,6 +127,12 @@ pub const DAVE: &str = "da7e0000000000000000000000000004";
 pub const LINUX_OPS: &str = "0a5f0000000000000000000000000001";
 /// `sys_user_group` "Database Admins": carol is a member; INC0010003 is assigned to it.
 pub const DBA: &str = "0db40000000000000000000000000002";
+
+/// The sys_ids of the fixture's configuration items.
+pub const CI_APP07: &str = "c1000000000000000000000000000007";
+pub const CI_WEB01: &str = "c1000000000000000000000000000001";
+pub const CI_DB02: &str = "c1000000000000000000000000000022";
+pub const CI_PAYROLL: &str = "c10000000000000000000000000000a1";
 
 /// The stored-date format ServiceNow uses on the wire with `display_value=false`.
 pub const DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -560,9 +600,27 @@ impl State {
             );
             return (response, 0);
         }
-        let Some(rows) = self.db.tables.get(&route.table) else {
-            let message = format!("Invalid table {}", route.table);
-            return (error(400, &message, Value::Null), 0);
+        // A CMDB class table holds the CIs of that class and of the classes that extend
+        // it; every CI is stored once, in `cmdb_ci`.
+        let class_rows: Vec<Record>;
+        let rows: &[Record] = match self.db.tables.get(&route.table) {
+            Some(rows) => rows,
+            None if schema::is_class_table(&route.table) => {
+                class_rows = self
+                    .db
+                    .tables
+                    .get("cmdb_ci")
+                    .into_iter()
+                    .flatten()
+                    .filter(|ci| schema::extends(text(ci, "sys_class_name"), &route.table))
+                    .cloned()
+                    .collect();
+                &class_rows
+            }
+            None => {
+                let message = format!("Invalid table {}", route.table);
+                return (error(400, &message, Value::Null), 0);
+            }
         };
         let options = render::Options::from_request(request, self.user_offset);
 
@@ -801,6 +859,23 @@ mod schema {
         ("5", "5 - Planning"),
     ];
 
+    const TASK_STATE: &[(&str, &str)] = &[
+        ("-5", "Pending"),
+        ("1", "Open"),
+        ("2", "Work in Progress"),
+        ("3", "Closed Complete"),
+        ("4", "Closed Incomplete"),
+        ("7", "Closed Skipped"),
+    ];
+    const PROBLEM_STATE: &[(&str, &str)] = &[
+        ("101", "New"),
+        ("102", "Assess"),
+        ("103", "Root Cause Analysis"),
+        ("104", "Fix in Progress"),
+        ("106", "Resolved"),
+        ("107", "Closed"),
+    ];
+
     /// A choice list: stored value → label.
     pub type Choices = &'static [(&'static str, &'static str)];
 
@@ -810,9 +885,14 @@ mod schema {
         ("incident", "priority", PRIORITY),
         ("change_request", "state", CHANGE_STATE),
         ("change_request", "approval", APPROVAL),
+        ("sc_req_item", "state", TASK_STATE),
+        ("sc_req_item", "approval", APPROVAL),
+        ("sc_task", "state", TASK_STATE),
+        ("problem", "state", PROBLEM_STATE),
     ];
 
     const USER: Kind = Kind::Reference("sys_user");
+    const CI: Kind = Kind::Reference("cmdb_ci");
     const GROUP: Kind = Kind::Reference("sys_user_group");
 
     const INCIDENT: &[(&str, Kind)] = &[
@@ -825,6 +905,7 @@ mod schema {
         ("caller_id", USER),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("cmdb_ci", CI),
         ("assignment_group", GROUP),
         ("opened_at", Kind::DateTime),
         ("sys_created_on", Kind::DateTime),
@@ -843,6 +924,7 @@ mod schema {
         ("requested_by", USER),
         ("opened_by", USER),
         ("assigned_to", USER),
+        ("cmdb_ci", CI),
         ("assignment_group", GROUP),
         ("opened_at", Kind::DateTime),
         ("sys_created_on", Kind::DateTime),
@@ -866,6 +948,111 @@ mod schema {
     /// Group membership: one row per (user, group).
     const SYS_USER_GRMEMBER: &[(&str, Kind)] =
         &[("sys_id", Kind::Text), ("user", USER), ("group", GROUP)];
+
+    const SC_REQ_ITEM: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("number", Kind::Text),
+        ("short_description", Kind::Text),
+        ("state", Kind::Choice(TASK_STATE)),
+        ("approval", Kind::Choice(APPROVAL)),
+        ("active", Kind::Text),
+        ("requested_for", USER),
+        ("opened_by", USER),
+        ("assigned_to", USER),
+        ("assignment_group", GROUP),
+        ("cmdb_ci", CI),
+    ];
+    const SC_TASK: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("number", Kind::Text),
+        ("short_description", Kind::Text),
+        ("state", Kind::Choice(TASK_STATE)),
+        ("active", Kind::Text),
+        ("request_item", Kind::Reference("sc_req_item")),
+        ("opened_by", USER),
+        ("assigned_to", USER),
+        ("assignment_group", GROUP),
+        ("cmdb_ci", CI),
+    ];
+    const PROBLEM: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("number", Kind::Text),
+        ("short_description", Kind::Text),
+        ("state", Kind::Choice(PROBLEM_STATE)),
+        ("active", Kind::Text),
+        ("opened_by", USER),
+        ("assigned_to", USER),
+        ("assignment_group", GROUP),
+        ("cmdb_ci", CI),
+    ];
+    /// The base class of every CI.
+    const CMDB_CI: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("name", Kind::Text),
+        ("ip_address", Kind::Text),
+        ("sys_class_name", Kind::Text),
+    ];
+    /// cmdb_ci_computer and the classes that extend it.
+    const CMDB_CI_COMPUTER: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("name", Kind::Text),
+        ("ip_address", Kind::Text),
+        ("sys_class_name", Kind::Text),
+        ("fqdn", Kind::Text),
+        ("host_name", Kind::Text),
+    ];
+    const TASK_CI: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("task", Kind::Reference("task")),
+        ("ci_item", CI),
+    ];
+    /// The tables that extend `task`, where a reference to `task` looks.
+    pub const TASK_TABLES: &[&str] = &[
+        "incident",
+        "change_request",
+        "sc_req_item",
+        "sc_task",
+        "problem",
+    ];
+
+    /// Whether `table` is the CMDB's base class or one of its classes: their fields are
+    /// the schema's alone, never guessed from stored records (a server's `fqdn` must not
+    /// make the field known on the base class).
+    pub fn is_cmdb(table: &str) -> bool {
+        table == "cmdb_ci" || table.starts_with("cmdb_ci_")
+    }
+
+    /// The CMDB classes the simulator knows, each with the class it extends.
+    const CLASSES: &[(&str, &str)] = &[
+        ("cmdb_ci_hardware", "cmdb_ci"),
+        ("cmdb_ci_computer", "cmdb_ci_hardware"),
+        ("cmdb_ci_server", "cmdb_ci_computer"),
+        ("cmdb_ci_linux_server", "cmdb_ci_server"),
+        ("cmdb_ci_win_server", "cmdb_ci_server"),
+        ("cmdb_ci_appl", "cmdb_ci"),
+        ("cmdb_ci_service", "cmdb_ci"),
+        ("cmdb_ci_cluster", "cmdb_ci"),
+    ];
+
+    /// Whether `table` is a CMDB class table other than the base, which the Table API
+    /// answers with the CIs of that class and its subclasses.
+    pub fn is_class_table(table: &str) -> bool {
+        CLASSES.iter().any(|(class, _)| *class == table)
+    }
+
+    /// Whether `class` is `ancestor` or extends it.
+    pub fn extends(class: &str, ancestor: &str) -> bool {
+        let mut current = class;
+        loop {
+            if current == ancestor {
+                return true;
+            }
+            match CLASSES.iter().find(|(known, _)| *known == current) {
+                Some((_, parent)) => current = parent,
+                None => return false,
+            }
+        }
+    }
 
     const SYS_CHOICE: &[(&str, Kind)] = &[
         ("sys_id", Kind::Text),
@@ -896,6 +1083,15 @@ mod schema {
             "sys_choice" => SYS_CHOICE,
             "sys_user_role" => SYS_USER_ROLE,
             "sys_user_has_role" => SYS_USER_HAS_ROLE,
+            "sc_req_item" => SC_REQ_ITEM,
+            "sc_task" => SC_TASK,
+            "problem" => PROBLEM,
+            "task_ci" => TASK_CI,
+            "cmdb_ci_computer"
+            | "cmdb_ci_server"
+            | "cmdb_ci_linux_server"
+            | "cmdb_ci_win_server" => CMDB_CI_COMPUTER,
+            table if is_cmdb(table) => CMDB_CI,
             _ => &[],
         }
     }
@@ -912,6 +1108,7 @@ mod schema {
         match table {
             "sys_user" | "sys_user_group" => "name",
             "sys_user_grmember" => "sys_id",
+            table if is_cmdb(table) => "name",
             _ => "number",
         }
     }
@@ -951,6 +1148,11 @@ impl Db {
         if sys_id.is_empty() {
             return None;
         }
+        if table == "task" {
+            return schema::TASK_TABLES
+                .iter()
+                .find_map(|table| self.by_sys_id(table, sys_id));
+        }
         self.tables
             .get(table)?
             .iter()
@@ -959,6 +1161,9 @@ impl Db {
 
     /// A field exists when the schema declares it or some stored record carries it.
     fn kind(&self, table: &str, field: &str) -> Option<schema::Kind> {
+        if schema::is_cmdb(table) {
+            return schema::kind(table, field);
+        }
         schema::kind(table, field).or_else(|| {
             let stored = self
                 .tables
@@ -1005,6 +1210,15 @@ impl Db {
             };
             record = record.and_then(|current| self.by_sys_id(target, text(current, field)));
             table = target.to_string();
+            // A CI is read as its own class: `cmdb_ci.fqdn` exists for a server, not for
+            // an application.
+            if target == "cmdb_ci"
+                && let Some(class) = record
+                    .map(|ci| text(ci, "sys_class_name"))
+                    .filter(|class| schema::is_cmdb(class))
+            {
+                table = class.to_string();
+            }
         }
         None
     }
@@ -1653,6 +1867,176 @@ pub fn default_fixture(now: DateTime<Utc>) -> Vec<(&'static str, Record)> {
             ]),
         ));
     }
+    records.extend(more_types_and_cis());
+    records
+}
+
+/// The requested items, catalog tasks, problems and CIs of the module documentation.
+fn more_types_and_cis() -> Vec<(&'static str, Record)> {
+    let mut records = Vec::new();
+    let ci = |sys_id: &str, class: &str, name: &str, ip: &str, fqdn: &str, host: &str| {
+        let mut fields = vec![
+            ("sys_id", sys_id),
+            ("sys_class_name", class),
+            ("name", name),
+            ("ip_address", ip),
+        ];
+        if !fqdn.is_empty() {
+            fields.push(("fqdn", fqdn));
+        }
+        if !host.is_empty() {
+            fields.push(("host_name", host));
+        }
+        record(&fields)
+    };
+    records.extend([
+        (
+            "cmdb_ci",
+            ci(
+                CI_APP07,
+                "cmdb_ci_linux_server",
+                "app07",
+                "192.0.2.7",
+                "app07.example.com",
+                "app07",
+            ),
+        ),
+        (
+            "cmdb_ci",
+            ci(
+                CI_WEB01,
+                "cmdb_ci_linux_server",
+                "web01.example.com",
+                "192.0.2.1",
+                "",
+                "web01",
+            ),
+        ),
+        (
+            "cmdb_ci",
+            ci(
+                CI_DB02,
+                "cmdb_ci_win_server",
+                "DB02",
+                "192.0.2.22",
+                "db02.corp.example.com",
+                "DB02",
+            ),
+        ),
+        (
+            "cmdb_ci",
+            ci(CI_PAYROLL, "cmdb_ci_appl", "Payroll", "", "", ""),
+        ),
+    ]);
+    let request_items = [
+        (10001, "2", "approved", CI_APP07),
+        (10002, "3", "approved", ""),
+        (10003, "1", "requested", ""),
+    ];
+    for (serial, state, approval, ci) in request_items {
+        records.push((
+            "sc_req_item",
+            record(&[
+                ("sys_id", &format!("5c417e{serial:026}")),
+                ("number", &format!("RITM{serial:07}")),
+                ("short_description", "Access to the payroll database"),
+                ("state", state),
+                ("approval", approval),
+                ("active", if state == "3" { "false" } else { "true" }),
+                ("requested_for", ALICE),
+                ("opened_by", CAROL),
+                ("assigned_to", DAVE),
+                ("assignment_group", LINUX_OPS),
+                ("cmdb_ci", ci),
+            ]),
+        ));
+    }
+    for (serial, state, ci) in [(10001, "1", CI_APP07), (10002, "3", "")] {
+        records.push((
+            "sc_task",
+            record(&[
+                ("sys_id", &format!("5c7a5c{serial:026}")),
+                ("number", &format!("SCTASK{serial:07}")),
+                ("short_description", "Grant the access"),
+                ("state", state),
+                ("active", if state == "3" { "false" } else { "true" }),
+                ("request_item", &format!("5c417e{:026}", 10001)),
+                ("opened_by", CAROL),
+                ("assigned_to", DAVE),
+                ("cmdb_ci", ci),
+            ]),
+        ));
+    }
+    for (serial, state, ci) in [(10001, "102", CI_PAYROLL), (10002, "107", "")] {
+        records.push((
+            "problem",
+            record(&[
+                ("sys_id", &format!("9b0b1e{serial:026}")),
+                ("number", &format!("PRB{serial:07}")),
+                ("short_description", "Payroll export fails"),
+                ("state", state),
+                ("active", if state == "107" { "false" } else { "true" }),
+                ("opened_by", ALICE),
+                ("assigned_to", DAVE),
+                ("cmdb_ci", ci),
+            ]),
+        ));
+    }
+    records
+}
+
+/// INC0010006, INC0010007 and CHG0030008 of the module documentation: tickets that name
+/// CIs, kept out of [`default_fixture`] (whose incidents and changes other tests count);
+/// a test adds them with [`ServiceNowSim::insert`].
+pub fn ci_tickets(now: DateTime<Utc>) -> Vec<(&'static str, Record)> {
+    let at = |offset: Duration| (now + offset).format(DATE_FORMAT).to_string();
+    let opened = at(Duration::days(-1));
+    let mut records = Vec::new();
+    for (serial, ci) in [(10006, CI_APP07), (10007, CI_WEB01)] {
+        records.push((
+            "incident",
+            record(&[
+                ("sys_id", &format!("1c1de{serial:027}")),
+                ("number", &format!("INC{serial:07}")),
+                ("short_description", "Names a CI"),
+                ("state", "2"),
+                ("priority", "3"),
+                ("active", "true"),
+                ("caller_id", ALICE),
+                ("opened_by", ALICE),
+                ("assigned_to", ""),
+                ("cmdb_ci", ci),
+                ("opened_at", &opened),
+                ("sys_created_on", &opened),
+                ("sys_updated_on", &opened),
+            ]),
+        ));
+    }
+    let change = format!("c4a9e{:027}", 30008);
+    records.push((
+        "change_request",
+        record(&[
+            ("sys_id", &change),
+            ("number", "CHG0030008"),
+            ("short_description", "Patch the web tier and its database"),
+            ("state", "-1"),
+            ("approval", "approved"),
+            ("type", "normal"),
+            ("active", "true"),
+            ("start_date", &at(-Duration::hours(1))),
+            ("end_date", &at(Duration::hours(1))),
+            ("requested_by", ALICE),
+            ("opened_by", CAROL),
+            ("assigned_to", DAVE),
+            ("cmdb_ci", CI_WEB01),
+            ("opened_at", &opened),
+            ("sys_created_on", &opened),
+            ("sys_updated_on", &opened),
+        ]),
+    ));
+    for ci in [CI_DB02, CI_APP07] {
+        records.push(("task_ci", record(&[("task", &change), ("ci_item", ci)])));
+    }
     records
 }
 
@@ -1812,6 +2196,82 @@ mod tests {
             ["INC0010001"]
         );
         assert_eq!(numbers(&sim, "incident", "caller_id.u_nonsense=1").len(), 5);
+    }
+
+    /// A CI is read as its own class through a reference: a server's `fqdn` comes back,
+    /// an application's is an unknown field (left out); the base table never shows it.
+    #[test]
+    fn ci_fields_follow_the_class_of_the_ci() {
+        let sim = sim();
+        let fields = "number,cmdb_ci.name,cmdb_ci.fqdn,cmdb_ci.host_name,cmdb_ci.sys_class_name";
+        let row = |table: &str, number: &str| {
+            let response = get(
+                &sim,
+                &format!("/api/now/table/{table}"),
+                &[
+                    ("sysparm_query", &format!("number={number}")),
+                    ("sysparm_fields", fields),
+                ],
+            );
+            body(&response)["result"][0].clone()
+        };
+        let item = row("sc_req_item", "RITM0010001");
+        assert_eq!(item["cmdb_ci.fqdn"], "app07.example.com", "{item}");
+        assert_eq!(item["cmdb_ci.host_name"], "app07", "{item}");
+        assert_eq!(
+            item["cmdb_ci.sys_class_name"], "cmdb_ci_linux_server",
+            "{item}"
+        );
+        let problem = row("problem", "PRB0010001");
+        assert_eq!(problem["cmdb_ci.name"], "Payroll", "{problem}");
+        assert!(problem.get("cmdb_ci.fqdn").is_none(), "{problem}");
+        let response = get(
+            &sim,
+            "/api/now/table/cmdb_ci",
+            &[("sysparm_query", "name=app07")],
+        );
+        let base = body(&response)["result"][0].clone();
+        assert_eq!(base["name"], "app07", "{base}");
+        assert!(
+            base.get("fqdn").is_none() && base.get("host_name").is_none(),
+            "{base}"
+        );
+        // A class table lists the CIs of its class and subclasses, with the class's fields.
+        let response = get(
+            &sim,
+            "/api/now/table/cmdb_ci_server",
+            &[
+                ("sysparm_fields", "name,fqdn"),
+                ("sysparm_query", "ORDERBYname"),
+            ],
+        );
+        assert_eq!(
+            body(&response)["result"],
+            json!([
+                {"name": "DB02", "fqdn": "db02.corp.example.com"},
+                {"name": "app07", "fqdn": "app07.example.com"},
+                {"name": "web01.example.com", "fqdn": ""}
+            ])
+        );
+        // task_ci finds a task of any task table through `task`.
+        for (table, record) in ci_tickets(Utc::now()) {
+            sim.insert(table, record);
+        }
+        let response = get(
+            &sim,
+            "/api/now/table/task_ci",
+            &[
+                ("sysparm_query", "task.number=CHG0030008"),
+                ("sysparm_fields", "ci_item.name,ci_item.fqdn"),
+            ],
+        );
+        assert_eq!(
+            body(&response)["result"],
+            json!([
+                {"ci_item.name": "DB02", "ci_item.fqdn": "db02.corp.example.com"},
+                {"ci_item.name": "app07", "ci_item.fqdn": "app07.example.com"}
+            ])
+        );
     }
 
     #[test]

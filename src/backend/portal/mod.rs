@@ -194,6 +194,10 @@ impl TicketSource for Portal {
         "portal"
     }
 
+    fn requests_sent(&self) -> u64 {
+        self.client.requests_sent()
+    }
+
     fn lookup(
         &mut self,
         id: &TicketId,

@@ -10,6 +10,7 @@
 //! `RemedyTokenLifetime` has passed, replaced once when the server answers 401, and logged
 //! off only when it is replaced (or when it could not be cached at all).
 
+mod forms;
 mod support_group;
 mod wire;
 
@@ -18,8 +19,9 @@ use std::time::Duration;
 
 pub use self::support_group::{interpret_membership, membership_url};
 pub use self::wire::{
-    ArMessage, ar_error, fields_url, form_for, interpret, interpret_created,
-    interpret_field_choices, parse_ar_date, qualification, query_url, read_token, work_log_entry,
+    ArMessage, FormSpec, ar_error, fields_url, form_for, form_spec, interpret, interpret_created,
+    interpret_field_choices, no_such_form, parse_ar_date, qualification, query_url, read_token,
+    work_log_entry,
 };
 use self::wire::{authorization, error_detail};
 use super::{
@@ -43,6 +45,8 @@ pub struct Remedy {
     account: Credentials,
     settings: RemedySettings,
     cache: TokenCache,
+    /// ValidateConfigurationItem: the ticket query also fetches the form's CI field.
+    with_ci: bool,
 }
 
 impl Remedy {
@@ -66,11 +70,19 @@ impl Remedy {
             account,
             settings,
             cache,
+            with_ci: false,
         }
     }
 
-    pub fn query_url(&self, id: &TicketId) -> String {
-        query_url(&self.base_url, &self.settings, id)
+    /// Fetches each ticket's configuration item field too (ValidateConfigurationItem).
+    pub fn with_ci(mut self, with_ci: bool) -> Remedy {
+        self.with_ci = with_ci;
+        self
+    }
+
+    pub fn query_url(&self, id: &TicketId) -> Result<String, LookupError> {
+        let spec = form_spec(&self.settings, id.kind).ok_or_else(|| no_such_form(id.kind))?;
+        Ok(query_url(&self.base_url, &spec, id, self.with_ci))
     }
 
     /// A token to use: the cached one while it is young enough and not the one the server
@@ -254,6 +266,10 @@ impl TicketSource for Remedy {
         "BMCRemedy"
     }
 
+    fn requests_sent(&self) -> u64 {
+        self.client.requests_sent()
+    }
+
     fn lookup(
         &mut self,
         id: &TicketId,
@@ -261,11 +277,9 @@ impl TicketSource for Remedy {
         deadline: Deadline,
         audit: &mut dyn AuditSink,
     ) -> Result<Lookup, LookupError> {
-        let response = self.authenticated_get(&self.query_url(id), deadline, audit);
-        let (form, id_field, _) = form_for(&self.settings, id.kind);
-        response.and_then(|answer| {
-            interpret(id, &self.settings, form, id_field, &answer).map(Lookup::Found)
-        })
+        let response = self.authenticated_get(&self.query_url(id)?, deadline, audit);
+        let spec = form_spec(&self.settings, id.kind).ok_or_else(|| no_such_form(id.kind))?;
+        response.and_then(|answer| interpret(id, &spec, self.with_ci, &answer).map(Lookup::Found))
     }
 
     /// One query of the support group association form, with the lookup's session (the
@@ -334,8 +348,9 @@ impl TicketSource for Remedy {
     }
 
     /// A log-on of its own (never the cached token: a token cached before the password
-    /// changed would prove nothing), a query of [`PROBE_TICKET`] on the incident form and
-    /// on the change form (so that a misspelt form name shows here, not at a login), and
+    /// changed would prove nothing), a query of [`PROBE_TICKET`] on the form of each ticket
+    /// type (incident, change, work order, problem investigation: so that a misspelt form
+    /// name shows here, not at a login), and
     /// a log-off. The token cache is neither read nor written, nor its directory created,
     /// so a check run by hand, perhaps by another user or with another account file, can
     /// never leave a token or a wrongly owned file for the module to trip over. With
@@ -349,12 +364,21 @@ impl TicketSource for Remedy {
             sanitise(&self.account.username)
         ))];
         let mut outcome = Ok(());
-        for kind in [TicketKind::Incident, TicketKind::Change] {
+        // Every type Remedy has: the configuration gives each its form.
+        for kind in TicketKind::ORDER {
             let id = probe_id(kind);
-            let (form, id_field, _) = form_for(&self.settings, kind);
+            let Some(spec) = form_spec(&self.settings, kind) else {
+                continue;
+            };
+            let (form, id_field) = (spec.form, spec.id_field);
             let answer = self
-                .query(&self.query_url(&id), &token, deadline, &mut retries)
-                .and_then(|answer| interpret(&id, &self.settings, form, id_field, &answer))
+                .query(
+                    &query_url(&self.base_url, &spec, &id, false),
+                    &token,
+                    deadline,
+                    &mut retries,
+                )
+                .and_then(|answer| interpret(&id, &spec, false, &answer))
                 .map(Lookup::Found);
             match answer {
                 Err(LookupError::NotFound) => lines.push(ProbeLine::Ok(format!(
@@ -460,21 +484,14 @@ impl TicketSource for Remedy {
 }
 
 impl Remedy {
-    /// The form and field that hold a choice field's choices.
-    fn choice_field(&self, field: ChoiceField) -> (&str, &str) {
+    /// The form and field that hold a choice field's choices, for the kinds Remedy has.
+    fn choice_field(&self, field: ChoiceField) -> Option<(&str, &str)> {
         match field {
-            ChoiceField::IncidentState => (
-                &self.settings.incident_form,
-                &self.settings.incident_status_field,
-            ),
-            ChoiceField::ChangeState => (
-                &self.settings.change_form,
-                &self.settings.change_status_field,
-            ),
-            ChoiceField::ChangeApproval => (
-                &self.settings.change_form,
-                &self.settings.change_approval_field,
-            ),
+            ChoiceField::State(kind) => {
+                form_spec(&self.settings, kind).map(|spec| (spec.form, spec.status_field))
+            }
+            ChoiceField::Approval(kind) => form_spec(&self.settings, kind)
+                .and_then(|spec| spec.approval_field.map(|field| (spec.form, field))),
         }
     }
 
@@ -494,7 +511,10 @@ impl Remedy {
         let mut definitions: Vec<(&str, Result<HttpResponse, LookupError>)> = Vec::new();
         let mut known = Vec::new();
         for field in fields {
-            let (form, name) = self.choice_field(*field);
+            let Some((form, name)) = self.choice_field(*field) else {
+                known.push((*field, Err(no_such_form(field_kind(*field)))));
+                continue;
+            };
             if !definitions.iter().any(|(read, _)| *read == form) {
                 let answer = self.query(
                     &fields_url(&self.base_url, form),
@@ -518,6 +538,13 @@ impl Remedy {
         }
         let _ = self.log_off(&token, deadline);
         known
+    }
+}
+
+/// The ticket type a choice field belongs to.
+fn field_kind(field: ChoiceField) -> TicketKind {
+    match field {
+        ChoiceField::State(kind) | ChoiceField::Approval(kind) => kind,
     }
 }
 

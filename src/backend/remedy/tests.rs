@@ -341,6 +341,8 @@ fn the_probe_logs_on_afresh_and_leaves_the_cache_alone() {
         .expect(Method::Post, LOGIN, token("probe-token"))
         .expect(Method::Get, "HPD%3AHelp%20Desk", no_entry())
         .expect(Method::Get, "CHG%3AInfrastructure%20Change", no_entry())
+        .expect(Method::Get, "WOI%3AWorkOrder", no_entry())
+        .expect(Method::Get, "PBM%3AProblem%20Investigation", no_entry())
         .expect(Method::Post, LOGOUT, logged_off());
     let deadline = Deadline::new(&rig.clock, TIMEOUT);
     let lines = rig.remedy.probe(deadline).expect("probe");

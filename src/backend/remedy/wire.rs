@@ -9,7 +9,8 @@ use crate::backend::{LookupError, NoteTarget, bad_response, sanitise, status_err
 use crate::config::{BaseUrl, RemedySettings, UserRole};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
-use crate::ticket::{Choice, Ticket, TicketId, TicketKind};
+use crate::ticket::TicketKind;
+use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId};
 
 /// The longest token accepted from the server; AR JWTs are well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8192;
@@ -18,58 +19,20 @@ const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
 pub(super) const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
 const ARERR_AUTHENTICATION_FAILED: i64 = 623;
 
-/// The form, ID field and fields to fetch for a ticket of this kind.
-pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> (&str, &str, Vec<&str>) {
-    match kind {
-        TicketKind::Incident => {
-            let mut fields = vec![
-                settings.incident_id_field.as_str(),
-                settings.incident_status_field.as_str(),
-            ];
-            fields.extend(settings.person_fields(kind).wanted(&settings.people.roles));
-            (
-                settings.incident_form.as_str(),
-                settings.incident_id_field.as_str(),
-                fields,
-            )
-        }
-        TicketKind::Change => {
-            let mut fields = vec![
-                settings.change_id_field.as_str(),
-                settings.change_status_field.as_str(),
-                settings.change_approval_field.as_str(),
-                settings.change_start_field.as_str(),
-                settings.change_end_field.as_str(),
-            ];
-            fields.extend(settings.person_fields(kind).wanted(&settings.people.roles));
-            if settings.read_change_entry_id {
-                fields.push(settings.change_entry_id_field.as_str());
-            }
-            (
-                settings.change_form.as_str(),
-                settings.change_id_field.as_str(),
-                fields,
-            )
-        }
-    }
-}
+pub use super::forms::{FormSpec, form_for, form_spec, no_such_form};
 
 /// `GET {SystemURL}/api/arsys/v1/entry/{form}?q=…&fields=values(…)&limit=2`, the form name
 /// and every parameter percent-encoded. `limit=2` is enough to tell "exactly one" from
-/// "more than one".
-pub fn query_url(base_url: &BaseUrl, settings: &RemedySettings, id: &TicketId) -> String {
-    let (form, id_field, fields) = form_for(settings, id.kind);
-    let mut unique: Vec<&str> = Vec::new();
-    for field in fields {
-        if !unique.contains(&field) {
-            unique.push(field);
-        }
-    }
+/// "more than one". `with_ci` adds the form's CI field (ValidateConfigurationItem).
+pub fn query_url(base_url: &BaseUrl, spec: &FormSpec<'_>, id: &TicketId, with_ci: bool) -> String {
     format!(
         "{}?q={}&fields={}&limit=2",
-        base_url.join(&format!("/api/arsys/v1/entry/{}", percent_encode(form))),
-        percent_encode(&qualification(id_field, &id.text)),
-        percent_encode(&format!("values({})", unique.join(","))),
+        base_url.join(&format!(
+            "/api/arsys/v1/entry/{}",
+            percent_encode(spec.form)
+        )),
+        percent_encode(&qualification(spec.id_field, &id.text)),
+        percent_encode(&format!("values({})", spec.fields(with_ci).join(","))),
     )
 }
 
@@ -174,11 +137,11 @@ pub fn read_token(response: HttpResponse) -> Result<Secret, LookupError> {
 /// Turns the answer to an entry query into a ticket or an error.
 pub fn interpret(
     id: &TicketId,
-    settings: &RemedySettings,
-    form: &str,
-    id_field: &str,
+    spec: &FormSpec<'_>,
+    with_ci: bool,
     response: &HttpResponse,
 ) -> Result<Ticket, LookupError> {
+    let (form, id_field) = (spec.form, spec.id_field);
     if response.status != 200 {
         let message = ar_error(&response.body);
         match message.as_ref().and_then(|message| message.number) {
@@ -234,8 +197,8 @@ pub fn interpret(
     };
     // Remedy returns selection fields as their labels: label and stored value are one.
     let choice = |field: &str| text(field).map(|label| Choice::new(label, label));
-    let people = settings.person_fields(id.kind);
-    let wants = |role| settings.people.roles.contains(&role);
+    let people = &spec.people;
+    let wants = |role| spec.roles.contains(&role);
     let requesters: Vec<String> = people
         .requesters
         .iter()
@@ -250,37 +213,32 @@ pub fn interpret(
         .then(|| text(people.group))
         .flatten()
         .map(str::to_string);
-    Ok(match id.kind {
-        TicketKind::Incident => Ticket {
-            id: id.text.clone(),
-            kind: id.kind,
-            state: choice(&settings.incident_status_field),
-            approval: None,
-            planned_start: None,
-            planned_end: None,
-            requesters: requesters.clone(),
-            assignee,
-            assignment_group,
-            group_member: None,
-            // The incident work log names its incident by the Incident Number.
-            record_id: None,
-        },
-        TicketKind::Change => Ticket {
-            id: id.text.clone(),
-            kind: id.kind,
-            state: choice(&settings.change_status_field),
-            approval: choice(&settings.change_approval_field),
-            planned_start: text(&settings.change_start_field).and_then(parse_ar_date),
-            planned_end: text(&settings.change_end_field).and_then(parse_ar_date),
-            requesters,
-            assignee,
-            assignment_group,
-            group_member: None,
-            record_id: settings
-                .read_change_entry_id
-                .then(|| text(&settings.change_entry_id_field).map(str::to_string))
-                .flatten(),
-        },
+    Ok(Ticket {
+        id: id.text.clone(),
+        kind: id.kind,
+        state: choice(spec.status_field),
+        approval: spec.approval_field.and_then(choice),
+        planned_start: spec
+            .window
+            .and_then(|(start, _)| text(start))
+            .and_then(parse_ar_date),
+        planned_end: spec
+            .window
+            .and_then(|(_, end)| text(end))
+            .and_then(parse_ar_date),
+        requesters,
+        assignee,
+        assignment_group,
+        group_member: None,
+        // The CI field holds the CI's name; a form without one names no CI.
+        // What a work note needs beside the ticket ID (a change's entry ID).
+        record_id: spec.entry_id_field.and_then(text).map(str::to_string),
+        configuration_items: with_ci.then(|| {
+            spec.ci_field
+                .and_then(text)
+                .map(|name| vec![ConfigurationItem::named(name)])
+                .unwrap_or_default()
+        }),
     })
 }
 
@@ -326,6 +284,18 @@ pub fn work_log_entry<'s>(
                 Value::from(entry_id),
             );
             settings.change_work_log_form.as_str()
+        }
+        // No work-log form is mapped for these yet: one arm each when they get one.
+        TicketKind::WorkOrder | TicketKind::ProblemInvestigation => {
+            return Err(LookupError::Misconfigured {
+                detail: format!(
+                    "work notes are written to incidents and changes only, not to {} tickets",
+                    target.kind.type_name()
+                ),
+            });
+        }
+        TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => {
+            return Err(super::no_such_form(target.kind));
         }
     };
     values.insert("Work Log Type".into(), Value::from("General Information"));
@@ -438,7 +408,8 @@ pub fn parse_ar_date(text: &str) -> Option<DateTime<Utc>> {
 pub(super) mod tests {
     use super::*;
     use crate::backend::{BadAnswer, Outage};
-    use crate::config::{RemedyPeople, UserRole};
+    use crate::config::{RemedyPeople, RemedySettings, UserRole};
+    use crate::ticket::TicketKind;
     use serde_json::json;
     use std::time::Duration;
 
@@ -459,6 +430,19 @@ pub(super) mod tests {
             change_start_field: "Scheduled Start Date".to_string(),
             change_end_field: "Scheduled End Date".to_string(),
             change_requester_fields: vec!["Requested By".to_string(), "Submitter".to_string()],
+            incident_ci_field: "HPD_CI".to_string(),
+            change_ci_field: "CI_Name".to_string(),
+            work_order_form: "WOI:WorkOrder".to_string(),
+            work_order_id_field: "Work Order ID".to_string(),
+            work_order_status_field: "Status".to_string(),
+            work_order_requester_fields: vec![
+                "Customer Login ID".to_string(),
+                "Submitter".to_string(),
+            ],
+            problem_investigation_form: "PBM:Problem Investigation".to_string(),
+            problem_investigation_id_field: "Problem Investigation ID".to_string(),
+            problem_investigation_status_field: "Investigation Status".to_string(),
+            problem_investigation_requester_fields: vec!["Submitter".to_string()],
             people: RemedyPeople {
                 incident_assignee_field: "Assignee Login ID".to_string(),
                 incident_group_field: "Assigned Group ID".to_string(),
@@ -496,8 +480,8 @@ pub(super) mod tests {
 
     fn judge(ticket: &TicketId, answer: &HttpResponse) -> Result<Ticket, LookupError> {
         let settings = settings();
-        let (form, id_field, _) = form_for(&settings, ticket.kind);
-        interpret(ticket, &settings, form, id_field, answer)
+        let spec = form_spec(&settings, ticket.kind).expect("a Remedy kind");
+        interpret(ticket, &spec, false, answer)
     }
 
     /// An AR System error body.
@@ -527,10 +511,13 @@ pub(super) mod tests {
     fn query_url_encodes_form_qualification_and_fields() {
         let base =
             crate::config::parse_https_url("https://remedy.example.com:8443/").expect("valid URL");
+        let settings = settings();
+        let spec = |kind| form_spec(&settings, kind).expect("a Remedy kind");
         let url = query_url(
             &base,
-            &settings(),
+            &spec(TicketKind::Incident),
             &id("INC000000000001", TicketKind::Incident),
+            false,
         );
         assert_eq!(
             url,
@@ -541,8 +528,9 @@ pub(super) mod tests {
         );
         let url = query_url(
             &base,
-            &settings(),
+            &spec(TicketKind::Change),
             &id("CRQ000000000001", TicketKind::Change),
+            false,
         );
         assert!(
             url.contains("/entry/CHG%3AInfrastructure%20Change?"),
@@ -550,6 +538,24 @@ pub(super) mod tests {
         );
         // Submitter is a requester field once, even though both lists could share it.
         assert!(url.contains("Requested%20By%2CSubmitter%29"), "{url}");
+        // The CI field only when the CI check is on.
+        let url = query_url(
+            &base,
+            &spec(TicketKind::Incident),
+            &id("INC000000000001", TicketKind::Incident),
+            true,
+        );
+        assert!(url.contains("Submitter%2CHPD_CI%29"), "{url}");
+        let url = query_url(
+            &base,
+            &spec(TicketKind::WorkOrder),
+            &id("WO0000000000001", TicketKind::WorkOrder),
+            true,
+        );
+        assert!(
+            url.contains("/entry/WOI%3AWorkOrder?q=%27Work%20Order%20ID%27"),
+            "{url}"
+        );
     }
 
     #[test]
