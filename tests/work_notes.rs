@@ -921,3 +921,53 @@ fn a_bypass_login_is_asked_for_its_reason_too() {
     assert_eq!(record["work_note"], "skipped");
     assert_eq!(gate.write_attempts(), 0);
 }
+
+/// Every ServiceNow ticket type gets its note on the table its lookup used (all extend
+/// `task`, which has `work_notes`): a requested item's on sc_req_item.
+#[test]
+fn servicenow_notes_go_to_the_table_the_lookup_used() {
+    let gate = Gate::servicenow();
+    let service = gate.service("WorkNotes=Yes\n");
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("RITM0010001"),
+    );
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    let updates = gate.servicenow_sim().updates();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].table, "sc_req_item");
+    assert_eq!(updates[0].number, "RITM0010001");
+    assert!(
+        updates[0]
+            .work_notes()
+            .is_some_and(|note| note.starts_with(STARTED) && note.contains("Ticket: RITM0010001\n")),
+        "{updates:?}"
+    );
+    let query = gate
+        .servicenow_sim()
+        .received()
+        .into_iter()
+        .find(|query| query.method == "GET")
+        .expect("the lookup");
+    assert_eq!(query.table, "sc_req_item");
+}
+
+/// Remedy work orders and problem investigations have no work-log mapping yet: the login
+/// is let in, nothing is written, and the audit says why.
+#[test]
+fn remedy_work_orders_get_no_note_and_the_audit_says_why() {
+    let gate = Gate::remedy();
+    let service = gate.service("WorkNotes=Yes\n");
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("WO0000000000001"),
+    );
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(gate.write_attempts(), 0);
+    let allow = gate.audit().pop().expect("a record");
+    assert_eq!(allow["work_note"], "failed");
+    assert_eq!(
+        allow["work_note_reason"],
+        "work notes are written to incidents and changes only, not to work order tickets"
+    );
+}
