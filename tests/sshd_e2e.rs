@@ -751,7 +751,7 @@ fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
     let Some(gate) = gateway_with(
         "notes",
         Backend::Up,
-        "WorkNotes=\"Yes\"\n",
+        "WorkNotes=\"Yes\"\nAskReason=\"Yes\"\n",
         Layout {
             session_module: true,
             ..Layout::default()
@@ -759,8 +759,11 @@ fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
     ) else {
         return;
     };
-    let mut client = Client::answering(&["INC0010001"]);
-    client.command = format!("echo {}; sleep 2", support::sshd::SESSION_MARKER);
+    let mut client = Client::answering(&["INC0010001", "rotate the certificates"]);
+    client.command = format!(
+        "echo {}; echo \"TICKET_REASON=$TICKET_REASON\"; sleep 2",
+        support::sshd::SESSION_MARKER
+    );
     let run = gate.ssh(&client);
     let context = gate.context(&run);
     assert!(run.got_shell(), "no session:\n{context}");
@@ -784,6 +787,16 @@ fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
         notes[0]
     );
     assert!(notes[0].contains(&format!("PAM service {}, target -\n", gate.sshd.service())));
+    assert!(
+        notes[0].ends_with("\nReason: rotate the certificates"),
+        "{}",
+        notes[0]
+    );
+    assert_eq!(
+        run.session_value("TICKET_REASON").as_deref(),
+        Some("rotate the certificates"),
+        "{context}"
+    );
     let (headline, rest) = notes[1].split_once('\n').expect("two parts");
     let seconds: u64 = headline
         .split_once(" (")
