@@ -164,6 +164,78 @@ fn main() {
         }
         println!();
     }
+
+    // The ticket as the audit trail: WorkNotes and AskReason, with the module in the
+    // session stack too, so that closing the session writes the end note.
+    let noted_config = dir.join("pam_ticket.notes.conf");
+    let text = fs::read_to_string(&config).unwrap_or_default();
+    fs::write(
+        &noted_config,
+        format!("{text}WorkNotes=\"Yes\"\nAskReason=\"Yes\"\n"),
+    )
+    .expect("write the configuration");
+    fs::set_permissions(&noted_config, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    let line = pam::module_line(
+        &pam::module_path(),
+        &[format!("config={}", noted_config.display())],
+    );
+    let noted = PamService::with_text(
+        &dir.join("pam.d"),
+        "sshd-demo-notes",
+        &format!("auth required {line}\nsession optional {line}\n"),
+    );
+    println!(
+        "=== with WorkNotes=\"Yes\" and AskReason=\"Yes\": alice logs in with {valid}, stays 2 s, logs out"
+    );
+    let reason = "restart the stuck print spooler";
+    let full = pam::run(
+        &noted,
+        &Login::new("alice")
+            .rhost("192.0.2.10")
+            .answer(valid)
+            .answer(reason),
+        pam::Steps {
+            acct_mgmt: false,
+            open_session: true,
+            tty_ssh: true,
+            close_session_after: Some(std::time::Duration::from_secs(2)),
+        },
+    );
+    let mut answers = [valid, reason].into_iter();
+    for event in &full.auth.events {
+        if let pam::Event::Prompt { text, .. } = event {
+            println!("  {text}{}", answers.next().unwrap_or(""));
+        }
+    }
+    println!("  -> pam_authenticate: {}", full.auth.code_name);
+    println!(
+        "  -> pam_close_session: {}",
+        full.close_session_code.map_or("-", pam::code_name)
+    );
+    let notes: Vec<String> = if remedy {
+        remedy_sim
+            .entries(support::remedy::INCIDENT_WORK_LOG_FORM)
+            .iter()
+            .filter_map(|entry| entry["Detailed Description"].as_str().map(str::to_string))
+            .collect()
+    } else {
+        servicenow.work_notes(valid)
+    };
+    println!(
+        "  -> work notes now on {valid} in the simulator ({}):",
+        if remedy {
+            "HPD:WorkLog entries"
+        } else {
+            "work_notes"
+        }
+    );
+    for note in notes {
+        println!("  ----");
+        for line in note.lines() {
+            println!("  | {line}");
+        }
+    }
+    println!("  ----");
 }
 
 /// Portal-mode logins through a simulated Privilege Cloud: the Identity tenant issues a

@@ -26,6 +26,8 @@ pub enum Decision {
     Failsafe,
     Unavailable,
     Error,
+    /// A session on a ticket-verified login ended (WorkNotes=Yes).
+    SessionEnd,
 }
 
 impl Decision {
@@ -38,13 +40,19 @@ impl Decision {
             Decision::Failsafe => "failsafe",
             Decision::Unavailable => "unavailable",
             Decision::Error => "error",
+            Decision::SessionEnd => "session_end",
         }
     }
 }
 
 /// The extra fields that are counts: written as JSON numbers (`"answer_length":29`), so
 /// that log tools can compare and add them up, as they can `elapsed_ms`.
-pub const NUMBER_FIELDS: [&str; 2] = ["answer_length", "bypass_entry"];
+pub const NUMBER_FIELDS: [&str; 4] = [
+    "answer_length",
+    "bypass_entry",
+    "work_note_ms",
+    "duration_s",
+];
 
 /// One audit record. Optional fields are left out when empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +180,11 @@ pub trait AuditSink {
     /// A problem that changes no decision but that an administrator should fix (a token
     /// cache that cannot be used). Never part of a record.
     fn warn(&mut self, message: &str);
+    /// A failure that changes no decision and blocks nothing (a work note not written),
+    /// with what to fix: syslog at warning where [`AuditSink::warn`] is at err.
+    fn warning(&mut self, message: &str) {
+        self.warn(message);
+    }
 }
 
 /// The real sink: syslog plus the optional JSON-lines file.
@@ -231,6 +244,18 @@ impl AuditSink for SystemAudit {
     fn warn(&mut self, message: &str) {
         let _ = syslog_line(Decision::Error, message);
     }
+
+    fn warning(&mut self, message: &str) {
+        let _ = syslog_warning(message);
+    }
+}
+
+/// One line to syslog at warning.
+pub fn syslog_warning(line: &str) -> Result<(), SyslogFailure> {
+    let mut logger = logger()?;
+    logger
+        .warning(&*one_line(line))
+        .map_err(|problem| SyslogFailure::NotSent(problem.to_string()))
 }
 
 /// Why a line did not reach syslog.
@@ -293,7 +318,7 @@ pub fn syslog_line(decision: Decision, line: &str) -> Result<(), SyslogFailure> 
     // Record lines arrive escaped already; a warning or a panic message may not.
     let line = &*one_line(line);
     match decision {
-        Decision::Allow | Decision::Exempt => logger.info(line),
+        Decision::Allow | Decision::Exempt | Decision::SessionEnd => logger.info(line),
         Decision::Deny => logger.notice(line),
         Decision::Bypass | Decision::Failsafe => logger.warning(line),
         Decision::Unavailable | Decision::Error => logger.err(line),

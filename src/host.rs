@@ -63,6 +63,20 @@ impl TargetNames {
     }
 }
 
+/// This gateway's fully qualified name, as the work notes show it: the resolver's
+/// canonical name of `gethostname()` when it answers within `time_left`, else
+/// `gethostname()` as it is.
+pub fn fqdn(time_left: Duration) -> String {
+    let Some(host) = hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+    else {
+        return "(unknown host)".to_string();
+    };
+    canonical_name(&host, time_left).unwrap_or(host)
+}
+
 /// The resolver's canonical name for `host` (`getaddrinfo` with `AI_CANONNAME`), when it
 /// answers within `time_left`.
 fn canonical_name(host: &str, time_left: Duration) -> Option<String> {
@@ -215,6 +229,7 @@ mod tests {
             assignee: None,
             assignment_group: None,
             group_member: None,
+            record_id: None,
             configuration_items: None,
         }
     }

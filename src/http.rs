@@ -35,6 +35,11 @@ impl RetryBudget {
         RetryBudget { left: 1 }
     }
 
+    /// A budget with no retry left: for the request that is itself the one retry.
+    pub fn spent() -> RetryBudget {
+        RetryBudget { left: 0 }
+    }
+
     /// Whether a retry is left.
     pub fn is_spent(&self) -> bool {
         self.left == 0
@@ -188,6 +193,8 @@ impl fmt::Display for SetupError {
 pub enum Method {
     Get,
     Post,
+    /// Writing a work note back to a ServiceNow record.
+    Patch,
 }
 
 /// A request body.

@@ -20,6 +20,7 @@ pub mod host;
 pub mod http;
 pub mod json;
 pub mod login;
+pub mod notes;
 pub mod nss;
 pub mod oauth;
 mod pam_glue;
@@ -64,16 +65,28 @@ impl PamHooks for PamTicket {
         PamResultCode::PAM_IGNORE
     }
 
-    fn sm_open_session(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_IGNORE
+    /// The start note is written at authentication, right after the decision (its cost
+    /// was measured there: one request on the connection the lookup opened), so nothing
+    /// is sent here and no configuration is read. PAM_SUCCESS when authentication left a
+    /// session record, for a reason of libpam's: `pam_close_session` acts on what each
+    /// module answered to `pam_open_session` (the chain is frozen there), so a module that
+    /// ignored the opening has its closing ignored too. PAM_IGNORE otherwise.
+    fn sm_open_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        guarded(|| {
+            if pam_glue::session_record(pamh).is_some()
+                || pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME).is_some()
+            {
+                PamResultCode::PAM_SUCCESS
+            } else {
+                PamResultCode::PAM_IGNORE
+            }
+        })
     }
 
-    fn sm_close_session(
-        _pamh: &mut PamHandle,
-        _args: Vec<&CStr>,
-        _flags: PamFlag,
-    ) -> PamResultCode {
-        PamResultCode::PAM_IGNORE
+    /// The end note (WorkNotes=Yes), when authentication left a session record; else
+    /// PAM_IGNORE without reading the configuration or touching the network.
+    fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        guarded(|| close_session(pamh, &args))
     }
 
     fn sm_chauthtok(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
@@ -176,6 +189,13 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
                 if pam_glue::putenv(pamh, name, value).is_err() {
                     return PamResultCode::PAM_BUF_ERR;
                 }
+                // Also kept with the handle: an application that authenticates and
+                // closes the session in one process finds it there (see notes/carrier.rs).
+                if name == notes::carrier::ENVIRONMENT_NAME
+                    && pam_glue::set_session_record(pamh, value).is_err()
+                {
+                    audit.warn("the session record could not be kept with pam_set_data");
+                }
             }
             PamResultCode::PAM_SUCCESS
         }
@@ -187,6 +207,49 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
         // PAM_AUTH_ERR would let a stock client run the whole prompt loop up to 3 more times.
         Outcome::Refused => PamResultCode::PAM_MAXTRIES,
         Outcome::ServiceError => PamResultCode::PAM_SERVICE_ERR,
+    }
+}
+
+/// `pam_sm_close_session`: the end note for a session whose login left a sealed record.
+fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    // Nothing to do unless authentication left a record: no configuration is read.
+    let (sealed, carried_by) = match pam_glue::session_record(pamh) {
+        Some(sealed) => (sealed, notes::session_end::CarriedBy::PamData),
+        None => match pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME) {
+            Some(sealed) => (sealed, notes::session_end::CarriedBy::Environment),
+            None => return PamResultCode::PAM_IGNORE,
+        },
+    };
+    let service = pam_glue::service(pamh);
+    let service_label = service.clone().unwrap_or_else(|| "unknown".to_string());
+    let arguments: Vec<String> = args
+        .iter()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+    let config = match config::parse_module_arguments(&arguments, &service_label)
+        .and_then(|parsed| config::load(&parsed))
+    {
+        Ok(config) => config,
+        Err(problem) => return configuration_failed(pamh, &arguments, &service_label, &problem),
+    };
+    let Some(settings) = config.work_notes.clone() else {
+        return PamResultCode::PAM_IGNORE;
+    };
+    // Written once: a second close on this handle finds no record.
+    pam_glue::unsetenv(pamh, notes::carrier::ENVIRONMENT_NAME);
+    pam_glue::clear_session_record(pamh);
+    let session = notes::session_end::ClosingSession {
+        user: pam_glue::user_item(pamh).unwrap_or_default(),
+        rhost: pam_glue::rhost(pamh),
+        service,
+        sealed,
+        carried_by,
+    };
+    let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
+    if notes::session_end::record_end(&config, &settings, &session, &SystemClock, &mut audit) {
+        PamResultCode::PAM_SUCCESS
+    } else {
+        PamResultCode::PAM_IGNORE
     }
 }
 

@@ -15,6 +15,9 @@ use crate::secret::Secret;
 unsafe extern "C" {
     /// Not wrapped by pam-bindings. `name_value` is `NAME=value`; libpam copies it.
     fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
+    /// Not wrapped by pam-bindings. The answer points into libpam's own copy, valid until
+    /// the variable changes; null when unset.
+    fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
 }
 
 /// The conversation the application registered.
@@ -95,4 +98,61 @@ pub fn putenv(handle: &mut PamHandle, name: &str, value: &str) -> Result<(), Pam
     } else {
         Err(PamResultCode::PAM_BUF_ERR)
     }
+}
+
+/// `name` from the PAM environment, when set and valid UTF-8.
+pub fn getenv(handle: &mut PamHandle, name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: `handle` is the live handle libpam passed to this hook and `name` is a
+    // NUL-terminated string that outlives the call.
+    let value = unsafe { pam_getenv(std::ptr::from_mut(handle), name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: libpam returned a non-null pointer to a NUL-terminated string it owns, which
+    // stays valid until the environment changes; it is copied here, before anything else
+    // touches the handle.
+    let text = unsafe { std::ffi::CStr::from_ptr(value) };
+    text.to_str().ok().map(str::to_string)
+}
+
+/// Removes `name` from the PAM environment (`pam_putenv` with the bare name).
+pub fn unsetenv(handle: &mut PamHandle, name: &str) {
+    let Ok(bare) = CString::new(name) else {
+        return;
+    };
+    // SAFETY: as in `putenv`; a name without `=` asks libpam to delete the variable.
+    let _ = unsafe { pam_putenv(std::ptr::from_mut(handle), bare.as_ptr()) };
+}
+
+/// The type kept under [`crate::notes::carrier::DATA_NAME`]: only this module sets that
+/// name, always with this type, which is what makes reading it back sound.
+struct SessionRecordData(String);
+
+/// Keeps the sealed session record with the handle (`pam_set_data`) for applications that
+/// authenticate and close the session in one process.
+pub fn set_session_record(handle: &mut PamHandle, sealed: &str) -> Result<(), PamResultCode> {
+    handle.set_data(
+        crate::notes::carrier::DATA_NAME,
+        Box::new(SessionRecordData(sealed.to_string())),
+    )
+}
+
+/// The session record kept with `pam_set_data`, if this process set one.
+pub fn session_record(handle: &PamHandle) -> Option<String> {
+    // SAFETY: the name is this module's own, and `set_session_record` is the only code
+    // that sets it, always with a `SessionRecordData`, so the data behind it has that type.
+    let data = unsafe { handle.get_data::<SessionRecordData>(crate::notes::carrier::DATA_NAME) };
+    data.ok()
+        .map(|record| record.0.clone())
+        .filter(|record| !record.is_empty())
+}
+
+/// Forgets the session record kept with the handle (libpam cannot delete data, so it is
+/// replaced by an empty one, which [`session_record`] does not return).
+pub fn clear_session_record(handle: &mut PamHandle) {
+    let _ = handle.set_data(
+        crate::notes::carrier::DATA_NAME,
+        Box::new(SessionRecordData(String::new())),
+    );
 }

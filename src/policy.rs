@@ -287,6 +287,7 @@ mod tests {
             assignment_group: Some("0a5f0000000000000000000000000001".to_string()),
             group_member: None,
             configuration_items: None,
+            record_id: None,
         }
     }
 
@@ -303,6 +304,7 @@ mod tests {
             assignment_group: None,
             group_member: None,
             configuration_items: None,
+            record_id: None,
         }
     }
 

@@ -307,6 +307,9 @@ pub struct Ticket {
     /// Whether the person is a member of `assignment_group`: `None` until the flow asked
     /// (it asks only when no other allowed relation holds).
     pub group_member: Option<bool>,
+    /// What a work note needs to find the record, when the ticket ID is not enough: the
+    /// ServiceNow `sys_id`, the Remedy change's entry ID.
+    pub record_id: Option<String>,
     /// The configuration items the ticket names (ServiceNow: its `cmdb_ci`, and for a
     /// change its affected CIs too); `None` when they were not asked for
     /// (ValidateConfigurationItem=No).

@@ -339,6 +339,28 @@ fn test_runs_every_check_and_writes_no_audit_by_default() {
     assert!(setup.audit_lines().is_empty());
 }
 
+/// `pam-ticket test` is a dry run: with WorkNotes=Yes it writes nothing to the ticket,
+/// and with AskReason=Yes it does not ask (it has one answer, the ticket).
+#[test]
+fn test_writes_no_work_note_and_asks_no_reason() {
+    let setup = Setup::new("test-notes");
+    let config = setup.good_config("WorkNotes=Yes\nAskReason=Yes\n");
+    let (code, out, err) = run_test(&config, "alice", "INC0010001");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "work note       SKIP   WorkNotes=Yes: pam-ticket test writes nothing to the ticket"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("reason          SKIP   AskReason=Yes: not asked by pam-ticket test"),
+        "{out}"
+    );
+    assert!(out.contains("decision        ALLOW  PAM_SUCCESS"), "{out}");
+    assert!(setup.sim.updates().is_empty(), "no PATCH");
+}
+
 #[test]
 fn test_shows_every_failing_check_and_the_message_the_user_sees() {
     let setup = Setup::new("test-closed");

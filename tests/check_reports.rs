@@ -314,3 +314,70 @@ fn check_warns_about_allowed_remedy_choices_the_forms_do_not_know() {
         "the token cache is left alone"
     );
 }
+
+/// WorkNotes=Yes: ServiceNow says whether the account has a role that writes work notes,
+/// read from sys_user_has_role (never by writing one); none is a failure, since every note
+/// would fail.
+#[test]
+fn check_says_whether_the_servicenow_account_may_write_work_notes() {
+    let sim = Arc::new(ServiceNowSim::new(USER, PASSWORD));
+    let setup = Setup::start("sn-write", "ServiceNow", sim.clone());
+    let config = setup.config("WorkNotes=\"Yes\"\n");
+    let config = config.display().to_string();
+    sim.grant_role(USER, "snc_read_only");
+    let (code, out, err) = tool(&["check", "--config", &config]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "  FAIL  work notes: the account {USER} has none of the roles that write work_notes \
+             (itil, sn_incident_write, sn_change_write, admin; roles: snc_read_only): every note \
+             would fail; give it one\n"
+        )),
+        "{out}"
+    );
+    sim.grant_role(USER, "itil");
+    let (code, out, err) = tool(&["check", "--config", &config]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "  OK    work notes: the account {USER} has the role itil, which writes work_notes \
+             on incident and change_request on a stock instance (roles: itil, snc_read_only)\n"
+        )),
+        "{out}"
+    );
+    assert!(sim.updates().is_empty(), "check never writes");
+    let roles = sim
+        .received()
+        .into_iter()
+        .find(|query| query.table == "sys_user_has_role")
+        .expect("the roles were read");
+    assert_eq!(
+        roles.sysparm_query.as_deref(),
+        Some(format!("user.user_name={USER}").as_str())
+    );
+}
+
+/// WorkNotes=Yes with Remedy: the work-log forms' field definitions are read (a misspelt
+/// form fails here, not at a login); create permission cannot be told without writing.
+#[test]
+fn check_reads_the_remedy_work_log_forms() {
+    let sim = Arc::new(RemedySim::new(USER, PASSWORD));
+    let setup = Setup::start("remedy-write", "BMCRemedy", sim.clone());
+    let config = setup.config("WorkNotes=\"Yes\"\nRemedyChangeWorkLogForm=\"CHG:WorkLogg\"\n");
+    let (code, out, err) = tool(&["check", "--config", &config.display().to_string()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(
+            "  OK    work notes: form \"HPD:WorkLog\" exists; whether the account may create \
+             entries on it cannot be told without writing one (a failed note is logged at warning)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "  FAIL  work notes: form \"CHG:WorkLogg\" cannot be read (HTTP 404: ARERR 303"
+        ),
+        "{out}"
+    );
+    assert!(sim.entries("HPD:WorkLog").is_empty(), "check never writes");
+}

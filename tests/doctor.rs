@@ -351,6 +351,39 @@ fn debian_set_up_as_the_readme_says_is_clean() {
     );
 }
 
+/// WorkNotes=Yes needs the module in the session stack for the end note: a warning
+/// until the line is there.
+#[test]
+fn work_notes_without_a_session_line_are_a_warning() {
+    let layout = Layout::ticket(Distro::Debian);
+    layout.write_config("WorkNotes=\"Yes\"\n");
+    let doctor = layout.doctor();
+    assert_eq!(doctor.code, 0, "a warning only: {}", doctor.context());
+    let warning = format!(
+        "WARN  {}: WorkNotes is Yes but pam_ticket.so is not in the session stack: no work \
+         note is written when a session ends",
+        layout.path("etc/pam.d/sshd").display()
+    );
+    assert_eq!(
+        doctor.problems(),
+        vec![warning.as_str()],
+        "{}",
+        doctor.context()
+    );
+    assert_eq!(
+        doctor.fix_for(&warning),
+        "add `session optional pam_ticket.so` (with the auth line's arguments) as the last \
+         session line"
+    );
+    let pam = fs::read_to_string(layout.path("etc/pam.d/sshd")).expect("pam.d file");
+    layout.write(
+        "etc/pam.d/sshd",
+        &format!("{pam}session    optional     pam_ticket.so\n"),
+    );
+    let doctor = layout.doctor();
+    assert!(doctor.problems().is_empty(), "{}", doctor.context());
+}
+
 #[test]
 fn rhel_set_up_as_the_readme_says_is_clean() {
     let layout = Layout::ticket(Distro::Rhel);

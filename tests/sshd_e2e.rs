@@ -62,6 +62,8 @@ struct Layout<'a> {
     auth_below: &'a str,
     /// Portal mode (FetchCredentialsThroughPVWA) instead of ServiceNow.
     portal: bool,
+    /// The module in the session stack too (for the end-of-session work note).
+    session_module: bool,
 }
 
 fn gateway(label: &str, backend: Backend, extra_config: &str) -> Option<Gateway> {
@@ -134,6 +136,7 @@ fn gateway_with(
          auth     required {module} config={config}\n\
          {below}\
          account  required {permit}\n\
+         {session}\
          session  required {permit}\n\
          password required {deny}\n",
         module = module_path().display(),
@@ -142,6 +145,15 @@ fn gateway_with(
         deny = system_module("pam_deny.so").display(),
         above = layout.auth_above,
         below = layout.auth_below,
+        session = if layout.session_module {
+            format!(
+                "session  optional {} config={}\n",
+                module_path().display(),
+                config.display()
+            )
+        } else {
+            String::new()
+        },
     );
     let sshd = Sshd::start_with(dir.path(), label, &stack, layout.sshd_changes);
     Some(Gateway {
@@ -722,4 +734,92 @@ fn an_exempt_user_is_not_asked_and_a_member_of_groups_is() {
     );
     assert_eq!(gate.queries(), 2);
     assert_eq!(gate.decisions(), vec!["deny", "allow"], "{context}");
+}
+
+/// WorkNotes through real OpenSSH: log in with a valid ticket, run a command that sleeps,
+/// log out. The simulator then holds two notes on the ticket: the start note, and the end
+/// note with a duration of at least the sleep.
+///
+/// It also shows how the session record reached `pam_sm_close_session`: sshd runs
+/// keyboard-interactive authentication in a child process of its own (auth-pam.c's
+/// "thread" is a fork without POSIX threads), so what `pam_set_data` kept there is gone;
+/// the PAM environment is sent back to the process that closes the session. The end
+/// record's `session_record` says which carrier delivered it.
+#[test]
+#[allow(clippy::disallowed_methods)] // waits for a real sshd to close the session
+fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
+    let Some(gate) = gateway_with(
+        "notes",
+        Backend::Up,
+        "WorkNotes=\"Yes\"\nAskReason=\"Yes\"\n",
+        Layout {
+            session_module: true,
+            ..Layout::default()
+        },
+    ) else {
+        return;
+    };
+    let mut client = Client::answering(&["INC0010001", "rotate the certificates"]);
+    client.command = format!(
+        "echo {}; echo \"TICKET_REASON=$TICKET_REASON\"; sleep 2",
+        support::sshd::SESSION_MARKER
+    );
+    let run = gate.ssh(&client);
+    let context = gate.context(&run);
+    assert!(run.got_shell(), "no session:\n{context}");
+    assert_eq!(run.exit_status, 0, "{context}");
+    // sshd closes the PAM session after the client has gone: wait for the end note.
+    let mut notes = Vec::new();
+    for _ in 0..100 {
+        notes = gate.sim.work_notes("INC0010001");
+        if notes.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let context = gate.context(&run);
+    assert_eq!(notes.len(), 2, "{notes:#?}\n{context}");
+    assert!(
+        notes[0].starts_with(&format!(
+            "pam_ticket: SSH access granted on this ticket; session started.\nUser: {TEST_USER} (identity {TEST_USER})\nFrom: 127.0.0.1\n"
+        )),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].contains(&format!("PAM service {}, target -\n", gate.sshd.service())));
+    assert!(
+        notes[0].ends_with("\nReason: rotate the certificates"),
+        "{}",
+        notes[0]
+    );
+    assert_eq!(
+        run.session_value("TICKET_REASON").as_deref(),
+        Some("rotate the certificates"),
+        "{context}"
+    );
+    let (headline, rest) = notes[1].split_once('\n').expect("two parts");
+    let seconds: u64 = headline
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.split_once(" s)"))
+        .and_then(|(seconds, _)| seconds.parse().ok())
+        .expect("the duration in seconds");
+    assert!(seconds >= 2, "{headline}");
+    assert!(rest.starts_with(&format!("User: {TEST_USER}")), "{rest}");
+    let audit = gate.audit();
+    assert_eq!(gate.decisions(), ["allow", "session_end"], "{context}");
+    assert_eq!(audit[0]["work_note"], "written");
+    assert_eq!(audit[1]["work_note"], "written");
+    assert!(
+        audit[1]["duration_s"]
+            .as_u64()
+            .is_some_and(|duration| duration >= 2)
+    );
+    report(&format!(
+        "sshd_e2e notes: the session record reached pam_sm_close_session through the {}",
+        audit[1]["session_record"]
+    ));
+    assert_eq!(
+        audit[1]["session_record"], "environment",
+        "sshd keeps no pam_set_data across its authentication child: {context}"
+    );
 }

@@ -557,3 +557,52 @@ fn debug_lines_speak_the_domain() {
     }
     assert_eq!(world.server.request_count(), 2);
 }
+
+/// WorkNotes=Yes with an account that may not write: the login goes through (info), and
+/// the failed note is one line at warning (4) that says what to fix.
+#[test]
+fn a_failed_work_note_is_logged_at_warning_with_what_to_fix() {
+    let _one_at_a_time = DEV_LOG.lock().unwrap_or_else(|poison| poison.into_inner());
+    let sim = Arc::new(ServiceNowSim::new("svc", "pw"));
+    sim.set_read_only(true);
+    let world = world_with(sim.clone());
+    let config = world.dir.join("pam_ticket.conf");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, format!("{text}WorkNotes=Yes\n")).expect("config");
+    let service = PamService::new(
+        &world.dir.join("pam.d"),
+        "ticket-syslog-notes",
+        &pam::module_path(),
+        &[format!("config={}", config.display())],
+    );
+    let log_path = Path::new("/dev/log");
+    if log_path.exists() {
+        let outcome = pam::authenticate(&service, &Login::new("syslogprobe").answer("INC0010001"));
+        assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+        eprintln!("/dev/log belongs to a running syslog daemon: its lines were not captured");
+        return;
+    }
+    let syslog = BoundSyslog {
+        socket: UnixDatagram::bind(log_path).expect("bind /dev/log"),
+        path: log_path.to_path_buf(),
+    };
+    syslog
+        .socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let outcome = pam::authenticate(&service, &Login::new("syslogprobe").answer("INC0010001"));
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    let line = syslog
+        .wait_for(&["work note on incident INC0010001 not written"])
+        .expect("the failed note is logged");
+    assert!(
+        line.contains("the module's account svc may not write to the ticket (HTTP 403: Operation Failed: ACL Exception Update Failed due to security constraints); give it write access"),
+        "{line}"
+    );
+    assert_eq!(priority(&line), Some(AUTHPRIV * 8 + 4), "{line}");
+    let line = syslog
+        .wait_for(&["decision=allow user=syslogprobe"])
+        .expect("the allow record");
+    assert!(line.contains("work_note=failed"), "{line}");
+    assert_eq!(priority(&line), Some(AUTHPRIV * 8 + 6), "{line}");
+}

@@ -316,6 +316,25 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::RemedySupportGroupIDField => remedy.people.support_group_id_field.clone(),
         Key::RemedyTokenLifetime => format!("{} s", remedy.token_lifetime.as_secs()),
         Key::CacheDirectory => config.cache_directory.display().to_string(),
+        Key::WorkNotes => yes_no(config.work_notes.is_some()),
+        Key::WorkNoteTimeout => config.work_notes.as_ref().map_or_else(
+            || "(no notes: WorkNotes is No)".to_string(),
+            |notes| format!("{} s", notes.timeout.as_secs()),
+        ),
+        Key::NoteTemplate => config.work_notes.as_ref().map_or_else(
+            || "(no notes: WorkNotes is No)".to_string(),
+            |notes| format!("{:?}", notes.template.source()),
+        ),
+        Key::AskReason => yes_no(config.reason_prompt.is_some()),
+        Key::ReasonPrompt => config.reason_prompt.as_ref().map_or_else(
+            || "(not asked: AskReason is No)".to_string(),
+            |prompt| format!("{prompt:?}"),
+        ),
+        Key::RemedyIncidentWorkLogForm => remedy.incident_work_log_form.clone(),
+        Key::RemedyIncidentWorkLogIDField => remedy.incident_work_log_id_field.clone(),
+        Key::RemedyChangeWorkLogForm => remedy.change_work_log_form.clone(),
+        Key::RemedyChangeWorkLogIDField => remedy.change_work_log_id_field.clone(),
+        Key::RemedyChangeEntryIDField => remedy.change_entry_id_field.clone(),
     })
 }
 
@@ -483,6 +502,18 @@ fn probe(config: &Config) -> i32 {
                 }
             }
             println!("  answered in {elapsed} ms");
+            if config.work_notes.is_some() {
+                let clock = SystemClock;
+                for line in source.write_access(Deadline::new(&clock, config.timeout)) {
+                    match line {
+                        ProbeLine::Ok(text) => println!("  OK    {text}"),
+                        ProbeLine::Problem(text) => {
+                            problems += 1;
+                            println!("  FAIL  {text}");
+                        }
+                    }
+                }
+            }
             compare_choices(config, source.as_mut());
             if let Some(portal) = &config.portal {
                 // Only a Retrieve with a real ticket exercises the portal's ticketing

@@ -105,6 +105,21 @@ pub fn run(arguments: &[String]) -> i32 {
     // One answer: a refused answer ends the run instead of prompting again.
     let max_attempts = config.max_attempts;
     config.max_attempts = 1;
+    // A dry run leaves no trace on the ticket, and has no second answer for a reason.
+    if config.work_notes.take().is_some() {
+        row(
+            "work note",
+            "SKIP",
+            "WorkNotes=Yes: pam-ticket test writes nothing to the ticket (`pam-ticket check` says whether a write would be allowed)",
+        );
+    }
+    if config.reason_prompt.take().is_some() {
+        row(
+            "reason",
+            "SKIP",
+            "AskReason=Yes: not asked by pam-ticket test",
+        );
+    }
 
     let login = Login::new(
         user,
@@ -608,6 +623,12 @@ impl AuditSink for Capture {
         match &mut self.forward {
             Some(sink) => sink.warn(message),
             None => SystemAudit::new(None, false).warn(message),
+        }
+    }
+    fn warning(&mut self, message: &str) {
+        match &mut self.forward {
+            Some(sink) => sink.warning(message),
+            None => SystemAudit::new(None, false).warning(message),
         }
     }
 }

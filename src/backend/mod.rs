@@ -200,6 +200,23 @@ pub fn bad_response(detail: &str) -> LookupError {
     })
 }
 
+/// An error in a few words, for `pam-ticket check`'s lines.
+pub fn error_text(error: &LookupError) -> String {
+    match error {
+        LookupError::AccountRefused { status, detail } if detail.is_empty() => {
+            format!("HTTP {status}")
+        }
+        LookupError::AccountRefused { status, detail } => format!("HTTP {status}: {detail}"),
+        LookupError::Unavailable(outage) => outage.to_string(),
+        LookupError::BadAnswer(why) => why.to_string(),
+        LookupError::UntrustedServer { detail } | LookupError::Misconfigured { detail } => {
+            detail.clone()
+        }
+        LookupError::NotFound => "not found".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// What the admin reads when the system refuses the module's own account: who was
 /// refused, by whom, and what to check.
 pub fn account_refused_text(config: &Config, status: u16, detail: &str) -> String {
@@ -360,6 +377,19 @@ impl ChoiceField {
 /// The choices a system knows for one field, or why they could not be read.
 pub type KnownChoices = (ChoiceField, Result<Vec<Choice>, LookupError>);
 
+/// The ticket a work note goes to. Each backend maps the kind to where it writes (the
+/// ServiceNow table the lookup used, the Remedy work-log form and its fields), so that a
+/// new kind is one match arm there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoteTarget {
+    pub kind: TicketKind,
+    /// The ticket ID.
+    pub id: String,
+    /// What the lookup read for writing: the ServiceNow `sys_id`, the Remedy change's
+    /// entry ID.
+    pub record_id: Option<String>,
+}
+
 /// A ticketing system (or the portal in front of one).
 pub trait TicketSource {
     /// The name written to the audit and exported as TICKETING_SYSTEM.
@@ -416,6 +446,28 @@ pub trait TicketSource {
             &mut warnings,
         ))?;
         Ok(vec![ProbeLine::Ok(found)])
+    }
+
+    /// Writes a work note to a ticket this source looked up. Every request it makes must
+    /// finish before `deadline`, and a failed write is retried once at most. The portal
+    /// keeps its own audit and takes no notes (the configuration refuses WorkNotes there).
+    fn write_note(
+        &mut self,
+        _target: &NoteTarget,
+        _text: &str,
+        _deadline: Deadline,
+        _audit: &mut dyn AuditSink,
+    ) -> Result<(), LookupError> {
+        Err(LookupError::Misconfigured {
+            detail: format!("{} takes no work notes", self.system_name()),
+        })
+    }
+
+    /// For `pam-ticket check` with WorkNotes=Yes: whether the account could write a note,
+    /// as far as a read can tell (never by writing one). Nothing when the source cannot
+    /// tell at all.
+    fn write_access(&mut self, _deadline: Deadline) -> Vec<ProbeLine> {
+        Vec::new()
     }
 
     /// For `pam-ticket check`: the choices the system knows for each of `fields`, each
@@ -519,6 +571,7 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
                     auth,
                     servicenow::PersonQuery::from_people(&config.people),
                 )
+                .reading_sys_id(config.work_notes.is_some())
                 .with_ci(config.ci_check.is_some()),
             ))
         }

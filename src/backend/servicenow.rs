@@ -22,8 +22,8 @@ use super::cmdb::{MAX_AFFECTED_CIS, ci_field_list, interpret_affected_cis, refer
 use super::tables::no_such_table;
 pub use super::tables::{TableSpec, table_spec};
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, ProbeLine, TicketSource,
-    bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_MEMBER, ProbeLine,
+    TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise, status_error,
     why_unanswered,
 };
 use crate::audit::AuditSink;
@@ -119,6 +119,9 @@ pub struct ServiceNow {
     base_url: BaseUrl,
     auth: ServiceNowAuth,
     people: PersonQuery,
+    /// Whether a lookup reads the record's `sys_id` (WorkNotes=Yes), which a work note is
+    /// written to.
+    reads_sys_id: bool,
     /// ValidateConfigurationItem: fetch the ticket's configuration items too.
     with_ci: bool,
 }
@@ -208,8 +211,16 @@ impl ServiceNow {
             base_url,
             auth,
             people,
+            reads_sys_id: false,
             with_ci: false,
         }
+    }
+
+    /// WorkNotes=Yes: every lookup also reads the record's `sys_id`, so that a note is
+    /// written to it with no second query.
+    pub fn reading_sys_id(mut self, reads_sys_id: bool) -> ServiceNow {
+        self.reads_sys_id = reads_sys_id;
+        self
     }
 
     /// Fetches each ticket's configuration items too (ValidateConfigurationItem).
@@ -221,9 +232,15 @@ impl ServiceNow {
     /// The Table API URL for one ticket. `sysparm_display_value=all` returns each field as
     /// `{display_value, value}`: the label for messages, the stored value for matching and
     /// dates (stored in UTC, whereas display values are in the API user's time zone).
+    ///
+    /// With WorkNotes=Yes `sys_id` is read too: a work note is written to the record by
+    /// it, with no second query.
     pub fn query_url(&self, id: &TicketId) -> Result<String, LookupError> {
         let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
         let mut fields: Vec<String> = ["number", "state"].map(str::to_string).to_vec();
+        if self.reads_sys_id {
+            fields.insert(0, "sys_id".to_string());
+        }
         fields.extend(spec.approval.map(str::to_string));
         if let Some((start, end)) = spec.window {
             fields.extend([start.to_string(), end.to_string()]);
@@ -400,18 +417,33 @@ impl ServiceNow {
         deadline: Deadline,
         retries: &mut RetryBudget,
     ) -> Result<HttpResponse, LookupError> {
+        self.send(
+            Method::Get,
+            url,
+            &Body::Empty,
+            authorization,
+            deadline,
+            retries,
+        )
+    }
+
+    /// One request with the given `Authorization` header value.
+    fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: &Body<'_>,
+        authorization: &str,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<HttpResponse, LookupError> {
         let headers = [
             ("Accept", "application/json"),
             ("Authorization", authorization),
         ];
-        Ok(self.client.send_with_retry(
-            Method::Get,
-            url,
-            &headers,
-            &Body::Empty,
-            deadline,
-            retries,
-        )?)
+        Ok(self
+            .client
+            .send_with_retry(method, url, &headers, body, deadline, retries)?)
     }
 
     /// One GET with the module's sign-in: basic, or the shared access token (renewed once
@@ -423,23 +455,56 @@ impl ServiceNow {
         audit: &mut dyn AuditSink,
     ) -> Result<HttpResponse, LookupError> {
         let mut retries = RetryBudget::for_check();
+        self.send_signed_in(
+            Method::Get,
+            url,
+            &Body::Empty,
+            deadline,
+            &mut retries,
+            audit,
+        )
+    }
+
+    /// One request with the module's sign-in, the one path of the lookup and of the work
+    /// notes: basic, or the shared access token (renewed once and the call retried once
+    /// when the instance answers 401).
+    fn send_signed_in(
+        &self,
+        method: Method,
+        url: &str,
+        body: &Body<'_>,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+        audit: &mut dyn AuditSink,
+    ) -> Result<HttpResponse, LookupError> {
         match &self.auth {
             ServiceNowAuth::Basic(account) => {
                 // Decodes to the password: wiped (on drop) as soon as the request is over.
                 let authorization = basic_authorization(account);
-                self.get(url, authorization.as_str(), deadline, &mut retries)
+                self.send(method, url, body, authorization.as_str(), deadline, retries)
             }
             ServiceNowAuth::OAuth(session) => {
-                let token = self.access_token(session, deadline, &mut retries, audit, None)?;
-                let response = self.get(url, &bearer(&token)?, deadline, &mut retries)?;
+                let token = self.access_token(session, deadline, retries, audit, None)?;
+                let response = self.send(method, url, body, &bearer(&token)?, deadline, retries)?;
                 if response.status != 401 {
                     return Ok(response);
                 }
                 // The instance dropped the token before its time (revoked, or its
                 // lifespan shortened): one new token, one retry.
-                let renewed =
-                    self.access_token(session, deadline, &mut retries, audit, Some(&token))?;
-                self.get(url, &bearer(&renewed)?, deadline, &mut retries)
+                let renewed = self.access_token(session, deadline, retries, audit, Some(&token))?;
+                self.send(method, url, body, &bearer(&renewed)?, deadline, retries)
+            }
+        }
+    }
+
+    /// The instance user the module acts as, when the configuration names it (basic and
+    /// the password grant; a client-credentials grant acts as the OAuth entity's
+    /// application user, which only the instance knows).
+    fn acting_user(&self) -> Option<&str> {
+        match &self.auth {
+            ServiceNowAuth::Basic(account) => Some(&account.username),
+            ServiceNowAuth::OAuth(session) => {
+                session.user.as_ref().map(|user| user.username.as_str())
             }
         }
     }
@@ -513,6 +578,75 @@ fn bearer(token: &Secret) -> Result<SecretText, LookupError> {
     header.push_str("Bearer ");
     header.push_str(text);
     Ok(header)
+}
+
+/// `PATCH /api/now/table/{table}/{sys_id}?sysparm_fields=sys_id`, on the table the lookup
+/// queried (every ticket table extends `task`, which has `work_notes`): the answer holds
+/// the `sys_id` only, however long the record's journal.
+pub fn note_url(base_url: &BaseUrl, kind: TicketKind, sys_id: &str) -> Result<String, LookupError> {
+    let spec = table_spec(kind).ok_or_else(|| no_such_table(kind))?;
+    Ok(format!(
+        "{}?sysparm_fields=sys_id",
+        base_url.join(&format!(
+            "/api/now/table/{}/{}",
+            spec.table,
+            percent_encode(sys_id)
+        )),
+    ))
+}
+
+/// The roles that write `work_notes` on incident and change_request on a stock instance.
+pub const WRITE_ROLES: [&str; 4] = ["itil", "sn_incident_write", "sn_change_write", "admin"];
+
+/// `GET /api/now/table/sys_user_has_role` for the roles of `user_name`.
+pub fn roles_url(base_url: &BaseUrl, user_name: &str) -> String {
+    format!(
+        "{}?sysparm_query={}&sysparm_fields={}",
+        base_url.join("/api/now/table/sys_user_has_role"),
+        percent_encode(&format!("user.user_name={user_name}")),
+        percent_encode("role.name"),
+    )
+}
+
+/// The role names in a `sys_user_has_role` answer.
+pub fn interpret_roles(response: &HttpResponse) -> Result<Vec<String>, LookupError> {
+    if response.status != 200 {
+        return Err(status_error(response, error_detail(&response.body)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let rows = document
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_response("no result list"))?;
+    let mut roles: Vec<String> = rows
+        .iter()
+        .filter_map(|row| field_value(row, "role.name"))
+        .collect();
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
+/// Reads the answer to a work-note PATCH: 200 with the record's `sys_id`.
+pub fn interpret_note(sys_id: &str, response: &HttpResponse) -> Result<(), LookupError> {
+    let detail = error_detail(&response.body);
+    match response.status {
+        200 => {}
+        404 => return Err(LookupError::NotFound),
+        _ => return Err(status_error(response, detail)),
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    let written = document
+        .get("result")
+        .and_then(|result| field_value(result, "sys_id"));
+    if written.as_deref() != Some(sys_id) {
+        return Err(bad_response(
+            "the answer does not name the record written to",
+        ));
+    }
+    Ok(())
 }
 
 /// Where a choice field's choices live in `sys_choice`: the table and the element.
@@ -731,6 +865,78 @@ impl TicketSource for ServiceNow {
         let response = self.get_signed_in(&self.membership_url(&query), deadline, audit)?;
         interpret_membership(&self.people, identity, group, &response)
     }
+
+    /// The account's roles from `sys_user_has_role`: a read, never a write. Writing
+    /// `work_notes` on incident and change_request comes with `itil` on a stock instance
+    /// (or `sn_incident_write` / `sn_change_write`, or `admin`); a customised ACL can say
+    /// otherwise, so a role found is "expected", not proven. An account that may not read
+    /// its roles leaves the question open.
+    fn write_access(&mut self, deadline: Deadline) -> Vec<ProbeLine> {
+        let Some(user) = self.acting_user().map(str::to_string) else {
+            return vec![ProbeLine::Ok(
+                "work notes: cannot tell whether the OAuth application user may write them (a client-credentials grant acts as the user set on the instance's OAuth entity, which the module does not know); give that user the itil role, and a failed note is logged at warning".to_string(),
+            )];
+        };
+        let url = roles_url(&self.base_url, &user);
+        let mut retries = RetryBudget::spent();
+        // A sign-in of its own, as the rest of the check: the token cache is left alone.
+        let answer = self
+            .check_authorization(deadline, &mut retries)
+            .and_then(|(authorization, _)| {
+                self.get(&url, authorization.as_str(), deadline, &mut retries)
+            })
+            .and_then(|response| interpret_roles(&response));
+        let account = sanitise(&user);
+        vec![match answer {
+            Ok(roles) => {
+                let shown = if roles.is_empty() {
+                    "none".to_string()
+                } else {
+                    sanitise(&roles.join(", "))
+                };
+                match roles
+                    .iter()
+                    .find(|role| WRITE_ROLES.contains(&role.as_str()))
+                {
+                    Some(role) => ProbeLine::Ok(format!(
+                        "work notes: the account {account} has the role {role}, which writes work_notes on incident and change_request on a stock instance (roles: {shown})"
+                    )),
+                    None => ProbeLine::Problem(format!(
+                        "work notes: the account {account} has none of the roles that write work_notes ({}; roles: {shown}): every note would fail; give it one",
+                        WRITE_ROLES.join(", ")
+                    )),
+                }
+            }
+            Err(error) => ProbeLine::Ok(format!(
+                "work notes: cannot tell whether {account} may write them (its roles could not be read from sys_user_has_role: {}); a failed note is logged at warning",
+                crate::backend::error_text(&error)
+            )),
+        }]
+    }
+
+    /// One PATCH of `work_notes` on the record the lookup found, by its `sys_id`, with the
+    /// module's own account; one retry at most (an outage), inside `deadline`.
+    fn write_note(
+        &mut self,
+        target: &NoteTarget,
+        text: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<(), LookupError> {
+        let Some(sys_id) = target.record_id.as_deref() else {
+            return Err(bad_response("the lookup gave no sys_id for the record"));
+        };
+        let body = serde_json::json!({ "work_notes": text });
+        let response = self.send_signed_in(
+            Method::Patch,
+            &note_url(&self.base_url, target.kind, sys_id)?,
+            &Body::Json(&body),
+            deadline,
+            &mut RetryBudget::for_check(),
+            audit,
+        )?;
+        interpret_note(sys_id, &response)
+    }
 }
 
 /// `user.<field>=<identity>^group=<sys_id>`, or why the values cannot go into a query.
@@ -848,6 +1054,7 @@ pub fn interpret_for(
         field_value(record, &people.walked(reference)).filter(|held| !held.is_empty())
     };
     Ok(Ticket {
+        record_id: field_value(record, "sys_id").filter(|sys_id| !sys_id.is_empty()),
         id: id.text.clone(),
         kind: id.kind,
         state: field_choice(record, "state"),

@@ -101,6 +101,7 @@ impl Settings {
         let portal = match portal_mode {
             Some(true) => {
                 self.refuse_gateway_checks_in_portal_mode();
+                self.refuse_audit_trail_in_portal_mode();
                 self.portal(system).map(Some)
             }
             Some(false) => Some(None),
@@ -128,6 +129,8 @@ impl Settings {
         let audit_log_file = self.check(|| self.absolute_path(Key::AuditLogFile));
         let remedy = self.remedy(people.as_ref());
         let cache_directory = self.check(|| self.path_or_default(Key::CacheDirectory));
+        let work_notes = self.check(|| self.work_notes());
+        let reason_prompt = self.check(|| self.reason_prompt());
         if self.has_problems() {
             return None;
         }
@@ -160,8 +163,13 @@ impl Settings {
             prompt: prompt?,
             audit_log_file: audit_log_file?.map(|(path, _)| path),
             portal: portal?,
-            remedy: remedy?,
+            remedy: RemedySettings {
+                read_change_entry_id: work_notes.as_ref().is_some_and(Option::is_some),
+                ..remedy?
+            },
             cache_directory: cache_directory?,
+            work_notes: work_notes?,
+            reason_prompt: reason_prompt?,
             debug: false,
         })
     }
@@ -452,6 +460,11 @@ impl Settings {
             fields(Key::RemedyProblemInvestigationRequesterFields);
         let remedy_people = self.remedy_people(people);
         let token_lifetime = self.check(|| self.number(Key::RemedyTokenLifetime));
+        let incident_work_log_form = text(Key::RemedyIncidentWorkLogForm);
+        let incident_work_log_id_field = text(Key::RemedyIncidentWorkLogIDField);
+        let change_work_log_form = text(Key::RemedyChangeWorkLogForm);
+        let change_work_log_id_field = text(Key::RemedyChangeWorkLogIDField);
+        let change_entry_id_field = text(Key::RemedyChangeEntryIDField);
         Some(RemedySettings {
             incident_form: incident_form?,
             incident_id_field: incident_id_field?,
@@ -476,6 +489,13 @@ impl Settings {
             problem_investigation_requester_fields: problem_investigation_requester_fields?,
             people: remedy_people?,
             token_lifetime: Duration::from_secs(token_lifetime?),
+            incident_work_log_form: incident_work_log_form?,
+            incident_work_log_id_field: incident_work_log_id_field?,
+            change_work_log_form: change_work_log_form?,
+            change_work_log_id_field: change_work_log_id_field?,
+            change_entry_id_field: change_entry_id_field?,
+            // Set once WorkNotes is read (see `assemble`).
+            read_change_entry_id: false,
         })
     }
 
@@ -974,6 +994,13 @@ mod tests {
             (
                 Mode::Remedy,
                 "TicketingSystem=BMCRemedy\nValidateTicketNumber=No\n".to_string(),
+            ),
+            (
+                Mode::ServiceNow,
+                format!(
+                    "TicketingSystem=ServiceNow\nSystemURL=https://acme.service-now.com\nConnectionAccountFile={}\nWorkNotes=Yes\nNoteTemplate=\"{{user}}\"\nAskReason=Yes\n",
+                    account.display()
+                ),
             ),
             (
                 Mode::Portal,

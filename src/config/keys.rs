@@ -371,7 +371,37 @@ key_table! {
         Allowed, "seconds a logon token is reused before the module logs on again";
     CacheDirectory: Text("/run/pam_ticket"), Modes::ALL, Allowed,
         "where the token cache lives (folder 0700, file 0600, owned by root): Remedy, ServiceNow OAuth and Privilege Cloud platform tokens";
+    WorkNotes: Flag(false), Modes::DIRECT, Allowed,
+        "Yes: write a work note to the verified ticket when access starts and when it ends";
+    WorkNoteTimeout: Number { default: 3, min: 1, max: 30 }, Modes::DIRECT, Allowed,
+        "seconds for writing one work note, its one retry included";
+    NoteTemplate: Unset("the built-in note text"), Modes::DIRECT, Allowed,
+        "the work note's text, with {user}, {identity}, {rhost}, {host}, {time} … placeholders";
+    AskReason: Flag(false), Modes::DIRECT, Allowed,
+        "Yes: after a valid ticket or bypass code, ask why access is needed";
+    ReasonPrompt: Text("Reason: "), Modes::DIRECT, Allowed,
+        "the prompt for the reason";
+    RemedyIncidentWorkLogForm: Text("HPD:WorkLog"), Modes::REMEDY, Allowed,
+        "the form an incident's work notes are created on";
+    RemedyIncidentWorkLogIDField: Text("Incident Number"), Modes::REMEDY, Allowed,
+        "the incident work log's field that names the incident (its Incident Number)";
+    RemedyChangeWorkLogForm: Text("CHG:WorkLog"), Modes::REMEDY, Allowed,
+        "the form a change's work notes are created on";
+    RemedyChangeWorkLogIDField: Text("Infra. Change Entry ID"), Modes::REMEDY, Allowed,
+        "the change work log's field that names the change (its entry ID)";
+    RemedyChangeEntryIDField: Text("Request ID"), Modes::REMEDY, Allowed,
+        "the change form's entry ID field, read with the change when WorkNotes=Yes";
 }
+
+/// The keys of the work notes and the reason: the portal keeps its own audit, so in
+/// portal mode setting any of them is an error (see `build.rs`).
+pub const AUDIT_TRAIL_KEYS: [Key; 5] = [
+    Key::WorkNotes,
+    Key::WorkNoteTimeout,
+    Key::NoteTemplate,
+    Key::AskReason,
+    Key::ReasonPrompt,
+];
 
 impl Key {
     /// This key's row of the table.
@@ -540,6 +570,7 @@ pub fn kind_keys(kind: TicketKind) -> KindKeys {
 pub fn gateway_switches() -> impl Iterator<Item = Key> {
     KEYS.iter()
         .filter(|spec| !spec.modes.portal && matches!(spec.default, DefaultValue::Flag(_)))
+        .filter(|spec| !AUDIT_TRAIL_KEYS.contains(&spec.key))
         .map(|spec| spec.key)
 }
 

@@ -13,10 +13,12 @@
 //! - `keys`: the one table of keys (name, default, modes, pam.d or not, description);
 //! - `settings`: unknown and duplicate keys refused, typed accessors keyed by the table;
 //! - `build`: the typed [`Config`], built key by key through those accessors;
+//! - `audit_trail`: the work-note and reason keys, read for `build`;
 //! - `account`: the root-only account files.
 
 mod account;
 mod arguments;
+mod audit_trail;
 mod build;
 mod keys;
 mod kinds;
@@ -178,6 +180,15 @@ pub struct RemedySettings {
     /// The assignee and assignment group fields, and where group membership is read.
     pub people: RemedyPeople,
     pub token_lifetime: Duration,
+    /// Where work notes go: a work-log form and the field that names the ticket, per kind.
+    pub incident_work_log_form: String,
+    pub incident_work_log_id_field: String,
+    pub change_work_log_form: String,
+    pub change_work_log_id_field: String,
+    /// The change form's entry ID field, which the change work log names its change by.
+    pub change_entry_id_field: String,
+    /// Whether a change lookup reads `change_entry_id_field` too (WorkNotes=Yes).
+    pub read_change_entry_id: bool,
 }
 
 /// Remedy's fields for AllowedUserRoles' assignee and assignment_group.
@@ -325,6 +336,10 @@ pub struct Config {
     pub portal: Option<PortalSettings>,
     pub remedy: RemedySettings,
     pub cache_directory: PathBuf,
+    /// WorkNotes=Yes: the notes' settings.
+    pub work_notes: Option<crate::notes::NoteSettings>,
+    /// AskReason=Yes: the ReasonPrompt.
+    pub reason_prompt: Option<String>,
     pub debug: bool,
 }
 

@@ -11,8 +11,10 @@ use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
 use crate::host::TargetNames;
 use crate::login::Login;
+use crate::notes::{self, NoteEvent, NoteOutcome, REASON_LIMIT, SessionFacts, carrier};
 use crate::nss::Directory;
 use crate::policy;
+use crate::sanitise::sanitise;
 use crate::ticket::TicketId;
 use crate::who::{self, Asked, WhoError};
 
@@ -182,16 +184,21 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         if let Some(entry) = bypass::find_match(&self.config.bypass_codes, trimmed) {
             self.conversation
                 .show_info("Failsafe bypass code accepted; this login is audited.");
+            let reason = match self.ask_reason(None, started) {
+                Ok(reason) => reason,
+                Err(outcome) => return AnswerVerdict::Done(outcome),
+            };
+            let mut extra = vec![("bypass_entry", entry.to_string())];
+            let mut exports = vec![("TICKET_DECISION".to_string(), "bypass".to_string())];
+            with_reason(&mut extra, &mut exports, reason);
             self.write_audit(
                 Decision::Bypass,
                 None,
                 format!("failsafe bypass code entry {entry} used"),
                 started,
-                vec![("bypass_entry", entry.to_string())],
+                extra,
             );
-            return AnswerVerdict::Done(Outcome::Granted {
-                exports: vec![("TICKET_DECISION".to_string(), "bypass".to_string())],
-            });
+            return AnswerVerdict::Done(Outcome::Granted { exports });
         }
 
         let id = match TicketId::parse(trimmed, self.config) {
@@ -222,14 +229,21 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 );
                 return AnswerVerdict::Done(Outcome::ServiceError);
             }
+            let reason = match self.ask_reason(Some(&id), started) {
+                Ok(reason) => reason,
+                Err(outcome) => return AnswerVerdict::Done(outcome),
+            };
+            let mut extra = Vec::new();
+            let mut exports = self.granted_exports(&id, "allow");
+            with_reason(&mut extra, &mut exports, reason);
             self.write_audit(
                 Decision::Allow,
                 Some(&id),
                 "format checks only (ValidateTicketNumber=No)".to_string(),
                 started,
-                vec![],
+                extra,
             );
-            return AnswerVerdict::Done(self.granted(&id, "allow"));
+            return AnswerVerdict::Done(Outcome::Granted { exports });
         };
         let deadline = Deadline::new(self.clock, self.config.timeout);
         let mut result = source.lookup(&id, self.login, deadline, &mut *self.audit);
@@ -301,13 +315,23 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                     return AnswerVerdict::TryAgain;
                 }
                 let passed: Vec<&str> = results.iter().map(|result| result.check).collect();
-                let reason = if passed.is_empty() {
+                let audit_reason = if passed.is_empty() {
                     "ticket exists".to_string()
                 } else {
                     format!("ticket exists; passed {}", passed.join(", "))
                 };
-                self.write_audit(Decision::Allow, Some(id), reason, started, vec![]);
-                AnswerVerdict::Done(self.granted(id, "allow"))
+                let access_reason = match self.ask_reason(Some(id), started) {
+                    Ok(reason) => reason,
+                    Err(outcome) => return AnswerVerdict::Done(outcome),
+                };
+                let mut extra = Vec::new();
+                let mut exports = self.granted_exports(id, "allow");
+                with_reason(&mut extra, &mut exports, access_reason.clone());
+                if self.config.work_notes.is_some() {
+                    self.start_note(&ticket, &results, access_reason, &mut extra, &mut exports);
+                }
+                self.write_audit(Decision::Allow, Some(id), audit_reason, started, extra);
+                AnswerVerdict::Done(Outcome::Granted { exports })
             }
             Ok(Lookup::AcceptedByPortal { detail }) => {
                 self.write_audit(Decision::Allow, Some(id), detail, started, vec![]);
@@ -430,12 +454,141 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
 
     fn granted(&self, id: &TicketId, decision: &str) -> Outcome {
         Outcome::Granted {
-            exports: vec![
-                ("TICKET_ID".to_string(), id.text.clone()),
-                ("TICKETING_SYSTEM".to_string(), self.system_name()),
-                ("TICKET_DECISION".to_string(), decision.to_string()),
-            ],
+            exports: self.granted_exports(id, decision),
         }
+    }
+
+    fn granted_exports(&self, id: &TicketId, decision: &str) -> Vec<(String, String)> {
+        vec![
+            ("TICKET_ID".to_string(), id.text.clone()),
+            ("TICKETING_SYSTEM".to_string(), self.system_name()),
+            ("TICKET_DECISION".to_string(), decision.to_string()),
+        ]
+    }
+
+    /// WorkNotes=Yes, once access is granted on `ticket`: writes the start note (after the
+    /// decision, which it cannot change) and seals the session record that the end note
+    /// needs into `exports`. What became of the note goes to `extra`, for the audit.
+    fn start_note(
+        &mut self,
+        ticket: &crate::ticket::Ticket,
+        results: &[policy::CheckResult],
+        reason: Option<String>,
+        extra: &mut Vec<(&'static str, String)>,
+        exports: &mut Vec<(String, String)>,
+    ) {
+        let Some(settings) = &self.config.work_notes else {
+            return;
+        };
+        let checks = results
+            .iter()
+            .filter_map(|result| match &result.verdict {
+                policy::Verdict::Pass(seen) => Some(seen.clone()),
+                policy::Verdict::Fail(_) => None,
+            })
+            .collect();
+        // WorkNoteTimeout bounds the whole note: finding this host's name too.
+        let note_started = self.clock.monotonic();
+        let deadline = Deadline::new(self.clock, settings.timeout);
+        let facts = self.session_facts(ticket, checks, reason, deadline);
+        let outcome = match self.source.as_deref_mut() {
+            Some(source) => notes::write(
+                self.config,
+                settings,
+                source,
+                &facts,
+                NoteEvent::Started,
+                self.clock,
+                deadline,
+                &mut *self.audit,
+            ),
+            None => NoteOutcome::Skipped("no ticket source".to_string()),
+        };
+        extra.extend(outcome.audit_fields());
+        extra.push((
+            "work_note_ms",
+            self.clock.since(note_started).as_millis().to_string(),
+        ));
+        match carrier::seal(self.config, &facts) {
+            Ok(sealed) => exports.push((carrier::ENVIRONMENT_NAME.to_string(), sealed)),
+            Err(problem) => self.audit.warn(&format!(
+                "no work note will be written when the session ends: {problem}"
+            )),
+        }
+    }
+
+    /// What the notes say about this login.
+    fn session_facts(
+        &self,
+        ticket: &crate::ticket::Ticket,
+        checks: Vec<String>,
+        reason: Option<String>,
+        deadline: Deadline,
+    ) -> SessionFacts {
+        let host_wait = deadline
+            .remaining()
+            .map_or(std::time::Duration::ZERO, |left| {
+                left.min(notes::HOST_NAME_WAIT)
+            });
+        SessionFacts {
+            ticket: ticket.id.clone(),
+            kind: ticket.kind,
+            record_id: ticket.record_id.clone(),
+            system: self.system_name(),
+            user: self.login.pam_user.clone(),
+            identity: notes::identity(self.login).to_string(),
+            rhost: self.login.rhost.clone(),
+            host: notes::host_name(host_wait),
+            service: self.login.service.clone(),
+            target: notes::target_text(self.login),
+            checks,
+            reason,
+            started: self.clock.now().timestamp(),
+        }
+    }
+
+    /// AskReason=Yes: asks for the reason, once more after an empty or over-long answer.
+    /// `Err` ends the login (PAM_MAXTRIES) after the second such answer.
+    fn ask_reason(
+        &mut self,
+        id: Option<&TicketId>,
+        started: Instant,
+    ) -> Result<Option<String>, Outcome> {
+        let Some(prompt) = self.config.reason_prompt.clone() else {
+            return Ok(None);
+        };
+        let mut problem = String::new();
+        for attempt in 1..=2 {
+            let answer = self.conversation.ask(&prompt);
+            let text = answer
+                .as_ref()
+                .map(|answer| {
+                    String::from_utf8_lossy(answer.as_bytes())
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let length = text.chars().count();
+            let reason = sanitise(&text);
+            problem = if reason.is_empty() {
+                "A reason is required: say why you need this access".to_string()
+            } else if length > REASON_LIMIT {
+                format!("A reason has at most {REASON_LIMIT} characters; this one has {length}")
+            } else {
+                return Ok(Some(reason));
+            };
+            self.conversation.show_error(&problem);
+            self.audit
+                .debug(&format!("reason {attempt} of 2 not accepted: {problem}"));
+        }
+        self.write_audit(
+            Decision::Deny,
+            id,
+            format!("no acceptable reason given ({problem})"),
+            started,
+            vec![],
+        );
+        Err(Outcome::AttemptsExhausted)
     }
 
     fn write_audit(
@@ -452,6 +605,17 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
         // Who the person is in the ticketing system, when that is not the login itself.
         if self.login.identity() != self.login.person {
             extra.push(("identity", self.login.identity().to_string()));
+        }
+        if self.config.work_notes.is_some() && !extra.iter().any(|(key, _)| *key == "work_note") {
+            let why = match decision {
+                Decision::Bypass => "bypass login: no verified ticket",
+                Decision::Failsafe => "failsafe login: the ticket was not verified",
+                Decision::Deny => "login refused",
+                Decision::Unavailable | Decision::Error => "no verdict on the ticket",
+                Decision::Exempt => "not asked for a ticket (exempt)",
+                Decision::Allow | Decision::SessionEnd => "no verified ticket",
+            };
+            extra.extend(NoteOutcome::Skipped(why.to_string()).audit_fields());
         }
         if let Some(target) = &self.login.target {
             extra.push(("target_user", target.user.clone()));
@@ -472,6 +636,18 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             extra,
         };
         self.audit.record(&record);
+    }
+}
+
+/// Adds the reason, when one was given, to the audit record and the exports.
+fn with_reason(
+    extra: &mut Vec<(&'static str, String)>,
+    exports: &mut Vec<(String, String)>,
+    reason: Option<String>,
+) {
+    if let Some(reason) = reason {
+        extra.push(("access_reason", reason.clone()));
+        exports.push(("TICKET_REASON".to_string(), reason));
     }
 }
 

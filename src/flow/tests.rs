@@ -131,6 +131,7 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         assignment_group: None,
         group_member: None,
         configuration_items: None,
+        record_id: None,
     }
 }
 

@@ -94,13 +94,13 @@ impl Transport for UreqTransport {
                 }
                 request.call()
             }
-            Method::Post => {
-                let mut request = self
-                    .agent
-                    .post(url)
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build();
+            Method::Post | Method::Patch => {
+                let builder = if method == Method::Post {
+                    self.agent.post(url)
+                } else {
+                    self.agent.patch(url)
+                };
+                let mut request = builder.config().timeout_global(Some(timeout)).build();
                 for (name, value) in headers {
                     request = request.header(*name, *value);
                 }

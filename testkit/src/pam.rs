@@ -134,6 +134,7 @@ unsafe extern "C" {
     fn pam_setcred(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
     fn pam_acct_mgmt(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
     fn pam_open_session(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
+    fn pam_close_session(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
     fn pam_set_item(pamh: *mut pam_handle_t, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_getenvlist(pamh: *mut pam_handle_t) -> *mut *mut c_char;
     fn pam_end(pamh: *mut pam_handle_t, status: c_int) -> c_int;
@@ -373,6 +374,9 @@ pub struct Steps {
     pub open_session: bool,
     /// Sets `PAM_TTY` to `ssh`, as sshd does.
     pub tty_ssh: bool,
+    /// `pam_close_session` this long after authentication (after `pam_open_session` when
+    /// that ran), when authentication succeeded.
+    pub close_session_after: Option<Duration>,
 }
 
 /// Everything `run` observed; `authenticate` returns only the `PamOutcome` part.
@@ -381,6 +385,7 @@ pub struct FullOutcome {
     pub auth: PamOutcome,
     pub acct_mgmt_code: Option<i32>,
     pub open_session_code: Option<i32>,
+    pub close_session_code: Option<i32>,
 }
 
 /// `pam_start_confdir`, `PAM_RHOST`, `pam_authenticate`, then on success
@@ -467,6 +472,14 @@ pub fn run(service: &PamService, login: &Login, steps: Steps) -> FullOutcome {
             open_session_code = Some(unsafe { pam_open_session(pamh, 0) });
         }
     }
+    let mut close_session_code = None;
+    if let Some(length) = steps.close_session_after
+        && code == PAM_SUCCESS
+    {
+        std::thread::sleep(length);
+        // SAFETY: `pamh` is a live handle.
+        close_session_code = Some(unsafe { pam_close_session(pamh, 0) });
+    }
 
     // SAFETY: `pamh` is a live handle.
     let env = unsafe { take_env(pamh) };
@@ -496,6 +509,7 @@ pub fn run(service: &PamService, login: &Login, steps: Steps) -> FullOutcome {
         },
         acct_mgmt_code,
         open_session_code,
+        close_session_code,
     }
 }
 

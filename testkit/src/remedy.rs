@@ -106,6 +106,9 @@ pub type Entry = Map<String, Value>;
 
 pub const INCIDENT_FORM: &str = "HPD:Help Desk";
 pub const CHANGE_FORM: &str = "CHG:Infrastructure Change";
+/// The work-log forms notes are created on.
+pub const INCIDENT_WORK_LOG_FORM: &str = "HPD:WorkLog";
+pub const CHANGE_WORK_LOG_FORM: &str = "CHG:WorkLog";
 pub const WORK_ORDER_FORM: &str = "WOI:WorkOrder";
 pub const PROBLEM_FORM: &str = "PBM:Problem Investigation";
 /// Who is in which support group: `Login ID`, `Support Group ID`, `Full Name`.
@@ -168,6 +171,13 @@ struct State {
     token_lifetime: Option<StdDuration>,
     issued: u64,
     received: Vec<Received>,
+    /// The account may read but not create entries (403 with an AR error).
+    read_only: bool,
+    /// A status every entry creation is answered with instead of being applied.
+    write_failure: Option<u16>,
+    /// How long an entry creation waits before it is answered.
+    write_delay: StdDuration,
+    created: u64,
 }
 
 impl RemedySim {
@@ -184,6 +194,8 @@ impl RemedySim {
         let mut forms: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
         forms.insert(INCIDENT_FORM.to_string(), Vec::new());
         forms.insert(CHANGE_FORM.to_string(), Vec::new());
+        forms.insert(INCIDENT_WORK_LOG_FORM.to_string(), Vec::new());
+        forms.insert(CHANGE_WORK_LOG_FORM.to_string(), Vec::new());
         for (form, entry) in entries {
             forms.entry(form.to_string()).or_default().push(entry);
         }
@@ -196,6 +208,10 @@ impl RemedySim {
                 token_lifetime: None,
                 issued: 0,
                 received: Vec::new(),
+                read_only: false,
+                write_failure: None,
+                write_delay: StdDuration::ZERO,
+                created: 0,
             }),
         }
     }
@@ -295,10 +311,39 @@ impl RemedySim {
     pub fn request_count(&self) -> usize {
         self.lock().received.len()
     }
+
+    /// The entries of a form, oldest first (the work logs: the notes written).
+    pub fn entries(&self, form: &str) -> Vec<Entry> {
+        self.lock().forms.get(form).cloned().unwrap_or_default()
+    }
+
+    /// `true`: the account may read but not create entries; a creation gets 403 with an AR
+    /// error (ARERR 9273 "No permission to submit", the simulator's choice: unverified).
+    pub fn set_read_only(&self, read_only: bool) {
+        self.lock().read_only = read_only;
+    }
+
+    /// `Some(status)`: every entry creation is answered with this status and nothing is
+    /// created.
+    pub fn set_write_failure(&self, status: Option<u16>) {
+        self.lock().write_failure = status;
+    }
+
+    /// Every entry creation waits this long before it is answered (a hanging write).
+    pub fn set_write_delay(&self, delay: StdDuration) {
+        self.lock().write_delay = delay;
+    }
 }
 
 impl Handler for RemedySim {
     fn handle(&self, request: &Request) -> Response {
+        if request.method == "POST" && request.path.contains("/api/arsys/v1/entry/") {
+            // Waited for without the lock: the other requests go on meanwhile.
+            let delay = self.lock().write_delay;
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+        }
         self.lock().answer(request)
     }
 }
@@ -376,6 +421,16 @@ impl State {
                     .is_some_and(|token| self.token_is_live(token))
                 {
                     self.serve(request, &route)
+                } else {
+                    (authentication_failed(), 0)
+                }
+            }
+            Endpoint::Query if request.method == "POST" => {
+                if token
+                    .as_deref()
+                    .is_some_and(|token| self.token_is_live(token))
+                {
+                    (self.create(request, &route), 1)
                 } else {
                     (authentication_failed(), 0)
                 }
@@ -506,6 +561,50 @@ impl State {
             })
             .collect();
         Response::json(200, &Value::Array(definitions))
+    }
+
+    /// `POST /api/arsys/v1/entry/{form}` with `{"values": {…}}`: 201 with the new entry's
+    /// `Location`, its `Request ID` numbered like the fixture's.
+    fn create(&mut self, request: &Request, route: &Route) -> Response {
+        let Some(form) = route.form.clone() else {
+            return ar_error(404, 8794, "Resource not found", None);
+        };
+        if !self.forms.contains_key(&form) {
+            return ar_error(404, 303, "Form does not exist on server", Some(&form));
+        }
+        if self.read_only {
+            return ar_error(
+                403,
+                9273,
+                "No permission to submit to this form",
+                Some(&form),
+            );
+        }
+        if let Some(status) = self.write_failure {
+            return ar_error(status, 9350, "Simulated failure", Some("set_write_failure"));
+        }
+        let values = serde_json::from_slice::<Value>(&request.body)
+            .ok()
+            .and_then(|body| body.get("values").and_then(Value::as_object).cloned());
+        let Some(mut values) = values else {
+            return ar_error(400, 8790, "Invalid JSON in the request body", None);
+        };
+        self.created += 1;
+        let id = format!("{:015}", 900_000 + self.created);
+        values.insert("Request ID".to_string(), json!(id));
+        let host = request.header("host").unwrap_or("remedy.test").to_string();
+        let location = format!(
+            "https://{host}{}/api/arsys/v1/entry/{}/{}",
+            route.prefix,
+            encode_segment(&form),
+            id
+        );
+        self.forms.entry(form).or_default().push(values);
+        Response {
+            status: 201,
+            headers: vec![("Location".to_string(), location)],
+            body: vec![],
+        }
     }
 
     fn serve(&self, request: &Request, route: &Route) -> (Response, usize) {

@@ -254,6 +254,29 @@ impl Default for OAuth {
     }
 }
 
+/// One `PATCH` of a record that the simulator accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordUpdate {
+    pub table: String,
+    pub sys_id: String,
+    /// The record's `number` (empty for a record without one).
+    pub number: String,
+    /// The fields as sent (string values; anything else as its JSON text).
+    pub fields: Vec<(String, String)>,
+    /// `sysparm_fields` of the request.
+    pub sysparm_fields: Option<String>,
+}
+
+impl RecordUpdate {
+    /// The `work_notes` written, if this update wrote one.
+    pub fn work_notes(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == "work_notes")
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// The simulated instance. Cheap to share: wrap it in an `Arc` for the server.
 pub struct ServiceNowSim {
     state: Mutex<State>,
@@ -269,6 +292,13 @@ struct State {
     invalid_query_returns_no_rows: bool,
     user_offset: FixedOffset,
     oauth: OAuth,
+    /// The account may read but not write (a PATCH gets the ACL's 403).
+    read_only: bool,
+    /// A status every PATCH is answered with instead of being applied.
+    write_failure: Option<u16>,
+    /// How long a PATCH waits before it is answered.
+    write_delay: std::time::Duration,
+    updates: Vec<RecordUpdate>,
 }
 
 impl ServiceNowSim {
@@ -294,6 +324,10 @@ impl ServiceNowSim {
                 invalid_query_returns_no_rows: false,
                 user_offset: FixedOffset::west_opt(5 * 3600).expect("-05:00 is a valid offset"),
                 oauth: OAuth::default(),
+                read_only: false,
+                write_failure: None,
+                write_delay: std::time::Duration::ZERO,
+                updates: Vec::new(),
             }),
         };
         for (table, record) in records {
@@ -463,10 +497,87 @@ impl ServiceNowSim {
             .map(|(token, _)| token.clone())
             .collect()
     }
+
+    /// `true`: the account may read but not write; a PATCH gets 403 with the body an
+    /// instance sends when the table's write ACL refuses ("ACL Exception Update Failed
+    /// due to security constraints").
+    pub fn set_read_only(&self, read_only: bool) {
+        self.lock().read_only = read_only;
+    }
+
+    /// `Some(status)`: every PATCH is answered with this status (an error envelope) and
+    /// nothing is written.
+    pub fn set_write_failure(&self, status: Option<u16>) {
+        self.lock().write_failure = status;
+    }
+
+    /// Every PATCH waits this long before it is answered (a hanging write).
+    pub fn set_write_delay(&self, delay: std::time::Duration) {
+        self.lock().write_delay = delay;
+    }
+
+    /// Gives `user_name` (a `sys_user`, created when missing) the role `role` in
+    /// `sys_user_has_role`, which `pam-ticket check` reads.
+    pub fn grant_role(&self, user_name: &str, role: &str) {
+        let user_id = derived_sys_id(&format!("sys_user/{user_name}"));
+        let role_id = derived_sys_id(&format!("sys_user_role/{role}"));
+        let has_user = self.lock().db.find_mut("sys_user", user_name).is_some();
+        if !has_user {
+            self.insert(
+                "sys_user",
+                record(&[
+                    ("sys_id", &user_id),
+                    ("user_name", user_name),
+                    ("name", user_name),
+                ]),
+            );
+        }
+        let has_role = self.lock().db.find_mut("sys_user_role", &role_id).is_some();
+        if !has_role {
+            self.insert(
+                "sys_user_role",
+                record(&[("sys_id", &role_id), ("name", role)]),
+            );
+        }
+        let user_id = text(
+            self.lock()
+                .db
+                .find_mut("sys_user", user_name)
+                .expect("the user was just made"),
+            "sys_id",
+        )
+        .to_string();
+        self.insert(
+            "sys_user_has_role",
+            record(&[("user", &user_id), ("role", &role_id)]),
+        );
+    }
+
+    /// Every PATCH the simulator applied, oldest first.
+    pub fn updates(&self) -> Vec<RecordUpdate> {
+        self.lock().updates.clone()
+    }
+
+    /// The work notes written to the record whose `number` is `number`, oldest first.
+    pub fn work_notes(&self, number: &str) -> Vec<String> {
+        self.lock()
+            .updates
+            .iter()
+            .filter(|update| update.number == number)
+            .filter_map(|update| update.work_notes().map(str::to_string))
+            .collect()
+    }
 }
 
 impl Handler for ServiceNowSim {
     fn handle(&self, request: &Request) -> Response {
+        if request.method == "PATCH" {
+            // Waited for without the lock: the other requests go on meanwhile.
+            let delay = self.lock().write_delay;
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+        }
         let mut state = self.lock();
         state.answer(request)
     }
@@ -698,8 +809,86 @@ impl State {
     }
 
     /// The answer and the number of records matched.
-    fn serve(&self, request: &Request, route: &Route) -> (Response, usize) {
-        if request.method != "GET" {
+    /// `PATCH /api/now/table/{table}/{sys_id}` with a JSON object of fields: 200 with the
+    /// record (as `sysparm_fields` asks), 404 for an unknown record, 403 when the account
+    /// may not write.
+    fn update(&mut self, request: &Request, route: &Route) -> (Response, usize) {
+        if self.read_only || self.forbidden {
+            let response = error(
+                403,
+                "Operation Failed",
+                json!("ACL Exception Update Failed due to security constraints"),
+            );
+            return (response, 0);
+        }
+        if let Some(status) = self.write_failure {
+            return (
+                error(status, "Simulated failure", json!("set_write_failure")),
+                0,
+            );
+        }
+        let Some(sys_id) = route.sys_id.clone() else {
+            return (
+                error(405, "Method not Supported", json!("PATCH needs a sys_id")),
+                0,
+            );
+        };
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&request.body) else {
+            return (
+                error(
+                    400,
+                    "Exception while reading request",
+                    json!("Invalid JSON"),
+                ),
+                0,
+            );
+        };
+        let Some(record) = self.db.find_mut(&route.table, &sys_id) else {
+            return (
+                error(
+                    404,
+                    "No Record found",
+                    json!("Record doesn't exist or ACL restricts the record retrieval"),
+                ),
+                0,
+            );
+        };
+        let number = text(record, "number").to_string();
+        let sent: Vec<(String, String)> = fields
+            .iter()
+            .map(|(name, value)| {
+                let value = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string);
+                (name.clone(), value)
+            })
+            .collect();
+        for (name, value) in &sent {
+            // A journal field is not stored on the record: the update log holds it.
+            if name != "work_notes" && name != "comments" {
+                record.insert(name.clone(), json!(value));
+            }
+        }
+        self.updates.push(RecordUpdate {
+            table: route.table.clone(),
+            sys_id: sys_id.clone(),
+            number,
+            fields: sent,
+            sysparm_fields: request.param("sysparm_fields").map(str::to_string),
+        });
+        let options = render::Options::from_request(request, self.user_offset);
+        let Some(record) = self.db.by_sys_id(&route.table, &sys_id) else {
+            return (error(500, "Record vanished", Value::Null), 0);
+        };
+        let rendered = render::record(&self.db, &route.table, record, &options);
+        (Response::json(200, &json!({ "result": rendered })), 1)
+    }
+
+    fn serve(&mut self, request: &Request, route: &Route) -> (Response, usize) {
+        if request.method == "PATCH" && self.rate_limited.is_none() {
+            return self.update(request, route);
+        }
+        if request.method != "GET" && request.method != "PATCH" {
             let detail = format!(
                 "Method {} is not supported by the simulator",
                 request.method
@@ -1190,6 +1379,13 @@ mod schema {
         ("inactive", Kind::Text),
     ];
 
+    const SYS_USER_ROLE: &[(&str, Kind)] = &[("sys_id", Kind::Text), ("name", Kind::Text)];
+    const SYS_USER_HAS_ROLE: &[(&str, Kind)] = &[
+        ("sys_id", Kind::Text),
+        ("user", USER),
+        ("role", Kind::Reference("sys_user_role")),
+    ];
+
     /// The declared fields of a table, in output order.
     pub fn fields(table: &str) -> &'static [(&'static str, Kind)] {
         match table {
@@ -1199,6 +1395,8 @@ mod schema {
             "sys_user_group" => SYS_USER_GROUP,
             "sys_user_grmember" => SYS_USER_GRMEMBER,
             "sys_choice" => SYS_CHOICE,
+            "sys_user_role" => SYS_USER_ROLE,
+            "sys_user_has_role" => SYS_USER_HAS_ROLE,
             "sc_req_item" => SC_REQ_ITEM,
             "sc_task" => SC_TASK,
             "problem" => PROBLEM,

@@ -519,7 +519,8 @@ pub fn report(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// The expect driver. argv: `repeat|hangup N answer1 .. answerN ssh-command...`.
+/// The expect driver. argv: `repeat|hangup N answer1 .. answerN ssh-command...`. The
+/// answers go, in order, to the module's prompts: `Ticket ID: ` and (AskReason) `Reason: `.
 /// The terminal goes to standard output; timing markers (`@@prompt <ms>`, `@@answer <ms>`,
 /// `@@shell <ms>`, `@@password <ms>`, `@@pam_password <ms>`, `@@exit <status>`) to
 /// standard error. A password prompt (the client's own, or `Password: ` from a PAM module)
@@ -541,7 +542,7 @@ spawn -noecho {*}$command
 set asked 0
 set passwords 0
 expect {
-    -re {Ticket ID: $} {
+    -re {(Ticket ID|Reason): $} {
         stamp @@prompt
         if {$asked < [llength $answers]} {
             set answer [lindex $answers $asked]

@@ -552,6 +552,7 @@ fn pam_env_is_collected_after_setcred() {
             acct_mgmt: false,
             open_session: false,
             tty_ssh: true,
+            close_session_after: None,
         },
     );
     assert_eq!(full.auth.code, pam::PAM_SUCCESS, "{:?}", full.auth);

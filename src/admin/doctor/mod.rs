@@ -37,7 +37,8 @@ says how to fix each:
            `sufficient` line or a jump over it; a password module (pam_unix, pam_sss,
            @include common-auth, substack password-auth, ...) before or beside it;
            module arguments the module would refuse; Groups/ExemptGroups/ExemptUsers
-           without `auth optional pam_permit.so` below the ticket (exempt people locked out)
+           without `auth optional pam_permit.so` below the ticket (exempt people locked out);
+           with WorkNotes=Yes, no pam_ticket.so session line (no note when a session ends)
   module   the configuration as the module loads it (with the account files, and
            ClientCertificateFile and ClientKeyFile checked against each other); the CA
            bundle, and whether the ticketing system's (or portal's) certificate verifies
@@ -226,6 +227,7 @@ pub fn run(arguments: &[String]) -> i32 {
         if let Some(config) = &loaded {
             report.extend(module_findings(config));
             report.extend(exemption_findings(stack, config));
+            report.extend(session_line_findings(config, &service_file));
         }
     }
     report.extend(selinux_findings(
@@ -437,6 +439,28 @@ fn exemption_findings(stack: &pam_stack::AuthStack, config: &Config) -> Vec<Find
          alone fails the stack, so the people it exempts are locked out",
         "add `auth optional pam_permit.so` right below this line (a refused ticket still \
          fails the stack)",
+    )]
+}
+
+/// WorkNotes=Yes writes the end note from `pam_sm_close_session`, which runs only when the
+/// module is in the session stack. Doctor looks at the service file's own lines (a session
+/// line in an included file is not seen, and then the warning is one to ignore).
+fn session_line_findings(config: &Config, service_file: &Path) -> Vec<Finding> {
+    if config.work_notes.is_none() {
+        return Vec::new();
+    }
+    let text = fs::read_to_string(service_file).unwrap_or_default();
+    let has_session_line = pam_stack::parse(&text, service_file)
+        .iter()
+        .any(|line| line.kind == "session" && line.is_pam_ticket());
+    if has_session_line {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Warning,
+        service_file.display().to_string(),
+        "WorkNotes is Yes but pam_ticket.so is not in the session stack: no work note is written when a session ends",
+        "add `session optional pam_ticket.so` (with the auth line's arguments) as the last session line",
     )]
 }
 

@@ -23,6 +23,9 @@ pub struct FormSpec<'a> {
     pub roles: &'a [UserRole],
     /// The field that names the configuration item, for the kinds that have one.
     pub ci_field: Option<&'a str>,
+    /// The entry ID field, read when a work note needs it (a change's work log names the
+    /// change by it; WorkNotes=Yes).
+    pub entry_id_field: Option<&'a str>,
 }
 
 impl<'a> FormSpec<'a> {
@@ -38,6 +41,7 @@ impl<'a> FormSpec<'a> {
         if with_ci {
             fields.extend(self.ci_field);
         }
+        fields.extend(self.entry_id_field);
         let mut unique: Vec<&'a str> = Vec::new();
         for field in fields {
             if !unique.contains(&field) {
@@ -60,6 +64,8 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             people: settings.person_fields(TicketKind::Incident),
             roles: &settings.people.roles,
             ci_field: Some(&settings.incident_ci_field),
+            // The incident work log names its incident by the Incident Number.
+            entry_id_field: None,
         },
         TicketKind::Change => FormSpec {
             form: &settings.change_form,
@@ -70,6 +76,9 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             people: settings.person_fields(TicketKind::Change),
             roles: &settings.people.roles,
             ci_field: Some(&settings.change_ci_field),
+            entry_id_field: settings
+                .read_change_entry_id
+                .then_some(settings.change_entry_id_field.as_str()),
         },
         TicketKind::WorkOrder => FormSpec {
             form: &settings.work_order_form,
@@ -80,6 +89,7 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             people: settings.person_fields(TicketKind::WorkOrder),
             roles: &settings.people.roles,
             ci_field: None,
+            entry_id_field: None,
         },
         TicketKind::ProblemInvestigation => FormSpec {
             form: &settings.problem_investigation_form,
@@ -90,6 +100,7 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
             people: settings.person_fields(TicketKind::ProblemInvestigation),
             roles: &settings.people.roles,
             ci_field: None,
+            entry_id_field: None,
         },
         TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => return None,
     })

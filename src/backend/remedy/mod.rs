@@ -19,17 +19,18 @@ use std::time::Duration;
 
 pub use self::support_group::{interpret_membership, membership_url};
 pub use self::wire::{
-    ArMessage, FormSpec, ar_error, fields_url, form_for, form_spec, interpret,
+    ArMessage, FormSpec, ar_error, fields_url, form_for, form_spec, interpret, interpret_created,
     interpret_field_choices, no_such_form, parse_ar_date, qualification, query_url, read_token,
+    work_log_entry,
 };
 use self::wire::{authorization, error_detail};
 use super::{
-    ChoiceField, KnownChoices, Lookup, LookupError, PROBE_MEMBER, PROBE_TICKET, ProbeLine,
-    TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise,
+    ChoiceField, KnownChoices, Lookup, LookupError, NoteTarget, PROBE_MEMBER, PROBE_TICKET,
+    ProbeLine, TicketSource, bad_response, membership_problem, probe_answer, probe_id, sanitise,
 };
 use crate::audit::AuditSink;
 use crate::config::{BaseUrl, Credentials, RemedySettings, UserRole};
-use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
+use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget, percent_encode};
 use crate::login::Login;
 use crate::secret::Secret;
 use crate::ticket::{TicketId, TicketKind};
@@ -224,6 +225,31 @@ impl Remedy {
         response
     }
 
+    /// `POST /api/arsys/v1/entry/{form}` with `{"values": {…}}`.
+    fn create(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        token: &Secret,
+        deadline: Deadline,
+        retries: &mut RetryBudget,
+    ) -> Result<HttpResponse, LookupError> {
+        let authorization =
+            authorization(token).ok_or_else(|| bad_response("the token is not valid text"))?;
+        let headers = [
+            ("Accept", "application/json"),
+            ("Authorization", authorization.as_str()),
+        ];
+        Ok(self.client.send_with_retry(
+            Method::Post,
+            url,
+            &headers,
+            &Body::Json(body),
+            deadline,
+            retries,
+        )?)
+    }
+
     /// Logs off whatever this lookup replaced or could not cache.
     fn finish(&self, session: Session, deadline: Deadline) {
         for token in &session.retired {
@@ -268,6 +294,57 @@ impl TicketSource for Remedy {
         let url = membership_url(&self.base_url, &self.settings, identity, group)?;
         let response = self.authenticated_get(&url, deadline, audit)?;
         interpret_membership(&self.settings, identity, group, &response)
+    }
+
+    /// A new entry on the kind's work-log form (`HPD:WorkLog` for incidents, named by the
+    /// Incident Number; `CHG:WorkLog` for changes, named by the change's entry ID that the
+    /// lookup read), with the cached token. A 401 (the token expired on the server) gets
+    /// one new log-on and one more try: the write's one retry.
+    fn write_note(
+        &mut self,
+        target: &NoteTarget,
+        text: &str,
+        deadline: Deadline,
+        audit: &mut dyn AuditSink,
+    ) -> Result<(), LookupError> {
+        let (form, body) = work_log_entry(&self.settings, target, text)?;
+        let url = self
+            .base_url
+            .join(&format!("/api/arsys/v1/entry/{}", percent_encode(form)));
+        let mut retries = RetryBudget::for_check();
+        let mut session = self.session(deadline, &mut retries, audit, None)?;
+        let mut response = self.create(&url, &body, &session.token, deadline, &mut retries);
+        if matches!(&response, Ok(answer) if answer.status == 401) && !retries.is_spent() {
+            let refused = session;
+            match self.session(deadline, &mut retries, audit, Some(&refused.token)) {
+                Ok(renewed) => {
+                    session = Session {
+                        retired: refused.retired,
+                        ..renewed
+                    };
+                    response = self.create(
+                        &url,
+                        &body,
+                        &session.token,
+                        deadline,
+                        &mut RetryBudget::spent(),
+                    );
+                }
+                Err(error) => {
+                    self.finish(
+                        Session {
+                            cached: true,
+                            ..refused
+                        },
+                        deadline,
+                    );
+                    return Err(error);
+                }
+            }
+        }
+        let result = response.and_then(|answer| interpret_created(form, &answer));
+        self.finish(session, deadline);
+        result
     }
 
     /// A log-on of its own (never the cached token: a token cached before the password
@@ -361,6 +438,52 @@ impl TicketSource for Remedy {
 
     fn token_caches(&self) -> Vec<&TokenCache> {
         vec![&self.cache]
+    }
+
+    /// The work-log forms' field definitions, read with a log-on of its own: a form that
+    /// does not exist (a misspelt Remedy*WorkLogForm) shows here. Whether the account may
+    /// create entries on them cannot be told without creating one.
+    fn write_access(&mut self, deadline: Deadline) -> Vec<ProbeLine> {
+        let mut retries = RetryBudget::for_check();
+        let token = match self.log_on(deadline, &mut retries) {
+            Ok(token) => token,
+            Err(error) => {
+                return vec![ProbeLine::Problem(format!(
+                    "work notes: could not log on to read the work-log forms: {}",
+                    crate::backend::error_text(&error)
+                ))];
+            }
+        };
+        let mut lines = Vec::new();
+        for form in [
+            self.settings.incident_work_log_form.clone(),
+            self.settings.change_work_log_form.clone(),
+        ] {
+            let answer = self.query(
+                &fields_url(&self.base_url, &form),
+                &token,
+                deadline,
+                &mut retries,
+            );
+            lines.push(match answer {
+                Ok(response) if response.status == 200 => ProbeLine::Ok(format!(
+                    "work notes: form {form:?} exists; whether the account may create entries on it cannot be told without writing one (a failed note is logged at warning)"
+                )),
+                Ok(response) => ProbeLine::Problem(format!(
+                    "work notes: form {form:?} cannot be read (HTTP {}{}); check the Remedy*WorkLogForm settings and the account's permissions",
+                    response.status,
+                    match error_detail(&response) {
+                        detail if detail.is_empty() => String::new(),
+                        detail => format!(": {detail}"),
+                    }
+                )),
+                Err(error) => ProbeLine::Problem(format!(
+                    "work notes: form {form:?} could not be read: {}", crate::backend::error_text(&error)
+                )),
+            });
+        }
+        let _ = self.log_off(&token, deadline);
+        lines
     }
 }
 

@@ -5,10 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::backend::{LookupError, bad_response, sanitise, status_error};
-use crate::config::{BaseUrl, UserRole};
+use crate::backend::{LookupError, NoteTarget, bad_response, sanitise, status_error};
+use crate::config::{BaseUrl, RemedySettings, UserRole};
 use crate::http::{HttpResponse, percent_encode};
 use crate::secret::{Secret, SecretText, secret_text};
+use crate::ticket::TicketKind;
 use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId};
 
 /// The longest token accepted from the server; AR JWTs are well under 2 KiB.
@@ -230,6 +231,8 @@ pub fn interpret(
         assignment_group,
         group_member: None,
         // The CI field holds the CI's name; a form without one names no CI.
+        // What a work note needs beside the ticket ID (a change's entry ID).
+        record_id: spec.entry_id_field.and_then(text).map(str::to_string),
         configuration_items: with_ci.then(|| {
             spec.ci_field
                 .and_then(text)
@@ -237,6 +240,90 @@ pub fn interpret(
                 .unwrap_or_default()
         }),
     })
+}
+
+/// The longest `Description` (the work log's summary line) written; the field is short on
+/// the work-log forms.
+const WORK_LOG_SUMMARY_LIMIT: usize = 100;
+
+/// The work-log form and the new entry's values for a note on `target`, per ticket kind:
+/// an incident's work log names it by its Incident Number, a change's by the entry ID the
+/// lookup read.
+pub fn work_log_entry<'s>(
+    settings: &'s RemedySettings,
+    target: &NoteTarget,
+    text: &str,
+) -> Result<(&'s str, Value), LookupError> {
+    let summary: String = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(WORK_LOG_SUMMARY_LIMIT)
+        .collect();
+    let mut values = serde_json::Map::new();
+    let form = match target.kind {
+        TicketKind::Incident => {
+            values.insert(
+                settings.incident_work_log_id_field.clone(),
+                Value::from(target.id.as_str()),
+            );
+            values.insert("View Access".into(), Value::from("Internal"));
+            values.insert("Secure Work Log".into(), Value::from("No"));
+            settings.incident_work_log_form.as_str()
+        }
+        TicketKind::Change => {
+            let entry_id = target.record_id.as_deref().ok_or_else(|| {
+                bad_response(&format!(
+                    "the lookup read no {} for the change",
+                    settings.change_entry_id_field
+                ))
+            })?;
+            values.insert(
+                settings.change_work_log_id_field.clone(),
+                Value::from(entry_id),
+            );
+            settings.change_work_log_form.as_str()
+        }
+        // No work-log form is mapped for these yet: one arm each when they get one.
+        TicketKind::WorkOrder | TicketKind::ProblemInvestigation => {
+            return Err(LookupError::Misconfigured {
+                detail: format!(
+                    "work notes are written to incidents and changes only, not to {} tickets",
+                    target.kind.type_name()
+                ),
+            });
+        }
+        TicketKind::RequestItem | TicketKind::CatalogTask | TicketKind::Problem => {
+            return Err(super::no_such_form(target.kind));
+        }
+    };
+    values.insert("Work Log Type".into(), Value::from("General Information"));
+    values.insert("Description".into(), Value::from(summary));
+    values.insert("Detailed Description".into(), Value::from(text));
+    Ok((form, serde_json::json!({ "values": values })))
+}
+
+/// Reads the answer to an entry creation: 201 (with a `Location`), or the AR error.
+pub fn interpret_created(form: &str, response: &HttpResponse) -> Result<(), LookupError> {
+    if response.status == 201 {
+        return Ok(());
+    }
+    let message = ar_error(&response.body);
+    if message.as_ref().and_then(|message| message.number) == Some(ARERR_FORM_DOES_NOT_EXIST) {
+        return Err(LookupError::Misconfigured {
+            detail: format!(
+                "Remedy form {form:?} does not exist; check the Remedy*WorkLogForm settings"
+            ),
+        });
+    }
+    if (200..300).contains(&response.status) {
+        return Err(bad_response(&format!(
+            "HTTP {} where 201 Created was expected",
+            response.status
+        )));
+    }
+    Err(status_error(response, error_detail(response)))
 }
 
 /// `GET {SystemURL}/api/arsys/v1.0/fields/{form}?field_criteria=NAME,DATATYPE,LIMIT`: the
@@ -367,6 +454,12 @@ pub(super) mod tests {
                 roles: vec![UserRole::Requester],
             },
             token_lifetime: Duration::from_secs(3300),
+            incident_work_log_form: "HPD:WorkLog".to_string(),
+            incident_work_log_id_field: "Incident Number".to_string(),
+            change_work_log_form: "CHG:WorkLog".to_string(),
+            change_work_log_id_field: "Infra. Change Entry ID".to_string(),
+            change_entry_id_field: "Request ID".to_string(),
+            read_change_entry_id: false,
         }
     }
 
