@@ -229,6 +229,7 @@ mod tests {
             assignee: None,
             assignment_group: None,
             group_member: None,
+            unanswered: Vec::new(),
             record_id: None,
             configuration_items: None,
         }

@@ -24,6 +24,11 @@ pub enum Verdict {
     Fail(String),
 }
 
+/// The name of the person check when AllowedUserRoles is more than the requester.
+pub const ROLES_CHECK: &str = "roles";
+/// The name of the configuration item check.
+pub const CI_CHECK: &str = "ci";
+
 /// Runs every enabled check, in a fixed order, and returns them all. `identity` is who
 /// the person is in the ticketing system ([`crate::login::Login::identity`]). `target` is
 /// this gateway's names, needed when ValidateConfigurationItem is Yes (a ticket is then
@@ -60,7 +65,7 @@ pub fn evaluate(
             check: if roles.as_slice() == [UserRole::Requester] {
                 "requester"
             } else {
-                "roles"
+                ROLES_CHECK
             },
             verdict: check_roles(ticket, roles, identity),
         });
@@ -68,7 +73,7 @@ pub fn evaluate(
     if let Some(check) = &config.ci_check {
         let nobody = TargetNames { names: Vec::new() };
         results.push(CheckResult {
-            check: "ci",
+            check: CI_CHECK,
             verdict: crate::host::check_configuration_item(
                 ticket,
                 target.unwrap_or(&nobody),
@@ -286,6 +291,7 @@ mod tests {
             assignee: Some("dave".to_string()),
             assignment_group: Some("0a5f0000000000000000000000000001".to_string()),
             group_member: None,
+            unanswered: Vec::new(),
             configuration_items: None,
             record_id: None,
         }
@@ -303,6 +309,7 @@ mod tests {
             assignee: None,
             assignment_group: None,
             group_member: None,
+            unanswered: Vec::new(),
             configuration_items: None,
             record_id: None,
         }

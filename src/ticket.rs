@@ -314,6 +314,19 @@ pub struct Ticket {
     /// change its affected CIs too); `None` when they were not asked for
     /// (ValidateConfigurationItem=No).
     pub configuration_items: Option<Vec<ConfigurationItem>>,
+    /// Checks that an extra request (a change's affected CIs, the assignment group's
+    /// membership) should have informed but could not, for an outage. They decide the
+    /// login only when nothing else already refuses the ticket: an outage of a second
+    /// request must never turn a ticket that fails on its own into a failsafe grant.
+    pub unanswered: Vec<Unanswered>,
+}
+
+/// One check an extra request could not inform, and the outage that stopped it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unanswered {
+    /// The check's name, as [`crate::policy::CheckResult::check`] gives it.
+    pub check: &'static str,
+    pub outage: crate::backend::Outage,
 }
 
 /// One configuration item as the ticketing system describes it. Absent fields are ones

@@ -19,7 +19,8 @@ use serde_json::Value;
 use support::http::Handler;
 use support::https::TestServer;
 use support::pam::{
-    self, Login, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
+    self, Login, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome,
+    PamService,
 };
 use support::pki::{ServerCert, TestPki};
 use support::remedy::{self as remedy_sim, Endpoint, RemedySim};
@@ -589,9 +590,18 @@ fn a_change_passes_through_its_affected_cis_at_one_more_request() {
     assert_eq!(received.len(), 2, "{received:?}");
     assert_eq!(received[0].table, "change_request");
     assert_eq!(received[1].table, "task_ci");
+    // By the change's record (its sys_id, read in the change's own query), never by
+    // number: `task` spans every task table.
+    assert!(
+        received[0]
+            .fields
+            .as_deref()
+            .is_some_and(|fields| fields.starts_with("sys_id,number,state")),
+        "{received:?}"
+    );
     assert_eq!(
         received[1].sysparm_query.as_deref(),
-        Some("task.number=CHG0030008")
+        Some(format!("task={CHANGE_30008}").as_str())
     );
     assert_eq!(
         received[1].fields.as_deref(),
@@ -1044,7 +1054,7 @@ fn check_reads_task_ci_when_the_ci_check_is_on() {
     );
     assert_eq!(
         received[1].sysparm_query.as_deref(),
-        Some("task.number=PAMTICKETCHECK0")
+        Some("task=00000000000000000000000000000000")
     );
 
     // An instance without the table (or an account that may not read it) is a problem
@@ -1090,4 +1100,171 @@ fn check_queries_every_remedy_types_form() {
         ]
     );
     assert_eq!(rig.rm().logout_count(), 1, "the probe still logs off");
+}
+
+/// CHG0030008's sys_id in the simulator's CI fixture.
+const CHANGE_30008: &str = "c4a9e000000000000000000000030008";
+
+/// A task of another table that carries the change's number (an import, a custom task
+/// table, a reset counter) and names a CI of its own: its CIs never count for the change,
+/// since the affected CIs are found by the change's sys_id.
+#[test]
+fn affected_cis_of_another_task_with_the_same_number_never_count() {
+    let rig = Rig::servicenow();
+    let impostor = "1a5c0000000000000000000000000099";
+    let record = |fields: &[(&str, &str)]| -> serde_json::Map<String, Value> {
+        fields
+            .iter()
+            .map(|(name, value)| (name.to_string(), Value::String(value.to_string())))
+            .collect()
+    };
+    rig.sn().insert(
+        "problem",
+        record(&[
+            ("sys_id", impostor),
+            ("number", "CHG0030008"),
+            ("state", "102"),
+            ("opened_by", sn_sim::ALICE),
+        ]),
+    );
+    rig.sn().insert(
+        "task_ci",
+        record(&[("task", impostor), ("ci_item", sn_sim::CI_PAYROLL)]),
+    );
+    let service = rig.service(&format!("{CI_CHECK}TargetName=\"Payroll\"\n"));
+    let outcome = rig.login(&service, "alice", "CHG0030008");
+    assert_refused(
+        &rig,
+        &outcome,
+        "Change CHG0030008 names configuration item web01.example.com, DB02, app07, not this gateway (Payroll)",
+        "ci",
+        "change",
+    );
+    let received = rig.sn().received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(
+        received[1].sysparm_query.as_deref(),
+        Some(format!("task={CHANGE_30008}").as_str())
+    );
+    assert_eq!(received[1].matched, 2, "{received:?}");
+}
+
+const FAILSAFE_INFO: &str =
+    "Ticket validation is unavailable; access is granted under the failsafe policy and audited.";
+
+/// An outage of the change's second request (task_ci) leaves only the CI check open:
+/// a ticket that fails another check is refused as it is, in both fail modes, never let
+/// through as failsafe; one that passes by its own CI needs no affected CIs; and only when
+/// the CI check is the sole open question does FailMode decide.
+#[test]
+fn an_outage_of_the_affected_cis_never_turns_a_failing_change_into_failsafe() {
+    let rig = Rig::servicenow();
+    rig.sn().set_table_unavailable("task_ci", true);
+    let closed_only = "ValidateChangeTicketState=Yes\nAllowedChangeTicketStates=\"Closed\"\n";
+    for mode in ["safe", "secure"] {
+        // Fails its state (Implement); app07 is named only through task_ci, which is down.
+        let service = rig.service(&format!(
+            "{CI_CHECK}TargetName=\"app07.example.com\"\nFailMode={mode}\n{closed_only}"
+        ));
+        let outcome = rig.login(&service, "alice", "CHG0030008");
+        let record = assert_refused(
+            &rig,
+            &outcome,
+            "Change CHG0030008 is Implement; allowed states: Closed",
+            "state",
+            "change",
+        );
+        assert!(record.get("failsafe").is_none(), "{record}");
+        let tables: Vec<String> = rig.sn().received().into_iter().map(|q| q.table).collect();
+        // The 503 is retried once.
+        assert_eq!(tables, ["change_request", "task_ci", "task_ci"], "{mode}");
+    }
+
+    // web01 is the change's own CI: the affected CIs are not needed.
+    let service = rig.service(&format!(
+        "{CI_CHECK}TargetName=\"web01.example.com\"\nFailMode=secure\n"
+    ));
+    let outcome = rig.login(&service, "alice", "CHG0030008");
+    let record = assert_allowed(&rig, &outcome, "CHG0030008", "change");
+    assert!(
+        record["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("ci")),
+        "{record}"
+    );
+
+    // The CI check alone is open: FailMode decides.
+    for (mode, code, decision) in [
+        ("safe", PAM_SUCCESS, "failsafe"),
+        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+    ] {
+        let service = rig.service(&format!(
+            "{CI_CHECK}TargetName=\"app07.example.com\"\nFailMode={mode}\n"
+        ));
+        let outcome = rig.login(&service, "alice", "CHG0030008");
+        let context = outcome.transcript();
+        assert_eq!(
+            pam::code_name(outcome.code),
+            pam::code_name(code),
+            "{context}"
+        );
+        if mode == "safe" {
+            assert_eq!(outcome.infos(), vec![FAILSAFE_INFO], "{context}");
+        }
+        let record = rig.record();
+        assert_eq!(record["decision"], decision, "{record}");
+        assert!(
+            record["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.contains("503")),
+            "{record}"
+        );
+    }
+}
+
+/// The same for the assignment group's membership query: its outage never lets a closed
+/// change in as failsafe; for a change that passes everything else, FailMode decides.
+#[test]
+fn an_outage_of_the_membership_query_never_turns_a_failing_ticket_into_failsafe() {
+    let rig = Rig::servicenow();
+    rig.sn().set_table_unavailable("sys_user_grmember", true);
+    let roles = "ValidateRequestingUser=Yes\nAllowedUserRoles=\"requester, assignment_group\"\nValidateChangeTicketState=Yes\nAllowedChangeTicketStates=\"Implement\"\n";
+    // CHG0030007 is Closed, requested by alice; bob is only in its assignment group.
+    for mode in ["safe", "secure"] {
+        let service = rig.service(&format!("{roles}FailMode={mode}\n"));
+        let outcome = rig.login(&service, "bob", "CHG0030007");
+        assert_refused(
+            &rig,
+            &outcome,
+            "Change CHG0030007 is Closed; allowed states: Implement",
+            "state",
+            "change",
+        );
+        let tables: Vec<String> = rig.sn().received().into_iter().map(|q| q.table).collect();
+        assert_eq!(
+            tables,
+            ["change_request", "sys_user_grmember", "sys_user_grmember"],
+            "{mode}"
+        );
+    }
+    for (mode, code, decision) in [
+        ("safe", PAM_SUCCESS, "failsafe"),
+        ("secure", PAM_AUTHINFO_UNAVAIL, "unavailable"),
+    ] {
+        let service = rig.service(&format!("{roles}FailMode={mode}\n"));
+        let outcome = rig.login(&service, "bob", "CHG0030001");
+        let context = outcome.transcript();
+        assert_eq!(
+            pam::code_name(outcome.code),
+            pam::code_name(code),
+            "{context}"
+        );
+        let record = rig.record();
+        assert_eq!(record["decision"], decision, "{record}");
+    }
+    // Back up: bob's membership lets him in.
+    rig.sn().set_table_unavailable("sys_user_grmember", false);
+    let service = rig.service(&format!("{roles}FailMode=secure\n"));
+    let outcome = rig.login(&service, "bob", "CHG0030001");
+    assert_allowed(&rig, &outcome, "CHG0030001", "change");
 }

@@ -13,9 +13,9 @@ use crate::host::TargetNames;
 use crate::login::Login;
 use crate::notes::{self, NoteEvent, NoteOutcome, REASON_LIMIT, SessionFacts, carrier};
 use crate::nss::Directory;
-use crate::policy;
+use crate::policy::{self, CheckResult};
 use crate::sanitise::sanitise;
-use crate::ticket::TicketId;
+use crate::ticket::{TicketId, Unanswered};
 use crate::who::{self, Asked, WhoError};
 
 /// The flow's parameters that live in modules of their own, re-exported beside it.
@@ -264,6 +264,12 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                     ));
                     ticket.group_member = Some(member);
                 }
+                // An outage leaves the person check open: the other checks still decide
+                // first (see `judge`). Anything else is not an outage: denied as it is.
+                Err(LookupError::Unavailable(outage)) => ticket.unanswered.push(Unanswered {
+                    check: policy::ROLES_CHECK,
+                    outage,
+                }),
                 Err(error) => result = Err(error),
             }
         }
@@ -294,7 +300,8 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
     ) -> AnswerVerdict {
         let noun = id.kind.noun();
         match result {
-            Ok(Lookup::Found(ticket)) => {
+            Ok(Lookup::Found(mut ticket)) => {
+                let unanswered = std::mem::take(&mut ticket.unanswered);
                 let results = policy::evaluate(
                     self.config,
                     &ticket,
@@ -302,7 +309,29 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                     self.clock.now(),
                     target,
                 );
-                if let Some((check, message)) = policy::first_failure(&results) {
+                // A check that failed for want of an answer an outage kept back is an open
+                // question, not a refusal; every other failure refuses the ticket as it
+                // is. Only when nothing else refuses it does the outage decide (FailMode).
+                let is_open = |check: &str| unanswered.iter().any(|open| open.check == check);
+                let decided: Vec<CheckResult> = results
+                    .iter()
+                    .filter(|result| !is_open(result.check))
+                    .cloned()
+                    .collect();
+                if policy::first_failure(&decided).is_none()
+                    && let Some((open_check, _)) = policy::first_failure(&results)
+                    && let Some(open) = unanswered.into_iter().find(|open| open.check == open_check)
+                {
+                    self.audit
+                        .debug(&format!("the {open_check} check is open: {}", open.outage));
+                    return self.judge(
+                        id,
+                        Err(LookupError::Unavailable(open.outage)),
+                        target,
+                        started,
+                    );
+                }
+                if let Some((check, message)) = policy::first_failure(&decided) {
                     let message = message.to_string();
                     self.conversation.show_error(&message);
                     self.write_audit(

@@ -130,6 +130,7 @@ fn ticket(id: &TicketId, state: &str) -> Ticket {
         assignee: None,
         assignment_group: None,
         group_member: None,
+        unanswered: Vec::new(),
         configuration_items: None,
         record_id: None,
     }

@@ -288,6 +288,8 @@ struct State {
     db: Db,
     received: Vec<ReceivedQuery>,
     rate_limited: Option<u64>,
+    /// Tables whose reads are answered 503, as a node whose database for them is down.
+    unavailable_tables: Vec<String>,
     forbidden: bool,
     invalid_query_returns_no_rows: bool,
     user_offset: FixedOffset,
@@ -320,6 +322,7 @@ impl ServiceNowSim {
                 db: Db::default(),
                 received: Vec::new(),
                 rate_limited: None,
+                unavailable_tables: Vec::new(),
                 forbidden: false,
                 invalid_query_returns_no_rows: false,
                 user_offset: FixedOffset::west_opt(5 * 3600).expect("-05:00 is a valid offset"),
@@ -411,6 +414,16 @@ impl ServiceNowSim {
     /// `Some(seconds)`: answer 429 with `Retry-After: seconds`; `None`: serve normally.
     pub fn set_rate_limited(&self, retry_after: Option<u64>) {
         self.lock().rate_limited = retry_after;
+    }
+
+    /// Answers every read of `table` with ServiceNow's 503 body while `down`; the other
+    /// tables are served as usual (one request of a login failing, not the instance).
+    pub fn set_table_unavailable(&self, table: &str, down: bool) {
+        let mut state = self.lock();
+        state.unavailable_tables.retain(|held| held != table);
+        if down {
+            state.unavailable_tables.push(table.to_string());
+        }
     }
 
     /// `true`: the account authenticates but fails the table ACL (403).
@@ -904,6 +917,14 @@ impl State {
                 .with_header("X-RateLimit-Limit", "100")
                 .with_header("X-RateLimit-Reset", &reset.to_string())
                 .with_header("Retry-After", &retry_after.to_string());
+            return (response, 0);
+        }
+        if self.unavailable_tables.contains(&route.table) {
+            let response = error(
+                503,
+                "Service Unavailable",
+                json!("The instance is temporarily unable to serve this request"),
+            );
             return (response, 0);
         }
         if self.forbidden {

@@ -230,6 +230,7 @@ pub fn interpret(
         assignee,
         assignment_group,
         group_member: None,
+        unanswered: Vec::new(),
         // The CI field holds the CI's name; a form without one names no CI.
         // What a work note needs beside the ticket ID (a change's entry ID).
         record_id: spec.entry_id_field.and_then(text).map(str::to_string),

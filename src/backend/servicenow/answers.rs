@@ -30,7 +30,7 @@ pub fn membership_query(
             ),
         });
     }
-    if group.len() != 32 || !group.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+    if !is_sys_id(group) {
         return Err(bad_response(
             "the ticket's assignment_group is not a sys_id",
         ));
@@ -39,6 +39,12 @@ pub fn membership_query(
         "user.{}={identity}^group={group}",
         match_field.field()
     ))
+}
+
+/// 32 hexadecimal digits: the only shape of a sys_id, checked before one that came in an
+/// answer goes into a query.
+pub fn is_sys_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
 /// A member when a row is exactly the membership asked for; a row of anyone else's
@@ -147,6 +153,7 @@ pub fn interpret_for(
             .flatten()
             .filter(|group| !group.is_empty()),
         group_member: None,
+        unanswered: Vec::new(),
         // Only an answer to a query that asked for `cmdb_ci` carries the key.
         configuration_items: record
             .get("cmdb_ci")

@@ -11,7 +11,7 @@ mod signin;
 pub(in crate::backend) use answers::{error_detail, field_value};
 pub use answers::{
     interpret, interpret_choices, interpret_for, interpret_membership, interpret_note,
-    interpret_roles, membership_query, parse_glide_date,
+    interpret_roles, is_sys_id, membership_query, parse_glide_date,
 };
 pub use signin::{OAuthSession, ServiceNowAuth, basic_authorization};
 
@@ -27,7 +27,7 @@ use crate::audit::AuditSink;
 use crate::config::{BaseUrl, People, PersonFields, UserMatchField, UserRole};
 use crate::http::{Body, Deadline, HttpClient, Method, RetryBudget, percent_encode};
 use crate::login::Login;
-use crate::ticket::{TicketId, TicketKind};
+use crate::ticket::{TicketId, TicketKind, Unanswered};
 use crate::token_cache::TokenCache;
 
 pub struct ServiceNow {
@@ -154,7 +154,8 @@ impl ServiceNow {
     pub fn query_url(&self, id: &TicketId) -> Result<String, LookupError> {
         let spec = table_spec(id.kind).ok_or_else(|| no_such_table(id.kind))?;
         let mut fields: Vec<String> = ["number", "state"].map(str::to_string).to_vec();
-        if self.reads_sys_id {
+        // A change's affected CIs are found by its sys_id (see `affected_cis_url`).
+        if self.reads_sys_id || (self.with_ci && spec.affected_cis) {
             fields.insert(0, "sys_id".to_string());
         }
         fields.extend(spec.approval.map(str::to_string));
@@ -181,15 +182,20 @@ impl ServiceNow {
         ))
     }
 
-    /// `GET task_ci` for the affected CIs of a change, found by the change's number
-    /// (which passed the ID rules) through the `task` reference.
-    pub fn affected_cis_url(&self, id: &TicketId) -> String {
-        format!(
+    /// `GET task_ci` for the affected CIs of a change, found by the change's `sys_id`
+    /// through the `task` reference: by record, never by number, since `task` spans every
+    /// task table and a number can repeat across them (custom tables, imports, a reset
+    /// counter). The `sys_id` comes from the change's own answer and must be one.
+    pub fn affected_cis_url(&self, sys_id: &str) -> Result<String, LookupError> {
+        if !is_sys_id(sys_id) {
+            return Err(bad_response("the change's sys_id is not a sys_id"));
+        }
+        Ok(format!(
             "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit={MAX_AFFECTED_CIS}&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
             self.base_url.join("/api/now/table/task_ci"),
-            percent_encode(&format!("task.number={}", id.text)),
+            percent_encode(&format!("task={sys_id}")),
             percent_encode(&ci_field_list("ci_item").join(",")),
-        )
+        ))
     }
 
     /// `GET sys_user_grmember` for one membership: the person (by the matched field) in
@@ -312,14 +318,30 @@ impl TicketSource for ServiceNow {
             &self.get_signed_in(&self.query_url(id)?, deadline, audit)?,
         )?;
         if self.with_ci {
-            let record_cis = ticket.configuration_items.get_or_insert_with(Vec::new);
+            ticket.configuration_items.get_or_insert_with(Vec::new);
             if spec.affected_cis {
-                // One more request, on the same deadline: the change's affected CIs.
-                let answer = self.get_signed_in(&self.affected_cis_url(id), deadline, audit)?;
-                for item in interpret_affected_cis(&answer)? {
-                    if !record_cis.contains(&item) {
-                        record_cis.push(item);
+                // One more request, on the same deadline: the change's affected CIs. An
+                // outage leaves the CI check open (the flow decides it last); any other
+                // failure is the lookup's.
+                let sys_id = ticket.record_id.as_deref().unwrap_or_default();
+                let answer = self
+                    .affected_cis_url(sys_id)
+                    .and_then(|url| self.get_signed_in(&url, deadline, audit))
+                    .and_then(|answer| interpret_affected_cis(&answer));
+                match answer {
+                    Ok(items) => {
+                        let record_cis = ticket.configuration_items.get_or_insert_with(Vec::new);
+                        for item in items {
+                            if !record_cis.contains(&item) {
+                                record_cis.push(item);
+                            }
+                        }
                     }
+                    Err(LookupError::Unavailable(outage)) => ticket.unanswered.push(Unanswered {
+                        check: crate::policy::CI_CHECK,
+                        outage,
+                    }),
+                    Err(error) => return Err(error),
                 }
             }
         }
@@ -371,14 +393,17 @@ impl TicketSource for ServiceNow {
         }
         if self.with_ci {
             // The incident query above dot-walked cmdb_ci; a change also reads task_ci.
-            let change = probe_id(TicketKind::Change);
+            let nobodys_change = "0".repeat(32);
             let answer = self
-                .get(
-                    &self.affected_cis_url(&change),
-                    authorization.as_str(),
-                    deadline,
-                    &mut RetryBudget::for_check(),
-                )
+                .affected_cis_url(&nobodys_change)
+                .and_then(|url| {
+                    self.get(
+                        &url,
+                        authorization.as_str(),
+                        deadline,
+                        &mut RetryBudget::for_check(),
+                    )
+                })
                 .and_then(|answer| interpret_affected_cis(&answer));
             lines.push(match answer {
                 Ok(_) => ProbeLine::Ok(
