@@ -6,9 +6,6 @@ use crate::secret::Secret;
 /// The message shown when the ticketing system cannot be asked (FailMode=secure).
 pub const UNAVAILABLE_MESSAGE: &str =
     "Ticket validation is unavailable right now; try again later or use a failsafe bypass code";
-/// The message shown when the name service cannot say whether this login must present a
-/// ticket (FailMode=secure). No prompt follows, so no bypass code can be typed.
-pub const MEMBERSHIP_UNAVAILABLE_MESSAGE: &str = "Your group membership cannot be checked right now (the name service did not answer); try again later";
 /// The message shown when the ticketing system's certificate does not verify.
 pub const UNTRUSTED_MESSAGE: &str = "Ticket validation is unavailable: the ticketing system's certificate could not be verified; contact your administrator";
 /// The message shown when the ticketing system refuses the module's own account.

@@ -43,7 +43,7 @@ use pam::module::{PamHandle, PamHooks};
 use pam::pam_hooks;
 
 use crate::audit::{AuditRecord, AuditSink, Decision, SystemAudit};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Deadline, SystemClock};
 use crate::flow::{Flow, Outcome};
 use crate::login::Login;
 
@@ -176,7 +176,10 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
                 .map(|source| source as &mut dyn backend::TicketSource),
             audit: &mut audit,
             clock: &SystemClock,
-            directory: &nss::SystemDirectory,
+            directory: &nss::Bounded::new(
+                nss::SystemDirectory,
+                Deadline::new(&SystemClock, config.timeout),
+            ),
         }
         .run(),
         None => return PamResultCode::PAM_CONV_ERR,

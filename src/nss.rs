@@ -5,12 +5,15 @@
 
 use std::ffi::{CString, c_char};
 use std::fmt;
+use std::sync::mpsc;
+
+use crate::clock::Deadline;
 
 /// A group ID.
 pub type Gid = libc::gid_t;
 
-/// The name service could not answer (a failing LDAP or SSSD backend, out of memory): an
-/// outage of the directory, for FailMode to decide, never "not a member".
+/// The name service could not answer (a failing, slow or hung LDAP or SSSD backend, out
+/// of memory): never "not a member", and never an exemption (see [`crate::who`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NssError {
     pub what: String,
@@ -39,7 +42,70 @@ pub trait Directory {
 }
 
 /// The system's name service, through `getgrnam_r`, `getpwnam_r` and `getgrouplist`.
+#[derive(Clone, Copy)]
 pub struct SystemDirectory;
+
+/// A directory whose every lookup is waited for only until `deadline`: a hung LDAP or
+/// SSSD backend must not hang sshd. The lookup runs in a thread of its own, left to
+/// finish on its own when the deadline comes first (its answer is then dropped with the
+/// channel), as the resolver is in [`crate::host`]. A lookup not answered in time is an
+/// error ([`libc::ETIMEDOUT`]), never "not a member".
+pub struct Bounded<'c, D> {
+    inner: D,
+    deadline: Deadline<'c>,
+}
+
+impl<'c, D: Directory + Clone + Send + 'static> Bounded<'c, D> {
+    pub fn new(inner: D, deadline: Deadline<'c>) -> Bounded<'c, D> {
+        Bounded { inner, deadline }
+    }
+
+    fn ask<T: Send + 'static>(
+        &self,
+        what: String,
+        lookup: impl FnOnce(D) -> Result<T, NssError> + Send + 'static,
+    ) -> Result<T, NssError> {
+        let timed_out = |what: String| NssError {
+            what: format!("{what}: no answer before the deadline"),
+            errno: libc::ETIMEDOUT,
+        };
+        let Some(time_left) = self.deadline.remaining() else {
+            return Err(timed_out(what));
+        };
+        let (sender, receiver) = mpsc::channel();
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pam_ticket-nss".to_string())
+            .spawn(move || {
+                let _ = sender.send(lookup(inner));
+            });
+        if let Err(problem) = spawned {
+            return Err(NssError {
+                what: format!("{what}: no thread for the lookup"),
+                errno: problem.raw_os_error().unwrap_or(libc::EAGAIN),
+            });
+        }
+        receiver
+            .recv_timeout(time_left)
+            .unwrap_or_else(|_| Err(timed_out(what)))
+    }
+}
+
+impl<D: Directory + Clone + Send + 'static> Directory for Bounded<'_, D> {
+    fn group_id(&self, name: &str) -> Result<Option<Gid>, NssError> {
+        let owned = name.to_string();
+        self.ask(format!("looking up group {name}"), move |inner| {
+            inner.group_id(&owned)
+        })
+    }
+
+    fn groups_of(&self, login: &str) -> Result<Option<Vec<Gid>>, NssError> {
+        let owned = login.to_string();
+        self.ask(format!("listing the groups of {login}"), move |inner| {
+            inner.groups_of(&owned)
+        })
+    }
+}
 
 /// The largest buffer a lookup grows to before it gives up (an entry this large is a
 /// broken directory, not a real group).
@@ -170,5 +236,61 @@ mod tests {
         let groups = directory.groups_of("root").expect("NSS answers");
         assert_eq!(groups.as_ref().and_then(|list| list.first()), Some(&0));
         assert_eq!(directory.groups_of("no-such-user-pam-ticket"), Ok(None));
+    }
+
+    /// A directory that answers after `delay` (real time), or never.
+    #[derive(Clone)]
+    struct Slow(std::time::Duration);
+
+    impl Directory for Slow {
+        fn group_id(&self, _name: &str) -> Result<Option<Gid>, NssError> {
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(self.0);
+            Ok(Some(0))
+        }
+        fn groups_of(&self, _login: &str) -> Result<Option<Vec<Gid>>, NssError> {
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(self.0);
+            Ok(Some(vec![0]))
+        }
+    }
+
+    #[test]
+    fn a_hung_name_service_is_an_error_at_the_deadline_never_an_answer() {
+        use crate::clock::{Clock, SystemClock};
+        let clock = SystemClock;
+        let started = clock.monotonic();
+        let hung = Bounded::new(
+            Slow(std::time::Duration::from_secs(30)),
+            Deadline::new(&clock, std::time::Duration::from_millis(200)),
+        );
+        let error = hung.groups_of("alice").expect_err("no answer in time");
+        assert_eq!(error.errno, libc::ETIMEDOUT);
+        assert_eq!(
+            error.what,
+            "listing the groups of alice: no answer before the deadline"
+        );
+        let waited = clock.since(started);
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "waited {waited:?}"
+        );
+        // Past the deadline, nothing more is asked.
+        let error = hung.group_id("root").expect_err("deadline gone");
+        assert_eq!(error.errno, libc::ETIMEDOUT);
+
+        let quick = Bounded::new(
+            Slow(std::time::Duration::from_millis(1)),
+            Deadline::new(&clock, std::time::Duration::from_secs(5)),
+        );
+        assert_eq!(quick.groups_of("alice"), Ok(Some(vec![0])));
+        assert_eq!(
+            Bounded::new(
+                SystemDirectory,
+                Deadline::new(&clock, std::time::Duration::from_secs(5))
+            )
+            .group_id("root"),
+            Ok(Some(0))
+        );
     }
 }

@@ -8,9 +8,17 @@
 //! 4. otherwise the login is asked.
 //!
 //! So an exemption always beats Groups. Membership is the login's primary group and its
-//! supplementary groups (`getgrouplist`). A login the name service does not know is asked
-//! (an exemption needs a fact, never an absence), and a name service that cannot answer
-//! is an outage, for FailMode to decide.
+//! supplementary groups (`getgrouplist`). An exemption needs a fact, never an absence: a
+//! login the name service does not know is asked, and so is one whose groups the name
+//! service cannot tell (an error, or no answer before the deadline). That is stricter
+//! than "FailMode decides": a name service that fails is not the ticketing system being
+//! down, so it never grants a failsafe login without a ticket; the person is asked, and
+//! the ticketing system (and, if that is down, FailMode) decides.
+//!
+//! `Groups` exempts by absence (not a member of any listed group), and glibc's
+//! `getgrouplist` skips a source that is unavailable without an error: a member whose
+//! group comes only from that source then looks like a non-member. `ExemptGroups` fails
+//! the other way (a member not seen is asked), which is why the man page prefers it.
 
 use crate::config::{GroupName, People};
 use crate::nss::{Directory, NssError};
@@ -27,8 +35,9 @@ pub enum Asked {
 /// Why it could not be told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WhoError {
-    /// The name service did not answer: an outage, FailMode decides.
-    Unavailable(NssError),
+    /// The name service could not tell (an error, or no answer in time): the login is
+    /// asked, as if no exemption applied.
+    NameService(NssError),
     /// A configured group no longer exists (it did when the configuration loaded).
     UnknownGroup { name: String, origin: String },
 }
@@ -36,7 +45,7 @@ pub enum WhoError {
 impl std::fmt::Display for WhoError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WhoError::Unavailable(error) => write!(f, "the name service did not answer: {error}"),
+            WhoError::NameService(error) => write!(f, "the name service could not tell: {error}"),
             WhoError::UnknownGroup { name, origin } => {
                 write!(f, "{origin}: there is no group {name:?}")
             }
@@ -56,7 +65,7 @@ pub fn decide(people: &People, login: &str, directory: &dyn Directory) -> Result
     if people.exempt_groups.is_empty() && people.groups.is_none() {
         return Ok(Asked::Yes);
     }
-    let Some(member_of) = directory.groups_of(login).map_err(WhoError::Unavailable)? else {
+    let Some(member_of) = directory.groups_of(login).map_err(WhoError::NameService)? else {
         return Ok(Asked::Yes);
     };
     if let Some(group) = first_member_group(&people.exempt_groups, &member_of, directory)? {
@@ -87,7 +96,7 @@ fn first_member_group<'a>(
     for group in groups {
         let gid = directory
             .group_id(&group.name)
-            .map_err(WhoError::Unavailable)?
+            .map_err(WhoError::NameService)?
             .ok_or_else(|| WhoError::UnknownGroup {
                 name: group.name.clone(),
                 origin: group.origin.to_string(),
@@ -218,7 +227,7 @@ mod tests {
         };
         assert!(matches!(
             decide(&people, "broken", &directory()),
-            Err(WhoError::Unavailable(NssError { errno, .. })) if errno == libc::EIO
+            Err(WhoError::NameService(NssError { errno, .. })) if errno == libc::EIO
         ));
         let people = People {
             groups: Some(groups(&["gone"])),

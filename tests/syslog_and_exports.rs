@@ -33,32 +33,69 @@ const AUTHPRIV: u32 = 10;
 /// Held by a test while it binds `/dev/log`: one at a time.
 static DEV_LOG: Mutex<()> = Mutex::new(());
 
-/// Removes the socket file even when the test fails.
+/// `/dev/log` bound by the test, drained by a thread of its own from the moment it is
+/// bound: the other tests of this binary log through it too while it exists, and a
+/// datagram socket's queue is short (10 by default), so a socket read only while waiting
+/// for a line would fill up and the module would drop a line after its 500 ms send limit.
+/// The socket file is removed even when the test fails.
 struct BoundSyslog {
-    socket: UnixDatagram,
+    lines: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
 }
 
 impl Drop for BoundSyslog {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = fs::remove_file(&self.path);
     }
 }
 
 impl BoundSyslog {
-    /// Collects datagrams until one contains every needle, or the time is up (real time:
-    /// the module runs in another thread through libpam).
+    fn bind(path: &Path) -> BoundSyslog {
+        let socket = UnixDatagram::bind(path).expect("bind /dev/log");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (collected, stopped) = (Arc::clone(&lines), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(length) = socket.recv(&mut buffer) {
+                    let line = String::from_utf8_lossy(&buffer[..length]).into_owned();
+                    collected
+                        .lock()
+                        .unwrap_or_else(|poison| poison.into_inner())
+                        .push(line);
+                }
+            }
+        });
+        BoundSyslog {
+            lines,
+            stop,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The first line received that contains every needle, waiting up to 5 s for it
+    /// (real time: the module runs in another thread through libpam).
     #[allow(clippy::disallowed_methods)]
     fn wait_for(&self, needles: &[&str]) -> Option<String> {
         let started = Instant::now();
-        let mut buffer = [0u8; 8192];
         while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(length) = self.socket.recv(&mut buffer) {
-                let line = String::from_utf8_lossy(&buffer[..length]).into_owned();
-                if needles.iter().all(|needle| line.contains(needle)) {
-                    return Some(line);
-                }
+            let found = self
+                .lines
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .iter()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+                .cloned();
+            if found.is_some() {
+                return found;
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
         None
     }
@@ -117,14 +154,7 @@ fn decisions_and_panics_reach_syslog_as_authpriv_key_values() {
         eprintln!("/dev/log belongs to a running syslog daemon: its lines were not captured");
         return;
     }
-    let syslog = BoundSyslog {
-        socket: UnixDatagram::bind(log_path).expect("bind /dev/log"),
-        path: log_path.to_path_buf(),
-    };
-    syslog
-        .socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
+    let syslog = BoundSyslog::bind(log_path);
 
     let outcome = pam::authenticate(
         &service,
@@ -223,14 +253,7 @@ fn hidden_characters_from_servers_never_reach_syslog() {
         eprintln!("/dev/log belongs to a running syslog daemon: its lines were not captured");
         return;
     }
-    let syslog = BoundSyslog {
-        socket: UnixDatagram::bind(log_path).expect("bind /dev/log"),
-        path: log_path.to_path_buf(),
-    };
-    syslog
-        .socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
+    let syslog = BoundSyslog::bind(log_path);
     let hidden = |c: char| {
         c.is_control()
             || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
@@ -582,14 +605,7 @@ fn a_failed_work_note_is_logged_at_warning_with_what_to_fix() {
         eprintln!("/dev/log belongs to a running syslog daemon: its lines were not captured");
         return;
     }
-    let syslog = BoundSyslog {
-        socket: UnixDatagram::bind(log_path).expect("bind /dev/log"),
-        path: log_path.to_path_buf(),
-    };
-    syslog
-        .socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
+    let syslog = BoundSyslog::bind(log_path);
     let outcome = pam::authenticate(&service, &Login::new("syslogprobe").answer("INC0010001"));
     assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
     let line = syslog

@@ -9,7 +9,12 @@ use super::keys::{Key, Mode};
 use super::settings::Settings;
 use super::syntax::{ConfigError, Origin, error, split_list};
 use super::{RemedyPeople, TicketingSystem};
-use crate::nss::{Directory, SystemDirectory};
+use crate::clock::{Deadline, SystemClock};
+use crate::nss::{Bounded, Directory, SystemDirectory};
+
+/// How long loading the configuration waits for the name service to say whether the
+/// groups it names exist, all of them together.
+const GROUP_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 use crate::sanitise::has_hidden_characters;
 
 /// The sys_user field a person is matched on (ServiceNow).
@@ -254,7 +259,7 @@ impl Settings {
 
     /// Group names that must exist: an unknown one is a configuration error here, at the
     /// line that names it. A name service that cannot answer now is not: the login looks
-    /// the group up again, and an error then is an outage.
+    /// the group up again, and an error then exempts nobody (see [`crate::who`]).
     fn group_names(&self, key: Key) -> Result<Vec<GroupName>, ConfigError> {
         let Some(entry) = self.entry(key) else {
             return Ok(Vec::new());
@@ -266,8 +271,12 @@ impl Settings {
                 format!("{key} is set but names no group; remove it or name one"),
             ));
         }
+        // A hung name service must not hang the load: an unanswered lookup is not
+        // "unknown" here, and the login looks the group up again under its own deadline.
+        let clock = SystemClock;
+        let directory = Bounded::new(SystemDirectory, Deadline::new(&clock, GROUP_CHECK_LIMIT));
         for name in &names {
-            if let Ok(None) = SystemDirectory.group_id(name) {
+            if let Ok(None) = directory.group_id(name) {
                 return Err(error(
                     &entry.origin,
                     format!("{key}: there is no group {name:?} (getent group {name} finds none)"),

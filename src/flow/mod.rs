@@ -21,8 +21,8 @@ use crate::who::{self, Asked, WhoError};
 /// The flow's parameters that live in modules of their own, re-exported beside it.
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::conversation::{
-    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MEMBERSHIP_UNAVAILABLE_MESSAGE,
-    MISCONFIGURED_MESSAGE, UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
+    ACCOUNT_REFUSED_MESSAGE, Conversation, ConversationFailed, MISCONFIGURED_MESSAGE,
+    UNAVAILABLE_MESSAGE, UNTRUSTED_MESSAGE,
 };
 
 /// How the flow ended; lib.rs maps each to a PAM return code.
@@ -130,27 +130,13 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
                 self.write_audit(Decision::Exempt, None, reason, started, vec![]);
                 Some(Outcome::NotApplicable)
             }
-            Err(WhoError::Unavailable(error)) => {
-                // Like an outage of the ticketing system: FailMode decides.
-                let reason = format!("group membership unavailable ({error})");
-                if self.config.fail_mode == FailMode::Safe {
-                    self.conversation.show_info(
-                        "Group membership could not be checked; access is granted under the failsafe policy and audited.",
-                    );
-                    self.write_audit(
-                        Decision::Failsafe,
-                        None,
-                        format!("{reason}, allowed by FailMode=safe"),
-                        started,
-                        vec![],
-                    );
-                    return Some(Outcome::Granted {
-                        exports: vec![("TICKET_DECISION".to_string(), "failsafe".to_string())],
-                    });
-                }
-                self.conversation.show_error(MEMBERSHIP_UNAVAILABLE_MESSAGE);
-                self.write_audit(Decision::Unavailable, None, reason, started, vec![]);
-                Some(Outcome::Unavailable)
+            Err(WhoError::NameService(error)) => {
+                // An exemption needs a fact (see crate::who): asked, as if none applied.
+                self.audit.warn(&format!(
+                    "group membership of {} could not be read ({error}); asked for a ticket as if no exemption applied",
+                    sanitise(&self.login.pam_user)
+                ));
+                None
             }
             Err(error @ WhoError::UnknownGroup { .. }) => {
                 self.conversation.show_error(MISCONFIGURED_MESSAGE);

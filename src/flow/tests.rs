@@ -70,15 +70,18 @@ impl Conversation for Script {
     }
 }
 
+/// Audit records, and the warnings beside them.
 #[derive(Default)]
-struct Records(Vec<AuditRecord>);
+struct Records(Vec<AuditRecord>, Vec<String>);
 
 impl AuditSink for Records {
     fn record(&mut self, record: &AuditRecord) {
         self.0.push(record.clone());
     }
     fn debug(&mut self, _message: &str) {}
-    fn warn(&mut self, _message: &str) {}
+    fn warn(&mut self, message: &str) {
+        self.1.push(message.to_string());
+    }
 }
 
 type Answer = Box<dyn Fn(&TicketId) -> Result<Lookup, LookupError>>;
@@ -515,32 +518,60 @@ fn a_login_that_is_not_asked_is_ignored_and_audited_as_exempt() {
     }
 }
 
+/// A name service that cannot tell exempts nobody and grants nothing: the login is
+/// asked for a ticket in both fail modes, the ticket decides, and a warning says why.
 #[test]
-fn a_name_service_that_cannot_answer_is_an_outage_for_fail_mode() {
-    let mut script = Script::new(&[]);
-    let (outcome, records) = run_with(
-        &config("Groups=root\n"),
-        &mut script,
-        &mut source_with_state("2"),
-        &Directory(true),
-    );
-    assert_eq!(outcome, Outcome::Unavailable);
-    assert_eq!(script.errors, [MEMBERSHIP_UNAVAILABLE_MESSAGE]);
-    assert_eq!(records[0].decision, Decision::Unavailable);
-    assert_eq!(
-        records[0].reason,
-        "group membership unavailable (looking up user alice: Input/output error (os error 5))"
-    );
-    let mut script = Script::new(&[]);
-    let (outcome, records) = run_with(
-        &config("Groups=root\nFailMode=safe\n"),
-        &mut script,
-        &mut source_with_state("2"),
-        &Directory(true),
-    );
-    assert!(matches!(outcome, Outcome::Granted { .. }), "{outcome:?}");
-    assert_eq!(script.infos.len(), 1);
-    assert_eq!(records[0].decision, Decision::Failsafe);
+fn a_name_service_that_cannot_tell_exempts_nobody_and_the_ticket_decides() {
+    for keys in ["Groups=root\n", "ExemptGroups=root\n"] {
+        for mode in ["secure", "safe"] {
+            let config = config(&format!(
+                "{keys}FailMode={mode}\nMaxAttempts=1\nValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"In Progress\"\n"
+            ));
+            for (state, granted) in [("In Progress", true), ("Closed", false)] {
+                let mut script = Script::new(&["INC0010001"]);
+                let mut source = source_with_state(state);
+                let login =
+                    Login::new("alice", None, Some("sshd".to_string())).identified(&config.people);
+                let mut records = Records::default();
+                let outcome = Flow {
+                    config: &config,
+                    login: &login,
+                    conversation: &mut script,
+                    source: Some(&mut source),
+                    audit: &mut records,
+                    clock: &ManualClock::new(),
+                    directory: &Directory(true),
+                }
+                .run();
+                let context = format!("{keys} {mode} state {state}: {outcome:?}");
+                assert_eq!(
+                    matches!(outcome, Outcome::Granted { .. }),
+                    granted,
+                    "{context}"
+                );
+                assert_eq!(script.prompts, 1, "{context}");
+                assert_eq!(source.lookups, 1, "{context}");
+                assert!(script.infos.is_empty(), "{context}");
+                assert_eq!(records.0.len(), 1, "{context}");
+                assert_eq!(
+                    records.0[0].decision,
+                    if granted {
+                        Decision::Allow
+                    } else {
+                        Decision::Deny
+                    },
+                    "{context}"
+                );
+                assert_eq!(
+                    records.1,
+                    [
+                        "group membership of alice could not be read (looking up user alice: Input/output error (os error 5)); asked for a ticket as if no exemption applied"
+                    ],
+                    "{context}"
+                );
+            }
+        }
+    }
 }
 
 /// A source whose ticket has an assignment group, and which answers the membership.
