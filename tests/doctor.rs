@@ -1229,6 +1229,7 @@ fn reading_the_file_agrees_with_sshd_t() {
         support::sshd::report(&format!("doctor vs sshd -T: SKIPPED: {reason}"));
         return;
     }
+    support::sshd::ensure_privsep_dir();
     for distro in [Distro::Debian, Distro::Rhel] {
         for layout in [Layout::stock(distro), Layout::ticket(distro)] {
             let file = layout.path("etc/ssh/sshd_config");

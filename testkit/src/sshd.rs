@@ -308,7 +308,9 @@ impl Drop for Sshd {
     }
 }
 
-fn ensure_privsep_dir() {
+/// Creates sshd's privilege-separation directory, which even `sshd -T` requires; `/run`
+/// is emptied at boot and only the ssh service's unit (not run here) makes it.
+pub fn ensure_privsep_dir() {
     let path = Path::new(PRIVSEP_DIR);
     if !path.exists() {
         fs::create_dir_all(path).expect("create /run/sshd");
