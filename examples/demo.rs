@@ -81,16 +81,14 @@ fn main() {
     fs::write(
         &config,
         format!(
-            "TicketingSystem=\"{system}\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New, In Progress\"\nValidateRequestingUser=\"Yes\"\nMaxAttempts=\"2\"\nTimeout=\"5\"\n{}",
+            "TicketingSystem=\"{system}\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nValidateIncidentTicketState=\"Yes\"\nAllowedIncidentTicketStates=\"New, In Progress\"\nValidateRequestingUser=\"Yes\"\nMaxAttempts=\"2\"\nTimeout=\"5\"\nCacheDirectory=\"{}\"\n",
             server.base_url(),
             account.display(),
             pki.ca_pem_path().display(),
             audit.display(),
-            if remedy {
-                format!("CacheDirectory=\"{}\"\n", dir.join("token-cache").display())
-            } else {
-                String::new()
-            }
+            // Remedy's token and, with WorkNotes, the session records: the demo's own,
+            // not /run/pam_ticket, which a user that is not root cannot create.
+            dir.join("token-cache").display(),
         ),
     )
     .expect("write the configuration");

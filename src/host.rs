@@ -67,14 +67,19 @@ impl TargetNames {
 /// canonical name of `gethostname()` when it answers within `time_left`, else
 /// `gethostname()` as it is.
 pub fn fqdn(time_left: Duration) -> String {
-    let Some(host) = hostname::get()
-        .ok()
-        .and_then(|name| name.into_string().ok())
-        .filter(|name| !name.is_empty())
-    else {
+    let Some(host) = machine_name() else {
         return "(unknown host)".to_string();
     };
     canonical_name(&host, time_left).unwrap_or(host)
+}
+
+/// `gethostname()`, when it is set and UTF-8: this machine's own name, without asking the
+/// resolver (so it costs nothing and never waits).
+pub fn machine_name() -> Option<String> {
+    hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
 }
 
 /// The resolver's canonical name for `host` (`getaddrinfo` with `AI_CANONNAME`), when it

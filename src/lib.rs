@@ -67,24 +67,18 @@ impl PamHooks for PamTicket {
 
     /// The start note is written at authentication, right after the decision (its cost
     /// was measured there: one request on the connection the lookup opened), so nothing
-    /// is sent here and no configuration is read. PAM_SUCCESS when authentication left a
-    /// session record, for a reason of libpam's: `pam_close_session` acts on what each
-    /// module answered to `pam_open_session` (the chain is frozen there), so a module that
-    /// ignored the opening has its closing ignored too. PAM_IGNORE otherwise.
-    fn sm_open_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        guarded(|| {
-            if pam_glue::session_record(pamh).is_some()
-                || pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME).is_some()
-            {
-                PamResultCode::PAM_SUCCESS
-            } else {
-                PamResultCode::PAM_IGNORE
-            }
-        })
+    /// is sent here. PAM_SUCCESS when authentication left a session record, for a reason
+    /// of libpam's: `pam_close_session` acts on what each module answered to
+    /// `pam_open_session` (the chain is frozen there), so a module that ignored the
+    /// opening has its closing ignored too. PAM_IGNORE otherwise: no handle (then no
+    /// configuration is read either), or one with no record of this user behind it.
+    fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        guarded(|| open_session(pamh, &args))
     }
 
     /// The end note (WorkNotes=Yes), when authentication left a session record; else
-    /// PAM_IGNORE without reading the configuration or touching the network.
+    /// PAM_IGNORE, without reading the configuration when no handle came, and without
+    /// touching the network unless a record was there.
     fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         guarded(|| close_session(pamh, &args))
     }
@@ -118,6 +112,11 @@ fn guarded(body: impl FnOnce() -> PamResultCode) -> PamResultCode {
 }
 
 fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    // Only a login this module grants below leaves a session handle: one already there
+    // (planted by an earlier module or pam_env, or left by an earlier attempt on this
+    // handle) must not outlive a login that is refused, bypassed, failsafe or exempt.
+    pam_glue::unsetenv(pamh, notes::session_record::ENVIRONMENT_NAME);
+    pam_glue::clear_session_record(pamh);
     let service = pam_glue::service(pamh);
     let service_label = service.clone().unwrap_or_else(|| "unknown".to_string());
     let arguments: Vec<String> = args
@@ -193,8 +192,9 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
                     return PamResultCode::PAM_BUF_ERR;
                 }
                 // Also kept with the handle: an application that authenticates and
-                // closes the session in one process finds it there (see notes/carrier.rs).
-                if name == notes::carrier::ENVIRONMENT_NAME
+                // closes the session in one process finds it there (see
+                // notes/session_record.rs).
+                if name == notes::session_record::ENVIRONMENT_NAME
                     && pam_glue::set_session_record(pamh, value).is_err()
                 {
                     audit.warn("the session record could not be kept with pam_set_data");
@@ -213,39 +213,74 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     }
 }
 
-/// `pam_sm_close_session`: the end note for a session whose login left a sealed record.
-fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
-    // Nothing to do unless authentication left a record: no configuration is read.
-    let (sealed, carried_by) = match pam_glue::session_record(pamh) {
-        Some(sealed) => (sealed, notes::session_end::CarriedBy::PamData),
-        None => match pam_glue::getenv(pamh, notes::carrier::ENVIRONMENT_NAME) {
-            Some(sealed) => (sealed, notes::session_end::CarriedBy::Environment),
-            None => return PamResultCode::PAM_IGNORE,
-        },
-    };
-    let service = pam_glue::service(pamh);
-    let service_label = service.clone().unwrap_or_else(|| "unknown".to_string());
+/// The session handle authentication left, and how it came: `pam_set_data` when this
+/// process authenticated, else the PAM environment (sshd).
+fn carried_handle(pamh: &mut PamHandle) -> Option<(String, notes::session_end::CarriedBy)> {
+    match pam_glue::session_record(pamh) {
+        Some(value) => Some((value, notes::session_end::CarriedBy::PamData)),
+        None => pam_glue::getenv(pamh, notes::session_record::ENVIRONMENT_NAME)
+            .map(|value| (value, notes::session_end::CarriedBy::Environment)),
+    }
+}
+
+/// The configuration for a session hook: `Err` with the code to answer when it cannot be
+/// loaded (reported as at authentication) or has no work notes (PAM_IGNORE).
+fn session_config(
+    pamh: &mut PamHandle,
+    args: &[&CStr],
+) -> Result<(config::Config, notes::NoteSettings), PamResultCode> {
+    let service_label = pam_glue::service(pamh).unwrap_or_else(|| "unknown".to_string());
     let arguments: Vec<String> = args
         .iter()
         .map(|argument| argument.to_string_lossy().into_owned())
         .collect();
-    let config = match config::parse_module_arguments(&arguments, &service_label)
+    let config = config::parse_module_arguments(&arguments, &service_label)
         .and_then(|parsed| config::load(&parsed))
-    {
-        Ok(config) => config,
-        Err(problem) => return configuration_failed(pamh, &arguments, &service_label, &problem),
-    };
-    let Some(settings) = config.work_notes.clone() else {
+        .map_err(|problem| configuration_failed(pamh, &arguments, &service_label, &problem))?;
+    match config.work_notes.clone() {
+        Some(settings) => Ok((config, settings)),
+        None => Err(PamResultCode::PAM_IGNORE),
+    }
+}
+
+/// `pam_sm_open_session`: PAM_SUCCESS only for a handle whose record this module kept for
+/// PAM_USER on this host (a local read); PAM_IGNORE for anything else.
+fn open_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    let Some((value, _)) = carried_handle(pamh) else {
         return PamResultCode::PAM_IGNORE;
     };
-    // Written once: a second close on this handle finds no record.
-    pam_glue::unsetenv(pamh, notes::carrier::ENVIRONMENT_NAME);
+    let (config, _) = match session_config(pamh, args) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let user = pam_glue::user_item(pamh).unwrap_or_default();
+    let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
+    if notes::session_end::record_is_there(&config, &value, &user, &mut audit) {
+        PamResultCode::PAM_SUCCESS
+    } else {
+        PamResultCode::PAM_IGNORE
+    }
+}
+
+/// `pam_sm_close_session`: the end note for a session whose login left a session record.
+fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    // Nothing to do unless authentication left a handle: no configuration is read.
+    let Some((value, carried_by)) = carried_handle(pamh) else {
+        return PamResultCode::PAM_IGNORE;
+    };
+    let (config, settings) = match session_config(pamh, args) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    // Gone from this handle whatever comes next; the record itself is removed as it is
+    // used, so that no other handle with the same value can use it again either.
+    pam_glue::unsetenv(pamh, notes::session_record::ENVIRONMENT_NAME);
     pam_glue::clear_session_record(pamh);
     let session = notes::session_end::ClosingSession {
         user: pam_glue::user_item(pamh).unwrap_or_default(),
         rhost: pam_glue::rhost(pamh),
-        service,
-        sealed,
+        service: pam_glue::service(pamh),
+        handle: value,
         carried_by,
     };
     let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);

@@ -125,34 +125,35 @@ pub fn unsetenv(handle: &mut PamHandle, name: &str) {
     let _ = unsafe { pam_putenv(std::ptr::from_mut(handle), bare.as_ptr()) };
 }
 
-/// The type kept under [`crate::notes::carrier::DATA_NAME`]: only this module sets that
+/// The type kept under [`crate::notes::session_record::DATA_NAME`]: only this module sets that
 /// name, always with this type, which is what makes reading it back sound.
 struct SessionRecordData(String);
 
-/// Keeps the sealed session record with the handle (`pam_set_data`) for applications that
-/// authenticate and close the session in one process.
-pub fn set_session_record(handle: &mut PamHandle, sealed: &str) -> Result<(), PamResultCode> {
+/// Keeps the session record's handle (`v2.<handle>`) with the PAM handle (`pam_set_data`)
+/// for applications that authenticate and close the session in one process.
+pub fn set_session_record(handle: &mut PamHandle, value: &str) -> Result<(), PamResultCode> {
     handle.set_data(
-        crate::notes::carrier::DATA_NAME,
-        Box::new(SessionRecordData(sealed.to_string())),
+        crate::notes::session_record::DATA_NAME,
+        Box::new(SessionRecordData(value.to_string())),
     )
 }
 
-/// The session record kept with `pam_set_data`, if this process set one.
+/// The session record's handle kept with `pam_set_data`, if this process set one.
 pub fn session_record(handle: &PamHandle) -> Option<String> {
     // SAFETY: the name is this module's own, and `set_session_record` is the only code
     // that sets it, always with a `SessionRecordData`, so the data behind it has that type.
-    let data = unsafe { handle.get_data::<SessionRecordData>(crate::notes::carrier::DATA_NAME) };
+    let data =
+        unsafe { handle.get_data::<SessionRecordData>(crate::notes::session_record::DATA_NAME) };
     data.ok()
         .map(|record| record.0.clone())
         .filter(|record| !record.is_empty())
 }
 
-/// Forgets the session record kept with the handle (libpam cannot delete data, so it is
+/// Forgets the session record's handle kept with the PAM handle (libpam cannot delete data, so it is
 /// replaced by an empty one, which [`session_record`] does not return).
 pub fn clear_session_record(handle: &mut PamHandle) {
     let _ = handle.set_data(
-        crate::notes::carrier::DATA_NAME,
+        crate::notes::session_record::DATA_NAME,
         Box::new(SessionRecordData(String::new())),
     );
 }

@@ -3,14 +3,19 @@
 //! on the opened file (so swapping the path between check and read gains nothing): a
 //! regular file, owned by root (or by the user the module runs as, when that is not root),
 //! not writable by group or others, and for secrets not readable by them either.
+//!
+//! Also the private folders the module writes its own files into (the token cache, the
+//! session records): a folder nobody else may enter, opened with `O_NOFOLLOW` and checked
+//! on that descriptor, whose files are opened, replaced and removed relative to it.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use zeroize::Zeroize;
 
@@ -246,6 +251,225 @@ pub fn remove_in(folder: &fs::File, name: &OsStr) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `mkdirat(folder, name, mode)`: creates the folder `name` in `folder`.
+pub fn create_folder_in(folder: &fs::File, name: &OsStr, mode: libc::mode_t) -> io::Result<()> {
+    let name = c_name(name)?;
+    // SAFETY: `folder` is an open descriptor and `name` a NUL-terminated string, both
+    // alive for the call; mkdirat keeps neither.
+    if unsafe { libc::mkdirat(folder.as_raw_fd(), name.as_ptr(), mode) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The names in an opened folder, `.` and `..` left out. A read error part-way ends the
+/// list early: the callers (pruning) only ever do less then.
+pub fn names_in(folder: &fs::File) -> io::Result<Vec<OsString>> {
+    // fdopendir takes its descriptor over (closedir closes it), so it gets a copy.
+    let descriptor = folder.try_clone()?.into_raw_fd();
+    // SAFETY: `descriptor` is an open descriptor of a folder that nothing else owns now.
+    let stream = unsafe { libc::fdopendir(descriptor) };
+    if stream.is_null() {
+        let error = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so the descriptor is still this function's to close.
+        unsafe { libc::close(descriptor) };
+        return Err(error);
+    }
+    // SAFETY: `stream` is a valid directory stream. The copy shares its offset with
+    // `folder`, so a folder read before is listed from its start.
+    unsafe { libc::rewinddir(stream) };
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: `stream` is a valid directory stream, used by this thread only.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: a non-null entry points at a dirent whose `d_name` is NUL-terminated and
+        // stays valid until the next readdir on this stream; it is copied before that.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    // SAFETY: `stream` is valid and closed exactly once; this also closes `descriptor`.
+    unsafe { libc::closedir(stream) };
+    Ok(names)
+}
+
+/// The rule for a private folder and its files, through [`owner_and_mode`] with
+/// [`Readers::OwnerOnly`]: owned by root (or the user the module runs as) and closed to
+/// group and others; anything else may have been planted.
+pub fn private(path: &Path, metadata: &fs::Metadata) -> Result<(), String> {
+    owner_and_mode(metadata, Readers::OwnerOnly).map_err(|untrusted| match untrusted {
+        Untrusted::Owner { uid } => {
+            format!("{} is owned by uid {uid}, not by root", path.display())
+        }
+        Untrusted::Mode { mode, .. } => format!(
+            "{} has mode {mode:04o}; group and others must have no access",
+            path.display()
+        ),
+    })
+}
+
+/// Checks an opened folder at `path` against [`private`].
+fn checked_private_folder(path: &Path, folder: fs::File) -> Result<fs::File, String> {
+    let metadata = folder
+        .metadata()
+        .map_err(|error| format!("cannot stat {}: {error}", path.display()))?;
+    if !metadata.is_dir() {
+        return Err(format!("{} is not a directory", path.display()));
+    }
+    private(path, &metadata)?;
+    Ok(folder)
+}
+
+/// The private folder at `path` itself, opened with `O_NOFOLLOW` and checked on that
+/// descriptor: every file in it is then opened, renamed or removed relative to it. `None`
+/// when there is no such folder.
+pub fn open_private_folder(path: &Path) -> Result<Option<fs::File>, String> {
+    let folder = match open_folder(path) {
+        Ok(folder) => folder,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(_) if is_symlink(path) => {
+            return Err(format!(
+                "{} is a symbolic link, which is never followed",
+                path.display()
+            ));
+        }
+        Err(error) => return Err(format!("cannot open {}: {error}", path.display())),
+    };
+    checked_private_folder(path, folder).map(Some)
+}
+
+/// [`open_private_folder`], creating the folder (0700) when it is missing.
+pub fn prepare_private_folder(path: &Path) -> Result<fs::File, String> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(format!("cannot create {}: {error}", path.display())),
+    }
+    open_private_folder(path)?.ok_or_else(|| format!("{} vanished", path.display()))
+}
+
+/// The private folder `name` inside the private folder `parent` (opened from
+/// `parent_path`), opened relative to it and checked like [`open_private_folder`].
+/// `None` when there is no such folder.
+pub fn open_private_folder_in(
+    parent: &fs::File,
+    parent_path: &Path,
+    name: &OsStr,
+) -> Result<Option<fs::File>, String> {
+    let path = parent_path.join(name);
+    match open_in(parent, name, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+        Ok(folder) => checked_private_folder(&path, folder).map(Some),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        // O_NOFOLLOW with O_DIRECTORY: a link in its place fails with ELOOP or ENOTDIR.
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => Err(
+            format!("{} is a symbolic link or not a directory", path.display()),
+        ),
+        Err(error) => Err(format!("cannot open {}: {error}", path.display())),
+    }
+}
+
+/// [`open_private_folder_in`], creating the folder (0700) when it is missing.
+pub fn prepare_private_folder_in(
+    parent: &fs::File,
+    parent_path: &Path,
+    name: &OsStr,
+) -> Result<fs::File, String> {
+    match create_folder_in(parent, name, 0o700) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(format!(
+                "cannot create {}: {error}",
+                parent_path.join(name).display()
+            ));
+        }
+    }
+    open_private_folder_in(parent, parent_path, name)?
+        .ok_or_else(|| format!("{} vanished", parent_path.join(name).display()))
+}
+
+/// Opens the file `name` in a private folder (opened from `folder_path`) for reading:
+/// never a link in its place (`O_NOFOLLOW`), and only a regular file that passes
+/// [`private`] on the opened file. `None` when there is no such file.
+pub fn open_private_file_in(
+    folder: &fs::File,
+    folder_path: &Path,
+    name: &OsStr,
+) -> Result<Option<(fs::File, fs::Metadata)>, String> {
+    let path = folder_path.join(name);
+    let file = match open_in(folder, name, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+                "{} is a symbolic link, which is never followed",
+                path.display()
+            ));
+        }
+        Err(error) => return Err(format!("cannot open {}: {error}", path.display())),
+    };
+    let metadata = file
+        .metadata()
+        .map_err(|error| format!("cannot stat {}: {error}", path.display()))?;
+    if !metadata.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    private(&path, &metadata)?;
+    Ok(Some((file, metadata)))
+}
+
+/// Replaces the file `name` in a private folder (opened from `folder_path`) with
+/// `contents`: a new 0600 file beside it, written and synced, then renamed over it, so a
+/// reader sees the old file or the new one, never half of one, and a planted file (a
+/// link, a file of another owner) is replaced rather than written through.
+pub fn replace_in(
+    folder: &fs::File,
+    folder_path: &Path,
+    name: &OsStr,
+    contents: &[u8],
+) -> Result<(), String> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut temporary_name = OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let temporary = folder_path.join(&temporary_name);
+    let result = (|| {
+        let mut file = open_in(
+            folder,
+            &temporary_name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        )
+        .map_err(|error| format!("cannot create {}: {error}", temporary.display()))?;
+        // The umask can only take bits away; set the mode explicitly all the same.
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|error| format!("cannot chmod {}: {error}", temporary.display()))?;
+        file.write_all(contents)
+            .and_then(|()| file.sync_all())
+            .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
+        rename_in(folder, &temporary_name, name).map_err(|error| {
+            format!(
+                "cannot rename {} to {}: {error}",
+                temporary.display(),
+                folder_path.join(name).display()
+            )
+        })
+    })();
+    if result.is_err() {
+        let _ = remove_in(folder, &temporary_name);
+    }
+    result
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {

@@ -5,9 +5,9 @@
 //! is usable, else one fetched under the lock, so that a burst of logins asks once.
 //!
 //! One file per (kind, URL, account), so two configurations never share a token:
-//! - the directory is created 0700 and used only while it passes the owner and mode rule
-//!   of [`crate::secure_file`] with [`Readers::OwnerOnly`] (root, or the user the module
-//!   runs as; no group or other bits). Each operation opens it with `O_NOFOLLOW` (a link
+//! - the directory is a private folder of [`crate::secure_file`] (created 0700, used only
+//!   while it passes [`secure_file::private`]: root, or the user the module runs as; no
+//!   group or other bits). Each operation opens it with `O_NOFOLLOW` (a link
 //!   in its place is refused), checks it on that descriptor, and opens, renames and
 //!   removes its files relative to it (`openat`, `renameat`, `unlinkat`), so a directory
 //!   swapped for a link after the check gains nothing;
@@ -19,19 +19,16 @@
 //!   a burst of logins log on once instead of once per login.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::http::Deadline;
 use crate::secret::Secret;
-use crate::secure_file::{self, Readers, Untrusted};
+use crate::secure_file;
 
 /// The longest token the cache stores or reads back.
 pub const MAX_TOKEN_BYTES: usize = 8192;
@@ -346,10 +343,8 @@ impl TokenCache {
     /// Removes this cache's token file, for `pam-ticket check --flush-cache`. Whether
     /// there was one to remove.
     pub fn remove(&self) -> Result<bool, String> {
-        let directory = match self.open_directory() {
-            Ok(directory) => directory,
-            Err(_) if !self.directory.exists() => return Ok(false),
-            Err(problem) => return Err(problem),
+        let Some(directory) = secure_file::open_private_folder(&self.directory)? else {
+            return Ok(false);
         };
         match secure_file::remove_in(&directory, &self.token_name) {
             Ok(()) => Ok(true),
@@ -364,40 +359,14 @@ impl TokenCache {
     /// Creates the directory (0700) when missing, and checks that it is a real directory
     /// (not a link) that passes the owner rule and that nobody else may enter.
     pub fn prepare_directory(&self) -> Result<(), String> {
-        match fs::DirBuilder::new().mode(0o700).create(&self.directory) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(error) => {
-                return Err(format!(
-                    "cannot create {}: {error}",
-                    self.directory.display()
-                ));
-            }
-        }
-        self.open_directory().map(drop)
+        secure_file::prepare_private_folder(&self.directory).map(drop)
     }
 
     /// The directory itself, opened with `O_NOFOLLOW` and checked on that descriptor: every
     /// file of the cache is then opened, renamed or removed relative to it.
     fn open_directory(&self) -> Result<File, String> {
-        let directory = secure_file::open_folder(&self.directory).map_err(|error| {
-            if secure_file::is_symlink(&self.directory) {
-                format!(
-                    "{} is a symbolic link, which is never followed",
-                    self.directory.display()
-                )
-            } else {
-                format!("cannot open {}: {error}", self.directory.display())
-            }
-        })?;
-        let metadata = directory
-            .metadata()
-            .map_err(|error| format!("cannot stat {}: {error}", self.directory.display()))?;
-        if !metadata.is_dir() {
-            return Err(format!("{} is not a directory", self.directory.display()));
-        }
-        private(&self.directory, &metadata)?;
-        Ok(directory)
+        secure_file::open_private_folder(&self.directory)?
+            .ok_or_else(|| format!("{} does not exist", self.directory.display()))
     }
 
     /// Reads the cached token, after checking that the opened file is a regular file that
@@ -405,32 +374,12 @@ impl TokenCache {
     /// written for this kind, URL and account.
     pub fn read(&self) -> Result<CachedToken, CacheMiss> {
         let directory = self.open_directory().map_err(CacheMiss::Ignored)?;
-        let mut file = match secure_file::open_in(
-            &directory,
-            &self.token_name,
-            libc::O_RDONLY | libc::O_NONBLOCK,
-            0,
-        ) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CacheMiss::Absent);
-            }
-            Err(error) => {
-                return Err(CacheMiss::Ignored(format!(
-                    "cannot open {}: {error}",
-                    self.token_path.display()
-                )));
-            }
-        };
+        let (mut file, metadata) =
+            secure_file::open_private_file_in(&directory, &self.directory, &self.token_name)
+                .map_err(CacheMiss::Ignored)?
+                .ok_or(CacheMiss::Absent)?;
         let ignored =
             |what: String| CacheMiss::Ignored(format!("{}: {what}", self.token_path.display()));
-        let metadata = file
-            .metadata()
-            .map_err(|error| ignored(format!("cannot stat: {error}")))?;
-        if !metadata.is_file() {
-            return Err(ignored("not a regular file".to_string()));
-        }
-        private(&self.token_path, &metadata).map_err(CacheMiss::Ignored)?;
         if metadata.len() > MAX_FILE_BYTES {
             return Err(ignored("too large".to_string()));
         }
@@ -496,15 +445,7 @@ impl TokenCache {
         obtained: u64,
         expires: Option<u64>,
     ) -> Result<(), String> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let directory = self.open_directory()?;
-        let temporary_name = OsString::from(format!(
-            ".{}-token.{}.{}.tmp",
-            self.kind.label(),
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let temporary = self.directory.join(&temporary_name);
         let expires_line = expires.map_or(String::new(), |expires| format!("expires={expires}\n"));
         let header = format!(
             "{}\nsystem_url={}\nusername={}\nobtained={obtained}\n{expires_line}token=",
@@ -519,32 +460,12 @@ impl TokenCache {
         bytes.extend_from_slice(token.as_bytes());
         bytes.push(b'\n');
         let contents = Secret::new(bytes);
-        let result = (|| {
-            let mut file = secure_file::open_in(
-                &directory,
-                &temporary_name,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-                0o600,
-            )
-            .map_err(|error| format!("cannot create {}: {error}", temporary.display()))?;
-            // The umask can only take bits away; set the mode explicitly all the same.
-            file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|error| format!("cannot chmod {}: {error}", temporary.display()))?;
-            file.write_all(contents.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
-            secure_file::rename_in(&directory, &temporary_name, &self.token_name).map_err(|error| {
-                format!(
-                    "cannot rename {} to {}: {error}",
-                    temporary.display(),
-                    self.token_path.display()
-                )
-            })
-        })();
-        if result.is_err() {
-            let _ = secure_file::remove_in(&directory, &temporary_name);
-        }
-        result
+        secure_file::replace_in(
+            &directory,
+            &self.directory,
+            &self.token_name,
+            contents.as_bytes(),
+        )
     }
 
     /// Takes the lock, polling a non-blocking `flock` so that the wait ends at the
@@ -569,7 +490,7 @@ impl TokenCache {
                 self.lock_path.display()
             )));
         }
-        private(&self.lock_path, &metadata).map_err(LockError::Unusable)?;
+        secure_file::private(&self.lock_path, &metadata).map_err(LockError::Unusable)?;
         loop {
             // SAFETY: `file` is an open descriptor owned by this function for the call.
             let status = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -594,27 +515,14 @@ impl TokenCache {
     }
 }
 
-/// The rule for every path of the cache, through [`secure_file::owner_and_mode`]: owned
-/// by root (or the user the module runs as) and closed to group and others; anything else
-/// may have been planted.
-fn private(path: &Path, metadata: &fs::Metadata) -> Result<(), String> {
-    secure_file::owner_and_mode(metadata, Readers::OwnerOnly).map_err(|untrusted| match untrusted {
-        Untrusted::Owner { uid } => {
-            format!("{} is owned by uid {uid}, not by root", path.display())
-        }
-        Untrusted::Mode { mode, .. } => format!(
-            "{} has mode {mode:04o}; group and others must have no access",
-            path.display()
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::fakes::ManualClock;
-    use std::os::unix::fs::MetadataExt;
+    use std::fs;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct Scratch(PathBuf);

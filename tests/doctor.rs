@@ -382,6 +382,28 @@ fn work_notes_without_a_session_line_are_a_warning() {
     );
     let doctor = layout.doctor();
     assert!(doctor.problems().is_empty(), "{}", doctor.context());
+
+    // The session records that carry a login to its end note live in CacheDirectory.
+    let cache = layout.path("cache");
+    fs::create_dir_all(&cache).expect("mkdir");
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o755)).expect("chmod");
+    layout.write_config(&format!(
+        "WorkNotes=\"Yes\"\nCacheDirectory=\"{}\"\n",
+        cache.display()
+    ));
+    let doctor = layout.doctor();
+    assert_eq!(doctor.code, 0, "a warning only: {}", doctor.context());
+    assert_eq!(
+        doctor.problems(),
+        vec![format!(
+            "WARN  {}: the cache directory {} is unusable (mode 0755; group and others must \
+             have no access): no work note is written when a session ends",
+            layout.path("pam_ticket.conf").display(),
+            cache.display()
+        )],
+        "{}",
+        doctor.context()
+    );
 }
 
 #[test]
@@ -1028,7 +1050,7 @@ fn remedy_token_cache_directory_others_may_enter() {
         },
         |layout| {
             vec![format!(
-                "WARN  {}: the token cache directory {} is unusable (mode 0755; group and \
+                "WARN  {}: the cache directory {} is unusable (mode 0755; group and \
                  others must have no access): every login logs on to Remedy anew",
                 layout.path("pam_ticket.conf").display(),
                 layout.path("cache").display(),
@@ -1066,7 +1088,7 @@ fn platform_token_cache_directory_others_may_enter() {
         |layout| {
             vec![
                 format!(
-                    "WARN  {}: the token cache directory {} is unusable (mode 0755; group and \
+                    "WARN  {}: the cache directory {} is unusable (mode 0755; group and \
                      others must have no access): every login asks the Identity tenant for a \
                      new platform token",
                     layout.path("pam_ticket.conf").display(),

@@ -21,7 +21,7 @@ use support::devlog::{DevLogRun, run_with_private_dev_log};
 use support::files::{audit_records, write_root_only};
 use support::https::TestServer;
 use support::pam::{
-    self, Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService,
+    self, Login, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_SUCCESS, PamOutcome, PamService, Steps,
     assert_code,
 };
 use support::pki::{ClientCert, ServerCert, TestPki};
@@ -837,4 +837,57 @@ fn account_files_that_do_not_fit_the_method_are_configuration_errors() {
         assert_no_secret(&gate, &output, "check's output");
     }
     assert!(gate.sim.token_requests().is_empty());
+}
+
+/// With AuthMethod=oauth-client-credentials there is no account password at all (the
+/// sealed record of older versions was keyed by one, so this method never got an end
+/// note). The session record needs no key: both notes land, with the cached token.
+#[test]
+fn client_credentials_logins_get_their_end_note() {
+    let gate = OAuthGate::new(Method::ClientCredentials);
+    gate.write_config("WorkNotes=Yes\n");
+    let line = pam::module_line(
+        &pam::module_path(),
+        &[format!("config={}", gate.config_path().display())],
+    );
+    let service = PamService::with_text(
+        &gate.dir.join("pam.d"),
+        "servicenow-oauth-notes",
+        &format!("auth required {line}\nsession required {line}\n"),
+    );
+    let outcome = pam::run(
+        &service,
+        &Login::new("alice").rhost("192.0.2.30").answer("INC0010001"),
+        Steps {
+            acct_mgmt: false,
+            open_session: true,
+            tty_ssh: true,
+            close_session_after: Some(Duration::ZERO),
+        },
+    );
+    assert_code(&outcome.auth, PAM_SUCCESS);
+    assert!(
+        outcome.auth.errors().is_empty(),
+        "{}",
+        outcome.auth.transcript()
+    );
+    assert_eq!(outcome.open_session_code, Some(PAM_SUCCESS));
+    assert_eq!(outcome.close_session_code, Some(PAM_SUCCESS));
+
+    let notes = gate.sim.work_notes("INC0010001");
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(notes[0].starts_with("pam_ticket: SSH access granted on this ticket"));
+    assert!(notes[1].starts_with("pam_ticket: SSH session ended after "));
+    // One token for the lookup and both notes: the end note used the cached one.
+    assert_eq!(gate.grants(), vec![("client_credentials".to_string(), 200)]);
+    let audit = gate.audit();
+    let decisions: Vec<&str> = audit
+        .iter()
+        .map(|record| record["decision"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(decisions, ["allow", "session_end"]);
+    assert_eq!(audit[0]["work_note"], "written");
+    assert_eq!(audit[1]["work_note"], "written");
+    assert_eq!(audit[1]["ticket"], "INC0010001");
+    assert_no_secret(&gate, &gate.audit_text(), "the audit file");
 }

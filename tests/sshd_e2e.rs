@@ -41,6 +41,8 @@ struct Gateway {
     _server: Option<TestServer>,
     sim: Arc<ServiceNowSim>,
     audit_log: PathBuf,
+    /// CacheDirectory: tokens and the session records (in `sessions/`).
+    cache_dir: PathBuf,
     _dir: TestDir,
 }
 
@@ -125,9 +127,11 @@ fn gateway_with(
              FailsafeBypassCode=\"{bypass}\"\n\
              Timeout=\"5\"\n\
              AuditLogFile=\"{audit}\"\n\
+             CacheDirectory=\"{cache}\"\n\
              {extra_config}",
             ca = pki.ca_pem_path().display(),
             audit = audit_log.display(),
+            cache = dir.join("cache").display(),
         ),
     );
     let stack = format!(
@@ -161,6 +165,7 @@ fn gateway_with(
         _server: server,
         sim,
         audit_log,
+        cache_dir: dir.join("cache"),
         _dir: dir,
     })
 }
@@ -744,7 +749,8 @@ fn an_exempt_user_is_not_asked_and_a_member_of_groups_is() {
 /// keyboard-interactive authentication in a child process of its own (auth-pam.c's
 /// "thread" is a fork without POSIX threads), so what `pam_set_data` kept there is gone;
 /// the PAM environment is sent back to the process that closes the session. The end
-/// record's `session_record` says which carrier delivered it.
+/// record's `session_record` says which carrier delivered the handle. The session's
+/// environment holds only that handle (`TICKET_SESSION=v2.<32 hex digits>`).
 #[test]
 #[allow(clippy::disallowed_methods)] // waits for a real sshd to close the session
 fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
@@ -761,7 +767,7 @@ fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
     };
     let mut client = Client::answering(&["INC0010001", "rotate the certificates"]);
     client.command = format!(
-        "echo {}; echo \"TICKET_REASON=$TICKET_REASON\"; sleep 2",
+        "echo {}; echo \"TICKET_REASON=$TICKET_REASON\"; echo \"TICKET_SESSION=$TICKET_SESSION\"; sleep 2",
         support::sshd::SESSION_MARKER
     );
     let run = gate.ssh(&client);
@@ -796,6 +802,30 @@ fn work_notes_land_at_the_start_and_the_end_of_a_real_session() {
         run.session_value("TICKET_REASON").as_deref(),
         Some("rotate the certificates"),
         "{context}"
+    );
+    // The user's session sees the record's handle and nothing else: the facts (and no
+    // account material) stay in the gateway's root-only file, which the session's end used
+    // and removed.
+    let handle = run.session_value("TICKET_SESSION").unwrap_or_default();
+    let hex = handle.strip_prefix("v2.").unwrap_or_default();
+    assert!(
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)),
+        "TICKET_SESSION is not a bare handle: {handle:?}\n{context}"
+    );
+    let left: Vec<_> = fs::read_dir(gate.cache_dir.join("sessions"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "records left after the session's end: {left:?}"
     );
     let (headline, rest) = notes[1].split_once('\n').expect("two parts");
     let seconds: u64 = headline

@@ -7,15 +7,20 @@
 use pam_ticket_testkit as support;
 
 use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use support::files::{audit_records, write_root_only};
 use support::https::TestServer;
-use support::pam::{self, FullOutcome, Login, PAM_MAXTRIES, PAM_SUCCESS, PamService, Steps};
+use support::pam::{
+    self, FullOutcome, Login, PAM_MAXTRIES, PAM_SESSION_ERR, PAM_SUCCESS, PamOutcome, PamService,
+    Steps,
+};
 use support::pki::{ServerCert, TestPki};
 use support::remedy::{CHANGE_WORK_LOG_FORM, INCIDENT_WORK_LOG_FORM, RemedySim};
 use support::servicenow::ServiceNowSim;
@@ -87,17 +92,37 @@ impl Gate {
         audit_records(&self.dir.join("audit.jsonl"))
     }
 
+    /// CacheDirectory: the token cache (Remedy) and the session records.
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.join("token-cache")
+    }
+
+    /// Where the session records are kept.
+    fn sessions_dir(&self) -> PathBuf {
+        self.cache_dir().join("sessions")
+    }
+
+    /// The record files there.
+    fn session_files(&self) -> Vec<String> {
+        fs::read_dir(self.sessions_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn service(&self, extra: &str) -> PamService {
         let config_path = self.dir.join("pam_ticket.conf");
         let system = match self.sim {
             Sim::ServiceNow(_) => "TicketingSystem=\"ServiceNow\"\n".to_string(),
-            Sim::Remedy(_) => format!(
-                "TicketingSystem=\"BMCRemedy\"\nCacheDirectory=\"{}\"\n",
-                self.dir.join("token-cache").display()
-            ),
+            Sim::Remedy(_) => "TicketingSystem=\"BMCRemedy\"\n".to_string(),
         };
         let text = format!(
-            "{system}SystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nMaxAttempts=1\nTimeout=5\n{extra}",
+            "{system}CacheDirectory=\"{}\"\nSystemURL=\"{}\"\nConnectionAccountFile=\"{}\"\nCAFile=\"{}\"\nAuditLogFile=\"{}\"\nMaxAttempts=1\nTimeout=5\n{extra}",
+            self.cache_dir().display(),
             self.server.base_url(),
             self.dir.join("account.conf").display(),
             self.pki.ca_pem_path().display(),
@@ -154,6 +179,61 @@ impl Gate {
                 .count(),
         }
     }
+}
+
+/// A stack that lets anyone in (`pam_permit`) and has the module alone in the session
+/// stack, on the configuration `gate.service` wrote: a session whose handle comes from
+/// the PAM environment as the application or a module above left it
+/// (`Login::preset_env`), the way sshd hands the environment of its authentication child
+/// to the process that opens and closes the session.
+fn session_only(gate: &Gate, name: &str) -> PamService {
+    let line = pam::module_line(
+        &pam::module_path(),
+        &[format!(
+            "config={}",
+            gate.dir.join("pam_ticket.conf").display()
+        )],
+    );
+    PamService::with_text(
+        &gate.dir.join("pam.d"),
+        name,
+        &format!(
+            "auth required {}\nsession required {line}\n",
+            pam::system_module("pam_permit.so").display()
+        ),
+    )
+}
+
+/// Authentication and `pam_open_session`, no close: the session is still running.
+fn open_only(service: &PamService, login: &Login) -> FullOutcome {
+    pam::run(
+        service,
+        login,
+        Steps {
+            acct_mgmt: false,
+            open_session: true,
+            tty_ssh: true,
+            close_session_after: None,
+        },
+    )
+}
+
+/// The session's `TICKET_SESSION`, checked to be `v2.` and 32 lowercase hex digits.
+fn handle_of(outcome: &PamOutcome) -> String {
+    let value = outcome
+        .env
+        .get("TICKET_SESSION")
+        .cloned()
+        .unwrap_or_else(|| panic!("no TICKET_SESSION in {:?}", outcome.env));
+    let hex = value.strip_prefix("v2.").unwrap_or_default();
+    assert!(
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)),
+        "not a bare handle: {value}"
+    );
+    value
 }
 
 /// The module alone in the auth and session stacks, as the README's sshd stack has it.
@@ -258,6 +338,13 @@ fn both_notes(gate: &Gate, user: &str, ticket: &str, checks: &str, config: &str,
     // PAM_SUCCESS: a session record is there to be closed (see `sm_open_session`).
     assert_eq!(outcome.open_session_code, Some(PAM_SUCCESS));
     assert_eq!(outcome.close_session_code, Some(PAM_SUCCESS));
+    // Used: gone from the environment and from the disk.
+    assert!(!outcome.auth.env.contains_key("TICKET_SESSION"));
+    assert!(
+        gate.session_files().is_empty(),
+        "{:?}",
+        gate.session_files()
+    );
 
     let notes = gate.notes(ticket);
     assert_eq!(notes.len(), 2, "{notes:#?}");
@@ -743,53 +830,139 @@ fn remedy_renews_a_dropped_token_once_for_the_note() {
     assert_eq!(gate.audit().pop().expect("record")["work_note"], "written");
 }
 
-/// A session record the module did not seal (here planted by pam_env in the session
-/// stack, as `user_readenv` would let a user do) writes nothing at the session's end and
-/// is audited; one sealed with another account's password is no better.
+/// The session's environment (which sshd copies into the user's session) gets a random
+/// handle and nothing else: no account material to guess a password against, nothing
+/// about the login. The record stays on the gateway: 0600, root's, in a 0700 folder of
+/// root's under CacheDirectory; files of sessions that never closed are removed after 30
+/// days when a new record is kept.
 #[test]
-fn a_planted_session_record_writes_no_end_note() {
+fn the_session_gets_only_a_handle_and_the_record_stays_root_only() {
     let gate = Gate::servicenow();
-    let hash = pam_ticket::bypass::BypassHash::create(b"letmein-2026", b"notes");
-    gate.service(&format!("WorkNotes=Yes\nFailsafeBypassCode=\"{hash}\"\n"));
-    let config_path = gate.dir.join("pam_ticket.conf");
+    let service = gate.service("WorkNotes=Yes\n");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(gate.sessions_dir())
+        .expect("sessions folder");
+    let stale = gate.sessions_dir().join("0123456789abcdef0123456789abcdef");
+    let recent = gate.sessions_dir().join("fedcba9876543210fedcba9876543210");
+    for (file, age_days) in [(&stale, 31), (&recent, 1)] {
+        write_root_only(file, "{}");
+        fs::File::options()
+            .write(true)
+            .open(file)
+            .and_then(|opened| {
+                opened.set_modified(SystemTime::now() - Duration::from_secs(age_days * 24 * 3600))
+            })
+            .expect("date the file");
+    }
 
-    // A record for INC0010001, sealed with a password that is not the account's.
-    let path = std::path::Path::new("/etc/other.conf");
-    let mut other = pam_ticket::config::from_entries(
-        path,
-        pam_ticket::config::parse_entries(
-            "TicketingSystem=\"ServiceNow\"\nValidateTicketNumber=\"No\"\n",
-            path,
-        )
-        .expect("entries"),
-        Vec::new(),
-    )
-    .expect("config");
-    other.connection_account = Some(
-        pam_ticket::config::parse_account_text(
-            &format!("Username=\"{ACCOUNT_USER}\"\nPassword=\"guessed\"\n"),
-            path,
-        )
-        .expect("account"),
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
     );
-    let facts = pam_ticket::notes::SessionFacts {
-        ticket: "INC0010001".to_string(),
-        kind: pam_ticket::ticket::TicketKind::Incident,
-        record_id: Some("0000".to_string()),
-        system: "ServiceNow".to_string(),
-        user: "alice".to_string(),
-        identity: "alice".to_string(),
-        rhost: None,
-        host: "gw".to_string(),
-        service: None,
-        target: None,
-        checks: Vec::new(),
-        reason: None,
-        started: 0,
-    };
-    let forged = pam_ticket::notes::carrier::seal(&other, &facts).expect("sealed");
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(outcome.prompts(), ["Ticket ID: "]);
+    assert!(outcome.errors().is_empty(), "{:?}", outcome.errors());
+    let value = handle_of(&outcome);
+    for material in [
+        ACCOUNT_USER,
+        ACCOUNT_PASSWORD,
+        "alice",
+        "INC0010001",
+        "ServiceNow",
+    ] {
+        assert!(!value.contains(material), "{value} holds {material}");
+    }
+
+    let record_path = gate.sessions_dir().join(&value[3..]);
+    let file = fs::symlink_metadata(&record_path).expect("the record file");
+    assert!(file.is_file());
+    assert_eq!((file.uid(), file.mode() & 0o7777), (0, 0o600));
+    for folder in [gate.sessions_dir(), gate.cache_dir()] {
+        let folder = fs::symlink_metadata(&folder).expect("folder");
+        assert!(folder.is_dir());
+        assert_eq!((folder.uid(), folder.mode() & 0o7777), (0, 0o700));
+    }
+    let text = fs::read_to_string(&record_path).expect("read the record");
+    assert!(!text.contains(ACCOUNT_PASSWORD));
+    let record: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(record["user"], "alice");
+    assert_eq!(record["ticket"], "INC0010001");
+    assert_eq!(record["system"], "ServiceNow");
+    assert!(!stale.exists(), "a 31-day-old record is pruned");
+    assert!(recent.exists(), "a day-old record is kept");
+
+    assert_eq!(gate.notes("INC0010001").len(), 1, "the start note");
+    let allow = gate.audit().pop().expect("a record");
+    assert_eq!(allow["decision"], "allow");
+    assert_eq!(allow["work_note"], "written");
+}
+
+/// A handle the module did not give out (a made-up one, the sealed record of older
+/// versions, a path) stands for nothing: `pam_open_session` answers PAM_IGNORE, the
+/// session's end writes no note and asks nothing, and the audit says why.
+#[test]
+fn a_forged_or_unknown_handle_opens_nothing_and_writes_no_note() {
+    let gate = Gate::servicenow();
+    gate.service("WorkNotes=Yes\n");
+    let resume = session_only(&gate, "notes-forged");
+    for (value, why) in [
+        (
+            "v2.00112233445566778899aabbccddeeff",
+            "no session record for this handle",
+        ),
+        (
+            "v1.eyJ0aWNrZXQiOiJJTkMwMDEwMDAxIiwidXNlciI6ImFsaWNlIn0.c2VhbA",
+            "the session handle is not one of this module",
+        ),
+        (
+            "v2.../../../token-cache/sessions/x",
+            "the session handle is not one of this module",
+        ),
+    ] {
+        let outcome = session(
+            &resume,
+            &Login::new("alice")
+                .rhost(RHOST)
+                .preset_env("TICKET_SESSION", value),
+            Duration::ZERO,
+        );
+        assert_eq!(outcome.auth.code, PAM_SUCCESS, "pam_permit");
+        assert_eq!(outcome.open_session_code, Some(MODULE_IGNORED), "{value}");
+        assert_eq!(outcome.close_session_code, Some(MODULE_IGNORED), "{value}");
+        assert!(outcome.auth.events.is_empty(), "{:?}", outcome.auth.events);
+        let end = gate.audit().pop().expect("a record of the session's end");
+        assert_eq!(end["decision"], "session_end", "{end}");
+        assert_eq!(end["user"], "alice");
+        assert_eq!(end["session_record"], "environment");
+        assert_eq!(end["work_note"], "skipped");
+        assert!(
+            end["work_note_reason"]
+                .as_str()
+                .is_some_and(|reason| reason.starts_with(why)),
+            "{end}"
+        );
+        assert!(end.get("ticket").is_none_or(Value::is_null), "{end}");
+    }
+    assert_eq!(gate.write_attempts(), 0, "nothing written");
+    assert_eq!(gate.servicenow_sim().query_count(), 0, "nothing asked");
+}
+
+/// The review's case: a handle planted by pam_env (as `user_readenv` would let a user do)
+/// above a `[success=1 default=ignore]` line of the module. The module answers
+/// PAM_IGNORE, so the line below it (here pam_deny) is not skipped.
+#[test]
+fn a_planted_handle_skips_no_session_module() {
+    let gate = Gate::servicenow();
+    gate.service("WorkNotes=Yes\n");
+    let config_path = gate.dir.join("pam_ticket.conf");
     let env_conf = gate.dir.join("pam_env.conf");
-    fs::write(&env_conf, format!("TICKET_SESSION DEFAULT={forged}\n")).expect("pam_env.conf");
+    fs::write(
+        &env_conf,
+        "TICKET_SESSION DEFAULT=v2.00112233445566778899aabbccddeeff\n",
+    )
+    .expect("pam_env.conf");
     let line = pam::module_line(
         &pam::module_path(),
         &[format!("config={}", config_path.display())],
@@ -798,33 +971,200 @@ fn a_planted_session_record_writes_no_end_note() {
         &gate.dir.join("pam.d"),
         "notes-planted",
         &format!(
-            "auth required {line}\nsession required {} readenv=0 conffile={}\nsession optional {line}\n",
-            pam::system_module("pam_env.so").display(),
-            env_conf.display()
+            "auth required {permit}\nsession required {env} readenv=0 conffile={conf}\nsession [success=1 default=ignore] {line}\nsession requisite {deny}\nsession required {permit}\n",
+            permit = pam::system_module("pam_permit.so").display(),
+            env = pam::system_module("pam_env.so").display(),
+            conf = env_conf.display(),
+            deny = pam::system_module("pam_deny.so").display(),
         ),
     );
-    let outcome = session(
-        &service,
-        &Login::new("alice").rhost(RHOST).answer("letmein-2026"),
-        Duration::ZERO,
-    );
+    let outcome = session(&service, &Login::new("alice").rhost(RHOST), Duration::ZERO);
+    assert_eq!(outcome.auth.code, PAM_SUCCESS);
     assert_eq!(
-        outcome.auth.code,
-        PAM_SUCCESS,
-        "{}",
-        outcome.auth.transcript()
+        outcome.open_session_code,
+        Some(PAM_SESSION_ERR),
+        "pam_deny below the module ran"
     );
     assert_eq!(gate.write_attempts(), 0, "nothing written");
     let end = gate.audit().pop().expect("a record of the session's end");
     assert_eq!(end["decision"], "session_end", "{end}");
-    assert_eq!(end["session_record"], "environment");
     assert_eq!(end["work_note"], "skipped");
-    assert!(
-        end["work_note_reason"]
-            .as_str()
-            .is_some_and(|why| why.starts_with("the session record's seal does not verify")),
-        "{end}"
+}
+
+/// A record is used once: the session's end removes it, so the same handle in a later
+/// session (replayed through the environment) finds nothing, writes nothing and opens
+/// nothing.
+#[test]
+fn a_handle_is_used_once() {
+    let gate = Gate::servicenow();
+    let service = gate.service("WorkNotes=Yes\n");
+    let opened = open_only(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
     );
+    assert_eq!(
+        opened.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        opened.auth.transcript()
+    );
+    assert_eq!(opened.open_session_code, Some(PAM_SUCCESS));
+    let value = handle_of(&opened.auth);
+    assert_eq!(gate.session_files(), [value[3..].to_string()]);
+
+    let resume = session_only(&gate, "notes-resume");
+    let login = Login::new("alice")
+        .rhost(RHOST)
+        .preset_env("TICKET_SESSION", &value);
+    let first = session(&resume, &login, Duration::ZERO);
+    assert_eq!(first.open_session_code, Some(PAM_SUCCESS));
+    assert_eq!(first.close_session_code, Some(PAM_SUCCESS));
+    let notes = gate.notes("INC0010001");
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(notes[1].starts_with("pam_ticket: SSH session ended after "));
+    let end = gate.audit().pop().expect("the end record");
+    assert_eq!(end["decision"], "session_end");
+    assert_eq!(end["ticket"], "INC0010001");
+    assert_eq!(end["work_note"], "written");
+    assert!(
+        gate.session_files().is_empty(),
+        "{:?}",
+        gate.session_files()
+    );
+
+    let again = session(&resume, &login, Duration::ZERO);
+    assert_eq!(again.open_session_code, Some(MODULE_IGNORED));
+    assert_eq!(again.close_session_code, Some(MODULE_IGNORED));
+    assert_eq!(gate.notes("INC0010001").len(), 2, "no third note");
+    assert_eq!(gate.write_attempts(), 2);
+    let replayed = gate.audit().pop().expect("the second end record");
+    assert_eq!(replayed["decision"], "session_end");
+    assert_eq!(replayed["work_note"], "skipped");
+    assert!(
+        replayed["work_note_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.starts_with("no session record for this handle")),
+        "{replayed}"
+    );
+}
+
+/// A handle of alice's session in bob's: refused (nothing opened, nothing written, the
+/// audit names whose record it is), and left for alice's own session's end.
+#[test]
+fn a_record_of_another_user_is_refused_and_left_for_its_own() {
+    let gate = Gate::servicenow();
+    let service = gate.service("WorkNotes=Yes\n");
+    let opened = open_only(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+    );
+    assert_eq!(
+        opened.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        opened.auth.transcript()
+    );
+    let value = handle_of(&opened.auth);
+    let resume = session_only(&gate, "notes-other-user");
+
+    let bob = session(
+        &resume,
+        &Login::new("bob")
+            .rhost(RHOST)
+            .preset_env("TICKET_SESSION", &value),
+        Duration::ZERO,
+    );
+    assert_eq!(bob.open_session_code, Some(MODULE_IGNORED));
+    assert_eq!(bob.close_session_code, Some(MODULE_IGNORED));
+    assert_eq!(gate.write_attempts(), 1, "the start note only");
+    let end = gate.audit().pop().expect("bob's end record");
+    assert_eq!(end["decision"], "session_end");
+    assert_eq!(end["user"], "bob");
+    assert_eq!(end["work_note"], "skipped");
+    assert_eq!(
+        end["work_note_reason"],
+        "the session record names another user (alice)"
+    );
+
+    let alice = session(
+        &resume,
+        &Login::new("alice")
+            .rhost(RHOST)
+            .preset_env("TICKET_SESSION", &value),
+        Duration::ZERO,
+    );
+    assert_eq!(alice.open_session_code, Some(PAM_SUCCESS));
+    assert_eq!(alice.close_session_code, Some(PAM_SUCCESS));
+    assert_eq!(gate.notes("INC0010001").len(), 2);
+    assert_eq!(
+        gate.audit().pop().expect("alice's end")["work_note"],
+        "written"
+    );
+}
+
+/// A handle already in the PAM environment when authentication starts (left by an earlier
+/// module, the application, or pam_env) does not survive a login that kept no record of
+/// its own: refused, bypassed, exempt. A granted login puts its own in its place.
+#[test]
+fn a_handle_set_before_authentication_does_not_outlive_a_login_that_kept_none() {
+    let gate = Gate::servicenow();
+    let hash = pam_ticket::bypass::BypassHash::create(b"letmein-2026", b"notes");
+    let service = gate.service(&format!(
+        "WorkNotes=Yes\nValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"In Progress\"\nFailsafeBypassCode=\"{hash}\"\nExemptUsers=\"carol\"\n"
+    ));
+    // A real handle: alice's earlier session, still running.
+    let earlier = open_only(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+    );
+    let value = handle_of(&earlier.auth);
+
+    for (user, answer, code, decision) in [
+        ("alice", Some("INC0010002"), PAM_MAXTRIES, "deny"),
+        ("alice", Some("letmein-2026"), PAM_SUCCESS, "bypass"),
+        ("carol", None, pam::PAM_IGNORE, "exempt"),
+    ] {
+        let mut login = Login::new(user)
+            .rhost(RHOST)
+            .preset_env("TICKET_SESSION", &value);
+        if let Some(answer) = answer {
+            login = login.answer(answer);
+        }
+        let outcome = pam::authenticate(&service, &login);
+        let expected = if code == pam::PAM_IGNORE {
+            MODULE_IGNORED
+        } else {
+            code
+        };
+        assert_eq!(
+            outcome.code,
+            expected,
+            "{decision}: {}",
+            outcome.transcript()
+        );
+        assert!(
+            !outcome.env.contains_key("TICKET_SESSION"),
+            "{decision}: {:?}",
+            outcome.env
+        );
+        if decision == "deny" {
+            assert_eq!(outcome.errors().len(), 1, "{}", outcome.transcript());
+        }
+        assert_eq!(gate.audit().pop().expect("a record")["decision"], decision);
+    }
+
+    let granted = pam::authenticate(
+        &service,
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("INC0010001")
+            .preset_env("TICKET_SESSION", &value),
+    );
+    assert_eq!(granted.code, PAM_SUCCESS, "{}", granted.transcript());
+    assert_ne!(handle_of(&granted), value);
+    // The earlier session's record is untouched: its own end still finds it.
+    assert_eq!(gate.session_files().len(), 2);
+    assert_eq!(gate.write_attempts(), 2, "two start notes");
 }
 
 /// A NoteTemplate of one's own: placeholders, literal braces, a line break; the duration

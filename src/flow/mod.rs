@@ -11,7 +11,7 @@ use crate::clock::Deadline;
 use crate::config::{Config, FailMode};
 use crate::host::TargetNames;
 use crate::login::Login;
-use crate::notes::{self, NoteEvent, NoteOutcome, REASON_LIMIT, SessionFacts, carrier};
+use crate::notes::{self, NoteEvent, NoteOutcome, REASON_LIMIT, SessionFacts, session_record};
 use crate::nss::Directory;
 use crate::policy::{self, CheckResult};
 use crate::sanitise::sanitise;
@@ -482,8 +482,8 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
     }
 
     /// WorkNotes=Yes, once access is granted on `ticket`: writes the start note (after the
-    /// decision, which it cannot change) and seals the session record that the end note
-    /// needs into `exports`. What became of the note goes to `extra`, for the audit.
+    /// decision, which it cannot change) and keeps the session record that the end note
+    /// needs, putting its handle into `exports`. What became of the note goes to `extra`, for the audit.
     fn start_note(
         &mut self,
         ticket: &crate::ticket::Ticket,
@@ -524,8 +524,23 @@ impl<C: Conversation, A: AuditSink, K: Clock> Flow<'_, C, A, K> {
             "work_note_ms",
             self.clock.since(note_started).as_millis().to_string(),
         ));
-        match carrier::seal(self.config, &facts) {
-            Ok(sealed) => exports.push((carrier::ENVIRONMENT_NAME.to_string(), sealed)),
+        // The facts stay in a root-only file on this host; the session gets only the
+        // file's random handle (see notes/session_record.rs).
+        let store = session_record::SessionStore::new(&self.config.cache_directory);
+        match store.keep(&facts, self.clock.unix_seconds()) {
+            Ok(kept) => {
+                if kept.pruned > 0 {
+                    self.audit.debug(&format!(
+                        "removed {} stale session record(s) from {}",
+                        kept.pruned,
+                        store.folder().display()
+                    ));
+                }
+                exports.push((
+                    session_record::ENVIRONMENT_NAME.to_string(),
+                    kept.handle.environment_value(),
+                ));
+            }
             Err(problem) => self.audit.warn(&format!(
                 "no work note will be written when the session ends: {problem}"
             )),

@@ -6,11 +6,11 @@
 //! WorkNoteTimeout (one retry at most, inside that time), and its outcome is audited as
 //! `work_note` (`written`, `failed`, `skipped`) with `work_note_reason`.
 //!
-//! The facts a note needs travel from `pam_sm_authenticate` to `pam_sm_close_session` in
-//! a sealed [`carrier`] record.
+//! The facts a note needs are kept from `pam_sm_authenticate` to `pam_sm_close_session`
+//! in a root-only [`session_record`] file; only its random handle travels with the login.
 
-pub mod carrier;
 pub mod session_end;
+pub mod session_record;
 pub mod template;
 
 use std::time::Duration;

@@ -1,15 +1,17 @@
-//! The end of a session on a verified ticket: the sealed record checked, the end note
-//! written, a `session_end` audit record. `pam_sm_close_session` finds the record and
-//! maps the answer to a PAM code.
+//! The session of a login on a verified ticket: whether its record is there
+//! (`pam_sm_open_session`), and at its end the record taken (so it is used once), the end
+//! note written, a `session_end` audit record. `pam_sm_open_session` and
+//! `pam_sm_close_session` find the handle and map the answers to PAM codes.
 
 use crate::audit::{AuditRecord, AuditSink, Decision};
 use crate::backend;
 use crate::clock::{Clock, Deadline};
 use crate::config::Config;
 
-use super::{NoteEvent, NoteOutcome, NoteSettings, carrier, duration_text, write};
+use super::session_record::{Handle, SessionStore};
+use super::{NoteEvent, NoteOutcome, NoteSettings, duration_text, write};
 
-/// How the session record reached the session's end.
+/// How the session record's handle reached the session's hooks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CarriedBy {
     /// `pam_set_data` on the handle: the application authenticated in this process.
@@ -28,19 +30,43 @@ impl CarriedBy {
     }
 }
 
-/// The session that is closing, as libpam knows it, and the record it carries.
+/// The session that is closing, as libpam knows it, and the handle it carries.
 pub struct ClosingSession {
     /// PAM_USER now: the record must name the same user.
     pub user: String,
     pub rhost: Option<String>,
     pub service: Option<String>,
-    pub sealed: String,
+    /// The carried value, `v2.<handle>` when it is this module's.
+    pub handle: String,
     pub carried_by: CarriedBy,
 }
 
+/// Whether `value` is the handle of a session record kept for `user` on this host: a
+/// local read, nothing sent. `pam_sm_open_session` answers PAM_SUCCESS only then, so that
+/// a handle planted in the environment never stands for a session of this module (which
+/// could make a `sufficient` or `[success=done]` line skip the session modules below it).
+pub fn record_is_there(
+    config: &Config,
+    value: &str,
+    user: &str,
+    audit: &mut dyn AuditSink,
+) -> bool {
+    let found = Handle::parse(value)
+        .and_then(|handle| SessionStore::new(&config.cache_directory).peek(&handle, user));
+    match found {
+        Ok(_) => true,
+        Err(problem) => {
+            audit.debug(&format!(
+                "session opened without a record of this module: {problem}"
+            ));
+            false
+        }
+    }
+}
+
 /// Writes the end note for `session` and its `session_end` record. `false` when the
-/// record is not one this module sealed for this user and system: nothing is written to
-/// the ticket then, and the record says why.
+/// handle names no record this module kept for this user, host and system: nothing is
+/// written to the ticket then, and the record says why.
 pub fn record_end(
     config: &Config,
     settings: &NoteSettings,
@@ -49,7 +75,7 @@ pub fn record_end(
     audit: &mut dyn AuditSink,
 ) -> bool {
     audit.debug(&format!(
-        "session record found in the {}",
+        "session handle found in the {}",
         match session.carried_by {
             CarriedBy::PamData => "PAM data (pam_set_data)",
             CarriedBy::Environment => "PAM environment",
@@ -68,11 +94,9 @@ pub fn record_end(
         elapsed_ms: 0,
         extra: vec![("session_record", session.carried_by.name().to_string())],
     };
-    let facts = match carrier::open(config, &session.sealed) {
-        Ok(facts) if facts.user != session.user => Err(format!(
-            "the session record names another user ({})",
-            backend::sanitise(&facts.user)
-        )),
+    let taken = Handle::parse(&session.handle)
+        .and_then(|handle| SessionStore::new(&config.cache_directory).take(&handle, &session.user));
+    let facts = match taken {
         Ok(facts) if Some(&facts.system) != record.system.as_ref() => Err(format!(
             "the session record is for {}, the configuration now names another system",
             backend::sanitise(&facts.system)

@@ -35,6 +35,7 @@ pub const PAM_CRED_INSUFFICIENT: i32 = 8;
 pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
 pub const PAM_USER_UNKNOWN: i32 = 10;
 pub const PAM_MAXTRIES: i32 = 11;
+pub const PAM_SESSION_ERR: i32 = 14;
 pub const PAM_CRED_ERR: i32 = 17;
 pub const PAM_CONV_ERR: i32 = 19;
 pub const PAM_TRY_AGAIN: i32 = 24;
@@ -70,7 +71,7 @@ pub fn code_name(code: i32) -> &'static str {
         PAM_MAXTRIES => "PAM_MAXTRIES",
         12 => "PAM_NEW_AUTHTOK_REQD",
         13 => "PAM_ACCT_EXPIRED",
-        14 => "PAM_SESSION_ERR",
+        PAM_SESSION_ERR => "PAM_SESSION_ERR",
         15 => "PAM_CRED_UNAVAIL",
         16 => "PAM_CRED_EXPIRED",
         PAM_CRED_ERR => "PAM_CRED_ERR",
@@ -137,6 +138,7 @@ unsafe extern "C" {
     fn pam_close_session(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
     fn pam_set_item(pamh: *mut pam_handle_t, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_getenvlist(pamh: *mut pam_handle_t) -> *mut *mut c_char;
+    fn pam_putenv(pamh: *mut pam_handle_t, name_value: *const c_char) -> c_int;
     fn pam_end(pamh: *mut pam_handle_t, status: c_int) -> c_int;
     fn pam_strerror(pamh: *mut pam_handle_t, errnum: c_int) -> *const c_char;
 }
@@ -221,6 +223,9 @@ pub struct Login {
     /// Runs with each prompt's text before it is answered: lets a test change the world
     /// at a known point of a login.
     pub on_prompt: Option<PromptHook>,
+    /// `NAME=value` pairs put into the PAM environment right after `pam_start`, before any
+    /// module runs: what an application, or a module above in the stack, left there.
+    pub preset_env: Vec<(String, String)>,
 }
 
 /// A closure run before each prompt is answered (see `Login::on_prompt`).
@@ -262,6 +267,12 @@ impl Login {
     /// Runs `hook` with each prompt's text before the prompt is answered.
     pub fn on_prompt(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Login {
         self.on_prompt = Some(PromptHook(Arc::new(hook)));
+        self
+    }
+
+    /// Puts `name=value` into the PAM environment before `pam_authenticate`.
+    pub fn preset_env(mut self, name: &str, value: &str) -> Login {
+        self.preset_env.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -445,6 +456,12 @@ pub fn run(service: &PamService, login: &Login, steps: Steps) -> FullOutcome {
         // SAFETY: `pamh` is a live handle; libpam copies the string.
         let set = unsafe { pam_set_item(pamh, PAM_RHOST, rhost.as_ptr().cast()) };
         assert_eq!(set, PAM_SUCCESS, "pam_set_item(PAM_RHOST)");
+    }
+    for (name, value) in &login.preset_env {
+        let pair = CString::new(format!("{name}={value}")).expect("environment without NUL");
+        // SAFETY: `pamh` is a live handle; libpam copies the string.
+        let set = unsafe { pam_putenv(pamh, pair.as_ptr()) };
+        assert_eq!(set, PAM_SUCCESS, "pam_putenv({name})");
     }
     if steps.tty_ssh {
         // SAFETY: as above.

@@ -42,7 +42,7 @@ says how to fix each:
   module   the configuration as the module loads it (with the account files, and
            ClientCertificateFile and ClientKeyFile checked against each other); the CA
            bundle, and whether the ticketing system's (or portal's) certificate verifies
-           against it; the Remedy token cache directory; SELinux enforcing without a
+           against it; the cache directory (tokens, WorkNotes' session records); SELinux enforcing without a
            pam_ticket policy module
 
   --sshd-config FILE   read this sshd_config (and its Include files) directly; without
@@ -342,7 +342,7 @@ fn module_configuration(
 }
 
 /// What fails only at login time: setting up the ticket source (CA bundle, proxy), the
-/// server's certificate against the CA bundle, the token cache directory.
+/// server's certificate against the CA bundle, the cache directory.
 fn module_findings(config: &Config) -> Vec<Finding> {
     let mut findings = Vec::new();
     if !config.enter_ticketing_info || !config.validate_ticket_number {
@@ -382,20 +382,24 @@ fn module_findings(config: &Config) -> Vec<Finding> {
         )),
         _ => {}
     }
-    if config.portal.is_none()
-        && (config.ticketing_system == Some(TicketingSystem::BmcRemedy)
-            || config.oauth_client.is_some())
-    {
-        let consequence = if config.oauth_client.is_some() {
-            "every login asks ServiceNow for an OAuth token anew"
-        } else {
-            "every login logs on to Remedy anew"
-        };
-        findings.extend(cache_directory_findings(
-            &config.cache_directory,
-            &source,
-            consequence,
-        ));
+    if config.portal.is_none() {
+        let mut consequences = Vec::new();
+        if config.oauth_client.is_some() {
+            consequences.push("every login asks ServiceNow for an OAuth token anew");
+        } else if config.ticketing_system == Some(TicketingSystem::BmcRemedy) {
+            consequences.push("every login logs on to Remedy anew");
+        }
+        // The session records live there too (notes/session_record.rs).
+        if config.work_notes.is_some() {
+            consequences.push("no work note is written when a session ends");
+        }
+        if !consequences.is_empty() {
+            findings.extend(cache_directory_findings(
+                &config.cache_directory,
+                &source,
+                &consequences.join("; "),
+            ));
+        }
     }
     if let Some(portal) = &config.portal {
         if portal.identity_url.is_some() {
@@ -532,8 +536,9 @@ fn trust_findings(
     }
 }
 
-/// The token cache directory as the module will use it under sshd (as root): a
-/// directory owned by root that nobody else may enter, or one the module can create.
+/// The cache directory (tokens, session records) as the module will use it under sshd
+/// (as root): a directory owned by root that nobody else may enter, or one the module can
+/// create.
 /// `consequence` says what a login does without it.
 fn cache_directory_findings(directory: &Path, source: &str, consequence: &str) -> Vec<Finding> {
     let unusable = |why: String| {
@@ -541,7 +546,7 @@ fn cache_directory_findings(directory: &Path, source: &str, consequence: &str) -
             Severity::Warning,
             source.to_string(),
             format!(
-                "the token cache directory {} is unusable ({why}): {consequence}",
+                "the cache directory {} is unusable ({why}): {consequence}",
                 directory.display()
             ),
             format!(
