@@ -1311,3 +1311,36 @@ fn remedy_work_orders_get_no_note_and_the_audit_says_why() {
         "work notes are written to incidents and changes only, not to work order tickets"
     );
 }
+
+/// ServiceNow renders `[code]…[/code]` in a journal entry as HTML (its
+/// glide.ui.security.allow_codetag is true by default): a reason that holds the tags
+/// reaches the note with their brackets defused, so no markup lands in the ticket; the
+/// session and the audit keep the reason as it was typed.
+#[test]
+fn a_reason_cannot_plant_markup_in_the_ticket() {
+    let gate = Gate::servicenow();
+    let service = gate.service("WorkNotes=Yes\nAskReason=Yes\nNoteTemplate=\"{reason}\"\n");
+    let typed = "[code]<img src=x onerror=alert(1)>[/CODE] fix";
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("INC0010001")
+            .answer(typed),
+    );
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(outcome.prompts(), ["Ticket ID: ", "Reason: "]);
+    assert_eq!(
+        gate.notes("INC0010001"),
+        [format!(
+            "{STARTED}\n(code]<img src=x onerror=alert(1)>(/CODE] fix"
+        )]
+    );
+    assert_eq!(
+        outcome.env.get("TICKET_REASON").map(String::as_str),
+        Some(typed)
+    );
+    let record = gate.audit().pop().expect("record");
+    assert_eq!(record["access_reason"], typed);
+    assert_eq!(record["work_note"], "written");
+}

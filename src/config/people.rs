@@ -73,15 +73,16 @@ pub struct UserMap {
 /// Whether `text` cannot be carried by a ServiceNow encoded query as one value: ServiceNow
 /// documents no escape, so `^` would start a new condition (`^NQ` a new OR'd query), a
 /// value starting `javascript:` is run on the server, and control or invisible characters
-/// have no place in a name.
+/// have no place in a name. Whether the instance trims a value before it looks for
+/// `javascript:` is not documented, so a name with leading or trailing white space, or
+/// with `javascript:` anywhere in it (any case), is refused too: no real name needs either.
 pub fn breaks_encoded_query(text: &str) -> bool {
     text.is_empty()
         || text.len() > 256
         || text.contains('^')
         || has_hidden_characters(text)
-        || text
-            .get(..11)
-            .is_some_and(|start| start.eq_ignore_ascii_case("javascript:"))
+        || text.trim() != text
+        || text.to_ascii_lowercase().contains("javascript:")
 }
 
 impl UserMap {

@@ -122,6 +122,29 @@ pub fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// ServiceNow renders what a journal entry holds between `[code]` and `[/code]` as HTML
+/// (`glide.ui.security.allow_codetag`, true by default), so a reason, a host name or a
+/// login that opened such a block would plant markup, and possibly script, in the ticket
+/// for every agent who reads it. In each value, the bracket that would open `[code` or
+/// `[/code` (any case) becomes `(`: the text stays readable, and no tag can form. The
+/// template's own text is the admin's and is left as it is.
+pub fn defuse_code_tags(value: &str) -> String {
+    let mut defused = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('[') {
+        defused.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let word = after.strip_prefix('/').unwrap_or(after);
+        let opens_tag = word
+            .get(..4)
+            .is_some_and(|start| start.eq_ignore_ascii_case("code"));
+        defused.push(if opens_tag { '(' } else { '[' });
+        rest = after;
+    }
+    defused.push_str(rest);
+    defused
+}
+
 /// The note's text: a first line that says which event it is, then the template with
 /// every value sanitised (no control, invisible or direction-changing character, no line
 /// break inside a value), cut to [`NOTE_LIMIT`] characters.
@@ -134,7 +157,7 @@ pub fn compose(
     let absent = || "-".to_string();
     let clean = |value: Option<&str>| {
         value
-            .map(sanitise)
+            .map(|value| defuse_code_tags(&sanitise(value)))
             .filter(|value| !value.is_empty())
             .unwrap_or_else(absent)
     };
@@ -286,6 +309,25 @@ pub fn host_name(wait: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn code_tags_never_form_in_a_value() {
+        for (value, expected) in [
+            (
+                "[code]<img src=x onerror=alert(1)>[/code]",
+                "(code]<img src=x onerror=alert(1)>(/code]",
+            ),
+            ("[CoDe]x[/CODE]", "(CoDe]x(/CODE]"),
+            ("[[code]]", "[(code]]"),
+            ("[urgent] see [1]", "[urgent] see [1]"),
+            ("[cod", "[cod"),
+            ("ends with [", "ends with ["),
+            ("[/", "[/"),
+            ("[é code]", "[é code]"),
+        ] {
+            assert_eq!(defuse_code_tags(value), expected, "{value}");
+        }
+    }
+
     use super::*;
     use chrono::TimeZone;
 

@@ -471,6 +471,10 @@ mod tests {
         for identity in [
             "bob^NQuser.user_nameISNOTEMPTY",
             "JavaScript:gs.getUserID()",
+            " javascript:gs.getUserID()",
+            "\tjavascript:gs.getUserID()",
+            "bob javascript:x",
+            "bob ",
             "bob\n",
             "",
         ] {
