@@ -102,6 +102,13 @@ impl TicketKind {
         }
     }
 
+    /// The kind whose [`key_name`](TicketKind::key_name) is exactly `name` (TicketTypes).
+    pub fn from_key_name(name: &str) -> Option<TicketKind> {
+        TicketKind::ORDER
+            .into_iter()
+            .find(|kind| kind.key_name() == name)
+    }
+
     /// The systems that have tickets of this kind. In portal mode only incidents and
     /// changes are known (the portal classifies nothing else).
     pub fn systems(self) -> KindSystems {
@@ -180,7 +187,12 @@ impl IdRefusal {
             IdRefusal::TooLong { length } => format!("answer too long ({length} characters)"),
             IdRefusal::BadCharacters => "answer has characters outside [A-Za-z0-9_-]".to_string(),
             IdRefusal::FormatMismatch => "answer does not match TicketFormatRegex".to_string(),
-            IdRefusal::UnknownKind => "answer matches no identification regex".to_string(),
+            // Names the key: after an upgrade, an ID of a type TicketTypes leaves out
+            // (a requested item, say) ends here, and the admin reading this looks there.
+            IdRefusal::UnknownKind => {
+                "answer matches no identification regex of the types accepted (TicketTypes)"
+                    .to_string()
+            }
         }
     }
 }

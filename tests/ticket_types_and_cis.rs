@@ -227,12 +227,19 @@ fn one_query(rig: &Rig, table: &str) -> ReceivedQuery {
     received[0].clone()
 }
 
+/// Every ticket type of each system. Only incidents and changes are accepted unless
+/// TicketTypes lists more, so each test of the other types lists them; what a
+/// configuration without TicketTypes does with them is tested at the end of this file.
+const SERVICENOW_TYPES: &str =
+    "TicketTypes=\"Incident, Change, RequestItem, CatalogTask, Problem\"\n";
+const REMEDY_TYPES: &str = "TicketTypes=\"Incident, Change, WorkOrder, ProblemInvestigation\"\n";
+
 const REQUEST_ITEM_CHECKS: &str = "ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Open, Work in Progress\"\nValidateRequestItemApprovalStatus=Yes\nAllowedRequestItemApprovalStatuses=Approved\nValidateRequestingUser=Yes\n";
 
 #[test]
 fn servicenow_requested_items_valid_closed_unapproved_and_whose() {
     let rig = Rig::servicenow();
-    let service = rig.service(REQUEST_ITEM_CHECKS);
+    let service = rig.service(&format!("{SERVICENOW_TYPES}{REQUEST_ITEM_CHECKS}"));
 
     let outcome = rig.login(&service, "alice", "RITM0010001");
     let record = assert_allowed(&rig, &outcome, "RITM0010001", "request_item");
@@ -283,9 +290,9 @@ fn servicenow_requested_items_valid_closed_unapproved_and_whose() {
 #[test]
 fn servicenow_catalog_tasks_take_their_requester_from_the_requested_item() {
     let rig = Rig::servicenow();
-    let service = rig.service(
-        "ValidateCatalogTaskTicketState=Yes\nAllowedCatalogTaskTicketStates=\"Open, Work in Progress\"\nValidateRequestingUser=Yes\n",
-    );
+    let service = rig.service(&format!(
+        "{SERVICENOW_TYPES}ValidateCatalogTaskTicketState=Yes\nAllowedCatalogTaskTicketStates=\"Open, Work in Progress\"\nValidateRequestingUser=Yes\n"
+    ));
     // alice is the requested item's requested_for; carol opened the task.
     for user in ["alice", "carol"] {
         let outcome = rig.login(&service, user, "SCTASK0010001");
@@ -319,9 +326,9 @@ fn servicenow_catalog_tasks_take_their_requester_from_the_requested_item() {
 #[test]
 fn servicenow_problems_valid_and_closed() {
     let rig = Rig::servicenow();
-    let service = rig.service(
-        "ValidateProblemTicketState=Yes\nAllowedProblemTicketStates=\"Assess, Root Cause Analysis, Fix in Progress\"\n",
-    );
+    let service = rig.service(&format!(
+        "{SERVICENOW_TYPES}ValidateProblemTicketState=Yes\nAllowedProblemTicketStates=\"Assess, Root Cause Analysis, Fix in Progress\"\n"
+    ));
     let outcome = rig.login(&service, "alice", "PRB0010001");
     assert_allowed(&rig, &outcome, "PRB0010001", "problem");
     assert_eq!(
@@ -342,7 +349,9 @@ fn servicenow_problems_valid_and_closed() {
 fn the_first_identification_regex_that_matches_decides_the_type() {
     let rig = Rig::servicenow();
     // Both the incident and the problem regex match INC0010001: incidents come first.
-    let service = rig.service("ProblemTicketIdentification=\"^(PRB|INC)[0-9]{7,}$\"\n");
+    let service = rig.service(&format!(
+        "{SERVICENOW_TYPES}ProblemTicketIdentification=\"^(PRB|INC)[0-9]{{7,}}$\"\n"
+    ));
     let outcome = rig.login(&service, "alice", "INC0010001");
     assert_allowed(&rig, &outcome, "INC0010001", "incident");
     one_query(&rig, "incident");
@@ -361,15 +370,18 @@ fn the_first_identification_regex_that_matches_decides_the_type() {
     assert_eq!(rig.sn().query_count(), 0);
     let record = rig.record();
     assert_eq!(record["decision"], "deny");
-    assert_eq!(record["reason"], "answer matches no identification regex");
+    assert_eq!(
+        record["reason"],
+        "answer matches no identification regex of the types accepted (TicketTypes)"
+    );
 }
 
 #[test]
 fn remedy_work_orders_valid_and_closed() {
     let rig = Rig::remedy();
-    let service = rig.service(
-        "ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"Assigned, In Progress\"\nValidateRequestingUser=Yes\n",
-    );
+    let service = rig.service(&format!(
+        "{REMEDY_TYPES}ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"Assigned, In Progress\"\nValidateRequestingUser=Yes\n"
+    ));
     let outcome = rig.login(&service, "alice", "WO0000000000001");
     assert_allowed(&rig, &outcome, "WO0000000000001", "work_order");
     let queries = rig.remedy_queries();
@@ -404,9 +416,9 @@ fn remedy_work_orders_valid_and_closed() {
 #[test]
 fn remedy_problem_investigations_valid_and_closed() {
     let rig = Rig::remedy();
-    let service = rig.service(
-        "ValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Under Investigation\"\n",
-    );
+    let service = rig.service(&format!(
+        "{REMEDY_TYPES}ValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Under Investigation\"\n"
+    ));
     let outcome = rig.login(&service, "alice", "PBI000000000001");
     assert_allowed(&rig, &outcome, "PBI000000000001", "problem_investigation");
     let queries = rig.remedy_queries();
@@ -795,7 +807,7 @@ fn remedy_ci_fields_of_incidents_and_changes() {
         "incident",
     );
     let service = rig.service(&format!(
-        "{CI_CHECK}TargetName=\"app07.example.com\"\nCIMatchShortName=Yes\n"
+        "{REMEDY_TYPES}{CI_CHECK}TargetName=\"app07.example.com\"\nCIMatchShortName=Yes\n"
     ));
     let outcome = rig.login(&service, "alice", "INC000000000006");
     assert_allowed(&rig, &outcome, "INC000000000006", "incident");
@@ -849,9 +861,9 @@ fn pam_ticket_test_shows_each_verdict_and_the_request_count() {
 #[test]
 fn check_compares_the_new_types_allowed_lists_with_the_systems_choices() {
     let rig = Rig::servicenow();
-    let config = rig.config_path(
-        "ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Open, Work In-Progress\"\nValidateRequestItemApprovalStatus=Yes\nAllowedRequestItemApprovalStatuses=Approved\nValidateProblemTicketState=Yes\nAllowedProblemTicketStates=Asses\n",
-    );
+    let config = rig.config_path(&format!(
+        "{SERVICENOW_TYPES}ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Open, Work In-Progress\"\nValidateRequestItemApprovalStatus=Yes\nAllowedRequestItemApprovalStatuses=Approved\nValidateProblemTicketState=Yes\nAllowedProblemTicketStates=Asses\n"
+    ));
     let output = Command::new(TOOL)
         .args(["check", "--config"])
         .arg(&config)
@@ -883,9 +895,9 @@ fn check_compares_the_new_types_allowed_lists_with_the_systems_choices() {
     );
 
     let rig = Rig::remedy();
-    let config = rig.config_path(
-        "ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"In Progres\"\nValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Under Investigation\"\n",
-    );
+    let config = rig.config_path(&format!(
+        "{REMEDY_TYPES}ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"In Progres\"\nValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Under Investigation\"\n"
+    ));
     let output = Command::new(TOOL)
         .args(["check", "--config"])
         .arg(&config)
@@ -943,14 +955,15 @@ fn each_new_type_refuses_a_state_not_in_its_list() {
             "problem",
         ),
     ] {
-        let service = rig.service(keys);
+        let service = rig.service(&format!("{SERVICENOW_TYPES}{keys}"));
         let outcome = rig.login(&service, "alice", ticket);
         assert_refused(&rig, &outcome, message, "state", ticket_type);
         one_query(&rig, table);
     }
     // The stored value names the state too (102 is Assess).
-    let service =
-        rig.service("ValidateProblemTicketState=Yes\nAllowedProblemTicketStates=\"102\"\n");
+    let service = rig.service(&format!(
+        "{SERVICENOW_TYPES}ValidateProblemTicketState=Yes\nAllowedProblemTicketStates=\"102\"\n"
+    ));
     let outcome = rig.login(&service, "alice", "PRB0010001");
     assert_allowed(&rig, &outcome, "PRB0010001", "problem");
 
@@ -971,7 +984,7 @@ fn each_new_type_refuses_a_state_not_in_its_list() {
             "problem_investigation",
         ),
     ] {
-        let service = rig.service(keys);
+        let service = rig.service(&format!("{REMEDY_TYPES}{keys}"));
         let outcome = rig.login(&service, "alice", ticket);
         assert_refused(&rig, &outcome, message, "state", ticket_type);
         let queries = rig.remedy_queries();
@@ -987,7 +1000,7 @@ fn each_new_type_refuses_a_state_not_in_its_list() {
 fn allowed_user_roles_apply_to_the_new_types() {
     let roles = "ValidateRequestingUser=Yes\nAllowedUserRoles=\"assignee\"\n";
     let rig = Rig::servicenow();
-    let service = rig.service(roles);
+    let service = rig.service(&format!("{SERVICENOW_TYPES}{roles}"));
     let outcome = rig.login(&service, "dave", "RITM0010001");
     assert_allowed(&rig, &outcome, "RITM0010001", "request_item");
     let query = one_query(&rig, "sc_req_item");
@@ -1005,7 +1018,7 @@ fn allowed_user_roles_apply_to_the_new_types() {
     assert_eq!(record["check"], "roles", "{record}");
 
     let rig = Rig::remedy();
-    let service = rig.service(roles);
+    let service = rig.service(&format!("{REMEDY_TYPES}{roles}"));
     let outcome = rig.login(&service, "dave", "WO0000000000001");
     assert_allowed(&rig, &outcome, "WO0000000000001", "work_order");
     let queries = rig.remedy_queries();
@@ -1069,12 +1082,14 @@ fn check_reads_task_ci_when_the_ci_check_is_on() {
     );
 }
 
-/// `pam-ticket check` queries the form of every Remedy ticket type, so a misspelt
-/// RemedyWorkOrderForm shows there, with the form's name, not at a login.
+/// `pam-ticket check` queries the form of every Remedy ticket type accepted, so a
+/// misspelt RemedyWorkOrderForm shows there, with the form's name, not at a login.
 #[test]
 fn check_queries_every_remedy_types_form() {
     let rig = Rig::remedy();
-    let config = rig.config_path("RemedyWorkOrderForm=\"WOI:Work Order\"\n");
+    let config = rig.config_path(&format!(
+        "{REMEDY_TYPES}RemedyWorkOrderForm=\"WOI:Work Order\"\n"
+    ));
     let output = Command::new(TOOL)
         .args(["check", "--config"])
         .arg(&config)
@@ -1100,6 +1115,263 @@ fn check_queries_every_remedy_types_form() {
         ]
     );
     assert_eq!(rig.rm().logout_count(), 1, "the probe still logs off");
+}
+
+/// A configuration written before TicketTypes existed: it gates on the incident and
+/// change checks, and never mentions the other types.
+const UPGRADED_SERVICENOW: &str = "ValidateIncidentTicketState=Yes\nAllowedIncidentTicketStates=\"New, In Progress\"\nValidateChangeTicketState=Yes\nAllowedChangeTicketStates=Implement\nValidateApprovalStatus=Yes\nAllowedApprovalStatuses=Approved\nValidateRequestingUser=Yes\n";
+
+/// Asserts a login refused before any request because its ID is of no accepted type:
+/// PAM_MAXTRIES, the refusal shown, nothing asked of the server, a `deny` that says so.
+fn assert_not_a_ticket_id(rig: &Rig, outcome: &PamOutcome, requests_before: usize) {
+    let context = outcome.transcript();
+    assert_eq!(outcome.code, PAM_MAXTRIES, "{context}");
+    assert_eq!(
+        outcome.errors(),
+        vec!["That ticket ID is not of a ticket type this gateway accepts"],
+        "{context}"
+    );
+    assert_eq!(
+        rig.server.request_count(),
+        requests_before,
+        "no request for an ID of a type not accepted"
+    );
+    let record = rig.record();
+    assert_eq!(record["decision"], "deny", "{record}");
+    assert_eq!(
+        record["reason"],
+        "answer matches no identification regex of the types accepted (TicketTypes)",
+        "{record}"
+    );
+    assert!(record.get("type").is_none_or(Value::is_null), "{record}");
+}
+
+/// The review finding: after an upgrade, a configuration that gates on the incident and
+/// change checks must not start accepting requested items (which any employee can open
+/// for themselves from the Service Catalog), catalog tasks or problems, closed ones
+/// included, unchecked. Without TicketTypes they are not ticket IDs; listed, they are
+/// looked up and their own checks apply.
+#[test]
+fn an_upgraded_servicenow_configuration_accepts_only_incidents_and_changes() {
+    let rig = Rig::servicenow();
+    let service = rig.service(UPGRADED_SERVICENOW);
+    // alice is the requested_for of both requested items; RITM0010002 is closed.
+    for ticket in ["RITM0010001", "RITM0010002", "SCTASK0010001", "PRB0010002"] {
+        let before = rig.server.request_count();
+        let outcome = rig.login(&service, "alice", ticket);
+        assert_not_a_ticket_id(&rig, &outcome, before);
+        assert_eq!(rig.sn().query_count(), 0, "{ticket}");
+    }
+    // Incidents are looked up and checked as before.
+    let outcome = rig.login(&service, "alice", "INC0010001");
+    assert_allowed(&rig, &outcome, "INC0010001", "incident");
+    one_query(&rig, "incident");
+
+    // Listed, a requested item is looked up on its own table, with its own checks.
+    let service = rig.service(&format!(
+        "{UPGRADED_SERVICENOW}TicketTypes=\"Incident, Change, RequestItem\"\nValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Open, Work in Progress\"\n"
+    ));
+    let outcome = rig.login(&service, "alice", "RITM0010001");
+    assert_allowed(&rig, &outcome, "RITM0010001", "request_item");
+    let query = one_query(&rig, "sc_req_item");
+    assert_eq!(query.sysparm_query.as_deref(), Some("number=RITM0010001"));
+    let outcome = rig.login(&service, "alice", "RITM0010002");
+    assert_refused(
+        &rig,
+        &outcome,
+        "Requested item RITM0010002 is Closed Complete; allowed states: Open, Work in Progress",
+        "state",
+        "request_item",
+    );
+    one_query(&rig, "sc_req_item");
+    // A problem is still not accepted: only the listed types are.
+    let before = rig.server.request_count();
+    let outcome = rig.login(&service, "alice", "PRB0010001");
+    assert_not_a_ticket_id(&rig, &outcome, before);
+
+    // A type may be left out: changes only.
+    let service = rig.service("TicketTypes=Change\n");
+    let before = rig.server.request_count();
+    let outcome = rig.login(&service, "alice", "INC0010001");
+    assert_not_a_ticket_id(&rig, &outcome, before);
+}
+
+/// The same for Remedy's work orders and problem investigations: not ticket IDs until
+/// TicketTypes lists them, and then looked up on their own form.
+#[test]
+fn an_upgraded_remedy_configuration_accepts_only_incidents_and_changes() {
+    let rig = Rig::remedy();
+    let service = rig.service("ValidateRequestingUser=Yes\n");
+    // WO0000000000002 is closed; alice requested both.
+    for ticket in ["WO0000000000001", "WO0000000000002", "PBI000000000001"] {
+        let before = rig.server.request_count();
+        let outcome = rig.login(&service, "alice", ticket);
+        assert_not_a_ticket_id(&rig, &outcome, before);
+        assert!(rig.rm().received().is_empty(), "not even a log-on");
+    }
+    let outcome = rig.login(&service, "alice", "INC000000000001");
+    assert_allowed(&rig, &outcome, "INC000000000001", "incident");
+
+    let service = rig.service(
+        "ValidateRequestingUser=Yes\nTicketTypes=\"Incident, Change, WorkOrder\"\nValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"Assigned, In Progress\"\n",
+    );
+    let outcome = rig.login(&service, "alice", "WO0000000000001");
+    assert_allowed(&rig, &outcome, "WO0000000000001", "work_order");
+    let outcome = rig.login(&service, "alice", "WO0000000000002");
+    assert_refused(
+        &rig,
+        &outcome,
+        "Work order WO0000000000002 is Closed; allowed states: Assigned, In Progress",
+        "state",
+        "work_order",
+    );
+    let queries = rig.remedy_queries();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(queries[0].form.as_deref(), Some("WOI:WorkOrder"));
+    let before = rig.server.request_count();
+    let outcome = rig.login(&service, "alice", "PBI000000000001");
+    assert_not_a_ticket_id(&rig, &outcome, before);
+}
+
+/// A key of a type TicketTypes leaves out, or a TicketTypes the system cannot honour, is
+/// a configuration error at its line: PAM_SERVICE_ERR before any prompt or request,
+/// audited with the reason.
+#[test]
+fn a_key_of_a_type_not_accepted_is_a_configuration_error() {
+    for (rig, lines, message) in [
+        (
+            Rig::servicenow(),
+            "ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=Open\n",
+            "ValidateRequestItemTicketState is for RequestItem tickets, which are not accepted (TicketTypes is not set: Incident, Change); add RequestItem to TicketTypes to accept them, or remove ValidateRequestItemTicketState",
+        ),
+        (
+            Rig::remedy(),
+            "TicketTypes=\"Incident, Change\"\nWorkOrderTicketIdentification=\"^WO[0-9]+$\"\n",
+            "WorkOrderTicketIdentification is for WorkOrder tickets, which are not accepted (TicketTypes is Incident, Change); add WorkOrder to TicketTypes to accept them, or remove WorkOrderTicketIdentification",
+        ),
+        (
+            Rig::servicenow(),
+            "TicketTypes=\"Incident, WorkOrder\"\n",
+            "TicketTypes: ServiceNow has no WorkOrder tickets; its types are Incident, Change, RequestItem, CatalogTask, Problem",
+        ),
+        (
+            Rig::servicenow(),
+            "TicketTypes=\"Incident, Incidents\"\n",
+            "TicketTypes: unknown ticket type \"Incidents\" (did you mean Incident?); ServiceNow has Incident, Change, RequestItem, CatalogTask, Problem",
+        ),
+    ] {
+        let service = rig.service(lines);
+        // The error names the line of the key it starts with.
+        let key = message.split([' ', ':']).next().unwrap_or_default();
+        let line = rig
+            .config_text(lines)
+            .lines()
+            .position(|text| text.starts_with(&format!("{key}=")))
+            .map_or(0, |index| index + 1);
+        let outcome = rig.login(&service, "alice", "INC0010001");
+        let context = outcome.transcript();
+        assert_eq!(outcome.code, PAM_SERVICE_ERR, "{context}");
+        assert!(outcome.prompts().is_empty(), "{context}");
+        assert_eq!(
+            outcome.errors(),
+            vec!["Ticket validation is misconfigured on this gateway; contact your administrator"],
+            "{context}"
+        );
+        let record = rig.record();
+        assert_eq!(record["decision"], "error", "{record}");
+        let reason = record["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&format!("pam_ticket.conf:{line}: {message}")),
+            "{reason}"
+        );
+        assert_eq!(
+            rig.server.request_count(),
+            0,
+            "a refused configuration asks nothing"
+        );
+    }
+}
+
+/// `pam-ticket check` shows the types accepted, says which identification rules are not
+/// in force, and queries only the accepted types' forms: a Remedy without the work order
+/// module checks clean.
+#[test]
+fn check_shows_the_accepted_types_and_probes_only_their_forms() {
+    let rig = Rig::remedy();
+    let config = rig.config_path("");
+    let run = || {
+        let output = Command::new(TOOL)
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run pam-ticket check");
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).expect("utf-8"),
+        )
+    };
+    let (code, out) = run();
+    assert_eq!(code, Some(0), "{out}");
+    let shown = |key: &str| {
+        out.lines()
+            .find(|line| line.split_whitespace().next() == Some(key))
+            .map(|line| line.trim_start()[key.len()..].trim().to_string())
+    };
+    assert_eq!(
+        shown("TicketTypes").as_deref(),
+        Some("Incident, Change"),
+        "{out}"
+    );
+    assert_eq!(
+        shown("WorkOrderTicketIdentification").as_deref(),
+        Some("(not accepted: WorkOrder is not in TicketTypes)"),
+        "{out}"
+    );
+    let forms: Vec<Option<String>> = rig
+        .remedy_queries()
+        .into_iter()
+        .map(|query| query.form)
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            Some("HPD:Help Desk".to_string()),
+            Some("CHG:Infrastructure Change".to_string()),
+        ]
+    );
+
+    let config = rig.config_path("TicketTypes=\"ProblemInvestigation, Change\"\n");
+    rig.rm().clear_received();
+    let (code, out) = Command::new(TOOL)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .map(|output| {
+            (
+                output.status.code(),
+                String::from_utf8(output.stdout).expect("utf-8"),
+            )
+        })
+        .expect("run pam-ticket check");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>()
+                == ["TicketTypes", "Change,", "ProblemInvestigation"]),
+        "{out}"
+    );
+    let forms: Vec<Option<String>> = rig
+        .remedy_queries()
+        .into_iter()
+        .map(|query| query.form)
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            Some("CHG:Infrastructure Change".to_string()),
+            Some("PBM:Problem Investigation".to_string()),
+        ]
+    );
 }
 
 /// CHG0030008's sys_id in the simulator's CI fixture.

@@ -1267,7 +1267,7 @@ fn a_bypass_login_is_asked_for_its_reason_too() {
 #[test]
 fn servicenow_notes_go_to_the_table_the_lookup_used() {
     let gate = Gate::servicenow();
-    let service = gate.service("WorkNotes=Yes\n");
+    let service = gate.service("WorkNotes=Yes\nTicketTypes=\"Incident, Change, RequestItem\"\n");
     let outcome = pam::authenticate(
         &service,
         &Login::new("alice").rhost(RHOST).answer("RITM0010001"),
@@ -1297,7 +1297,7 @@ fn servicenow_notes_go_to_the_table_the_lookup_used() {
 #[test]
 fn remedy_work_orders_get_no_note_and_the_audit_says_why() {
     let gate = Gate::remedy();
-    let service = gate.service("WorkNotes=Yes\n");
+    let service = gate.service("WorkNotes=Yes\nTicketTypes=\"Incident, Change, WorkOrder\"\n");
     let outcome = pam::authenticate(
         &service,
         &Login::new("alice").rhost(RHOST).answer("WO0000000000001"),

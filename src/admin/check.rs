@@ -27,7 +27,8 @@ What it asks, by ticketing system (nothing is written to the audit log):
               With an OAuth AuthMethod it first gets a token of its own from
               /oauth_token.do (a new grant; the token cache is neither read nor written).
   BMCRemedy   logs on (its own token: the token cache is neither read nor written),
-              queries PAMTICKETCHECK0 on the incident form and on the change form, logs off.
+              queries PAMTICKETCHECK0 on the form of each ticket type TicketTypes
+              accepts (the incident and the change form unless set), logs off.
   portal      (FetchCredentialsThroughPVWA=Yes) logs on, counts the vault accounts the
               gateway user may list, logs off; no password is retrieved, so the portal's
               ticketing integration is not exercised (use `pam-ticket test` for that).
@@ -137,8 +138,10 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
     for kind in TicketKind::ORDER {
         let keys = kind_keys(kind);
         if key == keys.identification {
+            // Only the keys of this mode are shown: a type without a regex here is one
+            // that TicketTypes leaves out.
             return Some(config.identification_of(kind).map_or_else(
-                || "(not a ticket type of this mode)".to_string(),
+                || format!("(not accepted: {} is not in TicketTypes)", kind.key_name()),
                 ToString::to_string,
             ));
         }
@@ -197,6 +200,12 @@ fn shown_value(config: &Config, key: Key) -> Option<String> {
         Key::ValidateTicketNumber => yes_no(config.validate_ticket_number),
         Key::UppercaseTicketId => yes_no(config.uppercase_ticket_id),
         Key::TicketFormatRegex => optional(config.ticket_format.as_ref()),
+        Key::TicketTypes => config
+            .ticket_types()
+            .into_iter()
+            .map(TicketKind::key_name)
+            .collect::<Vec<_>>()
+            .join(", "),
         // Shown above, by ticket type.
         Key::IncidentTicketIdentification
         | Key::ChangeTicketIdentification

@@ -583,7 +583,8 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
                 config.remedy.clone(),
                 config.cache_directory.clone(),
             )
-            .with_ci(config.ci_check.is_some()),
+            .with_ci(config.ci_check.is_some())
+            .with_ticket_types(config.ticket_types()),
         )),
     }
 }

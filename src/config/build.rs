@@ -95,7 +95,7 @@ impl Settings {
             (Some(_), _, _) => Some((None, None)),
             (None, _, _) => None,
         };
-        let kinds = self.kinds_of_mode(portal_mode, system);
+        let kinds = self.accepted_kinds(portal_mode, system);
         let identification = self.identification(&kinds, system);
         let fail_mode = self.check(|| self.fail_mode());
         let portal = match portal_mode {

@@ -198,6 +198,8 @@ key_table! {
         "Yes: an answer is upper-cased before the ID rules (the system's IDs are upper case)";
     TicketFormatRegex: Unset("no format check"), Modes::ALL, Allowed,
         "regular expression the whole ticket ID must match";
+    TicketTypes: List(&["Incident", "Change"]), Modes::DIRECT, Allowed,
+        "the ticket types accepted (Incident, Change, RequestItem, CatalogTask, Problem, WorkOrder, ProblemInvestigation): an ID of any other type is refused before any request";
     IncidentTicketIdentification:
         PerSystem { service_now: "^INC[0-9]+$", remedy: "^INC[0-9]{12}$" }, Modes::ALL, Allowed,
         "regular expression that makes an ID an incident";

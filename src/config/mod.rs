@@ -13,6 +13,7 @@
 //! - `keys`: the one table of keys (name, default, modes, pam.d or not, description);
 //! - `settings`: unknown and duplicate keys refused, typed accessors keyed by the table;
 //! - `build`: the typed [`Config`], built key by key through those accessors;
+//! - `kinds`: the ticket types accepted (TicketTypes), their keys, the CI check;
 //! - `audit_trail`: the work-note and reason keys, read for `build`;
 //! - `account`: the root-only account files.
 
@@ -312,8 +313,9 @@ pub struct Config {
     /// system's IDs are upper case (`inc0042001` is INC0042001).
     pub uppercase_ticket_id: bool,
     pub ticket_format: Option<Regex>,
-    /// The identification regex of each ticket type this mode has, in
-    /// [`TicketKind::ORDER`]: the first that matches an ID decides its type.
+    /// The identification regex of each ticket type accepted (those of the mode that
+    /// TicketTypes lists; in portal mode the portal's two), in [`TicketKind::ORDER`]: the
+    /// first that matches an ID decides its type, and an ID that matches none is refused.
     pub identification: Vec<(TicketKind, Regex)>,
     /// The allowed states of each type whose state is checked (Validate<T>TicketState).
     pub allowed_states: BTreeMap<TicketKind, Vec<String>>,
@@ -354,7 +356,12 @@ impl Config {
         self.allowed_approvals.get(&kind).map(Vec::as_slice)
     }
 
-    /// The identification regex of `kind`, when this mode has the type.
+    /// The ticket types accepted, in [`TicketKind::ORDER`].
+    pub fn ticket_types(&self) -> Vec<TicketKind> {
+        self.identification.iter().map(|(kind, _)| *kind).collect()
+    }
+
+    /// The identification regex of `kind`, when the type is accepted.
     pub fn identification_of(&self, kind: TicketKind) -> Option<&Regex> {
         self.identification
             .iter()

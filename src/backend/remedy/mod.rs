@@ -47,6 +47,8 @@ pub struct Remedy {
     cache: TokenCache,
     /// ValidateConfigurationItem: the ticket query also fetches the form's CI field.
     with_ci: bool,
+    /// The types the configuration accepts (TicketTypes): the probe queries their forms.
+    ticket_types: Vec<TicketKind>,
 }
 
 impl Remedy {
@@ -71,7 +73,16 @@ impl Remedy {
             settings,
             cache,
             with_ci: false,
+            ticket_types: vec![TicketKind::Incident, TicketKind::Change],
         }
+    }
+
+    /// The ticket types accepted (TicketTypes; incidents and changes unless set), whose
+    /// forms `pam-ticket check` queries. A form of a type not accepted is never asked
+    /// for, so a site without, say, the work order module checks clean.
+    pub fn with_ticket_types(mut self, ticket_types: Vec<TicketKind>) -> Remedy {
+        self.ticket_types = ticket_types;
+        self
     }
 
     /// Fetches each ticket's configuration item field too (ValidateConfigurationItem).
@@ -349,8 +360,8 @@ impl TicketSource for Remedy {
 
     /// A log-on of its own (never the cached token: a token cached before the password
     /// changed would prove nothing), a query of [`PROBE_TICKET`] on the form of each ticket
-    /// type (incident, change, work order, problem investigation: so that a misspelt form
-    /// name shows here, not at a login), and
+    /// type accepted (TicketTypes: so that a misspelt form name shows here, not at a
+    /// login), and
     /// a log-off. The token cache is neither read nor written, nor its directory created,
     /// so a check run by hand, perhaps by another user or with another account file, can
     /// never leave a token or a wrongly owned file for the module to trip over. With
@@ -364,8 +375,8 @@ impl TicketSource for Remedy {
             sanitise(&self.account.username)
         ))];
         let mut outcome = Ok(());
-        // Every type Remedy has: the configuration gives each its form.
-        for kind in TicketKind::ORDER {
+        // Every type accepted: the configuration gives each its form.
+        for kind in self.ticket_types.clone() {
             let id = probe_id(kind);
             let Some(spec) = form_spec(&self.settings, kind) else {
                 continue;

@@ -320,11 +320,17 @@ fn log_on_and_query_share_one_retry() {
     assert!(found(&rig.lookup()));
 }
 
-/// `pam-ticket check` logs on afresh, queries both forms and logs off; a token cached by
-/// logins is neither sent nor replaced.
+/// `pam-ticket check` logs on afresh, queries the form of each accepted type and logs
+/// off; a token cached by logins is neither sent nor replaced.
 #[test]
 fn the_probe_logs_on_afresh_and_leaves_the_cache_alone() {
     let mut rig = Rig::new("probe");
+    rig.remedy.ticket_types = vec![
+        TicketKind::Incident,
+        TicketKind::Change,
+        TicketKind::WorkOrder,
+        TicketKind::ProblemInvestigation,
+    ];
     rig.remedy.cache.prepare_directory().expect("directory");
     let now = rig.clock.unix_seconds();
     rig.remedy
@@ -351,6 +357,38 @@ fn the_probe_logs_on_afresh_and_leaves_the_cache_alone() {
     )));
     assert!(!rig.wire.authorizations().contains(&bearer("cached")));
     assert_eq!(rig.cached().as_deref(), Some("cached"));
+}
+
+/// Unless TicketTypes adds them, the work order and problem investigation forms are not
+/// asked for: a site without those modules checks clean.
+#[test]
+fn the_probe_queries_only_the_forms_of_the_accepted_types() {
+    let mut rig = Rig::new("probe-types");
+    let no_entry = || {
+        Ok(answer(
+            404,
+            &ar_body(302, "Entry does not exist in database").to_string(),
+        ))
+    };
+    rig.wire
+        .expect(Method::Post, LOGIN, token("probe-token"))
+        .expect(Method::Get, "HPD%3AHelp%20Desk", no_entry())
+        .expect(Method::Get, "CHG%3AInfrastructure%20Change", no_entry())
+        .expect(Method::Post, LOGOUT, logged_off());
+    let deadline = Deadline::new(&rig.clock, TIMEOUT);
+    rig.remedy.probe(deadline).expect("probe");
+    rig.remedy.ticket_types = vec![TicketKind::Change];
+    rig.wire
+        .expect(Method::Post, LOGIN, token("probe-token-2"))
+        .expect(Method::Get, "CHG%3AInfrastructure%20Change", no_entry())
+        .expect(Method::Post, LOGOUT, logged_off());
+    let lines = rig.remedy.probe(deadline).expect("probe");
+    assert!(
+        !lines
+            .iter()
+            .any(|line| format!("{line:?}").contains("HPD:Help Desk")),
+        "{lines:?}"
+    );
 }
 
 /// A refused log-on is the account refused whatever the status (a 5xx is retried once
