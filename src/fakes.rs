@@ -251,3 +251,27 @@ impl AuditSink for Notes {
         self.warnings.push(message.to_string());
     }
 }
+
+/// A fresh directory under the system temp dir, removed on drop: for tests of code that
+/// keeps root-only files (the token cache, the session records).
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(label: &str) -> Scratch {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "pam_ticket-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create scratch directory");
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

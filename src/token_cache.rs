@@ -519,32 +519,9 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::fakes::ManualClock;
+    use crate::fakes::{ManualClock, Scratch};
     use std::fs;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(label: &str) -> Scratch {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "pam_ticket-token-cache-{label}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            fs::create_dir_all(&path).expect("create scratch directory");
-            Scratch(path)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn cache_in(scratch: &Scratch) -> TokenCache {
         TokenCache::new(
@@ -562,7 +539,7 @@ mod tests {
 
     #[test]
     fn cache_round_trip_with_root_only_modes() {
-        let scratch = Scratch::new("roundtrip");
+        let scratch = Scratch::new("token-cache-roundtrip");
         let cache = cache_in(&scratch);
         cache.prepare_directory().expect("directory");
         assert_eq!(mode(&scratch.0.join("cache")), 0o700);
@@ -595,7 +572,7 @@ mod tests {
     /// as it is: same name, same contents.
     #[test]
     fn the_remedy_file_keeps_its_name_and_format() {
-        let scratch = Scratch::new("format");
+        let scratch = Scratch::new("token-cache-format");
         let cache = cache_in(&scratch);
         cache.prepare_directory().expect("directory");
         cache
@@ -619,7 +596,7 @@ mod tests {
 
     #[test]
     fn cache_keys_separate_servers_and_accounts() {
-        let scratch = Scratch::new("keys");
+        let scratch = Scratch::new("token-cache-keys");
         let cache = cache_in(&scratch);
         let other_user = TokenCache::new(
             scratch.0.join("cache"),
@@ -648,7 +625,7 @@ mod tests {
 
     #[test]
     fn untrusted_or_corrupt_cache_files_are_ignored_then_replaced() {
-        let scratch = Scratch::new("untrusted");
+        let scratch = Scratch::new("token-cache-untrusted");
         let cache = cache_in(&scratch);
         cache.prepare_directory().expect("directory");
         let good = |cache: &TokenCache| {
@@ -695,7 +672,7 @@ mod tests {
 
     #[test]
     fn an_open_directory_is_not_used() {
-        let scratch = Scratch::new("opendir");
+        let scratch = Scratch::new("token-cache-opendir");
         let cache = cache_in(&scratch);
         cache.prepare_directory().expect("directory");
         fs::set_permissions(scratch.0.join("cache"), fs::Permissions::from_mode(0o755))
@@ -712,7 +689,7 @@ mod tests {
     /// checked, so swapping it for a link after the check gains nothing either.
     #[test]
     fn a_directory_that_is_a_link_is_not_used_even_after_the_check() {
-        let scratch = Scratch::new("linkdir");
+        let scratch = Scratch::new("token-cache-linkdir");
         let cache = cache_in(&scratch);
         let elsewhere = scratch.0.join("elsewhere");
         fs::DirBuilder::new()
@@ -750,7 +727,7 @@ mod tests {
 
     #[test]
     fn freshness_follows_the_lifetime() {
-        let scratch = Scratch::new("fresh");
+        let scratch = Scratch::new("token-cache-fresh");
         let cache = cache_in(&scratch);
         assert!(cache.is_fresh(1_000, 1_000));
         assert!(cache.is_fresh(1_000, 1_000 + 3299));
@@ -771,7 +748,7 @@ mod tests {
 
     #[test]
     fn a_server_expiry_is_kept_and_renewed_before_it() {
-        let scratch = Scratch::new("expiry");
+        let scratch = Scratch::new("token-cache-expiry");
         let cache = platform_cache_in(&scratch);
         cache.prepare_directory().expect("directory");
         cache
@@ -806,7 +783,7 @@ mod tests {
 
     #[test]
     fn obtain_fetches_once_then_serves_the_cache_until_the_expiry() {
-        let scratch = Scratch::new("obtain");
+        let scratch = Scratch::new("token-cache-obtain");
         let cache = platform_cache_in(&scratch);
         let clock = ManualClock::new();
         let mut notes = crate::fakes::Notes::default();
@@ -851,13 +828,13 @@ mod tests {
 
     #[test]
     fn removing_from_a_cache_directory_that_does_not_exist_removes_nothing() {
-        let scratch = Scratch::new("flush-none");
+        let scratch = Scratch::new("token-cache-flush-none");
         assert_eq!(platform_cache_in(&scratch).remove(), Ok(false));
     }
 
     #[test]
     fn the_lock_wait_ends_at_the_deadline() {
-        let scratch = Scratch::new("lock");
+        let scratch = Scratch::new("token-cache-lock");
         let cache = cache_in(&scratch);
         cache.prepare_directory().expect("directory");
         let clock = ManualClock::new();

@@ -382,35 +382,13 @@ fn facts_from_json(record: &Value) -> Option<SessionFacts> {
 mod tests {
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
+    use crate::fakes::Scratch;
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(label: &str) -> Scratch {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "pam_ticket-session-record-{label}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            fs::create_dir_all(&path).expect("create scratch directory");
-            Scratch(path)
-        }
-
-        fn store(&self) -> SessionStore {
-            SessionStore::new(&self.0.join("cache"))
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    fn store_in(scratch: &Scratch) -> SessionStore {
+        SessionStore::new(&scratch.0.join("cache"))
     }
 
     /// "Now" as the file system stamps it (the records' own times are the system's), read
@@ -467,8 +445,8 @@ mod tests {
 
     #[test]
     fn a_kept_record_is_root_only_and_is_taken_once() {
-        let scratch = Scratch::new("once");
-        let store = scratch.store();
+        let scratch = Scratch::new("session-record-once");
+        let store = store_in(&scratch);
         let now = now(&scratch);
         let kept = store.keep(&facts(), now).expect("kept");
         assert_eq!(kept.pruned, 0);
@@ -495,9 +473,9 @@ mod tests {
         let unknown = Handle::generate().expect("random");
         assert_eq!(store.peek(&unknown, "alice"), Err(RecordError::Unknown));
         // No folder at all: unknown too, and nothing is created by looking.
-        let empty = Scratch::new("empty");
+        let empty = Scratch::new("session-record-empty");
         assert_eq!(
-            empty.store().take(&unknown, "alice"),
+            store_in(&empty).take(&unknown, "alice"),
             Err(RecordError::Unknown)
         );
         assert!(!empty.0.join("cache").exists());
@@ -505,8 +483,8 @@ mod tests {
 
     #[test]
     fn a_record_file_that_is_not_roots_0600_file_is_refused() {
-        let scratch = Scratch::new("refused");
-        let store = scratch.store();
+        let scratch = Scratch::new("session-record-refused");
+        let store = store_in(&scratch);
         let now = now(&scratch);
         let kept = store.keep(&facts(), now).expect("kept");
         let file = store.folder().join(kept.handle.file_name());
@@ -562,8 +540,8 @@ mod tests {
 
     #[test]
     fn a_record_of_another_machine_is_refused() {
-        let scratch = Scratch::new("machine");
-        let mut store = scratch.store();
+        let scratch = Scratch::new("session-record-machine");
+        let mut store = store_in(&scratch);
         let kept = store.keep(&facts(), now(&scratch)).expect("kept");
         store.machine = "other-gateway".to_string();
         assert!(matches!(
@@ -574,8 +552,8 @@ mod tests {
 
     #[test]
     fn files_older_than_the_bound_are_pruned_when_a_record_is_kept() {
-        let scratch = Scratch::new("prune");
-        let store = scratch.store();
+        let scratch = Scratch::new("session-record-prune");
+        let store = store_in(&scratch);
         let now = now(&scratch);
         let first = store.keep(&facts(), now).expect("kept");
         let second = store.keep(&facts(), now).expect("kept");
