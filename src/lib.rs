@@ -249,6 +249,11 @@ fn open_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     let Some((value, _)) = carried_handle(pamh) else {
         return PamResultCode::PAM_IGNORE;
     };
+    // Not a handle this module could have made (planted by another module or pam_env):
+    // nothing to open, and no configuration is read for it.
+    if notes::session_record::Handle::parse(&value).is_err() {
+        return PamResultCode::PAM_IGNORE;
+    }
     let (config, _) = match session_config(pamh, args) {
         Ok(loaded) => loaded,
         Err(code) => return code,

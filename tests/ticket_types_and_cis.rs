@@ -618,7 +618,7 @@ fn a_change_passes_through_its_affected_cis_at_one_more_request() {
     assert_eq!(
         received[1].fields.as_deref(),
         Some(
-            "ci_item,ci_item.name,ci_item.ip_address,ci_item.fqdn,ci_item.host_name,ci_item.sys_class_name"
+            "task,ci_item,ci_item.name,ci_item.ip_address,ci_item.fqdn,ci_item.host_name,ci_item.sys_class_name"
         )
     );
     assert_eq!(received[1].matched, 2);

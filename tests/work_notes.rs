@@ -1344,3 +1344,26 @@ fn a_reason_cannot_plant_markup_in_the_ticket() {
     assert_eq!(record["access_reason"], typed);
     assert_eq!(record["work_note"], "written");
 }
+
+/// A tag cannot form where a value meets the template's own text either.
+#[test]
+fn a_code_tag_cannot_form_across_the_template_and_a_value() {
+    let gate = Gate::servicenow();
+    let service =
+        gate.service("WorkNotes=Yes\nAskReason=Yes\nNoteTemplate=\"[{reason}] [{user}\"\n");
+    let outcome = pam::authenticate(
+        &service,
+        &Login::new("alice")
+            .rhost(RHOST)
+            .answer("INC0010001")
+            .answer("code]<img src=x onerror=alert(1)>"),
+    );
+    assert_eq!(outcome.code, PAM_SUCCESS, "{}", outcome.transcript());
+    assert_eq!(
+        gate.notes("INC0010001"),
+        [format!(
+            "{STARTED}\n(code]<img src=x onerror=alert(1)>] [alice"
+        )]
+    );
+    assert_eq!(gate.audit().pop().expect("record")["work_note"], "written");
+}

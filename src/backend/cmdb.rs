@@ -9,8 +9,8 @@
 
 use serde_json::Value;
 
-use super::servicenow::{error_detail, field_value};
-use super::{LookupError, bad_response, status_error};
+use super::servicenow::{field_value, result_rows};
+use super::{LookupError, bad_response};
 use crate::http::HttpResponse;
 use crate::ticket::ConfigurationItem;
 
@@ -52,21 +52,73 @@ pub(super) fn referenced_ci(record: &Value, reference: &str) -> Option<Configura
     })
 }
 
-/// The affected CIs in a `task_ci` answer.
+/// The affected CIs in a `task_ci` answer to the query for the change `sys_id`. Every
+/// row must name that change in its `task`: an instance that drops a condition it finds
+/// invalid (`glide.invalid_query.returns_no_rows=false`, the default) would otherwise
+/// answer with other tasks' CIs, and the check would pass on them. Such an answer is a
+/// bad answer, never a match.
 pub fn interpret_affected_cis(
+    sys_id: &str,
     response: &HttpResponse,
 ) -> Result<Vec<ConfigurationItem>, LookupError> {
-    if response.status != 200 {
-        return Err(status_error(response, error_detail(&response.body)));
+    let rows = result_rows(response)?;
+    if rows
+        .iter()
+        .any(|row| !field_value(row, "task").is_some_and(|task| task.eq_ignore_ascii_case(sys_id)))
+    {
+        return Err(bad_response(
+            "task_ci answered with a row of another task than the change asked for",
+        ));
     }
-    let document =
-        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
-    let rows = document
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_response("no result list"))?;
     Ok(rows
         .iter()
         .filter_map(|row| referenced_ci(row, "ci_item"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BadAnswer;
+    use serde_json::json;
+
+    const CHANGE: &str = "c4a9e000000000000000000000030008";
+
+    fn answer(rows: Value) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: json!({ "result": rows }).to_string().into_bytes().into(),
+        }
+    }
+
+    /// A row of another task (a dropped `task=` condition) makes the whole answer bad:
+    /// its CIs never count for the change.
+    #[test]
+    fn every_row_must_name_the_change_asked_for() {
+        let row = |task: &str, name: &str| json!({"task": {"value": task, "display_value": "x"}, "ci_item": {"value": "c1000000000000000000000000000007", "display_value": name}, "ci_item.name": name});
+        let items = interpret_affected_cis(CHANGE, &answer(json!([row(CHANGE, "app07")])))
+            .expect("the change's rows");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].name, "app07");
+        assert_eq!(
+            interpret_affected_cis(CHANGE, &answer(json!([]))),
+            Ok(Vec::new())
+        );
+        for rows in [
+            json!([
+                row(CHANGE, "app07"),
+                row("1a5c0000000000000000000000000099", "payroll")
+            ]),
+            json!([{"ci_item": {"value": "c1000000000000000000000000000007"}, "ci_item.name": "app07"}]),
+        ] {
+            assert!(
+                matches!(
+                    interpret_affected_cis(CHANGE, &answer(rows.clone())),
+                    Err(LookupError::BadAnswer(BadAnswer::BadResponse { .. }))
+                ),
+                "{rows}"
+            );
+        }
+    }
 }

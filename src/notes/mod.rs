@@ -125,9 +125,8 @@ pub fn time_text(time: DateTime<Utc>) -> String {
 /// ServiceNow renders what a journal entry holds between `[code]` and `[/code]` as HTML
 /// (`glide.ui.security.allow_codetag`, true by default), so a reason, a host name or a
 /// login that opened such a block would plant markup, and possibly script, in the ticket
-/// for every agent who reads it. In each value, the bracket that would open `[code` or
-/// `[/code` (any case) becomes `(`: the text stays readable, and no tag can form. The
-/// template's own text is the admin's and is left as it is.
+/// for every agent who reads it. The bracket that would open `[code` or `[/code` (any
+/// case) becomes `(`: the text stays readable, and no tag can form.
 pub fn defuse_code_tags(value: &str) -> String {
     let mut defused = String::with_capacity(value.len());
     let mut rest = value;
@@ -157,7 +156,7 @@ pub fn compose(
     let absent = || "-".to_string();
     let clean = |value: Option<&str>| {
         value
-            .map(|value| defuse_code_tags(&sanitise(value)))
+            .map(sanitise)
             .filter(|value| !value.is_empty())
             .unwrap_or_else(absent)
     };
@@ -192,11 +191,14 @@ pub fn compose(
         Placeholder::Reason => clean(facts.reason.as_deref()),
     });
     // The template's own text is the admin's, from a root-only file; only its control
-    // characters other than the line breaks it asked for are taken out.
+    // characters other than the line breaks it asked for are taken out. Code tags are
+    // defused in the whole note, not value by value: a tag can form where a value meets
+    // the template's text (`[{reason}]` with a reason of `code]…`) or another value.
     let text: String = format!("{headline}\n{body}")
         .chars()
         .filter(|c| *c == '\n' || !(c.is_control() || crate::sanitise::is_invisible(*c)))
         .collect();
+    let text = defuse_code_tags(&text);
     if text.chars().count() <= NOTE_LIMIT {
         return text;
     }

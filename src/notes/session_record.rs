@@ -58,6 +58,10 @@ const FORMAT: &str = "pam_ticket session record 2";
 /// The largest record file read: the facts are a few hundred bytes (a reason has at most
 /// 200 characters), the checks' texts come from the server.
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
+/// The most record files kept at once: far more sessions than a gateway holds open, and a
+/// bound on what logins that never end their session can fill (and on the work each new
+/// record's pruning does).
+pub const MAX_RECORDS: usize = 4096;
 
 /// The random name of one session's record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +130,10 @@ pub enum RecordError {
     Corrupt(String),
     /// The system's random number generator failed.
     NoRandomness,
+    /// The folder already holds [`MAX_RECORDS`] files after pruning: logins that never
+    /// reached the end of their session (a client that drops after authentication, an
+    /// account stack that refuses) pile up, and the folder is on `/run` by default.
+    Full { kept: usize },
 }
 
 impl std::fmt::Display for RecordError {
@@ -156,6 +164,11 @@ impl std::fmt::Display for RecordError {
             RecordError::NoRandomness => {
                 f.write_str("no random number for the session handle (getrandom failed)")
             }
+            RecordError::Full { kept } => write!(
+                f,
+                "{kept} session records are kept already, the most there may be ({MAX_RECORDS}); records of sessions that never ended are removed after {} days",
+                STALE_AFTER.as_secs() / 86_400
+            ),
         }
     }
 }
@@ -203,6 +216,14 @@ impl SessionStore {
         )
         .map_err(RecordError::Unusable)?;
         let pruned = prune(&folder, now);
+        let kept = secure_file::names_in(&folder)
+            .map(|names| names.len())
+            .map_err(|error| {
+                RecordError::Unusable(format!("cannot list {}: {error}", self.folder.display()))
+            })?;
+        if kept >= MAX_RECORDS {
+            return Err(RecordError::Full { kept });
+        }
         let handle = Handle::generate()?;
         let mut record = facts_json(facts);
         if let Value::Object(fields) = &mut record {
@@ -548,6 +569,26 @@ mod tests {
             store.take(&kept.handle, "alice"),
             Err(RecordError::OtherMachine(_))
         ));
+    }
+
+    /// Logins that never end their session cannot fill the folder: at MAX_RECORDS files no
+    /// new record is kept (the login itself is not changed by it), until pruning or the
+    /// end of sessions makes room.
+    #[test]
+    fn no_more_than_max_records_are_kept() {
+        let scratch = Scratch::new("session-record-full");
+        let store = store_in(&scratch);
+        let now = now(&scratch);
+        let first = store.keep(&facts(), now).expect("kept");
+        for number in 1..MAX_RECORDS {
+            fs::write(store.folder().join(format!("filler-{number}")), "x").expect("write");
+        }
+        assert_eq!(
+            store.keep(&facts(), now).map(|kept| kept.handle),
+            Err(RecordError::Full { kept: MAX_RECORDS })
+        );
+        store.take(&first.handle, "alice").expect("the first ends");
+        store.keep(&facts(), now).expect("room again");
     }
 
     #[test]

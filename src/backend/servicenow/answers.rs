@@ -41,6 +41,23 @@ pub fn membership_query(
     ))
 }
 
+/// The rows of a Table API list answer (`{"result": [...]}`) to a query whose every
+/// status but 200 is an error of the usual meaning.
+pub(in crate::backend) fn result_rows(response: &HttpResponse) -> Result<Vec<Value>, LookupError> {
+    if response.status != 200 {
+        return Err(status_error(response, error_detail(&response.body)));
+    }
+    let document =
+        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
+    match document {
+        Value::Object(mut object) => match object.remove("result") {
+            Some(Value::Array(rows)) => Ok(rows),
+            _ => Err(bad_response("no result list")),
+        },
+        _ => Err(bad_response("no result list")),
+    }
+}
+
 /// 32 hexadecimal digits: the only shape of a sys_id, checked before one that came in an
 /// answer goes into a query.
 pub fn is_sys_id(text: &str) -> bool {
@@ -55,17 +72,9 @@ pub fn interpret_membership(
     group: &str,
     response: &HttpResponse,
 ) -> Result<bool, LookupError> {
-    if response.status != 200 {
-        return Err(status_error(response, error_detail(&response.body)));
-    }
-    let document =
-        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
-    let rows = document
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_response("no result list"))?;
+    let rows = result_rows(response)?;
     let user_field = people.walked("user");
-    for row in rows {
+    for row in &rows {
         let same_user =
             field_value(row, &user_field).is_some_and(|held| held.eq_ignore_ascii_case(identity));
         let same_group =
@@ -218,15 +227,7 @@ pub(in crate::backend) fn error_detail(body: &[u8]) -> String {
 
 /// The role names in a `sys_user_has_role` answer.
 pub fn interpret_roles(response: &HttpResponse) -> Result<Vec<String>, LookupError> {
-    if response.status != 200 {
-        return Err(status_error(response, error_detail(&response.body)));
-    }
-    let document =
-        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
-    let rows = document
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_response("no result list"))?;
+    let rows = result_rows(response)?;
     let mut roles: Vec<String> = rows
         .iter()
         .filter_map(|row| field_value(row, "role.name"))
@@ -260,17 +261,9 @@ pub fn interpret_note(sys_id: &str, response: &HttpResponse) -> Result<(), Looku
 /// The choices in a `sys_choice` answer, each once (an instance with several languages
 /// has a row per language).
 pub fn interpret_choices(response: &HttpResponse) -> Result<Vec<Choice>, LookupError> {
-    if response.status != 200 {
-        return Err(status_error(response, error_detail(&response.body)));
-    }
-    let document =
-        crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;
-    let rows = document
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_response("no result list"))?;
+    let rows = result_rows(response)?;
     let mut choices: Vec<Choice> = Vec::new();
-    for row in rows {
+    for row in &rows {
         let (Some(label), Some(value)) = (field_value(row, "label"), field_value(row, "value"))
         else {
             return Err(bad_response("a choice without label or value"));

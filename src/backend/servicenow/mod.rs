@@ -8,7 +8,7 @@
 mod answers;
 mod signin;
 
-pub(in crate::backend) use answers::{error_detail, field_value};
+pub(in crate::backend) use answers::{field_value, result_rows};
 pub use answers::{
     interpret, interpret_choices, interpret_for, interpret_membership, interpret_note,
     interpret_roles, is_sys_id, membership_query, parse_glide_date,
@@ -194,7 +194,7 @@ impl ServiceNow {
             "{}?sysparm_query={}&sysparm_fields={}&sysparm_limit={MAX_AFFECTED_CIS}&sysparm_display_value=all&sysparm_exclude_reference_link=true&sysparm_no_count=true",
             self.base_url.join("/api/now/table/task_ci"),
             percent_encode(&format!("task={sys_id}")),
-            percent_encode(&ci_field_list("ci_item").join(",")),
+            percent_encode(&format!("task,{}", ci_field_list("ci_item").join(","))),
         ))
     }
 
@@ -327,7 +327,7 @@ impl TicketSource for ServiceNow {
                 let answer = self
                     .affected_cis_url(sys_id)
                     .and_then(|url| self.get_signed_in(&url, deadline, audit))
-                    .and_then(|answer| interpret_affected_cis(&answer));
+                    .and_then(|answer| interpret_affected_cis(sys_id, &answer));
                 match answer {
                     Ok(items) => {
                         let record_cis = ticket.configuration_items.get_or_insert_with(Vec::new);
@@ -404,7 +404,7 @@ impl TicketSource for ServiceNow {
                         &mut RetryBudget::for_check(),
                     )
                 })
-                .and_then(|answer| interpret_affected_cis(&answer));
+                .and_then(|answer| interpret_affected_cis(&nobodys_change, &answer));
             lines.push(match answer {
                 Ok(_) => ProbeLine::Ok(
                     "task_ci answered a query of a change's affected CIs (ValidateConfigurationItem)"
