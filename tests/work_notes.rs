@@ -1367,3 +1367,32 @@ fn a_code_tag_cannot_form_across_the_template_and_a_value() {
     );
     assert_eq!(gate.audit().pop().expect("record")["work_note"], "written");
 }
+
+/// A value that is no handle of this module opens nothing, even while the configuration
+/// is broken: no configuration is read for it, so a planted value cannot turn a broken
+/// configuration into a failed session. A well-formed handle does read it, and a broken
+/// configuration is then a service error, as everywhere.
+#[test]
+fn a_value_that_is_no_handle_reads_no_configuration() {
+    let gate = Gate::servicenow();
+    gate.service("WorkNotes=Yes\n");
+    write_root_only(
+        &gate.dir.join("pam_ticket.conf"),
+        "TicketingSystem=\"ServiceNow\"\nNoSuchKey=1\n",
+    );
+    let resume = session_only(&gate, "notes-broken");
+    for (value, open_code) in [
+        ("v1.eyJ0aWNrZXQiOiJJTkMwMDEwMDAxIn0.c2VhbA", MODULE_IGNORED),
+        ("v2.00112233445566778899aabbccddeeff", pam::PAM_SERVICE_ERR),
+    ] {
+        let outcome = open_only(
+            &resume,
+            &Login::new("alice")
+                .rhost(RHOST)
+                .preset_env("TICKET_SESSION", value),
+        );
+        assert_eq!(outcome.auth.code, PAM_SUCCESS, "pam_permit");
+        assert_eq!(outcome.open_session_code, Some(open_code), "{value}");
+    }
+    assert_eq!(gate.write_attempts(), 0, "nothing written");
+}
