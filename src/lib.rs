@@ -258,9 +258,13 @@ fn open_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let user = pam_glue::user_item(pamh).unwrap_or_default();
+    let claimant = notes::session_record::Claimant {
+        user: pam_glue::user_item(pamh).unwrap_or_default(),
+        service: pam_glue::service(pamh),
+        rhost: pam_glue::rhost(pamh),
+    };
     let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
-    if notes::session_end::record_is_there(&config, &value, &user, &mut audit) {
+    if notes::session_end::record_is_there(&config, &value, &claimant, &mut audit) {
         PamResultCode::PAM_SUCCESS
     } else {
         PamResultCode::PAM_IGNORE

@@ -1012,7 +1012,7 @@ fn a_handle_is_used_once() {
     let value = handle_of(&opened.auth);
     assert_eq!(gate.session_files(), [value[3..].to_string()]);
 
-    let resume = session_only(&gate, "notes-resume");
+    let resume = session_only(&gate, "notes-test");
     let login = Login::new("alice")
         .rhost(RHOST)
         .preset_env("TICKET_SESSION", &value);
@@ -1065,7 +1065,7 @@ fn a_record_of_another_user_is_refused_and_left_for_its_own() {
         opened.auth.transcript()
     );
     let value = handle_of(&opened.auth);
-    let resume = session_only(&gate, "notes-other-user");
+    let resume = session_only(&gate, "notes-test");
 
     let bob = session(
         &resume,
@@ -1395,4 +1395,56 @@ fn a_value_that_is_no_handle_reads_no_configuration() {
         assert_eq!(outcome.open_session_code, Some(open_code), "{value}");
     }
     assert_eq!(gate.write_attempts(), 0, "nothing written");
+}
+
+/// A handle of alice's is this login's only: the same user's handle in a session of
+/// another service, or from another client address, opens nothing and ends nothing (the
+/// record stays for its own session, which still gets its end note).
+#[test]
+fn a_handle_of_another_login_of_the_same_user_is_refused() {
+    let gate = Gate::servicenow();
+    let service = gate.service("WorkNotes=Yes\n");
+    let opened = open_only(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+    );
+    assert_eq!(
+        opened.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        opened.auth.transcript()
+    );
+    let value = handle_of(&opened.auth);
+    for (name, rhost, differs) in [
+        ("notes-other-service", RHOST, "service"),
+        ("notes-test", "203.0.113.99", "remote host"),
+    ] {
+        let resume = session_only(&gate, name);
+        let other = session(
+            &resume,
+            &Login::new("alice")
+                .rhost(rhost)
+                .preset_env("TICKET_SESSION", &value),
+            Duration::ZERO,
+        );
+        assert_eq!(other.open_session_code, Some(MODULE_IGNORED), "{name}");
+        assert_eq!(other.close_session_code, Some(MODULE_IGNORED), "{name}");
+        let end = gate.audit().pop().expect("the end record");
+        assert_eq!(end["work_note"], "skipped", "{end}");
+        assert_eq!(
+            end["work_note_reason"],
+            format!("the session record is of another login of this user (its {differs} differs)")
+        );
+        assert_eq!(gate.write_attempts(), 1, "the start note only");
+    }
+    let own = session(
+        &session_only(&gate, "notes-test"),
+        &Login::new("alice")
+            .rhost(RHOST)
+            .preset_env("TICKET_SESSION", &value),
+        Duration::ZERO,
+    );
+    assert_eq!(own.open_session_code, Some(PAM_SUCCESS));
+    assert_eq!(own.close_session_code, Some(PAM_SUCCESS));
+    assert_eq!(gate.notes("INC0010001").len(), 2);
 }

@@ -8,7 +8,7 @@ use crate::backend;
 use crate::clock::{Clock, Deadline};
 use crate::config::Config;
 
-use super::session_record::{Handle, SessionStore};
+use super::session_record::{Claimant, Handle, SessionStore};
 use super::{NoteEvent, NoteOutcome, NoteSettings, duration_text, write};
 
 /// How the session record's handle reached the session's hooks.
@@ -41,18 +41,19 @@ pub struct ClosingSession {
     pub carried_by: CarriedBy,
 }
 
-/// Whether `value` is the handle of a session record kept for `user` on this host: a
+/// Whether `value` is the handle of a session record kept for this login (`claimant`:
+/// its user, service and remote host) on this host: a
 /// local read, nothing sent. `pam_sm_open_session` answers PAM_SUCCESS only then, so that
 /// a handle planted in the environment never stands for a session of this module (which
 /// could make a `sufficient` or `[success=done]` line skip the session modules below it).
 pub fn record_is_there(
     config: &Config,
     value: &str,
-    user: &str,
+    claimant: &Claimant,
     audit: &mut dyn AuditSink,
 ) -> bool {
     let found = Handle::parse(value)
-        .and_then(|handle| SessionStore::new(&config.cache_directory).peek(&handle, user));
+        .and_then(|handle| SessionStore::new(&config.cache_directory).peek(&handle, claimant));
     match found {
         Ok(_) => true,
         Err(problem) => {
@@ -94,8 +95,13 @@ pub fn record_end(
         elapsed_ms: 0,
         extra: vec![("session_record", session.carried_by.name().to_string())],
     };
+    let claimant = Claimant {
+        user: session.user.clone(),
+        service: session.service.clone(),
+        rhost: session.rhost.clone(),
+    };
     let taken = Handle::parse(&session.handle)
-        .and_then(|handle| SessionStore::new(&config.cache_directory).take(&handle, &session.user));
+        .and_then(|handle| SessionStore::new(&config.cache_directory).take(&handle, &claimant));
     let facts = match taken {
         Ok(facts) if Some(&facts.system) != record.system.as_ref() => Err(format!(
             "the session record is for {}, the configuration now names another system",

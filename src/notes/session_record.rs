@@ -121,6 +121,8 @@ pub enum RecordError {
     Unknown,
     /// The record names another user than the session's PAM_USER.
     OtherUser(String),
+    /// The record is of another login of the same user: its service or remote host differ.
+    OtherLogin(&'static str),
     /// The record was kept on another machine (a CacheDirectory shared between hosts).
     OtherMachine(String),
     /// The folder or the file cannot be used: not root's, open to others, a link, not a
@@ -149,6 +151,10 @@ impl std::fmt::Display for RecordError {
                 f,
                 "the session record names another user ({})",
                 crate::sanitise::sanitise(user)
+            ),
+            RecordError::OtherLogin(what) => write!(
+                f,
+                "the session record is of another login of this user (its {what} differs)"
             ),
             RecordError::OtherMachine(machine) => write!(
                 f,
@@ -179,6 +185,15 @@ pub struct Kept {
     pub handle: Handle,
     /// Stale record files removed on the way.
     pub pruned: usize,
+}
+
+/// Who asks for a record: the session's PAM_USER, PAM_SERVICE and PAM_RHOST, which must
+/// be the record's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimant {
+    pub user: String,
+    pub service: Option<String>,
+    pub rhost: Option<String>,
 }
 
 /// The session records under one `CacheDirectory`.
@@ -242,8 +257,8 @@ impl SessionStore {
 
     /// The record of `handle`, if it exists and names `user` and this machine; the file
     /// stays (for `pam_sm_open_session`, which only asks whether there is one).
-    pub fn peek(&self, handle: &Handle, user: &str) -> Result<SessionFacts, RecordError> {
-        self.read(handle, user).map(|(facts, _)| facts)
+    pub fn peek(&self, handle: &Handle, claimant: &Claimant) -> Result<SessionFacts, RecordError> {
+        self.read(handle, claimant).map(|(facts, _)| facts)
     }
 
     /// The record of `handle`, if it exists and names `user` and this machine, removed
@@ -251,8 +266,8 @@ impl SessionStore {
     /// handle, only the one whose removal succeeds gets the record. A record of another
     /// user or machine is left alone, so that whoever learns a handle cannot cancel
     /// someone else's end note with it.
-    pub fn take(&self, handle: &Handle, user: &str) -> Result<SessionFacts, RecordError> {
-        let (facts, folder) = self.read(handle, user)?;
+    pub fn take(&self, handle: &Handle, claimant: &Claimant) -> Result<SessionFacts, RecordError> {
+        let (facts, folder) = self.read(handle, claimant)?;
         match secure_file::remove_in(&folder, &handle.file_name()) {
             Ok(()) => Ok(facts),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(RecordError::Unknown),
@@ -265,7 +280,11 @@ impl SessionStore {
 
     /// Reads and checks the record of `handle`: a regular file of root's (or the user the
     /// module runs as), mode 0600, in the private folder, opened without following a link.
-    fn read(&self, handle: &Handle, user: &str) -> Result<(SessionFacts, File), RecordError> {
+    fn read(
+        &self,
+        handle: &Handle,
+        claimant: &Claimant,
+    ) -> Result<(SessionFacts, File), RecordError> {
         let cache = secure_file::open_private_folder(&self.cache_directory)
             .map_err(RecordError::Unusable)?
             .ok_or(RecordError::Unknown)?;
@@ -319,8 +338,17 @@ impl SessionStore {
         if machine != self.machine {
             return Err(RecordError::OtherMachine(machine.to_string()));
         }
-        if facts.user != user {
+        if facts.user != claimant.user {
             return Err(RecordError::OtherUser(facts.user));
+        }
+        // The same user's handle from another of their logins (another service, another
+        // client address) is not this session's: it could otherwise open a session that
+        // this module never authenticated, or end another session's record early.
+        if facts.service != claimant.service {
+            return Err(RecordError::OtherLogin("service"));
+        }
+        if facts.rhost != claimant.rhost {
+            return Err(RecordError::OtherLogin("remote host"));
         }
         Ok((facts, folder))
     }
@@ -439,6 +467,15 @@ mod tests {
         }
     }
 
+    /// The session of `user` by sshd from no remote host, as [`facts`] names it.
+    fn claimant(user: &str) -> Claimant {
+        Claimant {
+            user: user.to_string(),
+            service: Some("sshd".to_string()),
+            rhost: None,
+        }
+    }
+
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).expect("stat").mode() & 0o7777
     }
@@ -478,25 +515,31 @@ mod tests {
         // Nothing of the facts is in the handle.
         assert!(!kept.handle.environment_value().contains("alice"));
 
-        assert_eq!(store.peek(&kept.handle, "alice"), Ok(facts()));
+        assert_eq!(store.peek(&kept.handle, &claimant("alice")), Ok(facts()));
         assert_eq!(
-            store.peek(&kept.handle, "bob"),
+            store.peek(&kept.handle, &claimant("bob")),
             Err(RecordError::OtherUser("alice".to_string()))
         );
         assert_eq!(
-            store.take(&kept.handle, "bob"),
+            store.take(&kept.handle, &claimant("bob")),
             Err(RecordError::OtherUser("alice".to_string()))
         );
         assert!(file.exists(), "another user's attempt leaves the record");
-        assert_eq!(store.take(&kept.handle, "alice"), Ok(facts()));
+        assert_eq!(store.take(&kept.handle, &claimant("alice")), Ok(facts()));
         assert!(!file.exists());
-        assert_eq!(store.take(&kept.handle, "alice"), Err(RecordError::Unknown));
+        assert_eq!(
+            store.take(&kept.handle, &claimant("alice")),
+            Err(RecordError::Unknown)
+        );
         let unknown = Handle::generate().expect("random");
-        assert_eq!(store.peek(&unknown, "alice"), Err(RecordError::Unknown));
+        assert_eq!(
+            store.peek(&unknown, &claimant("alice")),
+            Err(RecordError::Unknown)
+        );
         // No folder at all: unknown too, and nothing is created by looking.
         let empty = Scratch::new("session-record-empty");
         assert_eq!(
-            store_in(&empty).take(&unknown, "alice"),
+            store_in(&empty).take(&unknown, &claimant("alice")),
             Err(RecordError::Unknown)
         );
         assert!(!empty.0.join("cache").exists());
@@ -512,18 +555,18 @@ mod tests {
 
         fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).expect("chmod");
         assert!(matches!(
-            store.take(&kept.handle, "alice"),
+            store.take(&kept.handle, &claimant("alice")),
             Err(RecordError::Unusable(why)) if why.contains("mode 0400, not 0600")
         ));
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(matches!(
-            store.take(&kept.handle, "alice"),
+            store.take(&kept.handle, &claimant("alice")),
             Err(RecordError::Unusable(why)) if why.contains("group and others must have no access")
         ));
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
         std::os::unix::fs::chown(&file, Some(65534), None).expect("chown");
         assert!(matches!(
-            store.take(&kept.handle, "alice"),
+            store.take(&kept.handle, &claimant("alice")),
             Err(RecordError::Unusable(why)) if why.contains("uid 65534")
         ));
         assert!(file.exists(), "a refused file is left for root to see");
@@ -534,7 +577,7 @@ mod tests {
         std::os::unix::fs::symlink(store.folder().join(other.handle.file_name()), &file)
             .expect("symlink");
         assert!(matches!(
-            store.take(&kept.handle, "alice"),
+            store.take(&kept.handle, &claimant("alice")),
             Err(RecordError::Unusable(why)) if why.contains("symbolic link")
         ));
 
@@ -543,14 +586,14 @@ mod tests {
         fs::write(&file, br#"{"ticket":"INC1","user":"alice"}"#).expect("write");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
         assert!(matches!(
-            store.take(&kept.handle, "alice"),
+            store.take(&kept.handle, &claimant("alice")),
             Err(RecordError::Corrupt(_))
         ));
 
         // The folder opened to others is not used at all.
         fs::set_permissions(store.folder(), fs::Permissions::from_mode(0o755)).expect("chmod");
         assert!(matches!(
-            store.take(&other.handle, "alice"),
+            store.take(&other.handle, &claimant("alice")),
             Err(RecordError::Unusable(_))
         ));
         assert!(matches!(
@@ -566,7 +609,7 @@ mod tests {
         let kept = store.keep(&facts(), now(&scratch)).expect("kept");
         store.machine = "other-gateway".to_string();
         assert!(matches!(
-            store.take(&kept.handle, "alice"),
+            store.take(&kept.handle, &claimant("alice")),
             Err(RecordError::OtherMachine(_))
         ));
     }
@@ -587,7 +630,9 @@ mod tests {
             store.keep(&facts(), now).map(|kept| kept.handle),
             Err(RecordError::Full { kept: MAX_RECORDS })
         );
-        store.take(&first.handle, "alice").expect("the first ends");
+        store
+            .take(&first.handle, &claimant("alice"))
+            .expect("the first ends");
         store.keep(&facts(), now).expect("room again");
     }
 
@@ -619,11 +664,11 @@ mod tests {
             "the stale record and the stale temporary file"
         );
         assert_eq!(
-            store.peek(&first.handle, "alice"),
+            store.peek(&first.handle, &claimant("alice")),
             Err(RecordError::Unknown)
         );
-        assert_eq!(store.peek(&second.handle, "alice"), Ok(facts()));
-        assert_eq!(store.peek(&third.handle, "alice"), Ok(facts()));
+        assert_eq!(store.peek(&second.handle, &claimant("alice")), Ok(facts()));
+        assert_eq!(store.peek(&third.handle, &claimant("alice")), Ok(facts()));
         assert!(!store.folder().join(&leftover).exists());
     }
 }
