@@ -671,6 +671,31 @@ mod tests {
         assert!(!format.is_match("xINC0012345"));
     }
 
+    /// The module carries the Unicode tables of \d, \w, \s and case-insensitive matching
+    /// only (Cargo.toml): a pattern with a script or category class is a configuration
+    /// error at its line, never a pattern that matches something else.
+    #[test]
+    fn unicode_classes_beyond_perl_and_case_are_configuration_errors() {
+        let problem = build(&format!("{MINIMAL}TicketFormatRegex=\"\\p{{Greek}}+\"\n"))
+            .expect_err("no script tables");
+        assert_eq!(problem.origin.to_string(), "/etc/test.conf:3");
+        assert!(
+            problem
+                .problem
+                .contains("TicketFormatRegex is not a valid regex"),
+            "{}",
+            problem.problem
+        );
+        let config = build(&format!(
+            "{MINIMAL}TicketFormatRegex=\"(?i)inc\\d{{7}}\\w*\"\n"
+        ))
+        .expect("perl classes and case folding");
+        let format = config.ticket_format.expect("set");
+        assert!(format.is_match("INC0012345"));
+        assert!(format.is_match("inc0012345x"));
+        assert!(!format.is_match("INC001234"));
+    }
+
     #[test]
     fn auth_method_is_for_servicenow_only() {
         let config = build(MINIMAL).expect("valid");
