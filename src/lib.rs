@@ -244,7 +244,8 @@ fn session_config(
 }
 
 /// `pam_sm_open_session`: PAM_SUCCESS only for a handle whose record this module kept for
-/// PAM_USER on this host (a local read); PAM_IGNORE for anything else.
+/// this login (PAM_USER, PAM_SERVICE and PAM_RHOST) on this host (a local read);
+/// PAM_IGNORE for anything else.
 fn open_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     let Some((value, _)) = carried_handle(pamh) else {
         return PamResultCode::PAM_IGNORE;
