@@ -1540,3 +1540,34 @@ fn an_outage_of_the_membership_query_never_turns_a_failing_ticket_into_failsafe(
     let outcome = rig.login(&service, "bob", "CHG0030001");
     assert_allowed(&rig, &outcome, "CHG0030001", "change");
 }
+
+/// ServiceNow's `pam-ticket check` reads the table of the first type accepted: a gateway
+/// that takes only changes is checked against change_request, never against incident,
+/// which its account may not read.
+#[test]
+fn servicenow_check_reads_the_first_accepted_types_table() {
+    let rig = Rig::servicenow();
+    for (types, table) in [
+        ("", "incident"),
+        ("TicketTypes=\"Change\"\n", "change_request"),
+        ("TicketTypes=\"Problem, RequestItem\"\n", "sc_req_item"),
+    ] {
+        let config = rig.config_path(types);
+        rig.sn().clear_received();
+        let output = Command::new(TOOL)
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run pam-ticket check");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{types}: {out}");
+        let tables: Vec<String> = rig
+            .sn()
+            .received()
+            .into_iter()
+            .map(|query| query.table)
+            .filter(|table| table != "sys_choice" && table != "sys_user_has_role")
+            .collect();
+        assert_eq!(tables, [table], "{types}: {out}");
+    }
+}

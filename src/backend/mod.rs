@@ -572,7 +572,8 @@ pub fn from_config(config: &crate::config::Config) -> Result<Box<dyn TicketSourc
                     servicenow::PersonQuery::from_people(&config.people),
                 )
                 .reading_sys_id(config.work_notes.is_some())
-                .with_ci(config.ci_check.is_some()),
+                .with_ci(config.ci_check.is_some())
+                .with_ticket_types(config.ticket_types()),
             ))
         }
         crate::config::TicketingSystem::BmcRemedy => Ok(Box::new(

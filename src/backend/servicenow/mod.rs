@@ -40,6 +40,9 @@ pub struct ServiceNow {
     reads_sys_id: bool,
     /// ValidateConfigurationItem: fetch the ticket's configuration items too.
     with_ci: bool,
+    /// The types the configuration accepts (TicketTypes): `pam-ticket check` reads the
+    /// table of the first.
+    ticket_types: Vec<TicketKind>,
 }
 
 /// How people are read from tickets: the sys_user field they are matched on, and the
@@ -129,6 +132,7 @@ impl ServiceNow {
             people,
             reads_sys_id: false,
             with_ci: false,
+            ticket_types: vec![TicketKind::Incident, TicketKind::Change],
         }
     }
 
@@ -136,6 +140,13 @@ impl ServiceNow {
     /// written to it with no second query.
     pub fn reading_sys_id(mut self, reads_sys_id: bool) -> ServiceNow {
         self.reads_sys_id = reads_sys_id;
+        self
+    }
+
+    /// The ticket types accepted (TicketTypes; incidents and changes unless set): the
+    /// check's probe reads the first one's table, never a table the gateway does not use.
+    pub fn with_ticket_types(mut self, ticket_types: Vec<TicketKind>) -> ServiceNow {
+        self.ticket_types = ticket_types;
         self
     }
 
@@ -356,7 +367,12 @@ impl TicketSource for ServiceNow {
         let mut retries = RetryBudget::for_check();
         let (authorization, signed_in) = self.check_authorization(deadline, &mut retries)?;
         let mut lines: Vec<ProbeLine> = signed_in.into_iter().map(ProbeLine::Ok).collect();
-        let id = probe_id(TicketKind::Incident);
+        let kind = self
+            .ticket_types
+            .first()
+            .copied()
+            .unwrap_or(TicketKind::Incident);
+        let id = probe_id(kind);
         let response = self.get(
             &self.query_url(&id)?,
             authorization.as_str(),
@@ -392,7 +408,7 @@ impl TicketSource for ServiceNow {
             });
         }
         if self.with_ci {
-            // The incident query above dot-walked cmdb_ci; a change also reads task_ci.
+            // The ticket query above dot-walked cmdb_ci; a change also reads task_ci.
             let nobodys_change = "0".repeat(32);
             let answer = self
                 .affected_cis_url(&nobodys_change)
