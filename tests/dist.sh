@@ -174,7 +174,7 @@ added=$(comm -13 <(sshd_rules "$work/base-policy") <(sshd_rules "$built_policy")
 removed=$(comm -23 <(sshd_rules "$work/base-policy") <(sshd_rules "$built_policy"))
 expected_added="allow sshd_t http_cache_port_t:tcp_socket name_connect;
 allow sshd_t http_port_t:tcp_socket name_connect;
-allow sshd_t pam_ticket_cache_t:dir { add_name create getattr remove_name search write };
+allow sshd_t pam_ticket_cache_t:dir { add_name create getattr open read remove_name search write };
 allow sshd_t pam_ticket_cache_t:file { create getattr lock open read rename setattr unlink write };
 allow sshd_t pam_ticket_log_t:dir { add_name getattr search write };
 allow sshd_t pam_ticket_log_t:file { append create getattr open };
