@@ -204,6 +204,23 @@ fn session_only(gate: &Gate, name: &str) -> PamService {
     )
 }
 
+/// Alice's granted login on INC0010001 with WorkNotes=Yes, its session opened and still
+/// running: the handle its authentication left.
+fn alices_open_session(gate: &Gate) -> String {
+    let service = gate.service("WorkNotes=Yes\n");
+    let opened = open_only(
+        &service,
+        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
+    );
+    assert_eq!(
+        opened.auth.code,
+        PAM_SUCCESS,
+        "{}",
+        opened.auth.transcript()
+    );
+    handle_of(&opened.auth)
+}
+
 /// Authentication and `pam_open_session`, no close: the session is still running.
 fn open_only(service: &PamService, login: &Login) -> FullOutcome {
     pam::run(
@@ -1053,18 +1070,7 @@ fn a_handle_is_used_once() {
 #[test]
 fn a_record_of_another_user_is_refused_and_left_for_its_own() {
     let gate = Gate::servicenow();
-    let service = gate.service("WorkNotes=Yes\n");
-    let opened = open_only(
-        &service,
-        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
-    );
-    assert_eq!(
-        opened.auth.code,
-        PAM_SUCCESS,
-        "{}",
-        opened.auth.transcript()
-    );
-    let value = handle_of(&opened.auth);
+    let value = alices_open_session(&gate);
     let resume = session_only(&gate, "notes-test");
 
     let bob = session(
@@ -1403,18 +1409,7 @@ fn a_value_that_is_no_handle_reads_no_configuration() {
 #[test]
 fn a_handle_of_another_login_of_the_same_user_is_refused() {
     let gate = Gate::servicenow();
-    let service = gate.service("WorkNotes=Yes\n");
-    let opened = open_only(
-        &service,
-        &Login::new("alice").rhost(RHOST).answer("INC0010001"),
-    );
-    assert_eq!(
-        opened.auth.code,
-        PAM_SUCCESS,
-        "{}",
-        opened.auth.transcript()
-    );
-    let value = handle_of(&opened.auth);
+    let value = alices_open_session(&gate);
     for (name, rhost, differs) in [
         ("notes-other-service", RHOST, "service"),
         ("notes-test", "203.0.113.99", "remote host"),
