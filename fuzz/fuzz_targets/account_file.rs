@@ -1,4 +1,5 @@
-//! The account file (`Username="…"` and `Password="…"`): `config::parse_account_text`,
+//! The account file (`Username="…"` and `Password="…"`; `ClientID` and `ClientSecret`
+//! are refused here, they are for ServiceNow's OAuth methods): `config::parse_account_text`,
 //! what `config::read_account_file` runs on the text of a file that passed its checks.
 //!
 //! Input: the file's text (UTF-8, as the reader requires). Invariants: no panic; an
@@ -15,10 +16,14 @@ use pam_ticket::config::{self, Origin};
 
 /// Every message the account file parser may give. None of them carries file text.
 const MESSAGES: &[&str] = &[
-    "not a Key=\"Value\" line (the text is not repeated because it may hold the password)",
+    "not a Key=\"Value\" line (the text is not repeated because it may hold a secret)",
     "Username is set twice",
     "Password is set twice",
-    "an account file holds only Username and Password",
+    "ClientID is set twice",
+    "ClientSecret is set twice",
+    "an account file holds only Username, Password, ClientID and ClientSecret",
+    "ClientID is not used here (the account logs on with Username and Password only); it is for ServiceNow with AuthMethod=oauth-client-credentials or oauth-password: remove it",
+    "ClientSecret is not used here (the account logs on with Username and Password only); it is for ServiceNow with AuthMethod=oauth-client-credentials or oauth-password: remove it",
     "Username is missing",
     "Password is missing",
 ];
