@@ -186,6 +186,19 @@ impl Rig {
     }
 }
 
+/// `pam-ticket check --config <config>`: its exit code and what it printed.
+fn pam_ticket_check(config: &std::path::Path) -> (Option<i32>, String) {
+    let output = Command::new(TOOL)
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run pam-ticket check");
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).expect("utf-8"),
+    )
+}
+
 /// Asserts an allowed login: PAM_SUCCESS, nothing shown as an error, one `allow` record
 /// of the ticket and type.
 fn assert_allowed(rig: &Rig, outcome: &PamOutcome, ticket: &str, ticket_type: &str) -> Value {
@@ -864,13 +877,8 @@ fn check_compares_the_new_types_allowed_lists_with_the_systems_choices() {
     let config = rig.config_path(&format!(
         "{SERVICENOW_TYPES}ValidateRequestItemTicketState=Yes\nAllowedRequestItemTicketStates=\"Open, Work In-Progress\"\nValidateRequestItemApprovalStatus=Yes\nAllowedRequestItemApprovalStatuses=Approved\nValidateProblemTicketState=Yes\nAllowedProblemTicketStates=Asses\n"
     ));
-    let output = Command::new(TOOL)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run pam-ticket check");
-    let out = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(0), "{out}");
+    let (code, out) = pam_ticket_check(&config);
+    assert_eq!(code, Some(0), "{out}");
     for line in [
         "  WARN  AllowedRequestItemTicketStates entry \"Work In-Progress\" names no requested item state ServiceNow knows, so it never matches (did you mean \"Work in Progress\"?)",
         "  OK    AllowedRequestItemApprovalStatuses: every entry names one of the requested item approvals ServiceNow knows",
@@ -898,13 +906,8 @@ fn check_compares_the_new_types_allowed_lists_with_the_systems_choices() {
     let config = rig.config_path(&format!(
         "{REMEDY_TYPES}ValidateWorkOrderTicketState=Yes\nAllowedWorkOrderTicketStates=\"In Progres\"\nValidateProblemInvestigationTicketState=Yes\nAllowedProblemInvestigationTicketStates=\"Under Investigation\"\n"
     ));
-    let output = Command::new(TOOL)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run pam-ticket check");
-    let out = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(0), "{out}");
+    let (code, out) = pam_ticket_check(&config);
+    assert_eq!(code, Some(0), "{out}");
     for line in [
         "  WARN  AllowedWorkOrderTicketStates entry \"In Progres\" names no work order state BMCRemedy knows, so it never matches (did you mean \"In Progress\"?)",
         "  OK    AllowedProblemInvestigationTicketStates: every entry names one of the problem investigation states BMCRemedy knows",
@@ -1036,18 +1039,7 @@ fn allowed_user_roles_apply_to_the_new_types() {
 fn check_reads_task_ci_when_the_ci_check_is_on() {
     let rig = Rig::servicenow();
     let config = rig.config_path(CI_CHECK);
-    let run = || {
-        let output = Command::new(TOOL)
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .expect("run pam-ticket check");
-        (
-            output.status.code(),
-            String::from_utf8(output.stdout).expect("utf-8"),
-        )
-    };
-    let (code, out) = run();
+    let (code, out) = pam_ticket_check(&config);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains(
@@ -1073,7 +1065,7 @@ fn check_reads_task_ci_when_the_ci_check_is_on() {
     // An instance without the table (or an account that may not read it) is a problem
     // that check names.
     rig.sn().remove_table("task_ci");
-    let (_, out) = run();
+    let (_, out) = pam_ticket_check(&config);
     assert!(
         out.contains(
             "task_ci, which ValidateConfigurationItem reads for changes, gave no answer: unexpected HTTP 400: Invalid table task_ci"
@@ -1090,13 +1082,8 @@ fn check_queries_every_remedy_types_form() {
     let config = rig.config_path(&format!(
         "{REMEDY_TYPES}RemedyWorkOrderForm=\"WOI:Work Order\"\n"
     ));
-    let output = Command::new(TOOL)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run pam-ticket check");
-    let out = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(1), "{out}");
+    let (code, out) = pam_ticket_check(&config);
+    assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("  FAIL  setup: Remedy form \"WOI:Work Order\" does not exist (ARERR 303"),
         "{out}"
@@ -1299,18 +1286,7 @@ fn a_key_of_a_type_not_accepted_is_a_configuration_error() {
 fn check_shows_the_accepted_types_and_probes_only_their_forms() {
     let rig = Rig::remedy();
     let config = rig.config_path("");
-    let run = || {
-        let output = Command::new(TOOL)
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .expect("run pam-ticket check");
-        (
-            output.status.code(),
-            String::from_utf8(output.stdout).expect("utf-8"),
-        )
-    };
-    let (code, out) = run();
+    let (code, out) = pam_ticket_check(&config);
     assert_eq!(code, Some(0), "{out}");
     let shown = |key: &str| {
         out.lines()
@@ -1342,17 +1318,7 @@ fn check_shows_the_accepted_types_and_probes_only_their_forms() {
 
     let config = rig.config_path("TicketTypes=\"ProblemInvestigation, Change\"\n");
     rig.rm().clear_received();
-    let (code, out) = Command::new(TOOL)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .map(|output| {
-            (
-                output.status.code(),
-                String::from_utf8(output.stdout).expect("utf-8"),
-            )
-        })
-        .expect("run pam-ticket check");
+    let (code, out) = pam_ticket_check(&config);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.lines()
@@ -1554,13 +1520,8 @@ fn servicenow_check_reads_the_first_accepted_types_table() {
     ] {
         let config = rig.config_path(types);
         rig.sn().clear_received();
-        let output = Command::new(TOOL)
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .expect("run pam-ticket check");
-        let out = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(0), "{types}: {out}");
+        let (code, out) = pam_ticket_check(&config);
+        assert_eq!(code, Some(0), "{types}: {out}");
         let tables: Vec<String> = rig
             .sn()
             .received()
