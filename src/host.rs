@@ -35,11 +35,7 @@ impl TargetNames {
             };
         }
         let mut names = Vec::new();
-        let host = hostname::get()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .filter(|name| !name.is_empty());
-        if let Some(host) = host {
+        if let Some(host) = machine_name() {
             if let Some(canonical) = time_left.and_then(|left| canonical_name(&host, left))
                 && !canonical.eq_ignore_ascii_case(&host)
             {

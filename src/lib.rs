@@ -115,21 +115,12 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     // Only a login this module grants below leaves a session handle: one already there
     // (planted by an earlier module or pam_env, or left by an earlier attempt on this
     // handle) must not outlive a login that is refused, bypassed, failsafe or exempt.
-    pam_glue::unsetenv(pamh, notes::session_record::ENVIRONMENT_NAME);
-    pam_glue::clear_session_record(pamh);
-    let service = pam_glue::service(pamh);
-    let service_label = service.clone().unwrap_or_else(|| "unknown".to_string());
-    let arguments: Vec<String> = args
-        .iter()
-        .map(|argument| argument.to_string_lossy().into_owned())
-        .collect();
-
-    let loaded = config::parse_module_arguments(&arguments, &service_label)
-        .and_then(|parsed| Ok((config::load(&parsed)?, parsed.panic_probe)));
-    let (config, panic_probe) = match loaded {
+    forget_session_handle(pamh);
+    let (config, panic_probe) = match load_configuration(pamh, args) {
         Ok(loaded) => loaded,
-        Err(problem) => return configuration_failed(pamh, &arguments, &service_label, &problem),
+        Err(code) => return code,
     };
+    let service = pam_glue::service(pamh);
     if panic_probe {
         panic!("panic probe requested by the test suite");
     }
@@ -223,20 +214,46 @@ fn carried_handle(pamh: &mut PamHandle) -> Option<(String, notes::session_end::C
     }
 }
 
+/// Removes the session handle from the PAM environment and from the handle's data.
+fn forget_session_handle(pamh: &mut PamHandle) {
+    pam_glue::unsetenv(pamh, notes::session_record::ENVIRONMENT_NAME);
+    pam_glue::clear_session_record(pamh);
+}
+
+/// The configuration this pam.d line names (its arguments and the file), and whether the
+/// test suite's panic probe was asked for; `Err` with the code to answer when it cannot be
+/// loaded, reported by [`configuration_failed`].
+fn load_configuration(
+    pamh: &mut PamHandle,
+    args: &[&CStr],
+) -> Result<(config::Config, bool), PamResultCode> {
+    let service_label = pam_glue::service(pamh).unwrap_or_else(|| "unknown".to_string());
+    let arguments: Vec<String> = args
+        .iter()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+    config::parse_module_arguments(&arguments, &service_label)
+        .and_then(|parsed| Ok((config::load(&parsed)?, parsed.panic_probe)))
+        .map_err(|problem| configuration_failed(pamh, &arguments, &service_label, &problem))
+}
+
+/// Who the session hooks act for: PAM_USER, PAM_SERVICE and PAM_RHOST, which a session
+/// record must name.
+fn claimant(pamh: &PamHandle) -> notes::session_record::Claimant {
+    notes::session_record::Claimant {
+        user: pam_glue::user_item(pamh).unwrap_or_default(),
+        service: pam_glue::service(pamh),
+        rhost: pam_glue::rhost(pamh),
+    }
+}
+
 /// The configuration for a session hook: `Err` with the code to answer when it cannot be
 /// loaded (reported as at authentication) or has no work notes (PAM_IGNORE).
 fn session_config(
     pamh: &mut PamHandle,
     args: &[&CStr],
 ) -> Result<(config::Config, notes::NoteSettings), PamResultCode> {
-    let service_label = pam_glue::service(pamh).unwrap_or_else(|| "unknown".to_string());
-    let arguments: Vec<String> = args
-        .iter()
-        .map(|argument| argument.to_string_lossy().into_owned())
-        .collect();
-    let config = config::parse_module_arguments(&arguments, &service_label)
-        .and_then(|parsed| config::load(&parsed))
-        .map_err(|problem| configuration_failed(pamh, &arguments, &service_label, &problem))?;
+    let (config, _) = load_configuration(pamh, args)?;
     match config.work_notes.clone() {
         Some(settings) => Ok((config, settings)),
         None => Err(PamResultCode::PAM_IGNORE),
@@ -259,11 +276,7 @@ fn open_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let claimant = notes::session_record::Claimant {
-        user: pam_glue::user_item(pamh).unwrap_or_default(),
-        service: pam_glue::service(pamh),
-        rhost: pam_glue::rhost(pamh),
-    };
+    let claimant = claimant(pamh);
     let mut audit = SystemAudit::new(config.audit_log_file.clone(), config.debug);
     if notes::session_end::record_is_there(&config, &value, &claimant, &mut audit) {
         PamResultCode::PAM_SUCCESS
@@ -284,12 +297,9 @@ fn close_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
     };
     // Gone from this handle whatever comes next; the record itself is removed as it is
     // used, so that no other handle with the same value can use it again either.
-    pam_glue::unsetenv(pamh, notes::session_record::ENVIRONMENT_NAME);
-    pam_glue::clear_session_record(pamh);
+    forget_session_handle(pamh);
     let session = notes::session_end::ClosingSession {
-        user: pam_glue::user_item(pamh).unwrap_or_default(),
-        rhost: pam_glue::rhost(pamh),
-        service: pam_glue::service(pamh),
+        claimant: claimant(pamh),
         handle: value,
         carried_by,
     };

@@ -64,14 +64,6 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    /// Every kind, for `pam-ticket check --flush-cache`.
-    pub const ALL: [TokenKind; 4] = [
-        TokenKind::RemedyJwt,
-        TokenKind::ServiceNowAccess,
-        TokenKind::ServiceNowRefresh,
-        TokenKind::PlatformToken,
-    ];
-
     /// The file-name prefix, and the word in the file's first line.
     fn label(self) -> &'static str {
         match self {

@@ -32,10 +32,8 @@ impl CarriedBy {
 
 /// The session that is closing, as libpam knows it, and the handle it carries.
 pub struct ClosingSession {
-    /// PAM_USER now: the record must name the same user.
-    pub user: String,
-    pub rhost: Option<String>,
-    pub service: Option<String>,
+    /// PAM_USER, PAM_SERVICE and PAM_RHOST now: the record must name the same.
+    pub claimant: Claimant,
     /// The carried value, `v2.<handle>` when it is this module's.
     pub handle: String,
     pub carried_by: CarriedBy,
@@ -85,9 +83,9 @@ pub fn record_end(
     let mut record = AuditRecord {
         time: clock.now(),
         decision: Decision::SessionEnd,
-        user: session.user.clone(),
-        rhost: session.rhost.clone(),
-        service: session.service.clone(),
+        user: session.claimant.user.clone(),
+        rhost: session.claimant.rhost.clone(),
+        service: session.claimant.service.clone(),
         ticket: None,
         ticket_type: None,
         system: Some(crate::flow::system_name(config)),
@@ -95,13 +93,9 @@ pub fn record_end(
         elapsed_ms: 0,
         extra: vec![("session_record", session.carried_by.name().to_string())],
     };
-    let claimant = Claimant {
-        user: session.user.clone(),
-        service: session.service.clone(),
-        rhost: session.rhost.clone(),
-    };
-    let taken = Handle::parse(&session.handle)
-        .and_then(|handle| SessionStore::new(&config.cache_directory).take(&handle, &claimant));
+    let taken = Handle::parse(&session.handle).and_then(|handle| {
+        SessionStore::new(&config.cache_directory).take(&handle, &session.claimant)
+    });
     let facts = match taken {
         Ok(facts) if Some(&facts.system) != record.system.as_ref() => Err(format!(
             "the session record is for {}, the configuration now names another system",

@@ -97,7 +97,7 @@ impl Handle {
     }
 
     fn hex(&self) -> String {
-        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+        crate::bypass::encode_hex(&self.0)
     }
 
     /// The environment value: `v2.<32 hex digits>`.
@@ -230,12 +230,12 @@ impl SessionStore {
             FOLDER_NAME.as_ref(),
         )
         .map_err(RecordError::Unusable)?;
-        let pruned = prune(&folder, now);
-        let kept = secure_file::names_in(&folder)
-            .map(|names| names.len())
-            .map_err(|error| {
-                RecordError::Unusable(format!("cannot list {}: {error}", self.folder.display()))
-            })?;
+        let Pruned {
+            removed: pruned,
+            kept,
+        } = prune(&folder, now).map_err(|error| {
+            RecordError::Unusable(format!("cannot list {}: {error}", self.folder.display()))
+        })?;
         if kept >= MAX_RECORDS {
             return Err(RecordError::Full { kept });
         }
@@ -357,14 +357,13 @@ impl SessionStore {
 /// Removes the files in `folder` last changed more than [`STALE_AFTER`] before `now`
 /// (Unix seconds): records of sessions that never closed, temporary files of a write that
 /// was cut off. A file dated after `now` (a clock set back) is left. Best effort: whatever
-/// cannot be listed, examined or removed stays, to be tried by the next login. Returns how
-/// many were removed.
-fn prune(folder: &File, now: u64) -> usize {
-    let Ok(names) = secure_file::names_in(folder) else {
-        return 0;
-    };
+/// cannot be examined or removed stays, to be tried by the next login. One listing of
+/// the folder serves both the pruning and the count of what stays; a folder that cannot be
+/// listed is an error.
+fn prune(folder: &File, now: u64) -> std::io::Result<Pruned> {
+    let names = secure_file::names_in(folder)?;
     let bound = now.saturating_sub(STALE_AFTER.as_secs());
-    names
+    let removed = names
         .iter()
         .filter(|name| {
             // O_PATH: the entry itself (a link is not followed), without reading it.
@@ -375,7 +374,17 @@ fn prune(folder: &File, now: u64) -> usize {
                 })
         })
         .filter(|name| secure_file::remove_in(folder, name).is_ok())
-        .count()
+        .count();
+    Ok(Pruned {
+        removed,
+        kept: names.len() - removed,
+    })
+}
+
+/// What [`prune`] did: the files it removed, and how many the folder still holds.
+struct Pruned {
+    removed: usize,
+    kept: usize,
 }
 
 /// The facts as the record file holds them.
