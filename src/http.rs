@@ -12,7 +12,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::client_cert::ClientIdentity;
-use crate::secret::{SecretText, secret_text};
+use crate::secret::{Secret, SecretText, secret_text};
 use crate::trust::CaBundle;
 use crate::url::ProxyUrl;
 
@@ -392,6 +392,17 @@ pub fn encode_json(value: &serde_json::Value) -> Zeroizing<Vec<u8>> {
     let mut encoded = Zeroizing::new(Vec::with_capacity(measure.0));
     let _ = serde_json::to_writer(&mut *encoded, value);
     encoded
+}
+
+/// `<scheme><token>` (`Bearer `, `AR-JWT `, or no scheme for a PVWA session token), the
+/// value of an Authorization header in a buffer sized before the token goes in and wiped
+/// on drop; `None` when the token is not text.
+pub fn prefixed_token(scheme: &str, token: &Secret) -> Option<SecretText> {
+    let token = token.as_str()?;
+    let mut header = secret_text(scheme.len() + token.len());
+    header.push_str(scheme);
+    header.push_str(token);
+    Some(header)
 }
 
 /// `prefix` followed by the standard base64 (RFC 4648, padded) of `bytes`, in a buffer of

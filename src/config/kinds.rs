@@ -62,12 +62,12 @@ impl Settings {
         let listed = self
             .check(|| self.ticket_types(mode))
             .unwrap_or_else(|| kinds_of(mode).collect());
-        let mut kinds = Vec::new();
-        for kind in TicketKind::ORDER {
-            if listed.contains(&kind) {
-                kinds.push(kind);
-                continue;
-            }
+        // `listed` is already in TicketKind::ORDER, each type once: it is the answer; the
+        // loop only refuses the keys of the types it leaves out.
+        for kind in TicketKind::ORDER
+            .into_iter()
+            .filter(|kind| !listed.contains(kind))
+        {
             let name = kind.key_name();
             for key in keys::kind_keys(kind).all() {
                 let Some(entry) = self.entry(key) else {
@@ -95,7 +95,7 @@ impl Settings {
             }
         }
         // The planned window is a change's: without changes the switch would check nothing.
-        if !kinds.contains(&TicketKind::Change)
+        if !listed.contains(&TicketKind::Change)
             && self.flag(Key::ValidateOperationTime).ok() == Some(true)
         {
             let (origin, place) =
@@ -108,7 +108,7 @@ impl Settings {
                 ),
             ));
         }
-        kinds
+        listed
     }
 
     /// TicketTypes: the types it lists, each once and of the mode, in

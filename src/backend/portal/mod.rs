@@ -33,7 +33,7 @@ use crate::http::percent_encode;
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::login::{Login, Target};
 use crate::oauth::{self, ClientCredentials, Grant};
-use crate::secret::{Secret, SecretText, secret_text};
+use crate::secret::{Secret, SecretText};
 use crate::ticket::TicketId;
 use crate::token_cache::{FreshToken, TokenCache, TokenKind};
 
@@ -79,11 +79,7 @@ impl Credential {
             Credential::Session(token) => ("", token),
             Credential::Platform { token, .. } => ("Bearer ", token),
         };
-        let token = token.as_str()?;
-        let mut header = secret_text(scheme.len() + token.len());
-        header.push_str(scheme);
-        header.push_str(token);
-        Some(header)
+        crate::http::prefixed_token(scheme, token)
     }
 
     /// The deadline for the calls between logon and logoff: time is kept back only when

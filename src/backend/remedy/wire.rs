@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::backend::{LookupError, NoteTarget, bad_response, sanitise, status_error};
 use crate::config::{BaseUrl, RemedySettings, UserRole};
 use crate::http::{HttpResponse, percent_encode};
-use crate::secret::{Secret, SecretText, secret_text};
+use crate::secret::{Secret, SecretText};
 use crate::ticket::TicketKind;
 use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId};
 
@@ -38,11 +38,7 @@ pub fn query_url(base_url: &BaseUrl, spec: &FormSpec<'_>, id: &TicketId, with_ci
 
 /// `AR-JWT <token>` in a buffer wiped on drop, or `None` when the token is not text.
 pub fn authorization(token: &Secret) -> Option<SecretText> {
-    let token = token.as_str()?;
-    let mut header = secret_text("AR-JWT ".len() + token.len());
-    header.push_str("AR-JWT ");
-    header.push_str(token);
-    Some(header)
+    crate::http::prefixed_token("AR-JWT ", token)
 }
 
 /// `'<field>' = "<value>"`: the AR System's quoting, a `'` doubled inside a field name and a

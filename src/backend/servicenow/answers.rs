@@ -101,21 +101,13 @@ pub fn interpret_for(
     people: &PersonQuery,
     response: &HttpResponse,
 ) -> Result<Ticket, LookupError> {
-    let detail = error_detail(&response.body);
-    match response.status {
-        200 => {}
-        // The v1 API answered 404 for "no match"; keep reading it as such.
-        404 if detail.contains("No Record found") => return Err(LookupError::NotFound),
-        _ => return Err(status_error(response, detail)),
+    // The v1 API answered 404 for "no match"; keep reading it as such.
+    if response.status == 404 && error_detail(&response.body).contains("No Record found") {
+        return Err(LookupError::NotFound);
     }
-    let bad = bad_response;
-    // A duplicate key anywhere (two "state"s, two "result"s) makes the answer unreadable.
-    let document =
-        crate::json::parse(&response.body).map_err(|problem| bad(&problem.to_string()))?;
-    let records = document
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("no result list"))?;
+    // Every other status but 200 is an error; a duplicate key anywhere (two "state"s, two
+    // "result"s) makes the answer unreadable.
+    let records = result_rows(response)?;
     let record = match records.as_slice() {
         [] => return Err(LookupError::NotFound),
         [record] => record,
@@ -239,11 +231,10 @@ pub fn interpret_roles(response: &HttpResponse) -> Result<Vec<String>, LookupErr
 
 /// Reads the answer to a work-note PATCH: 200 with the record's `sys_id`.
 pub fn interpret_note(sys_id: &str, response: &HttpResponse) -> Result<(), LookupError> {
-    let detail = error_detail(&response.body);
     match response.status {
         200 => {}
         404 => return Err(LookupError::NotFound),
-        _ => return Err(status_error(response, detail)),
+        _ => return Err(status_error(response, error_detail(&response.body))),
     }
     let document =
         crate::json::parse(&response.body).map_err(|problem| bad_response(&problem.to_string()))?;

@@ -20,7 +20,7 @@ use crate::backend::{LookupError, bad_response, sanitise};
 use crate::config::{AuthMethod, BaseUrl, Credentials, OAuthClient};
 use crate::http::{Body, Deadline, HttpResponse, Method, RetryBudget};
 use crate::oauth::{self, ClientCredentials, Grant, TokenAnswer};
-use crate::secret::{Secret, SecretText, secret_text};
+use crate::secret::{Secret, SecretText};
 use crate::token_cache::{FreshToken, TokenCache, TokenKind};
 
 /// ServiceNow's access token lifespan when the token answer gives none (the default of an
@@ -390,13 +390,8 @@ fn cache_noun(cache: &TokenCache) -> String {
 
 /// `Bearer <token>`, in a buffer wiped on drop.
 fn bearer(token: &Secret) -> Result<SecretText, LookupError> {
-    let text = token
-        .as_str()
-        .ok_or_else(|| bad_response("the access token is not valid text"))?;
-    let mut header = secret_text("Bearer ".len() + text.len());
-    header.push_str("Bearer ");
-    header.push_str(text);
-    Ok(header)
+    crate::http::prefixed_token("Bearer ", token)
+        .ok_or_else(|| bad_response("the access token is not valid text"))
 }
 
 /// `Basic <base64 of user:password>`, built in buffers sized before the password goes in
