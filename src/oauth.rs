@@ -13,7 +13,7 @@ use crate::backend::{LookupError, bad_response, sanitise, status_error};
 use crate::http::{Body, Deadline, HttpClient, HttpResponse, Method, RetryBudget};
 use crate::json;
 use crate::secret::Secret;
-use crate::token_cache::MAX_TOKEN_BYTES;
+use crate::token_cache::is_token_text;
 
 /// What the module asks for.
 pub enum Grant<'a> {
@@ -159,10 +159,7 @@ fn read_answer(value: &Value) -> Result<TokenAnswer, LookupError> {
 /// A token as the cache and an Authorization header can carry it.
 fn token_text(text: &str) -> Option<Secret> {
     let bytes = text.as_bytes();
-    (!bytes.is_empty()
-        && bytes.len() <= MAX_TOKEN_BYTES
-        && bytes.iter().all(|byte| byte.is_ascii_graphic()))
-    .then(|| Secret::new(bytes.to_vec()))
+    is_token_text(bytes).then(|| Secret::new(bytes.to_vec()))
 }
 
 /// RFC 6749 §5.2's `error` and `error_description`, sanitised; or the status alone.

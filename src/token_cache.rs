@@ -32,6 +32,16 @@ use crate::secure_file;
 
 /// The longest token the cache stores or reads back.
 pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// Whether `token` is a token the cache and an Authorization header can carry: 1 to
+/// [`MAX_TOKEN_BYTES`] printable ASCII bytes, no space. The one rule of every token the
+/// module accepts (a Remedy JWT, an OAuth access or refresh token, a platform token) and
+/// of every cache file it reads back.
+pub fn is_token_text(token: &[u8]) -> bool {
+    !token.is_empty()
+        && token.len() <= MAX_TOKEN_BYTES
+        && token.iter().all(|byte| byte.is_ascii_graphic())
+}
 /// The most a cache file may hold: the token and a few lines about it.
 const MAX_FILE_BYTES: u64 = (MAX_TOKEN_BYTES + 4096) as u64;
 /// How long a login waits between attempts to take the lock.
@@ -410,10 +420,7 @@ impl TokenCache {
             None => None,
         };
         let token = next.strip_prefix("token=")?.as_bytes();
-        if token.is_empty()
-            || token.len() > MAX_TOKEN_BYTES
-            || !token.iter().all(|byte| byte.is_ascii_graphic())
-        {
+        if !is_token_text(token) {
             return None;
         }
         Some(CachedToken {

@@ -12,8 +12,6 @@ use crate::secret::{Secret, SecretText};
 use crate::ticket::TicketKind;
 use crate::ticket::{Choice, ConfigurationItem, Ticket, TicketId};
 
-/// The longest token accepted from the server; AR JWTs are well under 2 KiB.
-const MAX_TOKEN_BYTES: usize = 8192;
 /// AR System message numbers the module reacts to.
 const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
 pub(super) const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
@@ -121,10 +119,7 @@ pub fn read_token(response: HttpResponse) -> Result<Secret, LookupError> {
     }
     let body = Secret::from_wiped(response.body);
     let token = body.as_bytes().trim_ascii();
-    if token.is_empty()
-        || token.len() > MAX_TOKEN_BYTES
-        || !token.iter().all(|byte| byte.is_ascii_graphic())
-    {
+    if !crate::token_cache::is_token_text(token) {
         return Err(bad_response("the log-on answer is not a token"));
     }
     Ok(Secret::new(token.to_vec()))
