@@ -94,13 +94,17 @@ fn first_member_group<'a>(
     directory: &dyn Directory,
 ) -> Result<Option<&'a str>, WhoError> {
     for group in groups {
-        let gid = directory
-            .group_id(&group.name)
-            .map_err(WhoError::NameService)?
-            .ok_or_else(|| WhoError::UnknownGroup {
-                name: group.name.clone(),
-                origin: group.origin.to_string(),
-            })?;
+        // Looked up once per PAM call: at the load when the name service answered then.
+        let gid = match group.gid {
+            Some(gid) => gid,
+            None => directory
+                .group_id(&group.name)
+                .map_err(WhoError::NameService)?
+                .ok_or_else(|| WhoError::UnknownGroup {
+                    name: group.name.clone(),
+                    origin: group.origin.to_string(),
+                })?,
+        };
         if member_of.contains(&gid) {
             return Ok(Some(&group.name));
         }
@@ -156,6 +160,7 @@ mod tests {
                     path: PathBuf::from("/etc/security/pam_ticket.conf"),
                     line: 7,
                 },
+                gid: None,
             })
             .collect()
     }
@@ -240,5 +245,25 @@ mod tests {
                 origin: "/etc/security/pam_ticket.conf:7".to_string()
             })
         );
+    }
+
+    /// A group whose ID the configuration's load already read is not looked up again:
+    /// here "staff" is unknown to the directory, so only the loaded ID can make alice a
+    /// member, and bob, not in it, is still asked.
+    #[test]
+    fn an_id_read_at_the_load_is_not_looked_up_again() {
+        let mut exempt = groups(&["staff"]);
+        exempt[0].gid = Some(20);
+        let people = People {
+            exempt_groups: exempt,
+            ..People::default()
+        };
+        assert_eq!(
+            decide(&people, "alice", &directory()),
+            Ok(Asked::Exempt {
+                reason: "alice is a member of staff, listed in ExemptGroups".to_string()
+            })
+        );
+        assert_eq!(decide(&people, "bob", &directory()), Ok(Asked::Yes));
     }
 }

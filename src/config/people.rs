@@ -60,6 +60,9 @@ impl UserRole {
 pub struct GroupName {
     pub name: String,
     pub origin: Origin,
+    /// Its ID as the name service gave it when the configuration was loaded (at this
+    /// same PAM call); `None` when it did not answer then, and the login asks again.
+    pub gid: Option<crate::nss::Gid>,
 }
 
 /// The identities of UserMapFile: login → identity in the ticketing system.
@@ -276,21 +279,27 @@ impl Settings {
         // "unknown" here, and the login looks the group up again under its own deadline.
         let clock = SystemClock;
         let directory = Bounded::new(SystemDirectory, Deadline::new(&clock, GROUP_CHECK_LIMIT));
-        for name in &names {
-            if let Ok(None) = directory.group_id(name) {
-                return Err(error(
-                    &entry.origin,
-                    format!("{key}: there is no group {name:?} (getent group {name} finds none)"),
-                ));
-            }
-        }
-        Ok(names
-            .into_iter()
-            .map(|name| GroupName {
+        let mut groups = Vec::with_capacity(names.len());
+        for name in names {
+            let gid = match directory.group_id(&name) {
+                Ok(Some(gid)) => Some(gid),
+                Ok(None) => {
+                    return Err(error(
+                        &entry.origin,
+                        format!(
+                            "{key}: there is no group {name:?} (getent group {name} finds none)"
+                        ),
+                    ));
+                }
+                Err(_) => None,
+            };
+            groups.push(GroupName {
                 name,
                 origin: entry.origin.clone(),
-            })
-            .collect())
+                gid,
+            });
+        }
+        Ok(groups)
     }
 
     fn logins(&self, key: Key) -> Result<Vec<String>, ConfigError> {
