@@ -5,7 +5,8 @@
 //!
 //! [`SystemClock`] is the only code that reads the system's clocks or sleeps: clippy.toml
 //! disallows `Utc::now`, `SystemTime::now`, `Instant::now`, `Instant::elapsed` and
-//! `thread::sleep` everywhere else.
+//! `thread::sleep` everywhere else. [`answer_within`] waits for a call that may hang
+//! (the resolver, the name service) no longer than the time a deadline leaves.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -112,6 +113,36 @@ impl fmt::Debug for Deadline<'_> {
             .field("remaining", &self.remaining())
             .finish()
     }
+}
+
+/// Why [`answer_within`] has no answer.
+#[derive(Debug)]
+pub enum NoAnswer {
+    /// No thread could be started for the call.
+    NoThread(std::io::Error),
+    /// The call did not answer within the time it was given.
+    TimedOut,
+}
+
+/// Runs `call` in a thread named `name` and waits for its answer at most `time_left`: a
+/// libc call that can hang (the resolver, the name service) then cannot hold up a login.
+/// A thread the time runs out on is left to finish on its own; its answer is dropped with
+/// the channel.
+pub fn answer_within<T: Send + 'static>(
+    name: &str,
+    time_left: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NoAnswer> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = sender.send(call());
+        })
+        .map_err(NoAnswer::NoThread)?;
+    receiver
+        .recv_timeout(time_left)
+        .map_err(|_| NoAnswer::TimedOut)
 }
 
 #[cfg(test)]

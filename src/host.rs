@@ -9,7 +9,6 @@
 //! an outage and never widens anything.
 
 use std::ffi::{CStr, CString};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use std::net::IpAddr;
@@ -82,16 +81,11 @@ pub fn machine_name() -> Option<String> {
 /// answers within `time_left`.
 fn canonical_name(host: &str, time_left: Duration) -> Option<String> {
     let host = CString::new(host).ok()?;
-    let (sender, receiver) = mpsc::channel();
-    // The thread is left to finish on its own if the deadline comes first; its answer is
-    // then dropped with the channel.
-    std::thread::Builder::new()
-        .name("pam_ticket-canonname".to_string())
-        .spawn(move || {
-            let _ = sender.send(resolve_canonical(&host));
-        })
-        .ok()?;
-    receiver.recv_timeout(time_left).ok().flatten()
+    crate::clock::answer_within("pam_ticket-canonname", time_left, move || {
+        resolve_canonical(&host)
+    })
+    .ok()
+    .flatten()
 }
 
 fn resolve_canonical(host: &CStr) -> Option<String> {

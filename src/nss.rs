@@ -3,11 +3,9 @@
 //! so that the decision of who is asked for a ticket is unit-tested without the system's
 //! databases; [`SystemDirectory`] is the one implementation that calls libc.
 
+use crate::clock::{Deadline, NoAnswer, answer_within};
 use std::ffi::{CString, c_char};
 use std::fmt;
-use std::sync::mpsc;
-
-use crate::clock::Deadline;
 
 /// A group ID.
 pub type Gid = libc::gid_t;
@@ -46,10 +44,9 @@ pub trait Directory {
 pub struct SystemDirectory;
 
 /// A directory whose every lookup is waited for only until `deadline`: a hung LDAP or
-/// SSSD backend must not hang sshd. The lookup runs in a thread of its own, left to
-/// finish on its own when the deadline comes first (its answer is then dropped with the
-/// channel), as the resolver is in [`crate::host`]. A lookup not answered in time is an
-/// error ([`libc::ETIMEDOUT`]), never "not a member".
+/// SSSD backend must not hang sshd. The lookup runs through
+/// [`crate::clock::answer_within`], as the resolver does in [`crate::host`]. A lookup not
+/// answered in time is an error ([`libc::ETIMEDOUT`]), never "not a member".
 pub struct Bounded<'c, D> {
     inner: D,
     deadline: Deadline<'c>,
@@ -72,22 +69,15 @@ impl<'c, D: Directory + Clone + Send + 'static> Bounded<'c, D> {
         let Some(time_left) = self.deadline.remaining() else {
             return Err(timed_out(what));
         };
-        let (sender, receiver) = mpsc::channel();
         let inner = self.inner.clone();
-        let spawned = std::thread::Builder::new()
-            .name("pam_ticket-nss".to_string())
-            .spawn(move || {
-                let _ = sender.send(lookup(inner));
-            });
-        if let Err(problem) = spawned {
-            return Err(NssError {
+        match answer_within("pam_ticket-nss", time_left, move || lookup(inner)) {
+            Ok(answer) => answer,
+            Err(NoAnswer::NoThread(problem)) => Err(NssError {
                 what: format!("{what}: no thread for the lookup"),
                 errno: problem.raw_os_error().unwrap_or(libc::EAGAIN),
-            });
+            }),
+            Err(NoAnswer::TimedOut) => Err(timed_out(what)),
         }
-        receiver
-            .recv_timeout(time_left)
-            .unwrap_or_else(|_| Err(timed_out(what)))
     }
 }
 
