@@ -365,6 +365,13 @@ pub enum ChoiceField {
 }
 
 impl ChoiceField {
+    /// The ticket type whose field it is.
+    pub fn kind(self) -> TicketKind {
+        match self {
+            ChoiceField::State(kind) | ChoiceField::Approval(kind) => kind,
+        }
+    }
+
     /// How messages name the field (`incident state`, `change approval`).
     pub fn noun(self) -> String {
         match self {

@@ -106,11 +106,6 @@ pub fn form_spec(settings: &RemedySettings, kind: TicketKind) -> Option<FormSpec
     })
 }
 
-/// The form, ID field and fields to fetch for a ticket of this kind (see [`FormSpec`]).
-pub fn form_for(settings: &RemedySettings, kind: TicketKind) -> Option<(&str, &str, Vec<&str>)> {
-    form_spec(settings, kind).map(|spec| (spec.form, spec.id_field, spec.fields(false)))
-}
-
 /// The error for a kind of ticket Remedy does not have (the configuration refuses its
 /// keys, so only a bug gets here).
 pub fn no_such_form(kind: TicketKind) -> LookupError {

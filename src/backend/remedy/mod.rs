@@ -19,7 +19,7 @@ use std::time::Duration;
 
 pub use self::support_group::{interpret_membership, membership_url};
 pub use self::wire::{
-    ArMessage, FormSpec, ar_error, fields_url, form_for, form_spec, interpret, interpret_created,
+    ArMessage, FormSpec, ar_error, fields_url, form_spec, interpret, interpret_created,
     interpret_field_choices, no_such_form, parse_ar_date, qualification, query_url, read_token,
     work_log_entry,
 };
@@ -527,7 +527,7 @@ impl Remedy {
         let mut known = Vec::new();
         for field in fields {
             let Some((form, name)) = self.choice_field(*field) else {
-                known.push((*field, Err(no_such_form(field_kind(*field)))));
+                known.push((*field, Err(no_such_form(field.kind()))));
                 continue;
             };
             if !definitions.iter().any(|(read, _)| *read == form) {
@@ -557,12 +557,6 @@ impl Remedy {
 }
 
 /// The ticket type a choice field belongs to.
-fn field_kind(field: ChoiceField) -> TicketKind {
-    match field {
-        ChoiceField::State(kind) | ChoiceField::Approval(kind) => kind,
-    }
-}
-
 /// A token in hand for one lookup: not cached means logged off after use, and retired
 /// tokens (replaced while perhaps still alive) are logged off too.
 type Session = Obtained;

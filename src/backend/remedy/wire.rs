@@ -17,7 +17,7 @@ const ARERR_ENTRY_DOES_NOT_EXIST: i64 = 302;
 pub(super) const ARERR_FORM_DOES_NOT_EXIST: i64 = 303;
 const ARERR_AUTHENTICATION_FAILED: i64 = 623;
 
-pub use super::forms::{FormSpec, form_for, form_spec, no_such_form};
+pub use super::forms::{FormSpec, form_spec, no_such_form};
 
 /// `GET {SystemURL}/api/arsys/v1/entry/{form}?q=…&fields=values(…)&limit=2`, the form name
 /// and every parameter percent-encoded. `limit=2` is enough to tell "exactly one" from

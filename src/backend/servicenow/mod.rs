@@ -296,19 +296,17 @@ impl TicketSource for ServiceNow {
         fields
             .iter()
             .map(|field| {
-                let headers = [
-                    ("Accept", "application/json"),
-                    ("Authorization", authorization.as_str()),
-                ];
+                // Each sent once: a spent budget retries nothing.
                 let answer = match choices_url(&self.base_url, *field) {
                     Some(url) => self
-                        .client
-                        .send(Method::Get, &url, &headers, &Body::Empty, deadline)
-                        .map_err(LookupError::from)
+                        .get(
+                            &url,
+                            authorization.as_str(),
+                            deadline,
+                            &mut RetryBudget::spent(),
+                        )
                         .and_then(|response| interpret_choices(&response)),
-                    None => Err(no_such_table(match field {
-                        ChoiceField::State(kind) | ChoiceField::Approval(kind) => *kind,
-                    })),
+                    None => Err(no_such_table(field.kind())),
                 };
                 (*field, answer)
             })
