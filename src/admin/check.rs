@@ -500,28 +500,11 @@ fn probe(config: &Config) -> i32 {
     match result {
         Ok(lines) => {
             println!("{tls_ok}");
-            let mut problems = 0;
-            for line in lines {
-                match line {
-                    ProbeLine::Ok(text) => println!("  OK    {text}"),
-                    ProbeLine::Problem(text) => {
-                        problems += 1;
-                        println!("  FAIL  {text}");
-                    }
-                }
-            }
+            let mut problems = print_probe_lines(lines);
             println!("  answered in {elapsed} ms");
             if config.work_notes.is_some() {
-                let clock = SystemClock;
-                for line in source.write_access(Deadline::new(&clock, config.timeout)) {
-                    match line {
-                        ProbeLine::Ok(text) => println!("  OK    {text}"),
-                        ProbeLine::Problem(text) => {
-                            problems += 1;
-                            println!("  FAIL  {text}");
-                        }
-                    }
-                }
+                problems +=
+                    print_probe_lines(source.write_access(Deadline::new(&clock, config.timeout)));
             }
             compare_choices(config, source.as_mut());
             if let Some(portal) = &config.portal {
@@ -670,6 +653,21 @@ fn probe(config: &Config) -> i32 {
             | LookupError::RefusedByPortal { .. }),
         ) => fail(true, format!("unexpected answer to the probe: {error:?}")),
     }
+}
+
+/// Prints the probe's lines, `OK` or `FAIL` each, and returns how many were problems.
+fn print_probe_lines(lines: Vec<ProbeLine>) -> usize {
+    let mut problems = 0;
+    for line in lines {
+        match line {
+            ProbeLine::Ok(text) => println!("  OK    {text}"),
+            ProbeLine::Problem(text) => {
+                problems += 1;
+                println!("  FAIL  {text}");
+            }
+        }
+    }
+    problems
 }
 
 /// Compares each Allowed* list that is in force with the choices the ticketing system
